@@ -1,0 +1,101 @@
+namespace Ctfw.Packets;
+
+/// <summary>
+/// Why a packet was classified INVALID (or dropped). One value per distinct kernel code path
+/// (kernel-conntrack.md §2, §4.13, §7, §8), plus parse failures for input the kernel would not even
+/// have accepted as an IP packet. <see cref="InvalidReasons.Name"/> gives the stable text used in
+/// `replay` output and counters.
+/// </summary>
+public enum InvalidReason : byte
+{
+    None = 0,
+
+    // L3 parse (§2 step 2)
+    Truncated,               // fewer bytes captured than the IP header needs
+    BadIpVersion,
+    BadIpv4HeaderLength,     // IHL < 5 or beyond the captured bytes
+    BadIpv4TotalLength,      // total length < IHL*4
+    BadIpv6PayloadLength,    // jumbo (0) payload length or headers longer than the payload
+    NonFirstFragment,        // IPv4 offset != 0 or IPv6 non-first fragment: conntrack sees no L4
+    BadIpv6ExtensionHeader,  // extension chain truncated or malformed
+
+    // TCP (§4.2, §4.5, §4.6, §4.7)
+    TcpHeaderTruncated,
+    TcpBadDataOffset,
+    TcpBadChecksum,
+    TcpInvalidFlags,
+    TcpInvalidNew,           // first packet of a flow is SYN/ACK, FIN, RST or no-flag
+    TcpLooseDisabled,        // mid-stream ACK with nf_conntrack_tcp_loose = 0
+    TcpInvalidTransition,    // state table gives sIV
+    TcpInvalidRst,           // RST below the peer's max ack
+    TcpSeqOverUpperBound,
+    TcpAckOverUpperBound,
+
+    // UDP (§7)
+    UdpHeaderTruncated,
+    UdpBadLength,
+    UdpBadChecksum,
+
+    // ICMP / ICMPv6 (§8)
+    IcmpHeaderTruncated,
+    IcmpBadChecksum,
+    IcmpUnknownType,         // IPv4 type > 18
+    IcmpNoInverse,           // not a query type, cannot start an entry
+    IcmpErrorBadInner,       // embedded header unreadable
+    IcmpErrorNoEntry,        // embedded tuple matches no tracked flow
+    IcmpErrorOuterMismatch,  // outer daddr != entry's destination
+    Icmpv6RedirectInvalid,
+    IcmpWrongFamily,         // ICMPv4 inside IPv6 or ICMPv6 inside IPv4
+
+    // Generic protocols
+    L4Truncated,             // ports of a protocol that has them are not readable
+
+    // Not INVALID in the kernel's sense: the packet is dropped (§3.3, §4.6 reopen race).
+    TableFull,
+    ReopenRace,
+}
+
+public static class InvalidReasons
+{
+    private static readonly string[] s_names =
+    [
+        "-",
+        "truncated",
+        "bad-ip-version",
+        "bad-ipv4-header-length",
+        "bad-ipv4-total-length",
+        "bad-ipv6-payload-length",
+        "non-first-fragment",
+        "bad-ipv6-extension-header",
+        "tcp-header-truncated",
+        "tcp-bad-data-offset",
+        "tcp-bad-checksum",
+        "tcp-invalid-flags",
+        "tcp-invalid-new",
+        "tcp-loose-disabled",
+        "tcp-invalid-transition",
+        "tcp-invalid-rst",
+        "tcp-seq-over-upper-bound",
+        "tcp-ack-over-upper-bound",
+        "udp-header-truncated",
+        "udp-bad-length",
+        "udp-bad-checksum",
+        "icmp-header-truncated",
+        "icmp-bad-checksum",
+        "icmp-unknown-type",
+        "icmp-no-inverse",
+        "icmp-error-bad-inner",
+        "icmp-error-no-entry",
+        "icmp-error-outer-mismatch",
+        "icmpv6-redirect-invalid",
+        "icmp-wrong-family",
+        "l4-truncated",
+        "table-full",
+        "reopen-race",
+    ];
+
+    public static int Count => s_names.Length;
+
+    public static string Name(this InvalidReason reason) =>
+        (uint)reason < (uint)s_names.Length ? s_names[(int)reason] : "unknown";
+}
