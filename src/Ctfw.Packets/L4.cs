@@ -7,6 +7,7 @@ public static class IpProto
     public const byte Icmp = 1;
     public const byte Tcp = 6;
     public const byte Udp = 17;
+    public const byte Gre = 47;
     public const byte Ipv6Route = 43;
     public const byte Ipv6Frag = 44;
     public const byte Esp = 50;
@@ -14,6 +15,7 @@ public static class IpProto
     public const byte Icmpv6 = 58;
     public const byte Ipv6NoNext = 59;
     public const byte Ipv6DestOpts = 60;
+    public const byte Sctp = 132;
     public const byte UdpLite = 136;
 }
 

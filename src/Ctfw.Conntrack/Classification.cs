@@ -1,0 +1,38 @@
+namespace Ctfw.Conntrack;
+
+/// <summary>What conntrack says about one packet.</summary>
+public struct Classification
+{
+    public CtState State;
+    /// <summary>Direction within the entry; <see cref="CtDirection.None"/> for INVALID/UNTRACKED.</summary>
+    public CtDirection Direction;
+    /// <summary>TCP state of the packet's entry after the packet; <see cref="TcpState.None"/> when there is none.</summary>
+    public TcpState TcpState;
+    public Ctfw.Packets.InvalidReason Reason;
+    /// <summary>The TCP tracker accepted the packet without changing state or timeout ("ignored").</summary>
+    public bool Ignored;
+    public byte Protocol;
+    /// <summary>Status bits of the entry after the packet (without ctfw-private bits).</summary>
+    public CtStatus Status;
+    /// <summary>Index of a new entry that waits for <see cref="ConntrackWorker.Confirm"/> or <see cref="ConntrackWorker.Abort"/>; −1 if none.</summary>
+    public int PendingEntry;
+}
+
+/// <summary>Per-packet facts that do not come from the packet bytes.</summary>
+public readonly struct PacketContext
+{
+    /// <summary>Conntrack zone (the kernel's CT --zone); 0 by default.</summary>
+    public ushort Zone { get; init; }
+    /// <summary>
+    /// Verify L4 checksums, as the kernel does at PRE_ROUTING when nf_conntrack_checksum = 1.
+    /// Off for locally generated packets and for packets whose offload state says "not ready".
+    /// </summary>
+    public bool VerifyChecksums { get; init; }
+    /// <summary>
+    /// Insert a new entry at once. Off in the daemon: a NEW entry is inserted only if the packet is
+    /// accepted (the kernel confirms at the end of POST_ROUTING / LOCAL_IN).
+    /// </summary>
+    public bool DeferConfirm { get; init; }
+
+    public static PacketContext Forwarded => new() { VerifyChecksums = true };
+}

@@ -1,0 +1,202 @@
+using System.Globalization;
+
+namespace Ctfw.Conntrack;
+
+/// <summary>
+/// The conntrack sysctls that change classification, under the kernel's own names
+/// (`/proc/sys/net/netfilter/…`), with the kernel's defaults (kernel-conntrack.md §4.10, §7–§10).
+/// Timeouts are whole seconds as in the sysctls. Immutable once handed to a tracker: build it with
+/// <see cref="Set"/> / <see cref="Load"/> first.
+/// </summary>
+public sealed class ConntrackSettings
+{
+    public int Max { get; private set; } = 262144;
+    public bool Checksum { get; private set; } = true;
+    public int LogInvalid { get; private set; }
+
+    public bool TcpLoose { get; private set; } = true;
+    public bool TcpBeLiberal { get; private set; }
+    public bool TcpIgnoreInvalidRst { get; private set; }
+    public int TcpMaxRetrans { get; private set; } = 3;
+
+    /// <summary>Indexed by <see cref="TcpTimeoutSlot"/>, seconds.</summary>
+    internal readonly int[] TcpTimeouts =
+    [
+        0,       // NONE (unused)
+        120,     // SYN_SENT
+        60,      // SYN_RECV
+        432000,  // ESTABLISHED
+        120,     // FIN_WAIT
+        60,      // CLOSE_WAIT
+        30,      // LAST_ACK
+        120,     // TIME_WAIT
+        10,      // CLOSE
+        120,     // SYN_SENT2 (no sysctl)
+        0,       // (MAX placeholder)
+        0,       // (IGNORE placeholder)
+        300,     // RETRANS
+        300,     // UNACK
+    ];
+
+    public int UdpTimeout { get; private set; } = 30;
+    public int UdpTimeoutStream { get; private set; } = 120;
+    public int IcmpTimeout { get; private set; } = 30;
+    public int Icmpv6Timeout { get; private set; } = 30;
+    public int GenericTimeout { get; private set; } = 600;
+    public int GreTimeout { get; private set; } = 30;
+    public int GreTimeoutStream { get; private set; } = 180;
+
+    public int TcpTimeout(TcpState state) => TcpTimeouts[(int)state];
+
+    private enum Kind { Bool, Seconds, Count }
+
+    private readonly record struct Knob(Kind Kind, Action<ConntrackSettings, int> Apply);
+
+    private static readonly Dictionary<string, Knob> s_knobs = new(StringComparer.Ordinal)
+    {
+        ["nf_conntrack_max"] = new(Kind.Count, (s, v) => s.Max = v),
+        ["nf_conntrack_checksum"] = new(Kind.Bool, (s, v) => s.Checksum = v != 0),
+        ["nf_conntrack_log_invalid"] = new(Kind.Count, (s, v) => s.LogInvalid = v),
+        ["nf_conntrack_tcp_loose"] = new(Kind.Bool, (s, v) => s.TcpLoose = v != 0),
+        ["nf_conntrack_tcp_be_liberal"] = new(Kind.Bool, (s, v) => s.TcpBeLiberal = v != 0),
+        ["nf_conntrack_tcp_ignore_invalid_rst"] = new(Kind.Bool, (s, v) => s.TcpIgnoreInvalidRst = v != 0),
+        ["nf_conntrack_tcp_max_retrans"] = new(Kind.Count, (s, v) => s.TcpMaxRetrans = v),
+        ["nf_conntrack_tcp_timeout_syn_sent"] = TcpSlot(TcpState.SynSent),
+        ["nf_conntrack_tcp_timeout_syn_recv"] = TcpSlot(TcpState.SynRecv),
+        ["nf_conntrack_tcp_timeout_established"] = TcpSlot(TcpState.Established),
+        ["nf_conntrack_tcp_timeout_fin_wait"] = TcpSlot(TcpState.FinWait),
+        ["nf_conntrack_tcp_timeout_close_wait"] = TcpSlot(TcpState.CloseWait),
+        ["nf_conntrack_tcp_timeout_last_ack"] = TcpSlot(TcpState.LastAck),
+        ["nf_conntrack_tcp_timeout_time_wait"] = TcpSlot(TcpState.TimeWait),
+        ["nf_conntrack_tcp_timeout_close"] = TcpSlot(TcpState.Close),
+        ["nf_conntrack_tcp_timeout_max_retrans"] = TcpSlot(TcpState.Retrans),
+        ["nf_conntrack_tcp_timeout_unacknowledged"] = TcpSlot(TcpState.Unack),
+        ["nf_conntrack_udp_timeout"] = new(Kind.Seconds, (s, v) => s.UdpTimeout = v),
+        ["nf_conntrack_udp_timeout_stream"] = new(Kind.Seconds, (s, v) => s.UdpTimeoutStream = v),
+        ["nf_conntrack_icmp_timeout"] = new(Kind.Seconds, (s, v) => s.IcmpTimeout = v),
+        ["nf_conntrack_icmpv6_timeout"] = new(Kind.Seconds, (s, v) => s.Icmpv6Timeout = v),
+        ["nf_conntrack_generic_timeout"] = new(Kind.Seconds, (s, v) => s.GenericTimeout = v),
+        ["nf_conntrack_gre_timeout"] = new(Kind.Seconds, (s, v) => s.GreTimeout = v),
+        ["nf_conntrack_gre_timeout_stream"] = new(Kind.Seconds, (s, v) => s.GreTimeoutStream = v),
+    };
+
+    /// <summary>
+    /// Kernel sysctls that exist under /proc/sys/net/netfilter but do not change classification
+    /// here (accounting, events, other protocols' trackers, fragment reassembly). Accepted and
+    /// ignored so a dump of the live directory loads; anything else is an error.
+    /// </summary>
+    private static readonly HashSet<string> s_ignored = new(StringComparer.Ordinal)
+    {
+        "nf_conntrack_acct", "nf_conntrack_buckets", "nf_conntrack_count", "nf_conntrack_events",
+        "nf_conntrack_expect_max", "nf_conntrack_helper", "nf_conntrack_timestamp",
+        "nf_conntrack_frag6_high_thresh", "nf_conntrack_frag6_low_thresh", "nf_conntrack_frag6_timeout",
+        "nf_hooks_lwtunnel", "nf_flowtable_tcp_timeout", "nf_flowtable_udp_timeout",
+        "nf_conntrack_sctp_timeout_closed", "nf_conntrack_sctp_timeout_cookie_echoed",
+        "nf_conntrack_sctp_timeout_cookie_wait", "nf_conntrack_sctp_timeout_established",
+        "nf_conntrack_sctp_timeout_heartbeat_acked", "nf_conntrack_sctp_timeout_heartbeat_sent",
+        "nf_conntrack_sctp_timeout_shutdown_ack_sent", "nf_conntrack_sctp_timeout_shutdown_recd",
+        "nf_conntrack_sctp_timeout_shutdown_sent",
+        "nf_conntrack_dccp_loose", "nf_conntrack_dccp_timeout_closereq", "nf_conntrack_dccp_timeout_closing",
+        "nf_conntrack_dccp_timeout_open", "nf_conntrack_dccp_timeout_partopen", "nf_conntrack_dccp_timeout_request",
+        "nf_conntrack_dccp_timeout_respond", "nf_conntrack_dccp_timeout_timewait",
+        "nf_conntrack_tcp_timeout_syn_sent2",
+    };
+
+    private static Knob TcpSlot(TcpState slot) => new(Kind.Seconds, (s, v) => s.TcpTimeouts[(int)slot] = v);
+
+    public static IEnumerable<string> KnownNames => s_knobs.Keys;
+
+    /// <summary>Whether <paramref name="name"/> is a sysctl this class models or knowingly ignores.</summary>
+    public static bool IsKnown(string name) => s_knobs.ContainsKey(name) || s_ignored.Contains(name);
+
+    /// <summary>Sets one sysctl by its kernel name. Returns an error message, or null on success.</summary>
+    public string? Set(string name, string value)
+    {
+        name = name.Trim();
+        if (name.StartsWith("net.netfilter.", StringComparison.Ordinal))
+            name = name["net.netfilter.".Length..];
+        value = value.Trim();
+        if (!s_knobs.TryGetValue(name, out Knob knob))
+        {
+            if (s_ignored.Contains(name))
+                return null;
+            return $"unknown sysctl '{name}' (expected one of the nf_conntrack_* names under /proc/sys/net/netfilter, e.g. nf_conntrack_tcp_timeout_established)";
+        }
+        if (!int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out int v))
+            return $"bad value '{value}' for {name}: expected a non-negative integer";
+        if (knob.Kind == Kind.Bool && v > 1)
+            return $"bad value '{value}' for {name}: expected 0 or 1";
+        if (knob.Kind == Kind.Seconds && v > int.MaxValue / 1000)
+            return $"bad value '{value}' for {name}: at most {int.MaxValue / 1000} seconds";
+        knob.Apply(this, v);
+        return null;
+    }
+
+    /// <summary>
+    /// Loads `name=value` lines (blank lines and `#` comments allowed). Errors name the source
+    /// and the line. Returns null on success.
+    /// </summary>
+    public string? Load(TextReader reader, string sourceName)
+    {
+        int lineNo = 0;
+        while (reader.ReadLine() is string line)
+        {
+            lineNo++;
+            ReadOnlySpan<char> t = line.AsSpan().Trim();
+            if (t.IsEmpty || t[0] == '#')
+                continue;
+            int eq = t.IndexOf('=');
+            if (eq <= 0)
+                return $"{sourceName}:{lineNo}: expected name=value, got '{line.Trim()}'";
+            string? err = Set(t[..eq].ToString(), t[(eq + 1)..].ToString());
+            if (err != null)
+                return $"{sourceName}:{lineNo}: {err}";
+        }
+        return null;
+    }
+
+    /// <summary>Parses `NAME=VALUE` as given to `--set`.</summary>
+    public string? SetAssignment(string assignment)
+    {
+        int eq = assignment.IndexOf('=', StringComparison.Ordinal);
+        if (eq <= 0)
+            return $"--set expects NAME=VALUE, got '{assignment}'";
+        return Set(assignment[..eq], assignment[(eq + 1)..]);
+    }
+
+    /// <summary>All modelled settings as `name=value` lines, in a stable order.</summary>
+    public IEnumerable<string> Dump()
+    {
+        foreach (string name in s_knobs.Keys.Order(StringComparer.Ordinal))
+            yield return $"{name}={Get(name)}";
+    }
+
+    public int Get(string name) => name switch
+    {
+        "nf_conntrack_max" => Max,
+        "nf_conntrack_checksum" => Checksum ? 1 : 0,
+        "nf_conntrack_log_invalid" => LogInvalid,
+        "nf_conntrack_tcp_loose" => TcpLoose ? 1 : 0,
+        "nf_conntrack_tcp_be_liberal" => TcpBeLiberal ? 1 : 0,
+        "nf_conntrack_tcp_ignore_invalid_rst" => TcpIgnoreInvalidRst ? 1 : 0,
+        "nf_conntrack_tcp_max_retrans" => TcpMaxRetrans,
+        "nf_conntrack_tcp_timeout_syn_sent" => TcpTimeouts[(int)TcpState.SynSent],
+        "nf_conntrack_tcp_timeout_syn_recv" => TcpTimeouts[(int)TcpState.SynRecv],
+        "nf_conntrack_tcp_timeout_established" => TcpTimeouts[(int)TcpState.Established],
+        "nf_conntrack_tcp_timeout_fin_wait" => TcpTimeouts[(int)TcpState.FinWait],
+        "nf_conntrack_tcp_timeout_close_wait" => TcpTimeouts[(int)TcpState.CloseWait],
+        "nf_conntrack_tcp_timeout_last_ack" => TcpTimeouts[(int)TcpState.LastAck],
+        "nf_conntrack_tcp_timeout_time_wait" => TcpTimeouts[(int)TcpState.TimeWait],
+        "nf_conntrack_tcp_timeout_close" => TcpTimeouts[(int)TcpState.Close],
+        "nf_conntrack_tcp_timeout_max_retrans" => TcpTimeouts[(int)TcpState.Retrans],
+        "nf_conntrack_tcp_timeout_unacknowledged" => TcpTimeouts[(int)TcpState.Unack],
+        "nf_conntrack_udp_timeout" => UdpTimeout,
+        "nf_conntrack_udp_timeout_stream" => UdpTimeoutStream,
+        "nf_conntrack_icmp_timeout" => IcmpTimeout,
+        "nf_conntrack_icmpv6_timeout" => Icmpv6Timeout,
+        "nf_conntrack_generic_timeout" => GenericTimeout,
+        "nf_conntrack_gre_timeout" => GreTimeout,
+        "nf_conntrack_gre_timeout_stream" => GreTimeoutStream,
+        _ => throw new ArgumentException($"unknown sysctl {name}", nameof(name)),
+    };
+}

@@ -1,0 +1,436 @@
+using System.Runtime.CompilerServices;
+using Ctfw.Packets;
+
+namespace Ctfw.Conntrack;
+
+/// <summary>
+/// Classifies packets for one thread (nf_conntrack_in, kernel-conntrack.md §2). Create one per
+/// worker thread with <see cref="ConntrackEngine.CreateWorker"/>; call <see cref="Enter"/> before a
+/// batch and <see cref="Exit"/> after it (the epoch that keeps entries from being reused under us).
+/// Nothing here allocates, throws on bad input, or blocks.
+/// </summary>
+public sealed class ConntrackWorker : IDisposable
+{
+    private readonly ConntrackEngine _engine;
+    private readonly ConnTable _table;
+    private readonly ConntrackSettings _s;
+    private readonly int _epochSlot;
+
+    internal ConntrackWorker(ConntrackEngine engine, int epochSlot)
+    {
+        _engine = engine;
+        _table = engine.Table;
+        _s = engine.Settings;
+        _epochSlot = epochSlot;
+    }
+
+    public void Enter() => _table.Epochs.Enter(_epochSlot);
+
+    public void Exit() => _table.Epochs.Exit(_epochSlot);
+
+    public void Dispose() => _table.Epochs.Unregister(_epochSlot);
+
+    /// <summary>Classifies one IP packet (from the network header on) at time <paramref name="now"/> (ms).</summary>
+    public void Process(ReadOnlySpan<byte> packet, long now, in PacketContext ctx, out Classification r)
+    {
+        r = default;
+        r.PendingEntry = -1;
+        r.Direction = CtDirection.None;
+        InvalidReason reason = PacketParser.Parse(packet, out ParsedPacket p);
+        r.Protocol = p.Protocol;
+        if (reason != InvalidReason.None)
+        {
+            Invalid(ref r, reason);
+            return;
+        }
+        if (ctx.VerifyChecksums && _s.Checksum && !ChecksumOk(packet, p, ref r))
+            return;
+
+        byte proto = p.Protocol;
+        if (proto == IpProto.Icmp || proto == IpProto.Icmpv6)
+        {
+            if ((proto == IpProto.Icmp) == p.IsV6)
+            {
+                Invalid(ref r, InvalidReason.IcmpWrongFamily);
+                return;
+            }
+            if (HandleIcmpSpecial(p, now, ctx, ref r))
+                return;
+        }
+        else if (proto == IpProto.Tcp && !TcpTracker.ValidFlags(p.TcpFlags))
+        {
+            Invalid(ref r, InvalidReason.TcpInvalidFlags);
+            return;
+        }
+
+        ConnTuple t = TupleOf(p, ctx.Zone);
+        ulong hash = _table.Hash(t);
+        for (int attempt = 0; attempt < 4; attempt++)
+        {
+            int idx = _table.Lookup(t, hash, now, out int dir);
+            if (idx < 0)
+            {
+                New(t, hash, p, now, ctx, ref r);
+                return;
+            }
+            _table.Lock(idx);
+            ref ConnEntry e = ref _table.Entries[idx];
+            if ((Volatile.Read(ref e.Status) & (uint)CtStatus.Dying) != 0 || e.Deadline - now <= 0)
+            {
+                _table.Unlock(idx);
+                continue; // died or expired between lookup and lock: look again
+            }
+            if (Existing(idx, ref e, dir, p, now, ref r))
+                return;
+            // Repeat: a SYN reopened a closed connection; the old entry is gone, classify afresh.
+            if (!_table.Kill(idx))
+            {
+                r.State = CtState.Dropped;
+                r.Reason = InvalidReason.ReopenRace;
+                return;
+            }
+        }
+        r.State = CtState.Dropped;
+        r.Reason = InvalidReason.ReopenRace;
+    }
+
+    /// <summary>Inserts a new entry whose packet was accepted.</summary>
+    public void Confirm(ref Classification r)
+    {
+        if (r.PendingEntry >= 0)
+        {
+            _table.Insert(r.PendingEntry);
+            r.PendingEntry = -1;
+        }
+    }
+
+    /// <summary>Discards a new entry whose packet was dropped: the kernel never inserts it.</summary>
+    public void Abort(ref Classification r)
+    {
+        if (r.PendingEntry >= 0)
+        {
+            _table.Free(r.PendingEntry);
+            r.PendingEntry = -1;
+        }
+    }
+
+    private static void Invalid(ref Classification r, InvalidReason reason)
+    {
+        r.State = CtState.Invalid;
+        r.Direction = CtDirection.None;
+        r.Reason = reason;
+    }
+
+    private static bool ChecksumOk(ReadOnlySpan<byte> packet, in ParsedPacket p, ref Classification r)
+    {
+        InvalidReason bad = p.Protocol switch
+        {
+            IpProto.Tcp => InvalidReason.TcpBadChecksum,
+            IpProto.Udp => InvalidReason.UdpBadChecksum,
+            IpProto.Icmp or IpProto.Icmpv6 => InvalidReason.IcmpBadChecksum,
+            _ => InvalidReason.None,
+        };
+        if (bad == InvalidReason.None || Checksums.VerifyTransport(packet, p) != ChecksumResult.Invalid)
+            return true;
+        Invalid(ref r, bad);
+        return false;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static bool HasPorts(byte proto) => proto is IpProto.Tcp or IpProto.Udp or IpProto.UdpLite;
+
+    private static ConnTuple TupleOf(in ParsedPacket p, ushort zone)
+    {
+        ConnTuple t = default;
+        t.Src = p.Src;
+        t.Dst = p.Dst;
+        t.Protocol = p.Protocol;
+        t.IpVersion = p.IpVersion;
+        t.Zone = zone;
+        if (HasPorts(p.Protocol))
+        {
+            t.SrcId = p.SrcPort;
+            t.DstId = p.DstPort;
+        }
+        else if (p.Protocol is IpProto.Icmp or IpProto.Icmpv6)
+        {
+            t.SrcId = p.IcmpId;
+            t.DstId = (ushort)((p.IcmpType << 8) | p.IcmpCode);
+        }
+        return t;
+    }
+
+    /// <summary>
+    /// ICMP/ICMPv6 error handling (§8.1, §8.2), run before normal tracking. Returns true when it
+    /// decided the packet (RELATED, INVALID or UNTRACKED); false for echo-like messages.
+    /// </summary>
+    private bool HandleIcmpSpecial(in ParsedPacket p, long now, in PacketContext ctx, ref Classification r)
+    {
+        byte type = p.IcmpType;
+        if (!p.IsV6)
+        {
+            if (type > 18)
+            {
+                Invalid(ref r, InvalidReason.IcmpUnknownType);
+                return true;
+            }
+            if (type is not (3 or 4 or 5 or 11 or 12))
+                return false;
+        }
+        else
+        {
+            if (type is 130 or 131 or 132 or 133 or 134 or 135 or 136 or 143 or 151 or 152)
+            {
+                r.State = CtState.Untracked;
+                return true;
+            }
+            if (type == 137)
+            {
+                // Redirect: only a well-formed one (code 0, hop limit 255, link-local source, with a
+                // Redirected Header) is checked like an error; anything else has no inverse.
+                bool linkLocal = (p.Src.Hi >> 54) == (0xFE80UL >> 6);
+                if (p.IcmpCode != 0 || !p.Inner.Present)
+                    return false;
+                if (p.Ttl != 255 || !linkLocal)
+                {
+                    Invalid(ref r, InvalidReason.Icmpv6RedirectInvalid);
+                    return true;
+                }
+            }
+            else if (type >= 128)
+            {
+                return false;
+            }
+        }
+
+        if (!p.Inner.Present)
+        {
+            Invalid(ref r, InvalidReason.IcmpErrorBadInner);
+            return true;
+        }
+        ConnTuple inner = default;
+        inner.Src = p.Inner.Src;
+        inner.Dst = p.Inner.Dst;
+        inner.Protocol = p.Inner.Protocol;
+        inner.IpVersion = p.IpVersion;
+        inner.Zone = ctx.Zone;
+        if (HasPorts(inner.Protocol) || inner.Protocol is IpProto.Icmp or IpProto.Icmpv6)
+        {
+            inner.SrcId = p.Inner.SrcId;
+            inner.DstId = p.Inner.DstId;
+        }
+        // The embedded packet travelled the other way: look up its inverse.
+        if (!inner.TryInvert(out ConnTuple target))
+        {
+            Invalid(ref r, InvalidReason.IcmpErrorNoEntry);
+            return true;
+        }
+        int idx = _table.Lookup(target, _table.Hash(target), now, out int dir);
+        if (idx < 0)
+        {
+            Invalid(ref r, InvalidReason.IcmpErrorNoEntry);
+            return true;
+        }
+        // The matched tuple's destination (the embedded source) must be where the error goes.
+        if (p.Dst != target.Dst)
+        {
+            Invalid(ref r, InvalidReason.IcmpErrorOuterMismatch);
+            return true;
+        }
+        ref ConnEntry e = ref _table.Entries[idx];
+        r.State = CtState.Related;
+        r.Direction = (CtDirection)dir;
+        r.Status = (CtStatus)(Volatile.Read(ref e.Status) & 0xFFFF);
+        return true;
+    }
+
+    /// <summary>A packet of an existing, locked entry. Unlocks. Returns false for "repeat as new".</summary>
+    private bool Existing(int idx, ref ConnEntry e, int dir, in ParsedPacket p, long now, ref Classification r)
+    {
+        uint status = Volatile.Read(ref e.Status);
+        L4Result res;
+        InvalidReason reason = InvalidReason.None;
+        switch (p.Protocol)
+        {
+            case IpProto.Tcp:
+                res = TcpTracker.Packet(ref e, p, dir, now, _s, out reason);
+                break;
+            case IpProto.Udp:
+            case IpProto.UdpLite:
+                UdpPacket(ref e, status, now);
+                res = L4Result.Accept;
+                break;
+            case IpProto.Gre:
+                GrePacket(ref e, status, now);
+                res = L4Result.Accept;
+                break;
+            default:
+                Refresh(ref e, now, PlainTimeout(p.Protocol));
+                res = L4Result.Accept;
+                break;
+        }
+
+        if (res == L4Result.Repeat)
+        {
+            _table.Unlock(idx);
+            return false;
+        }
+        if (res == L4Result.Invalid)
+        {
+            r.TcpState = e.Tcp.State;
+            r.Status = (CtStatus)(Volatile.Read(ref e.Status) & 0xFFFF);
+            _table.Unlock(idx);
+            Invalid(ref r, reason);
+            return true;
+        }
+
+        if (dir == 1)
+        {
+            r.State = CtState.Established;
+            Interlocked.Or(ref e.Status, (uint)CtStatus.SeenReply);
+        }
+        else
+        {
+            r.State = (status & (uint)CtStatus.SeenReply) != 0 ? CtState.Established
+                : (status & (uint)CtStatus.Expected) != 0 ? CtState.Related
+                : CtState.New;
+        }
+        r.Direction = (CtDirection)dir;
+        r.Ignored = res == L4Result.Ignore;
+        r.TcpState = p.Protocol == IpProto.Tcp ? e.Tcp.State : TcpState.None;
+        r.Status = (CtStatus)(Volatile.Read(ref e.Status) & 0xFFFF);
+        _table.Unlock(idx);
+
+        if (res == L4Result.AcceptAndKill)
+        {
+            // Only a RST was seen in reply (or no reply at all): not a connection worth keeping.
+            _table.Kill(idx);
+            r.TcpState = TcpState.None;
+        }
+        return true;
+    }
+
+    private void New(in ConnTuple t, ulong hash, in ParsedPacket p, long now, in PacketContext ctx, ref Classification r)
+    {
+        if (p.Protocol == IpProto.Tcp)
+        {
+            TcpState first = TcpTracker.Transition(0, TcpTracker.Index(p.TcpFlags), TcpState.None);
+            if (first == TcpState.Max)
+            {
+                Invalid(ref r, InvalidReason.TcpInvalidNew);
+                return;
+            }
+            if (first != TcpState.SynSent && !_s.TcpLoose)
+            {
+                Invalid(ref r, InvalidReason.TcpLooseDisabled);
+                return;
+            }
+        }
+        else if (p.Protocol is IpProto.Icmp or IpProto.Icmpv6
+            && (IcmpInverse.Of(p.Protocol, p.IcmpType) < 0 || !IcmpInverse.IsQuery(p.Protocol, p.IcmpType)))
+        {
+            Invalid(ref r, InvalidReason.IcmpNoInverse);
+            return;
+        }
+
+        int idx = _table.Allocate(hash, now);
+        if (idx < 0)
+        {
+            r.State = CtState.Dropped;
+            r.Reason = InvalidReason.TableFull;
+            return;
+        }
+        ref ConnEntry e = ref _table.Entries[idx];
+        e.Orig = t;
+        e.Status = 0;
+        e.Deadline = now;
+        e.Tcp = default;
+        e.NextOrig = 0;
+        e.NextReply = 0;
+        e.TimerNext = -1;
+        e.TimerPrev = -1;
+
+        switch (p.Protocol)
+        {
+            case IpProto.Tcp:
+                // Validity was checked above, so New cannot fail here; Packet may still say INVALID.
+                TcpTracker.New(ref e, p, _s);
+                if (TcpTracker.Packet(ref e, p, 0, now, _s, out InvalidReason reason) == L4Result.Invalid)
+                {
+                    _table.Free(idx);
+                    Invalid(ref r, reason);
+                    return;
+                }
+                r.TcpState = e.Tcp.State;
+                break;
+            case IpProto.Udp:
+            case IpProto.UdpLite:
+                UdpPacket(ref e, 0, now);
+                break;
+            case IpProto.Gre:
+                GrePacket(ref e, 0, now);
+                break;
+            default:
+                Refresh(ref e, now, PlainTimeout(p.Protocol));
+                break;
+        }
+
+        r.State = CtState.New;
+        r.Direction = CtDirection.Original;
+        r.Status = (CtStatus)(e.Status & 0xFFFF);
+        if (ctx.DeferConfirm)
+        {
+            r.PendingEntry = idx;
+        }
+        else
+        {
+            _table.Insert(idx);
+            r.Status |= CtStatus.Confirmed;
+        }
+    }
+
+    private int PlainTimeout(byte proto) => proto switch
+    {
+        IpProto.Icmp => _s.IcmpTimeout,
+        IpProto.Icmpv6 => _s.Icmpv6Timeout,
+        _ => _s.GenericTimeout,
+    };
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Refresh(ref ConnEntry e, long now, int seconds) =>
+        Volatile.Write(ref e.Deadline, now + (seconds * 1000L));
+
+    /// <summary>nf_conntrack_udp_packet (§7): 30 s until a reply, 120 s and ASSURED once a replied flow is older than 2 s.</summary>
+    private void UdpPacket(ref ConnEntry e, uint status, long now)
+    {
+        if ((status & (uint)CtStatus.Confirmed) == 0)
+            e.StreamTs = now + 2000;
+        if ((status & (uint)CtStatus.SeenReply) == 0)
+        {
+            Refresh(ref e, now, _s.UdpTimeout);
+            return;
+        }
+        if (now - e.StreamTs > 0)
+        {
+            Refresh(ref e, now, _s.UdpTimeoutStream);
+            if ((status & (uint)CtStatus.Assured) == 0)
+                Interlocked.Or(ref e.Status, (uint)CtStatus.Assured);
+        }
+        else
+        {
+            Refresh(ref e, now, _s.UdpTimeout);
+        }
+    }
+
+    /// <summary>GRE without PPTP keys: 30 s until a reply, then 180 s and ASSURED.</summary>
+    private void GrePacket(ref ConnEntry e, uint status, long now)
+    {
+        if ((status & (uint)CtStatus.SeenReply) == 0)
+        {
+            Refresh(ref e, now, _s.GreTimeout);
+            return;
+        }
+        Refresh(ref e, now, _s.GreTimeoutStream);
+        Interlocked.Or(ref e.Status, (uint)CtStatus.Assured);
+    }
+}

@@ -1,0 +1,108 @@
+namespace Ctfw.Conntrack;
+
+/// <summary>The ctstate a ruleset sees (`-m conntrack --ctstate`), kernel-conntrack.md §1.5.</summary>
+public enum CtState : byte
+{
+    Invalid = 0,
+    New,
+    Established,
+    Related,
+    Untracked,
+    /// <summary>Not a ctstate: the kernel drops the packet before any rule sees it (table full, reopen race).</summary>
+    Dropped,
+}
+
+/// <summary>Direction of a packet relative to the entry it belongs to.</summary>
+public enum CtDirection : byte
+{
+    Original = 0,
+    Reply = 1,
+    None = 2,
+}
+
+/// <summary>`enum tcp_conntrack` (§1.7), including the two timeout-only slots.</summary>
+public enum TcpState : byte
+{
+    None = 0,
+    SynSent = 1,
+    SynRecv = 2,
+    Established = 3,
+    FinWait = 4,
+    CloseWait = 5,
+    LastAck = 6,
+    TimeWait = 7,
+    Close = 8,
+    SynSent2 = 9,
+    Max = 10,      // "sIV" in the transition table
+    Ignore = 11,   // "sIG"
+    Retrans = 12,  // timeout slot only
+    Unack = 13,    // timeout slot only
+}
+
+/// <summary>`enum ip_conntrack_status` bits we keep (§1.6), plus ctfw-private bits above 16.</summary>
+[Flags]
+public enum CtStatus : uint
+{
+    None = 0,
+    Expected = 1 << 0,
+    SeenReply = 1 << 1,
+    Assured = 1 << 2,
+    Confirmed = 1 << 3,
+    Dying = 1 << 9,
+    FixedTimeout = 1 << 10,
+
+    /// <summary>ctfw: the entry is linked into the timer wheel (owned by the housekeeper).</summary>
+    Armed = 1 << 20,
+    /// <summary>ctfw: per-entry spin lock (the kernel's ct->lock), held while a packet updates the entry.</summary>
+    Locked = 1u << 31,
+}
+
+public static class CtNames
+{
+    public static string Name(this CtState s) => s switch
+    {
+        CtState.New => "NEW",
+        CtState.Established => "ESTABLISHED",
+        CtState.Related => "RELATED",
+        CtState.Untracked => "UNTRACKED",
+        CtState.Dropped => "DROP",
+        _ => "INVALID",
+    };
+
+    public static string Name(this CtDirection d) => d switch
+    {
+        CtDirection.Original => "ORIGINAL",
+        CtDirection.Reply => "REPLY",
+        _ => "-",
+    };
+
+    /// <summary>The kernel's `tcp_conntrack_names` (as `conntrack -L` prints them).</summary>
+    public static string Name(this TcpState s) => s switch
+    {
+        TcpState.None => "NONE",
+        TcpState.SynSent => "SYN_SENT",
+        TcpState.SynRecv => "SYN_RECV",
+        TcpState.Established => "ESTABLISHED",
+        TcpState.FinWait => "FIN_WAIT",
+        TcpState.CloseWait => "CLOSE_WAIT",
+        TcpState.LastAck => "LAST_ACK",
+        TcpState.TimeWait => "TIME_WAIT",
+        TcpState.Close => "CLOSE",
+        TcpState.SynSent2 => "SYN_SENT2",
+        _ => "-",
+    };
+
+    public static bool TryParseTcpState(string text, out TcpState state)
+    {
+        for (int i = 0; i <= (int)TcpState.SynSent2; i++)
+        {
+            if (string.Equals(((TcpState)i).Name(), text, StringComparison.OrdinalIgnoreCase))
+            {
+                state = (TcpState)i;
+                return true;
+            }
+        }
+        state = TcpState.Max;
+        return false;
+    }
+}

@@ -1,0 +1,172 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using Ctfw.Packets;
+
+namespace Ctfw.Kernel.Tests.Lab;
+
+/// <summary>
+/// Three network namespaces — client, gateway, server — joined by two veth pairs, so that every
+/// crafted packet crosses the gateway's FORWARD path exactly once and the gateway's conntrack can be
+/// asked about it. Needs root. Everything it creates lives inside its namespaces (veths are created
+/// directly there, rules and sysctls are per namespace), so deleting the three namespaces undoes
+/// all of it; <see cref="Dispose"/> does that, and so does a failed constructor. Namespaces left by
+/// a crashed run (<c>ctfwk-&lt;pid&gt;-*</c> whose pid is gone) are removed when a new lab starts.
+/// </summary>
+public sealed class KernelLab : IDisposable
+{
+    public const string Prefix = "ctfwk-";
+
+    private readonly Socket?[] _sockets = new Socket?[4];
+    private readonly EventHandler _onExit;
+    private bool _disposed;
+
+    public string Client { get; }
+    public string Gateway { get; }
+    public string Server { get; }
+
+    public KernelLab()
+    {
+        string? why = Tool.WhyUnavailable();
+        if (why is not null)
+            throw new InvalidOperationException(why);
+
+        RemoveLeftovers();
+        string stem = $"{Prefix}{Environment.ProcessId}";
+        Client = stem + "-c";
+        Gateway = stem + "-g";
+        Server = stem + "-s";
+        _onExit = (_, _) => Dispose();
+        AppDomain.CurrentDomain.ProcessExit += _onExit;
+        try
+        {
+            Build();
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Sends one complete IP packet from <paramref name="from"/>'s namespace to its destination address.</summary>
+    public void Send(Side from, ReadOnlySpan<byte> packet)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        bool v6 = (packet[0] >> 4) == 6;
+        IpAddress dst = v6 ? IpAddress.FromV6(packet.Slice(24, 16)) : IpAddress.FromV4(packet.Slice(16, 4));
+        Socket socket = _sockets[(int)from * 2 + (v6 ? 1 : 0)] ?? throw new InvalidOperationException("lab sockets are not open");
+        int sent = socket.SendTo(packet, SocketFlags.None, new IPEndPoint(LabAddresses.ToIPAddress(dst, v6), 0));
+        if (sent != packet.Length)
+            throw new InvalidOperationException($"raw send wrote {sent} of {packet.Length} bytes");
+    }
+
+    /// <summary>Runs a command inside the gateway namespace and returns its stdout.</summary>
+    public string InGateway(params string[] args) => Tool.RunIn(Gateway, args);
+
+    private void Build()
+    {
+        foreach (string ns in (string[])[Client, Gateway, Server])
+        {
+            Tool.Run("ip", "netns", "add", ns);
+            // Before any interface exists, so the veths inherit it: addresses are usable at once.
+            Tool.RunIn(ns, "sysctl", "-q", "-w", "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0");
+            Tool.Run("ip", "-n", ns, "link", "set", "lo", "up");
+        }
+
+        // Each pair is created inside the namespaces, so no name ever appears in the host namespace
+        // (parallel labs cannot collide, and nothing is left there if we crash).
+        Tool.Run("ip", "-n", Client, "link", "add", "vc", "type", "veth", "peer", "name", "vgc", "netns", Gateway);
+        Tool.Run("ip", "-n", Server, "link", "add", "vs", "type", "veth", "peer", "name", "vgs", "netns", Gateway);
+
+        Configure(Client, "vc", LabAddresses.ClientV4, LabAddresses.ClientV6);
+        Configure(Gateway, "vgc", LabAddresses.GatewayClientV4, LabAddresses.GatewayClientV6);
+        Configure(Gateway, "vgs", LabAddresses.GatewayServerV4, LabAddresses.GatewayServerV6);
+        Configure(Server, "vs", LabAddresses.ServerV4, LabAddresses.ServerV6);
+
+        Tool.Run("ip", "-n", Client, "route", "add", "default", "via", LabAddresses.GatewayClientV4);
+        Tool.Run("ip", "-n", Client, "-6", "route", "add", "default", "via", LabAddresses.GatewayClientV6);
+        Tool.Run("ip", "-n", Server, "route", "add", "default", "via", LabAddresses.GatewayServerV4);
+        Tool.Run("ip", "-n", Server, "-6", "route", "add", "default", "via", LabAddresses.GatewayServerV6);
+
+        Tool.RunIn(Gateway, "sysctl", "-q", "-w",
+            "net.ipv4.ip_forward=1",
+            "net.ipv6.conf.all.forwarding=1",
+            "net.ipv4.conf.all.rp_filter=0",
+            "net.ipv4.conf.all.send_redirects=0");
+
+        Mute(Client);
+        Mute(Server);
+
+        for (int i = 0; i < _sockets.Length; i++)
+            _sockets[i] = Netns.OpenRawSocket(i < 2 ? Client : Server, v6: i % 2 == 1);
+    }
+
+    private static void Configure(string ns, string dev, string v4, string v6)
+    {
+        // The gateway must see packets exactly as sent: no GRO merging, no segmentation offload, and
+        // no rx-checksum offload (which would let veth mark our deliberately bad checksums as verified).
+        Tool.RunIn(ns, "ethtool", "-K", dev, "gro", "off", "gso", "off", "tso", "off", "rx", "off", "tx", "off");
+        Tool.Run("ip", "-n", ns, "addr", "add", v4 + "/24", "dev", dev);
+        Tool.Run("ip", "-n", ns, "addr", "add", v6 + "/64", "dev", dev, "nodad");
+        Tool.Run("ip", "-n", ns, "link", "set", dev, "up");
+    }
+
+    /// <summary>
+    /// The endpoints' own stacks must not answer crafted packets (no RST for unknown TCP, no port or
+    /// protocol unreachable, no echo reply): every IPv4 packet and every IPv6 packet except neighbour
+    /// discovery is dropped on INPUT. ARP is not IP and is unaffected. No conntrack match is used here,
+    /// so conntrack stays off in the endpoint namespaces.
+    /// </summary>
+    private static void Mute(string ns)
+    {
+        Tool.RunIn(ns, "iptables", "-A", "INPUT", "-j", "DROP");
+        foreach (string type in (string[])["router-solicitation", "router-advertisement", "neighbour-solicitation", "neighbour-advertisement"])
+            Tool.RunIn(ns, "ip6tables", "-A", "INPUT", "-p", "ipv6-icmp", "--icmpv6-type", type, "-j", "ACCEPT");
+        Tool.RunIn(ns, "ip6tables", "-A", "INPUT", "-j", "DROP");
+    }
+
+    /// <summary>Deletes lab namespaces whose creating process no longer exists (a crashed or killed run).</summary>
+    public static IReadOnlyList<string> RemoveLeftovers()
+    {
+        List<string> removed = [];
+        foreach (string line in Tool.Run("ip", "netns", "list").Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        {
+            string name = line.Split(' ', 2)[0];
+            if (!name.StartsWith(Prefix, StringComparison.Ordinal))
+                continue;
+            string[] parts = name[Prefix.Length..].Split('-');
+            if (parts.Length != 2 || !int.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out int pid))
+                continue;
+            if (pid != Environment.ProcessId && Directory.Exists($"/proc/{pid}"))
+                continue; // another live lab (a parallel run) owns it
+            DeleteNamespace(name);
+            removed.Add(name);
+        }
+        return removed;
+    }
+
+    /// <summary>Ends the processes still running inside one of our namespaces (a crashed run's tcpdump), then deletes it.</summary>
+    private static void DeleteNamespace(string name)
+    {
+        ToolResult pids = Tool.Run(checkExit: false, "ip", "netns", "pids", name);
+        foreach (string p in pids.StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        {
+            if (int.TryParse(p.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out int pid) && pid != Environment.ProcessId)
+                _ = Interop.Kill(pid, Interop.SigTerm);
+        }
+        Tool.Run(checkExit: false, "ip", "netns", "del", name);
+    }
+
+    public void Dispose()
+    {
+        if (_disposed)
+            return;
+        _disposed = true;
+        AppDomain.CurrentDomain.ProcessExit -= _onExit;
+        foreach (Socket? s in _sockets)
+            s?.Dispose();
+        foreach (string ns in (string[])[Client, Gateway, Server])
+            DeleteNamespace(ns);
+    }
+}

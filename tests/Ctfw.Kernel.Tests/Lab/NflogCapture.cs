@@ -1,0 +1,157 @@
+using System.Buffers.Binary;
+using System.Diagnostics;
+using System.Text;
+
+namespace Ctfw.Kernel.Tests.Lab;
+
+/// <summary>
+/// <c>tcpdump -i nflog:&lt;group&gt; -U -w file</c> running inside a namespace. With <c>-U</c> every
+/// record reaches the file as soon as the kernel hands it over, so the file's record count tells
+/// when the gateway has pushed a packet through FORWARD (where the NFLOG rules sit). tcpdump runs
+/// under <c>timeout</c>, so a capture orphaned by a crashed test still ends by itself.
+/// </summary>
+public sealed class NflogCapture : IDisposable
+{
+    private const int PcapHeaderLength = 24;
+    private const int RecordHeaderLength = 16;
+    private static readonly TimeSpan s_startTimeout = TimeSpan.FromSeconds(10);
+
+    private readonly Process _process;
+    private readonly StringBuilder _stderr = new();
+    private readonly ManualResetEventSlim _listening = new();
+    private bool _stopped;
+
+    public string Path { get; }
+
+    private NflogCapture(string netns, int group, string path, TimeSpan maxLifetime)
+    {
+        Path = path;
+        var psi = new ProcessStartInfo("ip")
+        {
+            RedirectStandardError = true,
+            RedirectStandardOutput = true,
+            RedirectStandardInput = true,
+            UseShellExecute = false,
+        };
+        foreach (string a in (string[])["netns", "exec", netns,
+                     "timeout", "-s", "TERM", ((int)maxLifetime.TotalSeconds).ToString(System.Globalization.CultureInfo.InvariantCulture),
+                     "tcpdump", "-i", $"nflog:{group}", "-U", "-n", "-w", path])
+        {
+            psi.ArgumentList.Add(a);
+        }
+        _process = Process.Start(psi) ?? throw new InvalidOperationException("could not start tcpdump");
+        _process.StandardInput.Close();
+        _process.ErrorDataReceived += (_, e) =>
+        {
+            if (e.Data is null)
+                return;
+            lock (_stderr)
+                _stderr.AppendLine(e.Data);
+            if (e.Data.Contains("listening on", StringComparison.Ordinal))
+                _listening.Set();
+        };
+        _process.OutputDataReceived += (_, _) => { };
+        _process.BeginErrorReadLine();
+        _process.BeginOutputReadLine();
+    }
+
+    /// <summary>Starts tcpdump and returns once it reports that it is listening (the NFLOG group is bound).</summary>
+    public static NflogCapture Start(string netns, int group, string path, TimeSpan maxLifetime)
+    {
+        var capture = new NflogCapture(netns, group, path, maxLifetime);
+        var watch = Stopwatch.StartNew();
+        while (!capture._listening.Wait(50))
+        {
+            if (capture._process.HasExited || watch.Elapsed > s_startTimeout)
+            {
+                string err = capture.StdErr;
+                capture.Dispose();
+                throw new InvalidOperationException($"tcpdump on nflog:{group} in {netns} did not start listening: {err}");
+            }
+        }
+        return capture;
+    }
+
+    public string StdErr
+    {
+        get
+        {
+            lock (_stderr)
+                return _stderr.ToString();
+        }
+    }
+
+    /// <summary>Complete records currently in the file (a record being written is not counted).</summary>
+    public int CountRecords()
+    {
+        byte[] data;
+        try
+        {
+            using var f = new FileStream(Path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+            data = new byte[f.Length];
+            f.ReadExactly(data);
+        }
+        catch (FileNotFoundException)
+        {
+            return 0;
+        }
+        if (data.Length < PcapHeaderLength)
+            return 0;
+        uint magic = BinaryPrimitives.ReadUInt32LittleEndian(data);
+        bool little = magic is 0xA1B2C3D4 or 0xA1B23C4D;
+        int count = 0;
+        int offset = PcapHeaderLength;
+        while (offset + RecordHeaderLength <= data.Length)
+        {
+            ReadOnlySpan<byte> lenField = data.AsSpan(offset + 8, 4);
+            long caplen = little ? BinaryPrimitives.ReadUInt32LittleEndian(lenField) : BinaryPrimitives.ReadUInt32BigEndian(lenField);
+            if (offset + RecordHeaderLength + caplen > data.Length)
+                break;
+            offset += RecordHeaderLength + (int)caplen;
+            count++;
+        }
+        return count;
+    }
+
+    /// <summary>Waits until the file holds at least <paramref name="count"/> records; false on timeout.</summary>
+    public bool WaitForRecords(int count, TimeSpan timeout)
+    {
+        var watch = Stopwatch.StartNew();
+        while (CountRecords() < count)
+        {
+            if (watch.Elapsed > timeout || _process.HasExited)
+                return false;
+            Thread.Sleep(1);
+        }
+        return true;
+    }
+
+    /// <summary>Stops tcpdump with SIGTERM (forwarded by <c>timeout</c>) so it flushes and closes the file.</summary>
+    public void Stop()
+    {
+        if (_stopped)
+            return;
+        _stopped = true;
+        try
+        {
+            if (!_process.HasExited)
+            {
+                _ = Interop.Kill(_process.Id, Interop.SigTerm);
+                if (!_process.WaitForExit(TimeSpan.FromSeconds(5)))
+                    _process.Kill(entireProcessTree: true);
+            }
+            _process.WaitForExit();
+        }
+        catch (InvalidOperationException)
+        {
+            // already reaped
+        }
+    }
+
+    public void Dispose()
+    {
+        Stop();
+        _process.Dispose();
+        _listening.Dispose();
+    }
+}

@@ -1,0 +1,173 @@
+using System.Globalization;
+using System.Text;
+using Ctfw.Kernel.Tests.Lab;
+using Ctfw.Packets;
+
+namespace Ctfw.Kernel.Tests.Scenarios;
+
+/// <summary>
+/// One crafted packet of a scenario: who sends it and what it contains. Source and destination
+/// addresses follow from <see cref="From"/> (<see cref="LabAddresses"/>), so a spec builds the same
+/// bytes with or without a lab.
+/// </summary>
+public abstract record PacketSpec(Side From, bool V6)
+{
+    public const int MaxLength = 1500;
+
+    public IpAddress Src => LabAddresses.Of(From, V6);
+    public IpAddress Dst => LabAddresses.Peer(From, V6);
+
+    /// <summary>Writes the complete IP packet (checksums correct unless the spec asks otherwise); returns its length.</summary>
+    public abstract int Build(Span<byte> buffer);
+
+    public byte[] ToBytes()
+    {
+        Span<byte> buffer = stackalloc byte[MaxLength];
+        return buffer[..Build(buffer)].ToArray();
+    }
+
+    /// <summary>tcpdump-like one-liner for README tables and failure messages.</summary>
+    public abstract string Describe();
+
+    protected string Arrow => From == Side.Client ? "C>S" : "S>C";
+    protected string Family => V6 ? "ip6" : "ip";
+}
+
+/// <summary>A TCP segment. Options follow Linux's layout (<see cref="PacketBuilder.Tcp(Span{byte}, in TcpSpec)"/>).</summary>
+public sealed record TcpPacket(Side From, bool V6) : PacketSpec(From, V6)
+{
+    public ushort SrcPort { get; init; }
+    public ushort DstPort { get; init; }
+    public uint Seq { get; init; }
+    public uint Ack { get; init; }
+    public TcpFlags Flags { get; init; }
+    public ushort Window { get; init; }
+    public int PayloadLength { get; init; }
+    public ushort Mss { get; init; }
+    /// <summary>-1 = no window-scale option.</summary>
+    public sbyte WindowScale { get; init; } = -1;
+    public bool SackPermitted { get; init; }
+    public bool Timestamp { get; init; }
+    public uint TsVal { get; init; }
+    public uint TsEcr { get; init; }
+    /// <summary>SACK blocks as (left, right) pairs.</summary>
+    public IReadOnlyList<uint> Sack { get; init; } = [];
+    /// <summary>Corrupt the TCP checksum after building (kernel-conntrack.md §4.2 step 3).</summary>
+    public bool BadChecksum { get; init; }
+
+    public override int Build(Span<byte> buffer)
+    {
+        var spec = new TcpSpec
+        {
+            V6 = V6,
+            Src = Src,
+            Dst = Dst,
+            SrcPort = SrcPort,
+            DstPort = DstPort,
+            Seq = Seq,
+            Ack = Ack,
+            Flags = Flags,
+            Window = Window,
+            PayloadLength = PayloadLength,
+            PayloadFill = 0x61,
+            Mss = Mss,
+            WindowScale = WindowScale,
+            SackPermitted = SackPermitted,
+            Timestamp = Timestamp,
+            TsVal = TsVal,
+            TsEcr = TsEcr,
+        };
+        uint[] sack = [.. Sack];
+        int length = PacketBuilder.Tcp(buffer, spec, sack);
+        if (BadChecksum)
+            buffer[(V6 ? 40 : 20) + 17] ^= 0x5A; // low byte of the TCP checksum
+        return length;
+    }
+
+    public override string Describe()
+    {
+        var sb = new StringBuilder();
+        sb.Append(CultureInfo.InvariantCulture, $"{Arrow} {Family} tcp {SrcPort}>{DstPort} [{FlagText(Flags)}] seq {Seq}");
+        if ((Flags & TcpFlags.Ack) != 0 || Ack != 0)
+            sb.Append(CultureInfo.InvariantCulture, $" ack {Ack}");
+        sb.Append(CultureInfo.InvariantCulture, $" win {Window}");
+        List<string> o = [];
+        if (Mss != 0)
+            o.Add(string.Create(CultureInfo.InvariantCulture, $"mss {Mss}"));
+        if (SackPermitted)
+            o.Add("sackOK");
+        if (Timestamp)
+            o.Add(string.Create(CultureInfo.InvariantCulture, $"TS {TsVal}:{TsEcr}"));
+        if (WindowScale >= 0)
+            o.Add(string.Create(CultureInfo.InvariantCulture, $"wscale {WindowScale}"));
+        for (int i = 0; i + 1 < Sack.Count; i += 2)
+            o.Add(string.Create(CultureInfo.InvariantCulture, $"sack {Sack[i]}:{Sack[i + 1]}"));
+        if (o.Count > 0)
+            sb.Append(" <").Append(string.Join(',', o)).Append('>');
+        sb.Append(CultureInfo.InvariantCulture, $" len {PayloadLength}");
+        if (BadChecksum)
+            sb.Append(" BAD-CSUM");
+        return sb.ToString();
+    }
+
+    public static string FlagText(TcpFlags f)
+    {
+        if (f == TcpFlags.None)
+            return "none";
+        var sb = new StringBuilder();
+        if ((f & TcpFlags.Syn) != 0) sb.Append('S');
+        if ((f & TcpFlags.Fin) != 0) sb.Append('F');
+        if ((f & TcpFlags.Rst) != 0) sb.Append('R');
+        if ((f & TcpFlags.Psh) != 0) sb.Append('P');
+        if ((f & TcpFlags.Urg) != 0) sb.Append('U');
+        if ((f & TcpFlags.Ece) != 0) sb.Append('E');
+        if ((f & TcpFlags.Cwr) != 0) sb.Append('W');
+        if ((f & TcpFlags.Ack) != 0) sb.Append('.');
+        return sb.ToString();
+    }
+}
+
+public sealed record UdpPacket(Side From, bool V6, ushort SrcPort, ushort DstPort, int PayloadLength) : PacketSpec(From, V6)
+{
+    public override int Build(Span<byte> buffer) =>
+        PacketBuilder.Udp(buffer, V6, Src, Dst, SrcPort, DstPort, PayloadLength, payloadFill: 0x75);
+
+    public override string Describe() =>
+        string.Create(CultureInfo.InvariantCulture, $"{Arrow} {Family} udp {SrcPort}>{DstPort} len {PayloadLength}");
+}
+
+/// <summary>An ICMP or ICMPv6 message with the echo layout (type, code, id, sequence), e.g. echo request/reply.</summary>
+public sealed record IcmpPacket(Side From, bool V6, byte Type, byte Code, ushort Id, ushort Sequence, int PayloadLength = 56) : PacketSpec(From, V6)
+{
+    public override int Build(Span<byte> buffer) => V6
+        ? PacketBuilder.Icmpv6(buffer, Src, Dst, Type, Code, Id, Sequence, PayloadLength, hopLimit: Type is >= 133 and <= 137 ? (byte)255 : PacketBuilder.DefaultTtl)
+        : PacketBuilder.Icmp(buffer, Src, Dst, Type, Code, Id, Sequence, PayloadLength);
+
+    public override string Describe() =>
+        string.Create(CultureInfo.InvariantCulture, $"{Arrow} {(V6 ? "icmp6" : "icmp")} type {Type} code {Code} id {Id} seq {Sequence}");
+}
+
+/// <summary>An ICMP/ICMPv6 error quoting <see cref="Quoted"/> (built from its own spec, so its tuple is exact).</summary>
+public sealed record IcmpErrorPacket(Side From, bool V6, byte Type, byte Code, PacketSpec Quoted, uint Rest = 0) : PacketSpec(From, V6)
+{
+    public override int Build(Span<byte> buffer)
+    {
+        Span<byte> inner = stackalloc byte[MaxLength];
+        int n = Quoted.Build(inner);
+        // The builder truncates the quote like Linux's icmp_send / icmp6_send (576 / 1280 bytes in all).
+        return PacketBuilder.IcmpError(buffer, V6, Src, Dst, Type, Code, inner[..n], Rest);
+    }
+
+    public override string Describe() =>
+        string.Create(CultureInfo.InvariantCulture, $"{Arrow} {(V6 ? "icmp6" : "icmp")} error type {Type} code {Code} quoting [{Quoted.Describe()}]");
+}
+
+/// <summary>A packet of a protocol conntrack handles with the generic tracker (no ports).</summary>
+public sealed record GenericPacket(Side From, bool V6, byte Protocol, int PayloadLength = 32) : PacketSpec(From, V6)
+{
+    public override int Build(Span<byte> buffer) =>
+        PacketBuilder.Generic(buffer, V6, Src, Dst, Protocol, PayloadLength, payloadFill: 0x47);
+
+    public override string Describe() =>
+        string.Create(CultureInfo.InvariantCulture, $"{Arrow} {Family} proto {Protocol} len {PayloadLength}");
+}
