@@ -3,7 +3,7 @@ using System.Runtime.CompilerServices;
 
 namespace Ctfw.Packets;
 
-/// <summary>Right/left edge storage for up to four SACK blocks inside <see cref="TcpSpec"/>.</summary>
+/// <summary>Up to four SACK blocks inside <see cref="TcpSpec"/>, stored as (left, right) edge pairs.</summary>
 [InlineArray(8)]
 public struct SackEdges
 {
@@ -32,7 +32,7 @@ public struct TcpSpec
     public int PayloadLength;
     public byte PayloadFill;
     /// <summary>IPv4 TTL or IPv6 hop limit.</summary>
-    public byte Ttl = 64;
+    public byte Ttl = PacketBuilder.DefaultTtl;
 
     /// <summary>Maximum segment size option; 0 = absent.</summary>
     public ushort Mss;
@@ -231,8 +231,8 @@ public static class PacketBuilder
     /// </summary>
     public static int Ipv6InsertExtensionHeader(Span<byte> packet, int length, byte type, int headerLength)
     {
-        bool ah = type == IpProto.Ah;
-        if (headerLength < 8 || headerLength % (ah ? 4 : 8) != 0 || (type == IpProto.Ipv6Frag && headerLength != 8))
+        if (headerLength < 8 || headerLength % (type == IpProto.Ah ? 4 : 8) != 0 || (type == IpProto.Ipv6Frag && headerLength != 8)
+            || headerLength > (type == IpProto.Ah ? 257 * 4 : 256 * 8))
             throw new ArgumentOutOfRangeException(nameof(headerLength));
         int payload = BinaryPrimitives.ReadUInt16BigEndian(packet[4..]) + headerLength;
         if (payload > ushort.MaxValue || packet.Length < length + headerLength)
@@ -241,9 +241,12 @@ public static class PacketBuilder
         Span<byte> ext = packet.Slice(Ipv6HeaderLength, headerLength);
         ext.Clear();
         ext[0] = packet[6];
-        ext[1] = (byte)(ah ? headerLength / 4 - 2 : headerLength / 8 - 1);
-        if (type == IpProto.Ipv6Frag)
-            ext[1] = 0; // reserved
+        ext[1] = type switch
+        {
+            IpProto.Ah => (byte)(headerLength / 4 - 2),
+            IpProto.Ipv6Frag => 0, // reserved; the fragment header is always 8 bytes
+            _ => (byte)(headerLength / 8 - 1),
+        };
         packet[6] = type;
         BinaryPrimitives.WriteUInt16BigEndian(packet[4..], (ushort)payload);
         return length + headerLength;

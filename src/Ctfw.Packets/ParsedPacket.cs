@@ -27,7 +27,9 @@ public struct ParsedPacket
     public bool IsFirstFragment;
 
     // ---- TCP / UDP ports, ICMP ids ----
+    /// <summary>TCP/UDP/UDPLite/SCTP source port; ICMP/ICMPv6: the echo identifier (as in <see cref="InnerTuple"/>); otherwise 0.</summary>
     public ushort SrcPort;
+    /// <summary>TCP/UDP/UDPLite/SCTP destination port; ICMP/ICMPv6: type &lt;&lt; 8 | code; otherwise 0.</summary>
     public ushort DstPort;
 
     // ---- TCP ----

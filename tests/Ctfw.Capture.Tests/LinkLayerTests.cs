@@ -58,8 +58,12 @@ public class LinkLayerTests
     [InlineData(new ushort[] { 0x0800 }, 13)]           // EtherType cut
     [InlineData(new ushort[] { 0x0800 }, 14)]           // no payload
     [InlineData(new ushort[] { 0x8100, 0x0800 }, 16)]   // cut inside the tag
-    public void GetNetworkPacket_EthernetCut_ReportsTruncated(ushort[] etherTypes, int length) =>
-        AssertSkipped(LinkTypes.Ethernet, [.. Ethernet(etherTypes), .. s_ipv4][..length], LinkResult.Truncated);
+    public void GetNetworkPacket_EthernetCut_ReportsTruncated(ushort[] etherTypes, int length)
+    {
+        byte[] frame = [.. Ethernet(etherTypes), .. s_ipv4];
+
+        AssertSkipped(LinkTypes.Ethernet, frame[..length], LinkResult.Truncated);
+    }
 
     [Theory]
     [InlineData(LinkTypes.Raw)]

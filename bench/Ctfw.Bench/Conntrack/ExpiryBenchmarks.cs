@@ -1,0 +1,123 @@
+using System.Diagnostics;
+using BenchmarkDotNet.Attributes;
+using BenchmarkDotNet.Engines;
+using Ctfw.Bench.Fixtures;
+using Ctfw.Conntrack;
+
+namespace Ctfw.Bench.Conntrack;
+
+/// <summary>
+/// Housekeeping cost (<see cref="ConnTable.Maintain"/>) for a mass expiry: a full table of
+/// <see cref="Flows"/> entries whose deadlines are spread over 1–8 s, then the clock passes all of
+/// them. Each iteration refills the table, so one invocation per iteration (Monitor strategy).
+/// "Budgeted" calls examine at most <see cref="Budget"/> due entries each, as a housekeeper
+/// sharing a packet worker's thread would; the longest such call is the pause that worker sees.
+/// </summary>
+[MemoryDiagnoser]
+[SimpleJob(RunStrategy.Monitor, launchCount: 1, warmupCount: 2, iterationCount: 15)]
+public class ExpiryBenchmarks
+{
+    public const int Budget = 10_000;
+    private const long SpreadStartMs = 1_000;
+    private const long SpreadMs = 7_000;
+
+    private ConnTable _table = null!;
+    private long _base = 1_000_000;
+    private readonly List<double> _maxPauseMs = [];
+    private readonly List<int> _calls = [];
+
+    [Params(1_000_000)]
+    public int Flows { get; set; }
+
+    private long End => _base + SpreadStartMs + SpreadMs + 1;
+
+    [GlobalSetup]
+    public void Setup() => _table = new ConnTable(Flows, maxThreads: 1, _base, hashSeed: 42);
+
+    [GlobalCleanup]
+    public void Cleanup()
+    {
+        if (_maxPauseMs.Count == 0)
+            return;
+        _maxPauseMs.Sort();
+        Console.WriteLine($"// budgeted expiry ({Budget}/call): {_calls[0]} calls per 1 M; longest call per iteration: " +
+            $"median {_maxPauseMs[_maxPauseMs.Count / 2]:F2} ms, max {_maxPauseMs[^1]:F2} ms, min {_maxPauseMs[0]:F2} ms");
+    }
+
+    private void Fill(bool arm)
+    {
+        _base += 60_000;
+        if (_table.Count != 0)
+            throw new InvalidOperationException($"table not empty before refill: {_table.Count}");
+        long b = _base;
+        int n = Flows;
+        TableFill.Fill(_table, 0, n, b, f => b + SpreadStartMs + (f * SpreadMs / n), arm);
+    }
+
+    private void Drain()
+    {
+        while (_table.Count > 0)
+            _table.Maintain(End);
+        _table.Maintain(End); // reclaim the last retired entries
+    }
+
+    [IterationSetup(Targets = [nameof(ExpireAll), nameof(ExpireAllBudgeted), nameof(FirstBudgetedCall)])]
+    public void SetupFilledAndArmed() => Fill(arm: true);
+
+    [IterationSetup(Target = nameof(Arm))]
+    public void SetupFilledNotArmed() => Fill(arm: false);
+
+    [IterationSetup(Target = nameof(LaterBudgetedCall))]
+    public void SetupAfterFirstCall()
+    {
+        Fill(arm: true);
+        _table.Maintain(End, Budget);
+    }
+
+    [IterationCleanup]
+    public void IterationCleanup() => Drain();
+
+    /// <summary>Arming 1 M freshly inserted entries (one housekeeping pass after a burst of new flows).</summary>
+    [Benchmark]
+    public int Arm() => _table.Maintain(_base, budget: 0);
+
+    /// <summary>Expire, unlink and recycle all 1 M entries in one unbudgeted call.</summary>
+    [Benchmark]
+    public int ExpireAll()
+    {
+        int expired = _table.Maintain(End);
+        if (expired != Flows)
+            throw new InvalidOperationException($"expired {expired}, expected {Flows}");
+        return expired;
+    }
+
+    /// <summary>Expire all 1 M entries in calls of at most <see cref="Budget"/> each: the total, and (printed) the longest call.</summary>
+    [Benchmark]
+    public int ExpireAllBudgeted()
+    {
+        int total = 0, calls = 0;
+        long longest = 0;
+        while (total < Flows)
+        {
+            long t0 = Stopwatch.GetTimestamp();
+            int expired = _table.Maintain(End, Budget);
+            long dt = Stopwatch.GetTimestamp() - t0;
+            longest = Math.Max(longest, dt);
+            total += expired;
+            calls++;
+            if (calls > Flows)
+                throw new InvalidOperationException("budgeted expiry makes no progress");
+        }
+        _maxPauseMs.Add(longest * 1000.0 / Stopwatch.Frequency);
+        _calls.Add(calls);
+        return total;
+    }
+
+    /// <summary>The first budgeted call after the clock passed every deadline: includes moving all fired slots to the due list.</summary>
+    [Benchmark]
+    public int FirstBudgetedCall() => _table.Maintain(End, Budget);
+
+    /// <summary>A later budgeted call: <see cref="Budget"/> entries expired, unlinked and retired, nothing else.</summary>
+    [Benchmark]
+    public int LaterBudgetedCall() => _table.Maintain(End, Budget);
+}

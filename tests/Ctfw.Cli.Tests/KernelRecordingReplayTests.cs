@@ -1,0 +1,79 @@
+using Ctfw.Capture;
+using Ctfw.Cli.Commands;
+using Ctfw.Conntrack;
+
+namespace Ctfw.Cli.Tests;
+
+/// <summary>
+/// The unprivileged half of the kernel oracle: every recording in tests/data/kernel (made by the
+/// privileged tier from the live kernel: pcap + the kernel's per-packet answer) replayed through
+/// `ctfw replay` must give the kernel's ctstate, direction and TCP state for every packet.
+/// </summary>
+public class KernelRecordingReplayTests
+{
+    public static string DataDirectory
+    {
+        get
+        {
+            string? dir = AppContext.BaseDirectory;
+            while (dir != null && !File.Exists(Path.Combine(dir, "Firewall.sln")))
+                dir = Path.GetDirectoryName(dir);
+            return Path.Combine(dir ?? throw new InvalidOperationException("repository root not found"), "tests", "data", "kernel");
+        }
+    }
+
+    public static TheoryData<string> Recordings()
+    {
+        var data = new TheoryData<string>();
+        if (Directory.Exists(DataDirectory))
+        {
+            foreach (string pcap in Directory.EnumerateFiles(DataDirectory, "*.pcap").Order(StringComparer.Ordinal))
+                data.Add(Path.GetFileNameWithoutExtension(pcap));
+        }
+        return data;
+    }
+
+    [Fact]
+    public void Recordings_Exist_AtLeastThirty()
+    {
+        Assert.True(Recordings().Count >= 30, $"expected ≥ 30 kernel recordings in {DataDirectory}, found {Recordings().Count}");
+    }
+
+    [Theory]
+    [MemberData(nameof(Recordings))]
+    public void Replay_KernelRecording_MatchesKernelPerPacket(string name)
+    {
+        string pcap = Path.Combine(DataDirectory, name + ".pcap");
+        string tsv = Path.Combine(DataDirectory, name + ".tsv");
+        string sysctl = Path.Combine(DataDirectory, name + ".sysctl");
+        var settings = new ConntrackSettings();
+        if (File.Exists(sysctl))
+        {
+            using var r = new StreamReader(sysctl);
+            Assert.Null(settings.Load(r, sysctl));
+        }
+
+        var output = new StringWriter();
+        var replayer = new Replayer(settings, text: false, output);
+        using (var reader = CaptureReader.Open(pcap))
+        {
+            while (reader.TryRead(out CaptureRecord record))
+                replayer.Process(record);
+            Assert.Null(reader.Error);
+        }
+
+        string[] expected = File.ReadAllLines(tsv).Where(l => l.Length > 0 && l[0] != '#').ToArray();
+        string[] actual = output.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(expected.Length, actual.Length);
+        var diffs = new List<string>();
+        for (int i = 0; i < expected.Length; i++)
+        {
+            string[] e = expected[i].Split('\t');
+            string[] a = actual[i].Split('\t');
+            // Columns: index, ctstate, direction, TCP state; the kernel does not export reasons.
+            if (e[0] != a[0] || e[1] != a[1] || e[2] != a[2] || e[3] != a[3])
+                diffs.Add($"packet {e[0]}: kernel {e[1]} {e[2]} {e[3]}, ctfw {a[1]} {a[2]} {a[3]} ({a[4]})");
+        }
+        Assert.True(diffs.Count == 0, $"{name}: {diffs.Count} packet(s) differ from the kernel:\n" + string.Join('\n', diffs));
+    }
+}

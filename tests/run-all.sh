@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Runs every test tier on a fresh machine of this kind (Debian + .NET SDK):
+#   1. installs what the tests need (apt: iproute2, iptables, nftables, tcpdump, conntrack, ethtool),
+#   2. builds the solution (warnings are errors),
+#   3. unit tier: packet parsing, capture files, conntrack core, CLI/replay of kernel recordings,
+#   4. privileged tier (root only): live-kernel scenarios in network namespaces.
+# Prints a closing line "tests: N passed, M failed" and exits non-zero on any failure.
+set -uo pipefail
+root="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)"
+cd "$root"
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
+unset CTFW_ARTIFACTS
+
+need_apt=()
+for tool in ip:iproute2 iptables:iptables nft:nftables tcpdump:tcpdump conntrack:conntrack ethtool:ethtool; do
+    command -v "${tool%%:*}" >/dev/null 2>&1 || need_apt+=("${tool#*:}")
+done
+if [[ ${#need_apt[@]} -gt 0 ]]; then
+    if [[ $(id -u) -eq 0 ]]; then
+        echo "== installing: ${need_apt[*]}"
+        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}") >/tmp/ctfw-apt.log 2>&1 \
+            || { echo "apt-get install failed; see /tmp/ctfw-apt.log"; tail -5 /tmp/ctfw-apt.log; exit 1; }
+    else
+        echo "== not root: cannot install ${need_apt[*]}; the privileged tier will be skipped"
+    fi
+fi
+command -v dotnet >/dev/null || { echo "the .NET SDK (dotnet) is required"; exit 1; }
+
+echo "== build"
+dotnet build Firewall.sln -c Release -nologo -v q 2>&1 | tail -3
+[[ ${PIPESTATUS[0]} -eq 0 ]] || { echo "tests: 0 passed, 1 failed"; exit 1; }
+
+passed=0; failed=0; status=0
+run_tier() {  # project [filter]
+    local project=$1 log
+    log=$(mktemp)
+    echo "== test $project"
+    dotnet test "$project" -c Release --no-build -nologo ${2:+--filter "$2"} 2>&1 | tee "$log" | grep -E "^(Passed!|Failed!)|^\s+Failed |Error Message|Assert|Expected|Actual" | head -80
+    local rc=${PIPESTATUS[0]}
+    local line
+    line=$(grep -E "(Passed|Failed)!\s+-" "$log" | tail -1)
+    local p f
+    p=$(sed -nE 's/.*Passed:\s+([0-9]+).*/\1/p' <<<"$line"); f=$(sed -nE 's/.*Failed:\s+([0-9]+).*/\1/p' <<<"$line")
+    passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0}))
+    if [[ $rc -ne 0 ]]; then
+        status=1
+        [[ -z "$f" || "$f" == 0 ]] && failed=$((failed + 1))
+    fi
+    rm -f "$log"
+}
+
+run_tier tests/Ctfw.Packets.Tests
+run_tier tests/Ctfw.Capture.Tests
+run_tier tests/Ctfw.Conntrack.Tests
+run_tier tests/Ctfw.Cli.Tests
+if [[ $(id -u) -eq 0 ]]; then
+    run_tier tests/Ctfw.Kernel.Tests
+else
+    echo "== privileged tier skipped: run as root (sudo) to test against the live kernel"
+fi
+
+echo "tests: $passed passed, $failed failed"
+exit $status
