@@ -1,3 +1,4 @@
+using Ctfw.Kernel.Tests.Recording;
 using Ctfw.Packets;
 using static Ctfw.Kernel.Tests.Lab.Side;
 using static Ctfw.Kernel.Tests.Recording.TcpStates;
