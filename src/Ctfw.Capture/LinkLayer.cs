@@ -166,8 +166,7 @@ public static class LinkLayer
             // The file does not record the host's byte order; the first TLV's length gives it away.
             bigEndian ??= !Fits(little, tlv.Length) && Fits(big, tlv.Length);
             int length = bigEndian.Value ? big : little;
-            // Mask NLA_F_NESTED / NLA_F_NET_BYTEORDER.
-            int type = (bigEndian.Value ? BinaryPrimitives.ReadUInt16BigEndian(tlv[2..]) : BinaryPrimitives.ReadUInt16LittleEndian(tlv[2..])) & 0x3FFF;
+            int type = bigEndian.Value ? BinaryPrimitives.ReadUInt16BigEndian(tlv[2..]) : BinaryPrimitives.ReadUInt16LittleEndian(tlv[2..]);
             if (length < 4)
                 return LinkResult.Truncated;
             if (length > tlv.Length)

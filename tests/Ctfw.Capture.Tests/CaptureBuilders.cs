@@ -140,7 +140,8 @@ internal sealed class PcapngBuilder
         });
 
     public PcapngBuilder Obsolete(ushort interfaceId, ulong ticks, byte[] data, uint? originalLength = null) =>
-        Block(2, true, w => w.U16(interfaceId).U16(0).U32((uint)(ticks >> 32)).U32((uint)ticks)
+        // A non-zero drops count, so that reading the 16-bit interface id as 32 bits shows.
+        Block(2, true, w => w.U16(interfaceId).U16(3).U32((uint)(ticks >> 32)).U32((uint)ticks)
             .U32((uint)data.Length).U32(originalLength ?? (uint)data.Length).Bytes(data).Pad4());
 
     public PcapngBuilder Simple(uint originalLength, byte[] data) =>

@@ -214,8 +214,8 @@ public class CaptureReaderDamageTests
     [Fact]
     public void Read_InterfaceOptionOverrunningBlock_ReportsMalformedBlock()
     {
-        // LinkType, reserved, snaplen, then an option claiming 200 bytes in a 4-byte space.
-        var file = TwoGoodPackets().Block(1, [1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 200, 0, 1, 2, 3, 4]);
+        // LinkType, reserved, snaplen, then an option claiming 6 bytes where 4 remain.
+        var file = TwoGoodPackets().Block(1, [1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 6, 0, 1, 2, 3, 4]);
 
         AssertDamage(file.ToArray(), CaptureErrorKind.MalformedBlock, file.Blocks[^1].Start, 2);
     }

@@ -112,6 +112,60 @@ internal sealed class Harness : IDisposable
     }
 
     public void Dispose() => Worker.Dispose();
+
+    // ---- Helpers for the UDP/ICMP/generic/table tests (added; the members above are unchanged) ----
+
+    /// <summary>Advances the test clock by whole milliseconds (no floating-point rounding).</summary>
+    public void SleepMs(long ms) => Now += ms;
+
+    /// <summary>Classifies <paramref name="packet"/> with an explicit context (zone, deferred confirm), then runs housekeeping.</summary>
+    public Classification Send(ReadOnlySpan<byte> packet, in PacketContext ctx)
+    {
+        Worker.Enter();
+        Worker.Process(packet, Now, ctx, out Classification r);
+        Worker.Exit();
+        Engine.Maintain(Now);
+        return r;
+    }
+
+    /// <summary>A copy of the UDP datagram <see cref="Udp"/> would send, for tests that edit bytes.</summary>
+    public byte[] UdpBytes(bool fromClient, int len = 10)
+    {
+        var buf = new byte[2048];
+        int n = PacketBuilder.Udp(buf, V6, fromClient ? ClientAddr : ServerAddr, fromClient ? ServerAddr : ClientAddr,
+            fromClient ? ClientPort : ServerPort, fromClient ? ServerPort : ClientPort, len);
+        return buf.AsSpan(0, n).ToArray();
+    }
+
+    /// <summary>A copy of the TCP segment <see cref="C"/>/<see cref="S"/> would send, e.g. to quote in an ICMP error.</summary>
+    public byte[] TcpBytes(bool fromClient, TcpFlags flags, uint seq, uint ack) => Build(fromClient, flags, seq, ack).ToArray();
+
+    /// <summary>A packet of any protocol number between client and server (no L4 header of its own).</summary>
+    public Classification Generic(bool fromClient, byte protocol, int len = 16)
+    {
+        var buf = new byte[2048];
+        int n = PacketBuilder.Generic(buf, V6, fromClient ? ClientAddr : ServerAddr, fromClient ? ServerAddr : ClientAddr, protocol, len);
+        return Send(buf.AsSpan(0, n));
+    }
+
+    /// <summary>The client→server tuple of <paramref name="protocol"/> with the given L4 ids.</summary>
+    public ConnTuple Tuple(byte protocol, ushort srcId, ushort dstId)
+    {
+        ConnTuple t = default;
+        t.Src = ClientAddr;
+        t.Dst = ServerAddr;
+        t.SrcId = srcId;
+        t.DstId = dstId;
+        t.Protocol = protocol;
+        t.IpVersion = (byte)(V6 ? 6 : 4);
+        return t;
+    }
+
+    /// <summary>The live entry of <paramref name="t"/> (either direction), or null.</summary>
+    public FlowInfo? Flow(in ConnTuple t) => Engine.TryGetFlow(t, Now, out FlowInfo f) ? f : null;
+
+    /// <summary>The live entry of the client→server UDP flow on <see cref="ClientPort"/>/<see cref="ServerPort"/>.</summary>
+    public FlowInfo? UdpFlow() => Flow(Tuple(IpProto.Udp, ClientPort, ServerPort));
 }
 
 internal static class Assertions

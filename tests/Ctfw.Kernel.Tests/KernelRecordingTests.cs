@@ -14,6 +14,7 @@ namespace Ctfw.Kernel.Tests;
 /// kernel drift and recorder bugs). With <c>CTFW_RECORD=1</c> it rewrites <c>tests/data/kernel</c>.
 /// </summary>
 [Trait("Tier", "Privileged")]
+[Collection(KernelDataCollection.Name)]
 public sealed class KernelRecordingTests(ITestOutputHelper output)
 {
     [Fact]
@@ -25,7 +26,8 @@ public sealed class KernelRecordingTests(ITestOutputHelper output)
 
         bool record = KernelData.RecordMode;
         string stored = KernelData.Directory;
-        string scratch = Path.Combine(Path.GetTempPath(), $"ctfw-kernel-{Environment.ProcessId}-{Guid.NewGuid():N}");
+        RemoveStaleScratch();
+        string scratch = Path.Combine(Path.GetTempPath(), $"{ScratchPrefix}{Environment.ProcessId}-{Guid.NewGuid():N}");
         string outputDirectory = record ? stored : Path.Combine(scratch, "out");
         Directory.CreateDirectory(outputDirectory);
         var total = Stopwatch.StartNew();
@@ -40,7 +42,7 @@ public sealed class KernelRecordingTests(ITestOutputHelper output)
                     ScenarioRecording r = recorder.Record(scenario, outputDirectory);
                     recordings.Add(r);
                     output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                        $"{scenario.Name,-45} {r.Rows.Count,3} packets {r.Elapsed.TotalSeconds,6:0.00} s"));
+                        $"{scenario.Name,-45} {r.Rows.Count,3} packets {r.Elapsed.TotalSeconds,6:0.00} s{(r.Attempts > 1 ? $" ({r.Attempts} attempts)" : "")}"));
                 }
             }
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,
@@ -82,6 +84,19 @@ public sealed class KernelRecordingTests(ITestOutputHelper output)
         {
             if (Directory.Exists(scratch))
                 Directory.Delete(scratch, recursive: true);
+        }
+    }
+
+    private const string ScratchPrefix = "ctfw-kernel-";
+
+    /// <summary>Scratch directories of runs that were killed (their pid is gone), like <see cref="KernelLab.RemoveLeftovers"/>.</summary>
+    private static void RemoveStaleScratch()
+    {
+        foreach (string dir in Directory.EnumerateDirectories(Path.GetTempPath(), ScratchPrefix + "*"))
+        {
+            string[] parts = Path.GetFileName(dir)[ScratchPrefix.Length..].Split('-');
+            if (int.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out int pid) && !Directory.Exists($"/proc/{pid}"))
+                Directory.Delete(dir, recursive: true);
         }
     }
 }

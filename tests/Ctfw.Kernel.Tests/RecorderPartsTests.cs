@@ -116,4 +116,18 @@ public sealed class RecorderPartsTests
         Assert.Equal(row, KernelRow.Parse(row.ToTsv()));
         Assert.Throws<FormatException>(() => KernelRow.Parse("3\tESTABLISHED\tSIDEWAYS\tSYN_RECV\t-"));
     }
+    [Fact]
+    public void CheckBursts_BurstSlowerThanTimeoutMargin_IsReportedAndSleepsAreNot()
+    {
+        KernelScenario udp = KernelScenarios.Get("udp_expiry"); // 2 s timeout: bursts must fit in 1 s
+        Assert.Equal(TimeSpan.FromSeconds(1), udp.MaxBurst);
+        long s = 1_000_000_000;
+        ScenarioRecording Recording(params long[] times) => new(udp.Name,
+            [.. times.Select(t => new RecordedPacket(t, []))], [], udp.EffectiveSysctls, []);
+
+        Assert.Null(KernelRecorder.CheckBursts(udp, Recording(0, s / 2, 4 * s, 4 * s + s / 2)));
+        Assert.Contains("packets 1-2", KernelRecorder.CheckBursts(udp, Recording(0, s + s / 2, 5 * s, 5 * s + 1)), StringComparison.Ordinal);
+        Assert.Contains("packets 3-4", KernelRecorder.CheckBursts(udp, Recording(0, 1, 4 * s, 6 * s)), StringComparison.Ordinal);
+        Assert.Null(KernelScenarios.Get("tcp_handshake_data_close").MaxBurst);
+    }
 }

@@ -10,6 +10,7 @@ namespace Ctfw.Kernel.Tests;
 /// the scenario definitions packet for packet, and agree with the spec wherever the scenario does not
 /// document a kernel deviation.
 /// </summary>
+[Collection(KernelDataCollection.Name)]
 public sealed class StoredRecordingTests
 {
     public static TheoryData<string> ScenarioNames()

@@ -22,7 +22,6 @@ public class ClassifyBenchmarks
     private static readonly PacketContext s_checksum = new() { VerifyChecksums = true };
 
     private EstablishedTrace _trace = null!;
-    private int _cursor;
     private long _packets;
     private long _notEstablished;
 
@@ -37,7 +36,6 @@ public class ClassifyBenchmarks
         // checksum patching of NextRound), so the measured replay starts on a validated state.
         _trace.ValidateRound(verifyChecksums: false);
         _trace.ValidateRound(verifyChecksums: true);
-        _cursor = 0;
     }
 
     [GlobalCleanup]
@@ -58,26 +56,7 @@ public class ClassifyBenchmarks
 
     private int Run(in PacketContext ctx)
     {
-        EstablishedTrace trace = _trace;
-        ConntrackWorker worker = trace.Worker;
-        byte[] buffer = trace.Buffer;
-        EstablishedTrace.Slot[] slots = trace.Slots;
-        int cursor = _cursor;
-        int established = 0;
-        worker.Enter();
-        for (int i = 0; i < Batch; i++)
-        {
-            if (cursor == slots.Length)
-            {
-                trace.NextRound();
-                cursor = 0;
-            }
-            EstablishedTrace.Slot s = slots[cursor++];
-            worker.Process(new ReadOnlySpan<byte>(buffer, s.Offset, s.Length), trace.Now, ctx, out Classification r);
-            established += r.State == CtState.Established ? 1 : 0;
-        }
-        worker.Exit();
-        _cursor = cursor;
+        int established = _trace.Replay(Batch, ctx);
         _packets += Batch;
         _notEstablished += Batch - established;
         return established;

@@ -25,7 +25,6 @@ public class ClassifyStageBenchmarks
 
     private EstablishedTrace _trace = null!;
     private ConnTable _table = null!;
-    private int _cursor;
 
     [Params(100_000)]
     public int Flows { get; set; }
@@ -36,7 +35,6 @@ public class ClassifyStageBenchmarks
         _trace = new EstablishedTrace(Flows);
         _trace.ValidateRound(verifyChecksums: true);
         _table = _trace.Engine.Table;
-        _cursor = 0;
     }
 
     /// <summary>S0: walk the trace and touch each packet's first cache line (the floor under everything).</summary>
@@ -46,7 +44,7 @@ public class ClassifyStageBenchmarks
         long acc = 0;
         byte[] buffer = _trace.Buffer;
         EstablishedTrace.Slot[] slots = _trace.Slots;
-        int cursor = _cursor;
+        int cursor = _trace.Cursor;
         for (int i = 0; i < Batch; i++)
         {
             if (cursor == slots.Length)
@@ -58,7 +56,7 @@ public class ClassifyStageBenchmarks
             ReadOnlySpan<byte> packet = new(buffer, s.Offset, s.Length);
             acc += packet[9] + packet.Length;
         }
-        _cursor = cursor;
+        _trace.Cursor = cursor;
         return acc;
     }
 
@@ -80,30 +78,7 @@ public class ClassifyStageBenchmarks
 
     /// <summary>S5: the real <see cref="ConntrackWorker.Process"/> (adds the TCP tracker and result fields).</summary>
     [Benchmark(OperationsPerInvoke = Batch)]
-    public long S5_Process()
-    {
-        long acc = 0;
-        EstablishedTrace trace = _trace;
-        ConntrackWorker worker = trace.Worker;
-        byte[] buffer = trace.Buffer;
-        EstablishedTrace.Slot[] slots = trace.Slots;
-        int cursor = _cursor;
-        worker.Enter();
-        for (int i = 0; i < Batch; i++)
-        {
-            if (cursor == slots.Length)
-            {
-                trace.NextRound();
-                cursor = 0;
-            }
-            EstablishedTrace.Slot s = slots[cursor++];
-            worker.Process(new ReadOnlySpan<byte>(buffer, s.Offset, s.Length), trace.Now, s_noChecksum, out Classification r);
-            acc += (int)r.State;
-        }
-        worker.Exit();
-        _cursor = cursor;
-        return acc;
-    }
+    public long S5_Process() => _trace.Replay(Batch, s_noChecksum);
 
     private long Stages(int upTo)
     {
@@ -112,7 +87,7 @@ public class ClassifyStageBenchmarks
         ConnTable table = _table;
         byte[] buffer = trace.Buffer;
         EstablishedTrace.Slot[] slots = trace.Slots;
-        int cursor = _cursor;
+        int cursor = _trace.Cursor;
         trace.Worker.Enter();
         for (int i = 0; i < Batch; i++)
         {
@@ -145,7 +120,7 @@ public class ClassifyStageBenchmarks
             table.Unlock(idx);
         }
         trace.Worker.Exit();
-        _cursor = cursor;
+        _trace.Cursor = cursor;
         return acc;
     }
 }

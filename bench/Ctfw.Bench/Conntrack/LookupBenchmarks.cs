@@ -53,8 +53,10 @@ public class LookupBenchmarks
         {
             ConnTuple t = SyntheticFlows.Tuple(rng.Next(flows));
             if ((i & 1) != 0)
-                t.TryInvert(out t);
-            keys[i] = t;
+                t.TryInvert(out keys[i]); // not into t itself: TryInvert reads this while writing the result
+            else
+                keys[i] = t;
+            t = keys[i];
             hashes[i] = table.Hash(t);
         }
         return (keys, hashes);

@@ -17,7 +17,7 @@ public class ParseBenchmarks
 {
     private const int Batch = 1024;
     private readonly byte[] _tcp4 = GC.AllocateArray<byte>(128, pinned: true);
-    private readonly byte[] _tcp6 = GC.AllocateArray<byte>(128, pinned: true);
+    private readonly byte[] _tcp6 = GC.AllocateArray<byte>(256, pinned: true);
     private readonly byte[] _udp4 = GC.AllocateArray<byte>(128, pinned: true);
     private int _tcp4Length, _tcp6Length, _udp4Length;
 
@@ -75,8 +75,8 @@ internal static class SamplePackets
         };
         int a = PacketBuilder.Tcp(tcp4, ack);
 
-        IpAddress.TryParse("2001:db8::10", out IpAddress c6, out _);
-        IpAddress.TryParse("2001:db8:1::443", out IpAddress s6, out _);
+        IpAddress c6 = new(0x2001_0db8_0000_0000, 0x10);         // 2001:db8::10
+        IpAddress s6 = new(0x2001_0db8_0001_0000, 0x443);        // 2001:db8:1::443
         TcpSpec data = ack;
         data.V6 = true;
         data.Src = c6;

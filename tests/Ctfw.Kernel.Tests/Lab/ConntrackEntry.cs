@@ -29,6 +29,22 @@ public readonly record struct FlowKey(byte Protocol, IPAddress Src, IPAddress Ds
             _ => new FlowKey(proto, src, dst, None, None, None, None, None),
         };
     }
+
+    /// <summary>The packet quoted by an ICMP error (IPv4 types 3, 4, 5, 11, 12; ICMPv6 types below 128).</summary>
+    public static bool TryGetIcmpErrorQuote(ReadOnlySpan<byte> packet, out ReadOnlySpan<byte> quoted)
+    {
+        quoted = default;
+        bool v6 = packet[0] >> 4 == 6;
+        int l3 = v6 ? 40 : (packet[0] & 0xF) * 4;
+        byte proto = v6 ? packet[6] : packet[9];
+        if (packet.Length < l3 + 8 + 20)
+            return false;
+        byte type = packet[l3];
+        bool error = v6 ? proto == 58 && type < 128 : proto == 1 && type is 3 or 4 or 5 or 11 or 12;
+        if (error)
+            quoted = packet[(l3 + 8)..];
+        return error;
+    }
 }
 
 /// <summary>One direction's tuple as <c>conntrack -L</c> prints it.</summary>

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Diagnostics;
+using System.Globalization;
 using System.Text;
 
 namespace Ctfw.Kernel.Tests.Lab;
@@ -26,19 +27,17 @@ public sealed class NflogCapture : IDisposable
     private NflogCapture(string netns, int group, string path, TimeSpan maxLifetime)
     {
         Path = path;
-        var psi = new ProcessStartInfo("ip")
+        string[] args = Tool.InNetns(netns, "timeout", "-s", "TERM", ((int)maxLifetime.TotalSeconds).ToString(CultureInfo.InvariantCulture),
+            "tcpdump", "-i", $"nflog:{group}", "-U", "-n", "-w", path);
+        var psi = new ProcessStartInfo(args[0])
         {
             RedirectStandardError = true,
             RedirectStandardOutput = true,
             RedirectStandardInput = true,
             UseShellExecute = false,
         };
-        foreach (string a in (string[])["netns", "exec", netns,
-                     "timeout", "-s", "TERM", ((int)maxLifetime.TotalSeconds).ToString(System.Globalization.CultureInfo.InvariantCulture),
-                     "tcpdump", "-i", $"nflog:{group}", "-U", "-n", "-w", path])
-        {
+        foreach (string a in args.Skip(1))
             psi.ArgumentList.Add(a);
-        }
         _process = Process.Start(psi) ?? throw new InvalidOperationException("could not start tcpdump");
         _process.StandardInput.Close();
         _process.ErrorDataReceived += (_, e) =>

@@ -72,12 +72,37 @@ public sealed class KernelRecorder
         _lab.InGateway("sysctl", "-q", "-w", "net.netfilter.nf_log.2=nfnetlink_log", "net.netfilter.nf_log.10=nfnetlink_log");
     }
 
-    /// <summary>Records one scenario and writes its files into <paramref name="outputDirectory"/>.</summary>
+    /// <summary>
+    /// Records one scenario and writes its files into <paramref name="outputDirectory"/>. A run whose
+    /// packet bursts took longer than the scenario's timing margin allows (a loaded machine stalled
+    /// the recorder) is thrown away and repeated, up to <see cref="MaxAttempts"/> times.
+    /// </summary>
     public ScenarioRecording Record(KernelScenario scenario, string outputDirectory)
     {
         var watch = Stopwatch.StartNew();
         Directory.CreateDirectory(outputDirectory);
+        List<string> rejected = [];
+        for (int attempt = 1; attempt <= MaxAttempts; attempt++)
+        {
+            ScenarioRecording recording = RecordOnce(scenario);
+            string? slow = CheckBursts(scenario, recording);
+            if (slow is null)
+            {
+                recording.Write(outputDirectory);
+                recording.Elapsed = watch.Elapsed;
+                recording.Attempts = attempt;
+                return recording;
+            }
+            rejected.Add(slow);
+        }
+        throw new InvalidOperationException(
+            $"{scenario.Name}: could not record within the timing margins in {MaxAttempts} attempts (machine too busy?): {string.Join("; ", rejected)}");
+    }
 
+    public const int MaxAttempts = 3;
+
+    private ScenarioRecording RecordOnce(KernelScenario scenario)
+    {
         // 1. Sysctls: every managed one, so a scenario never inherits the previous one's timeouts.
         List<string> sysctlArgs = ["sysctl", "-q", "-w"];
         foreach ((string name, string value) in scenario.EffectiveSysctls)
@@ -97,6 +122,7 @@ public sealed class KernelRecorder
         File.Delete(reasonPath);
         TimeSpan lifetime = scenario.TotalSleep + TimeSpan.FromSeconds(60 + scenario.Packets.Count);
 
+        // 3. Play the steps; after each packet, wait for its FORWARD record, then read the table.
         List<byte[]> sent = [];
         List<string> tcpStates = [];
         List<string> ctLines = [];
@@ -131,9 +157,12 @@ public sealed class KernelRecorder
             reasons.Stop();
         }
 
+        // 4. One NFLOG record per packet, in order, or the recording is worthless.
         List<NflogRecord> records = ReadNflog(nflogPath);
         CheckOnePerPacket(scenario, sent, records);
         string[] reasonTexts = AssignReasons(sent, ReadNflog(reasonPath));
+        File.Delete(nflogPath);
+        File.Delete(reasonPath);
 
         var rows = new List<KernelRow>(sent.Count);
         for (int i = 0; i < sent.Count; i++)
@@ -141,33 +170,61 @@ public sealed class KernelRecorder
             (string ctState, string dir) = ParsePrefix(scenario, i, records[i].Prefix);
             rows.Add(new KernelRow(i + 1, new KernelVerdict(ctState, dir, tcpStates[i])));
         }
-
-        var recording = new ScenarioRecording(
+        return new ScenarioRecording(
             scenario.Name,
             [.. records.Select(r => new RecordedPacket(r.TimestampNanoseconds, r.Packet))],
             rows,
             scenario.EffectiveSysctls,
             [.. Enumerable.Range(0, sent.Count).Select(i => new RecordedDiagnostics(reasonTexts[i], ctLines[i]))]);
-        recording.Write(outputDirectory);
-        File.Delete(nflogPath);
-        File.Delete(reasonPath);
-        recording.Elapsed = watch.Elapsed;
-        return recording;
+    }
+
+    /// <summary>
+    /// Null when every burst (packets with no scripted sleep between them) took at most the
+    /// scenario's <see cref="KernelScenario.MaxBurst"/>, measured on the gateway's NFLOG timestamps;
+    /// otherwise which burst was too slow.
+    /// </summary>
+    public static string? CheckBursts(KernelScenario scenario, ScenarioRecording recording)
+    {
+        if (scenario.MaxBurst is not TimeSpan limit)
+            return null;
+        int index = 0;
+        int burstStart = 0;
+        foreach (ScenarioStep step in scenario.Steps)
+        {
+            if (step is SleepStep)
+            {
+                burstStart = index;
+                continue;
+            }
+            long span = recording.Packets[index].TimestampNanoseconds - recording.Packets[burstStart].TimestampNanoseconds;
+            if (span > limit.Ticks * 100)
+            {
+                return string.Create(CultureInfo.InvariantCulture,
+                    $"packets {burstStart + 1}-{index + 1} took {span / 1e9:0.000} s, margin allows {limit.TotalSeconds:0.###} s");
+            }
+            index++;
+        }
+        return null;
     }
 
     private IReadOnlyList<ConntrackEntry> ListTable(bool v6) =>
-        ConntrackEntry.ParseAll(Tool.Run(checkExit: true, "ip", "netns", "exec", _lab.Gateway, "conntrack", "-L", "-f", v6 ? "ipv6" : "ipv4").StdOut);
+        ConntrackEntry.ParseAll(_lab.InGateway("conntrack", "-L", "-f", v6 ? "ipv6" : "ipv4"));
 
-    /// <summary>TCP state (or <c>-</c>) and the raw table line of the entry the packet belongs to.</summary>
+    /// <summary>
+    /// TCP state (or <c>-</c>) and the raw table line of the entry the packet belongs to. For an ICMP
+    /// error the line is that of the flow it quotes (its TCP state column stays <c>-</c>: the packet is not TCP).
+    /// </summary>
     private (string TcpState, string Line) LookUp(byte[] packet)
     {
-        FlowKey key = FlowKey.FromPacket(packet);
         bool v6 = packet[0] >> 4 == 6;
+        FlowKey key = FlowKey.TryGetIcmpErrorQuote(packet, out ReadOnlySpan<byte> quoted)
+            ? FlowKey.FromPacket(quoted)
+            : FlowKey.FromPacket(packet);
         ConntrackEntry? entry = ListTable(v6).FirstOrDefault(e => e.Matches(key));
         if (entry is null)
             return (TcpStates.None, "-");
-        string state = key.Protocol == 6 && entry.TcpState is not null ? entry.TcpState : TcpStates.None;
-        return (state, entry.Line);
+        bool tcp = packet[v6 ? 6 : 9] == 6;
+        return (tcp && entry.TcpState is not null ? entry.TcpState : TcpStates.None, entry.Line);
     }
 
     private sealed record NflogRecord(long TimestampNanoseconds, byte[] Packet, string Prefix);

@@ -41,6 +41,9 @@ public sealed class ScenarioRecording(
     /// <summary>Wall time the live recording took (zero for loaded recordings).</summary>
     public TimeSpan Elapsed { get; set; }
 
+    /// <summary>How many runs the live recording needed (a run that missed its timing margins is repeated).</summary>
+    public int Attempts { get; set; }
+
     public string Sysctl(string name) =>
         Sysctls.FirstOrDefault(kv => kv.Key == name).Value ?? throw new KeyNotFoundException($"{Name}.sysctl has no {name}");
 

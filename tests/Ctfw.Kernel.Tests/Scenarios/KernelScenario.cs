@@ -25,13 +25,37 @@ public sealed record SleepStep(TimeSpan Duration) : ScenarioStep;
 /// </summary>
 public sealed class KernelScenario
 {
-    public KernelScenario(string name, string summary, IReadOnlyDictionary<string, string> sysctls, IReadOnlyList<ScenarioStep> steps)
+    public KernelScenario(string name, string summary, IReadOnlyDictionary<string, string> sysctls, IReadOnlyList<ScenarioStep> steps,
+        TimeSpan? maxBurst = null)
     {
         Name = name;
         Summary = summary;
         Sysctls = sysctls;
         Steps = steps;
         Packets = [.. steps.OfType<SendStep>()];
+        MaxBurst = maxBurst ?? ShortestTimeout(sysctls) - TimeSpan.FromSeconds(1);
+    }
+
+    /// <summary>
+    /// Longest a run of packets without a scripted sleep may take on the gateway's clock, or null for
+    /// no limit. Scenarios that shorten a timeout must keep ≥ 1 s away from it (kernel-conntrack.md §14.6),
+    /// so by default: the shortest overridden timeout minus 1 s. The recorder repeats slower runs.
+    /// </summary>
+    public TimeSpan? MaxBurst { get; }
+
+    private static TimeSpan? ShortestTimeout(IReadOnlyDictionary<string, string> sysctls)
+    {
+        TimeSpan? shortest = null;
+        foreach ((string key, string value) in sysctls)
+        {
+            if (key.Contains("timeout", StringComparison.Ordinal) && int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out int seconds))
+            {
+                var t = TimeSpan.FromSeconds(seconds);
+                if (shortest is null || t < shortest)
+                    shortest = t;
+            }
+        }
+        return shortest;
     }
 
     /// <summary>File-name stem: lower case, underscores.</summary>
@@ -61,6 +85,7 @@ public sealed class ScenarioBuilder
 {
     private readonly List<ScenarioStep> _steps = [];
     private readonly Dictionary<string, string> _sysctls = new(StringComparer.Ordinal);
+    private TimeSpan? _maxBurst;
 
     /// <summary>Overrides one conntrack sysctl (kernel name without <c>net.netfilter.</c>) for this scenario.</summary>
     public ScenarioBuilder Sysctl(string name, int value)
@@ -85,13 +110,20 @@ public sealed class ScenarioBuilder
         return this;
     }
 
+    /// <summary>Sets <see cref="KernelScenario.MaxBurst"/> explicitly (for time rules that are not sysctls, e.g. UDP's 2 s stream rule).</summary>
+    public ScenarioBuilder BurstsWithin(double seconds)
+    {
+        _maxBurst = TimeSpan.FromSeconds(seconds);
+        return this;
+    }
+
     public ScenarioBuilder Sleep(double seconds)
     {
         _steps.Add(new SleepStep(TimeSpan.FromSeconds(seconds)));
         return this;
     }
 
-    internal KernelScenario Build(string name, string summary) => new(name, summary, _sysctls, [.. _steps]);
+    internal KernelScenario Build(string name, string summary) => new(name, summary, _sysctls, [.. _steps], _maxBurst);
 }
 
 /// <summary>Shorthand for the verdicts scenarios expect: <c>NewOrig(SynSent)</c>, <c>EstReply(SynRecv)</c>, <c>Invalid()</c>.</summary>

@@ -21,6 +21,7 @@ public static partial class KernelScenarios
         "ESTABLISHED (reply), later packets ESTABLISHED; the packet after > 2 s switches the entry to the " +
         "stream timeout and sets ASSURED (visible in the .diag.tsv conntrack line).",
         s => s
+            .BurstsWithin(1) // the first three packets must stay clear of the 2 s stream rule
             .Send(new UdpPacket(Client, false, 40101, 53, 40), NewOrig())
             .Send(new UdpPacket(Server, false, 53, 40101, 120), EstReply())
             .Send(new UdpPacket(Client, false, 40101, 53, 40), EstOrig())
@@ -194,4 +195,33 @@ public static partial class KernelScenarios
             .Send(new GenericPacket(Client, false, 253, 64), NewOrig())
             .Send(new GenericPacket(Server, false, 253, 64), EstReply())
             .Send(new GenericPacket(Client, false, 253, 64), EstOrig()));
+    private static KernelScenario UdpChecksums() => Scenario("udp_checksums",
+        "UDP checksum handling with nf_conntrack_checksum = 1: a corrupted checksum, then checksum 0 (\"none\"), " +
+        "over IPv4 and IPv6. Spec §7: a bad non-zero checksum → INVALID; a zero checksum is accepted for IPv4 " +
+        "and (per the spec, although RFC 8200 forbids it) for IPv6 → NEW; the IPv4 reply is ESTABLISHED.",
+        s => s
+            .Send(new UdpPacket(Client, false, 40109, 514, 50) { BadChecksum = true }, Invalid())
+            .Send(new UdpPacket(Client, false, 40109, 514, 50) { ZeroChecksum = true }, NewOrig())
+            .Send(new UdpPacket(Server, false, 514, 40109, 20), EstReply())
+            .Send(new UdpPacket(Client, true, 40206, 514, 50) { BadChecksum = true }, Invalid())
+            .Send(new UdpPacket(Client, true, 40206, 514, 50) { ZeroChecksum = true }, NewOrig()));
+
+    private static KernelScenario IcmpOtherTypes() => Scenario("icmp_other_types",
+        "ICMP beyond echo: timestamp request (13) and reply (14); router advertisement (9), which has no " +
+        "inverse; extended echo request (42, RFC 8335). Spec §8.1/§8.3: 13 NEW, 14 ESTABLISHED (reply); 9 " +
+        "cannot start an entry → INVALID; type > 18 → INVALID [6.17; a patch to allow 42/43 circulated].",
+        s => s
+            .Send(new IcmpPacket(Client, false, 13, 0, 0x0B1D, 1, PayloadLength: 12), NewOrig())
+            .Send(new IcmpPacket(Server, false, 14, 0, 0x0B1D, 1, PayloadLength: 12), EstReply())
+            .Send(new IcmpPacket(Server, false, 9, 0, 0, 0, PayloadLength: 8), Invalid())
+            .Send(new IcmpPacket(Client, false, 42, 0, 0x0B1E, 1, PayloadLength: 8), Invalid()));
+
+    private static KernelScenario GreV0NewReply() => Scenario("gre_v0_new_reply",
+        "GRE version 0 (a plain tunnel, not PPTP) both ways. This kernel has nf_conntrack_proto_gre built " +
+        "in, so GRE is not handled by the generic tracker: spec §9 says 30 s, 180 s once a reply was seen " +
+        "(see .diag.tsv); classification as generic: NEW, ESTABLISHED (reply), ESTABLISHED.",
+        s => s
+            .Send(new GenericPacket(Client, false, 47, 40, Fill: 0), NewOrig())
+            .Send(new GenericPacket(Server, false, 47, 40, Fill: 0), EstReply())
+            .Send(new GenericPacket(Client, false, 47, 40, Fill: 0), EstOrig()));
 }

@@ -248,4 +248,50 @@ public static partial class KernelScenarios
                 .Send(f.Ack(Client, ack: s1 + 1448, sack: [s1 + 2896, s1 + 5792]), EstOrig(Established))
                 .Send(f.Ack(Client), EstOrig(Established));
         });
+    private static KernelScenario TcpWindowOverrunIgnored() => Scenario("tcp_window_overrun_ignored",
+        "A client overruns a small unscaled server window (2920) with four 1448-byte segments and no ACK in " +
+        "between. Spec §4.7 D.1 [≥6.1]: the fourth segment starts beyond td_maxend but the overshoot is within " +
+        "the receiver's max window (grown by E.5 on the third) → IGNORE (accepted, ESTABLISHED, td_end moved); " +
+        "the server's ACK of everything is then fine.",
+        s =>
+        {
+            var server = new TcpEndpoint { SynWindow = 2920, Window = 2920, WindowScale = -1 };
+            var f = new TcpFlow(false, 40017, 8080, 0x3E5A_07C1, 0x5D19_B2E8, TcpEndpoint.LinuxClient with { Window = 64240 }, server);
+            s.Handshake(f)
+                .Send(f.Data(Client, 1448), EstOrig(Established))
+                .Send(f.Data(Client, 1448), EstOrig(Established))
+                .Send(f.Data(Client, 1448), EstOrig(Established))   // starts inside, ends beyond: fine, window grows
+                .Send(f.Data(Client, 1448), EstOrig(Established))   // starts beyond: overshoot → IGNORE
+                .Send(f.Ack(Server), EstReply(Established));
+        });
+
+    private static KernelScenario TcpAckBelowLowerBoundIgnored() => Scenario("tcp_ack_below_lower_bound_ignored",
+        "The client sends an ACK whose ack number lies 70 000 below the server's ISN (an overly delayed or " +
+        "bogus ACK). Spec §4.7 D.4: ack not after td_end − max(66000, maxwin) − 1 → IGNORE: accepted, " +
+        "ESTABLISHED, nothing updated.",
+        s =>
+        {
+            var f = new TcpFlow(false, 40018, 80, 0x1B6C_F230, 0x4A07_95DE);
+            s.Handshake(f)
+                .Send(f.Data(Server, 1000), EstReply(Established))
+                .Send(f.Ack(Client, ack: f.Isn(Server) - 70_000), EstOrig(Established))
+                .Send(f.Ack(Client), EstOrig(Established));
+        });
+
+    private static KernelScenario TcpInvalidTransitions() => Scenario("tcp_invalid_transitions",
+        "Packets the state table forbids: the client ACKs and FINs while still in SYN_SENT, and after the " +
+        "handshake the server sends a SYN and the client a SYN/ACK. Spec §4.4/§4.13 #8 and §4.14 #20: sIV → " +
+        "INVALID with the state unchanged; the connection carries on.",
+        s =>
+        {
+            var f = new TcpFlow(false, 40019, 80, 0x6A0E_3D54, 0x21F7_C80B);
+            s.Send(f.Syn(), NewOrig(SynSent))
+                .Send(f.Segment(Client, TcpFlags.Ack, f.Nxt(Client), f.Isn(Server) + 1), Invalid(SynSent))
+                .Send(f.Segment(Client, TcpFlags.Fin | TcpFlags.Ack, f.Nxt(Client), f.Isn(Server) + 1), Invalid(SynSent))
+                .Send(f.SynAck(), EstReply(SynRecv))
+                .Send(f.Ack(Client), EstOrig(Established))
+                .Send(f.Segment(Server, TcpFlags.Syn, f.Isn(Server), 0), Invalid(Established))
+                .Send(f.Segment(Client, TcpFlags.Syn | TcpFlags.Ack, f.Isn(Client), f.Nxt(Server)), Invalid(Established))
+                .Send(f.Ack(Client), EstOrig(Established));
+        });
 }

@@ -340,4 +340,21 @@ public static partial class KernelScenarios
                 .Send(f.SynAck() with { BadChecksum = true }, EstReply(SynRecv))
                 .Send(f.Ack(Client) with { BadChecksum = true }, EstOrig(Established));
         });
+    private static KernelScenario TcpSynAfterPeerRst() => Scenario("tcp_syn_after_peer_rst",
+        "The server resets an established connection (exact seq → CLOSE) and the client reconnects at once " +
+        "from the same port. Spec §4.6: a SYN in CLOSE reopens only if a side sent the first FIN or the last " +
+        "RST came from the same direction; here neither, so the SYN is ignored (ESTABLISHED, stays CLOSE); " +
+        "the server's SYN/ACK acking it resyncs → SYN_RECV; the ACK → ESTABLISHED.",
+        s =>
+        {
+            var f = new TcpFlow(false, 40042, 80, 0x58A1_3C07, 0x0F9E_D246);
+            s.Handshake(f)
+                .Send(f.Data(Client, 300), EstOrig(Established))
+                .Send(f.Ack(Server), EstReply(Established))
+                .Send(f.Rst(Server, ack: f.Nxt(Client)), EstReply(Close));
+            var g = new TcpFlow(false, 40042, 80, f.Nxt(Client) + 90_000, 0x33C2_0E9A);
+            s.Send(g.Syn(), EstOrig(Close))
+                .Send(g.SynAck(), EstReply(SynRecv))
+                .Send(g.Ack(Client), EstOrig(Established));
+        });
 }

@@ -28,6 +28,8 @@ public static partial class KernelScenarios
         TcpWindowScaleServerOnly(),
         TcpTimestampsSack(),
         TcpSackWithoutPermission(),
+        TcpWindowOverrunIgnored(),
+        TcpAckBelowLowerBoundIgnored(),
         // TCP: expiry and mid-stream pickup
         TcpFinAfterEstablishedExpired(),
         TcpRstAfterEstablishedExpired(),
@@ -44,20 +46,24 @@ public static partial class KernelScenarios
         TcpRstInexactInCloseWait(),
         // TCP: odd packets, reuse, challenge ACKs
         TcpInvalidFlagCombinations(),
+        TcpInvalidTransitions(),
         TcpSynAckWithoutEntry(),
         TcpSynAckOldInSynSent(),
         TcpSynChallengeAck(),
         TcpSynInEstablishedResync(),
         TcpSynAckReuseChallengeAck(),
+        TcpSynAfterPeerRst(),
         TcpLastAckChallengeAck(),
         TcpBadChecksum(),
         TcpBadChecksumUnchecked(),
         // UDP
         UdpNewReplyStream(),
         UdpExpiry(),
+        UdpChecksums(),
         // ICMP
         IcmpEcho(),
         IcmpEchoReplyWithoutRequest(),
+        IcmpOtherTypes(),
         IcmpExpiry(),
         IcmpPortUnreachableForUdp(),
         IcmpTimeExceededForTcp(),
@@ -73,6 +79,7 @@ public static partial class KernelScenarios
         Icmpv6NeighbourDiscoveryUntracked(),
         // Other protocols
         GenericProtocolNewReply(),
+        GreV0NewReply(),
     ]);
 
     /// <summary>Every scenario, in recording order.</summary>

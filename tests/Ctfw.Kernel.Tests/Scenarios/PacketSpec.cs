@@ -129,11 +129,25 @@ public sealed record TcpPacket(Side From, bool V6) : PacketSpec(From, V6)
 
 public sealed record UdpPacket(Side From, bool V6, ushort SrcPort, ushort DstPort, int PayloadLength) : PacketSpec(From, V6)
 {
-    public override int Build(Span<byte> buffer) =>
-        PacketBuilder.Udp(buffer, V6, Src, Dst, SrcPort, DstPort, PayloadLength, payloadFill: 0x75);
+    /// <summary>Corrupt the UDP checksum after building (kernel-conntrack.md §7).</summary>
+    public bool BadChecksum { get; init; }
+
+    /// <summary>Send checksum 0 ("none"): legal for IPv4, not for IPv6 (RFC 8200 §8.1).</summary>
+    public bool ZeroChecksum { get; init; }
+
+    public override int Build(Span<byte> buffer)
+    {
+        int length = PacketBuilder.Udp(buffer, V6, Src, Dst, SrcPort, DstPort, PayloadLength, payloadFill: 0x75);
+        int checksum = (V6 ? 40 : 20) + 6;
+        if (ZeroChecksum)
+            buffer.Slice(checksum, 2).Clear();
+        if (BadChecksum)
+            buffer[checksum + 1] ^= 0x5A;
+        return length;
+    }
 
     public override string Describe() =>
-        string.Create(CultureInfo.InvariantCulture, $"{Arrow} {Family} udp {SrcPort}>{DstPort} len {PayloadLength}");
+        string.Create(CultureInfo.InvariantCulture, $"{Arrow} {Family} udp {SrcPort}>{DstPort} len {PayloadLength}{(BadChecksum ? " BAD-CSUM" : "")}{(ZeroChecksum ? " csum 0" : "")}");
 }
 
 /// <summary>An ICMP or ICMPv6 message with the echo layout (type, code, id, sequence), e.g. echo request/reply.</summary>
@@ -162,11 +176,11 @@ public sealed record IcmpErrorPacket(Side From, bool V6, byte Type, byte Code, P
         string.Create(CultureInfo.InvariantCulture, $"{Arrow} {(V6 ? "icmp6" : "icmp")} error type {Type} code {Code} quoting [{Quoted.Describe()}]");
 }
 
-/// <summary>A packet of a protocol conntrack handles with the generic tracker (no ports).</summary>
-public sealed record GenericPacket(Side From, bool V6, byte Protocol, int PayloadLength = 32) : PacketSpec(From, V6)
+/// <summary>A packet of any other protocol, with a payload of <see cref="Fill"/> bytes (zero-filled GRE is a GREv0 header).</summary>
+public sealed record GenericPacket(Side From, bool V6, byte Protocol, int PayloadLength = 32, byte Fill = 0x47) : PacketSpec(From, V6)
 {
     public override int Build(Span<byte> buffer) =>
-        PacketBuilder.Generic(buffer, V6, Src, Dst, Protocol, PayloadLength, payloadFill: 0x47);
+        PacketBuilder.Generic(buffer, V6, Src, Dst, Protocol, PayloadLength, payloadFill: Fill);
 
     public override string Describe() =>
         string.Create(CultureInfo.InvariantCulture, $"{Arrow} {Family} proto {Protocol} len {PayloadLength}");

@@ -1,0 +1,20 @@
+using BenchmarkDotNet.Configs;
+using BenchmarkDotNet.Running;
+using Ctfw.Bench;
+using Ctfw.Bench.Conntrack;
+
+// Own modes first; everything else is BenchmarkDotNet's command line (--filter, --list, --job, ...).
+if (args.Contains("--quick"))
+    return QuickRun.Run(Console.Out);
+if (args.Contains("--memory"))
+{
+    MemoryFootprint.Print(MemoryFootprint.Measure(1_000_000), Console.Out);
+    return 0;
+}
+
+// Keep BenchmarkDotNet's output out of the source tree: under the per-developer artifacts root
+// when there is one (CTFW_ARTIFACTS), else in the temp directory. --artifacts overrides both.
+string root = Environment.GetEnvironmentVariable("CTFW_ARTIFACTS") is { Length: > 0 } a ? a : Path.GetTempPath();
+IConfig config = DefaultConfig.Instance.WithArtifactsPath(Path.Combine(root, "BenchmarkDotNet.Artifacts"));
+var summaries = BenchmarkSwitcher.FromAssembly(typeof(QuickRun).Assembly).Run(args, config);
+return summaries.Any(s => s.HasCriticalValidationErrors || s.Reports.Any(r => !r.Success)) ? 1 : 0;

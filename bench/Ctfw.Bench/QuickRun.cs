@@ -1,0 +1,253 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using Ctfw.Bench.Conntrack;
+using Ctfw.Bench.Fixtures;
+using Ctfw.Bench.Packets;
+using Ctfw.Conntrack;
+using Ctfw.Packets;
+
+namespace Ctfw.Bench;
+
+/// <summary>
+/// `--quick`: a Stopwatch smoke run of every scenario for CI, well under 30 s. Each figure is the
+/// median of several repetitions after a warm-up long enough for tiered JIT to reach tier 1; bytes
+/// per operation come from GC.GetAllocatedBytesForCurrentThread over all measured repetitions.
+/// Exit code 1 when a hot path allocates or a scenario's validation fails; throughput targets are
+/// printed, not enforced (a shared 2-vCPU machine is too noisy to gate on them).
+/// </summary>
+internal static class QuickRun
+{
+    private const int Reps = 7;
+    private static readonly PacketContext s_noChecksum = new() { VerifyChecksums = false };
+    private static readonly PacketContext s_checksum = new() { VerifyChecksums = true };
+
+    private readonly record struct Stat(double MedianNs, double MinNs, double MaxNs, double BytesPerOp)
+    {
+        public double PerSecond => 1e9 / MedianNs;
+    }
+
+    public static int Run(TextWriter o)
+    {
+        var wall = Stopwatch.StartNew();
+        int failures = 0;
+        o.WriteLine($"ctfw quick bench  {DateTime.UtcNow:yyyy-MM-dd HH:mm}Z  {RuntimeInformation.FrameworkDescription}  {Environment.ProcessorCount} CPUs  " +
+            $"{(System.Runtime.GCSettings.IsServerGC ? "server" : "workstation")} GC");
+        o.WriteLine($"{"scenario",-40} {"ns/op",9} {"(min–max)",17} {"ops/s",10} {"B/op",7}");
+
+        // ---- parse ----
+        byte[] tcp4 = new byte[128], tcp6 = new byte[256], udp4 = new byte[128];
+        (int l4, int l6, int lu) = SamplePackets.Write(tcp4, tcp6, udp4);
+        failures += Report(o, "parse tcp4 ack+ts", Measure(() => ParseMany(tcp4.AsSpan(0, l4), 1 << 20), 1 << 20), zeroAlloc: true);
+        failures += Report(o, "parse tcp6 data+ts", Measure(() => ParseMany(tcp6.AsSpan(0, l6), 1 << 20), 1 << 20), zeroAlloc: true);
+        failures += Report(o, "parse udp4", Measure(() => ParseMany(udp4.AsSpan(0, lu), 1 << 20), 1 << 20), zeroAlloc: true);
+
+        // ---- memory per flow (first, while the heap is small) ----
+        MemoryFootprint.Result mem = MemoryFootprint.Measure(1_000_000);
+        MemoryFootprint.Print(mem, o);
+        GC.Collect();
+
+        // ---- classify ----
+        var setup = Stopwatch.StartNew();
+        var trace = new EstablishedTrace(100_000);
+        trace.ValidateRound(verifyChecksums: false);
+        trace.ValidateRound(verifyChecksums: true);
+        o.WriteLine($"  (classify setup: 100 000 handshakes + trace of {trace.PacketsPerRound:N0} packets, validated: {setup.ElapsedMilliseconds} ms)");
+        int perRep = trace.PacketsPerRound * 2;
+        long bad = 0;
+        Stat classify = Measure(() => bad += perRep - trace.Replay(perRep, s_noChecksum), perRep);
+        failures += Report(o, "classify 100k flows ESTABLISHED", classify, zeroAlloc: true);
+        Stat classifyCs = Measure(() => bad += perRep - trace.Replay(perRep, s_checksum), perRep);
+        failures += Report(o, "classify 100k flows, verify checksums", classifyCs, zeroAlloc: true);
+        if (bad != 0 || trace.Engine.Count != trace.Flows)
+        {
+            o.WriteLine($"FAIL classify: {bad} packets not ESTABLISHED, table count {trace.Engine.Count}");
+            failures++;
+        }
+        trace = null!;
+        GC.Collect();
+
+        // ---- lookup ----
+        Stat lookupSmall = LookupScenario(o, 10_000, ref failures);
+        Stat lookupLarge = LookupScenario(o, 1_000_000, ref failures);
+        GC.Collect();
+
+        // ---- expiry ----
+        ExpiryScenario(o, 1_000_000, ref failures);
+
+        // ---- targets ----
+        o.WriteLine("targets (informational; gate on them only with a quiet machine):");
+        Target(o, "classify >= 10 M packets/s", classify.PerSecond >= 10e6, $"{classify.PerSecond / 1e6:F2} M/s");
+        Target(o, "classify 0 B/packet", classify.BytesPerOp == 0, $"{classify.BytesPerOp:F3} B");
+        Target(o, "lookup 1M <= 2 x lookup 10k", lookupLarge.MedianNs <= 2 * lookupSmall.MedianNs,
+            $"{lookupLarge.MedianNs:F1} / {lookupSmall.MedianNs:F1} ns = {lookupLarge.MedianNs / lookupSmall.MedianNs:F2}x");
+        double perEntry = (mem.EntriesBytes + mem.RetiredBytes) / (double)mem.Max;
+        Target(o, "memory <= 128 B/flow + index", perEntry <= 128,
+            $"{perEntry:F1} B/flow + {mem.BucketBytes / (double)mem.Max:F1} B index (entry slot itself 128 B)");
+
+        o.WriteLine($"quick run: {wall.Elapsed.TotalSeconds:F1} s, {(failures == 0 ? "OK" : $"{failures} FAILURE(S)")}");
+        return failures == 0 ? 0 : 1;
+    }
+
+    private static Stat LookupScenario(TextWriter o, int flows, ref int failures)
+    {
+        const int Keys = 1 << 20;
+        const long Now = 1_000_000;
+        var table = new ConnTable(flows, maxThreads: 1, Now, hashSeed: 42);
+        TableFill.Fill(table, 0, flows, Now, _ => Now + 3_600_000);
+        (ConnTuple[] keys, ulong[] hashes) = LookupBenchmarks.MakeKeys(table, flows, Keys, seed: 7);
+        int misses = 0;
+        Stat prehashed = Measure(() =>
+        {
+            long acc = 0;
+            for (int i = 0; i < Keys; i++)
+            {
+                int idx = table.Lookup(keys[i], hashes[i], Now, out int dir);
+                misses += idx < 0 ? 1 : 0;
+                acc += idx + dir;
+            }
+            return acc;
+        }, Keys);
+        Stat hashed = Measure(() =>
+        {
+            long acc = 0;
+            for (int i = 0; i < Keys; i++)
+                acc += table.Lookup(keys[i], table.Hash(keys[i]), Now, out int dir) + dir;
+            return acc;
+        }, Keys);
+        string n = flows >= 1_000_000 ? $"{flows / 1_000_000}M" : $"{flows / 1000}k";
+        failures += Report(o, $"lookup {n} flows (hash precomputed)", prehashed, zeroAlloc: true);
+        failures += Report(o, $"hash + lookup {n} flows", hashed, zeroAlloc: true);
+        if (misses != 0)
+        {
+            o.WriteLine($"FAIL lookup {n}: {misses} misses");
+            failures++;
+        }
+        return prehashed;
+    }
+
+    private static void ExpiryScenario(TextWriter o, int flows, ref int failures)
+    {
+        const int Budget = ExpiryBenchmarks.Budget;
+        long now = 1_000_000;
+        var table = new ConnTable(flows, maxThreads: 1, now, hashSeed: 42);
+        var all = new List<double>();
+        var budgetedTotal = new List<double>();
+        var budgetedMax = new List<double>();
+        var tickMax = new List<double>();
+        var tickTotal = new List<double>();
+        long allocated = 0;
+        int calls = 0;
+        for (int rep = 0; rep < 3; rep++)
+        {
+            for (int mode = 0; mode < 3; mode++)
+            {
+                now = table.Wheel.Now + 60_000;
+                long b = now, end = now + 8_001;
+                TableFill.Fill(table, 0, flows, b, f => b + 1_000 + (f * 7_000L / flows));
+                long a0 = GC.GetAllocatedBytesForCurrentThread();
+                long t0 = Stopwatch.GetTimestamp();
+                long longest = 0;
+                int expired = 0;
+                if (mode == 0)
+                {
+                    expired = table.Maintain(end);
+                }
+                else if (mode == 1)
+                {
+                    calls = 0;
+                    while (expired < flows && calls++ < flows)
+                    {
+                        long c0 = Stopwatch.GetTimestamp();
+                        expired += table.Maintain(end, Budget);
+                        longest = Math.Max(longest, Stopwatch.GetTimestamp() - c0);
+                    }
+                }
+                else
+                {
+                    // Until the last entry fires: the wheel may fire up to one level-3 granule (512 ms) late.
+                    for (long t = b + 10; table.Count > 0 && t <= end + 2_000; t += 10)
+                    {
+                        long c0 = Stopwatch.GetTimestamp();
+                        expired += table.Maintain(t, Budget);
+                        longest = Math.Max(longest, Stopwatch.GetTimestamp() - c0);
+                    }
+                }
+                double ms = Ms(Stopwatch.GetTimestamp() - t0);
+                allocated += GC.GetAllocatedBytesForCurrentThread() - a0;
+                (mode == 0 ? all : mode == 1 ? budgetedTotal : tickTotal).Add(ms);
+                if (mode == 1)
+                    budgetedMax.Add(Ms(longest));
+                if (mode == 2)
+                    tickMax.Add(Ms(longest));
+                if (expired != flows || table.Count != 0)
+                {
+                    o.WriteLine($"FAIL expiry mode {mode}: expired {expired} of {flows}, {table.Count} left");
+                    failures++;
+                }
+            }
+        }
+        o.WriteLine($"expiry of 1M entries (deadlines spread over 7 s), median of 3:");
+        o.WriteLine($"  one unbudgeted Maintain            {Median(all),8:F1} ms total = {Median(all) * 1e6 / flows:F1} ns/entry");
+        o.WriteLine($"  budget {Budget}/call ({calls} calls)      {Median(budgetedTotal),8:F1} ms total, longest call {Median(budgetedMax):F2} ms");
+        o.WriteLine($"  10 ms ticks, budget {Budget}          {Median(tickTotal),8:F1} ms total, longest tick {Median(tickMax):F2} ms");
+        o.WriteLine($"  allocated during Maintain: {allocated} B");
+        if (allocated != 0)
+            failures++;
+    }
+
+    private static int ParseMany(ReadOnlySpan<byte> packet, int n)
+    {
+        int acc = 0;
+        for (int i = 0; i < n; i++)
+        {
+            InvalidReason reason = PacketParser.Parse(packet, out ParsedPacket p);
+            acc += (int)reason + p.SrcPort;
+        }
+        return acc;
+    }
+
+    private static Stat Measure(Func<long> rep, long opsPerRep)
+    {
+        // Warm-up: at least 3 repetitions and 300 ms, so hot methods are at tier 1 (30 calls + 100 ms delay).
+        var warm = Stopwatch.StartNew();
+        for (int i = 0; i < 3 || warm.ElapsedMilliseconds < 300; i++)
+            rep();
+        double[] ns = new double[Reps];
+        long bytes = 0;
+        for (int r = 0; r < Reps; r++)
+        {
+            long a0 = GC.GetAllocatedBytesForCurrentThread();
+            long t0 = Stopwatch.GetTimestamp();
+            rep();
+            long t1 = Stopwatch.GetTimestamp();
+            bytes += GC.GetAllocatedBytesForCurrentThread() - a0;
+            ns[r] = (t1 - t0) * 1e9 / Stopwatch.Frequency / opsPerRep;
+        }
+        Array.Sort(ns);
+        return new Stat(ns[Reps / 2], ns[0], ns[^1], (double)bytes / (opsPerRep * Reps));
+    }
+
+    private static int Report(TextWriter o, string name, in Stat s, bool zeroAlloc)
+    {
+        o.WriteLine($"{name,-40} {s.MedianNs,9:F2} {$"({s.MinNs:F1}–{s.MaxNs:F1})",17} {FormatRate(s.PerSecond),10} {s.BytesPerOp,7:F3}");
+        if (zeroAlloc && s.BytesPerOp > 0)
+        {
+            o.WriteLine($"FAIL {name}: allocates {s.BytesPerOp:F3} B per operation");
+            return 1;
+        }
+        return 0;
+    }
+
+    private static void Target(TextWriter o, string name, bool met, string value) =>
+        o.WriteLine($"  [{(met ? "met " : "MISS")}] {name,-34} {value}");
+
+    private static string FormatRate(double perSecond) => perSecond >= 1e6 ? $"{perSecond / 1e6:F2} M" : $"{perSecond / 1e3:F1} k";
+
+    private static double Ms(long ticks) => ticks * 1000.0 / Stopwatch.Frequency;
+
+    private static double Median(List<double> v)
+    {
+        v.Sort();
+        return v[v.Count / 2];
+    }
+}

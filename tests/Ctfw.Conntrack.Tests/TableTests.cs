@@ -1,0 +1,397 @@
+using System.Runtime.CompilerServices;
+using Ctfw.Packets;
+
+namespace Ctfw.Conntrack.Tests;
+
+/// <summary>The connection table: capacity and early drop (§3.3), expiry and reaping (§3.4), confirm (§2 step 10), layout, hashing.</summary>
+public class TableTests
+{
+    private const CtDirection O = CtDirection.Original;
+
+    /// <summary>Fills the table with <paramref name="max"/> UDP flows (client ports 20000+), ASSURED or not.</summary>
+    private static Harness Full(int max, bool assured)
+    {
+        var h = new Harness(Harness.With($"nf_conntrack_max={max}"));
+        for (int i = 0; i < max; i++)
+        {
+            h.ClientPort = (ushort)(20_000 + i);
+            h.Udp(true).Is(CtState.New, O);
+            if (assured)
+                h.Udp(false);
+        }
+        if (assured)
+        {
+            h.SleepMs(2_001);
+            for (int i = 0; i < max; i++)
+            {
+                h.ClientPort = (ushort)(20_000 + i);
+                Assert.True(h.Udp(true).Status.HasFlag(CtStatus.Assured));
+            }
+        }
+        Assert.Equal(max, h.Engine.Count);
+        return h;
+    }
+
+    [Fact]
+    public void Capacity_FullOfUnassured_NewFlowsEvictNeighboursAndAreNew()
+    {
+        // Early drop scans 8 buckets from the new tuple's bucket, so an attempt may find nothing to
+        // evict (then the packet is dropped); across new tuples, evictions must happen and the table
+        // must never hold more than nf_conntrack_max entries.
+        using Harness h = Full(64, assured: false);
+        int admitted = 0, dropped = 0;
+        for (int i = 0; i < 200; i++)
+        {
+            h.ClientPort = (ushort)(40_000 + i);
+            long drops = h.Engine.EarlyDrops;
+            bool wasFull = h.Engine.Count >= 64;
+            Classification r = h.Udp(true);
+            if (r.State == CtState.New)
+            {
+                admitted++;
+                Assert.True(!wasFull || h.Engine.EarlyDrops > drops, "admitted into a full table without evicting anyone");
+            }
+            else
+            {
+                Assert.Equal(CtState.Dropped, r.State);
+                Assert.Equal(InvalidReason.TableFull, r.Reason);
+                dropped++;
+            }
+            Assert.True(h.Engine.Count <= 64, $"count {h.Engine.Count} > nf_conntrack_max");
+        }
+        Assert.True(admitted >= 20, $"only {admitted} of 200 new flows admitted by early drop");
+        Assert.Equal(dropped, h.Engine.AllocFailures);
+    }
+
+    [Fact]
+    public void Capacity_FullOfAssured_NewFlowDroppedTableFullAndNothingEvicted()
+    {
+        using Harness h = Full(64, assured: true);
+        for (int i = 0; i < 100; i++)
+        {
+            h.ClientPort = (ushort)(40_000 + i);
+            Classification r = h.Udp(true);
+            Assert.Equal(CtState.Dropped, r.State);
+            Assert.Equal(InvalidReason.TableFull, r.Reason);
+            Assert.Equal(CtDirection.None, r.Direction);
+        }
+        Assert.Equal(0, h.Engine.EarlyDrops);
+        Assert.Equal(100, h.Engine.AllocFailures);
+        Assert.Equal(64, h.Engine.Count);
+        for (int i = 0; i < 64; i++)
+        {
+            h.ClientPort = (ushort)(20_000 + i);
+            Assert.True(h.UdpFlow()!.Value.Status.HasFlag(CtStatus.Assured));
+        }
+    }
+
+    [Fact]
+    public void Capacity_AfterEntriesExpireAndAreReaped_NewFlowsAdmittedAgain()
+    {
+        using Harness h = Full(64, assured: true);
+        h.ClientPort = 40_000;
+        Assert.Equal(CtState.Dropped, h.Udp(true).State);
+        h.SleepMs(120_000 + TimerWheel.HorizonMs);
+        h.Engine.Maintain(h.Now);
+        Assert.Equal(0, h.Engine.Count);
+        h.Udp(true).Is(CtState.New, O);
+    }
+
+    /// <summary>
+    /// Bucket-independent stand-in for "same bucket": equal top 20 hash bits put two tuples in the same
+    /// bucket for every power-of-two table up to 2^20 buckets (ConnTable.Bucket takes the top bits).
+    /// </summary>
+    private static bool SameBucketForAnySize(ulong a, ulong b) => (a >> 44) == (b >> 44);
+
+    [Fact]
+    public void EarlyDrop_VictimReachableOnlyThroughItsReplyTuple_IsEvictedLikeTheKernel()
+    {
+        // The kernel's early_drop_list walks every tuplehash in the bucket, ORIGINAL and REPLY alike,
+        // and nf_ct_delete()s each unassured entry it meets. Here the only unassured entry sits in the
+        // new tuple's bucket through its REPLY tuple; its ORIGINAL tuple is far away.
+        using var h = new Harness(Harness.With("nf_conntrack_max=1"));
+        ConnTable table = h.Engine.Table;
+        h.Udp(true).Is(CtState.New, O);
+        ConnTuple victim = h.Tuple(IpProto.Udp, h.ClientPort, h.ServerPort);
+        victim.TryInvert(out ConnTuple victimReply);
+        ulong origHash = table.Hash(victim), replyHash = table.Hash(victimReply);
+
+        // A new client→server flow (other client address) whose tuple shares the victim's REPLY bucket.
+        var buf = new byte[128];
+        for (uint i = 1; ; i++)
+        {
+            Assert.True(i < 50_000_000, "no colliding tuple found");
+            ConnTuple cand = victim;
+            cand.Src = IpAddress.FromV4(0x0B000000u + i);
+            ulong hc = table.Hash(cand);
+            if (!SameBucketForAnySize(hc, replyHash))
+                continue;
+            // Make sure the ORIGINAL link is not within the 8-bucket scan for any table size ≥ 1024.
+            bool origNear = false;
+            for (int bits = 10; bits <= 20; bits++)
+            {
+                ulong span = (origHash >> (64 - bits)) - (hc >> (64 - bits));
+                origNear |= (span & ((1UL << bits) - 1)) < 8;
+            }
+            if (origNear)
+                continue;
+            int n = PacketBuilder.Udp(buf, false, cand.Src, cand.Dst, cand.SrcId, cand.DstId, 10);
+            Classification r = h.Send(buf.AsSpan(0, n));
+            Assert.True(r.State == CtState.New, $"new flow was {r.State.Name()} ({r.Reason.Name()}): the unassured entry in its bucket (linked by its REPLY tuple) was not early-dropped");
+            Assert.Null(h.UdpFlow());
+            Assert.Equal(1, h.Engine.EarlyDrops);
+            return;
+        }
+    }
+
+    [Fact]
+    public void EarlyDrop_VictimInSameBucketByOriginalTuple_Evicted()
+    {
+        // The positive control of the test above: same construction, colliding on the ORIGINAL tuple.
+        using var h = new Harness(Harness.With("nf_conntrack_max=1"));
+        ConnTable table = h.Engine.Table;
+        h.Udp(true);
+        ConnTuple victim = h.Tuple(IpProto.Udp, h.ClientPort, h.ServerPort);
+        ulong origHash = table.Hash(victim);
+        var buf = new byte[128];
+        for (uint i = 1; ; i++)
+        {
+            Assert.True(i < 50_000_000, "no colliding tuple found");
+            ConnTuple cand = victim;
+            cand.Src = IpAddress.FromV4(0x0B000000u + i);
+            if (!SameBucketForAnySize(table.Hash(cand), origHash))
+                continue;
+            int n = PacketBuilder.Udp(buf, false, cand.Src, cand.Dst, cand.SrcId, cand.DstId, 10);
+            h.Send(buf.AsSpan(0, n)).Is(CtState.New, O);
+            Assert.Null(h.UdpFlow());
+            Assert.Equal(1, h.Engine.EarlyDrops);
+            Assert.Equal(1, h.Engine.Count);
+            return;
+        }
+    }
+
+    [Fact]
+    public void Maintain_MixedTimeouts_ReapedNotBeforeDeadlineAndWithinHorizon()
+    {
+        // Flows with deadlines spread over 1..40 s; stepping time in 50 ms, Count must stay between
+        // "entries not yet expired" and "entries not yet expired + HorizonMs", and end at 0.
+        using var h = new Harness(Harness.With("nf_conntrack_udp_timeout=1", "nf_conntrack_icmp_timeout=40"));
+        var deadlines = new List<long>();
+        for (int i = 0; i < 40; i++)
+        {
+            h.ClientPort = (ushort)(30_000 + i);
+            h.Udp(true);
+            deadlines.Add(h.Now + 1_000);
+            h.Icmp(true, 8, id: (ushort)i);
+            deadlines.Add(h.Now + 40_000);
+            h.SleepMs(977);
+        }
+        long end = deadlines.Max() + TimerWheel.HorizonMs;
+        for (long t = h.Now; t <= end; t += 50)
+        {
+            h.Engine.Maintain(t);
+            int alive = deadlines.Count(d => d - t > 0);
+            int mayLinger = deadlines.Count(d => d + TimerWheel.HorizonMs - t > 0);
+            Assert.InRange(h.Engine.Count, alive, mayLinger);
+        }
+        Assert.Equal(0, h.Engine.Count);
+        Assert.Equal(0, h.Engine.Table.Wheel.Count);
+    }
+
+    [Fact]
+    public void Maintain_TcpShortenedFromFiveDaysToTimeWait_ReapedWithinHorizon()
+    {
+        using var h = new Harness();
+        h.C(TcpFlags.Syn, 1000, 0);
+        h.S(TcpFlags.Syn | TcpFlags.Ack, 5000, 1001);
+        h.C(TcpFlags.Ack, 1001, 5001);                     // ESTABLISHED, 5 days
+        h.C(TcpFlags.Fin | TcpFlags.Ack, 1001, 5001);
+        h.S(TcpFlags.Fin | TcpFlags.Ack, 5001, 1002);
+        h.C(TcpFlags.Ack, 1002, 5002).Is(CtState.Established, O, TcpState.TimeWait);
+        long deadline = h.Now + 120_000;
+        for (long t = h.Now; t < deadline; t += 1_000)
+        {
+            h.Engine.Maintain(t);
+            Assert.Equal(1, h.Engine.Count);
+        }
+        h.Engine.Maintain(deadline + TimerWheel.HorizonMs);
+        Assert.Equal(0, h.Engine.Count);
+    }
+
+    [Fact]
+    public void Maintain_JumpOfHoursAndDays_ReapsExactlyTheExpired()
+    {
+        using var h = new Harness();
+        h.Udp(true);                                       // 30 s
+        h.Icmp(true, 8);                                   // 30 s
+        h.Generic(true, 253);                              // 600 s
+        h.C(TcpFlags.Syn, 1000, 0);
+        h.S(TcpFlags.Syn | TcpFlags.Ack, 5000, 1001);
+        h.C(TcpFlags.Ack, 1001, 5001);                     // 432000 s
+        Assert.Equal(4, h.Engine.Count);
+        h.Engine.Maintain(h.Now + (3L * 3_600_000));
+        Assert.Equal(1, h.Engine.Count);
+        h.Engine.Maintain(h.Now + (6L * 86_400_000));
+        Assert.Equal(0, h.Engine.Count);
+    }
+
+    // ---------------- Deferred confirm (§2 step 10) ----------------
+
+    private static readonly PacketContext Deferred = new() { VerifyChecksums = true, DeferConfirm = true };
+
+    [Fact]
+    public void DeferConfirm_NewEntry_InvisibleUntilConfirmed()
+    {
+        using var h = new Harness();
+        Classification r = h.Send(h.UdpBytes(true), Deferred);
+        r.Is(CtState.New, O);
+        Assert.True(r.PendingEntry >= 0);
+        Assert.False(r.Status.HasFlag(CtStatus.Confirmed));
+        Assert.Null(h.UdpFlow());
+        Assert.Empty(h.Engine.Snapshot(h.Now));
+        h.Engine.Maintain(h.Now + 60_000);                 // unconfirmed entries are not the wheel's
+        Assert.Equal(1, h.Engine.Count);                   // but they count (nf_conntrack_count does too)
+
+        h.Worker.Enter();
+        h.Worker.Confirm(ref r);
+        h.Worker.Exit();
+        Assert.Equal(-1, r.PendingEntry);
+        FlowInfo f = h.UdpFlow() ?? throw new Xunit.Sdk.XunitException("not visible after Confirm");
+        Assert.True(f.Status.HasFlag(CtStatus.Confirmed));
+        h.Udp(false).Is(CtState.Established, CtDirection.Reply);
+    }
+
+    [Fact]
+    public void DeferConfirm_Abort_EntryNeverInsertedAndCountRestored()
+    {
+        using var h = new Harness();
+        Classification r = h.Send(h.UdpBytes(true), Deferred);
+        Assert.Equal(1, h.Engine.Count);
+        h.Worker.Abort(ref r);
+        Assert.Equal(-1, r.PendingEntry);
+        Assert.Equal(0, h.Engine.Count);
+        Assert.Null(h.UdpFlow());
+        // The reply finds nothing: it starts its own flow with the server as ORIGINAL.
+        h.Udp(false).Is(CtState.New, O);
+        Assert.Equal(h.ServerAddr, h.UdpFlow()!.Value.Original.Src);
+        // Confirm/Abort of an already-settled classification is a no-op.
+        h.Worker.Abort(ref r);
+        h.Worker.Confirm(ref r);
+        Assert.Equal(1, h.Engine.Count);
+    }
+
+    [Fact]
+    public void DeferConfirm_AbortedEntries_RecycledWithoutExhaustingTheTable()
+    {
+        using var h = new Harness(Harness.With("nf_conntrack_max=8"));
+        byte[] p = h.UdpBytes(true);
+        for (int i = 0; i < 10_000; i++)
+        {
+            Classification r = h.Send(p, Deferred);
+            Assert.Equal(CtState.New, r.State);
+            h.Worker.Abort(ref r);
+        }
+        Assert.Equal(0, h.Engine.Count);
+        Assert.Equal(0, h.Engine.AllocFailures);
+    }
+
+    [Fact]
+    public void Confirm_SecondPendingEntryForSameTuple_DoesNotInsertDuplicate()
+    {
+        // Two packets of a new flow classified before the first is confirmed (a DNS client's A and
+        // AAAA queries; a SYN retransmit) each get a pending entry. The kernel's confirm finds the
+        // tuple already inserted: UDP resolves the clash onto the existing entry, others drop the
+        // packet (insert_failed). Either way the table keeps one entry per tuple.
+        using var h = new Harness();
+        byte[] p = h.UdpBytes(true);
+        Classification first = h.Send(p, Deferred);
+        Classification second = h.Send(p, Deferred);
+        h.Worker.Enter();
+        h.Worker.Confirm(ref first);
+        h.Worker.Confirm(ref second);
+        h.Worker.Exit();
+        h.Engine.Maintain(h.Now);
+        Assert.Single(h.Engine.Snapshot(h.Now));
+        Assert.Equal(1, h.Engine.Count);
+    }
+
+    // ---------------- Layout and hashing ----------------
+
+    [Fact]
+    public void ConnEntry_Layout_Exactly128BytesTwoCacheLines()
+    {
+        Assert.Equal(128, Unsafe.SizeOf<ConnEntry>());
+        Assert.Equal(40, Unsafe.SizeOf<ConnTuple>());      // or Orig would overlap Deadline
+        Assert.Equal(56, Unsafe.SizeOf<TcpConn>());        // or Tcp would run past byte 128
+        ConnEntry e = default;
+        Assert.Equal(40, Offset(ref e, ref e.Deadline));
+        Assert.Equal(48, Offset(ref e, ref e.Status));
+        Assert.Equal(72, Offset(ref e, ref e.Tcp));
+        Assert.Equal(72, Offset(ref e, ref e.StreamTs));
+    }
+
+    private static long Offset<T>(ref ConnEntry e, ref T field) =>
+        (long)Unsafe.ByteOffset(ref Unsafe.As<ConnEntry, byte>(ref e), ref Unsafe.As<T, byte>(ref field));
+
+    [Fact]
+    public void Hash_NoSeed_DifferentKeyPerTable()
+    {
+        using var h = new Harness();
+        ConnTuple t = h.Tuple(IpProto.Tcp, 40000, 80);
+        var a = new ConnTable(64, 1, 0);
+        var b = new ConnTable(64, 1, 0);
+        Assert.NotEqual(a.Hash(t), b.Hash(t));
+        Assert.Equal(a.Hash(t), a.Hash(t));
+    }
+
+    [Fact]
+    public void Hash_SameSeed_Reproducible_DifferentTuplesDiffer()
+    {
+        using var h = new Harness();
+        ConnTuple t = h.Tuple(IpProto.Tcp, 40000, 80);
+        ConnTuple u = t;
+        u.Zone = 1;
+        var a = new ConnTable(64, 1, 0, hashSeed: 42);
+        var b = new ConnTable(64, 1, 0, hashSeed: 42);
+        Assert.Equal(a.Hash(t), b.Hash(t));
+        Assert.NotEqual(a.Hash(t), a.Hash(u));
+        Assert.NotEqual(a.Hash(t), new ConnTable(64, 1, 0, hashSeed: 43).Hash(t));
+    }
+
+    // ---------------- Epoch slots ----------------
+
+    [Fact]
+    public void CreateWorker_BeyondMaxWorkers_Refused()
+    {
+        var engine = new ConntrackEngine(new ConntrackSettings(), 0, maxWorkers: 2);
+        using ConntrackWorker a = engine.CreateWorker();
+        using ConntrackWorker b = engine.CreateWorker();
+        Assert.Throws<InvalidOperationException>(() => engine.CreateWorker().Dispose());
+    }
+
+    [Fact]
+    public void SnapshotAndTryGetFlow_WithEveryWorkerCreated_DoNotCrash()
+    {
+        // Snapshot/TryGetFlow borrow an epoch slot; they must not fail once the workers are all created.
+        var engine = new ConntrackEngine(new ConntrackSettings(), 0, maxWorkers: 2);
+        var workers = new List<ConntrackWorker>();
+        try
+        {
+            for (int i = 0; i < 64; i++)
+                workers.Add(engine.CreateWorker());
+        }
+        catch (InvalidOperationException)
+        {
+            // all slots a worker may have are taken
+        }
+        Assert.InRange(workers.Count, 1, 63);
+        using var h = new Harness();
+        ConnTuple t = h.Tuple(IpProto.Udp, 1, 2);
+        Exception? e = Record.Exception(() => engine.Snapshot(0));
+        Assert.Null(e);
+        e = Record.Exception(() => engine.TryGetFlow(t, 0, out _));
+        Assert.Null(e);
+        foreach (ConntrackWorker w in workers)
+            w.Dispose();
+    }
+}
