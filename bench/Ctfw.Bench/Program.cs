@@ -1,9 +1,12 @@
+using BenchmarkDotNet.Columns;
 using BenchmarkDotNet.Configs;
+using BenchmarkDotNet.Jobs;
 using BenchmarkDotNet.Running;
+using BenchmarkDotNet.Toolchains.InProcess.Emit;
 using Ctfw.Bench;
 using Ctfw.Bench.Conntrack;
 
-// Own modes first; everything else is BenchmarkDotNet's command line (--filter, --list, --job, ...).
+// Own modes first; everything else is BenchmarkDotNet's command line (--filter, --list, --disasm, ...).
 if (args.Contains("--quick"))
     return QuickRun.Run(Console.Out);
 if (args.Contains("--memory"))
@@ -15,6 +18,16 @@ if (args.Contains("--memory"))
 // Keep BenchmarkDotNet's output out of the source tree: under the per-developer artifacts root
 // when there is one (CTFW_ARTIFACTS), else in the temp directory. --artifacts overrides both.
 string root = Environment.GetEnvironmentVariable("CTFW_ARTIFACTS") is { Length: > 0 } a ? a : Path.GetTempPath();
-IConfig config = DefaultConfig.Instance.WithArtifactsPath(Path.Combine(root, "BenchmarkDotNet.Artifacts"));
+IConfig config = DefaultConfig.Instance
+    .WithArtifactsPath(Path.Combine(root, "BenchmarkDotNet.Artifacts"))
+    .AddColumn(StatisticColumn.Median, StatisticColumn.Min);
+
+// --cpu-clock: measure the benchmark thread's CPU time instead of wall time (see ThreadCpuClock).
+if (args.Contains("--cpu-clock"))
+{
+    args = [.. args.Where(x => x != "--cpu-clock")];
+    config = config.AddJob(Job.Default.WithClock(ThreadCpuClock.Instance).WithToolchain(InProcessEmitToolchain.Instance).WithId("ThreadCpu"));
+}
+
 var summaries = BenchmarkSwitcher.FromAssembly(typeof(QuickRun).Assembly).Run(args, config);
 return summaries.Any(s => s.HasCriticalValidationErrors || s.Reports.Any(r => !r.Success)) ? 1 : 0;

@@ -44,7 +44,10 @@ public sealed class ConntrackWorker : IDisposable
             return;
         }
         if (ctx.VerifyChecksums && _s.Checksum && !ChecksumOk(packet, p, ref r))
+        {
+            ReportTcpState(p, now, ctx, ref r);
             return;
+        }
 
         byte proto = p.Protocol;
         if (proto == IpProto.Icmp || proto == IpProto.Icmpv6)
@@ -60,6 +63,7 @@ public sealed class ConntrackWorker : IDisposable
         else if (proto == IpProto.Tcp && !TcpTracker.ValidFlags(p.TcpFlags))
         {
             Invalid(ref r, InvalidReason.TcpInvalidFlags);
+            ReportTcpState(p, now, ctx, ref r);
             return;
         }
 
@@ -92,6 +96,20 @@ public sealed class ConntrackWorker : IDisposable
         }
         r.State = CtState.Dropped;
         r.Reason = InvalidReason.ReopenRace;
+    }
+
+    /// <summary>
+    /// For a TCP packet rejected before lookup (checksum, flags): report the state of the flow it
+    /// belongs to, unchanged, as `conntrack -L` would show it. Reads one byte without the lock.
+    /// </summary>
+    private void ReportTcpState(in ParsedPacket p, long now, in PacketContext ctx, ref Classification r)
+    {
+        if (p.Protocol != IpProto.Tcp)
+            return;
+        ConnTuple t = TupleOf(p, ctx.Zone);
+        int idx = _table.Lookup(t, _table.Hash(t), now, out _);
+        if (idx >= 0)
+            r.TcpState = _table.Entries[idx].Tcp.State;
     }
 
     /// <summary>Inserts a new entry whose packet was accepted.</summary>

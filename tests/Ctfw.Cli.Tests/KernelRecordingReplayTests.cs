@@ -11,16 +11,11 @@ namespace Ctfw.Cli.Tests;
 /// </summary>
 public class KernelRecordingReplayTests
 {
-    public static string DataDirectory
-    {
-        get
-        {
-            string? dir = AppContext.BaseDirectory;
-            while (dir != null && !File.Exists(Path.Combine(dir, "Firewall.sln")))
-                dir = Path.GetDirectoryName(dir);
-            return Path.Combine(dir ?? throw new InvalidOperationException("repository root not found"), "tests", "data", "kernel");
-        }
-    }
+    /// <summary>tests/data/kernel, found from this source file's location (build outputs may live elsewhere).</summary>
+    public static string DataDirectory => Path.GetFullPath(Path.Combine(SourceDirectory(), "..", "data", "kernel"));
+
+    private static string SourceDirectory([System.Runtime.CompilerServices.CallerFilePath] string path = "") =>
+        Path.GetDirectoryName(path)!;
 
     public static TheoryData<string> Recordings()
     {

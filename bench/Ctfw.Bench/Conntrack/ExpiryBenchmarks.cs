@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using BenchmarkDotNet.Attributes;
-using BenchmarkDotNet.Engines;
 using Ctfw.Bench.Fixtures;
 using Ctfw.Conntrack;
 
@@ -14,7 +13,10 @@ namespace Ctfw.Bench.Conntrack;
 /// sharing a packet worker's thread would; the longest such call is the pause that worker sees.
 /// </summary>
 [MemoryDiagnoser]
-[SimpleJob(RunStrategy.Monitoring, launchCount: 1, warmupCount: 2, iterationCount: 15)]
+[Monitoring]
+[RunOncePerIteration]
+[WarmupCount(2)]
+[IterationCount(15)]
 public class ExpiryBenchmarks
 {
     public const int Budget = 10_000;
