@@ -18,7 +18,7 @@ namespace Ctfw.Kernel.Tests;
 public sealed class KernelRecordingTests(ITestOutputHelper output)
 {
     [Fact]
-    public void Scenarios_RecordedLive_MatchStoredRecordings()
+    public void Scenarios_RecordedLive_MatchStoredRecordingsAndCtfw()
     {
         string? why = Tool.WhyUnavailable();
         if (why is not null)
@@ -58,6 +58,14 @@ public sealed class KernelRecordingTests(ITestOutputHelper output)
             var diff = new StringBuilder();
             foreach (ScenarioRecording live in recordings)
             {
+                // A/B: ctfw's classifier on exactly the packets the live kernel just classified.
+                IReadOnlyList<KernelVerdict> ours = CtfwVerdicts.Classify(live);
+                for (int i = 0; i < live.Rows.Count; i++)
+                {
+                    if (!live.Rows[i].Verdict.SameClassification(ours[i]))
+                        diff.AppendLine(CultureInfo.InvariantCulture, $"{live.Name} #{i + 1}: kernel {live.Rows[i].Verdict}, ctfw {ours[i]} ({ours[i].Reason})");
+                }
+
                 if (!ScenarioRecording.Exists(stored, live.Name))
                 {
                     diff.AppendLine(CultureInfo.InvariantCulture, $"{live.Name}: no stored recording in {stored}");
@@ -77,7 +85,8 @@ public sealed class KernelRecordingTests(ITestOutputHelper output)
                 }
             }
             Assert.True(diff.Length == 0,
-                "The live kernel no longer classifies the scenarios as recorded (kernel change, or a recorder bug). " +
+                "ctfw disagrees with the live kernel, or the live kernel no longer classifies the scenarios as recorded " +
+                "(kernel change, or a recorder bug). " +
                 "If the kernel changed on purpose, re-record with CTFW_RECORD=1 and review the diff:\n" + diff);
         }
         finally

@@ -26,7 +26,7 @@ public class ClassifyStageBenchmarks
     private EstablishedTrace _trace = null!;
     private ConnTable _table = null!;
 
-    [Params(100_000)]
+    [Params(1_000, 100_000)]
     public int Flows { get; set; }
 
     [GlobalSetup]

@@ -1,5 +1,6 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using Ctfw.Bench.Fixtures;
 using Ctfw.Conntrack;
 
@@ -15,7 +16,7 @@ namespace Ctfw.Bench.Conntrack;
 internal static class MemoryFootprint
 {
     public readonly record struct Result(int Max, int Capacity, long ManagedAfterCreate, long RssAfterCreate, long RssAfterFill,
-        long EntriesBytes, long BucketBytes, long RetiredBytes)
+        long EntriesBytes, long BucketBytes, long RetiredBytes, int EntryArrayOffsetMod64)
     {
         public double ManagedPerFlow => (double)ManagedAfterCreate / Max;
         public double RssPerFlow => (double)RssAfterFill / Max;
@@ -45,7 +46,8 @@ internal static class MemoryFootprint
             managed1 - managed0, rss1 - rss0, rss2 - rss0,
             (long)t.Capacity * Unsafe.SizeOf<ConnEntry>(),
             (long)buckets * sizeof(int),
-            (long)t.Capacity * Unsafe.SizeOf<(int, long)>());
+            (long)t.Capacity * Unsafe.SizeOf<(int, long)>(),
+            EntryAlignment(t));
         GC.KeepAlive(engine);
         return result;
     }
@@ -57,7 +59,15 @@ internal static class MemoryFootprint
         o.WriteLine($"  RSS delta (filled)   {r.RssAfterFill / 1048576.0,8:F1} MiB = {r.RssPerFlow,6:F1} B/flow   (after create, before fill: {r.RssAfterCreate / 1048576.0:F1} MiB)");
         o.WriteLine($"  by array: entries {r.EntriesBytes / (double)r.Max:F1} + buckets {r.BucketBytes / (double)r.Max:F1} + retired ring {r.RetiredBytes / (double)r.Max:F1} = {r.ComputedBytes / (double)r.Max:F1} B/flow" +
             $"  ({Unsafe.SizeOf<ConnEntry>()} B per entry slot)");
+        o.WriteLine($"  entry array starts at byte {r.EntryArrayOffsetMod64} of a cache line: each entry spans {(r.EntryArrayOffsetMod64 == 0 ? 2 : 3)} lines");
     }
+
+    /// <summary>
+    /// Where element 0 of the (pinned) entry array starts within a 64-byte cache line. Anything but
+    /// 0 means every 128-byte entry straddles three cache lines instead of two.
+    /// </summary>
+    public static int EntryAlignment(ConnTable table) =>
+        (int)(Marshal.UnsafeAddrOfPinnedArrayElement(table.Entries, 0) & 63);
 
     private static long SettledManaged()
     {
