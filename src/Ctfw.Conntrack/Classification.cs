@@ -16,6 +16,8 @@ public struct Classification
     public CtStatus Status;
     /// <summary>Index of a new entry that waits for <see cref="ConntrackWorker.Confirm"/> or <see cref="ConntrackWorker.Abort"/>; −1 if none.</summary>
     public int PendingEntry;
+    /// <summary>The time the packet was classified at (ms), used when its entry is confirmed.</summary>
+    public long Timestamp;
 }
 
 /// <summary>Per-packet facts that do not come from the packet bytes.</summary>
@@ -29,8 +31,10 @@ public readonly struct PacketContext
     /// </summary>
     public bool VerifyChecksums { get; init; }
     /// <summary>
-    /// Insert a new entry at once. Off in the daemon: a NEW entry is inserted only if the packet is
-    /// accepted (the kernel confirms at the end of POST_ROUTING / LOCAL_IN).
+    /// Leave a NEW entry pending (<see cref="Classification.PendingEntry"/>) instead of inserting it
+    /// at once; the caller confirms or aborts it after the verdict, because the kernel inserts an
+    /// entry only if its first packet is accepted (confirm at the end of POST_ROUTING / LOCAL_IN).
+    /// Set in the daemon; replay leaves it off (every recorded packet was forwarded).
     /// </summary>
     public bool DeferConfirm { get; init; }
 

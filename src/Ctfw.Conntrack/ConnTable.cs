@@ -177,6 +177,23 @@ internal sealed class ConnTable
     }
 
     /// <summary>
+    /// Confirms a new entry unless a live entry already holds one of its tuples (another packet of
+    /// the same new flow was confirmed first: the kernel's insert clash). Returns false then; the
+    /// caller frees the entry. A concurrent confirm of the same tuple between the check and the
+    /// link is not excluded (multi-CPU clash races are not modelled; see ARCHITECTURE.md).
+    /// </summary>
+    public bool TryInsert(int idx, long now)
+    {
+        ref ConnEntry e = ref Entries[idx];
+        if (Lookup(e.Orig, Hash(e.Orig), now, out _) >= 0)
+            return false;
+        if (e.Orig.TryInvert(out ConnTuple reply) && Lookup(reply, Hash(reply), now, out _) >= 0)
+            return false;
+        Insert(idx);
+        return true;
+    }
+
+    /// <summary>
     /// Publishes a fully initialised entry: queues it for the timer wheel, then links both directions.
     /// The arm push comes first so that any later kill finds it queued or armed (see Maintain).
     /// </summary>
@@ -275,8 +292,8 @@ internal sealed class ConnTable
                 int d = (link - 1) & 1;
                 ref ConnEntry e = ref Entries[idx];
                 link = d == 0 ? Volatile.Read(ref e.NextOrig) : Volatile.Read(ref e.NextReply);
-                if (d != 0)
-                    continue; // each entry once, through its ORIGINAL link
+                // Both directions' links are candidates, as in the kernel's early_drop_list; Kill's
+                // atomic OR makes sure an entry met twice is dropped once.
                 uint s = Volatile.Read(ref e.Status);
                 if ((s & (uint)CtStatus.Dying) != 0)
                     continue;
@@ -326,17 +343,19 @@ internal sealed class ConnTable
             ref ConnEntry e = ref Entries[idx];
             if ((Volatile.Read(ref e.Status) & (uint)CtStatus.Dying) != 0)
                 continue; // on the kill stack; unlinked from there
+            // The lock orders us against a worker refreshing the deadline; the atomic OR decides
+            // against a concurrent Kill (which takes no lock): exactly one of us retires the entry.
             Lock(idx);
-            bool due = IsExpired(Volatile.Read(ref e.Deadline), now)
-                && (Volatile.Read(ref e.Status) & (uint)CtStatus.Dying) == 0;
-            if (due)
-                Interlocked.Or(ref e.Status, (uint)CtStatus.Dying);
+            bool expiredNow = IsExpired(Volatile.Read(ref e.Deadline), now);
+            bool won = expiredNow && (Interlocked.Or(ref e.Status, (uint)CtStatus.Dying) & (uint)CtStatus.Dying) == 0;
             Unlock(idx);
-            if (!due)
+            if (!expiredNow)
             {
                 Wheel.Arm(idx); // refreshed since it was armed: lazy re-arm
                 continue;
             }
+            if (!won)
+                continue; // killed meanwhile: the kill stack unlinks and retires it
             Interlocked.Decrement(ref _count.Value);
             Unlink(idx);
             Retire(idx);

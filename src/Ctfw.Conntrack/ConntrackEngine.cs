@@ -11,19 +11,28 @@ public sealed class ConntrackEngine
 
     public ConntrackSettings Settings { get; }
 
+    private readonly Lock _readerLock = new();
+    private readonly int _readerSlot;
+
     public ConntrackEngine(ConntrackSettings settings, long now, int maxWorkers = 8, ulong? hashSeed = null)
     {
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxWorkers, 1);
         Settings = settings;
+        // One epoch slot per worker plus one for listings (Snapshot, TryGetFlow), taken here.
         Table = new ConnTable(settings.Max, maxWorkers, now, hashSeed);
+        _readerSlot = Table.Epochs.Register();
     }
 
+    /// <summary>A classifier for one thread. Throws when <c>maxWorkers</c> workers are alive already.</summary>
     public ConntrackWorker CreateWorker()
     {
         int slot = Table.Epochs.Register();
         if (slot < 0)
-            throw new InvalidOperationException("all worker slots are taken");
+            throw new InvalidOperationException("all worker slots are taken (raise maxWorkers)");
         return new ConntrackWorker(this, slot);
     }
+
+    internal void ReleaseWorker(int slot) => Table.Epochs.Unregister(slot);
 
     /// <summary>Entries alive (nf_conntrack_count).</summary>
     public int Count => Table.Count;
@@ -39,15 +48,17 @@ public sealed class ConntrackEngine
     public List<FlowInfo> Snapshot(long now)
     {
         var list = new List<FlowInfo>();
-        int slot = Table.Epochs.Register();
-        Table.Epochs.Enter(slot);
-        try
+        lock (_readerLock)
         {
-            Table.ForEachLive(now, idx => list.Add(FlowInfo.From(Table, idx, now)));
-        }
-        finally
-        {
-            Table.Epochs.Unregister(slot);
+            Table.Epochs.Enter(_readerSlot);
+            try
+            {
+                Table.ForEachLive(now, idx => list.Add(FlowInfo.From(Table, idx, now)));
+            }
+            finally
+            {
+                Table.Epochs.Exit(_readerSlot);
+            }
         }
         return list;
     }
@@ -55,17 +66,19 @@ public sealed class ConntrackEngine
     /// <summary>Looks up the live entry of <paramref name="tuple"/> in either direction.</summary>
     public bool TryGetFlow(in ConnTuple tuple, long now, out FlowInfo flow)
     {
-        int slot = Table.Epochs.Register();
-        Table.Epochs.Enter(slot);
-        try
+        lock (_readerLock)
         {
-            int idx = Table.Lookup(tuple, Table.Hash(tuple), now, out _);
-            flow = idx >= 0 ? FlowInfo.From(Table, idx, now) : default;
-            return idx >= 0;
-        }
-        finally
-        {
-            Table.Epochs.Unregister(slot);
+            Table.Epochs.Enter(_readerSlot);
+            try
+            {
+                int idx = Table.Lookup(tuple, Table.Hash(tuple), now, out _);
+                flow = idx >= 0 ? FlowInfo.From(Table, idx, now) : default;
+                return idx >= 0;
+            }
+            finally
+            {
+                Table.Epochs.Exit(_readerSlot);
+            }
         }
     }
 }

@@ -10,7 +10,12 @@ namespace Ctfw.Conntrack;
 /// </summary>
 public sealed class ConntrackSettings
 {
-    public int Max { get; private set; } = 262144;
+    /// <summary>Table size when nf_conntrack_max is 0 (the kernel's "unlimited") or not given.</summary>
+    public const int DefaultMax = 262144;
+    /// <summary>Largest table ctfw preallocates (2^26 entries, 8 GiB).</summary>
+    public const int MaxEntries = 1 << 26;
+
+    public int Max { get; private set; } = DefaultMax;
     public bool Checksum { get; private set; } = true;
     public int LogInvalid { get; private set; }
 
@@ -107,14 +112,15 @@ public sealed class ConntrackSettings
     public static IEnumerable<string> KnownNames => s_knobs.Keys;
 
     /// <summary>Whether <paramref name="name"/> is a sysctl this class models or knowingly ignores.</summary>
-    public static bool IsKnown(string name) => s_knobs.ContainsKey(name) || s_ignored.Contains(name);
+    public static bool IsKnown(string name) => s_knobs.ContainsKey(StripPrefix(name)) || s_ignored.Contains(StripPrefix(name));
+
+    private static string StripPrefix(string name) =>
+        name.StartsWith("net.netfilter.", StringComparison.Ordinal) ? name["net.netfilter.".Length..] : name;
 
     /// <summary>Sets one sysctl by its kernel name. Returns an error message, or null on success.</summary>
     public string? Set(string name, string value)
     {
-        name = name.Trim();
-        if (name.StartsWith("net.netfilter.", StringComparison.Ordinal))
-            name = name["net.netfilter.".Length..];
+        name = StripPrefix(name.Trim());
         value = value.Trim();
         if (!s_knobs.TryGetValue(name, out Knob knob))
         {
@@ -128,6 +134,10 @@ public sealed class ConntrackSettings
             return $"bad value '{value}' for {name}: expected 0 or 1";
         if (knob.Kind == Kind.Seconds && v > int.MaxValue / 1000)
             return $"bad value '{value}' for {name}: at most {int.MaxValue / 1000} seconds";
+        if (name == "nf_conntrack_max" && v > MaxEntries)
+            return $"bad value '{value}' for {name}: at most {MaxEntries} (the table is preallocated)";
+        if (name == "nf_conntrack_max" && v == 0)
+            v = DefaultMax; // the kernel's "unlimited"; a preallocated table needs a size
         knob.Apply(this, v);
         return null;
     }
@@ -143,7 +153,7 @@ public sealed class ConntrackSettings
         {
             lineNo++;
             ReadOnlySpan<char> t = line.AsSpan().Trim();
-            if (t.IsEmpty || t[0] == '#')
+            if (t.IsEmpty || t[0] == '#' || t[0] == ';')
                 continue;
             int eq = t.IndexOf('=');
             if (eq <= 0)
@@ -171,7 +181,7 @@ public sealed class ConntrackSettings
             yield return $"{name}={Get(name)}";
     }
 
-    public int Get(string name) => name switch
+    public int Get(string name) => StripPrefix(name) switch
     {
         "nf_conntrack_max" => Max,
         "nf_conntrack_checksum" => Checksum ? 1 : 0,

@@ -28,13 +28,21 @@ public sealed class ConntrackWorker : IDisposable
 
     public void Exit() => _table.Epochs.Exit(_epochSlot);
 
-    public void Dispose() => _table.Epochs.Unregister(_epochSlot);
+    private int _disposed;
+
+    public void Dispose()
+    {
+        // Idempotent: a second Unregister could free a slot that another worker holds by then.
+        if (Interlocked.Exchange(ref _disposed, 1) == 0)
+            _engine.ReleaseWorker(_epochSlot);
+    }
 
     /// <summary>Classifies one IP packet (from the network header on) at time <paramref name="now"/> (ms).</summary>
     public void Process(ReadOnlySpan<byte> packet, long now, in PacketContext ctx, out Classification r)
     {
         r = default;
         r.PendingEntry = -1;
+        r.Timestamp = now;
         r.Direction = CtDirection.None;
         InvalidReason reason = PacketParser.Parse(packet, out ParsedPacket p);
         r.Protocol = p.Protocol;
@@ -112,15 +120,28 @@ public sealed class ConntrackWorker : IDisposable
             r.TcpState = _table.Entries[idx].Tcp.State;
     }
 
-    /// <summary>Inserts a new entry whose packet was accepted.</summary>
-    public void Confirm(ref Classification r)
+    /// <summary>
+    /// Inserts the new entry of a packet that was accepted (call inside <see cref="Enter"/>/<see cref="Exit"/>).
+    /// Returns false when the packet must be dropped after all: another packet of the same new flow
+    /// was confirmed first and this is TCP or ICMP (the kernel's insert_failed). For UDP, GRE and
+    /// generic protocols the packet simply belongs to the entry already there (clash resolution).
+    /// </summary>
+    public bool Confirm(ref Classification r)
     {
-        if (r.PendingEntry >= 0)
+        int idx = r.PendingEntry;
+        if (idx < 0)
+            return true;
+        r.PendingEntry = -1;
+        if (_table.TryInsert(idx, r.Timestamp))
         {
-            _table.Insert(r.PendingEntry);
-            r.PendingEntry = -1;
+            r.Status |= CtStatus.Confirmed;
+            return true;
         }
+        _table.Free(idx);
+        return !ClashDrops(r.Protocol);
     }
+
+    private static bool ClashDrops(byte protocol) => protocol is IpProto.Tcp or IpProto.Icmp or IpProto.Icmpv6;
 
     /// <summary>Discards a new entry whose packet was dropped: the kernel never inserts it.</summary>
     public void Abort(ref Classification r)
@@ -207,13 +228,15 @@ public sealed class ConntrackWorker : IDisposable
                 // Redirect: only a well-formed one (code 0, hop limit 255, link-local source, with a
                 // Redirected Header) is checked like an error; anything else has no inverse.
                 bool linkLocal = (p.Src.Hi >> 54) == (0xFE80UL >> 6);
-                if (p.IcmpCode != 0 || !p.Inner.Present)
+                if (p.IcmpCode != 0)
                     return false;
                 if (p.Ttl != 255 || !linkLocal)
                 {
                     Invalid(ref r, InvalidReason.Icmpv6RedirectInvalid);
                     return true;
                 }
+                if (!p.Inner.Present)
+                    return false;
             }
             else if (type >= 128)
             {
@@ -400,10 +423,20 @@ public sealed class ConntrackWorker : IDisposable
         {
             r.PendingEntry = idx;
         }
+        else if (_table.TryInsert(idx, now))
+        {
+            r.Status |= CtStatus.Confirmed;
+        }
         else
         {
-            _table.Insert(idx);
-            r.Status |= CtStatus.Confirmed;
+            // Lost an insert race with another worker creating the same flow.
+            _table.Free(idx);
+            if (ClashDrops(p.Protocol))
+            {
+                r.State = CtState.Dropped;
+                r.Direction = CtDirection.None;
+                r.Reason = InvalidReason.InsertClash;
+            }
         }
     }
 

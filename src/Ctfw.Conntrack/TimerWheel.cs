@@ -2,8 +2,9 @@ namespace Ctfw.Conntrack;
 
 /// <summary>
 /// Expiry timers for table entries: a hierarchical, non-cascading timing wheel in the style of the
-/// Linux 4.8 rewrite (9 levels × 64 slots, granularity ×8 per level, 1 ms at level 0, so a slot
-/// fires at most 12.5 % late). Varghese &amp; Lauck, "Hashed and Hierarchical Timing Wheels", SOSP 1987.
+/// Linux 4.8 rewrite (9 levels × 64 slots, granularity ×8 per level, 1 ms at level 0). An entry is
+/// placed in the first level whose 62 slots cover its delay and fires at most one slot granule
+/// late: under 8/62 ≈ 13 % of the delay (Linux quotes 12.5 % for its variant). Varghese &amp; Lauck, "Hashed and Hierarchical Timing Wheels", SOSP 1987.
 /// With the arming horizon (<see cref="HorizonMs"/>) only the lower levels are used in practice;
 /// the upper ones keep arming O(1) for any horizon.
 ///

@@ -53,6 +53,7 @@ public enum InvalidReason : byte
     // Not INVALID in the kernel's sense: the packet is dropped (§3.3, §4.6 reopen race).
     TableFull,
     ReopenRace,
+    InsertClash,             // another packet of the same new flow was confirmed first (insert_failed)
 }
 
 public static class InvalidReasons
@@ -92,6 +93,7 @@ public static class InvalidReasons
         "l4-truncated",
         "table-full",
         "reopen-race",
+        "insert-clash",
     ];
 
     public static int Count => s_names.Length;

@@ -370,6 +370,38 @@ public class TableTests
     }
 
     [Fact]
+    public void WorkerDispose_CalledTwice_DoesNotReleaseAnotherWorkersEpochSlot()
+    {
+        // IDisposable: calls after the first must be ignored. Here a second Dispose would un-claim a
+        // slot that meanwhile belongs to another worker; a third worker then shares it, and its Exit
+        // clears the epoch the second one is still relying on.
+        using var h = new Harness();
+        ConntrackEngine engine = h.Engine;
+        ConntrackWorker first = engine.CreateWorker();
+        first.Dispose();
+        using ConntrackWorker second = engine.CreateWorker();
+        first.Dispose();
+        using ConntrackWorker third = engine.CreateWorker();
+
+        h.Udp(true);
+        ConnTuple t = h.Tuple(IpProto.Udp, h.ClientPort, h.ServerPort);
+        second.Enter();
+        int idx = engine.Table.Lookup(t, engine.Table.Hash(t), h.Now, out _);
+        Assert.True(idx >= 0);
+        third.Enter();
+        third.Exit();
+        Assert.True(engine.Table.Kill(idx));
+        engine.Maintain(h.Now);
+        engine.Maintain(h.Now);
+        // `second` is still inside its epoch: the entry may be unlinked, not recycled.
+        Assert.True(engine.Table.RetiredCount == 1, "entry recycled while a worker inside its epoch holds it");
+        Assert.Equal(t, engine.Table.Entries[idx].Orig);
+        second.Exit();
+        engine.Maintain(h.Now);
+        Assert.Equal(0, engine.Table.RetiredCount);
+    }
+
+    [Fact]
     public void SnapshotAndTryGetFlow_WithEveryWorkerCreated_DoNotCrash()
     {
         // Snapshot/TryGetFlow borrow an epoch slot; they must not fail once the workers are all created.

@@ -25,6 +25,7 @@ public class ClassifyStageBenchmarks
 
     private EstablishedTrace _trace = null!;
     private ConnTable _table = null!;
+    private TablePeek _peek = null!;
 
     [Params(1_000, 100_000)]
     public int Flows { get; set; }
@@ -35,6 +36,7 @@ public class ClassifyStageBenchmarks
         _trace = new EstablishedTrace(Flows);
         _trace.ValidateRound(verifyChecksums: true);
         _table = _trace.Engine.Table;
+        _peek = new TablePeek(_table);
     }
 
     /// <summary>S0: walk the trace and touch each packet's first cache line (the floor under everything).</summary>
@@ -79,6 +81,67 @@ public class ClassifyStageBenchmarks
     /// <summary>S5: the real <see cref="ConntrackWorker.Process"/> (adds the TCP tracker and result fields).</summary>
     [Benchmark(OperationsPerInvoke = Batch)]
     public long S5_Process() => _trace.Replay(Batch, s_noChecksum);
+
+    /// <summary>
+    /// S6: evidence for batching, not a stage. Per group of 16 packets: parse + hash each and load
+    /// its bucket head, then touch the first entry's two lines, then run the real Process on all 16
+    /// (which parses and hashes again; a batched worker would not). If S6 beats S5, the difference
+    /// is memory latency that a batched classify loop could overlap.
+    /// </summary>
+    [Benchmark(OperationsPerInvoke = Batch)]
+    public long S6_Process_Prefetched16()
+    {
+        const int Group = 16;
+        EstablishedTrace trace = _trace;
+        ConntrackWorker worker = trace.Worker;
+        ConnTable table = _table;
+        TablePeek peek = _peek;
+        byte[] buffer = trace.Buffer;
+        EstablishedTrace.Slot[] slots = trace.Slots;
+        Span<int> heads = stackalloc int[Group];
+        long acc = 0;
+        int cursor = trace.Cursor;
+        worker.Enter();
+        for (int i = 0; i < Batch; i += Group)
+        {
+            if (cursor + Group > slots.Length)
+            {
+                // Finish the round one packet at a time so rounds stay whole.
+                while (cursor < slots.Length)
+                {
+                    EstablishedTrace.Slot s = slots[cursor++];
+                    worker.Process(new ReadOnlySpan<byte>(buffer, s.Offset, s.Length), trace.Now, s_noChecksum, out Classification r1);
+                    acc += (int)r1.State;
+                }
+                trace.NextRound();
+                cursor = 0;
+            }
+            for (int k = 0; k < Group; k++)
+            {
+                EstablishedTrace.Slot s = slots[cursor + k];
+                PacketParser.Parse(new ReadOnlySpan<byte>(buffer, s.Offset, s.Length), out ParsedPacket p);
+                ConnTuple t = default;
+                t.Src = p.Src;
+                t.Dst = p.Dst;
+                t.Protocol = p.Protocol;
+                t.IpVersion = p.IpVersion;
+                t.SrcId = p.SrcPort;
+                t.DstId = p.DstPort;
+                heads[k] = peek.Head(table.Hash(t));
+            }
+            for (int k = 0; k < Group; k++)
+                acc += peek.Touch(heads[k]);
+            for (int k = 0; k < Group; k++)
+            {
+                EstablishedTrace.Slot s = slots[cursor++];
+                worker.Process(new ReadOnlySpan<byte>(buffer, s.Offset, s.Length), trace.Now, s_noChecksum, out Classification r);
+                acc += (int)r.State;
+            }
+        }
+        worker.Exit();
+        trace.Cursor = cursor;
+        return acc;
+    }
 
     private long Stages(int upTo)
     {

@@ -26,14 +26,22 @@ public class EntryLayoutBenchmarks
     private int _misalignedBase;
     private int _cursorAligned;
     private int _cursorMisaligned;
+    private int[] _randomOrder = null!;
+    private int _cursorIndependent;
 
     [Params(100_000, 1_000_000)]
     public int Entries { get; set; }
+
+    /// <summary>Back the array with 2 MiB transparent huge pages (madvise; see <see cref="HugePages"/>).</summary>
+    [Params(false, true)]
+    public bool HugePages { get; set; }
 
     [GlobalSetup]
     public void Setup()
     {
         _memory = GC.AllocateArray<byte>((Entries * EntrySize) + 128, pinned: true);
+        if (HugePages)
+            Fixtures.HugePages.Advise(_memory);
         int misalignment = (int)(Marshal.UnsafeAddrOfPinnedArrayElement(_memory, 0) & 63);
         _alignedBase = (64 - misalignment) & 63;
         _misalignedBase = (_alignedBase + 56) & 63;
@@ -47,6 +55,9 @@ public class EntryLayoutBenchmarks
             int j = rng.Next(i);
             (next[i], next[j]) = (next[j], next[i]);
         }
+        _randomOrder = new int[1 << 20];
+        for (int i = 0; i < _randomOrder.Length; i++)
+            _randomOrder[i] = rng.Next(Entries);
         foreach (int b in new[] { _alignedBase, _misalignedBase })
         {
             for (int i = 0; i < Entries; i++)
@@ -57,6 +68,11 @@ public class EntryLayoutBenchmarks
                 e.TcpEnd = (uint)i & 0xFFFF;
             }
         }
+        if (HugePages)
+        {
+            Fixtures.HugePages.Advise(_memory);
+            Console.WriteLine($"// AnonHugePages: {Fixtures.HugePages.AnonHugeBytes() >> 20} MiB");
+        }
     }
 
     [Benchmark(OperationsPerInvoke = Batch, Baseline = true)]
@@ -64,6 +80,30 @@ public class EntryLayoutBenchmarks
 
     [Benchmark(OperationsPerInvoke = Batch)]
     public long AtByte56() => Walk(_misalignedBase, ref _cursorMisaligned);
+
+    /// <summary>
+    /// The same per-entry work on independent random entries (indices from a precomputed stream):
+    /// how many misses this machine overlaps. Compare with <see cref="AlignedTo64"/>, whose misses
+    /// are serialised.
+    /// </summary>
+    [Benchmark(OperationsPerInvoke = Batch)]
+    public long AlignedIndependent()
+    {
+        long acc = 0;
+        int[] order = _randomOrder;
+        int c = _cursorIndependent;
+        for (int i = 0; i < Batch; i++)
+        {
+            ref ProbeEntry e = ref Entry(_alignedBase, order[c]);
+            acc += (long)(e.Key0 ^ e.Key4) + e.Status;
+            uint end = e.TcpEnd + 1;
+            e.TcpEnd = end & 0xFFFF;
+            e.TcpMaxAck = end;
+            c = (c + 1) & (order.Length - 1);
+        }
+        _cursorIndependent = c;
+        return acc;
+    }
 
     private long Walk(int baseOffset, ref int cursor)
     {
