@@ -32,24 +32,7 @@ public class ReplayTests
         return path;
     }
 
-    private static (int, string, string) Run(params string[] args)
-    {
-        TextWriter oldOut = Console.Out, oldErr = Console.Error;
-        var o = new StringWriter();
-        var e = new StringWriter();
-        Console.SetOut(o);
-        Console.SetError(e);
-        try
-        {
-            // Replay writes through a raw stdout stream; capture via a file instead.
-            return (Program.Main(args), o.ToString(), e.ToString());
-        }
-        finally
-        {
-            Console.SetOut(oldOut);
-            Console.SetError(oldErr);
-        }
-    }
+    private static (int Code, string Out, string Err) Run(params string[] args) => ConsoleCapture.Run(args);
 
     private static string[] ReplayLines(string pcap, params string[] extra)
     {
