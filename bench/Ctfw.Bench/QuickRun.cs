@@ -18,13 +18,14 @@ namespace Ctfw.Bench;
 internal static class QuickRun
 {
     private const int Reps = 7;
-    private const int ExpiryReps = 2;
+    private const int ExpiryReps = 1; // each repetition refills 1 M entries three times: the slowest part of the run
     private static readonly PacketContext s_noChecksum = new() { VerifyChecksums = false };
     private static readonly PacketContext s_checksum = new() { VerifyChecksums = true };
 
     private readonly record struct Stat(double MedianNs, double MinNs, double MaxNs, double CpuNs, double BytesPerOp)
     {
         public double PerSecond => 1e9 / MedianNs;
+        public double CpuPerSecond => 1e9 / CpuNs;
     }
 
     public static int Run(TextWriter o)
@@ -82,11 +83,11 @@ internal static class QuickRun
         o.WriteLine($"  (expiry scenario done at {wall.Elapsed.TotalSeconds:F1} s)");
 
         // ---- targets ----
-        o.WriteLine("targets (informational; gate on them only with a quiet machine):");
-        Target(o, "classify >= 10 M packets/s", classify.PerSecond >= 10e6, $"{classify.PerSecond / 1e6:F2} M/s");
+        o.WriteLine("targets, on thread CPU time (informational; gate on them only with a quiet machine):");
+        Target(o, "classify >= 10 M packets/s", classify.CpuPerSecond >= 10e6, $"{classify.CpuPerSecond / 1e6:F2} M/s");
         Target(o, "classify 0 B/packet", classify.BytesPerOp == 0, $"{classify.BytesPerOp:F3} B");
-        Target(o, "lookup 1M <= 2 x lookup 10k", lookupLarge.MedianNs <= 2 * lookupSmall.MedianNs,
-            $"{lookupLarge.MedianNs:F1} / {lookupSmall.MedianNs:F1} ns = {lookupLarge.MedianNs / lookupSmall.MedianNs:F2}x");
+        Target(o, "lookup 1M <= 2 x lookup 10k", lookupLarge.CpuNs <= 2 * lookupSmall.CpuNs,
+            $"{lookupLarge.CpuNs:F1} / {lookupSmall.CpuNs:F1} ns = {lookupLarge.CpuNs / lookupSmall.CpuNs:F2}x");
         double perEntry = (mem.EntriesBytes + mem.RetiredBytes) / (double)mem.Max;
         Target(o, "memory <= 128 B/flow + index", perEntry <= 128,
             $"{perEntry:F1} B/flow + {mem.BucketBytes / (double)mem.Max:F1} B index (entry slot itself 128 B)");
@@ -193,7 +194,7 @@ internal static class QuickRun
                 }
             }
         }
-        o.WriteLine($"expiry of 1M entries (deadlines spread over 7 s), median of {ExpiryReps}:");
+        o.WriteLine($"expiry of 1M entries (deadlines spread over 7 s), wall clock, median of {ExpiryReps}:");
         o.WriteLine($"  one unbudgeted Maintain            {Median(all),8:F1} ms total = {Median(all) * 1e6 / flows:F1} ns/entry");
         o.WriteLine($"  budget {Budget}/call ({calls} calls)      {Median(budgetedTotal),8:F1} ms total, longest call {Median(budgetedMax):F2} ms");
         o.WriteLine($"  10 ms ticks, budget {Budget}          {Median(tickTotal),8:F1} ms total, longest tick {Median(tickMax):F2} ms");
