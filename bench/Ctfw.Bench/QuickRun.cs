@@ -60,6 +60,8 @@ internal static class QuickRun
         long bad = 0;
         Stat classify = Measure(() => bad += perRep - trace.Replay(perRep, s_noChecksum), perRep);
         failures += Report(o, "classify 100k flows ESTABLISHED", classify, zeroAlloc: true);
+        Stat classifyBatched = Measure(() => bad += perRep - trace.ReplayBatched(perRep, s_noChecksum), perRep);
+        failures += Report(o, "classify 100k flows, batched (ProcessBatch)", classifyBatched, zeroAlloc: true);
         Stat classifyCs = Measure(() => bad += perRep - trace.Replay(perRep, s_checksum), perRep);
         failures += Report(o, "classify 100k flows, verify checksums", classifyCs, zeroAlloc: true);
         if (bad != 0 || trace.Engine.Count != trace.Flows)
@@ -85,6 +87,7 @@ internal static class QuickRun
         // ---- targets ----
         o.WriteLine("targets, on thread CPU time (informational; gate on them only with a quiet machine):");
         Target(o, "classify >= 10 M packets/s", classify.CpuPerSecond >= 10e6, $"{classify.CpuPerSecond / 1e6:F2} M/s");
+        Target(o, "classify batched >= 10 M packets/s", classifyBatched.CpuPerSecond >= 10e6, $"{classifyBatched.CpuPerSecond / 1e6:F2} M/s");
         Target(o, "classify 0 B/packet", classify.BytesPerOp == 0, $"{classify.BytesPerOp:F3} B");
         Target(o, "lookup 1M <= 2 x lookup 10k", lookupLarge.CpuNs <= 2 * lookupSmall.CpuNs,
             $"{lookupLarge.CpuNs:F1} / {lookupSmall.CpuNs:F1} ns = {lookupLarge.CpuNs / lookupSmall.CpuNs:F2}x");

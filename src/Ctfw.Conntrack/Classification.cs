@@ -40,3 +40,6 @@ public readonly struct PacketContext
 
     public static PacketContext Forwarded => new() { VerifyChecksums = true };
 }
+
+/// <summary>Where one packet of a batch lies in the batch's buffer.</summary>
+public readonly record struct PacketSlice(int Offset, int Length);

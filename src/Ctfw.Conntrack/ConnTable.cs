@@ -1,6 +1,7 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics.X86;
 
 namespace Ctfw.Conntrack;
 
@@ -57,7 +58,7 @@ internal sealed class ConnTable
         int capacity = checked(max + Math.Max(max / 8, 1024));
         Entries = GC.AllocateArray<ConnEntry>(capacity, pinned: true);
         int buckets = (int)BitOperations.RoundUpToPowerOf2((uint)Math.Max(1024, max * 2));
-        _buckets = new int[buckets];
+        _buckets = GC.AllocateArray<int>(buckets, pinned: true); // pinned: prefetch takes its address
         _bucketShift = 64 - BitOperations.Log2((uint)buckets);
         _hasher = new TupleHasher(hashSeed);
         _retired = new (int, long)[capacity];
@@ -90,13 +91,37 @@ internal sealed class ConnTable
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static bool IsExpired(long deadline, long now) => deadline - now <= 0;
 
+    /// <summary>Starts loading the bucket head of <paramref name="hash"/> into the cache (a hint; no effect on results).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public unsafe void PrefetchBucket(ulong hash)
+    {
+        if (Sse.IsSupported)
+            Sse.Prefetch0(Unsafe.AsPointer(ref _buckets[Bucket(hash)]));
+    }
+
+    /// <summary>Starts loading the first entry of the chain of <paramref name="hash"/> (both of its cache lines).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public unsafe void PrefetchChainHead(ulong hash)
+    {
+        if (!Sse.IsSupported)
+            return;
+        int link = Volatile.Read(ref _buckets[Bucket(hash)]);
+        if (link == 0)
+            return;
+        byte* e = (byte*)Unsafe.AsPointer(ref Entries[(link - 1) >> 1]);
+        Sse.Prefetch0(e);
+        Sse.Prefetch0(e + 64);
+    }
+
     /// <summary>
     /// Finds the live entry whose ORIGINAL or REPLY tuple is <paramref name="t"/>. Dying and expired
     /// entries are invisible, as in the kernel. Must run inside an epoch.
     /// </summary>
     public int Lookup(in ConnTuple t, ulong hash, long now, out int dir)
     {
-        bool hasInverse = t.TryInvert(out ConnTuple inv);
+        // The inverse is needed only when a REPLY link shows up; most first links are ORIGINAL.
+        int inverse = 0; // 0 not computed, 1 computed, -1 none
+        ConnTuple inv = default;
         int link = Volatile.Read(ref _buckets[Bucket(hash)]);
         while (link != 0)
         {
@@ -105,7 +130,9 @@ internal sealed class ConnTable
             ref ConnEntry e = ref Entries[idx];
             // Acquire read of the next link before comparing, so a chain change cannot strand us.
             int next = d == 0 ? Volatile.Read(ref e.NextOrig) : Volatile.Read(ref e.NextReply);
-            if ((d == 0 ? e.Orig.Equals(t) : hasInverse && e.Orig.Equals(inv))
+            if (d != 0 && inverse == 0)
+                inverse = t.TryInvert(out inv) ? 1 : -1;
+            if ((d == 0 ? e.Orig.Equals(t) : inverse > 0 && e.Orig.Equals(inv))
                 && (Volatile.Read(ref e.Status) & (uint)CtStatus.Dying) == 0
                 && !IsExpired(Volatile.Read(ref e.Deadline), now))
             {

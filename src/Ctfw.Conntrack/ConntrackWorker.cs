@@ -40,21 +40,83 @@ public sealed class ConntrackWorker : IDisposable
     /// <summary>Classifies one IP packet (from the network header on) at time <paramref name="now"/> (ms).</summary>
     public void Process(ReadOnlySpan<byte> packet, long now, in PacketContext ctx, out Classification r)
     {
+        if (Prepare(packet, now, ctx, out r, out ParsedPacket p, out ConnTuple t))
+            Track(t, _table.Hash(t), p, now, ctx, ref r);
+    }
+
+    /// <summary>Most packets one <see cref="ProcessBatch"/> pass handles; larger batches go in chunks.</summary>
+    public const int MaxBatch = 64;
+
+    private readonly ParsedPacket[] _batchParsed = new ParsedPacket[MaxBatch];
+    private readonly ConnTuple[] _batchTuples = new ConnTuple[MaxBatch];
+    private readonly ulong[] _batchHashes = new ulong[MaxBatch];
+    private readonly bool[] _batchTrack = new bool[MaxBatch];
+
+    /// <summary>
+    /// Classifies a batch of packets stored in <paramref name="buffer"/> (as a receive batch is),
+    /// with the same results as calling <see cref="Process"/> on each in order. It works in passes
+    /// so that the memory accesses of different packets overlap: parse and hash all, prefetch their
+    /// buckets, prefetch the entries the buckets point to, then track each. On a table larger than
+    /// the caches the lookups are DRAM misses, and this turns a chain of dependent misses per packet
+    /// into misses in flight side by side.
+    /// </summary>
+    public void ProcessBatch(ReadOnlySpan<byte> buffer, ReadOnlySpan<PacketSlice> packets, long now, in PacketContext ctx, Span<Classification> results)
+    {
+        if (results.Length < packets.Length)
+            throw new ArgumentException("results must have room for every packet", nameof(results));
+        for (int start = 0; start < packets.Length; start += MaxBatch)
+        {
+            int n = Math.Min(MaxBatch, packets.Length - start);
+            for (int i = 0; i < n; i++)
+            {
+                PacketSlice ps = packets[start + i];
+                ReadOnlySpan<byte> pkt = (uint)ps.Offset <= (uint)buffer.Length && (uint)ps.Length <= (uint)(buffer.Length - ps.Offset)
+                    ? buffer.Slice(ps.Offset, ps.Length)
+                    : default;
+                bool track = Prepare(pkt, now, ctx, out results[start + i], out _batchParsed[i], out _batchTuples[i]);
+                _batchTrack[i] = track;
+                if (track)
+                {
+                    ulong h = _table.Hash(_batchTuples[i]);
+                    _batchHashes[i] = h;
+                    _table.PrefetchBucket(h);
+                }
+            }
+            for (int i = 0; i < n; i++)
+            {
+                if (_batchTrack[i])
+                    _table.PrefetchChainHead(_batchHashes[i]);
+            }
+            for (int i = 0; i < n; i++)
+            {
+                if (_batchTrack[i])
+                    Track(_batchTuples[i], _batchHashes[i], _batchParsed[i], now, ctx, ref results[start + i]);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Everything before the table lookup: parse, checksum, ICMP errors (RELATED/UNTRACKED), TCP
+    /// flag check. Returns true when the packet goes on to normal tracking with tuple <paramref name="t"/>.
+    /// </summary>
+    private bool Prepare(ReadOnlySpan<byte> packet, long now, in PacketContext ctx, out Classification r, out ParsedPacket p, out ConnTuple t)
+    {
         r = default;
         r.PendingEntry = -1;
         r.Timestamp = now;
         r.Direction = CtDirection.None;
-        InvalidReason reason = PacketParser.Parse(packet, out ParsedPacket p);
+        t = default;
+        InvalidReason reason = PacketParser.Parse(packet, out p);
         r.Protocol = p.Protocol;
         if (reason != InvalidReason.None)
         {
             Invalid(ref r, reason);
-            return;
+            return false;
         }
         if (ctx.VerifyChecksums && _s.Checksum && !ChecksumOk(packet, p, ref r))
         {
             ReportTcpState(p, now, ctx, ref r);
-            return;
+            return false;
         }
 
         byte proto = p.Protocol;
@@ -63,20 +125,24 @@ public sealed class ConntrackWorker : IDisposable
             if ((proto == IpProto.Icmp) == p.IsV6)
             {
                 Invalid(ref r, InvalidReason.IcmpWrongFamily);
-                return;
+                return false;
             }
             if (HandleIcmpSpecial(p, now, ctx, ref r))
-                return;
+                return false;
         }
         else if (proto == IpProto.Tcp && !TcpTracker.ValidFlags(p.TcpFlags))
         {
             Invalid(ref r, InvalidReason.TcpInvalidFlags);
             ReportTcpState(p, now, ctx, ref r);
-            return;
+            return false;
         }
+        t = TupleOf(p, ctx.Zone);
+        return true;
+    }
 
-        ConnTuple t = TupleOf(p, ctx.Zone);
-        ulong hash = _table.Hash(t);
+    /// <summary>Lookup, then the existing-entry or new-entry path (nf_conntrack_in steps 5–9).</summary>
+    private void Track(in ConnTuple t, ulong hash, in ParsedPacket p, long now, in PacketContext ctx, ref Classification r)
+    {
         for (int attempt = 0; attempt < 4; attempt++)
         {
             int idx = _table.Lookup(t, hash, now, out int dir);
@@ -328,7 +394,9 @@ public sealed class ConntrackWorker : IDisposable
         if (dir == 1)
         {
             r.State = CtState.Established;
-            Interlocked.Or(ref e.Status, (uint)CtStatus.SeenReply);
+            // The bit is never cleared: test first and skip the locked instruction on later replies.
+            if ((status & (uint)CtStatus.SeenReply) == 0)
+                Interlocked.Or(ref e.Status, (uint)CtStatus.SeenReply);
         }
         else
         {

@@ -140,6 +140,45 @@ internal sealed class EstablishedTrace
         return established;
     }
 
+    private PacketSlice[]? _slices;
+    private Classification[]? _results;
+
+    /// <summary>
+    /// As <see cref="Replay"/>, through <see cref="ConntrackWorker.ProcessBatch"/> in receive-sized
+    /// batches of <see cref="ConntrackWorker.MaxBatch"/> packets (the daemon's path).
+    /// </summary>
+    public int ReplayBatched(int packets, in PacketContext ctx)
+    {
+        if (_slices == null)
+        {
+            _slices = new PacketSlice[Slots.Length];
+            for (int i = 0; i < Slots.Length; i++)
+                _slices[i] = new PacketSlice(Slots[i].Offset, Slots[i].Length);
+            _results = new Classification[ConntrackWorker.MaxBatch];
+        }
+        ConntrackWorker worker = Worker;
+        int cursor = _cursor;
+        int established = 0;
+        worker.Enter();
+        while (packets > 0)
+        {
+            if (cursor == _slices.Length)
+            {
+                NextRound();
+                cursor = 0;
+            }
+            int n = Math.Min(Math.Min(packets, ConntrackWorker.MaxBatch), _slices.Length - cursor);
+            worker.ProcessBatch(Buffer, _slices.AsSpan(cursor, n), Now, ctx, _results);
+            for (int i = 0; i < n; i++)
+                established += _results![i].State == CtState.Established ? 1 : 0;
+            cursor += n;
+            packets -= n;
+        }
+        worker.Exit();
+        _cursor = cursor;
+        return established;
+    }
+
     /// <summary>Position in the current round (for benchmarks that walk the trace themselves).</summary>
     public ref int Cursor => ref _cursor;
 
