@@ -1,0 +1,343 @@
+using System.Globalization;
+using System.Text;
+
+namespace Ctfw.Linux.Firewall;
+
+/// <summary>
+/// Puts ctfw's NFQUEUE rules into the filter table for IPv4 (iptables) and IPv6 (ip6tables), whichever
+/// backend those binaries use (nf_tables or legacy): a chain <c>CTFW</c> holding the NFQUEUE rule, and
+/// a jump to it inserted first in each requested built-in chain. Every rule carries the comment
+/// <c>ctfw:PID:STARTTIME</c>, which is how <see cref="Remove"/> deletes exactly what was added and how
+/// the next <see cref="Install"/> recognises and deletes rules left by a run that crashed (its
+/// process is gone, or the pid now belongs to a different process start). Rules of a ctfw that is
+/// still running make Install fail instead. Setup path only: runs the iptables binaries as processes.
+/// </summary>
+public sealed class IptablesInstaller : IDisposable
+{
+    private const string TagPrefix = "ctfw:";
+
+    private readonly IptablesOptions _options;
+    private readonly ICommandRunner _runner;
+    private readonly List<(string Tool, string[] Rule)> _added = [];
+    private readonly List<string> _chainsCreated = [];
+    private bool _removed;
+
+    private IptablesInstaller(IptablesOptions options, ICommandRunner runner, string tag)
+    {
+        _options = options;
+        _runner = runner;
+        Tag = tag;
+    }
+
+    /// <summary>The comment on every rule of this run.</summary>
+    public string Tag { get; }
+
+    /// <summary>Rules deleted at install because a crashed run left them, as "iptables -D …" lines.</summary>
+    public IReadOnlyList<string> RemovedLeftovers { get; private set; } = [];
+
+    /// <summary>The rules this run added, as "iptables -A …" lines, in order.</summary>
+    public IReadOnlyList<string> InstalledRules => _added.ConvertAll(r => $"{r.Tool} {string.Join(' ', r.Rule)}");
+
+    public static IptablesInstaller Install(IptablesOptions options, ICommandRunner? runner = null) =>
+        Install(options, runner ?? ProcessCommandRunner.Instance, OwnTag());
+
+    internal static IptablesInstaller Install(IptablesOptions options, ICommandRunner runner, string tag)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        var installer = new IptablesInstaller(options, runner, tag);
+        try
+        {
+            installer.RemovedLeftovers = installer.RemoveLeftovers();
+            foreach (string tool in installer.Tools())
+                installer.InstallFamily(tool);
+            return installer;
+        }
+        catch
+        {
+            installer.Remove();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Deletes the jumps, then the NFQUEUE rule, then the chain: the reverse of installation, so no
+    /// packet ever jumps to a missing chain. Returns the failures (empty when everything was removed).
+    /// Idempotent.
+    /// </summary>
+    public IReadOnlyList<string> Remove()
+    {
+        List<string> failures = [];
+        if (_removed)
+            return failures;
+        _removed = true;
+        for (int i = _added.Count - 1; i >= 0; i--)
+        {
+            (string tool, string[] rule) = _added[i];
+            string[] delete = [.. rule];
+            delete[0] = "-D";
+            CommandResult result = Run(tool, delete);
+            if (result.ExitCode != 0)
+                failures.Add($"{tool} {string.Join(' ', delete)}: {result.StandardError.Trim()}");
+        }
+        _added.Clear();
+        foreach (string tool in _chainsCreated)
+        {
+            CommandResult result = Run(tool, "-X", _options.Chain);
+            if (result.ExitCode != 0)
+                failures.Add($"{tool} -X {_options.Chain}: {result.StandardError.Trim()}");
+        }
+        _chainsCreated.Clear();
+        return failures;
+    }
+
+    public void Dispose() => Remove();
+
+    /// <summary>Rules carrying a <c>ctfw:</c> comment in the filter table, as iptables -S prints them.</summary>
+    public static IReadOnlyList<string> ListTagged(IptablesOptions options, ICommandRunner? runner = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var installer = new IptablesInstaller(options, runner ?? ProcessCommandRunner.Instance, OwnTag());
+        List<string> lines = [];
+        foreach (string tool in installer.Tools())
+        {
+            foreach (string line in installer.ListRules(tool))
+            {
+                if (TryGetTag(Tokenize(line), out _))
+                    lines.Add($"{tool} {line}");
+            }
+        }
+        return lines;
+    }
+
+    private void InstallFamily(string tool)
+    {
+        string chain = _options.Chain;
+        CommandResult create = Run(tool, "-N", chain);
+        if (create.ExitCode != 0)
+            throw Failure(tool, ["-N", chain], create);
+        _chainsCreated.Add(tool);
+
+        List<string> queueRule = ["-A", chain, .. _options.Match, "-m", "comment", "--comment", Tag, "-j", "NFQUEUE"];
+        if (_options.IsBalanced)
+            queueRule.AddRange(["--queue-balance", $"{_options.QueueFirst}:{_options.QueueLast}"]);
+        else
+            queueRule.AddRange(["--queue-num", _options.QueueFirst.ToString(CultureInfo.InvariantCulture)]);
+        if (_options.CpuFanout)
+            queueRule.Add("--queue-cpu-fanout");
+        if (!_options.FailClosed)
+            queueRule.Add("--queue-bypass");
+        Add(tool, [.. queueRule]);
+
+        // Jumps last: a packet never enters a half-built chain.
+        foreach (IptablesHook hook in _options.Hooks)
+        {
+            string builtIn = ChainOf(hook);
+            string[] insert = ["-I", builtIn, "1", "-m", "comment", "--comment", Tag, "-j", chain];
+            CommandResult result = Run(tool, insert);
+            if (result.ExitCode != 0)
+                throw Failure(tool, insert, result);
+            // Removed by rule spec (without the position), like any -A rule.
+            _added.Add((tool, ["-A", builtIn, "-m", "comment", "--comment", Tag, "-j", chain]));
+        }
+    }
+
+    private static string ChainOf(IptablesHook hook) => hook switch
+    {
+        IptablesHook.Input => "INPUT",
+        IptablesHook.Output => "OUTPUT",
+        IptablesHook.Forward => "FORWARD",
+        _ => throw new InvalidOperationException($"unknown hook {hook}"),
+    };
+
+    private void Add(string tool, string[] rule)
+    {
+        CommandResult result = Run(tool, rule);
+        if (result.ExitCode != 0)
+            throw Failure(tool, rule, result);
+        _added.Add((tool, rule));
+    }
+
+    /// <summary>
+    /// Deletes every ctfw-tagged rule whose run is gone, then the ctfw chain if nothing else is left
+    /// in it. Throws if a live ctfw owns rules (two daemons would fight over the chain).
+    /// </summary>
+    private List<string> RemoveLeftovers()
+    {
+        List<string> removed = [];
+        foreach (string tool in Tools())
+        {
+            string[] rules = ListRules(tool);
+            bool chainExists = false;
+            int otherRulesInChain = 0;
+            List<List<string>> stale = [];
+            foreach (string line in rules)
+            {
+                List<string> tokens = Tokenize(line);
+                if (tokens.Count == 2 && tokens[0] == "-N" && tokens[1] == _options.Chain)
+                    chainExists = true;
+                if (tokens.Count < 2 || tokens[0] != "-A")
+                    continue;
+                if (!TryGetTag(tokens, out string tag))
+                {
+                    if (tokens[1] == _options.Chain)
+                        otherRulesInChain++;
+                    continue;
+                }
+                if (tag != Tag && IsAlive(tag))
+                {
+                    throw new InvalidOperationException(
+                        $"{tool}: rules tagged '{tag}' belong to a ctfw that is still running ({line}); stop it first");
+                }
+                stale.Add(tokens);
+            }
+            // Jumps first, so no packet jumps into a chain being emptied.
+            stale.Sort((a, b) => (a[1] == _options.Chain).CompareTo(b[1] == _options.Chain));
+            foreach (List<string> tokens in stale)
+            {
+                tokens[0] = "-D";
+                CommandResult result = Run(tool, [.. tokens]);
+                if (result.ExitCode != 0)
+                    throw Failure(tool, [.. tokens], result);
+                removed.Add($"{tool} {string.Join(' ', tokens)}");
+            }
+            if (chainExists && otherRulesInChain == 0)
+            {
+                CommandResult result = Run(tool, "-X", _options.Chain);
+                if (result.ExitCode != 0)
+                    throw Failure(tool, ["-X", _options.Chain], result);
+                removed.Add($"{tool} -X {_options.Chain}");
+            }
+            else if (chainExists)
+            {
+                throw new InvalidOperationException(
+                    $"{tool}: chain {_options.Chain} exists and holds {otherRulesInChain} rule(s) ctfw did not add; remove them or choose another chain name");
+            }
+        }
+        return removed;
+    }
+
+    private string[] ListRules(string tool)
+    {
+        CommandResult result = Run(tool, "-S");
+        if (result.ExitCode != 0)
+            throw Failure(tool, ["-S"], result);
+        return result.StandardOutput.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+    }
+
+    private IEnumerable<string> Tools()
+    {
+        if (_options.Ipv4)
+            yield return "iptables";
+        if (_options.Ipv6)
+            yield return "ip6tables";
+    }
+
+    private CommandResult Run(string tool, params string[] arguments)
+    {
+        // -w: wait for the xtables lock (legacy backend) instead of failing when another tool holds it.
+        List<string> argv = _options.NetworkNamespace is { } ns
+            ? ["nsenter", $"--net={NetworkNamespace.PathOf(ns)}", "--", tool, "-w", "-t", "filter", .. arguments]
+            : [tool, "-w", "-t", "filter", .. arguments];
+        try
+        {
+            return _runner.Run(argv);
+        }
+        catch (System.ComponentModel.Win32Exception e)
+        {
+            return new CommandResult(127, "", $"{argv[0]} could not be started ({e.Message}): install iptables (apt-get install iptables)");
+        }
+    }
+
+    private static InvalidOperationException Failure(string tool, string[] arguments, CommandResult result) =>
+        new($"`{tool} {string.Join(' ', arguments)}` failed (exit {result.ExitCode}): {result.StandardError.Trim()}");
+
+    internal static bool TryGetTag(List<string> tokens, out string tag)
+    {
+        for (int i = 0; i + 1 < tokens.Count; i++)
+        {
+            if (tokens[i] == "--comment" && tokens[i + 1].StartsWith(TagPrefix, StringComparison.Ordinal))
+            {
+                tag = tokens[i + 1];
+                return true;
+            }
+        }
+        tag = "";
+        return false;
+    }
+
+    /// <summary>"ctfw:PID:STARTTIME": STARTTIME (field 22 of /proc/PID/stat) tells a reused pid apart.</summary>
+    internal static string OwnTag() =>
+        $"{TagPrefix}{Environment.ProcessId}:{ReadStartTime(Environment.ProcessId) ?? "0"}";
+
+    /// <summary>Whether the run that wrote <paramref name="tag"/> still exists.</summary>
+    internal static bool IsAlive(string tag)
+    {
+        string[] parts = tag[TagPrefix.Length..].Split(':');
+        if (parts.Length != 2 || !int.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out int pid))
+            return false; // not ours to interpret: treat as stale
+        return ReadStartTime(pid) == parts[1];
+    }
+
+    private static string? ReadStartTime(int pid)
+    {
+        try
+        {
+            string stat = File.ReadAllText($"/proc/{pid}/stat");
+            // comm (field 2) may contain spaces and parentheses: count fields after the last ')'.
+            string[] rest = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            return rest.Length > 19 ? rest[19] : null; // field 22 overall = index 19 after pid and comm
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+        catch (UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Splits an iptables -S line: whitespace-separated, double quotes group, backslash escapes inside quotes.</summary>
+    internal static List<string> Tokenize(string line)
+    {
+        List<string> tokens = [];
+        var current = new StringBuilder();
+        bool inQuotes = false, inToken = false;
+        for (int i = 0; i < line.Length; i++)
+        {
+            char c = line[i];
+            if (inQuotes)
+            {
+                if (c == '\\' && i + 1 < line.Length)
+                    current.Append(line[++i]);
+                else if (c == '"')
+                    inQuotes = false;
+                else
+                    current.Append(c);
+            }
+            else if (c == '"')
+            {
+                inQuotes = true;
+                inToken = true;
+            }
+            else if (char.IsWhiteSpace(c))
+            {
+                if (inToken)
+                {
+                    tokens.Add(current.ToString());
+                    current.Clear();
+                    inToken = false;
+                }
+            }
+            else
+            {
+                current.Append(c);
+                inToken = true;
+            }
+        }
+        if (inToken)
+            tokens.Add(current.ToString());
+        return tokens;
+    }
+}

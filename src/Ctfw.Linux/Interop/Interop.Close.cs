@@ -1,0 +1,10 @@
+using System.Runtime.InteropServices;
+
+namespace Ctfw.Linux;
+
+internal static partial class Interop
+{
+    /// <summary>close(2). Only <see cref="NetlinkSocket.ReleaseHandle"/> calls this.</summary>
+    [LibraryImport(Libraries.Libc, EntryPoint = "close", SetLastError = true)]
+    internal static partial int Close(int fd);
+}

@@ -1,0 +1,10 @@
+using System.Runtime.InteropServices;
+
+namespace Ctfw.Linux;
+
+internal static partial class Interop
+{
+    /// <summary>sendto(2): the setup path's one-off requests. Verdicts go through <see cref="Shim.Send"/>.</summary>
+    [LibraryImport(Libraries.Libc, EntryPoint = "sendto", SetLastError = true)]
+    internal static unsafe partial nint SendTo(NetlinkSocket socket, byte* buffer, nuint length, int flags, SockAddrNl* destination, uint destinationLength);
+}

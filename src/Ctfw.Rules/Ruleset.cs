@@ -1,0 +1,128 @@
+using System.Text;
+using Ctfw.Rules.Compilation;
+using Ctfw.Rules.Parsing;
+
+namespace Ctfw.Rules;
+
+/// <summary>
+/// A loaded filter table: iptables-save text parsed, checked and compiled into flat arrays once,
+/// then evaluated per packet by any number of threads at once (<see cref="Evaluate(in PacketFacts, Span{int})"/>,
+/// in Ruleset.Evaluate.cs). Immutable except for its counters. To change rules, load a new Ruleset
+/// and swap the reference; evaluations in flight finish on the old one.
+/// </summary>
+public sealed partial class Ruleset
+{
+    private readonly CompiledTable _table;
+    private readonly CounterShards _counters;
+
+    private Ruleset(string fileName, CompiledTable table, IReadOnlyList<RuleError> warnings)
+    {
+        FileName = fileName;
+        _table = table;
+        Warnings = warnings;
+        _counters = new CounterShards(table.InitialCounters.Length);
+        for (int i = 0; i < table.InitialCounters.Length; i++)
+            _counters.Seed(i, table.InitialCounters[i].Packets, table.InitialCounters[i].Bytes);
+    }
+
+    /// <summary>The name errors and dumps use for the source.</summary>
+    public string FileName { get; }
+    /// <summary>Every rule, chain by chain (built-ins INPUT, FORWARD, OUTPUT first, then user chains as declared).</summary>
+    public IReadOnlyList<RuleInfo> Rules => _table.Rules;
+    public IReadOnlyList<ChainInfo> Chains => _table.Chains;
+    /// <summary>Things iptables also accepts silently but that change what was written (e.g. a log prefix over 29 characters).</summary>
+    public IReadOnlyList<RuleError> Warnings { get; }
+    /// <summary>Deepest chain of -j calls from a built-in chain (≤ 64).</summary>
+    public int MaxCallDepth => _table.MaxCallDepth;
+    /// <summary>Most rule entries one packet can visit; evaluation is bounded by it.</summary>
+    public int MaxStepsPerPacket => _table.MaxSteps;
+
+    /// <summary>
+    /// Parses and compiles <paramref name="text"/> (iptables-save syntax, the filter table). On failure
+    /// <paramref name="ruleset"/> is null and <paramref name="errors"/> lists every problem found, each
+    /// as "fileName:line:col: message". Never throws for bad input.
+    /// </summary>
+    public static bool TryLoad(string text, string fileName, out Ruleset? ruleset, out IReadOnlyList<RuleError> errors)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        ArgumentNullException.ThrowIfNull(fileName);
+        ruleset = null;
+        var parser = new RulesetParser(fileName);
+        TableDraft? table = parser.Parse(text);
+        if (table is null)
+        {
+            errors = parser.Errors;
+            return false;
+        }
+        var compileErrors = new List<RuleError>();
+        CompiledTable? compiled = RulesetCompiler.Compile(table, fileName, compileErrors);
+        if (compiled is null)
+        {
+            errors = compileErrors;
+            return false;
+        }
+        errors = [];
+        ruleset = new Ruleset(fileName, compiled, parser.Warnings);
+        return true;
+    }
+
+    /// <summary>Reads <paramref name="path"/> and loads it; errors name the file as given. I/O errors become one RuleError at 0:0.</summary>
+    public static bool TryLoadFile(string path, out Ruleset? ruleset, out IReadOnlyList<RuleError> errors)
+    {
+        string text;
+        try
+        {
+            text = File.ReadAllText(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
+        {
+            ruleset = null;
+            errors = [new RuleError(path, 0, 0, $"cannot read the rules file: {e.Message}")];
+            return false;
+        }
+        return TryLoad(text, path, out ruleset, out errors);
+    }
+
+    /// <summary>The built-in chain's policy.</summary>
+    public Verdict Policy(Hook hook) => _table.Entries[_table.Underflow[(int)hook]].Op == RuleOp.PolicyAccept ? Verdict.Accept : Verdict.Drop;
+
+    /// <summary>Packets and bytes that matched the rule (LOG and no-target rules count too).</summary>
+    public PacketCounters GetCounters(int ruleIndex)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(ruleIndex);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(ruleIndex, _table.Rules.Length);
+        return _counters.Read(ruleIndex);
+    }
+
+    /// <summary>Packets and bytes the built-in chain's policy decided.</summary>
+    public PacketCounters GetPolicyCounters(Hook hook) => _counters.Read(_table.Rules.Length + (int)hook);
+
+    /// <summary>`iptables -Z`: zeroes every counter.</summary>
+    public void ZeroCounters() => _counters.Reset();
+
+    /// <summary>The ruleset in iptables-save form (with `[packets:bytes]` counters as `iptables-save -c` when asked).</summary>
+    public string Save(bool withCounters = false)
+    {
+        var sb = new StringBuilder();
+        sb.Append("# ctfw ruleset from ").Append(FileName).Append('\n');
+        sb.Append("*filter\n");
+        foreach (ChainInfo chain in _table.Chains)
+        {
+            PacketCounters c = chain.Builtin is Hook h ? GetPolicyCounters(h) : default;
+            sb.Append(':').Append(chain.Name).Append(' ')
+              .Append(chain.Policy switch { Verdict.Accept => "ACCEPT", Verdict.Drop => "DROP", _ => "-" })
+              .Append(withCounters ? $" [{c.Packets}:{c.Bytes}]" : " [0:0]").Append('\n');
+        }
+        foreach (RuleInfo rule in _table.Rules)
+        {
+            if (withCounters)
+            {
+                PacketCounters c = GetCounters(rule.Index);
+                sb.Append('[').Append(c.Packets).Append(':').Append(c.Bytes).Append("] ");
+            }
+            sb.Append("-A ").Append(rule.Chain).Append(rule.Text.Length > 0 ? " " : "").Append(rule.Text).Append('\n');
+        }
+        sb.Append("COMMIT\n");
+        return sb.ToString();
+    }
+}

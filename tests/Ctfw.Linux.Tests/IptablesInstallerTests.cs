@@ -1,0 +1,188 @@
+using Ctfw.Linux.Firewall;
+
+namespace Ctfw.Linux.Tests;
+
+public sealed class IptablesInstallerTests
+{
+    private const string Tag = "ctfw:1:1";
+    private const string Head = "-P INPUT ACCEPT\n-P FORWARD ACCEPT\n-P OUTPUT ACCEPT\n";
+
+    [Fact]
+    public void Install_SingleQueueBothFamilies_AddsChainRuleAndJumpsInOrder()
+    {
+        var runner = new FakeRunner();
+
+        using IptablesInstaller installer = IptablesInstaller.Install(
+            new IptablesOptions { QueueFirst = 5, Hooks = [IptablesHook.Input, IptablesHook.Forward], Match = ["-p", "udp"] }, runner, Tag);
+
+        string[] expected =
+        [
+            "iptables -w -t filter -S",
+            "ip6tables -w -t filter -S",
+            "iptables -w -t filter -N CTFW",
+            "iptables -w -t filter -A CTFW -p udp -m comment --comment ctfw:1:1 -j NFQUEUE --queue-num 5 --queue-bypass",
+            "iptables -w -t filter -I INPUT 1 -m comment --comment ctfw:1:1 -j CTFW",
+            "iptables -w -t filter -I FORWARD 1 -m comment --comment ctfw:1:1 -j CTFW",
+            "ip6tables -w -t filter -N CTFW",
+            "ip6tables -w -t filter -A CTFW -p udp -m comment --comment ctfw:1:1 -j NFQUEUE --queue-num 5 --queue-bypass",
+            "ip6tables -w -t filter -I INPUT 1 -m comment --comment ctfw:1:1 -j CTFW",
+            "ip6tables -w -t filter -I FORWARD 1 -m comment --comment ctfw:1:1 -j CTFW",
+        ];
+        Assert.Equal(expected, runner.Commands);
+        Assert.Empty(installer.RemovedLeftovers);
+    }
+
+    [Fact]
+    public void Install_BalanceFanoutFailClosedInNamespace_UsesThoseOptions()
+    {
+        var runner = new FakeRunner();
+
+        IptablesInstaller.Install(
+            new IptablesOptions
+            {
+                QueueFirst = 2, QueueLast = 3, CpuFanout = true, FailClosed = true, Ipv6 = false,
+                Hooks = [IptablesHook.Output], NetworkNamespace = "lab",
+            },
+            runner, Tag);
+
+        Assert.Contains(
+            "nsenter --net=/run/netns/lab -- iptables -w -t filter -A CTFW -m comment --comment ctfw:1:1 -j NFQUEUE --queue-balance 2:3 --queue-cpu-fanout",
+            runner.Commands);
+        Assert.DoesNotContain(runner.Commands, c => c.Contains("ip6tables", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Remove_DeletesExactlyWhatWasAddedInReverse()
+    {
+        var runner = new FakeRunner();
+        IptablesInstaller installer = IptablesInstaller.Install(
+            new IptablesOptions { QueueFirst = 0, Hooks = [IptablesHook.Input, IptablesHook.Output], Ipv6 = false }, runner, Tag);
+        runner.Commands.Clear();
+
+        Assert.Empty(installer.Remove());
+
+        string[] expected =
+        [
+            "iptables -w -t filter -D OUTPUT -m comment --comment ctfw:1:1 -j CTFW",
+            "iptables -w -t filter -D INPUT -m comment --comment ctfw:1:1 -j CTFW",
+            "iptables -w -t filter -D CTFW -m comment --comment ctfw:1:1 -j NFQUEUE --queue-num 0 --queue-bypass",
+            "iptables -w -t filter -X CTFW",
+        ];
+        Assert.Equal(expected, runner.Commands);
+        Assert.Empty(installer.Remove()); // idempotent
+        Assert.Equal(4, runner.Commands.Count);
+    }
+
+    [Fact]
+    public void Install_LeftoversOfADeadRun_AreDeletedJumpsFirstThenTheChain()
+    {
+        var runner = new FakeRunner();
+        runner.ListOutput["iptables"] = Head +
+            "-N CTFW\n" +
+            "-A INPUT -s 10.0.0.0/8 -j ACCEPT\n" +
+            "-A CTFW -p udp -m comment --comment \"ctfw:999999999:5\" -j NFQUEUE --queue-num 0 --queue-bypass\n" +
+            "-A INPUT -m comment --comment \"ctfw:999999999:5\" -j CTFW\n";
+
+        IptablesInstaller installer = IptablesInstaller.Install(new IptablesOptions { Ipv6 = false }, runner, Tag);
+
+        Assert.Equal(
+            [
+                "iptables -D INPUT -m comment --comment ctfw:999999999:5 -j CTFW",
+                "iptables -D CTFW -p udp -m comment --comment ctfw:999999999:5 -j NFQUEUE --queue-num 0 --queue-bypass",
+                "iptables -X CTFW",
+            ],
+            installer.RemovedLeftovers);
+        Assert.Equal("iptables -w -t filter -N CTFW", runner.Commands[4]);
+        Assert.DoesNotContain(runner.Commands, c => c.Contains("10.0.0.0/8", StringComparison.Ordinal)); // not ours: untouched
+    }
+
+    [Fact]
+    public void Install_RulesOfALiveRun_Refuses()
+    {
+        var runner = new FakeRunner();
+        string live = IptablesInstaller.OwnTag(); // this test process: certainly alive
+        runner.ListOutput["iptables"] = Head + "-N CTFW\n" + $"-A INPUT -m comment --comment \"{live}\" -j CTFW\n";
+
+        var e = Assert.Throws<InvalidOperationException>(() => IptablesInstaller.Install(new IptablesOptions { Ipv6 = false }, runner, Tag));
+
+        Assert.Contains("still running", e.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain(runner.Commands, c => c.Contains(" -D ", StringComparison.Ordinal) || c.Contains(" -N ", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Install_ChainHoldingForeignRules_Refuses()
+    {
+        var runner = new FakeRunner();
+        runner.ListOutput["iptables"] = Head + "-N CTFW\n-A CTFW -j ACCEPT\n";
+
+        var e = Assert.Throws<InvalidOperationException>(() => IptablesInstaller.Install(new IptablesOptions { Ipv6 = false }, runner, Tag));
+
+        Assert.Contains("did not add", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Install_FailureHalfway_RollsBackWhatItAdded()
+    {
+        var runner = new FakeRunner { FailWhen = c => c.StartsWith("ip6tables -w -t filter -N", StringComparison.Ordinal) };
+
+        Assert.Throws<InvalidOperationException>(() => IptablesInstaller.Install(new IptablesOptions { Hooks = [IptablesHook.Input] }, runner, Tag));
+
+        string[] tail = runner.Commands.TakeLast(3).ToArray();
+        Assert.Equal(
+            [
+                "iptables -w -t filter -D INPUT -m comment --comment ctfw:1:1 -j CTFW",
+                "iptables -w -t filter -D CTFW -m comment --comment ctfw:1:1 -j NFQUEUE --queue-num 0 --queue-bypass",
+                "iptables -w -t filter -X CTFW",
+            ],
+            tail);
+    }
+
+    [Fact]
+    public void Options_Invalid_AreRejectedBeforeAnyCommand()
+    {
+        var runner = new FakeRunner();
+
+        Assert.Throws<ArgumentException>(() => IptablesInstaller.Install(new IptablesOptions { QueueFirst = 3, QueueLast = 2 }, runner, Tag));
+        Assert.Throws<ArgumentException>(() => IptablesInstaller.Install(new IptablesOptions { CpuFanout = true }, runner, Tag));
+        Assert.Throws<ArgumentException>(() => IptablesInstaller.Install(new IptablesOptions { Hooks = [] }, runner, Tag));
+        Assert.Throws<ArgumentException>(() => IptablesInstaller.Install(new IptablesOptions { Ipv4 = false, Ipv6 = false }, runner, Tag));
+        Assert.Empty(runner.Commands);
+    }
+
+    [Theory]
+    [InlineData("-A INPUT -m comment --comment \"ctfw:1:2\" -j CTFW", new[] { "-A", "INPUT", "-m", "comment", "--comment", "ctfw:1:2", "-j", "CTFW" })]
+    [InlineData("-A X -m comment --comment \"a \\\"quoted\\\" b\"  -j Y", new[] { "-A", "X", "-m", "comment", "--comment", "a \"quoted\" b", "-j", "Y" })]
+    [InlineData("-A X -m comment --comment \"\"", new[] { "-A", "X", "-m", "comment", "--comment", "" })]
+    public void Tokenize_IptablesSaveQuoting_IsUndone(string line, string[] expected) =>
+        Assert.Equal(expected, IptablesInstaller.Tokenize(line));
+
+    [Fact]
+    public void IsAlive_TagOfThisProcess_IsTrue_ForeignOrMalformedTags_AreFalse()
+    {
+        Assert.True(IptablesInstaller.IsAlive(IptablesInstaller.OwnTag()));
+        Assert.False(IptablesInstaller.IsAlive($"ctfw:{Environment.ProcessId}:1")); // same pid, other start: reused pid
+        Assert.False(IptablesInstaller.IsAlive("ctfw:999999999:1"));
+        Assert.False(IptablesInstaller.IsAlive("ctfw:nonsense"));
+    }
+
+    private sealed class FakeRunner : ICommandRunner
+    {
+        public List<string> Commands { get; } = [];
+
+        public Dictionary<string, string> ListOutput { get; } = new() { ["iptables"] = Head, ["ip6tables"] = Head };
+
+        public Func<string, bool> FailWhen { get; init; } = _ => false;
+
+        public CommandResult Run(IReadOnlyList<string> arguments)
+        {
+            string line = string.Join(' ', arguments);
+            Commands.Add(line);
+            if (FailWhen(line))
+                return new CommandResult(1, "", "boom");
+            int tool = arguments.ToList().FindIndex(a => a is "iptables" or "ip6tables");
+            return arguments[^1] == "-S"
+                ? new CommandResult(0, ListOutput[arguments[tool]], "")
+                : new CommandResult(0, "", "");
+        }
+    }
+}
