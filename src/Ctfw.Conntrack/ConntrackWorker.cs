@@ -40,7 +40,18 @@ public sealed class ConntrackWorker : IDisposable
     /// <summary>Classifies one IP packet (from the network header on) at time <paramref name="now"/> (ms).</summary>
     public void Process(ReadOnlySpan<byte> packet, long now, in PacketContext ctx, out Classification r)
     {
-        if (Prepare(packet, now, ctx, out r, out ParsedPacket p, out ConnTuple t))
+        InvalidReason parseResult = PacketParser.Parse(packet, out ParsedPacket p);
+        ProcessParsed(packet, p, parseResult, now, ctx, out r);
+    }
+
+    /// <summary>
+    /// As <see cref="Process"/> for a packet the caller already parsed (the daemon parses once and
+    /// hands the same <see cref="ParsedPacket"/> to the ruleset). <paramref name="parseResult"/> is
+    /// what <see cref="PacketParser.Parse"/> returned for <paramref name="packet"/>.
+    /// </summary>
+    public void ProcessParsed(ReadOnlySpan<byte> packet, in ParsedPacket p, InvalidReason parseResult, long now, in PacketContext ctx, out Classification r)
+    {
+        if (Prepare(packet, p, parseResult, now, ctx, out r, out ConnTuple t))
             Track(t, _table.Hash(t), p, now, ctx, ref r);
     }
 
@@ -73,7 +84,8 @@ public sealed class ConntrackWorker : IDisposable
                 ReadOnlySpan<byte> pkt = (uint)ps.Offset <= (uint)buffer.Length && (uint)ps.Length <= (uint)(buffer.Length - ps.Offset)
                     ? buffer.Slice(ps.Offset, ps.Length)
                     : default;
-                bool track = Prepare(pkt, now, ctx, out results[start + i], out _batchParsed[i], out _batchTuples[i]);
+                InvalidReason parseResult = PacketParser.Parse(pkt, out _batchParsed[i]);
+                bool track = Prepare(pkt, _batchParsed[i], parseResult, now, ctx, out results[start + i], out _batchTuples[i]);
                 _batchTrack[i] = track;
                 if (track)
                 {
@@ -96,21 +108,21 @@ public sealed class ConntrackWorker : IDisposable
     }
 
     /// <summary>
-    /// Everything before the table lookup: parse, checksum, ICMP errors (RELATED/UNTRACKED), TCP
-    /// flag check. Returns true when the packet goes on to normal tracking with tuple <paramref name="t"/>.
+    /// Everything before the table lookup on a parsed packet: parse result, checksum, ICMP errors
+    /// (RELATED/UNTRACKED), TCP flag check. Returns true when the packet goes on to normal tracking
+    /// with tuple <paramref name="t"/>.
     /// </summary>
-    private bool Prepare(ReadOnlySpan<byte> packet, long now, in PacketContext ctx, out Classification r, out ParsedPacket p, out ConnTuple t)
+    private bool Prepare(ReadOnlySpan<byte> packet, in ParsedPacket p, InvalidReason parseResult, long now, in PacketContext ctx, out Classification r, out ConnTuple t)
     {
         r = default;
         r.PendingEntry = -1;
         r.Timestamp = now;
         r.Direction = CtDirection.None;
         t = default;
-        InvalidReason reason = PacketParser.Parse(packet, out p);
         r.Protocol = p.Protocol;
-        if (reason != InvalidReason.None)
+        if (parseResult != InvalidReason.None)
         {
-            Invalid(ref r, reason);
+            Invalid(ref r, parseResult);
             return false;
         }
         if (ctx.VerifyChecksums && _s.Checksum && !ChecksumOk(packet, p, ref r))

@@ -228,7 +228,7 @@ internal static class ValueParsers
         int match = -1;
         for (int i = 0; i < table.Length; i++)
         {
-            if (!table[i].Name.Equals(text, StringComparison.OrdinalIgnoreCase))
+            if (!table[i].Name.StartsWith(text, StringComparison.OrdinalIgnoreCase))
                 continue;
             if (match >= 0)
             {
