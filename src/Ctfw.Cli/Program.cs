@@ -10,6 +10,7 @@ internal static class Program
         Usage: ctfw COMMAND [OPTIONS]
 
         Commands:
+          run        filter NFQUEUE traffic of this network namespace with conntrack and a ruleset
           replay     classify every packet of a pcap/pcapng file as kernel conntrack would
           sysctls    print the conntrack settings ctfw would use (defaults, file, --set, live)
           help       show this text, or `ctfw help COMMAND`
@@ -36,6 +37,7 @@ internal static class Program
 
     private static int Dispatch(string[] args) => args[0] switch
     {
+        "run" => RunCommand.Run(args),
         "replay" => ReplayCommand.Run(args),
         "sysctls" => SysctlsCommand.Run(args),
         _ => Fail($"unknown command '{args[0]}' (try `ctfw --help`)"),

@@ -1,0 +1,222 @@
+using System.Globalization;
+using System.Runtime.InteropServices;
+using Ctfw.Conntrack;
+using Ctfw.Linux;
+using Ctfw.Linux.Firewall;
+using Ctfw.Linux.Nfqueue;
+using Ctfw.Packets;
+
+namespace Ctfw.Cli.Daemon;
+
+/// <summary>
+/// `ctfw run`: one <see cref="QueueWorker"/> thread per NFQUEUE queue sharing one
+/// <see cref="ConntrackEngine"/>, one housekeeper thread calling <see cref="ConntrackEngine.Maintain"/>,
+/// optional iptables rules that send traffic to the queues, and an orderly stop on SIGTERM/SIGINT.
+/// <para>
+/// Setup order makes every failure cheap to undo: queues are bound before iptables is touched (a busy
+/// queue changes nothing), and the NFQUEUE jumps go in last. Stop order keeps every packet judged:
+/// the jumps are removed while the workers still answer, then the workers drain what is queued,
+/// flush their verdicts and close.
+/// </para>
+/// </summary>
+internal sealed class FirewallDaemon : IDisposable
+{
+    private const int HousekeepingIntervalMs = 10;
+    private const int HousekeepingBudget = 16_384;
+
+    private readonly DaemonOptions _options;
+    private readonly TextWriter _err;
+    private readonly ManualResetEventSlim _shutdown = new();
+
+    // Published by the housekeeper's loop condition; set once at stop.
+    private volatile bool _stopHousekeeper;
+
+    public FirewallDaemon(DaemonOptions options, TextWriter err)
+    {
+        _options = options;
+        _err = err;
+    }
+
+    /// <summary>Runs until a signal; returns the exit status (0 after a clean stop, 1 on a setup or socket failure).</summary>
+    public int Run()
+    {
+        List<NfqueueSocket> sockets = [];
+        IptablesInstaller? installer = null;
+        RejectSender? reject = null;
+        try
+        {
+            for (int q = _options.QueueFirst; q <= _options.QueueLast; q++)
+            {
+                sockets.Add(NfqueueSocket.Open(new NfqueueOptions
+                {
+                    Queue = (ushort)q,
+                    FailOpen = !_options.FailClosed,
+                    CopyRange = _options.CopyRange,
+                }));
+            }
+        }
+        catch (ErrnoException e)
+        {
+            DisposeAll(sockets);
+            return SetupFailure(e.Message);
+        }
+
+        long start = DaemonClock.NowMs();
+        var engine = new ConntrackEngine(_options.Settings, start, maxWorkers: Math.Max(8, sockets.Count));
+        var log = new LogSink(_err);
+        List<QueueWorker> workers = [];
+        List<Thread> threads = [];
+        Thread? housekeeper = null;
+        PosixSignalRegistration? sigterm = null, sigint = null;
+        int status = 0;
+        try
+        {
+            reject = RejectSender.Open();
+            if (reject.SetupProblem is { } problem)
+                _err.WriteLine($"ctfw: warning: {problem}");
+
+            foreach (NfqueueSocket socket in sockets)
+                workers.Add(new QueueWorker(socket, engine.CreateWorker(), _options.Rules, reject, log, _options.FailClosed));
+
+            sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
+            sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
+
+            foreach (QueueWorker worker in workers)
+            {
+                var thread = new Thread(() => worker.Run(_shutdown.Set)) { Name = $"ctfw-queue-{worker.Queue.Queue}", IsBackground = true };
+                threads.Add(thread);
+                thread.Start();
+            }
+            housekeeper = new Thread(() => Housekeep(engine)) { Name = "ctfw-housekeeper", IsBackground = true };
+            housekeeper.Start();
+
+            if (_options.Install.Count > 0)
+            {
+                try
+                {
+                    installer = IptablesInstaller.Install(new IptablesOptions
+                    {
+                        Hooks = _options.Install,
+                        QueueFirst = _options.QueueFirst,
+                        QueueLast = _options.QueueLast == _options.QueueFirst ? null : _options.QueueLast,
+                        FailClosed = _options.FailClosed,
+                        // ctfw's own REJECT answers must not come back to it through OUTPUT.
+                        Match = ["-m", "mark", "!", "--mark", "0x" + RejectSender.Mark.ToString("x8", CultureInfo.InvariantCulture)],
+                    });
+                }
+                catch (Exception e) when (e is InvalidOperationException or ArgumentException or System.ComponentModel.Win32Exception)
+                {
+                    status = SetupFailure($"installing iptables rules failed: {FirstLine(e.Message)}");
+                    _shutdown.Set();
+                }
+                if (installer is { RemovedLeftovers.Count: > 0 })
+                    _err.WriteLine($"ctfw: removed {installer.RemovedLeftovers.Count} iptables rules left by a run that is gone");
+            }
+
+            if (status == 0)
+            {
+                _err.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"ctfw: running on queue{(sockets.Count > 1 ? "s" : "")} {Describe()}, {_options.Rules.Rules.Count} rules from {_options.Rules.FileName}{(installer is null ? "" : $", installed on {string.Join(',', _options.Install).ToUpperInvariant()}")}"));
+            }
+            _shutdown.Wait();
+        }
+        finally
+        {
+            if (installer is not null)
+            {
+                foreach (string failure in installer.Remove())
+                    _err.WriteLine($"ctfw: removing iptables rule failed: {failure}");
+            }
+            foreach (QueueWorker worker in workers)
+                worker.RequestStop();
+            foreach (Thread thread in threads)
+                thread.Join();
+            _stopHousekeeper = true;
+            housekeeper?.Join();
+            sigterm?.Dispose();
+            sigint?.Dispose();
+        }
+
+        foreach (QueueWorker worker in workers)
+        {
+            if (worker.Failure is { } failure)
+            {
+                _err.WriteLine($"ctfw: {failure}");
+                status = 1;
+            }
+        }
+        PrintCounters(workers, log, DaemonClock.NowMs() - start, engine.Count);
+        DisposeAll(sockets);
+        reject?.Dispose();
+        return status;
+    }
+
+    public void Dispose() => _shutdown.Dispose();
+
+    private void OnSignal(PosixSignalContext context)
+    {
+        context.Cancel = true; // we exit on our own, after cleaning up
+        _shutdown.Set();
+    }
+
+    private void Housekeep(ConntrackEngine engine)
+    {
+        while (!_stopHousekeeper)
+        {
+            engine.Maintain(DaemonClock.NowMs(), HousekeepingBudget);
+            Thread.Sleep(HousekeepingIntervalMs);
+        }
+    }
+
+    private string Describe() => _options.QueueFirst == _options.QueueLast
+        ? _options.QueueFirst.ToString(CultureInfo.InvariantCulture)
+        : $"{_options.QueueFirst}-{_options.QueueLast}";
+
+    private int SetupFailure(string message)
+    {
+        _err.WriteLine($"ctfw: {message}");
+        return 1;
+    }
+
+    private static string FirstLine(string text)
+    {
+        int newline = text.IndexOf('\n', StringComparison.Ordinal);
+        return newline < 0 ? text.Trim() : text[..newline].Trim();
+    }
+
+    private static void DisposeAll(List<NfqueueSocket> sockets)
+    {
+        foreach (NfqueueSocket socket in sockets)
+            socket.Dispose();
+    }
+
+    private void PrintCounters(List<QueueWorker> workers, LogSink log, long elapsedMs, int entries)
+    {
+        var total = new DaemonCounters();
+        foreach (QueueWorker worker in workers)
+            total.Add(worker.Counters);
+        var w = _err;
+        w.WriteLine(string.Create(CultureInfo.InvariantCulture, $"ctfw: stopped after {elapsedMs / 1000.0:F1} s"));
+        w.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"ctfw: packets {total.Packets}: NEW {total.States[(int)CtState.New]}, ESTABLISHED {total.States[(int)CtState.Established]}, RELATED {total.States[(int)CtState.Related]}, INVALID {total.States[(int)CtState.Invalid]}, UNTRACKED {total.States[(int)CtState.Untracked]}, conntrack-drop {total.States[(int)CtState.Dropped]}, no-payload {total.NoPayload}"));
+        w.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"ctfw: verdicts: accept {total.Accepted}, drop {total.Dropped}, reject {total.Rejected} (answers sent {total.RejectsSent}, send errors {total.RejectSendErrors}), confirm-clash drop {total.ConfirmDrops}"));
+        List<string> reasons = [];
+        for (int i = 1; i < total.InvalidReasons.Length; i++)
+        {
+            if (total.InvalidReasons[i] > 0)
+                reasons.Add(string.Create(CultureInfo.InvariantCulture, $"{((InvalidReason)i).Name()} {total.InvalidReasons[i]}"));
+        }
+        w.WriteLine($"ctfw: invalid: {(reasons.Count == 0 ? "none" : string.Join(", ", reasons))}");
+        foreach (QueueWorker worker in workers)
+        {
+            NfqueueStatistics s = worker.Queue.Statistics;
+            string kernel = worker.Queue.TryReadKernelCounters(out NfqueueKernelCounters k)
+                ? string.Create(CultureInfo.InvariantCulture, $"queue_dropped {k.QueueDropped}, user_dropped {k.UserDropped}")
+                : "kernel counters unavailable";
+            w.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"ctfw: queue {worker.Queue.Queue}: packets {s.Packets}, {kernel}, enobufs {s.EnobufsErrors}, lost verdicts {s.LostVerdicts}, verdict errors {s.VerdictErrors}"));
+        }
+        w.WriteLine(string.Create(CultureInfo.InvariantCulture, $"ctfw: log lines {log.Written}, suppressed {log.Suppressed}; conntrack entries at stop {entries}"));
+    }
+}

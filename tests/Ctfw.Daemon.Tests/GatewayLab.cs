@@ -1,0 +1,240 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using Ctfw.Linux;
+
+namespace Ctfw.Daemon.Tests;
+
+/// <summary>
+/// client ── gateway ── server: three network namespaces joined by two veth pairs, IPv4 and IPv6,
+/// forwarding on in the gateway, default routes through it. The server namespace runs TCP echo
+/// listeners. Dispose deletes the namespaces (and with them every rule, queue and socket in them);
+/// namespaces of a killed run (ctfwd-PID-* with PID gone) are removed when a new lab starts.
+/// </summary>
+internal sealed class GatewayLab : IDisposable
+{
+    public const string Prefix = "ctfwd-";
+
+    private static int s_next;
+
+    private readonly List<Socket> _listeners = [];
+    private readonly CancellationTokenSource _stop = new();
+    private bool _disposed;
+
+    public GatewayLab()
+    {
+        if (!OperatingSystem.IsLinux() || !Environment.IsPrivilegedProcess)
+            throw new InvalidOperationException("privileged tests need root on Linux (network namespaces, iptables, NFQUEUE)");
+        RemoveLeftovers();
+        int n = Interlocked.Increment(ref s_next) % 200 + 1;
+        string stem = $"{Prefix}{Environment.ProcessId}-{n}";
+        Client = stem + "-c";
+        Gateway = stem + "-g";
+        Server = stem + "-s";
+        ClientV4 = IPAddress.Parse($"10.79.{n}.2");
+        GatewayClientV4 = IPAddress.Parse($"10.79.{n}.1");
+        ServerV4 = IPAddress.Parse($"10.80.{n}.2");
+        GatewayServerV4 = IPAddress.Parse($"10.80.{n}.1");
+        ClientV6 = IPAddress.Parse($"fd79:{n:x}::2");
+        GatewayClientV6 = IPAddress.Parse($"fd79:{n:x}::1");
+        ServerV6 = IPAddress.Parse($"fd80:{n:x}::2");
+        GatewayServerV6 = IPAddress.Parse($"fd80:{n:x}::1");
+        try
+        {
+            Build();
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+    }
+
+    public string Client { get; }
+    public string Gateway { get; }
+    public string Server { get; }
+    public IPAddress ClientV4 { get; }
+    public IPAddress GatewayClientV4 { get; }
+    public IPAddress ServerV4 { get; }
+    public IPAddress GatewayServerV4 { get; }
+    public IPAddress ClientV6 { get; }
+    public IPAddress GatewayClientV6 { get; }
+    public IPAddress ServerV6 { get; }
+    public IPAddress GatewayServerV6 { get; }
+
+    public static string RunIn(string ns, params string[] args) => CtfwProcess.Run(["ip", "netns", "exec", ns, .. args]);
+
+    /// <summary>TCP echo servers on <paramref name="port"/> in the server namespace, IPv4 and IPv6.</summary>
+    public void Listen(int port)
+    {
+        foreach (bool v6 in (bool[])[false, true])
+        {
+            Socket listener = NetworkNamespace.Run(NetworkNamespace.PathOf(Server), () =>
+            {
+                var s = new Socket(v6 ? AddressFamily.InterNetworkV6 : AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+                if (v6)
+                    s.DualMode = false;
+                s.Bind(new IPEndPoint(v6 ? IPAddress.IPv6Any : IPAddress.Any, port));
+                s.Listen(16);
+                return s;
+            });
+            _listeners.Add(listener);
+            _ = Task.Run(() => EchoLoop(listener, _stop.Token));
+        }
+    }
+
+    /// <summary>
+    /// Connects from the client namespace and echoes <paramref name="message"/>: the echoed text, or
+    /// "refused" / "timeout" / the socket error.
+    /// </summary>
+    public async Task<string> TryEcho(IPAddress server, int port, string message, TimeSpan timeout)
+    {
+        using Socket socket = NetworkNamespace.Run(NetworkNamespace.PathOf(Client),
+            () => new Socket(server.AddressFamily, SocketType.Stream, ProtocolType.Tcp));
+        using var cts = new CancellationTokenSource(timeout);
+        try
+        {
+            await socket.ConnectAsync(new IPEndPoint(server, port), cts.Token);
+            byte[] data = System.Text.Encoding.ASCII.GetBytes(message);
+            await socket.SendAsync(data, SocketFlags.None, cts.Token);
+            byte[] buffer = new byte[data.Length];
+            int got = 0;
+            while (got < buffer.Length)
+            {
+                int n = await socket.ReceiveAsync(buffer.AsMemory(got), SocketFlags.None, cts.Token);
+                if (n == 0)
+                    break;
+                got += n;
+            }
+            return System.Text.Encoding.ASCII.GetString(buffer, 0, got);
+        }
+        catch (OperationCanceledException)
+        {
+            return "timeout";
+        }
+        catch (SocketException e) when (e.SocketErrorCode == SocketError.ConnectionRefused)
+        {
+            return "refused";
+        }
+        catch (SocketException e)
+        {
+            return e.SocketErrorCode.ToString();
+        }
+    }
+
+    /// <summary>One ping from the client; true when the echo reply came back.</summary>
+    public bool Ping(IPAddress server)
+    {
+        try
+        {
+            RunIn(Client, "ping", server.AddressFamily == AddressFamily.InterNetworkV6 ? "-6" : "-4", "-c", "1", "-W", "3", server.ToString());
+            return true;
+        }
+        catch (InvalidOperationException)
+        {
+            return false;
+        }
+    }
+
+    private static async Task EchoLoop(Socket listener, CancellationToken stop)
+    {
+        while (!stop.IsCancellationRequested)
+        {
+            Socket peer;
+            try
+            {
+                peer = await listener.AcceptAsync(stop);
+            }
+            catch (Exception e) when (e is OperationCanceledException or SocketException or ObjectDisposedException)
+            {
+                return;
+            }
+            _ = Task.Run(async () =>
+            {
+                using (peer)
+                {
+                    byte[] buffer = new byte[4096];
+                    try
+                    {
+                        int n;
+                        while ((n = await peer.ReceiveAsync(buffer, SocketFlags.None, stop)) > 0)
+                            await peer.SendAsync(buffer.AsMemory(0, n), SocketFlags.None, stop);
+                    }
+                    catch (Exception e) when (e is OperationCanceledException or SocketException or ObjectDisposedException)
+                    {
+                        // Test over or connection reset.
+                    }
+                }
+            }, stop);
+        }
+    }
+
+    private void Build()
+    {
+        foreach (string ns in (string[])[Client, Gateway, Server])
+        {
+            CtfwProcess.Run("ip", "netns", "add", ns);
+            RunIn(ns, "sysctl", "-q", "-w", "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0");
+            CtfwProcess.Run("ip", "-n", ns, "link", "set", "lo", "up");
+        }
+        RunIn(Gateway, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1");
+        CtfwProcess.Run("ip", "-n", Client, "link", "add", "c0", "type", "veth", "peer", "name", "g0", "netns", Gateway);
+        CtfwProcess.Run("ip", "-n", Server, "link", "add", "s0", "type", "veth", "peer", "name", "g1", "netns", Gateway);
+        Address(Client, "c0", ClientV4, 24, ClientV6);
+        Address(Gateway, "g0", GatewayClientV4, 24, GatewayClientV6);
+        Address(Gateway, "g1", GatewayServerV4, 24, GatewayServerV6);
+        Address(Server, "s0", ServerV4, 24, ServerV6);
+        CtfwProcess.Run("ip", "-n", Client, "route", "add", "default", "via", GatewayClientV4.ToString());
+        CtfwProcess.Run("ip", "-n", Client, "-6", "route", "add", "default", "via", GatewayClientV6.ToString());
+        CtfwProcess.Run("ip", "-n", Server, "route", "add", "default", "via", GatewayServerV4.ToString());
+        CtfwProcess.Run("ip", "-n", Server, "-6", "route", "add", "default", "via", GatewayServerV6.ToString());
+    }
+
+    private static void Address(string ns, string dev, IPAddress v4, int prefix4, IPAddress v6)
+    {
+        CtfwProcess.Run("ip", "-n", ns, "addr", "add", $"{v4}/{prefix4}", "dev", dev);
+        CtfwProcess.Run("ip", "-n", ns, "addr", "add", $"{v6}/64", "dev", dev, "nodad");
+        CtfwProcess.Run("ip", "-n", ns, "link", "set", dev, "up");
+    }
+
+    /// <summary>Deletes lab namespaces whose creating process no longer exists.</summary>
+    public static void RemoveLeftovers()
+    {
+        foreach (string line in CtfwProcess.Run("ip", "netns", "list").Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        {
+            string name = line.Split(' ', 2)[0];
+            if (!name.StartsWith(Prefix, StringComparison.Ordinal))
+                continue;
+            string pid = name[Prefix.Length..].Split('-')[0];
+            if (int.TryParse(pid, NumberStyles.None, CultureInfo.InvariantCulture, out int p) && (p == Environment.ProcessId || Directory.Exists($"/proc/{p}")))
+                continue;
+            TryDelete(name);
+        }
+    }
+
+    private static void TryDelete(string ns)
+    {
+        try
+        {
+            CtfwProcess.Run("ip", "netns", "del", ns);
+        }
+        catch (InvalidOperationException)
+        {
+            // Already gone.
+        }
+    }
+
+    public void Dispose()
+    {
+        if (_disposed)
+            return;
+        _disposed = true;
+        _stop.Cancel();
+        foreach (Socket s in _listeners)
+            s.Dispose();
+        _stop.Dispose();
+        TryDelete(Client);
+        TryDelete(Gateway);
+        TryDelete(Server);
+    }
+}
