@@ -42,7 +42,7 @@ internal sealed class FirewallDaemon : IDisposable
     {
         List<NfqueueSocket> sockets = [];
         IptablesInstaller? installer = null;
-        RejectSender? reject = null;
+        RawIpSender? reject = null;
         try
         {
             for (int q = _options.QueueFirst; q <= _options.QueueLast; q++)
@@ -71,7 +71,7 @@ internal sealed class FirewallDaemon : IDisposable
         int status = 0;
         try
         {
-            reject = RejectSender.Open();
+            reject = RawIpSender.Open();
             if (reject.SetupProblem is { } problem)
                 _err.WriteLine($"ctfw: warning: {problem}");
 
@@ -101,7 +101,7 @@ internal sealed class FirewallDaemon : IDisposable
                         QueueLast = _options.QueueLast == _options.QueueFirst ? null : _options.QueueLast,
                         FailClosed = _options.FailClosed,
                         // ctfw's own REJECT answers must not come back to it through OUTPUT.
-                        Match = ["-m", "mark", "!", "--mark", "0x" + RejectSender.Mark.ToString("x8", CultureInfo.InvariantCulture)],
+                        Match = ["-m", "mark", "!", "--mark", "0x" + RawIpSender.Mark.ToString("x8", CultureInfo.InvariantCulture)],
                     });
                 }
                 catch (Exception e) when (e is InvalidOperationException or ArgumentException or System.ComponentModel.Win32Exception)

@@ -1,3 +1,4 @@
+using Ctfw.Linux;
 using Ctfw.Conntrack;
 using Ctfw.Linux.Nfqueue;
 using Ctfw.Packets;
@@ -19,7 +20,7 @@ internal sealed class QueueWorker
     private readonly NfqueueSocket _queue;
     private readonly ConntrackWorker _conntrack;
     private readonly Ruleset _rules;
-    private readonly RejectSender _reject;
+    private readonly RawIpSender _reject;
     private readonly LogSink _log;
     private readonly bool _failClosed;
     private readonly InterfaceNames _interfaces = new();
@@ -30,7 +31,7 @@ internal sealed class QueueWorker
     // Set by the daemon to end the loop; read once per receive (≤ ReceiveTimeout late).
     private volatile bool _stop;
 
-    public QueueWorker(NfqueueSocket queue, ConntrackWorker conntrack, Ruleset rules, RejectSender reject, LogSink log, bool failClosed)
+    public QueueWorker(NfqueueSocket queue, ConntrackWorker conntrack, Ruleset rules, RawIpSender reject, LogSink log, bool failClosed)
     {
         _queue = queue;
         _conntrack = conntrack;

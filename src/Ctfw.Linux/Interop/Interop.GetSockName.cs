@@ -6,5 +6,5 @@ internal static partial class Interop
 {
     /// <summary>getsockname(2): reads back the port id the kernel assigned at bind.</summary>
     [LibraryImport(Libraries.Libc, EntryPoint = "getsockname", SetLastError = true)]
-    internal static unsafe partial int GetSockName(NetlinkSocket socket, SockAddrNl* address, uint* addressLength);
+    internal static unsafe partial int GetSockName(SocketHandle socket, SockAddrNl* address, uint* addressLength);
 }

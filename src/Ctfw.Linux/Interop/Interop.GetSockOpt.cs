@@ -6,5 +6,5 @@ internal static partial class Interop
 {
     /// <summary>getsockopt(2).</summary>
     [LibraryImport(Libraries.Libc, EntryPoint = "getsockopt", SetLastError = true)]
-    internal static unsafe partial int GetSockOpt(NetlinkSocket socket, int level, int name, void* value, uint* valueLength);
+    internal static unsafe partial int GetSockOpt(SocketHandle socket, int level, int name, void* value, uint* valueLength);
 }

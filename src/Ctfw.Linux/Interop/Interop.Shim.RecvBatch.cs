@@ -12,6 +12,6 @@ internal static partial class Interop
         /// <see cref="RecvWaitForOne"/>), so never <c>SuppressGCTransition</c>.
         /// </summary>
         [LibraryImport(Libraries.Shim, EntryPoint = "ctfw_recv_batch")]
-        internal static unsafe partial int RecvBatch(NetlinkSocket socket, RxSlot* slots, uint count, int mode, Errno* error);
+        internal static unsafe partial int RecvBatch(SocketHandle socket, RxSlot* slots, uint count, int mode, Errno* error);
     }
 }

@@ -25,7 +25,7 @@ public sealed class NfqueueSocket : IDisposable, IDatagramSender
 {
     private const int RequestBufferSize = 128;
 
-    private readonly NetlinkSocket _socket;
+    private readonly SocketHandle _socket;
     private readonly byte[] _rx;
     private readonly Interop.Shim.RxSlot[] _slots;
     private readonly int _slotSize;
@@ -50,7 +50,7 @@ public sealed class NfqueueSocket : IDisposable, IDatagramSender
     private Errno _lastVerdictError;
     private uint _lastFailedVerdictId;
 
-    private NfqueueSocket(NfqueueOptions options, NetlinkSocket socket, SafeFileHandle? queueFile)
+    private NfqueueSocket(NfqueueOptions options, SocketHandle socket, SafeFileHandle? queueFile)
     {
         Options = options;
         _socket = socket;
@@ -123,7 +123,7 @@ public sealed class NfqueueSocket : IDisposable, IDatagramSender
         options.Validate();
         Interop.Shim.EnsureCompatible();
 
-        NetlinkSocket socket = Interop.Socket(Interop.AfNetlink, Interop.SockRaw | Interop.SockCloexec, Interop.NetlinkNetfilter);
+        SocketHandle socket = Interop.Socket(Interop.AfNetlink, Interop.SockRaw | Interop.SockCloexec, Interop.NetlinkNetfilter);
         if (socket.IsInvalid)
         {
             Errno errno = Interop.GetLastErrno();

@@ -3,15 +3,15 @@ using System.Runtime.InteropServices;
 namespace Ctfw.Linux;
 
 /// <summary>
-/// An AF_NETLINK socket descriptor. The fd is closed exactly once, when the last in-flight call
+/// A socket descriptor (AF_NETLINK for NFQUEUE, raw IP for REJECT answers). The fd is closed exactly once, when the last in-flight call
 /// that holds it (every LibraryImport with a SafeHandle parameter adds a reference) has returned, so
 /// disposing while another thread is blocked in a receive is safe: the receive finishes first
 /// (SO_RCVTIMEO bounds the wait) and the close follows.
 /// </summary>
-internal sealed class NetlinkSocket : SafeHandle
+internal sealed class SocketHandle : SafeHandle
 {
     /// <summary>Called by the LibraryImport generator when <c>socket(2)</c> returns.</summary>
-    public NetlinkSocket()
+    public SocketHandle()
         : base(invalidHandleValue: -1, ownsHandle: true)
     {
     }

@@ -1,25 +1,25 @@
 using System.Buffers.Binary;
 using System.Runtime.InteropServices;
 
-namespace Ctfw.Cli.Daemon;
+namespace Ctfw.Linux;
 
 /// <summary>
-/// Sends the answers REJECT rules build (TCP resets, ICMP errors) as complete IP packets through
+/// Sends complete IP packets (the answers REJECT rules build: TCP resets, ICMP errors) through
 /// raw IPPROTO_RAW sockets, one per family, shared by every worker (sendto on one fd from several
 /// threads is safe). The packets carry <see cref="Mark"/> so that, when ctfw also queues OUTPUT,
 /// its own answers skip the queue instead of being judged as unknown flows.
 /// </summary>
-internal sealed class RejectSender : IDisposable
+public sealed class RawIpSender : IDisposable
 {
     /// <summary>skb mark of ctfw's own answers ("CTFW"); the NFQUEUE rule excludes it.</summary>
     public const uint Mark = 0x43544657;
 
     private const int SockAddrIn6Size = 28;
 
-    private readonly RawSocketHandle? _v4;
-    private readonly RawSocketHandle? _v6;
+    private readonly SocketHandle? _v4;
+    private readonly SocketHandle? _v6;
 
-    private RejectSender(RawSocketHandle? v4, RawSocketHandle? v6)
+    private RawIpSender(SocketHandle? v4, SocketHandle? v6)
     {
         _v4 = v4;
         _v6 = v6;
@@ -28,11 +28,11 @@ internal sealed class RejectSender : IDisposable
     /// <summary>Why a family cannot send answers (null when both can).</summary>
     public string? SetupProblem { get; private init; }
 
-    public static RejectSender Open()
+    public static RawIpSender Open()
     {
-        RawSocketHandle? v4 = OpenFamily(Interop.AfInet, out string? error4);
-        RawSocketHandle? v6 = OpenFamily(Interop.AfInet6, out string? error6);
-        return new RejectSender(v4, v6) { SetupProblem = error4 ?? error6 };
+        SocketHandle? v4 = OpenFamily(Interop.AfInet, out string? error4);
+        SocketHandle? v6 = OpenFamily(Interop.AfInet6, out string? error6);
+        return new RawIpSender(v4, v6) { SetupProblem = error4 ?? error6 };
     }
 
     /// <summary>Sends one IP packet to its destination address. Returns 0 or the errno.</summary>
@@ -42,7 +42,7 @@ internal sealed class RejectSender : IDisposable
             return 22; // EINVAL
         Span<byte> address = stackalloc byte[SockAddrIn6Size];
         address.Clear();
-        RawSocketHandle? socket;
+        SocketHandle? socket;
         uint addressLength;
         if (packet[0] >> 4 == 4)
         {
@@ -66,7 +66,7 @@ internal sealed class RejectSender : IDisposable
         fixed (byte* p = packet)
         fixed (byte* a = address)
         {
-            if (Interop.SendTo(socket, p, (nuint)packet.Length, 0, a, addressLength) < 0)
+            if (Interop.SendToAddress(socket, p, (nuint)packet.Length, 0, a, addressLength) < 0)
                 return Marshal.GetLastPInvokeError();
         }
         return 0;
@@ -78,10 +78,10 @@ internal sealed class RejectSender : IDisposable
         _v6?.Dispose();
     }
 
-    private static unsafe RawSocketHandle? OpenFamily(int family, out string? error)
+    private static unsafe SocketHandle? OpenFamily(int family, out string? error)
     {
         error = null;
-        RawSocketHandle socket = Interop.Socket(family, Interop.SockRaw | Interop.SockCloexec, Interop.IpprotoRaw);
+        SocketHandle socket = Interop.Socket(family, Interop.SockRaw | Interop.SockCloexec, Interop.IpprotoRaw);
         string name = family == Interop.AfInet ? "AF_INET" : "AF_INET6";
         if (socket.IsInvalid)
         {
