@@ -98,6 +98,13 @@ internal sealed class CtfwProcess : IDisposable
     /// <summary>SIGTERM to ctfw itself (ip netns exec execs it, so the pid is ctfw's).</summary>
     public void Terminate() => Run("kill", "-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture));
 
+    /// <summary>SIGKILL: ctfw gets no chance to clean up (its iptables rules stay).</summary>
+    public void KillHard()
+    {
+        Run("kill", "-KILL", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        _process.WaitForExit(10_000);
+    }
+
     public void Dispose()
     {
         try

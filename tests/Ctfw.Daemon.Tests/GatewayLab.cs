@@ -27,6 +27,7 @@ internal sealed class GatewayLab : IDisposable
             throw new InvalidOperationException("privileged tests need root on Linux (network namespaces, iptables, NFQUEUE)");
         RemoveLeftovers();
         int n = Interlocked.Increment(ref s_next) % 200 + 1;
+        Subnet = n;
         string stem = $"{Prefix}{Environment.ProcessId}-{n}";
         Client = stem + "-c";
         Gateway = stem + "-g";
@@ -49,6 +50,9 @@ internal sealed class GatewayLab : IDisposable
             throw;
         }
     }
+
+    /// <summary>The third octet of the lab's IPv4 subnets (10.79.N.0/24 client side, 10.80.N.0/24 server side).</summary>
+    public int Subnet { get; }
 
     public string Client { get; }
     public string Gateway { get; }
@@ -87,10 +91,16 @@ internal sealed class GatewayLab : IDisposable
     /// Connects from the client namespace and echoes <paramref name="message"/>: the echoed text, or
     /// "refused" / "timeout" / the socket error.
     /// </summary>
-    public async Task<string> TryEcho(IPAddress server, int port, string message, TimeSpan timeout)
+    public Task<string> TryEcho(IPAddress server, int port, string message, TimeSpan timeout) =>
+        TryEcho(server, port, message, timeout, source: null);
+
+    /// <summary>As <see cref="TryEcho(IPAddress, int, string, TimeSpan)"/>, bound to <paramref name="source"/> (an address of the client) when given.</summary>
+    public async Task<string> TryEcho(IPAddress server, int port, string message, TimeSpan timeout, IPAddress? source)
     {
         using Socket socket = NetworkNamespace.Run(NetworkNamespace.PathOf(Client),
             () => new Socket(server.AddressFamily, SocketType.Stream, ProtocolType.Tcp));
+        if (source is not null)
+            socket.Bind(new IPEndPoint(source, 0));
         using var cts = new CancellationTokenSource(timeout);
         try
         {
@@ -120,6 +130,38 @@ internal sealed class GatewayLab : IDisposable
         {
             return e.SocketErrorCode.ToString();
         }
+    }
+
+    /// <summary>Adds 10.79.N.<paramref name="host"/>/24 to the client's interface and returns it.</summary>
+    public IPAddress AddClientV4(int host)
+    {
+        var address = IPAddress.Parse($"10.79.{Subnet}.{host}");
+        CtfwProcess.Run("ip", "-n", Client, "addr", "add", $"{address}/24", "dev", "c0");
+        return address;
+    }
+
+    /// <summary>
+    /// Turns the segmentation/receive offloads (tx checksum, SG, TSO, GSO, GRO) on or off on all four
+    /// veth ends; features a veth cannot change are skipped. Returns `ethtool -k` of the gateway's g0.
+    /// </summary>
+    public string SetOffloads(bool on)
+    {
+        string state = on ? "on" : "off";
+        foreach ((string ns, string dev) in (ReadOnlySpan<(string, string)>)[(Client, "c0"), (Gateway, "g0"), (Gateway, "g1"), (Server, "s0")])
+        {
+            foreach (string feature in (string[])["tx", "sg", "tso", "gso", "gro"])
+            {
+                try
+                {
+                    RunIn(ns, "ethtool", "-K", dev, feature, state);
+                }
+                catch (InvalidOperationException)
+                {
+                    // Fixed on this kernel's veth.
+                }
+            }
+        }
+        return RunIn(Gateway, "ethtool", "-k", "g0");
     }
 
     /// <summary>One ping from the client; true when the echo reply came back.</summary>
