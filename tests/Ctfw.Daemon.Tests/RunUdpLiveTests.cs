@@ -1,0 +1,120 @@
+using System.Net;
+using System.Net.Sockets;
+using Ctfw.Linux;
+
+namespace Ctfw.Daemon.Tests;
+
+/// <summary>UDP through `ctfw run`: allowed flows and their replies pass, REJECT answers with ICMP port unreachable.</summary>
+[Trait("Tier", "Privileged")]
+[Collection(PrivilegedCollection.Name)]
+public sealed class RunUdpLiveTests
+{
+    private const string Ruleset = """
+        *filter
+        :INPUT ACCEPT [0:0]
+        :FORWARD DROP [0:0]
+        :OUTPUT ACCEPT [0:0]
+        -A FORWARD -m conntrack --ctstate INVALID -j DROP
+        -A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+        -A FORWARD -p udp -m udp --dport 5353 -m conntrack --ctstate NEW -j ACCEPT
+        -4 -A FORWARD -p udp -m udp --dport 5354 -j REJECT --reject-with icmp-port-unreachable
+        -6 -A FORWARD -p udp -m udp --dport 5354 -j REJECT --reject-with icmp6-port-unreachable
+        -A FORWARD -j DROP
+        COMMIT
+
+        """;
+
+    [Fact(Timeout = 120_000)]
+    public async Task Run_UdpRuleset_AllowedFlowEchoes_DroppedTimesOut_RejectedGetsPortUnreachable()
+    {
+        using var lab = new GatewayLab();
+        string rules = Path.Combine(Path.GetTempPath(), $"ctfw-udp-{Environment.ProcessId}-{Guid.NewGuid():N}.rules");
+        File.WriteAllText(rules, Ruleset);
+        var servers = new List<Socket>();
+        using var stop = new CancellationTokenSource();
+        try
+        {
+            foreach (int port in (int[])[5353, 5354, 5355])
+            {
+                foreach (bool v6 in (bool[])[false, true])
+                    servers.Add(UdpEcho(lab, port, v6, stop.Token));
+            }
+            // Sanity: without ctfw every port echoes.
+            Assert.Equal("pre", await Exchange(lab, lab.ServerV4, 5355, "pre"));
+
+            using var ctfw = CtfwProcess.Start(lab.Gateway, "run", "--rules", rules, "--queue", "12", "--install", "FORWARD");
+            Assert.True(ctfw.WaitForStderr("ctfw: running", TimeSpan.FromSeconds(30)), ctfw.Stderr);
+
+            Assert.Equal("dns-v4", await Exchange(lab, lab.ServerV4, 5353, "dns-v4"));
+            Assert.Equal("dns-v6", await Exchange(lab, lab.ServerV6, 5353, "dns-v6"));
+            Assert.Equal("timeout", await Exchange(lab, lab.ServerV4, 5355, "x"));
+            Assert.Equal("timeout", await Exchange(lab, lab.ServerV6, 5355, "x"));
+            Assert.Equal("refused", await Exchange(lab, lab.ServerV4, 5354, "x"));
+            Assert.Equal("refused", await Exchange(lab, lab.ServerV6, 5354, "x"));
+
+            ctfw.Terminate();
+            Assert.Equal(0, ctfw.WaitForExit(TimeSpan.FromSeconds(20)));
+        }
+        finally
+        {
+            stop.Cancel();
+            foreach (Socket s in servers)
+                s.Dispose();
+            File.Delete(rules);
+        }
+    }
+
+    private static Socket UdpEcho(GatewayLab lab, int port, bool v6, CancellationToken token)
+    {
+        Socket s = NetworkNamespace.Run(NetworkNamespace.PathOf(lab.Server), () =>
+        {
+            var socket = new Socket(v6 ? AddressFamily.InterNetworkV6 : AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+            if (v6)
+                socket.DualMode = false;
+            socket.Bind(new IPEndPoint(v6 ? IPAddress.IPv6Any : IPAddress.Any, port));
+            return socket;
+        });
+        _ = Task.Run(async () =>
+        {
+            byte[] buffer = new byte[1500];
+            EndPoint any = new IPEndPoint(v6 ? IPAddress.IPv6Any : IPAddress.Any, 0);
+            while (!token.IsCancellationRequested)
+            {
+                try
+                {
+                    SocketReceiveFromResult r = await s.ReceiveFromAsync(buffer, SocketFlags.None, any, token);
+                    await s.SendToAsync(buffer.AsMemory(0, r.ReceivedBytes), SocketFlags.None, r.RemoteEndPoint, token);
+                }
+                catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or SocketException)
+                {
+                    return;
+                }
+            }
+        }, token);
+        return s;
+    }
+
+    /// <summary>Sends one datagram from the client on a connected socket: the echo, "refused" (ICMP unreachable) or "timeout".</summary>
+    private static async Task<string> Exchange(GatewayLab lab, IPAddress server, int port, string message)
+    {
+        using Socket socket = NetworkNamespace.Run(NetworkNamespace.PathOf(lab.Client),
+            () => new Socket(server.AddressFamily, SocketType.Dgram, ProtocolType.Udp));
+        socket.Connect(new IPEndPoint(server, port));
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(3));
+        try
+        {
+            await socket.SendAsync(System.Text.Encoding.ASCII.GetBytes(message), SocketFlags.None, cts.Token);
+            byte[] buffer = new byte[1500];
+            int n = await socket.ReceiveAsync(buffer, SocketFlags.None, cts.Token);
+            return System.Text.Encoding.ASCII.GetString(buffer, 0, n);
+        }
+        catch (OperationCanceledException)
+        {
+            return "timeout";
+        }
+        catch (SocketException e) when (e.SocketErrorCode == SocketError.ConnectionRefused)
+        {
+            return "refused";
+        }
+    }
+}
