@@ -49,8 +49,21 @@ public sealed class RunUdpLiveTests
             Assert.Equal("dns-v6", await Exchange(lab, lab.ServerV6, 5353, "dns-v6"));
             Assert.Equal("timeout", await Exchange(lab, lab.ServerV4, 5355, "x"));
             Assert.Equal("timeout", await Exchange(lab, lab.ServerV6, 5355, "x"));
-            Assert.Equal("refused", await Exchange(lab, lab.ServerV4, 5354, "x"));
-            Assert.Equal("refused", await Exchange(lab, lab.ServerV6, 5354, "x"));
+            foreach ((IPAddress server, IPAddress gateway) in new[] { (lab.ServerV4, lab.GatewayClientV4), (lab.ServerV6, lab.GatewayClientV6) })
+            {
+                // The port unreachable comes from the gateway's own address, as the kernel's REJECT does for forwarded packets.
+                bool isV6 = server.AddressFamily == AddressFamily.InterNetworkV6;
+                using Socket icmp = NetworkNamespace.Run(NetworkNamespace.PathOf(lab.Client), () =>
+                {
+                    var raw = isV6
+                        ? new Socket(AddressFamily.InterNetworkV6, SocketType.Raw, ProtocolType.IcmpV6)
+                        : new Socket(AddressFamily.InterNetwork, SocketType.Raw, ProtocolType.Icmp);
+                    raw.Bind(new IPEndPoint(isV6 ? IPAddress.IPv6Any : IPAddress.Any, 0));
+                    return raw;
+                });
+                Assert.Equal("refused", await Exchange(lab, server, 5354, "x"));
+                Assert.Equal(gateway, await IcmpErrorSource(icmp, isV6));
+            }
 
             ctfw.Terminate();
             Assert.Equal(0, ctfw.WaitForExit(TimeSpan.FromSeconds(20)));
@@ -92,6 +105,29 @@ public sealed class RunUdpLiveTests
             }
         }, token);
         return s;
+    }
+
+    /// <summary>Source address of the first destination-unreachable the raw ICMP socket received (null after 3 s).</summary>
+    private static async Task<IPAddress?> IcmpErrorSource(Socket icmp, bool v6)
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(3));
+        byte[] buffer = new byte[1500];
+        EndPoint any = new IPEndPoint(v6 ? IPAddress.IPv6Any : IPAddress.Any, 0);
+        try
+        {
+            while (true)
+            {
+                SocketReceiveFromResult r = await icmp.ReceiveFromAsync(buffer, SocketFlags.None, any, cts.Token);
+                // IPv4 raw sockets deliver the IP header; ICMPv6 raw sockets start at the ICMPv6 header.
+                int typeOffset = v6 ? 0 : (buffer[0] & 0x0F) * 4;
+                if (r.ReceivedBytes > typeOffset && buffer[typeOffset] == (v6 ? 1 : 3))
+                    return ((IPEndPoint)r.RemoteEndPoint).Address;
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            return null;
+        }
     }
 
     /// <summary>Sends one datagram from the client on a connected socket: the echo, "refused" (ICMP unreachable) or "timeout".</summary>

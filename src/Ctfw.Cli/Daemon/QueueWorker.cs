@@ -26,6 +26,7 @@ internal sealed class QueueWorker
     private readonly InterfaceNames _interfaces = new();
     private readonly PacketView[] _views;
     private readonly byte[] _reply = new byte[RejectBuilder.MaxReplyLength];
+    private readonly IcmpSourceSelector _icmpSources = new();
     private readonly int[] _logHits = new int[LogHitsPerPacket];
 
     // Set by the daemon to end the loop; read once per receive (≤ ReceiveTimeout late).
@@ -183,7 +184,10 @@ internal sealed class QueueWorker
 
     private void SendReject(RejectWith with, in PacketFacts facts, bool verifyChecksum)
     {
-        int length = RejectBuilder.Build(_reply, with, facts, icmpSource: null, verifyChecksum);
+        // ICMP errors to forwarded packets come from the gateway's own address, as the kernel's do;
+        // for INPUT the rejected packet's (local) destination is right.
+        IpAddress? icmpSource = facts.Hook == Hook.Forward ? _icmpSources.For(facts.Packet.Src, facts.Packet.IsV6) : null;
+        int length = RejectBuilder.Build(_reply, with, facts, icmpSource, verifyChecksum);
         if (length == 0)
             return;
         if (_reject.Send(_reply.AsSpan(0, length)) == 0)
