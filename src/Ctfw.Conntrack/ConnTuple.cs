@@ -24,6 +24,50 @@ public struct ConnTuple : IEquatable<ConnTuple>
 
     public readonly bool IsV6 => IpVersion == 6;
 
+    /// <summary>Protocols whose tuple carries ports (the kernel's port-based trackers we model).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static bool HasPorts(byte protocol) => protocol is IpProto.Tcp or IpProto.Udp or IpProto.UdpLite;
+
+    /// <summary>The tuple of a parsed packet as it was sent (nf_ct_get_tuple).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ConnTuple From(in ParsedPacket p, ushort zone = 0)
+    {
+        ConnTuple t = default;
+        t.Src = p.Src;
+        t.Dst = p.Dst;
+        t.Protocol = p.Protocol;
+        t.IpVersion = p.IpVersion;
+        t.Zone = zone;
+        if (HasPorts(p.Protocol))
+        {
+            t.SrcId = p.SrcPort;
+            t.DstId = p.DstPort;
+        }
+        else if (p.Protocol is IpProto.Icmp or IpProto.Icmpv6)
+        {
+            t.SrcId = p.IcmpId;
+            t.DstId = (ushort)((p.IcmpType << 8) | p.IcmpCode);
+        }
+        return t;
+    }
+
+    /// <summary>The tuple of the packet an ICMP error quotes, as that packet was sent (not inverted).</summary>
+    public static ConnTuple FromInner(in ParsedPacket p, ushort zone = 0)
+    {
+        ConnTuple t = default;
+        t.Src = p.Inner.Src;
+        t.Dst = p.Inner.Dst;
+        t.Protocol = p.Inner.Protocol;
+        t.IpVersion = p.IpVersion;
+        t.Zone = zone;
+        if (HasPorts(t.Protocol) || t.Protocol is IpProto.Icmp or IpProto.Icmpv6)
+        {
+            t.SrcId = p.Inner.SrcId;
+            t.DstId = p.Inner.DstId;
+        }
+        return t;
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public readonly bool Equals(ConnTuple other)
     {

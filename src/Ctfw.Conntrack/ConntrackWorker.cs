@@ -148,7 +148,7 @@ public sealed class ConntrackWorker : IDisposable
             ReportTcpState(p, now, ctx, ref r);
             return false;
         }
-        t = TupleOf(p, ctx.Zone);
+        t = ConnTuple.From(p, ctx.Zone);
         return true;
     }
 
@@ -192,7 +192,7 @@ public sealed class ConntrackWorker : IDisposable
     {
         if (p.Protocol != IpProto.Tcp)
             return;
-        ConnTuple t = TupleOf(p, ctx.Zone);
+        ConnTuple t = ConnTuple.From(p, ctx.Zone);
         int idx = _table.Lookup(t, _table.Hash(t), now, out _);
         if (idx >= 0)
             r.TcpState = _table.Entries[idx].Tcp.State;
@@ -253,30 +253,6 @@ public sealed class ConntrackWorker : IDisposable
         return false;
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static bool HasPorts(byte proto) => proto is IpProto.Tcp or IpProto.Udp or IpProto.UdpLite;
-
-    private static ConnTuple TupleOf(in ParsedPacket p, ushort zone)
-    {
-        ConnTuple t = default;
-        t.Src = p.Src;
-        t.Dst = p.Dst;
-        t.Protocol = p.Protocol;
-        t.IpVersion = p.IpVersion;
-        t.Zone = zone;
-        if (HasPorts(p.Protocol))
-        {
-            t.SrcId = p.SrcPort;
-            t.DstId = p.DstPort;
-        }
-        else if (p.Protocol is IpProto.Icmp or IpProto.Icmpv6)
-        {
-            t.SrcId = p.IcmpId;
-            t.DstId = (ushort)((p.IcmpType << 8) | p.IcmpCode);
-        }
-        return t;
-    }
-
     /// <summary>
     /// ICMP/ICMPv6 error handling (§8.1, §8.2), run before normal tracking. Returns true when it
     /// decided the packet (RELATED, INVALID or UNTRACKED); false for echo-like messages.
@@ -327,17 +303,7 @@ public sealed class ConntrackWorker : IDisposable
             Invalid(ref r, InvalidReason.IcmpErrorBadInner);
             return true;
         }
-        ConnTuple inner = default;
-        inner.Src = p.Inner.Src;
-        inner.Dst = p.Inner.Dst;
-        inner.Protocol = p.Inner.Protocol;
-        inner.IpVersion = p.IpVersion;
-        inner.Zone = ctx.Zone;
-        if (HasPorts(inner.Protocol) || inner.Protocol is IpProto.Icmp or IpProto.Icmpv6)
-        {
-            inner.SrcId = p.Inner.SrcId;
-            inner.DstId = p.Inner.DstId;
-        }
+        ConnTuple inner = ConnTuple.FromInner(p, ctx.Zone);
         // The embedded packet travelled the other way: look up its inverse.
         if (!inner.TryInvert(out ConnTuple target))
         {

@@ -56,35 +56,7 @@ public class KernelListingTests
     }
 
     /// <summary>The packet's flow; for an ICMP error, the flow of the packet it quotes (as the recorder chose).</summary>
-    private static ConnTuple TupleOf(in ParsedPacket p)
-    {
-        ConnTuple t = default;
-        if (p.Inner.Present)
-        {
-            t.Src = p.Inner.Src;
-            t.Dst = p.Inner.Dst;
-            t.Protocol = p.Inner.Protocol;
-            t.IpVersion = p.IpVersion;
-            t.SrcId = p.Inner.SrcId;
-            t.DstId = p.Inner.DstId;
-            return t;
-        }
-        t.Src = p.Src;
-        t.Dst = p.Dst;
-        t.Protocol = p.Protocol;
-        t.IpVersion = p.IpVersion;
-        if (p.Protocol is IpProto.Tcp or IpProto.Udp or IpProto.UdpLite)
-        {
-            t.SrcId = p.SrcPort;
-            t.DstId = p.DstPort;
-        }
-        else if (p.Protocol is IpProto.Icmp or IpProto.Icmpv6)
-        {
-            t.SrcId = p.IcmpId;
-            t.DstId = (ushort)((p.IcmpType << 8) | p.IcmpCode);
-        }
-        return t;
-    }
+    private static ConnTuple TupleOf(in ParsedPacket p) => p.Inner.Present ? ConnTuple.FromInner(p) : ConnTuple.From(p);
 
     /// <summary>Equal but for the timeout field, where the kernel's may be up to 2 s lower.</summary>
     private static bool SameLine(string kernel, string ours)

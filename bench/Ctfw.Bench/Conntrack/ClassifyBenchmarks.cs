@@ -54,7 +54,7 @@ public class ClassifyBenchmarks
     [Benchmark(OperationsPerInvoke = Batch)]
     public int Classify_VerifyChecksums() => Run(s_checksum);
 
-    /// <summary>The daemon's path: <see cref="ConntrackWorker.ProcessBatch"/> with prefetching, 64 packets a pass.</summary>
+    /// <summary><see cref="ConntrackWorker.ProcessBatch"/> with prefetching, 64 packets a pass (for batch consumers; `ctfw run` still classifies one packet at a time).</summary>
     [Benchmark(OperationsPerInvoke = Batch)]
     public int Classify_Batched()
     {

@@ -8,7 +8,7 @@ namespace Ctfw.Bench.Conntrack;
 /// <summary>
 /// Where the time of <see cref="ClassifyBenchmarks"/> goes: the same trace and loop, cut off after
 /// each stage of <see cref="ConntrackWorker.Process"/>. Each stage's own cost is the difference to
-/// the previous line. The stages mirror Process (tuple as TupleOf, then Hash, Lookup, the entry
+/// the previous line. The stages mirror Process (tuple as ConnTuple.From, then Hash, Lookup, the entry
 /// lock); the TCP tracker and result bookkeeping are what the full Process adds on top of S4.
 /// Not a substitute for <see cref="ClassifyBenchmarks"/>: stages S1–S4 do not update the entries,
 /// so the deadline and window stores of the tracker are missing from them.
@@ -120,13 +120,7 @@ public class ClassifyStageBenchmarks
             {
                 EstablishedTrace.Slot s = slots[cursor + k];
                 PacketParser.Parse(new ReadOnlySpan<byte>(buffer, s.Offset, s.Length), out ParsedPacket p);
-                ConnTuple t = default;
-                t.Src = p.Src;
-                t.Dst = p.Dst;
-                t.Protocol = p.Protocol;
-                t.IpVersion = p.IpVersion;
-                t.SrcId = p.SrcPort;
-                t.DstId = p.DstPort;
+                ConnTuple t = ConnTuple.From(p);
                 heads[k] = peek.Head(table.Hash(t));
             }
             for (int k = 0; k < Group; k++)
@@ -164,13 +158,7 @@ public class ClassifyStageBenchmarks
             acc += (int)reason + p.SrcPort;
             if (upTo < 2)
                 continue;
-            ConnTuple t = default;
-            t.Src = p.Src;
-            t.Dst = p.Dst;
-            t.Protocol = p.Protocol;
-            t.IpVersion = p.IpVersion;
-            t.SrcId = p.SrcPort;
-            t.DstId = p.DstPort;
+            ConnTuple t = ConnTuple.From(p);
             ulong hash = table.Hash(t);
             acc += (long)(hash >> 40);
             if (upTo < 3)

@@ -145,7 +145,7 @@ internal sealed class EstablishedTrace
 
     /// <summary>
     /// As <see cref="Replay"/>, through <see cref="ConntrackWorker.ProcessBatch"/> in receive-sized
-    /// batches of <see cref="ConntrackWorker.MaxBatch"/> packets (the daemon's path).
+    /// batches of <see cref="ConntrackWorker.MaxBatch"/> packets.
     /// </summary>
     public int ReplayBatched(int packets, in PacketContext ctx)
     {
