@@ -59,7 +59,7 @@ if [[ $(id -u) -eq 0 ]]; then
     run_tier tests/Ctfw.Kernel.Tests
     run_tier tests/Ctfw.Daemon.Tests
 else
-    echo "== privileged tier skipped: run as root (sudo) to test against the live kernel and NFQUEUE"
+    echo "== privileged tier skipped: run as root to test against the live kernel and NFQUEUE"
     run_tier tests/Ctfw.Linux.Tests "Tier!=Privileged"
     run_tier tests/Ctfw.Kernel.Tests "Tier!=Privileged"
     run_tier tests/Ctfw.Daemon.Tests "Tier!=Privileged"
