@@ -3,7 +3,7 @@ using System.Globalization;
 using System.Text;
 using Ctfw.Kernel.Tests.Lab;
 using Ctfw.Kernel.Tests.Recording;
-using Ctfw.Kernel.Tests.Scenarios;
+
 using Xunit.Abstractions;
 
 namespace Ctfw.Kernel.Tests;

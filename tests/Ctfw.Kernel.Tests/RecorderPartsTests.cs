@@ -1,7 +1,7 @@
 using System.Net;
 using Ctfw.Kernel.Tests.Lab;
 using Ctfw.Kernel.Tests.Recording;
-using Ctfw.Kernel.Tests.Scenarios;
+
 using Ctfw.Packets;
 
 namespace Ctfw.Kernel.Tests;

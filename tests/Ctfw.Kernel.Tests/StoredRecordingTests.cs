@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 using Ctfw.Kernel.Tests.Recording;
-using Ctfw.Kernel.Tests.Scenarios;
+
 
 namespace Ctfw.Kernel.Tests;
 

@@ -3,7 +3,7 @@ using System.Globalization;
 using System.Text;
 using Ctfw.Capture;
 using Ctfw.Kernel.Tests.Lab;
-using Ctfw.Kernel.Tests.Scenarios;
+
 
 namespace Ctfw.Kernel.Tests.Recording;
 

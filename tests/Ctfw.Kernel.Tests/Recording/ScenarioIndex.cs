@@ -1,6 +1,6 @@
 using System.Globalization;
 using System.Text;
-using Ctfw.Kernel.Tests.Scenarios;
+
 
 namespace Ctfw.Kernel.Tests.Recording;
 

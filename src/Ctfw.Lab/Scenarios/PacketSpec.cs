@@ -1,9 +1,9 @@
 using System.Globalization;
 using System.Text;
-using Ctfw.Kernel.Tests.Lab;
+using Ctfw.Lab.Network;
 using Ctfw.Packets;
 
-namespace Ctfw.Kernel.Tests.Scenarios;
+namespace Ctfw.Lab.Scenarios;
 
 /// <summary>
 /// One crafted packet of a scenario: who sends it and what it contains. Source and destination

@@ -1,7 +1,7 @@
 using System.Globalization;
-using Ctfw.Kernel.Tests.Recording;
 
-namespace Ctfw.Kernel.Tests.Scenarios;
+
+namespace Ctfw.Lab.Scenarios;
 
 /// <summary>One step of a scenario: send a packet, or wait.</summary>
 public abstract record ScenarioStep;

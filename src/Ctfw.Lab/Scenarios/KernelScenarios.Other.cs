@@ -1,8 +1,8 @@
-using static Ctfw.Kernel.Tests.Lab.Side;
-using static Ctfw.Kernel.Tests.Recording.TcpStates;
-using static Ctfw.Kernel.Tests.Scenarios.Expect;
+using static Ctfw.Lab.Network.Side;
+using static Ctfw.Lab.Scenarios.TcpStates;
+using static Ctfw.Lab.Scenarios.Expect;
 
-namespace Ctfw.Kernel.Tests.Scenarios;
+namespace Ctfw.Lab.Scenarios;
 
 // UDP (§7), ICMP/ICMPv6 (§8), IPv6 TCP, generic protocols (§9).
 public static partial class KernelScenarios

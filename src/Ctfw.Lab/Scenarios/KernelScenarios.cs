@@ -1,4 +1,4 @@
-namespace Ctfw.Kernel.Tests.Scenarios;
+namespace Ctfw.Lab.Scenarios;
 
 /// <summary>
 /// The catalogue of scripted packet sequences recorded against the live kernel. Each scenario is

@@ -1,9 +1,9 @@
-using Ctfw.Kernel.Tests.Lab;
+using Ctfw.Lab.Network;
 using Ctfw.Packets;
-using static Ctfw.Kernel.Tests.Scenarios.Expect;
-using static Ctfw.Kernel.Tests.Recording.TcpStates;
+using static Ctfw.Lab.Scenarios.Expect;
+using static Ctfw.Lab.Scenarios.TcpStates;
 
-namespace Ctfw.Kernel.Tests.Scenarios;
+namespace Ctfw.Lab.Scenarios;
 
 /// <summary>How one end of a TCP connection talks: what its SYN offers and the window it advertises.</summary>
 public sealed record TcpEndpoint

@@ -1,10 +1,10 @@
-using Ctfw.Kernel.Tests.Recording;
-using Ctfw.Packets;
-using static Ctfw.Kernel.Tests.Lab.Side;
-using static Ctfw.Kernel.Tests.Recording.TcpStates;
-using static Ctfw.Kernel.Tests.Scenarios.Expect;
 
-namespace Ctfw.Kernel.Tests.Scenarios;
+using Ctfw.Packets;
+using static Ctfw.Lab.Network.Side;
+using static Ctfw.Lab.Scenarios.TcpStates;
+using static Ctfw.Lab.Scenarios.Expect;
+
+namespace Ctfw.Lab.Scenarios;
 
 // TCP connection life cycle and window tracking (kernel-conntrack.md §4.4-4.7, vectors §4.14).
 public static partial class KernelScenarios

@@ -3,7 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using Ctfw.Packets;
 
-namespace Ctfw.Kernel.Tests.Lab;
+namespace Ctfw.Lab.Network;
 
 /// <summary>
 /// Three network namespaces — client, gateway, server — joined by two veth pairs, so that every

@@ -1,7 +1,7 @@
 using System.Net;
 using Ctfw.Packets;
 
-namespace Ctfw.Kernel.Tests.Lab;
+namespace Ctfw.Lab.Network;
 
 /// <summary>Which end of the lab a crafted packet leaves from.</summary>
 public enum Side : byte

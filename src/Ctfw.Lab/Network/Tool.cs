@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Text;
 
-namespace Ctfw.Kernel.Tests.Lab;
+namespace Ctfw.Lab.Network;
 
 /// <summary>Runs the lab's command-line tools (ip, iptables, sysctl, conntrack, ethtool).</summary>
 public static class Tool

@@ -2,7 +2,7 @@ using System.Buffers.Binary;
 using System.Globalization;
 using System.Net;
 
-namespace Ctfw.Kernel.Tests.Lab;
+namespace Ctfw.Lab.Network;
 
 /// <summary>
 /// The identifying fields of a packet as conntrack's tuple sees them: addresses, protocol, and

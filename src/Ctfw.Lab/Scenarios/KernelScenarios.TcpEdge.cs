@@ -1,9 +1,9 @@
 using Ctfw.Packets;
-using static Ctfw.Kernel.Tests.Lab.Side;
-using static Ctfw.Kernel.Tests.Recording.TcpStates;
-using static Ctfw.Kernel.Tests.Scenarios.Expect;
+using static Ctfw.Lab.Network.Side;
+using static Ctfw.Lab.Scenarios.TcpStates;
+using static Ctfw.Lab.Scenarios.Expect;
 
-namespace Ctfw.Kernel.Tests.Scenarios;
+namespace Ctfw.Lab.Scenarios;
 
 // TCP expiry, pickup, resets, invalid packets and connection reuse (kernel-conntrack.md §4.2, §4.5, §4.6, §4.14).
 public static partial class KernelScenarios
