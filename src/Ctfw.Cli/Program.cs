@@ -11,8 +11,11 @@ internal static class Program
 
         Commands:
           run        filter NFQUEUE traffic of this network namespace with conntrack and a ruleset
+          lab        prove ctfw classifies like kernel conntrack: namespaces, shadow mode, scenarios, real traffic
           replay     classify every packet of a pcap/pcapng file as kernel conntrack would
           sysctls    print the conntrack settings ctfw would use (defaults, file, --set, live)
+          stats      print the counters of a running `ctfw run`
+          conntrack  list, count or flush the connection table of a running `ctfw run`
           help       show this text, or `ctfw help COMMAND`
 
         Run `ctfw COMMAND --help` for the options of a command.
@@ -40,6 +43,9 @@ internal static class Program
         "run" => RunCommand.Run(args),
         "replay" => ReplayCommand.Run(args),
         "sysctls" => SysctlsCommand.Run(args),
+        "lab" => Lab.LabCommand.Run(args),
+        "stats" => StatsCommand.Run(args),
+        "conntrack" => ConntrackCommand.Run(args),
         _ => Fail($"unknown command '{args[0]}' (try `ctfw --help`)"),
     };
 

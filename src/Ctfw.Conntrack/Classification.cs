@@ -8,6 +8,11 @@ public struct Classification
     public CtDirection Direction;
     /// <summary>TCP state of the packet's entry after the packet; <see cref="TcpState.None"/> when there is none.</summary>
     public TcpState TcpState;
+    /// <summary>
+    /// TCP state of the packet's entry before the packet (for A/B reports); <see cref="TcpState.None"/>
+    /// when the packet found no entry or is not TCP.
+    /// </summary>
+    public TcpState PreviousTcpState;
     public Ctfw.Packets.InvalidReason Reason;
     /// <summary>The TCP tracker accepted the packet without changing state or timeout ("ignored").</summary>
     public bool Ignored;

@@ -63,6 +63,32 @@ public sealed class ConntrackEngine
         return list;
     }
 
+    /// <summary>
+    /// Kills every live entry (`conntrack -F`) and returns how many. Safe while workers classify:
+    /// each entry dies through the same path as a RST's kill; the housekeeper unlinks them.
+    /// </summary>
+    public int Flush(long now)
+    {
+        int killed = 0;
+        lock (_readerLock)
+        {
+            Table.Epochs.Enter(_readerSlot);
+            try
+            {
+                Table.ForEachLive(now, idx =>
+                {
+                    if (Table.Kill(idx))
+                        killed++;
+                });
+            }
+            finally
+            {
+                Table.Epochs.Exit(_readerSlot);
+            }
+        }
+        return killed;
+    }
+
     /// <summary>Looks up the live entry of <paramref name="tuple"/> in either direction.</summary>
     public bool TryGetFlow(in ConnTuple tuple, long now, out FlowInfo flow)
     {

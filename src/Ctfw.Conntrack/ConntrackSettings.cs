@@ -174,6 +174,30 @@ public sealed class ConntrackSettings
         return Set(assignment[..eq], assignment[(eq + 1)..]);
     }
 
+    /// <summary>
+    /// Copies every modelled value from <paramref name="other"/> except <c>nf_conntrack_max</c> (the
+    /// table is sized once, at start). Each value is one aligned int store, so classifiers reading
+    /// these settings concurrently see either the old or the new value of each knob — as in the
+    /// kernel, where a sysctl write applies from the next packet on. Returns the names that changed.
+    /// </summary>
+    public List<string> CopyRuntimeValuesFrom(ConntrackSettings other)
+    {
+        ArgumentNullException.ThrowIfNull(other);
+        List<string> changed = [];
+        foreach ((string name, Knob knob) in s_knobs)
+        {
+            if (name == "nf_conntrack_max")
+                continue;
+            int value = other.Get(name);
+            if (Get(name) != value)
+            {
+                knob.Apply(this, value);
+                changed.Add(name);
+            }
+        }
+        return changed;
+    }
+
     /// <summary>All modelled settings as `name=value` lines, in a stable order.</summary>
     public IEnumerable<string> Dump()
     {

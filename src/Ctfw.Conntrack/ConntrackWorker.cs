@@ -195,7 +195,7 @@ public sealed class ConntrackWorker : IDisposable
         ConnTuple t = ConnTuple.From(p, ctx.Zone);
         int idx = _table.Lookup(t, _table.Hash(t), now, out _);
         if (idx >= 0)
-            r.TcpState = _table.Entries[idx].Tcp.State;
+            r.TcpState = r.PreviousTcpState = _table.Entries[idx].Tcp.State;
     }
 
     /// <summary>
@@ -338,6 +338,7 @@ public sealed class ConntrackWorker : IDisposable
         switch (p.Protocol)
         {
             case IpProto.Tcp:
+                r.PreviousTcpState = e.Tcp.State;
                 res = TcpTracker.Packet(ref e, p, dir, now, _s, out reason);
                 break;
             case IpProto.Udp:

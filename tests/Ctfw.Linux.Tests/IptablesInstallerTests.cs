@@ -18,7 +18,9 @@ public sealed class IptablesInstallerTests
         string[] expected =
         [
             "iptables -w -t filter -S",
+            "iptables -w -t mangle -S",
             "ip6tables -w -t filter -S",
+            "ip6tables -w -t mangle -S",
             "iptables -w -t filter -N CTFW",
             "iptables -w -t filter -A CTFW -p udp -m comment --comment ctfw:1:1 -j NFQUEUE --queue-num 5 --queue-bypass",
             "iptables -w -t filter -I INPUT 1 -m comment --comment ctfw:1:1 -j CTFW",
@@ -87,12 +89,12 @@ public sealed class IptablesInstallerTests
 
         Assert.Equal(
             [
-                "iptables -D INPUT -m comment --comment ctfw:999999999:5 -j CTFW",
-                "iptables -D CTFW -p udp -m comment --comment ctfw:999999999:5 -j NFQUEUE --queue-num 0 --queue-bypass",
-                "iptables -X CTFW",
+                "iptables -t filter -D INPUT -m comment --comment ctfw:999999999:5 -j CTFW",
+                "iptables -t filter -D CTFW -p udp -m comment --comment ctfw:999999999:5 -j NFQUEUE --queue-num 0 --queue-bypass",
+                "iptables -t filter -X CTFW",
             ],
             installer.RemovedLeftovers);
-        Assert.Equal("iptables -w -t filter -N CTFW", runner.Commands[4]);
+        Assert.Equal("iptables -w -t filter -N CTFW", runner.Commands[5]);
         Assert.DoesNotContain(runner.Commands, c => c.Contains("10.0.0.0/8", StringComparison.Ordinal)); // not ours: untouched
     }
 
@@ -165,6 +167,63 @@ public sealed class IptablesInstallerTests
         Assert.False(IptablesInstaller.IsAlive("ctfw:nonsense"));
     }
 
+    [Fact]
+    public void Install_ShadowMark_MarksInMangleBeforeTheQueueRule_AndRemovesBoth()
+    {
+        var runner = new FakeRunner();
+        var mark = new KernelStateMark(KernelStateMark.DefaultShift);
+
+        IptablesInstaller installer = IptablesInstaller.Install(
+            new IptablesOptions { Ipv6 = false, Hooks = [IptablesHook.Forward], ShadowMark = mark, Match = ["-m", "mark", "!", "--mark", "0x43544657"] },
+            runner, Tag);
+
+        string[] expected =
+        [
+            "iptables -w -t filter -S",
+            "iptables -w -t mangle -S",
+            "iptables -w -t mangle -N CTFW",
+            "iptables -w -t mangle -A CTFW -m mark ! --mark 0x43544657 -m comment --comment ctfw:1:1 -m conntrack --ctstate NEW -j MARK --set-xmark 0x01000000/0x0f000000",
+            "iptables -w -t mangle -A CTFW -m mark ! --mark 0x43544657 -m comment --comment ctfw:1:1 -m conntrack --ctstate ESTABLISHED -j MARK --set-xmark 0x02000000/0x0f000000",
+            "iptables -w -t mangle -A CTFW -m mark ! --mark 0x43544657 -m comment --comment ctfw:1:1 -m conntrack --ctstate RELATED -j MARK --set-xmark 0x03000000/0x0f000000",
+            "iptables -w -t mangle -A CTFW -m mark ! --mark 0x43544657 -m comment --comment ctfw:1:1 -m conntrack --ctstate INVALID -j MARK --set-xmark 0x04000000/0x0f000000",
+            "iptables -w -t mangle -A CTFW -m mark ! --mark 0x43544657 -m comment --comment ctfw:1:1 -m conntrack --ctstate UNTRACKED -j MARK --set-xmark 0x05000000/0x0f000000",
+            "iptables -w -t mangle -A CTFW -m mark ! --mark 0x43544657 -m comment --comment ctfw:1:1 -m conntrack --ctdir REPLY -j MARK --set-xmark 0x08000000/0x08000000",
+            "iptables -w -t mangle -I FORWARD 1 -m comment --comment ctfw:1:1 -j CTFW",
+            "iptables -w -t filter -N CTFW",
+            "iptables -w -t filter -A CTFW -m mark ! --mark 0x43544657 -m comment --comment ctfw:1:1 -j NFQUEUE --queue-num 0 --queue-bypass",
+            "iptables -w -t filter -I FORWARD 1 -m comment --comment ctfw:1:1 -j CTFW",
+        ];
+        Assert.Equal(expected, runner.Commands);
+
+        runner.Commands.Clear();
+        Assert.Empty(installer.Remove());
+        Assert.Equal("iptables -w -t filter -D FORWARD -m comment --comment ctfw:1:1 -j CTFW", runner.Commands[0]);
+        Assert.Equal("iptables -w -t mangle -X CTFW", runner.Commands[^1]);
+        Assert.Equal("iptables -w -t filter -X CTFW", runner.Commands[^2]);
+        Assert.Equal(9 + 2, runner.Commands.Count); // the 9 added rules deleted, then both chains
+    }
+
+    [Fact]
+    public void Install_LeftoverMangleMarksOfADeadShadowRun_AreDeletedEvenWithoutShadowMode()
+    {
+        var runner = new FakeRunner();
+        runner.ListOutput["iptables mangle"] = Head +
+            "-N CTFW\n" +
+            "-A FORWARD -m comment --comment \"ctfw:999999999:5\" -j CTFW\n" +
+            "-A CTFW -m comment --comment \"ctfw:999999999:5\" -m conntrack --ctstate NEW -j MARK --set-xmark 0x1000000/0xf000000\n";
+
+        IptablesInstaller installer = IptablesInstaller.Install(new IptablesOptions { Ipv6 = false }, runner, Tag);
+
+        Assert.Equal(
+            [
+                "iptables -t mangle -D FORWARD -m comment --comment ctfw:999999999:5 -j CTFW",
+                "iptables -t mangle -D CTFW -m comment --comment ctfw:999999999:5 -m conntrack --ctstate NEW -j MARK --set-xmark 0x1000000/0xf000000",
+                "iptables -t mangle -X CTFW",
+            ],
+            installer.RemovedLeftovers);
+        Assert.DoesNotContain(runner.Commands, c => c.Contains("-t mangle -N", StringComparison.Ordinal));
+    }
+
     private sealed class FakeRunner : ICommandRunner
     {
         public List<string> Commands { get; } = [];
@@ -180,8 +239,10 @@ public sealed class IptablesInstallerTests
             if (FailWhen(line))
                 return new CommandResult(1, "", "boom");
             int tool = arguments.ToList().FindIndex(a => a is "iptables" or "ip6tables");
+            string table = arguments[tool + 3];
+            string key = table == "filter" ? arguments[tool] : $"{arguments[tool]} {table}";
             return arguments[^1] == "-S"
-                ? new CommandResult(0, ListOutput[arguments[tool]], "")
+                ? new CommandResult(0, ListOutput.GetValueOrDefault(key, Head), "")
                 : new CommandResult(0, "", "");
         }
     }

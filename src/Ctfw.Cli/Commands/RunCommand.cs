@@ -9,6 +9,7 @@ namespace Ctfw.Cli.Commands;
 internal static class RunCommand
 {
     private const string Usage = "Usage: ctfw run --rules FILE [--queue N | --queues N-M] [--install CHAINS] [--fail-closed]\n"
+        + "                [--ab kernel [--ab-enforce kernel|ctfw] [--ab-mark-shift N]] [--control PATH]\n"
         + "                [--copy-range BYTES] [--set NAME=VALUE]... [--sysctl-file FILE] [--sysctl-live]\n\n"
         + "Filters the packets of NFQUEUE queues in the current network namespace with conntrack and the\n"
         + "ruleset, until SIGTERM or SIGINT; then prints counters to stderr and exits 0.\n\n"
@@ -19,7 +20,16 @@ internal static class RunCommand
         + "                        IPv4 and IPv6, removed at exit (queue-balance for a range)\n"
         + "  --fail-closed         drop instead of accept while ctfw cannot take packets (no queue\n"
         + "                        bypass, no fail-open)\n"
-        + "  --copy-range BYTES    bytes of each packet to copy from the kernel (default all)\n\n"
+        + "  --copy-range BYTES    bytes of each packet to copy from the kernel (default all)\n"
+        + "  --ab kernel           shadow mode: compare every packet's ctstate with kernel conntrack's,\n"
+        + "                        carried in mark bits by mangle rules (installed with --install);\n"
+        + "                        count agreement per ctstate pair and log disagreements (docs/AB.md)\n"
+        + "  --ab-enforce WHO      in shadow mode the rules use the kernel's ctstate (kernel, default)\n"
+        + "                        or ctfw's (ctfw)\n"
+        + "  --ab-mark-shift N     lowest of the four mark bits shadow mode uses (0..28, default 24:\n"
+        + "                        mask 0x0f000000); the rules never see these bits\n"
+        + "  --control PATH        control socket for `ctfw stats` / `ctfw conntrack` (default\n"
+        + "                        /run/ctfw/ctfw-PID.sock)\n\n"
         + "Conntrack settings start from this namespace's live sysctls, then:\n" + SettingsOptions.Help;
 
     public static int Run(string[] args)
@@ -33,6 +43,10 @@ internal static class RunCommand
         List<IptablesHook> install = [];
         bool failClosed = false;
         uint copyRange = 0xFFFF;
+        bool ab = false;
+        bool abEnforceCtfw = false;
+        int abShift = KernelStateMark.DefaultShift;
+        string? controlPath = null;
         while (cl.TryNext(out string arg))
         {
             if (arg is "-h" or "--help")
@@ -65,6 +79,27 @@ internal static class RunCommand
                 if (!uint.TryParse(range, NumberStyles.None, CultureInfo.InvariantCulture, out copyRange) || copyRange is < 40 or > 0xFFFF)
                     cl.Fail($"--copy-range {range}: expected 40..65535 bytes");
             }
+            else if (cl.TryValue(arg, "--ab", out string abWith))
+            {
+                if (abWith != "kernel")
+                    cl.Fail($"--ab {abWith}: the only reference ctfw compares with is 'kernel'");
+                ab = true;
+            }
+            else if (cl.TryValue(arg, "--ab-enforce", out string who))
+            {
+                if (who is not ("kernel" or "ctfw"))
+                    cl.Fail($"--ab-enforce {who}: expected kernel or ctfw");
+                abEnforceCtfw = who == "ctfw";
+            }
+            else if (cl.TryValue(arg, "--ab-mark-shift", out string shift))
+            {
+                if (!int.TryParse(shift, NumberStyles.None, CultureInfo.InvariantCulture, out abShift) || !KernelStateMark.IsValidShift(abShift))
+                    cl.Fail($"--ab-mark-shift {shift}: expected 0..28 (four bits from there up)");
+            }
+            else if (cl.TryValue(arg, "--control", out string control))
+            {
+                controlPath = control;
+            }
             else if (arg == "--fail-closed")
             {
                 failClosed = true;
@@ -78,6 +113,13 @@ internal static class RunCommand
         }
         if (rulesPath is null)
             return Program.Fail("run needs --rules FILE (try `ctfw run --help`)");
+        if (!ab && (abEnforceCtfw || abShift != KernelStateMark.DefaultShift))
+            return Program.Fail("--ab-enforce and --ab-mark-shift need --ab kernel");
+        if (ab && install.Count == 0)
+        {
+            Console.Error.WriteLine("ctfw: note: --ab kernel without --install: the mangle rules that carry the kernel's ctstate must be in place "
+                + "(see docs/AB.md), or every packet counts as unmarked");
+        }
 
         if (!Ruleset.TryLoadFile(rulesPath, out Ruleset? ruleset, out IReadOnlyList<RuleError> errors) || ruleset is null)
         {
@@ -93,7 +135,13 @@ internal static class RunCommand
         if (settings is null)
             return Program.Fail(settingsError!);
 
-        var options = new DaemonOptions(ruleset, settings, first, last, install, failClosed, copyRange);
+        var options = new DaemonOptions(ruleset, settings, first, last, install, failClosed, copyRange)
+        {
+            AbMark = ab ? new KernelStateMark(abShift) : null,
+            AbEnforceCtfw = abEnforceCtfw,
+            ControlPath = controlPath,
+            RebuildSettings = () => (settingsOptions.Build(out string? error), error),
+        };
         using var daemon = new FirewallDaemon(options, Console.Error);
         return daemon.Run();
     }

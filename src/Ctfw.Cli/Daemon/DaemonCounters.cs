@@ -4,12 +4,25 @@ using Ctfw.Packets;
 namespace Ctfw.Cli.Daemon;
 
 /// <summary>
-/// What one worker did. Written only by its worker thread (plain increments), read after the
-/// worker has been joined, so no field needs to be atomic.
+/// What one worker did. Written only by its worker thread (plain increments). Read exactly after the
+/// worker has been joined; read while it runs (`ctfw stats`), each 64-bit field is whole but the set
+/// may be a few packets apart — good enough for a live view, never used for decisions.
 /// </summary>
 internal sealed class DaemonCounters
 {
-    public readonly long[] States = new long[(int)CtState.Dropped + 1];
+    /// <summary>ctstates the kernel reports (Invalid … Untracked); ctfw's side adds Dropped.</summary>
+    public const int KernelStates = (int)CtState.Untracked + 1;
+    public const int CtfwStates = (int)CtState.Dropped + 1;
+
+    public readonly long[] States = new long[CtfwStates];
+    /// <summary>Shadow mode: [kernel ctstate × <see cref="CtfwStates"/> + ctfw ctstate].</summary>
+    public readonly long[] AbMatrix = new long[KernelStates * CtfwStates];
+    public long AbCompared;
+    public long AbAgreed;
+    /// <summary>Same ctstate, different direction (counted as a disagreement too).</summary>
+    public long AbDirectionMismatch;
+    /// <summary>Shadow mode packets without the kernel's mark (queued without passing the marking rules).</summary>
+    public long AbUnmarked;
     public readonly long[] InvalidReasons = new long[Ctfw.Packets.InvalidReasons.Count];
     public long Packets;
     public long Accepted;
@@ -26,6 +39,12 @@ internal sealed class DaemonCounters
             States[i] += other.States[i];
         for (int i = 0; i < InvalidReasons.Length; i++)
             InvalidReasons[i] += other.InvalidReasons[i];
+        for (int i = 0; i < AbMatrix.Length; i++)
+            AbMatrix[i] += other.AbMatrix[i];
+        AbCompared += other.AbCompared;
+        AbAgreed += other.AbAgreed;
+        AbDirectionMismatch += other.AbDirectionMismatch;
+        AbUnmarked += other.AbUnmarked;
         Packets += other.Packets;
         Accepted += other.Accepted;
         Dropped += other.Dropped;

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Runtime.InteropServices;
+using Ctfw.Cli.Control;
 using Ctfw.Conntrack;
 using Ctfw.Linux;
 using Ctfw.Linux.Firewall;
@@ -64,7 +65,11 @@ internal sealed class FirewallDaemon : IDisposable
         long start = DaemonClock.NowMs();
         var engine = new ConntrackEngine(_options.Settings, start, maxWorkers: Math.Max(8, sockets.Count));
         var log = new LogSink(_err);
+        AbLog? abLog = _options.AbMark is null ? null : new AbLog(_err);
+        ShadowMode? shadow = _options.AbMark is { } abMark ? new ShadowMode(abMark, _options.AbEnforceCtfw, abLog!) : null;
         List<QueueWorker> workers = [];
+        ControlServer? control = null;
+        Timer? reloadTimer = null;
         List<Thread> threads = [];
         Thread? housekeeper = null;
         PosixSignalRegistration? sigterm = null, sigint = null;
@@ -76,7 +81,21 @@ internal sealed class FirewallDaemon : IDisposable
                 _err.WriteLine($"ctfw: warning: {problem}");
 
             foreach (NfqueueSocket socket in sockets)
-                workers.Add(new QueueWorker(socket, engine.CreateWorker(), _options.Rules, reject, log, _options.FailClosed));
+                workers.Add(new QueueWorker(socket, engine.CreateWorker(), _options.Rules, reject, log, _options.FailClosed, shadow));
+            var target = new DaemonControl(engine, workers, log, abLog, start, _options.RebuildSettings);
+            try
+            {
+                control = ControlServer.Start(_options.ControlPath ?? ControlPaths.Default(Environment.ProcessId), target);
+            }
+            catch (IOException e)
+            {
+                _err.WriteLine($"ctfw: warning: no control socket ({e.Message}); `ctfw stats` and `ctfw conntrack` cannot reach this run");
+            }
+            if (_options.RebuildSettings is not null)
+            {
+                // Kernel conntrack applies a sysctl write from the next packet on; re-read once a second.
+                reloadTimer = new Timer(_ => ReloadQuietly(target), null, SettingsReloadIntervalMs, SettingsReloadIntervalMs);
+            }
 
             sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
             sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
@@ -102,6 +121,7 @@ internal sealed class FirewallDaemon : IDisposable
                         FailClosed = _options.FailClosed,
                         // ctfw's own REJECT answers must not come back to it through OUTPUT.
                         Match = ["-m", "mark", "!", "--mark", "0x" + RawIpSender.Mark.ToString("x8", CultureInfo.InvariantCulture)],
+                        ShadowMark = _options.AbMark,
                     });
                 }
                 catch (Exception e) when (e is InvalidOperationException or ArgumentException or System.ComponentModel.Win32Exception)
@@ -116,12 +136,14 @@ internal sealed class FirewallDaemon : IDisposable
             if (status == 0)
             {
                 _err.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"ctfw: running on queue{(sockets.Count > 1 ? "s" : "")} {Describe()}, {_options.Rules.Rules.Count} rules from {_options.Rules.FileName}{(installer is null ? "" : $", installed on {string.Join(',', _options.Install).ToUpperInvariant()}")}"));
+                    $"ctfw: running on queue{(sockets.Count > 1 ? "s" : "")} {Describe()}, {_options.Rules.Rules.Count} rules from {_options.Rules.FileName}{(installer is null ? "" : $", installed on {string.Join(',', _options.Install).ToUpperInvariant()}")}{DescribeShadow()}{(control is null ? "" : $", control {control.Path}")}"));
             }
             _shutdown.Wait();
         }
         finally
         {
+            reloadTimer?.Dispose();
+            control?.Dispose();
             if (installer is not null)
             {
                 foreach (string failure in installer.Remove())
@@ -145,7 +167,7 @@ internal sealed class FirewallDaemon : IDisposable
                 status = 1;
             }
         }
-        PrintCounters(workers, log, DaemonClock.NowMs() - start, engine.Count);
+        PrintCounters(workers, log, abLog, DaemonClock.NowMs() - start, engine.Count);
         DisposeAll(sockets);
         reject?.Dispose();
         return status;
@@ -167,6 +189,18 @@ internal sealed class FirewallDaemon : IDisposable
             Thread.Sleep(HousekeepingIntervalMs);
         }
     }
+
+    private const int SettingsReloadIntervalMs = 1000;
+
+    private void ReloadQuietly(DaemonControl target)
+    {
+        if (target.ReloadSysctls() is { } error)
+            _err.WriteLine($"ctfw: warning: re-reading sysctls failed: {error}");
+    }
+
+    private string DescribeShadow() => _options.AbMark is not { } mark ? ""
+        : string.Create(CultureInfo.InvariantCulture,
+            $", shadow mode against kernel conntrack (mark bits 0x{mark.Mask:x8}, rules use {(_options.AbEnforceCtfw ? "ctfw's" : "the kernel's")} ctstate)");
 
     private string Describe() => _options.QueueFirst == _options.QueueLast
         ? _options.QueueFirst.ToString(CultureInfo.InvariantCulture)
@@ -190,7 +224,7 @@ internal sealed class FirewallDaemon : IDisposable
             socket.Dispose();
     }
 
-    private void PrintCounters(List<QueueWorker> workers, LogSink log, long elapsedMs, int entries)
+    private void PrintCounters(List<QueueWorker> workers, LogSink log, AbLog? abLog, long elapsedMs, int entries)
     {
         var total = new DaemonCounters();
         foreach (QueueWorker worker in workers)
@@ -208,6 +242,21 @@ internal sealed class FirewallDaemon : IDisposable
                 reasons.Add(string.Create(CultureInfo.InvariantCulture, $"{((InvalidReason)i).Name()} {total.InvalidReasons[i]}"));
         }
         w.WriteLine($"ctfw: invalid: {(reasons.Count == 0 ? "none" : string.Join(", ", reasons))}");
+        if (abLog is not null)
+        {
+            List<string> pairs = [];
+            for (int k = 0; k < DaemonCounters.KernelStates; k++)
+            {
+                for (int c = 0; c < DaemonCounters.CtfwStates; c++)
+                {
+                    long n = total.AbMatrix[k * DaemonCounters.CtfwStates + c];
+                    if (n > 0 && k != c)
+                        pairs.Add(string.Create(CultureInfo.InvariantCulture, $"kernel {DaemonControl.StateName((CtState)k)} / ctfw {DaemonControl.StateName((CtState)c)} {n}"));
+                }
+            }
+            w.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"ctfw: ab: compared {total.AbCompared}, agreed {total.AbAgreed}, disagreed {total.AbCompared - total.AbAgreed} (direction only {total.AbDirectionMismatch}), unmarked {total.AbUnmarked}{(pairs.Count == 0 ? "" : "; " + string.Join(", ", pairs))}; disagreement lines {abLog.Written}, suppressed {abLog.Suppressed}"));
+        }
         foreach (QueueWorker worker in workers)
         {
             NfqueueStatistics s = worker.Queue.Statistics;

@@ -1,25 +1,26 @@
-using System.Globalization;
+using Ctfw.Linux;
 using Ctfw.Rules;
 
 namespace Ctfw.Cli.Daemon;
 
 /// <summary>
-/// ifindex → name for <c>-i</c>/<c>-o</c> matching, read from <c>/sys/class/net/*/ifindex</c> (the
-/// sysfs of the current network namespace). One per worker thread, so lookups take no lock. A miss
-/// re-reads the directory (interfaces come and go), at most once per <see cref="RefreshIntervalMs"/>
-/// so that a packet storm naming an unknown index does not become a storm of directory scans.
+/// ifindex → name for <c>-i</c>/<c>-o</c> matching, read with if_nameindex(3) (the
+/// current network namespace, whatever /sys shows). One per worker thread, so lookups take no lock. A miss
+/// re-reads the list (interfaces come and go), at most once per <see cref="RefreshIntervalMs"/>
+/// so that a packet storm naming an unknown index does not become a storm of netlink dumps.
 /// </summary>
 internal sealed class InterfaceNames
 {
     public const long RefreshIntervalMs = 1000;
 
-    private readonly string _root;
+    private readonly Func<IEnumerable<(uint Index, string Name)>> _source;
     private Dictionary<uint, IfName> _names = [];
     private long _lastRefresh = long.MinValue;
 
-    public InterfaceNames(string root = "/sys/class/net")
+    /// <param name="source">Where names come from; by default <see cref="NetInterfaces.List"/> (this namespace, over rtnetlink).</param>
+    public InterfaceNames(Func<IEnumerable<(uint Index, string Name)>>? source = null)
     {
-        _root = root;
+        _source = source ?? NetInterfaces.List;
     }
 
     /// <summary>The name of <paramref name="index"/>; <see cref="IfName.None"/> for 0 or an unknown index.</summary>
@@ -39,34 +40,12 @@ internal sealed class InterfaceNames
     {
         _lastRefresh = now;
         var names = new Dictionary<uint, IfName>();
-        try
+        foreach ((uint index, string text) in _source())
         {
-            foreach (string dir in Directory.EnumerateDirectories(_root))
-            {
-                string text;
-                try
-                {
-                    text = File.ReadAllText(Path.Combine(dir, "ifindex")).Trim();
-                }
-                catch (IOException)
-                {
-                    continue; // the interface went away while we listed
-                }
-                if (uint.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out uint index)
-                    && IfName.TryCreate(Path.GetFileName(dir), out IfName name))
-                {
-                    names[index] = name;
-                }
-            }
+            if (IfName.TryCreate(text, out IfName name))
+                names[index] = name;
         }
-        catch (IOException)
-        {
-            return;
-        }
-        catch (UnauthorizedAccessException)
-        {
-            return;
-        }
-        _names = names;
+        if (names.Count > 0)
+            _names = names;
     }
 }

@@ -1,4 +1,5 @@
 using Ctfw.Linux;
+using Ctfw.Linux.Firewall;
 using Ctfw.Conntrack;
 using Ctfw.Linux.Nfqueue;
 using Ctfw.Packets;
@@ -28,12 +29,14 @@ internal sealed class QueueWorker
     private readonly byte[] _reply = new byte[RejectBuilder.MaxReplyLength];
     private readonly IcmpSourceSelector _icmpSources = new();
     private readonly int[] _logHits = new int[LogHitsPerPacket];
+    private readonly ShadowMode? _shadow;
 
     // Set by the daemon to end the loop; read once per receive (≤ ReceiveTimeout late).
     private volatile bool _stop;
 
-    public QueueWorker(NfqueueSocket queue, ConntrackWorker conntrack, Ruleset rules, RawIpSender reject, LogSink log, bool failClosed)
+    public QueueWorker(NfqueueSocket queue, ConntrackWorker conntrack, Ruleset rules, RawIpSender reject, LogSink log, bool failClosed, ShadowMode? shadow = null)
     {
+        _shadow = shadow;
         _queue = queue;
         _conntrack = conntrack;
         _rules = rules;
@@ -125,6 +128,43 @@ internal sealed class QueueWorker
         if (ct.State == CtState.Invalid && (uint)ct.Reason < (uint)c.InvalidReasons.Length)
             c.InvalidReasons[(int)ct.Reason]++;
 
+        // Shadow mode: compare with the kernel's answer carried in the mark; the rules see the
+        // kernel's ctstate unless ctfw enforces, and never see the mark bits shadow mode owns.
+        CtState ruleState = ct.State;
+        CtDirection ruleDirection = ct.Direction;
+        uint mark = view.Mark;
+        bool disagree = false;
+        CtState kernelState = CtState.Invalid;
+        CtDirection kernelDirection = CtDirection.None;
+        if (_shadow is { } shadow)
+        {
+            mark &= ~shadow.Mark.Mask;
+            if (shadow.Mark.TryDecode(view.Mark, out kernelState, out kernelDirection))
+            {
+                c.AbCompared++;
+                c.AbMatrix[(int)kernelState * DaemonCounters.CtfwStates + (int)ct.State]++;
+                if (kernelState == ct.State && kernelDirection == ct.Direction)
+                {
+                    c.AbAgreed++;
+                }
+                else
+                {
+                    disagree = true;
+                    if (kernelState == ct.State)
+                        c.AbDirectionMismatch++;
+                }
+                if (!shadow.EnforceCtfw)
+                {
+                    ruleState = kernelState;
+                    ruleDirection = kernelDirection;
+                }
+            }
+            else
+            {
+                c.AbUnmarked++;
+            }
+        }
+
         Hook hook;
         switch (view.Hook)
         {
@@ -140,12 +180,14 @@ internal sealed class QueueWorker
         {
             In = _interfaces.Lookup(view.InputInterface, now),
             Out = _interfaces.Lookup(view.OutputInterface, now),
-            State = ct.State,
-            Direction = ct.Direction,
+            State = ruleState,
+            Direction = ruleDirection,
             Status = ct.Status,
-            Mark = view.Mark,
+            Mark = mark,
             Length = (int)view.OriginalLength,
         };
+        if (disagree)
+            _shadow!.Log.Write(kernelState, kernelDirection, ct, facts, now);
         RuleVerdict verdict = _rules.Evaluate(facts, _logHits);
         int logs = Math.Min(verdict.LogCount, _logHits.Length);
         for (int i = 0; i < logs; i++)
@@ -196,3 +238,6 @@ internal sealed class QueueWorker
             Counters.RejectSendErrors++;
     }
 }
+
+/// <summary>Shadow mode (<c>--ab kernel</c>): where the kernel's answer is, whose answer the rules use, where disagreements go.</summary>
+internal sealed record ShadowMode(KernelStateMark Mark, bool EnforceCtfw, AbLog Log);

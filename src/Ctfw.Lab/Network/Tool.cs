@@ -55,7 +55,10 @@ public static class Tool
     /// <summary>The argument vector that runs <paramref name="args"/> inside <paramref name="netns"/>.</summary>
     public static string[] InNetns(string netns, params string[] args) => ["nsenter", $"--net=/run/netns/{netns}", "--", .. args];
 
-    public static ToolResult Run(bool checkExit, params string[] args)
+    public static ToolResult Run(bool checkExit, params string[] args) => Run(checkExit, s_timeout, args);
+
+    /// <summary>Runs a command with its own time limit (e.g. apt-get, which may download for minutes).</summary>
+    public static ToolResult Run(bool checkExit, TimeSpan timeout, params string[] args)
     {
         var psi = new ProcessStartInfo(args[0])
         {
@@ -75,10 +78,10 @@ public static class Tool
         process.ErrorDataReceived += (_, e) => { if (e.Data is not null) stderr.Append(e.Data).Append('\n'); };
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
-        if (!process.WaitForExit(s_timeout))
+        if (!process.WaitForExit(timeout))
         {
             process.Kill(entireProcessTree: true);
-            throw new TimeoutException($"`{string.Join(' ', args)}` did not finish within {s_timeout.TotalSeconds} s");
+            throw new TimeoutException($"`{string.Join(' ', args)}` did not finish within {timeout.TotalSeconds} s");
         }
         process.WaitForExit(); // drains the async readers
         var result = new ToolResult(process.ExitCode, stdout.ToString(), stderr.ToString());

@@ -80,6 +80,14 @@ public static partial class KernelScenarios
         // Other protocols
         GenericProtocolNewReply(),
         GreV0NewReply(),
+        // Lab corpus (issue 4)
+        TcpSynFloodClosedPort(),
+        TcpParallelHandshakes(),
+        TcpRetransmittedFin(),
+        TcpZeroWindowProbes(),
+        Tcp6TimestampsSack(),
+        TcpRstInexactChallengeAck(),
+        IcmpErrorsForTcpAndUdp6(),
     ]);
 
     /// <summary>Every scenario, in recording order.</summary>

@@ -18,8 +18,8 @@ public sealed class IptablesInstaller : IDisposable
 
     private readonly IptablesOptions _options;
     private readonly ICommandRunner _runner;
-    private readonly List<(string Tool, string[] Rule)> _added = [];
-    private readonly List<string> _chainsCreated = [];
+    private readonly List<(string Tool, string Table, string[] Rule)> _added = [];
+    private readonly List<(string Tool, string Table)> _chainsCreated = [];
     private bool _removed;
 
     private IptablesInstaller(IptablesOptions options, ICommandRunner runner, string tag)
@@ -36,7 +36,7 @@ public sealed class IptablesInstaller : IDisposable
     public IReadOnlyList<string> RemovedLeftovers { get; private set; } = [];
 
     /// <summary>The rules this run added, as "iptables -A …" lines, in order.</summary>
-    public IReadOnlyList<string> InstalledRules => _added.ConvertAll(r => $"{r.Tool} {string.Join(' ', r.Rule)}");
+    public IReadOnlyList<string> InstalledRules => _added.ConvertAll(r => $"{r.Tool} -t {r.Table} {string.Join(' ', r.Rule)}");
 
     public static IptablesInstaller Install(IptablesOptions options, ICommandRunner? runner = null) =>
         Install(options, runner ?? ProcessCommandRunner.Instance, OwnTag());
@@ -73,19 +73,20 @@ public sealed class IptablesInstaller : IDisposable
         _removed = true;
         for (int i = _added.Count - 1; i >= 0; i--)
         {
-            (string tool, string[] rule) = _added[i];
+            (string tool, string table, string[] rule) = _added[i];
             string[] delete = [.. rule];
             delete[0] = "-D";
-            CommandResult result = Run(tool, delete);
+            CommandResult result = Run(tool, table, delete);
             if (result.ExitCode != 0)
-                failures.Add($"{tool} {string.Join(' ', delete)}: {result.StandardError.Trim()}");
+                failures.Add($"{tool} -t {table} {string.Join(' ', delete)}: {result.StandardError.Trim()}");
         }
         _added.Clear();
-        foreach (string tool in _chainsCreated)
+        for (int i = _chainsCreated.Count - 1; i >= 0; i--)
         {
-            CommandResult result = Run(tool, "-X", _options.Chain);
+            (string tool, string table) = _chainsCreated[i];
+            CommandResult result = Run(tool, table, "-X", _options.Chain);
             if (result.ExitCode != 0)
-                failures.Add($"{tool} -X {_options.Chain}: {result.StandardError.Trim()}");
+                failures.Add($"{tool} -t {table} -X {_options.Chain}: {result.StandardError.Trim()}");
         }
         _chainsCreated.Clear();
         return failures;
@@ -93,7 +94,7 @@ public sealed class IptablesInstaller : IDisposable
 
     public void Dispose() => Remove();
 
-    /// <summary>Rules carrying a <c>ctfw:</c> comment in the filter table, as iptables -S prints them.</summary>
+    /// <summary>Rules carrying a <c>ctfw:</c> comment in the filter and mangle tables, as iptables -S prints them (prefixed with tool and table).</summary>
     public static IReadOnlyList<string> ListTagged(IptablesOptions options, ICommandRunner? runner = null)
     {
         ArgumentNullException.ThrowIfNull(options);
@@ -101,22 +102,34 @@ public sealed class IptablesInstaller : IDisposable
         List<string> lines = [];
         foreach (string tool in installer.Tools())
         {
-            foreach (string line in installer.ListRules(tool))
+            foreach (string table in Tables)
             {
-                if (TryGetTag(Tokenize(line), out _))
-                    lines.Add($"{tool} {line}");
+                foreach (string line in installer.ListRules(tool, table))
+                {
+                    if (TryGetTag(Tokenize(line), out _))
+                        lines.Add($"{tool} -t {table} {line}");
+                }
             }
         }
         return lines;
     }
 
+    /// <summary>Every table ctfw may put rules in; leftovers are looked for in all of them.</summary>
+    private static readonly string[] Tables = ["filter", "mangle"];
+
     private void InstallFamily(string tool)
     {
         string chain = _options.Chain;
-        CommandResult create = Run(tool, "-N", chain);
-        if (create.ExitCode != 0)
-            throw Failure(tool, ["-N", chain], create);
-        _chainsCreated.Add(tool);
+        // Shadow-mode marks first: by the time a packet can reach the NFQUEUE rule, it has been marked.
+        if (_options.ShadowMark is { } mark)
+        {
+            CreateChain(tool, "mangle");
+            foreach (string[] body in mark.RuleBodies())
+                Add(tool, "mangle", ["-A", chain, .. _options.Match, "-m", "comment", "--comment", Tag, .. body]);
+            InsertJumps(tool, "mangle");
+        }
+
+        CreateChain(tool, "filter");
 
         List<string> queueRule = ["-A", chain, .. _options.Match, "-m", "comment", "--comment", Tag, "-j", "NFQUEUE"];
         if (_options.IsBalanced)
@@ -127,18 +140,31 @@ public sealed class IptablesInstaller : IDisposable
             queueRule.Add("--queue-cpu-fanout");
         if (!_options.FailClosed)
             queueRule.Add("--queue-bypass");
-        Add(tool, [.. queueRule]);
+        Add(tool, "filter", [.. queueRule]);
 
         // Jumps last: a packet never enters a half-built chain.
+        InsertJumps(tool, "filter");
+    }
+
+    private void CreateChain(string tool, string table)
+    {
+        CommandResult create = Run(tool, table, "-N", _options.Chain);
+        if (create.ExitCode != 0)
+            throw Failure(tool, table, ["-N", _options.Chain], create);
+        _chainsCreated.Add((tool, table));
+    }
+
+    private void InsertJumps(string tool, string table)
+    {
         foreach (IptablesHook hook in _options.Hooks)
         {
             string builtIn = ChainOf(hook);
-            string[] insert = ["-I", builtIn, "1", "-m", "comment", "--comment", Tag, "-j", chain];
-            CommandResult result = Run(tool, insert);
+            string[] insert = ["-I", builtIn, "1", "-m", "comment", "--comment", Tag, "-j", _options.Chain];
+            CommandResult result = Run(tool, table, insert);
             if (result.ExitCode != 0)
-                throw Failure(tool, insert, result);
+                throw Failure(tool, table, insert, result);
             // Removed by rule spec (without the position), like any -A rule.
-            _added.Add((tool, ["-A", builtIn, "-m", "comment", "--comment", Tag, "-j", chain]));
+            _added.Add((tool, table, ["-A", builtIn, "-m", "comment", "--comment", Tag, "-j", _options.Chain]));
         }
     }
 
@@ -150,12 +176,12 @@ public sealed class IptablesInstaller : IDisposable
         _ => throw new InvalidOperationException($"unknown hook {hook}"),
     };
 
-    private void Add(string tool, string[] rule)
+    private void Add(string tool, string table, string[] rule)
     {
-        CommandResult result = Run(tool, rule);
+        CommandResult result = Run(tool, table, rule);
         if (result.ExitCode != 0)
-            throw Failure(tool, rule, result);
-        _added.Add((tool, rule));
+            throw Failure(tool, table, rule, result);
+        _added.Add((tool, table, rule));
     }
 
     /// <summary>
@@ -167,61 +193,67 @@ public sealed class IptablesInstaller : IDisposable
         List<string> removed = [];
         foreach (string tool in Tools())
         {
-            string[] rules = ListRules(tool);
-            bool chainExists = false;
-            int otherRulesInChain = 0;
-            List<List<string>> stale = [];
-            foreach (string line in rules)
-            {
-                List<string> tokens = Tokenize(line);
-                if (tokens.Count == 2 && tokens[0] == "-N" && tokens[1] == _options.Chain)
-                    chainExists = true;
-                if (tokens.Count < 2 || tokens[0] != "-A")
-                    continue;
-                if (!TryGetTag(tokens, out string tag))
-                {
-                    if (tokens[1] == _options.Chain)
-                        otherRulesInChain++;
-                    continue;
-                }
-                if (tag != Tag && IsAlive(tag))
-                {
-                    throw new InvalidOperationException(
-                        $"{tool}: rules tagged '{tag}' belong to a ctfw that is still running ({line}); stop it first");
-                }
-                stale.Add(tokens);
-            }
-            // Jumps first, so no packet jumps into a chain being emptied.
-            stale.Sort((a, b) => (a[1] == _options.Chain).CompareTo(b[1] == _options.Chain));
-            foreach (List<string> tokens in stale)
-            {
-                tokens[0] = "-D";
-                CommandResult result = Run(tool, [.. tokens]);
-                if (result.ExitCode != 0)
-                    throw Failure(tool, [.. tokens], result);
-                removed.Add($"{tool} {string.Join(' ', tokens)}");
-            }
-            if (chainExists && otherRulesInChain == 0)
-            {
-                CommandResult result = Run(tool, "-X", _options.Chain);
-                if (result.ExitCode != 0)
-                    throw Failure(tool, ["-X", _options.Chain], result);
-                removed.Add($"{tool} -X {_options.Chain}");
-            }
-            else if (chainExists)
-            {
-                throw new InvalidOperationException(
-                    $"{tool}: chain {_options.Chain} exists and holds {otherRulesInChain} rule(s) ctfw did not add; remove them or choose another chain name");
-            }
+            foreach (string table in Tables)
+                RemoveLeftovers(tool, table, removed);
         }
         return removed;
     }
 
-    private string[] ListRules(string tool)
+    private void RemoveLeftovers(string tool, string table, List<string> removed)
     {
-        CommandResult result = Run(tool, "-S");
+        string[] rules = ListRules(tool, table);
+        bool chainExists = false;
+        int otherRulesInChain = 0;
+        List<List<string>> stale = [];
+        foreach (string line in rules)
+        {
+            List<string> tokens = Tokenize(line);
+            if (tokens.Count == 2 && tokens[0] == "-N" && tokens[1] == _options.Chain)
+                chainExists = true;
+            if (tokens.Count < 2 || tokens[0] != "-A")
+                continue;
+            if (!TryGetTag(tokens, out string tag))
+            {
+                if (tokens[1] == _options.Chain)
+                    otherRulesInChain++;
+                continue;
+            }
+            if (tag != Tag && IsAlive(tag))
+            {
+                throw new InvalidOperationException(
+                    $"{tool} -t {table}: rules tagged '{tag}' belong to a ctfw that is still running ({line}); stop it first");
+            }
+            stale.Add(tokens);
+        }
+        // Jumps first, so no packet jumps into a chain being emptied.
+        stale.Sort((a, b) => (a[1] == _options.Chain).CompareTo(b[1] == _options.Chain));
+        foreach (List<string> tokens in stale)
+        {
+            tokens[0] = "-D";
+            CommandResult result = Run(tool, table, [.. tokens]);
+            if (result.ExitCode != 0)
+                throw Failure(tool, table, [.. tokens], result);
+            removed.Add($"{tool} -t {table} {string.Join(' ', tokens)}");
+        }
+        if (chainExists && otherRulesInChain == 0)
+        {
+            CommandResult result = Run(tool, table, "-X", _options.Chain);
+            if (result.ExitCode != 0)
+                throw Failure(tool, table, ["-X", _options.Chain], result);
+            removed.Add($"{tool} -t {table} -X {_options.Chain}");
+        }
+        else if (chainExists)
+        {
+            throw new InvalidOperationException(
+                $"{tool} -t {table}: chain {_options.Chain} exists and holds {otherRulesInChain} rule(s) ctfw did not add; remove them or choose another chain name");
+        }
+    }
+
+    private string[] ListRules(string tool, string table)
+    {
+        CommandResult result = Run(tool, table, "-S");
         if (result.ExitCode != 0)
-            throw Failure(tool, ["-S"], result);
+            throw Failure(tool, table, ["-S"], result);
         return result.StandardOutput.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
     }
 
@@ -233,12 +265,12 @@ public sealed class IptablesInstaller : IDisposable
             yield return "ip6tables";
     }
 
-    private CommandResult Run(string tool, params string[] arguments)
+    private CommandResult Run(string tool, string table, params string[] arguments)
     {
         // -w: wait for the xtables lock (legacy backend) instead of failing when another tool holds it.
         List<string> argv = _options.NetworkNamespace is { } ns
-            ? ["nsenter", $"--net={NetworkNamespace.PathOf(ns)}", "--", tool, "-w", "-t", "filter", .. arguments]
-            : [tool, "-w", "-t", "filter", .. arguments];
+            ? ["nsenter", $"--net={NetworkNamespace.PathOf(ns)}", "--", tool, "-w", "-t", table, .. arguments]
+            : [tool, "-w", "-t", table, .. arguments];
         try
         {
             return _runner.Run(argv);
@@ -249,8 +281,8 @@ public sealed class IptablesInstaller : IDisposable
         }
     }
 
-    private static InvalidOperationException Failure(string tool, string[] arguments, CommandResult result) =>
-        new($"`{tool} {string.Join(' ', arguments)}` failed (exit {result.ExitCode}): {result.StandardError.Trim()}");
+    private static InvalidOperationException Failure(string tool, string table, string[] arguments, CommandResult result) =>
+        new($"`{tool} -t {table} {string.Join(' ', arguments)}` failed (exit {result.ExitCode}): {result.StandardError.Trim()}");
 
     internal static bool TryGetTag(List<string> tokens, out string tag)
     {

@@ -39,7 +39,14 @@ public sealed record IptablesOptions
     /// <summary>Run the commands inside this named network namespace (<c>/run/netns/NAME</c>); null = the current one.</summary>
     public string? NetworkNamespace { get; init; }
 
-    /// <summary>ctfw's own chain in the filter table.</summary>
+    /// <summary>
+    /// Shadow mode: also create <see cref="Chain"/> in the mangle table, with rules that write the
+    /// kernel's ctstate and direction into the packet mark (<see cref="KernelStateMark"/>), jumped to
+    /// from the same hooks (with <see cref="Match"/>) before the filter table queues the packet.
+    /// </summary>
+    public KernelStateMark? ShadowMark { get; init; }
+
+    /// <summary>ctfw's own chain in the filter table (and in mangle with <see cref="ShadowMark"/>).</summary>
     public string Chain { get; init; } = "CTFW";
 
     internal bool IsBalanced => QueueLast is { } last && last != QueueFirst;

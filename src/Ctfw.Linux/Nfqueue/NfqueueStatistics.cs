@@ -45,6 +45,9 @@ public readonly record struct NfqueueStatistics
     /// <summary>sendmsg calls that carried verdicts.</summary>
     public long Flushes { get; init; }
 
+    /// <summary>Packet verdicts the kernel accepted in a sent datagram (their packets have been reinjected or dropped).</summary>
+    public long VerdictsSent { get; init; }
+
     public long SendErrors { get; init; }
 
     /// <summary>Verdicts discarded because their sendmsg failed.</summary>

@@ -42,6 +42,7 @@ public sealed class VerdictBatcher
     private long _messages;
     private long _batchMessages;
     private long _flushes;
+    private long _verdictsSent;
     private long _sendErrors;
     private long _lostVerdicts;
     private long _outOfOrder;
@@ -115,6 +116,12 @@ public sealed class VerdictBatcher
             _lostVerdicts += _count;
             _lastSendError = error;
         }
+        else
+        {
+            // The kernel reinjects the packets inside the send: they have left the queue (and a NEW
+            // entry has been confirmed) by the time this count moves. Volatile for live readers.
+            Volatile.Write(ref _verdictsSent, _verdictsSent + _count);
+        }
         _count = 0;
         _orderedSinceFlush = true;
         return error;
@@ -172,6 +179,7 @@ public sealed class VerdictBatcher
             VerdictMessages = _messages,
             BatchVerdictMessages = _batchMessages,
             Flushes = _flushes,
+            VerdictsSent = Volatile.Read(ref _verdictsSent),
             SendErrors = _sendErrors,
             LostVerdicts = _lostVerdicts,
             LastSendError = _lastSendError,

@@ -1,0 +1,23 @@
+namespace Ctfw.Cli.Control;
+
+/// <summary>The request words and limits of the control protocol (described on <see cref="ControlServer"/>).</summary>
+internal static class ControlProtocol
+{
+    public const string Stats = "stats";
+    public const string List = "list";
+    public const string Flush = "flush";
+    public const string ReloadSysctls = "reload-sysctls";
+
+    /// <summary>Bytes of one request line, newline included.</summary>
+    public const int MaxRequestBytes = 4096;
+
+    /// <summary>How long the server waits for the request line before answering with an error.</summary>
+    public const int RequestTimeoutMs = 2000;
+
+    /// <summary>How long the server waits for a client that does not read its answer.</summary>
+    public const int SendTimeoutMs = 10_000;
+
+    /// <summary>The `list` request line for filter arguments (as <see cref="ConntrackFilter.Args"/> gives them).</summary>
+    public static string ListRequest(IReadOnlyList<string> filterArgs) =>
+        filterArgs.Count == 0 ? List : List + "\t" + string.Join('\t', filterArgs);
+}

@@ -1,0 +1,26 @@
+using Ctfw.Conntrack;
+
+namespace Ctfw.Cli.Control;
+
+/// <summary>
+/// What the control socket asks of a running daemon. Called from the control thread only, one
+/// request at a time, never from a packet worker; implementations may lock and allocate.
+/// </summary>
+internal interface IControlTarget
+{
+    /// <summary>
+    /// Flat counters in a stable order: `uptime_ms`, `packets`, `state.*`, `verdict.*`, `reject.*`,
+    /// `invalid.*`, `ab.*`, `queue.N.*`, `table.*`, `log.*`, and whatever is added later (the human
+    /// report prints unknown names as they come). Names must not contain whitespace.
+    /// </summary>
+    IReadOnlyList<KeyValuePair<string, long>> Stats();
+
+    /// <summary>A copy of every live flow, and the daemon clock (ms) it was taken at.</summary>
+    List<FlowInfo> Snapshot(out long nowMs);
+
+    /// <summary>Kills every entry, like `conntrack -F`; returns how many there were.</summary>
+    int Flush();
+
+    /// <summary>Re-reads the namespace's live sysctls; null when applied, otherwise why not.</summary>
+    string? ReloadSysctls();
+}

@@ -1,0 +1,134 @@
+using Ctfw.Cli.Control;
+using Ctfw.Conntrack;
+using Ctfw.Linux.Nfqueue;
+using Ctfw.Packets;
+
+namespace Ctfw.Cli.Daemon;
+
+/// <summary>
+/// The running daemon as the control socket sees it: live counters, the flow table, flush and
+/// sysctl reload. Runs on the control thread (and the reload timer); reads worker counters without
+/// stopping the workers (see <see cref="DaemonCounters"/> for what that means for exactness).
+/// </summary>
+internal sealed class DaemonControl : IControlTarget
+{
+    private readonly ConntrackEngine _engine;
+    private readonly IReadOnlyList<QueueWorker> _workers;
+    private readonly LogSink _log;
+    private readonly AbLog? _abLog;
+    private readonly long _startMs;
+    private readonly Func<(ConntrackSettings? Settings, string? Error)>? _rebuild;
+    private readonly Lock _reloadLock = new();
+
+    public DaemonControl(ConntrackEngine engine, IReadOnlyList<QueueWorker> workers, LogSink log, AbLog? abLog, long startMs,
+        Func<(ConntrackSettings? Settings, string? Error)>? rebuild)
+    {
+        _engine = engine;
+        _workers = workers;
+        _log = log;
+        _abLog = abLog;
+        _startMs = startMs;
+        _rebuild = rebuild;
+    }
+
+    /// <summary>Sysctl reloads that changed at least one value.</summary>
+    public long SettingsReloads { get; private set; }
+
+    public IReadOnlyList<KeyValuePair<string, long>> Stats()
+    {
+        var total = new DaemonCounters();
+        foreach (QueueWorker worker in _workers)
+            total.Add(worker.Counters);
+        List<KeyValuePair<string, long>> s = [];
+        void Add(string name, long value) => s.Add(new(name, value));
+
+        Add("uptime_ms", DaemonClock.NowMs() - _startMs);
+        Add("packets", total.Packets);
+        Add("packets.no_payload", total.NoPayload);
+        for (int i = 0; i < DaemonCounters.CtfwStates; i++)
+            Add("state." + StateName((CtState)i), total.States[i]);
+        Add("verdict.accept", total.Accepted);
+        Add("verdict.drop", total.Dropped);
+        Add("verdict.reject", total.Rejected);
+        Add("verdict.confirm_drop", total.ConfirmDrops);
+        Add("reject.sent", total.RejectsSent);
+        Add("reject.send_errors", total.RejectSendErrors);
+        for (int i = 1; i < total.InvalidReasons.Length; i++)
+        {
+            if (total.InvalidReasons[i] > 0)
+                Add("invalid." + ((InvalidReason)i).Name(), total.InvalidReasons[i]);
+        }
+        if (_abLog is not null)
+        {
+            Add("ab.compared", total.AbCompared);
+            Add("ab.agreed", total.AbAgreed);
+            Add("ab.disagreed", total.AbCompared - total.AbAgreed);
+            Add("ab.dir_mismatch", total.AbDirectionMismatch);
+            Add("ab.unmarked", total.AbUnmarked);
+            Add("ab.log.written", _abLog.Written);
+            Add("ab.log.suppressed", _abLog.Suppressed);
+            for (int k = 0; k < DaemonCounters.KernelStates; k++)
+            {
+                for (int c = 0; c < DaemonCounters.CtfwStates; c++)
+                {
+                    long n = total.AbMatrix[k * DaemonCounters.CtfwStates + c];
+                    if (n > 0)
+                        Add($"ab.{StateName((CtState)k)}.{StateName((CtState)c)}", n);
+                }
+            }
+        }
+        long verdictsSent = 0;
+        foreach (QueueWorker worker in _workers)
+            verdictsSent += worker.Queue.Statistics.VerdictsSent;
+        Add("verdicts_sent", verdictsSent);
+        foreach (QueueWorker worker in _workers)
+        {
+            string q = $"queue.{worker.Queue.Queue}.";
+            NfqueueStatistics st = worker.Queue.Statistics;
+            Add(q + "packets", st.Packets);
+            Add(q + "verdicts_sent", st.VerdictsSent);
+            if (worker.Queue.TryReadKernelCounters(out NfqueueKernelCounters k))
+            {
+                Add(q + "queue_dropped", k.QueueDropped);
+                Add(q + "user_dropped", k.UserDropped);
+            }
+            Add(q + "enobufs", st.EnobufsErrors);
+            Add(q + "verdict_errors", st.VerdictErrors);
+            Add(q + "lost_verdicts", st.LostVerdicts);
+        }
+        Add("table.entries", _engine.Count);
+        Add("table.max", _engine.Settings.Max);
+        Add("table.early_drops", _engine.EarlyDrops);
+        Add("table.alloc_failures", _engine.AllocFailures);
+        Add("log.written", _log.Written);
+        Add("log.suppressed", _log.Suppressed);
+        Add("settings.reloads", SettingsReloads);
+        return s;
+    }
+
+    public List<FlowInfo> Snapshot(out long nowMs)
+    {
+        nowMs = DaemonClock.NowMs();
+        return _engine.Snapshot(nowMs);
+    }
+
+    public int Flush() => _engine.Flush(DaemonClock.NowMs());
+
+    public string? ReloadSysctls()
+    {
+        if (_rebuild is null)
+            return "this ctfw was not started from live sysctls";
+        lock (_reloadLock)
+        {
+            (ConntrackSettings? fresh, string? error) = _rebuild();
+            if (fresh is null)
+                return error ?? "reading the sysctls failed";
+            if (_engine.Settings.CopyRuntimeValuesFrom(fresh).Count > 0)
+                SettingsReloads++;
+            return null;
+        }
+    }
+
+    /// <summary>The ctstate as counter names spell it (iptables' names; ctfw's own drop as DROPPED).</summary>
+    internal static string StateName(CtState state) => state == CtState.Dropped ? "DROPPED" : state.Name();
+}

@@ -1,0 +1,267 @@
+using System.Diagnostics;
+using System.Globalization;
+using Ctfw.Cli.Control;
+using Ctfw.Lab.Network;
+using Ctfw.Lab.Scenarios;
+using Ctfw.Lab.Traffic;
+
+namespace Ctfw.Cli.Lab;
+
+/// <summary>What `ctfw lab` was asked to do.</summary>
+internal sealed record LabOptions(string RulesPath, string? ScenarioFilter, bool Scenarios, TimeSpan Traffic, int TableChecks);
+
+/// <summary>One row of the lab's table.</summary>
+internal sealed record LabRow(string Name, long Sent, long Compared, long Agreed, string? Note = null)
+{
+    public long Disagreed => Compared - Agreed;
+
+    /// <summary>Every packet sent reached ctfw with the kernel's answer, and all of them agreed.</summary>
+    public bool Passed => Note is null && Compared == Agreed && (Sent < 0 || Compared == Sent);
+}
+
+/// <summary>
+/// `ctfw lab`: client / gateway / server namespaces, ctfw in shadow mode in the gateway, the scenario
+/// corpus played with crafted packets, real traffic from real programs, then the table. Everything
+/// it creates lives in its three namespaces and one child process; <see cref="Run"/> removes them on
+/// every path (the namespaces take their iptables rules and sysctls with them).
+/// </summary>
+internal sealed class LabRunner
+{
+    private static readonly TimeSpan s_packetTimeout = TimeSpan.FromSeconds(3);
+
+    private readonly LabOptions _options;
+    private readonly TextWriter _out;
+    private readonly CancellationToken _cancel;
+    private readonly List<LabRow> _rows = [];
+    private readonly List<FlowTableResult> _tables = [];
+    private TrafficReport? _traffic;
+
+    public LabRunner(LabOptions options, TextWriter output, CancellationToken cancel)
+    {
+        _options = options;
+        _out = output;
+        _cancel = cancel;
+    }
+
+    public int Run()
+    {
+        var watch = Stopwatch.StartNew();
+        string logPath = Path.Combine(Path.GetTempPath(), $"ctfw-lab-{Environment.ProcessId}.log");
+        _out.WriteLine("ctfw lab: building client / gateway / server namespaces (IPv4 + IPv6, veth)");
+        using var lab = new KernelLab();
+        _out.WriteLine($"ctfw lab: starting `ctfw run --ab kernel --install FORWARD --rules {_options.RulesPath}` in {lab.Gateway} (log: {logPath})");
+        using LabDaemon daemon = LabDaemon.Start(lab.Gateway, _options.RulesPath, logPath, _cancel);
+
+        string? interrupted = null;
+        try
+        {
+            if (_options.Scenarios)
+                PlayScenarios(lab, daemon);
+            if (_options.Traffic > TimeSpan.Zero && !_cancel.IsCancellationRequested)
+                RunTraffic(lab, daemon);
+        }
+        catch (OperationCanceledException)
+        {
+            interrupted = "interrupted";
+        }
+        if (_cancel.IsCancellationRequested)
+            interrupted = "interrupted";
+
+        int daemonExit = daemon.Stop();
+        PrintReport(daemon, daemonExit, watch.Elapsed, interrupted);
+        bool passed = interrupted is null && daemonExit == 0 && _rows.Count > 0 && _rows.All(r => r.Passed) && _tables.All(t => t.Agree)
+            && (_options.Traffic == TimeSpan.Zero || _traffic is { Succeeded: true });
+        return passed ? 0 : 1;
+    }
+
+    private void PlayScenarios(KernelLab lab, LabDaemon daemon)
+    {
+        IEnumerable<KernelScenario> scenarios = KernelScenarios.All;
+        if (_options.ScenarioFilter is { } filter)
+            scenarios = scenarios.Where(s => s.Name.Contains(filter, StringComparison.Ordinal));
+        List<KernelScenario> list = [.. scenarios];
+        _out.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"ctfw lab: playing {list.Count} scenarios ({list.Sum(s => s.Packets.Count)} crafted packets, {list.Sum(s => s.TotalSleep.TotalSeconds):0} s of scripted idle time)"));
+        foreach (KernelScenario scenario in list)
+        {
+            _cancel.ThrowIfCancellationRequested();
+            _rows.Add(PlayScenario(lab, daemon, scenario));
+        }
+    }
+
+    private LabRow PlayScenario(KernelLab lab, LabDaemon daemon, KernelScenario scenario)
+    {
+        // Same start for both trackers: this scenario's sysctls in the gateway (ctfw re-reads them
+        // there), and empty tables.
+        List<string> sysctl = ["sysctl", "-q", "-w"];
+        foreach ((string name, string value) in scenario.EffectiveSysctls)
+            sysctl.Add($"net.netfilter.{name}={value}");
+        lab.InGateway([.. sysctl]);
+        daemon.Request(ControlProtocol.ReloadSysctls);
+        FlushBoth(lab, daemon);
+
+        Dictionary<string, long> before = daemon.Stats();
+        long packets = before.GetValueOrDefault("verdicts_sent");
+        string? note = null;
+        int sent = 0;
+        foreach (ScenarioStep step in scenario.Steps)
+        {
+            if (step is SleepStep sleep)
+            {
+                if (_cancel.WaitHandle.WaitOne(sleep.Duration))
+                    throw new OperationCanceledException();
+                continue;
+            }
+            var send = (SendStep)step;
+            lab.Send(send.Packet.From, send.Packet.ToBytes());
+            sent++;
+            // One packet at a time, as the recorder does: the next one leaves only after ctfw's
+            // verdict has reached the kernel, so both trackers see the same order and the kernel
+            // has confirmed a NEW entry before the answer arrives (as on a real network).
+            if (!daemon.WaitForVerdicts(packets + sent, s_packetTimeout, _cancel))
+            {
+                _cancel.ThrowIfCancellationRequested();
+                note = $"packet {sent} ({send.Packet.Describe()}) did not reach ctfw within {s_packetTimeout.TotalSeconds} s";
+                break;
+            }
+        }
+        Dictionary<string, long> after = daemon.Stats();
+        if (Environment.GetEnvironmentVariable("CTFW_LAB_DEBUG") == "1")
+        {
+            _out.WriteLine(Tool.Run(checkExit: false, Tool.InNetns(lab.Gateway, "conntrack", "-S")).StdOut);
+            _out.WriteLine(Tool.Run(checkExit: false, Tool.InNetns(lab.Gateway, "conntrack", "-L")).StdOut);
+            _out.WriteLine(Tool.Run(checkExit: false, Tool.InNetns(lab.Gateway, "iptables-save", "-c")).StdOut);
+        }
+        return new LabRow(scenario.Name, sent, Delta(before, after, "ab.compared"), Delta(before, after, "ab.agreed"), note);
+    }
+
+    private static void FlushBoth(KernelLab lab, LabDaemon daemon)
+    {
+        // conntrack -F exits 1 when the table of that family is empty already; both outcomes are fine.
+        Tool.Run(checkExit: false, Tool.InNetns(lab.Gateway, "conntrack", "-F", "-f", "ipv4"));
+        Tool.Run(checkExit: false, Tool.InNetns(lab.Gateway, "conntrack", "-F", "-f", "ipv6"));
+        daemon.Request(ControlProtocol.Flush);
+    }
+
+    private void RunTraffic(KernelLab lab, LabDaemon daemon)
+    {
+        // Real programs talk for real: the endpoints' stacks answer again, timeouts are the kernel's defaults.
+        TrafficMix.Unmute(lab.Client);
+        TrafficMix.Unmute(lab.Server);
+        List<string> sysctl = ["sysctl", "-q", "-w"];
+        foreach ((string name, string value) in ConntrackSysctls.Defaults)
+            sysctl.Add($"net.netfilter.{name}={value}");
+        lab.InGateway([.. sysctl]);
+        daemon.Request(ControlProtocol.ReloadSysctls);
+        FlushBoth(lab, daemon);
+
+        _out.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"ctfw lab: real traffic for {_options.Traffic.TotalSeconds:0} s: HTTP connection churn (nginx + wrk), bulk TCP and small-packet UDP (iperf3), ping; IPv4 and IPv6"));
+        Dictionary<string, long> before = daemon.Stats();
+        using var trafficDone = new CancellationTokenSource();
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(_cancel, trafficDone.Token);
+        var traffic = Task.Run(() => TrafficMix.Run(lab.Client, lab.Server, _options.Traffic, new TrafficOptions(), TextWriter.Null, _cancel));
+
+        // While it runs: compare the two tables, interleaved (kernel, ctfw, kernel, ctfw).
+        TimeSpan interval = _options.Traffic / (_options.TableChecks + 1);
+        for (int i = 0; i < _options.TableChecks && !traffic.IsCompleted; i++)
+        {
+            if (_cancel.WaitHandle.WaitOne(interval))
+                break;
+            if (traffic.IsCompleted)
+                break;
+            _tables.Add(CompareTables(lab, daemon));
+        }
+        try
+        {
+            _traffic = traffic.GetAwaiter().GetResult();
+        }
+        catch (Exception e) when (e is InvalidOperationException or IOException)
+        {
+            _out.WriteLine($"ctfw lab: traffic failed: {e.Message}");
+        }
+        _cancel.ThrowIfCancellationRequested();
+        // Let the last packets through the queue before reading the counters.
+        long last = -1;
+        for (int i = 0; i < 50; i++)
+        {
+            long now = daemon.Stats().GetValueOrDefault("packets");
+            if (now == last)
+                break;
+            last = now;
+            Thread.Sleep(100);
+        }
+        Dictionary<string, long> after = daemon.Stats();
+        long compared = Delta(before, after, "ab.compared");
+        long packets = Delta(before, after, "packets");
+        _rows.Add(new LabRow("real traffic", packets, compared, Delta(before, after, "ab.agreed"),
+            _traffic is { Succeeded: true } ? null : "traffic generators failed"));
+    }
+
+    private static FlowTableResult CompareTables(KernelLab lab, LabDaemon daemon)
+    {
+        var watch = Stopwatch.StartNew();
+        IReadOnlyList<ConntrackEntry> k1 = KernelTable(lab);
+        IReadOnlyList<ConntrackEntry> c1 = daemon.List();
+        IReadOnlyList<ConntrackEntry> k2 = KernelTable(lab);
+        IReadOnlyList<ConntrackEntry> c2 = daemon.List();
+        return FlowTableComparison.Compare(k1, c1, k2, c2, watch.Elapsed.TotalSeconds);
+    }
+
+    private static IReadOnlyList<ConntrackEntry> KernelTable(KernelLab lab)
+    {
+        string v4 = Tool.Run(checkExit: false, Tool.InNetns(lab.Gateway, "conntrack", "-L", "-f", "ipv4")).StdOut;
+        string v6 = Tool.Run(checkExit: false, Tool.InNetns(lab.Gateway, "conntrack", "-L", "-f", "ipv6")).StdOut;
+        return [.. ConntrackEntry.ParseAll(v4), .. ConntrackEntry.ParseAll(v6)];
+    }
+
+    private static long Delta(Dictionary<string, long> before, Dictionary<string, long> after, string name) =>
+        after.GetValueOrDefault(name) - before.GetValueOrDefault(name);
+
+    private void PrintReport(LabDaemon daemon, int daemonExit, TimeSpan elapsed, string? interrupted)
+    {
+        TextWriter w = _out;
+        int width = Math.Max(24, _rows.Count == 0 ? 0 : _rows.Max(r => r.Name.Length));
+        w.WriteLine();
+        w.WriteLine($"{"scenario".PadRight(width)}  {"packets",9}  {"agreed",9}  {"disagreed",9}");
+        w.WriteLine(new string('-', width + 2 + 9 * 3 + 4));
+        foreach (LabRow r in _rows)
+        {
+            string mark = r.Passed ? "" : "   <-- " + (r.Note ?? (r.Compared != r.Sent && r.Sent >= 0 ? $"{r.Compared} of {r.Sent} compared" : "disagreement"));
+            w.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{r.Name.PadRight(width)}  {r.Compared,9}  {r.Agreed,9}  {r.Disagreed,9}{mark}"));
+        }
+        w.WriteLine();
+        if (_traffic is { } t)
+            w.WriteLine($"real traffic: {t.Summary}");
+        if (_tables.Count > 0)
+        {
+            int mismatches = _tables.Sum(x => x.Mismatches.Count);
+            w.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"conntrack -L vs ctfw conntrack -L during the traffic: {_tables.Count} comparisons, {_tables.Sum(x => x.KernelStableChecked)} kernel flows and {_tables.Sum(x => x.CtfwStableChecked)} ctfw flows checked, {mismatches} mismatches"));
+            foreach (string m in _tables.SelectMany(x => x.Mismatches).Take(10))
+                w.WriteLine("  " + m);
+        }
+        if (daemon.Disagreements.Count > 0)
+        {
+            w.WriteLine($"first disagreements (all in {daemon.LogPath}):");
+            foreach (string line in daemon.Disagreements.Take(10))
+                w.WriteLine("  " + line);
+        }
+        if (daemonExit != 0)
+        {
+            w.WriteLine($"ctfw run exited with {daemonExit}; its last lines:");
+            foreach (string line in daemon.Tail.TakeLast(10))
+                w.WriteLine("  " + line);
+        }
+
+        long scenarioPackets = _rows.Where(r => r.Name != "real traffic").Sum(r => r.Compared);
+        long trafficPackets = _rows.Where(r => r.Name == "real traffic").Sum(r => r.Compared);
+        long disagreed = _rows.Sum(r => r.Disagreed);
+        int failedRows = _rows.Count(r => !r.Passed);
+        string verdict = interrupted is not null ? $"INTERRUPTED ({interrupted})"
+            : failedRows == 0 && _tables.All(x => x.Agree) && daemonExit == 0 && _rows.Count > 0 ? "PASS: every packet agreed with kernel conntrack"
+            : $"FAIL: {disagreed} packets disagreed, {failedRows} rows failed, {_tables.Sum(x => x.Mismatches.Count)} table mismatches";
+        w.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"ctfw lab: {_rows.Count(r => r.Name != "real traffic")} scenarios, {scenarioPackets} crafted + {trafficPackets} real packets compared in {elapsed.TotalSeconds:0} s: {verdict}"));
+    }
+}

@@ -1,0 +1,93 @@
+using System.Globalization;
+
+namespace Ctfw.Lab.Network;
+
+/// <summary>
+/// Compares two conntrack tables listed while traffic runs: the kernel's (<c>conntrack -L</c>) and
+/// ctfw's (<c>ctfw conntrack -L</c>). Listings cannot be taken at the same instant, so they are taken
+/// interleaved — kernel, ctfw, kernel, ctfw — and a flow is judged only where it held still:
+/// <list type="bullet">
+/// <item>a flow the kernel listed identically (same TCP state and flags) in both of its listings
+/// must be in the ctfw listing taken between them, with that state and those flags;</item>
+/// <item>a flow ctfw listed identically in both of its listings must be in the kernel listing taken
+/// between them, likewise.</item>
+/// </list>
+/// Timeouts are compared within <see cref="TimeoutToleranceSeconds"/> plus the time between the
+/// listings (the kernel rounds down to whole seconds, and a refreshed flow restarts its timer).
+/// </summary>
+public static class FlowTableComparison
+{
+    public const int TimeoutToleranceSeconds = 2;
+
+    public static FlowTableResult Compare(
+        IReadOnlyList<ConntrackEntry> kernel1, IReadOnlyList<ConntrackEntry> ctfw1,
+        IReadOnlyList<ConntrackEntry> kernel2, IReadOnlyList<ConntrackEntry> ctfw2, double spanSeconds)
+    {
+        List<string> mismatches = [];
+        int checkedKernel = CheckStable(kernel1, kernel2, ctfw1, "kernel", "ctfw", spanSeconds, mismatches);
+        int checkedCtfw = CheckStable(ctfw1, ctfw2, kernel2, "ctfw", "kernel", spanSeconds, mismatches);
+        return new FlowTableResult(kernel1.Count, ctfw1.Count, checkedKernel, checkedCtfw, mismatches);
+    }
+
+    /// <summary>The identity of a flow: protocol and original tuple.</summary>
+    public static string Key(ConntrackEntry e) => $"{e.ProtocolName} {Describe(e.Original)}";
+
+    private static int CheckStable(IReadOnlyList<ConntrackEntry> before, IReadOnlyList<ConntrackEntry> after,
+        IReadOnlyList<ConntrackEntry> other, string side, string otherSide, double spanSeconds, List<string> mismatches)
+    {
+        Dictionary<string, ConntrackEntry> later = Index(after);
+        Dictionary<string, ConntrackEntry> others = Index(other);
+        int count = 0;
+        foreach (ConntrackEntry e in before)
+        {
+            string key = Key(e);
+            if (!later.TryGetValue(key, out ConntrackEntry? again) || !SameState(e, again))
+                continue; // changed or gone between the listings: not judged
+            count++;
+            if (!others.TryGetValue(key, out ConntrackEntry? o))
+            {
+                mismatches.Add($"only {side} lists {e.Line}");
+                continue;
+            }
+            if (!SameState(e, o))
+            {
+                mismatches.Add($"{side}: {e.Line}\n    {otherSide}: {o.Line}");
+                continue;
+            }
+            double slack = TimeoutToleranceSeconds + spanSeconds;
+            if (!Within(o.TimeoutSeconds, e.TimeoutSeconds, again.TimeoutSeconds, slack))
+            {
+                mismatches.Add(string.Create(CultureInfo.InvariantCulture,
+                    $"timeout {o.TimeoutSeconds} s in {otherSide}, {e.TimeoutSeconds}–{again.TimeoutSeconds} s in {side} (slack {slack:0.#} s): {e.Line}"));
+            }
+        }
+        return count;
+    }
+
+    private static bool Within(int value, int a, int b, double slack) =>
+        value >= Math.Min(a, b) - slack && value <= Math.Max(a, b) + slack;
+
+    private static Dictionary<string, ConntrackEntry> Index(IReadOnlyList<ConntrackEntry> entries)
+    {
+        var map = new Dictionary<string, ConntrackEntry>(StringComparer.Ordinal);
+        foreach (ConntrackEntry e in entries)
+            map[Key(e)] = e;
+        return map;
+    }
+
+    /// <summary>Same reply tuple, TCP state and UNREPLIED/ASSURED flags.</summary>
+    public static bool SameState(ConntrackEntry a, ConntrackEntry b) =>
+        a.TcpState == b.TcpState
+        && Describe(a.Reply) == Describe(b.Reply)
+        && a.Flags.Contains("UNREPLIED") == b.Flags.Contains("UNREPLIED")
+        && a.Flags.Contains("ASSURED") == b.Flags.Contains("ASSURED");
+
+    private static string Describe(ConntrackTuple t) => string.Create(CultureInfo.InvariantCulture,
+        $"{t.Src}>{t.Dst} {t.SrcPort}>{t.DstPort} {t.IcmpType}/{t.IcmpCode}/{t.IcmpId}");
+}
+
+/// <summary>What <see cref="FlowTableComparison.Compare"/> found.</summary>
+public sealed record FlowTableResult(int KernelFlows, int CtfwFlows, int KernelStableChecked, int CtfwStableChecked, IReadOnlyList<string> Mismatches)
+{
+    public bool Agree => Mismatches.Count == 0;
+}

@@ -1,0 +1,124 @@
+using Ctfw.Cli.Control;
+using Ctfw.Conntrack;
+using Ctfw.Packets;
+
+namespace Ctfw.Cli.Tests.Control;
+
+/// <summary>An in-memory daemon for control-socket tests; the server thread calls it, tests read it.</summary>
+internal sealed class FakeControlTarget : IControlTarget
+{
+    private readonly Lock _lock = new();
+    private readonly List<FlowInfo> _flows = [];
+
+    public List<KeyValuePair<string, long>> Counters { get; } = [];
+
+    public long NowMs { get; set; } = 1_000_000;
+
+    /// <summary>What <see cref="ReloadSysctls"/> answers; null is success.</summary>
+    public string? ReloadError { get; set; }
+
+    public int Reloads { get; private set; }
+
+    public int FlowCount
+    {
+        get
+        {
+            lock (_lock)
+                return _flows.Count;
+        }
+    }
+
+    public void Add(params FlowInfo[] flows)
+    {
+        lock (_lock)
+            _flows.AddRange(flows);
+    }
+
+    public IReadOnlyList<KeyValuePair<string, long>> Stats()
+    {
+        lock (_lock)
+            return [.. Counters];
+    }
+
+    public List<FlowInfo> Snapshot(out long nowMs)
+    {
+        lock (_lock)
+        {
+            nowMs = NowMs;
+            return [.. _flows];
+        }
+    }
+
+    public int Flush()
+    {
+        lock (_lock)
+        {
+            int n = _flows.Count;
+            _flows.Clear();
+            return n;
+        }
+    }
+
+    public string? ReloadSysctls()
+    {
+        lock (_lock)
+        {
+            Reloads++;
+            return ReloadError;
+        }
+    }
+}
+
+/// <summary>Hand-built flows: the original tuple as given, the reply tuple its inverse.</summary>
+internal static class Flows
+{
+    public static FlowInfo Make(byte protocol, string src, ushort srcId, string dst, ushort dstId,
+        TcpState tcpState = TcpState.None, CtStatus status = CtStatus.Confirmed, long timeoutMs = 30_000)
+    {
+        Assert.True(IpAddress.TryParse(src, out IpAddress s, out bool v6));
+        Assert.True(IpAddress.TryParse(dst, out IpAddress d, out bool dv6));
+        Assert.Equal(v6, dv6);
+        var orig = new ConnTuple { Src = s, Dst = d, SrcId = srcId, DstId = dstId, Protocol = protocol, IpVersion = (byte)(v6 ? 6 : 4) };
+        Assert.True(orig.TryInvert(out ConnTuple reply));
+        return new FlowInfo(orig, reply, status, protocol == IpProto.Tcp ? tcpState : TcpState.None, timeoutMs);
+    }
+
+    public static FlowInfo Tcp(string src, ushort sport, string dst, ushort dport,
+        TcpState state = TcpState.Established, CtStatus status = CtStatus.Confirmed | CtStatus.SeenReply | CtStatus.Assured) =>
+        Make(IpProto.Tcp, src, sport, dst, dport, state, status, 431_999_000);
+
+    public static FlowInfo Udp(string src, ushort sport, string dst, ushort dport, CtStatus status = CtStatus.Confirmed) =>
+        Make(IpProto.Udp, src, sport, dst, dport, status: status);
+
+    /// <summary>An echo request flow (type 8 or 128, code 0).</summary>
+    public static FlowInfo Ping(string src, string dst, ushort id)
+    {
+        bool v6 = src.Contains(':', StringComparison.Ordinal);
+        return Make(v6 ? IpProto.Icmpv6 : IpProto.Icmp, src, id, dst, (ushort)((v6 ? 128 : 8) << 8));
+    }
+}
+
+/// <summary>A fresh directory under /tmp (short: socket paths are limited to 108 bytes), removed at dispose.</summary>
+internal sealed class TempDir : IDisposable
+{
+    public TempDir()
+    {
+        Path = System.IO.Path.Combine("/tmp", "ctfw-t-" + Guid.NewGuid().ToString("N")[..10]);
+        Directory.CreateDirectory(Path);
+    }
+
+    public string Path { get; }
+
+    public string File(string name) => System.IO.Path.Combine(Path, name);
+
+    public void Dispose()
+    {
+        try
+        {
+            Directory.Delete(Path, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}
