@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test tier on a fresh machine of this kind (Debian + .NET SDK):
-#   1. installs what the tests need (apt: iproute2, iputils-ping, iptables, nftables, tcpdump, conntrack, ethtool, gcc),
+#   1. installs what the tests need (apt: iproute2, iputils-ping, iptables, nftables, tcpdump, conntrack, ethtool, gcc,
+#      and for the lab's real traffic nginx, wrk, iperf3),
 #   2. builds the solution (warnings are errors),
 #   3. unit tier: packet parsing, capture files, conntrack core, CLI/replay of kernel recordings,
 #   4. privileged tier (root only): live-kernel scenarios in network namespaces.
@@ -12,7 +13,8 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 unset CTFW_ARTIFACTS
 
 need_apt=()
-for tool in ip:iproute2 ping:iputils-ping iptables:iptables nft:nftables tcpdump:tcpdump conntrack:conntrack ethtool:ethtool cc:gcc nsenter:util-linux; do
+for tool in ip:iproute2 ping:iputils-ping iptables:iptables nft:nftables tcpdump:tcpdump conntrack:conntrack ethtool:ethtool cc:gcc nsenter:util-linux \
+            iperf3:iperf3 nginx:nginx wrk:wrk setpriv:util-linux; do
     command -v "${tool%%:*}" >/dev/null 2>&1 || need_apt+=("${tool#*:}")
 done
 if [[ ${#need_apt[@]} -gt 0 ]]; then
@@ -57,11 +59,13 @@ run_tier tests/Ctfw.Cli.Tests
 if [[ $(id -u) -eq 0 ]]; then
     run_tier tests/Ctfw.Linux.Tests
     run_tier tests/Ctfw.Kernel.Tests
+    [[ -d tests/Ctfw.Lab.Tests ]] && run_tier tests/Ctfw.Lab.Tests
     run_tier tests/Ctfw.Daemon.Tests
 else
     echo "== privileged tier skipped: run as root to test against the live kernel and NFQUEUE"
     run_tier tests/Ctfw.Linux.Tests "Tier!=Privileged"
     run_tier tests/Ctfw.Kernel.Tests "Tier!=Privileged"
+    [[ -d tests/Ctfw.Lab.Tests ]] && run_tier tests/Ctfw.Lab.Tests "Tier!=Privileged"
     run_tier tests/Ctfw.Daemon.Tests "Tier!=Privileged"
 fi
 

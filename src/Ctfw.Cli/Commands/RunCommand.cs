@@ -10,7 +10,8 @@ internal static class RunCommand
 {
     private const string Usage = "Usage: ctfw run --rules FILE [--queue N | --queues N-M] [--install CHAINS] [--fail-closed]\n"
         + "                [--ab kernel [--ab-enforce kernel|ctfw] [--ab-mark-shift N]] [--control PATH]\n"
-        + "                [--copy-range BYTES] [--set NAME=VALUE]... [--sysctl-file FILE] [--sysctl-live]\n\n"
+        + "                [--copy-range BYTES] [--queue-maxlen N] [--rcvbuf BYTES]\n"
+        + "                [--set NAME=VALUE]... [--sysctl-file FILE] [--sysctl-live]\n\n"
         + "Filters the packets of NFQUEUE queues in the current network namespace with conntrack and the\n"
         + "ruleset, until SIGTERM or SIGINT; then prints counters to stderr and exits 0.\n\n"
         + "  --rules FILE          iptables-save style ruleset (*filter: INPUT, FORWARD, OUTPUT)\n"
@@ -21,6 +22,9 @@ internal static class RunCommand
         + "  --fail-closed         drop instead of accept while ctfw cannot take packets (no queue\n"
         + "                        bypass, no fail-open)\n"
         + "  --copy-range BYTES    bytes of each packet to copy from the kernel (default all)\n"
+        + "  --queue-maxlen N      packets the kernel holds for ctfw per queue (default 4096); when full,\n"
+        + "                        packets pass unseen (fail-open) or are dropped (--fail-closed)\n"
+        + "  --rcvbuf BYTES        netlink receive buffer per queue (default 8388608); when full, as above\n"
         + "  --ab kernel           shadow mode: compare every packet's ctstate with kernel conntrack's,\n"
         + "                        carried in mark bits by mangle rules (installed with --install);\n"
         + "                        count agreement per ctstate pair and log disagreements (docs/AB.md)\n"
@@ -47,6 +51,8 @@ internal static class RunCommand
         bool abEnforceCtfw = false;
         int abShift = KernelStateMark.DefaultShift;
         string? controlPath = null;
+        uint queueMaxLength = 4096;
+        int receiveBuffer = 8 << 20;
         while (cl.TryNext(out string arg))
         {
             if (arg is "-h" or "--help")
@@ -96,6 +102,16 @@ internal static class RunCommand
                 if (!int.TryParse(shift, NumberStyles.None, CultureInfo.InvariantCulture, out abShift) || !KernelStateMark.IsValidShift(abShift))
                     cl.Fail($"--ab-mark-shift {shift}: expected 0..28 (four bits from there up)");
             }
+            else if (cl.TryValue(arg, "--queue-maxlen", out string maxlen))
+            {
+                if (!uint.TryParse(maxlen, NumberStyles.None, CultureInfo.InvariantCulture, out queueMaxLength) || queueMaxLength is < 1 or > 1_048_576)
+                    cl.Fail($"--queue-maxlen {maxlen}: expected 1..1048576 packets");
+            }
+            else if (cl.TryValue(arg, "--rcvbuf", out string rcvbuf))
+            {
+                if (!int.TryParse(rcvbuf, NumberStyles.None, CultureInfo.InvariantCulture, out receiveBuffer) || receiveBuffer is < 65536 or > 1 << 30)
+                    cl.Fail($"--rcvbuf {rcvbuf}: expected 65536..1073741824 bytes");
+            }
             else if (cl.TryValue(arg, "--control", out string control))
             {
                 controlPath = control;
@@ -140,6 +156,8 @@ internal static class RunCommand
             AbMark = ab ? new KernelStateMark(abShift) : null,
             AbEnforceCtfw = abEnforceCtfw,
             ControlPath = controlPath,
+            QueueMaxLength = queueMaxLength,
+            ReceiveBufferBytes = receiveBuffer,
             RebuildSettings = () => (settingsOptions.Build(out string? error), error),
         };
         using var daemon = new FirewallDaemon(options, Console.Error);

@@ -17,7 +17,8 @@ internal sealed class ConntrackFilter
     /// <summary>Applies an option's value; returns an error message or null.</summary>
     private delegate string? Setter(ConntrackFilter filter, string option, string value);
 
-    private sealed record Option(string[] Names, string ValueName, string Description, Setter Set)
+    /// <summary>One filter option; <paramref name="ValueName"/> null makes it a flag (its setter gets "").</summary>
+    private sealed record Option(string[] Names, string? ValueName, string Description, Setter Set)
     {
         /// <summary>The name sent to the server: the last (long) one.</summary>
         public string Canonical => Names[^1];
@@ -83,7 +84,8 @@ internal sealed class ConntrackFilter
         {
             foreach (string name in option.Names)
             {
-                if (!cl.TryValue(arg, name, out string value))
+                string value = "";
+                if (option.ValueName == null ? arg != name : !cl.TryValue(arg, name, out value))
                 {
                     if (cl.Error != null)
                         return true;
@@ -98,7 +100,8 @@ internal sealed class ConntrackFilter
                 else
                 {
                     _args.Add(option.Canonical);
-                    _args.Add(value);
+                    if (option.ValueName != null)
+                        _args.Add(value);
                 }
                 return true;
             }
@@ -281,7 +284,7 @@ internal sealed class ConntrackFilter
         int column = 0;
         for (int i = 0; i < s_options.Length; i++)
         {
-            heads[i] = $"  {string.Join(", ", s_options[i].Names)} {s_options[i].ValueName}";
+            heads[i] = $"  {string.Join(", ", s_options[i].Names)} {s_options[i].ValueName}".TrimEnd();
             column = Math.Max(column, heads[i].Length + 2);
         }
         var sb = new StringBuilder();

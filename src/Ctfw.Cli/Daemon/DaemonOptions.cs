@@ -20,6 +20,12 @@ internal sealed record DaemonOptions(
     /// <summary><c>--ab-enforce ctfw</c>: the rules see ctfw's ctstate instead of the kernel's.</summary>
     public bool AbEnforceCtfw { get; init; }
 
+    /// <summary>NFQUEUE queue length (packets waiting for ctfw) before the kernel bypasses (fail-open) or drops.</summary>
+    public uint QueueMaxLength { get; init; } = 4096;
+
+    /// <summary>Netlink receive buffer per queue socket, bytes (forced past net.core.rmem_max; needs CAP_NET_ADMIN).</summary>
+    public int ReceiveBufferBytes { get; init; } = 8 << 20;
+
     /// <summary>Control socket path; null = <see cref="Control.ControlPaths.Default"/> for this pid.</summary>
     public string? ControlPath { get; init; }
 

@@ -53,6 +53,8 @@ internal sealed class FirewallDaemon : IDisposable
                     Queue = (ushort)q,
                     FailOpen = !_options.FailClosed,
                     CopyRange = _options.CopyRange,
+                    MaxQueueLength = _options.QueueMaxLength,
+                    ReceiveBufferBytes = _options.ReceiveBufferBytes,
                 }));
             }
         }

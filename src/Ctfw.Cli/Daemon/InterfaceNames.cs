@@ -15,7 +15,7 @@ internal sealed class InterfaceNames
 
     private readonly Func<IEnumerable<(uint Index, string Name)>> _source;
     private Dictionary<uint, IfName> _names = [];
-    private long _lastRefresh = long.MinValue;
+    private long _lastRefresh = long.MinValue / 2; // "long ago", without overflowing now - _lastRefresh
 
     /// <param name="source">Where names come from; by default <see cref="NetInterfaces.List"/> (this namespace, over rtnetlink).</param>
     public InterfaceNames(Func<IEnumerable<(uint Index, string Name)>>? source = null)

@@ -11,7 +11,7 @@ internal static class LabCommand
 {
     private const string Usage = """
         Usage: ctfw lab [--traffic-seconds N] [--no-traffic] [--no-scenarios] [--scenario TEXT] [--rules FILE]
-                        [--table-checks N] [--list]
+                        [--table-checks N] [--heavy] [--list]
 
         Builds client / gateway / server network namespaces joined by veth pairs (IPv4 and IPv6), runs
         `ctfw run --ab kernel` in the gateway, plays the scripted scenario corpus (crafted packets from
@@ -27,6 +27,8 @@ internal static class LabCommand
           --scenario TEXT       only scenarios whose name contains TEXT
           --rules FILE          the gateway's ruleset (default rules/lab.rules)
           --table-checks N      table comparisons during the traffic (default 3)
+          --heavy               the benchmark load: 16 HTTP connections per family, unpaced bulk TCP,
+                                64-byte UDP at 40 Mbit/s (about 80 000 packets/s)
           --list                print the scenario names and exit
         """;
 
@@ -38,6 +40,7 @@ internal static class LabCommand
         bool scenarios = true;
         double trafficSeconds = 6;
         int tableChecks = 3;
+        TrafficOptions load = TrafficOptions.Default;
         while (cl.TryNext(out string arg))
         {
             if (arg is "-h" or "--help")
@@ -68,6 +71,10 @@ internal static class LabCommand
             {
                 if (!int.TryParse(c, NumberStyles.None, CultureInfo.InvariantCulture, out tableChecks) || tableChecks > 100)
                     cl.Fail($"--table-checks {c}: expected 0..100");
+            }
+            else if (arg == "--heavy")
+            {
+                load = HeavyLoad;
             }
             else if (arg == "--no-traffic")
             {
@@ -112,7 +119,7 @@ internal static class LabCommand
         }
         using PosixSignalRegistration sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
         using PosixSignalRegistration sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
-        var options = new LabOptions(rules, filter, scenarios, TimeSpan.FromSeconds(trafficSeconds), tableChecks);
+        var options = new LabOptions(rules, filter, scenarios, TimeSpan.FromSeconds(trafficSeconds), tableChecks, load);
         try
         {
             return new LabRunner(options, Console.Out, cancel.Token).Run();
@@ -123,6 +130,14 @@ internal static class LabCommand
             return cancel.IsCancellationRequested ? 130 : 1;
         }
     }
+
+    /// <summary>The load of the line-rate benchmark (issue 6), for the 60 s shadow-mode soak of docs/AB.md.</summary>
+    internal static readonly TrafficOptions HeavyLoad = TrafficOptions.Default with
+    {
+        HttpConnections = 16,
+        UdpBitsPerSecond = 40_000_000,
+        PingInterval = TimeSpan.FromMilliseconds(100),
+    };
 
     /// <summary>rules/lab.rules of the checkout this binary was built from (the launcher builds into .build/ctfw).</summary>
     private static string? FindDefaultRules()

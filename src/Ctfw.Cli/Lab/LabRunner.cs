@@ -8,15 +8,18 @@ using Ctfw.Lab.Traffic;
 namespace Ctfw.Cli.Lab;
 
 /// <summary>What `ctfw lab` was asked to do.</summary>
-internal sealed record LabOptions(string RulesPath, string? ScenarioFilter, bool Scenarios, TimeSpan Traffic, int TableChecks);
+internal sealed record LabOptions(string RulesPath, string? ScenarioFilter, bool Scenarios, TimeSpan Traffic, int TableChecks, TrafficOptions Load);
 
 /// <summary>One row of the lab's table.</summary>
-internal sealed record LabRow(string Name, long Sent, long Compared, long Agreed, string? Note = null)
+internal sealed record LabRow(string Name, long Sent, long Compared, long Agreed, string? Note = null, long Missed = 0)
 {
     public long Disagreed => Compared - Agreed;
 
-    /// <summary>Every packet sent reached ctfw with the kernel's answer, and all of them agreed.</summary>
-    public bool Passed => Note is null && Compared == Agreed && (Sent < 0 || Compared == Sent);
+    /// <summary>
+    /// Every packet sent reached ctfw with the kernel's answer, none passed the gateway without
+    /// reaching ctfw (<see cref="Missed"/>: queue overflow into fail-open), and all of them agreed.
+    /// </summary>
+    public bool Passed => Note is null && Missed == 0 && Compared == Agreed && (Sent < 0 || Compared == Sent);
 }
 
 /// <summary>
@@ -157,10 +160,14 @@ internal sealed class LabRunner
 
         _out.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"ctfw lab: real traffic for {_options.Traffic.TotalSeconds:0} s: HTTP connection churn (nginx + wrk), bulk TCP and small-packet UDP (iperf3), ping; IPv4 and IPv6"));
+        long kernelBefore = KernelMarked(lab);
         Dictionary<string, long> before = daemon.Stats();
+        // Packets the kernel classified on the way to the queue minus packets ctfw took: how far
+        // behind ctfw is. Zero here (nothing in flight); the table comparison waits for it to return.
+        long lagBaseline = kernelBefore - before.GetValueOrDefault("packets");
         using var trafficDone = new CancellationTokenSource();
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(_cancel, trafficDone.Token);
-        var traffic = Task.Run(() => TrafficMix.Run(lab.Client, lab.Server, _options.Traffic, new TrafficOptions(), TextWriter.Null, _cancel));
+        var traffic = Task.Run(() => TrafficMix.Run(lab.Client, lab.Server, _options.Traffic, _options.Load, TextWriter.Null, _cancel));
 
         // While it runs: compare the two tables, interleaved (kernel, ctfw, kernel, ctfw).
         TimeSpan interval = _options.Traffic / (_options.TableChecks + 1);
@@ -170,7 +177,8 @@ internal sealed class LabRunner
                 break;
             if (traffic.IsCompleted)
                 break;
-            _tables.Add(CompareTables(lab, daemon));
+            if (CompareTables(lab, daemon, lagBaseline) is { } result)
+                _tables.Add(result);
         }
         try
         {
@@ -194,18 +202,42 @@ internal sealed class LabRunner
         Dictionary<string, long> after = daemon.Stats();
         long compared = Delta(before, after, "ab.compared");
         long packets = Delta(before, after, "packets");
+        // The mangle jump counts every packet the kernel classified on its way to the queue; what
+        // ctfw did not receive went past it (queue or socket buffer full, and fail-open accepts).
+        long missed = Math.Max(0, KernelMarked(lab) - kernelBefore - packets);
         _rows.Add(new LabRow("real traffic", packets, compared, Delta(before, after, "ab.agreed"),
-            _traffic is { Succeeded: true } ? null : "traffic generators failed"));
+            _traffic is { Succeeded: true } ? null : "traffic generators failed", missed));
     }
 
-    private static FlowTableResult CompareTables(KernelLab lab, LabDaemon daemon)
+    /// <summary>
+    /// Kernel listing, then ctfw's once ctfw has caught up with every packet the kernel had
+    /// classified when its listing ended (under load ctfw's queue runs behind the kernel by up to its
+    /// length), twice. Null when ctfw did not catch up within 10 s (packets went past it).
+    /// </summary>
+    private FlowTableResult? CompareTables(KernelLab lab, LabDaemon daemon, long lagBaseline)
     {
         var watch = Stopwatch.StartNew();
         IReadOnlyList<ConntrackEntry> k1 = KernelTable(lab);
+        if (!CatchUp(lab, daemon, lagBaseline))
+            return null;
         IReadOnlyList<ConntrackEntry> c1 = daemon.List();
         IReadOnlyList<ConntrackEntry> k2 = KernelTable(lab);
+        if (!CatchUp(lab, daemon, lagBaseline))
+            return null;
         IReadOnlyList<ConntrackEntry> c2 = daemon.List();
         return FlowTableComparison.Compare(k1, c1, k2, c2, watch.Elapsed.TotalSeconds);
+    }
+
+    private bool CatchUp(KernelLab lab, LabDaemon daemon, long lagBaseline)
+    {
+        long target = KernelMarked(lab) - lagBaseline;
+        var watch = Stopwatch.StartNew();
+        while (daemon.Stats().GetValueOrDefault("packets") < target)
+        {
+            if (watch.Elapsed > TimeSpan.FromSeconds(10) || _cancel.WaitHandle.WaitOne(5))
+                return false;
+        }
+        return true;
     }
 
     private static IReadOnlyList<ConntrackEntry> KernelTable(KernelLab lab)
@@ -213,6 +245,25 @@ internal sealed class LabRunner
         string v4 = Tool.Run(checkExit: false, Tool.InNetns(lab.Gateway, "conntrack", "-L", "-f", "ipv4")).StdOut;
         string v6 = Tool.Run(checkExit: false, Tool.InNetns(lab.Gateway, "conntrack", "-L", "-f", "ipv6")).StdOut;
         return [.. ConntrackEntry.ParseAll(v4), .. ConntrackEntry.ParseAll(v6)];
+    }
+
+    /// <summary>Packets through the mangle FORWARD jump to ctfw's marking chain, IPv4 + IPv6 (iptables-save -c counters).</summary>
+    private static long KernelMarked(KernelLab lab)
+    {
+        long total = 0;
+        foreach (string tool in (string[])["iptables-save", "ip6tables-save"])
+        {
+            foreach (string line in lab.InGateway(tool, "-c", "-t", "mangle").Split('\n'))
+            {
+                // [packets:bytes] -A FORWARD -m comment --comment "ctfw:…" -j CTFW
+                if (!line.StartsWith('[') || !line.Contains("-A FORWARD ", StringComparison.Ordinal) || !line.EndsWith("-j CTFW", StringComparison.Ordinal))
+                    continue;
+                int colon = line.IndexOf(':', StringComparison.Ordinal);
+                if (colon > 1 && long.TryParse(line.AsSpan(1, colon - 1), NumberStyles.None, CultureInfo.InvariantCulture, out long n))
+                    total += n;
+            }
+        }
+        return total;
     }
 
     private static long Delta(Dictionary<string, long> before, Dictionary<string, long> after, string name) =>
@@ -227,7 +278,9 @@ internal sealed class LabRunner
         w.WriteLine(new string('-', width + 2 + 9 * 3 + 4));
         foreach (LabRow r in _rows)
         {
-            string mark = r.Passed ? "" : "   <-- " + (r.Note ?? (r.Compared != r.Sent && r.Sent >= 0 ? $"{r.Compared} of {r.Sent} compared" : "disagreement"));
+            string mark = r.Passed ? "" : "   <-- " + (r.Note
+                ?? (r.Missed > 0 ? $"{r.Missed} packets went past ctfw (queue full, fail-open): the trackers saw different traffic"
+                : r.Compared != r.Sent && r.Sent >= 0 ? $"{r.Compared} of {r.Sent} compared" : "disagreement"));
             w.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{r.Name.PadRight(width)}  {r.Compared,9}  {r.Agreed,9}  {r.Disagreed,9}{mark}"));
         }
         w.WriteLine();

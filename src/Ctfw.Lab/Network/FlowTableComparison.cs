@@ -12,7 +12,9 @@ namespace Ctfw.Lab.Network;
 /// <item>a flow ctfw listed identically in both of its listings must be in the kernel listing taken
 /// between them, likewise.</item>
 /// </list>
-/// Timeouts are compared within <see cref="TimeoutToleranceSeconds"/> plus the time between the
+/// A TCP entry in a closing or opening state counts as held still only if its timeout did not go up
+/// (a refresh means packets moved it; with fast port reuse it may even be a new connection on the same
+/// ports). Timeouts are compared within <see cref="TimeoutToleranceSeconds"/> plus the time between the
 /// listings (the kernel rounds down to whole seconds, and a refreshed flow restarts its timer).
 /// </summary>
 public static class FlowTableComparison
@@ -41,7 +43,7 @@ public static class FlowTableComparison
         foreach (ConntrackEntry e in before)
         {
             string key = Key(e);
-            if (!later.TryGetValue(key, out ConntrackEntry? again) || !SameState(e, again))
+            if (!later.TryGetValue(key, out ConntrackEntry? again) || !SameState(e, again) || !HeldStill(e, again))
                 continue; // changed or gone between the listings: not judged
             count++;
             if (!others.TryGetValue(key, out ConntrackEntry? o))
@@ -63,6 +65,14 @@ public static class FlowTableComparison
         }
         return count;
     }
+
+    /// <summary>
+    /// A TCP entry that is neither ESTABLISHED nor unreplied-new is not refreshed while it holds
+    /// still, so its timeout can only have gone down; a higher one means packets moved it — possibly
+    /// a new connection on the same ports that went through the same state in between.
+    /// </summary>
+    private static bool HeldStill(ConntrackEntry first, ConntrackEntry second) =>
+        first.TcpState is null or "ESTABLISHED" || second.TimeoutSeconds <= first.TimeoutSeconds;
 
     private static bool Within(int value, int a, int b, double slack) =>
         value >= Math.Min(a, b) - slack && value <= Math.Max(a, b) + slack;

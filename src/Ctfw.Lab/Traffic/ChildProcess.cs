@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 using System.Text;
 using Ctfw.Lab.Network;
 
@@ -130,9 +131,14 @@ internal sealed class ChildProcess : IDisposable
 }
 
 /// <summary>
-/// The processes of one traffic run. Disposing ends every one of them — also when the host process
-/// exits (SIGTERM) while they run — so no exit path leaves a generator or server behind. Clients are
-/// killed before servers so a server never sees its client vanish mid-shutdown.
+/// The processes of one traffic run, and the guarantee that none outlives it. Besides the normal
+/// and exceptional paths (<see cref="Dispose"/>), the run may be ended by a signal to this process:
+/// .NET does not raise ProcessExit for SIGTERM, and a child inherits nothing that would end it
+/// with us, so SIGINT, SIGTERM, SIGHUP and SIGQUIT are watched while the group lives. The handler
+/// kills every child before the signal takes its usual course (termination, or for a caller that
+/// cancels SIGINT, going on), and marks the run <see cref="Interrupted"/> so that it ends in an
+/// <see cref="OperationCanceledException"/> rather than in a report of killed programs.
+/// Clients are killed before servers, so a server never sees its client vanish mid-shutdown.
 /// </summary>
 internal sealed class ChildGroup : IDisposable
 {
@@ -140,14 +146,29 @@ internal sealed class ChildGroup : IDisposable
 
     private readonly List<ChildProcess> _servers = [];
     private readonly List<ChildProcess> _clients = [];
+    private readonly Lock _lock = new();
     private readonly EventHandler _onExit;
+    private readonly PosixSignalRegistration[] _signals;
+    private readonly CancellationTokenSource _interrupted = new();
+    private bool _killed;
     private bool _disposed;
 
     public ChildGroup()
     {
-        _onExit = (_, _) => Dispose();
+        _onExit = (_, _) => KillAll();
         AppDomain.CurrentDomain.ProcessExit += _onExit;
+        _signals =
+        [
+            .. ((PosixSignal[])[PosixSignal.SIGINT, PosixSignal.SIGTERM, PosixSignal.SIGHUP, PosixSignal.SIGQUIT])
+                .Select(s => PosixSignalRegistration.Create(s, OnSignal)),
+        ];
     }
+
+    /// <summary>Cleanup that must not wait for the run's own finally blocks (a signal may end the process first).</summary>
+    public Action? AfterSignal { get; init; }
+
+    /// <summary>Cancelled when a signal ended the run (its children are dead by then).</summary>
+    public CancellationToken Interrupted => _interrupted.Token;
 
     public IReadOnlyList<ChildProcess> Servers => _servers;
     public IReadOnlyList<ChildProcess> Clients => _clients;
@@ -158,9 +179,11 @@ internal sealed class ChildGroup : IDisposable
 
     private ChildProcess Add(List<ChildProcess> list, string name, string netns, IReadOnlyList<string> args)
     {
-        lock (list)
+        lock (_lock)
         {
-            ObjectDisposedException.ThrowIf(_disposed, this);
+            // Once killed, nothing new may start: a signal handler has already swept the list.
+            _interrupted.Token.ThrowIfCancellationRequested();
+            ObjectDisposedException.ThrowIf(_killed, this);
             ChildProcess child = ChildProcess.Start(name, netns, args);
             list.Add(child);
             return child;
@@ -170,8 +193,33 @@ internal sealed class ChildGroup : IDisposable
     /// <summary>Stops the servers: SIGTERM (nginx's fast shutdown also ends its workers), then the tree is killed.</summary>
     public void StopServers()
     {
-        lock (_servers)
+        lock (_lock)
         {
+            foreach (ChildProcess s in _servers)
+                s.Stop(Interop.SigTerm, s_serverGrace);
+        }
+    }
+
+    private void OnSignal(PosixSignalContext context)
+    {
+        // Runs on the runtime's signal thread. Cancel first so the run's thread stops waiting, then
+        // kill; the lock makes the two sweeps (this and the run's own) take turns.
+        _interrupted.Cancel();
+        KillAll();
+        // The signal may end the process once we return, before any finally block of the run.
+        AfterSignal?.Invoke();
+    }
+
+    /// <summary>Ends every child; idempotent and safe from any thread.</summary>
+    public void KillAll()
+    {
+        lock (_lock)
+        {
+            if (_killed)
+                return;
+            _killed = true;
+            foreach (ChildProcess c in _clients)
+                c.KillTree();
             foreach (ChildProcess s in _servers)
                 s.Stop(Interop.SigTerm, s_serverGrace);
         }
@@ -179,20 +227,20 @@ internal sealed class ChildGroup : IDisposable
 
     public void Dispose()
     {
-        lock (_clients)
-        lock (_servers)
+        KillAll();
+        lock (_lock)
         {
             if (_disposed)
                 return;
             _disposed = true;
+            foreach (PosixSignalRegistration r in _signals)
+                r.Dispose();
+            AppDomain.CurrentDomain.ProcessExit -= _onExit;
             foreach (ChildProcess c in _clients)
                 c.Dispose();
             foreach (ChildProcess s in _servers)
-            {
-                s.Stop(Interop.SigTerm, s_serverGrace);
                 s.Dispose();
-            }
+            // _interrupted is not disposed: a handler already past its registration may still cancel it.
         }
-        AppDomain.CurrentDomain.ProcessExit -= _onExit;
     }
 }

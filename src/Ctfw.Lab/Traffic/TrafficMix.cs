@@ -12,10 +12,10 @@ namespace Ctfw.Lab.Traffic;
 /// the given duration; each client stops by itself and prints its summary, which becomes the report.
 /// <para>
 /// Every process is a child of this one, started through nsenter, and every one is ended on every
-/// way out: normal completion, an exception, cancellation, and the host process exiting (see
-/// <see cref="ChildGroup"/>). Servers get SIGTERM and then SIGKILL for their whole process tree.
-/// Only a SIGKILL of this process can leave them behind; deleting the namespaces
-/// (<see cref="KernelLab.Dispose"/>, <see cref="KernelLab.RemoveLeftovers"/>) ends those too.
+/// way out: normal completion, an exception, cancellation, a terminating signal to this process and
+/// Environment.Exit (see <see cref="ChildGroup"/>). Servers get SIGTERM, then SIGKILL for their whole
+/// process tree. Only a SIGKILL of this process can leave them behind; the next
+/// <see cref="KernelLab"/> ends those when it removes the dead run's namespaces.
 /// </para>
 /// </summary>
 public static class TrafficMix
@@ -38,15 +38,21 @@ public static class TrafficMix
     /// to whole seconds; <see cref="TrafficOptions.Durations"/> overrides it per workload) and returns
     /// what each achieved. Tool failures are reported in <see cref="TrafficReport.Problems"/>, not thrown.
     /// </summary>
-    /// <exception cref="InvalidOperationException">A program is missing (see <see cref="TrafficTools.EnsureInstalled"/>).</exception>
-    /// <exception cref="TimeoutException">A server did not start listening within <see cref="TrafficOptions.Grace"/>.</exception>
-    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled; every child is gone by then.</exception>
+    /// <exception cref="InvalidOperationException">
+    /// A program is missing (see <see cref="TrafficTools.EnsureInstalled"/>), or a server exited or did
+    /// not listen within <see cref="TrafficOptions.Grace"/>; the message carries its stderr.
+    /// </exception>
+    /// <exception cref="OperationCanceledException">
+    /// <paramref name="cancellationToken"/> was cancelled, or this process got SIGINT, SIGTERM, SIGHUP or
+    /// SIGQUIT during the run (see <see cref="ChildGroup"/>); every child is gone by then.
+    /// </exception>
     public static TrafficReport Run(string clientNs, string serverNs, TimeSpan duration, TrafficOptions options, TextWriter log,
         CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(clientNs);
         ArgumentException.ThrowIfNullOrEmpty(serverNs);
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(duration, TimeSpan.Zero);
+        options.Validate();
         Workloads workloads = options.Workloads & Workloads.All;
         if (workloads == Workloads.None)
             throw new ArgumentException("no workload selected", nameof(options));
@@ -57,9 +63,10 @@ public static class TrafficMix
         DirectoryInfo scratch = Directory.CreateTempSubdirectory("ctfw-traffic-");
         try
         {
-            using var group = new ChildGroup();
+            using var group = new ChildGroup { AfterSignal = () => DeleteScratch(scratch) };
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, group.Interrupted);
             var site = new HttpSite(scratch.FullName);
-            StartServers(group, serverNs, workloads, options, site, log, cancellationToken);
+            StartServers(group, serverNs, workloads, options, site, log, stop.Token);
 
             List<string> problems = [];
             List<Client> clients = [];
@@ -73,8 +80,9 @@ public static class TrafficMix
             }
             log.WriteLine($"traffic: running {string.Join(", ", clients.Select(c => $"{TrafficOptions.NameOf(c.Workload)} {c.Duration.TotalSeconds:0} s"))}");
 
-            WaitForClients(clients, options.Grace, problems, cancellationToken);
+            WaitForClients(clients, options.Grace, problems, stop.Token);
             TimeSpan elapsed = clock.Elapsed;
+            stop.Token.ThrowIfCancellationRequested(); // a signal may have killed the clients we just saw exit
             foreach (ChildProcess s in group.Servers)
             {
                 if (s.HasExited)
@@ -87,14 +95,19 @@ public static class TrafficMix
         finally
         {
             // The group is disposed by now (children killed and reaped), so nothing still writes here.
-            try
-            {
-                scratch.Delete(recursive: true);
-            }
-            catch (IOException)
-            {
-                // Best effort: a temp directory left behind is harmless.
-            }
+            DeleteScratch(scratch);
+        }
+    }
+
+    private static void DeleteScratch(DirectoryInfo scratch)
+    {
+        try
+        {
+            scratch.Delete(recursive: true);
+        }
+        catch (IOException)
+        {
+            // Best effort (and already gone after a signal): a temp directory left behind is harmless.
         }
     }
 
@@ -149,8 +162,9 @@ public static class TrafficMix
                 break;
             if (clock.Elapsed > o.Grace)
             {
-                throw new TimeoutException(
-                    $"servers not listening on {string.Join(", ", endpoints.Where(e => !listening.Contains(e)))} after {o.Grace.TotalSeconds:0} s");
+                string stderr = string.Join("; ", group.Servers.Select(s => $"{s.Name}: {HttpLoadResult.Excerpt(s.StdErr)}"));
+                throw new InvalidOperationException(
+                    $"servers not listening on {string.Join(", ", endpoints.Where(e => !listening.Contains(e)))} after {o.Grace.TotalSeconds:0} s ({stderr})");
             }
             cancellationToken.WaitHandle.WaitOne(s_poll);
         }

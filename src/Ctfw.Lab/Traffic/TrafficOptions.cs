@@ -70,6 +70,23 @@ public sealed record TrafficOptions
     /// <summary>How long the servers may take to listen, and how long past its duration a client may take to finish.</summary>
     public TimeSpan Grace { get; init; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>Throws for settings the tools would reject or misread.</summary>
+    public void Validate()
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(HttpConnections, 1, nameof(HttpConnections));
+        ArgumentOutOfRangeException.ThrowIfNegative(HttpLargeEvery, nameof(HttpLargeEvery));
+        ArgumentOutOfRangeException.ThrowIfLessThan(NginxWorkers, 1, nameof(NginxWorkers));
+        ArgumentOutOfRangeException.ThrowIfNegative(TcpBulkBitsPerSecond, nameof(TcpBulkBitsPerSecond));
+        ArgumentOutOfRangeException.ThrowIfLessThan(UdpBitsPerSecond, 1, nameof(UdpBitsPerSecond));
+        ArgumentOutOfRangeException.ThrowIfLessThan(UdpPayloadBytes, 16, nameof(UdpPayloadBytes)); // iperf3's UDP header
+        ArgumentOutOfRangeException.ThrowIfLessThan(PingInterval, TimeSpan.FromMilliseconds(2), nameof(PingInterval)); // iputils' floor
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(Grace, TimeSpan.Zero, nameof(Grace));
+        foreach (int port in (int[])[HttpPort, TcpBulkPort, UdpPort])
+            ArgumentOutOfRangeException.ThrowIfGreaterThan((uint)port - 1, 65534u, "port");
+        if (HttpPort == TcpBulkPort || HttpPort == UdpPort || TcpBulkPort == UdpPort)
+            throw new ArgumentException("HTTP, TCP bulk and UDP ports must differ (one server each)");
+    }
+
     /// <summary>The duration <paramref name="workload"/> (a single one) runs for, in whole seconds (the tools take no less).</summary>
     public TimeSpan DurationOf(Workloads workload, TimeSpan fallback)
     {
