@@ -237,7 +237,9 @@ internal sealed class LabRunner
             if (watch.Elapsed > TimeSpan.FromSeconds(10) || _cancel.WaitHandle.WaitOne(5))
                 return false;
         }
-        return true;
+        // Packets between the kernel's conntrack (PREROUTING) and the counted mangle rule (FORWARD)
+        // when the counter was read: give them a moment to be counted and judged too.
+        return !_cancel.WaitHandle.WaitOne(50);
     }
 
     private static IReadOnlyList<ConntrackEntry> KernelTable(KernelLab lab)
