@@ -81,4 +81,16 @@ public sealed class FlowTableComparisonTests
         // The same TIME_WAIT entry ageing normally is judged, and a different state in ctfw is a mismatch.
         Assert.False(FlowTableComparison.Compare(T(tw118), T(synRecv), T(tw110), T(synRecv), 0.5).Agree);
     }
+
+    [Fact]
+    public void EstablishedWithDataInFlightInOneListingOnly_IsNotJudgedOnTimeout()
+    {
+        string unacked = Est.Replace("431999", "299", StringComparison.Ordinal);
+
+        Assert.True(FlowTableComparison.Compare(T(unacked), T(Est), T(unacked), T(Est), 0.5).Agree);
+        // A short timeout that is not the unacknowledged one against a long one still counts.
+        string closeWait = Est.Replace("431999 ESTABLISHED", "59 CLOSE_WAIT", StringComparison.Ordinal);
+        string closeWaitLong = Est.Replace("431999 ESTABLISHED", "431999 CLOSE_WAIT", StringComparison.Ordinal);
+        Assert.False(FlowTableComparison.Compare(T(closeWait), T(closeWaitLong), T(closeWait), T(closeWaitLong), 0.5).Agree);
+    }
 }

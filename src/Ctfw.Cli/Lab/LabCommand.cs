@@ -19,7 +19,7 @@ internal static class LabCommand
         bulk TCP and small UDP, ping) while comparing `conntrack -L` with `ctfw conntrack -L`. Prints
         one row per scenario (packets, agreed, disagreed) and a summary; exits 0 only when every packet
         agreed. Needs root; installs missing tools with apt-get. Removes everything it made on exit,
-        Ctrl-C included.
+        Ctrl-C included (exit status 130 then).
 
           --traffic-seconds N   real-traffic phase length (default 6; 60 for the soak of docs/AB.md)
           --no-traffic          scenarios only
@@ -127,7 +127,7 @@ internal static class LabCommand
         catch (Exception e) when (e is InvalidOperationException or IOException or TimeoutException or OperationCanceledException)
         {
             Console.Error.WriteLine($"ctfw lab: {(cancel.IsCancellationRequested ? "interrupted" : e.Message)}");
-            return cancel.IsCancellationRequested ? 130 : 1;
+            return cancel.IsCancellationRequested ? LabRunner.InterruptedExit : 1;
         }
     }
 

@@ -32,6 +32,9 @@ internal sealed class LabRunner
 {
     private static readonly TimeSpan s_packetTimeout = TimeSpan.FromSeconds(3);
 
+    /// <summary>Exit status after Ctrl-C or SIGTERM (128 + SIGINT, as shells report it), distinct from a failed comparison.</summary>
+    public const int InterruptedExit = 130;
+
     private readonly LabOptions _options;
     private readonly TextWriter _out;
     private readonly CancellationToken _cancel;
@@ -74,7 +77,7 @@ internal sealed class LabRunner
         PrintReport(daemon, daemonExit, watch.Elapsed, interrupted);
         bool passed = interrupted is null && daemonExit == 0 && _rows.Count > 0 && _rows.All(r => r.Passed) && _tables.All(t => t.Agree)
             && (_options.Traffic == TimeSpan.Zero || _traffic is { Succeeded: true });
-        return passed ? 0 : 1;
+        return interrupted is not null ? InterruptedExit : passed ? 0 : 1;
     }
 
     private void PlayScenarios(KernelLab lab, LabDaemon daemon)
