@@ -25,6 +25,13 @@ internal sealed class CommandLine
         return false;
     }
 
+    /// <summary>The next argument without consuming it (for options with an optional value).</summary>
+    public bool TryPeek(out string arg)
+    {
+        arg = _pos < _args.Length ? _args[_pos] : "";
+        return _pos < _args.Length;
+    }
+
     /// <summary>Value of an option given as `--name value` or `--name=value`.</summary>
     public bool TryValue(string arg, string name, out string value)
     {

@@ -23,6 +23,11 @@ public struct Classification
     public int PendingEntry;
     /// <summary>The time the packet was classified at (ms), used when its entry is confirmed.</summary>
     public long Timestamp;
+    /// <summary>
+    /// ctfw rescue (off by default): this FIN or RST found no entry and was let through as ESTABLISHED
+    /// because it fit the expired entry's tombstone, or (loose) opened a closing-only entry.
+    /// </summary>
+    public bool Rescued;
 }
 
 /// <summary>Per-packet facts that do not come from the packet bytes.</summary>

@@ -16,6 +16,14 @@ namespace Ctfw.Conntrack;
 /// </code>
 /// Fields other than Status and Deadline are written only while the entry is locked, or before it is
 /// published (unconfirmed), or by the housekeeper after it is unlinked.
+///
+/// Status bits: 0–15 the kernel's (<see cref="CtStatus"/>), reported as they are; 20–31 ctfw-private
+/// (<see cref="CtStatus.Armed"/>, <see cref="CtStatus.Rescued"/>, <see cref="PrivateStatus"/>, and
+/// the lock), masked off in every report. Private bits other than the lock are changed by atomic
+/// OR/AND by the thread holding the entry lock (others OR Dying concurrently).
+///
+/// Flow ages live outside the entry, in <see cref="ConnTable.Ages"/> (same index), so the entry
+/// stays two cache lines; the packet path touches them only when something changes.
 /// </summary>
 [StructLayout(LayoutKind.Explicit, Size = 128)]
 internal struct ConnEntry
@@ -31,6 +39,33 @@ internal struct ConnEntry
     [FieldOffset(72)] public TcpConn Tcp;
     /// <summary>UDP/GRE: the time (ms) after which a replied flow counts as a stream (§7).</summary>
     [FieldOffset(72)] public long StreamTs;
+}
+
+/// <summary>ctfw-private <see cref="ConnEntry.Status"/> bits below the lock (see <see cref="ConnEntry"/>).</summary>
+internal static class PrivateStatus
+{
+    /// <summary>Opened by loose rescue: its timeout stays capped at the loose timeout.</summary>
+    public const uint LooseRescue = 1u << 22;
+    /// <summary>The ORIGINAL sender advertises a zero window now (since <see cref="FlowAge.ZeroWindowSince0"/>); REPLY is the next bit.</summary>
+    public const uint ZeroWindow0 = 1u << 23;
+    /// <summary>The ORIGINAL sender has sent a FIN; REPLY is the next bit.</summary>
+    public const uint FinSeen0 = 1u << 25;
+
+    public const uint Reported = 0xFFFF;
+}
+
+/// <summary>
+/// Ages of one entry (ctfw-private, indexed like the entry): written by the worker holding the entry
+/// lock, read without it by listings (each field is one whole 64-bit value; a listing may pair a
+/// field with a status bit one packet older, which is harmless for a display).
+/// </summary>
+internal struct FlowAge
+{
+    /// <summary>When the TCP state last changed (for other protocols: when the entry was created).</summary>
+    public long StateSinceMs;
+    /// <summary>Valid while <see cref="PrivateStatus.ZeroWindow0"/> (ORIGINAL) / the next bit (REPLY) is set.</summary>
+    public long ZeroWindowSince0;
+    public long ZeroWindowSince1;
 }
 
 /// <summary>Per-direction TCP window state (`struct ip_ct_tcp_state`).</summary>

@@ -28,6 +28,8 @@ namespace Ctfw.Conntrack;
 internal sealed class ConnTable
 {
     internal readonly ConnEntry[] Entries;
+    /// <summary>Ages of each entry, same index (see <see cref="FlowAge"/>); outside the entry to keep it 128 bytes.</summary>
+    internal readonly FlowAge[] Ages;
     private readonly int[] _buckets;
     private readonly int _bucketShift;
     private readonly TupleHasher _hasher;
@@ -50,6 +52,12 @@ internal sealed class ConnTable
     /// <summary>Set only by tests that prove the reclamation stress test can fail.</summary>
     internal bool UnsafeReuseImmediately;
 
+    /// <summary>Rescue on: expiring TCP entries leave a tombstone here. Set once, before any packet.</summary>
+    internal TombstoneStore? Tombstones;
+
+    /// <summary>When set, expiring TCP entries are reported here (reset on expiry). Set by the engine.</summary>
+    internal ExpiryFeed? Feed;
+
     public ConnTable(int max, int maxThreads, long now, ulong? hashSeed = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(max, 1);
@@ -57,6 +65,7 @@ internal sealed class ConnTable
         // Slack for entries that are dead but not yet reclaimed; the kernel has the slab for that.
         int capacity = checked(max + Math.Max(max / 8, 1024));
         Entries = GC.AllocateArray<ConnEntry>(capacity, pinned: true);
+        Ages = new FlowAge[capacity];
         int buckets = (int)BitOperations.RoundUpToPowerOf2((uint)Math.Max(1024, max * 2));
         _buckets = GC.AllocateArray<int>(buckets, pinned: true); // pinned: prefetch takes its address
         _bucketShift = 64 - BitOperations.Log2((uint)buckets);
@@ -135,6 +144,37 @@ internal sealed class ConnTable
             if ((d == 0 ? e.Orig.Equals(t) : inverse > 0 && e.Orig.Equals(inv))
                 && (Volatile.Read(ref e.Status) & (uint)CtStatus.Dying) == 0
                 && !IsExpired(Volatile.Read(ref e.Deadline), now))
+            {
+                dir = d;
+                return idx;
+            }
+            link = next;
+        }
+        dir = 0;
+        return -1;
+    }
+
+    /// <summary>
+    /// As <see cref="Lookup"/>, but finds an entry that has expired and is not yet reaped (not dying):
+    /// the rescue path's view of "the entry the housekeeper has not retired yet". The newest one
+    /// when there are several. Must run inside an epoch.
+    /// </summary>
+    public int LookupExpired(in ConnTuple t, ulong hash, long now, out int dir)
+    {
+        int inverse = 0;
+        ConnTuple inv = default;
+        int link = Volatile.Read(ref _buckets[Bucket(hash)]);
+        while (link != 0)
+        {
+            int idx = (link - 1) >> 1;
+            int d = (link - 1) & 1;
+            ref ConnEntry e = ref Entries[idx];
+            int next = d == 0 ? Volatile.Read(ref e.NextOrig) : Volatile.Read(ref e.NextReply);
+            if (d != 0 && inverse == 0)
+                inverse = t.TryInvert(out inv) ? 1 : -1;
+            if ((d == 0 ? e.Orig.Equals(t) : inverse > 0 && e.Orig.Equals(inv))
+                && (Volatile.Read(ref e.Status) & (uint)CtStatus.Dying) == 0
+                && IsExpired(Volatile.Read(ref e.Deadline), now))
             {
                 dir = d;
                 return idx;
@@ -362,6 +402,8 @@ internal sealed class ConnTable
 
         Wheel.Advance(now);
         int expired = 0;
+        TombstoneStore? tombstones = Tombstones;
+        ExpiryFeed? feed = Volatile.Read(ref Feed); // may be switched on or off between calls
         for (int work = 0; work < budget; work++)
         {
             int idx = Wheel.PopDue();
@@ -373,8 +415,18 @@ internal sealed class ConnTable
             // The lock orders us against a worker refreshing the deadline; the atomic OR decides
             // against a concurrent Kill (which takes no lock): exactly one of us retires the entry.
             Lock(idx);
-            bool expiredNow = IsExpired(Volatile.Read(ref e.Deadline), now);
+            long deadline = Volatile.Read(ref e.Deadline);
+            bool expiredNow = IsExpired(deadline, now);
+            // The tombstone is stored before Dying is set, under the lock: a rescuing worker that
+            // finds the expired entry dying (or gone) is then sure to find its tombstone.
+            if (expiredNow && tombstones != null && e.Orig.Protocol == Packets.IpProto.Tcp && TombstoneStore.Keeps(e.Tcp.State))
+                tombstones.Add(e.Orig, Hash(e.Orig), e.Tcp, deadline, now);
             bool won = expiredNow && (Interlocked.Or(ref e.Status, (uint)CtStatus.Dying) & (uint)CtStatus.Dying) == 0;
+            if (won && feed != null && e.Orig.Protocol == Packets.IpProto.Tcp && ExpiryFeed.Reports(e.Tcp.State))
+            {
+                feed.Add(new ExpiredTcpFlow(e.Orig, e.Tcp.State, e.Tcp.Seen0.TdEnd, e.Tcp.Seen1.TdEnd,
+                    e.Tcp.Seen0.TdMaxAck, e.Tcp.Seen1.TdMaxAck, deadline));
+            }
             Unlock(idx);
             if (!expiredNow)
             {
@@ -398,6 +450,7 @@ internal sealed class ConnTable
             Retire(idx);
         }
 
+        tombstones?.Trim(now, budget);
         Reclaim();
         return expired;
     }

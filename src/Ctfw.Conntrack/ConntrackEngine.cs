@@ -11,17 +11,78 @@ public sealed class ConntrackEngine
 
     public ConntrackSettings Settings { get; }
 
+    /// <summary>Late FIN/RST rescue (docs/RESCUE.md); <see cref="RescueMode.Off"/> unless given.</summary>
+    public RescueOptions Rescue { get; }
+
     private readonly Lock _readerLock = new();
     private readonly int _readerSlot;
+    private readonly Lock _feedLock = new();
+    internal readonly RescueTally RescueTally = new();
 
-    public ConntrackEngine(ConntrackSettings settings, long now, int maxWorkers = 8, ulong? hashSeed = null)
+    /// <param name="rescue">Rescue of late FIN/RST after expiry; null or <see cref="RescueMode.Off"/> = the kernel's behaviour.</param>
+    public ConntrackEngine(ConntrackSettings settings, long now, int maxWorkers = 8, ulong? hashSeed = null, RescueOptions? rescue = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(maxWorkers, 1);
+        rescue ??= new RescueOptions();
+        rescue.Validate();
         Settings = settings;
+        Rescue = rescue;
         // One epoch slot per worker plus one for listings (Snapshot, TryGetFlow), taken here.
         Table = new ConnTable(settings.Max, maxWorkers, now, hashSeed);
+        // Allocated only when used: the store costs 128 B per tombstone slot whether or not it fills.
+        if (rescue.Mode != RescueMode.Off)
+            Table.Tombstones = new TombstoneStore(rescue.MaxTombstones, rescue.WindowSeconds * 1000L);
         _readerSlot = Table.Epochs.Register();
     }
+
+    /// <summary>A snapshot of the rescue counters (all zero with rescue off).</summary>
+    public RescueCounters RescueStats
+    {
+        get
+        {
+            TombstoneStore? t = Table.Tombstones;
+            RescueTally r = RescueTally;
+            return new RescueCounters(t?.Live ?? 0, t?.Stored ?? 0, t?.Evicted ?? 0, t?.Expired ?? 0,
+                r.Fin, r.Rst, r.Loose, r.OutOfWindow);
+        }
+    }
+
+    /// <summary>
+    /// When true, <see cref="Maintain"/> queues every TCP entry that expires by timeout in
+    /// ESTABLISHED, FIN_WAIT, CLOSE_WAIT or LAST_ACK for <see cref="TryTakeExpired"/> (at most
+    /// <see cref="ExpiryFeed.Capacity"/> waiting; more are dropped and counted in <see cref="ExpiredDropped"/>).
+    /// </summary>
+    public bool CollectExpired
+    {
+        get => Volatile.Read(ref Table.Feed) != null;
+        set
+        {
+            lock (_feedLock)
+            {
+                if (value)
+                    _feed ??= new ExpiryFeed();
+                // Release: the feed is constructed before Maintain can see it.
+                Volatile.Write(ref Table.Feed, value ? _feed : null);
+            }
+        }
+    }
+
+    private ExpiryFeed? _feed;
+
+    /// <summary>Takes the oldest expired flow queued by <see cref="Maintain"/>. One consumer thread only.</summary>
+    public bool TryTakeExpired(out ExpiredTcpFlow flow)
+    {
+        ExpiryFeed? feed = Volatile.Read(ref _feed);
+        if (feed == null)
+        {
+            flow = default;
+            return false;
+        }
+        return feed.TryTake(out flow);
+    }
+
+    /// <summary>Expired flows not queued because <see cref="TryTakeExpired"/> had fallen <see cref="ExpiryFeed.Capacity"/> behind.</summary>
+    public long ExpiredDropped => Volatile.Read(ref _feed)?.Dropped ?? 0;
 
     /// <summary>A classifier for one thread. Throws when <c>maxWorkers</c> workers are alive already.</summary>
     public ConntrackWorker CreateWorker()
@@ -109,16 +170,67 @@ public sealed class ConntrackEngine
     }
 }
 
-/// <summary>A copy of one entry's user-visible state (what ctnetlink exports, §13.3).</summary>
+/// <summary>
+/// A copy of one entry's user-visible state (what ctnetlink exports, §13.3), plus ctfw's ages of the
+/// flow (for half-closed and stalled listings) and whether it was rescued.
+/// </summary>
 public readonly record struct FlowInfo(ConnTuple Original, ConnTuple Reply, CtStatus Status, TcpState TcpState, long TimeoutMs)
 {
+    /// <summary>When the TCP state last changed, on the engine's clock (ms); for other protocols when the entry was created.</summary>
+    public long StateSinceMs { get; init; }
+
+    /// <summary>Since when the ORIGINAL sender has advertised a zero receive window (ms); <see cref="long.MinValue"/> when it does not.</summary>
+    public long ZeroWindowSinceOriginal { get; init; } = long.MinValue;
+
+    /// <summary>Since when the REPLY sender has advertised a zero receive window (ms); <see cref="long.MinValue"/> when it does not.</summary>
+    public long ZeroWindowSinceReply { get; init; } = long.MinValue;
+
+    /// <summary>The ORIGINAL sender has sent a FIN that conntrack accepted.</summary>
+    public bool FinSeenOriginal { get; init; }
+
+    /// <summary>The REPLY sender has sent a FIN that conntrack accepted.</summary>
+    public bool FinSeenReply { get; init; }
+
+    /// <summary>Brought back by a late FIN/RST after expiry, or opened by loose rescue (`[RESCUED]` in listings).</summary>
+    public bool Rescued { get; init; }
+
     internal static FlowInfo From(ConnTable table, int idx, long now)
     {
         ref ConnEntry e = ref table.Entries[idx];
         ConnTuple orig = e.Orig;
         orig.TryInvert(out ConnTuple reply);
-        return new FlowInfo(orig, reply, (CtStatus)(Volatile.Read(ref e.Status) & 0xFFFF),
-            orig.Protocol == Packets.IpProto.Tcp ? e.Tcp.State : TcpState.None,
-            Math.Max(0, Volatile.Read(ref e.Deadline) - now));
+        uint status = Volatile.Read(ref e.Status);
+        ref FlowAge age = ref table.Ages[idx];
+        bool tcp = orig.Protocol == Packets.IpProto.Tcp;
+        return new FlowInfo(orig, reply, (CtStatus)(status & PrivateStatus.Reported),
+            tcp ? e.Tcp.State : TcpState.None,
+            Math.Max(0, Volatile.Read(ref e.Deadline) - now))
+        {
+            StateSinceMs = Volatile.Read(ref age.StateSinceMs),
+            // Benign race: a bit and its time may be one packet apart; the time is written before the bit is set.
+            ZeroWindowSinceOriginal = tcp && (status & PrivateStatus.ZeroWindow0) != 0 ? Volatile.Read(ref age.ZeroWindowSince0) : long.MinValue,
+            ZeroWindowSinceReply = tcp && (status & (PrivateStatus.ZeroWindow0 << 1)) != 0 ? Volatile.Read(ref age.ZeroWindowSince1) : long.MinValue,
+            FinSeenOriginal = tcp && (status & PrivateStatus.FinSeen0) != 0,
+            FinSeenReply = tcp && (status & (PrivateStatus.FinSeen0 << 1)) != 0,
+            Rescued = (status & (uint)CtStatus.Rescued) != 0,
+        };
     }
+}
+
+/// <summary>Rescue counters written by workers (rare path; one padded word each).</summary>
+internal sealed class RescueTally
+{
+    private PaddedLong _fin;
+    private PaddedLong _rst;
+    private PaddedLong _loose;
+    private PaddedLong _outOfWindow;
+
+    public long Fin => Volatile.Read(ref _fin.Value);
+    public long Rst => Volatile.Read(ref _rst.Value);
+    public long Loose => Volatile.Read(ref _loose.Value);
+    public long OutOfWindow => Volatile.Read(ref _outOfWindow.Value);
+
+    public void CountRescued(bool rst) => Interlocked.Increment(ref (rst ? ref _rst.Value : ref _fin.Value));
+    public void CountLoose() => Interlocked.Increment(ref _loose.Value);
+    public void CountOutOfWindow() => Interlocked.Increment(ref _outOfWindow.Value);
 }

@@ -36,6 +36,9 @@ public static class ConntrackListing
         AppendTuple(sb, f.Reply);
         if ((f.Status & CtStatus.Assured) != 0)
             sb.Append("[ASSURED] ");
+        // Not a kernel flag; conntrack-tools prints its other flags in brackets too, so parsers skip it.
+        if (f.Rescued)
+            sb.Append("[RESCUED] ");
         sb.Append("mark=0 ");
         if (f.Original.Zone != 0)
             sb.Append(CultureInfo.InvariantCulture, $"zone={f.Original.Zone} ");

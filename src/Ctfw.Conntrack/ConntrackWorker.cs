@@ -15,6 +15,11 @@ public sealed class ConntrackWorker : IDisposable
     private readonly ConnTable _table;
     private readonly ConntrackSettings _s;
     private readonly int _epochSlot;
+    private readonly RescueMode _rescue;
+    private readonly long _rescueWindowMs;
+    private readonly long _looseTimeoutMs;
+    private readonly TombstoneStore? _tombstones;
+    private readonly RescueTally _tally;
 
     internal ConntrackWorker(ConntrackEngine engine, int epochSlot)
     {
@@ -22,6 +27,11 @@ public sealed class ConntrackWorker : IDisposable
         _table = engine.Table;
         _s = engine.Settings;
         _epochSlot = epochSlot;
+        _rescue = engine.Rescue.Mode;
+        _rescueWindowMs = engine.Rescue.WindowSeconds * 1000L;
+        _looseTimeoutMs = engine.Rescue.LooseTimeoutSeconds * 1000L;
+        _tombstones = engine.Table.Tombstones;
+        _tally = engine.RescueTally;
     }
 
     public void Enter() => _table.Epochs.Enter(_epochSlot);
@@ -160,8 +170,9 @@ public sealed class ConntrackWorker : IDisposable
             int idx = _table.Lookup(t, hash, now, out int dir);
             if (idx < 0)
             {
-                New(t, hash, p, now, ctx, ref r);
-                return;
+                if (New(t, hash, p, now, ctx, ref r))
+                    return;
+                continue; // a rescue lost a race with another worker: look again
             }
             _table.Lock(idx);
             ref ConnEntry e = ref _table.Entries[idx];
@@ -340,6 +351,12 @@ public sealed class ConntrackWorker : IDisposable
             case IpProto.Tcp:
                 r.PreviousTcpState = e.Tcp.State;
                 res = TcpTracker.Packet(ref e, p, dir, now, _s, out reason);
+                if (res is L4Result.Accept or L4Result.Ignore)
+                {
+                    TrackAges(idx, ref e, dir, p, r.PreviousTcpState, now);
+                    if ((status & PrivateStatus.LooseRescue) != 0)
+                        CapDeadline(ref e, now + _looseTimeoutMs);
+                }
                 break;
             case IpProto.Udp:
             case IpProto.UdpLite:
@@ -398,27 +415,35 @@ public sealed class ConntrackWorker : IDisposable
         return true;
     }
 
-    private void New(in ConnTuple t, ulong hash, in ParsedPacket p, long now, in PacketContext ctx, ref Classification r)
+    /// <summary>The packet found no entry. Returns false when the lookup must be repeated (a rescue lost a race).</summary>
+    private bool New(in ConnTuple t, ulong hash, in ParsedPacket p, long now, in PacketContext ctx, ref Classification r)
     {
         if (p.Protocol == IpProto.Tcp)
         {
             TcpState first = TcpTracker.Transition(0, TcpTracker.Index(p.TcpFlags), TcpState.None);
             if (first == TcpState.Max)
             {
+                // FIN or RST (no SYN) without an entry: the only packets rescue looks at.
+                if (_rescue != RescueMode.Off && (p.TcpFlags & (TcpFlags.Fin | TcpFlags.Rst)) != 0 && (p.TcpFlags & TcpFlags.Syn) == 0)
+                {
+                    RescueOutcome outcome = TryRescue(t, hash, p, now, ctx, ref r);
+                    if (outcome != RescueOutcome.NotFound)
+                        return outcome == RescueOutcome.Done;
+                }
                 Invalid(ref r, InvalidReason.TcpInvalidNew);
-                return;
+                return true;
             }
             if (first != TcpState.SynSent && !_s.TcpLoose)
             {
                 Invalid(ref r, InvalidReason.TcpLooseDisabled);
-                return;
+                return true;
             }
         }
         else if (p.Protocol is IpProto.Icmp or IpProto.Icmpv6
             && (IcmpInverse.Of(p.Protocol, p.IcmpType) < 0 || !IcmpInverse.IsQuery(p.Protocol, p.IcmpType)))
         {
             Invalid(ref r, InvalidReason.IcmpNoInverse);
-            return;
+            return true;
         }
 
         int idx = _table.Allocate(hash, now);
@@ -426,7 +451,7 @@ public sealed class ConntrackWorker : IDisposable
         {
             r.State = CtState.Dropped;
             r.Reason = InvalidReason.TableFull;
-            return;
+            return true;
         }
         ref ConnEntry e = ref _table.Entries[idx];
         e.Orig = t;
@@ -447,19 +472,23 @@ public sealed class ConntrackWorker : IDisposable
                 {
                     _table.Free(idx);
                     Invalid(ref r, reason);
-                    return;
+                    return true;
                 }
                 r.TcpState = e.Tcp.State;
+                TrackAges(idx, ref e, 0, p, TcpState.None, now);
                 break;
             case IpProto.Udp:
             case IpProto.UdpLite:
                 UdpPacket(ref e, 0, now);
+                _table.Ages[idx].StateSinceMs = now;
                 break;
             case IpProto.Gre:
                 GrePacket(ref e, 0, now);
+                _table.Ages[idx].StateSinceMs = now;
                 break;
             default:
                 Refresh(ref e, now, PlainTimeout(p.Protocol));
+                _table.Ages[idx].StateSinceMs = now;
                 break;
         }
 
@@ -485,6 +514,261 @@ public sealed class ConntrackWorker : IDisposable
                 r.Reason = InvalidReason.InsertClash;
             }
         }
+        return true;
+    }
+
+    /// <summary>
+    /// Ages of a TCP entry after a packet it accepted (entry locked, or not yet published): when the
+    /// state changed, whether each endpoint advertises a zero window and since when, whether it
+    /// sent a FIN. The side array is written only when something changes, so a steady flow's
+    /// packets touch nothing beyond the entry.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void TrackAges(int idx, ref ConnEntry e, int dir, in ParsedPacket p, TcpState before, long now)
+    {
+        if (e.Tcp.State != before)
+            _table.Ages[idx].StateSinceMs = now;
+        TcpFlags f = p.TcpFlags;
+        uint status = Volatile.Read(ref e.Status);
+        uint fin = PrivateStatus.FinSeen0 << dir;
+        if ((f & TcpFlags.Fin) != 0 && (status & fin) == 0)
+            Interlocked.Or(ref e.Status, fin);
+        if ((f & (TcpFlags.Syn | TcpFlags.Rst)) != 0)
+            return; // their window field says nothing about the receive buffer
+        uint zero = PrivateStatus.ZeroWindow0 << dir;
+        if (p.Window == 0)
+        {
+            if ((status & zero) == 0)
+            {
+                ref FlowAge age = ref _table.Ages[idx];
+                Volatile.Write(ref dir == 0 ? ref age.ZeroWindowSince0 : ref age.ZeroWindowSince1, now);
+                // Full fence: a listing that sees the bit sees the time written above.
+                Interlocked.Or(ref e.Status, zero);
+            }
+        }
+        else if ((status & zero) != 0)
+        {
+            Interlocked.And(ref e.Status, ~zero);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void CapDeadline(ref ConnEntry e, long cap)
+    {
+        if (e.Deadline - cap > 0)
+            Volatile.Write(ref e.Deadline, cap);
+    }
+
+    // ---- Rescue of late FIN/RST (ctfw, opt-in; docs/RESCUE.md). Never reached with rescue off. ----
+
+    private enum RescueOutcome : byte
+    {
+        /// <summary>Nothing to rescue from: the kernel's answer applies.</summary>
+        NotFound,
+        /// <summary><c>r</c> is the answer.</summary>
+        Done,
+        /// <summary>Another worker changed the flow meanwhile: look the tuple up again.</summary>
+        Retry,
+    }
+
+    /// <summary>
+    /// A FIN or RST (no SYN) that found no live entry. In order: the entry expired but is not reaped
+    /// yet (revived in place); a tombstone in the store (a new entry made from it); in loose mode,
+    /// a closing-only entry. Lock-free apart from the one entry lock the first case takes.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private RescueOutcome TryRescue(in ConnTuple t, ulong hash, in ParsedPacket p, long now, in PacketContext ctx, ref Classification r)
+    {
+        int idx = _table.LookupExpired(t, hash, now, out int dir);
+        if (idx >= 0)
+        {
+            RescueOutcome revived = ReviveExpired(idx, dir, p, now, ref r);
+            if (revived != RescueOutcome.NotFound)
+                return revived;
+        }
+
+        // Tombstones are keyed by the ORIGINAL tuple: the packet's own tuple, or its inverse for a reply.
+        TombstoneStore store = _tombstones!;
+        ulong origHash = hash;
+        dir = 0;
+        if (!store.TryFind(t, hash, now, out int slot, out long tag, out Tombstone ts))
+        {
+            dir = 1;
+            if (!t.TryInvert(out ConnTuple inv))
+                return _rescue == RescueMode.Loose ? OpenClosing(t, hash, p, now, ctx, ref r) : RescueOutcome.NotFound;
+            origHash = _table.Hash(inv);
+            if (!store.TryFind(inv, origHash, now, out slot, out tag, out ts))
+                return _rescue == RescueMode.Loose ? OpenClosing(t, hash, p, now, ctx, ref r) : RescueOutcome.NotFound;
+        }
+
+        ConnEntry trial = default;
+        trial.Orig = ts.Orig;
+        trial.Tcp = ts.Tcp;
+        trial.Status = (uint)(CtStatus.SeenReply | CtStatus.Assured | CtStatus.Rescued);
+        TcpState before = trial.Tcp.State;
+        if (!ApplyRescued(ref trial, p, dir, now, out bool ignored))
+        {
+            OutOfWindow(before, ref r);
+            return RescueOutcome.Done; // the tombstone stays for a FIN or RST that fits
+        }
+
+        idx = _table.Allocate(origHash, now);
+        if (idx < 0)
+        {
+            r.State = CtState.Dropped;
+            r.Reason = InvalidReason.TableFull;
+            return RescueOutcome.Done;
+        }
+        if (!store.TryTake(slot, tag))
+        {
+            _table.Free(idx);
+            return RescueOutcome.Retry; // taken by another worker, or evicted: look again
+        }
+        ref ConnEntry e = ref _table.Entries[idx];
+        e.Orig = trial.Orig;
+        e.Status = trial.Status;
+        e.Deadline = trial.Deadline;
+        e.Tcp = trial.Tcp;
+        e.NextOrig = 0;
+        e.NextReply = 0;
+        e.TimerNext = -1;
+        e.TimerPrev = -1;
+        TrackAges(idx, ref e, dir, p, TcpState.None, now);
+        // Read before it is published; other workers may update it from then on.
+        TcpState state = e.Tcp.State;
+        uint status = Volatile.Read(ref e.Status) | (uint)CtStatus.Confirmed;
+        // Inserted at once even with DeferConfirm: as for a packet of an existing entry, the
+        // tracker's update stands whatever the verdict (and the tombstone is used up).
+        if (!_table.TryInsert(idx, now))
+        {
+            _table.Free(idx);
+            return RescueOutcome.Retry; // a packet of the same tuple created an entry meanwhile
+        }
+        Rescued(dir, state, status, before, ignored, ref r);
+        _tally.CountRescued((p.TcpFlags & TcpFlags.Rst) != 0);
+        return RescueOutcome.Done;
+    }
+
+    /// <summary>The entry expired but the housekeeper has not retired it: if the packet fits, it lives on.</summary>
+    private RescueOutcome ReviveExpired(int idx, int dir, in ParsedPacket p, long now, ref Classification r)
+    {
+        _table.Lock(idx);
+        ref ConnEntry e = ref _table.Entries[idx];
+        uint status = Volatile.Read(ref e.Status);
+        long deadline = e.Deadline;
+        if ((status & (uint)CtStatus.Dying) != 0)
+        {
+            // Retired meanwhile; the housekeeper stored its tombstone before marking it dying.
+            _table.Unlock(idx);
+            return RescueOutcome.NotFound;
+        }
+        if (deadline - now > 0)
+        {
+            _table.Unlock(idx);
+            return RescueOutcome.Retry; // revived by another worker's FIN or RST
+        }
+        if (now - deadline > _rescueWindowMs || !TombstoneStore.Keeps(e.Tcp.State))
+        {
+            _table.Unlock(idx);
+            return RescueOutcome.NotFound;
+        }
+
+        ConnEntry trial = e;
+        trial.Status = (status & PrivateStatus.Reported)
+            | (uint)(CtStatus.SeenReply | CtStatus.Assured | CtStatus.Rescued);
+        TcpState before = trial.Tcp.State;
+        if (!ApplyRescued(ref trial, p, dir, now, out bool ignored))
+        {
+            _table.Unlock(idx);
+            OutOfWindow(before, ref r);
+            return RescueOutcome.Done;
+        }
+        e.Tcp = trial.Tcp;
+        Interlocked.Or(ref e.Status, (uint)(CtStatus.SeenReply | CtStatus.Assured | CtStatus.Rescued));
+        TrackAges(idx, ref e, dir, p, before, now);
+        // Last: the deadline makes the entry visible to lookups again (they then wait for our lock).
+        Volatile.Write(ref e.Deadline, trial.Deadline);
+        Rescued(dir, e.Tcp.State, Volatile.Read(ref e.Status), before, ignored, ref r);
+        _table.Unlock(idx);
+        _tally.CountRescued((p.TcpFlags & TcpFlags.Rst) != 0);
+        return RescueOutcome.Done;
+    }
+
+    /// <summary>
+    /// Runs the TCP tracker (transition, RST checks, tcp_in_window) on a copy of the dead entry.
+    /// False when the kernel would have found the packet INVALID against that state.
+    /// </summary>
+    private bool ApplyRescued(ref ConnEntry trial, in ParsedPacket p, int dir, long now, out bool ignored)
+    {
+        L4Result res = TcpTracker.Packet(ref trial, p, dir, now, _s, out _);
+        ignored = res == L4Result.Ignore;
+        if (ignored)
+            trial.Deadline = now + (_s.TcpTimeouts[(int)trial.Tcp.State] * 1000L); // accepted but not refreshed by the tracker
+        // Repeat and AcceptAndKill need a SYN or a flow without reply: not a rescued FIN or RST.
+        return res is L4Result.Accept or L4Result.Ignore;
+    }
+
+    private void OutOfWindow(TcpState before, ref Classification r)
+    {
+        Invalid(ref r, InvalidReason.RescueOutOfWindow);
+        r.PreviousTcpState = before;
+        _tally.CountOutOfWindow();
+    }
+
+    /// <summary>The answer for a rescued packet; <paramref name="state"/> and <paramref name="status"/> as the packet left the entry.</summary>
+    private static void Rescued(int dir, TcpState state, uint status, TcpState before, bool ignored, ref Classification r)
+    {
+        r.State = CtState.Established;
+        r.Direction = (CtDirection)dir;
+        r.TcpState = state;
+        r.PreviousTcpState = before;
+        r.Status = (CtStatus)(status & PrivateStatus.Reported);
+        r.Ignored = ignored;
+        r.Rescued = true;
+    }
+
+    /// <summary>
+    /// Loose rescue: a bare FIN or RST with nothing to check it against opens a closing-only entry
+    /// (FIN_WAIT or CLOSE, liberal both ways, unassured, timeout capped at the loose timeout).
+    /// A new entry, so it waits for the verdict under DeferConfirm like any NEW one.
+    /// </summary>
+    private RescueOutcome OpenClosing(in ConnTuple t, ulong hash, in ParsedPacket p, long now, in PacketContext ctx, ref Classification r)
+    {
+        int idx = _table.Allocate(hash, now);
+        if (idx < 0)
+        {
+            r.State = CtState.Dropped;
+            r.Reason = InvalidReason.TableFull;
+            return RescueOutcome.Done;
+        }
+        ref ConnEntry e = ref _table.Entries[idx];
+        e.Orig = t;
+        e.Status = (uint)(CtStatus.SeenReply | CtStatus.Rescued) | PrivateStatus.LooseRescue;
+        e.Deadline = now;
+        e.NextOrig = 0;
+        e.NextReply = 0;
+        e.TimerNext = -1;
+        e.TimerPrev = -1;
+        TcpTracker.NewClosing(ref e, p);
+        if (!ApplyRescued(ref e, p, 0, now, out bool ignored))
+        {
+            _table.Free(idx); // cannot happen: both directions are liberal
+            return RescueOutcome.NotFound;
+        }
+        CapDeadline(ref e, now + _looseTimeoutMs);
+        TrackAges(idx, ref e, 0, p, TcpState.None, now);
+        TcpState state = e.Tcp.State;
+        uint status = Volatile.Read(ref e.Status) | (ctx.DeferConfirm ? 0 : (uint)CtStatus.Confirmed);
+        if (!ctx.DeferConfirm && !_table.TryInsert(idx, now))
+        {
+            _table.Free(idx);
+            return RescueOutcome.Retry; // another packet of the tuple created an entry meanwhile
+        }
+        Rescued(0, state, status, TcpState.None, ignored, ref r);
+        if (ctx.DeferConfirm)
+            r.PendingEntry = idx;
+        _tally.CountLoose();
+        return RescueOutcome.Done;
     }
 
     private int PlainTimeout(byte proto) => proto switch

@@ -53,6 +53,12 @@ public enum CtStatus : uint
 
     /// <summary>ctfw: the entry is linked into the timer wheel (owned by the housekeeper).</summary>
     Armed = 1 << 20,
+    /// <summary>
+    /// ctfw: the entry was brought back by a late FIN or RST after it expired, or opened as a
+    /// closing-only entry by loose rescue (docs/RESCUE.md). Never reported in <c>Status</c> values
+    /// (which carry the kernel's bits only); see <see cref="FlowInfo.Rescued"/>.
+    /// </summary>
+    Rescued = 1u << 21,
     /// <summary>ctfw: per-entry spin lock (the kernel's ct->lock), held while a packet updates the entry.</summary>
     Locked = 1u << 31,
 }

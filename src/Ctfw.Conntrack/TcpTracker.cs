@@ -139,6 +139,24 @@ internal static class TcpTracker
     }
 
     /// <summary>
+    /// ctfw loose rescue (not the kernel): a closing-only entry for a FIN or RST with no history at
+    /// all. Initialised as tcp_new's mid-stream pickup (liberal both ways, SACK assumed), in
+    /// ESTABLISHED, so that <see cref="Packet"/> then moves it to FIN_WAIT (FIN) or CLOSE (RST).
+    /// </summary>
+    public static void NewClosing(ref ConnEntry e, in ParsedPacket p)
+    {
+        e.Tcp = default;
+        ref TcpConn c = ref e.Tcp;
+        uint end = SegmentEnd(p);
+        c.Seen0.TdEnd = end;
+        c.Seen0.TdMaxWin = p.Window == 0 ? 1u : p.Window;
+        c.Seen0.TdMaxEnd = end + c.Seen0.TdMaxWin;
+        c.Flags0 = c.Flags1 = TcpSideFlags.SackPerm | TcpSideFlags.BeLiberal;
+        c.LastIndex = IdxNone;
+        c.State = TcpState.Established;
+    }
+
+    /// <summary>
     /// nf_conntrack_tcp_packet (§4.6) on a locked entry. <paramref name="dir"/> is 0 (ORIGINAL) or
     /// 1 (REPLY). Refreshes <see cref="ConnEntry.Deadline"/> itself when the packet counts.
     /// </summary>

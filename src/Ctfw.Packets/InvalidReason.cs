@@ -54,6 +54,9 @@ public enum InvalidReason : byte
     TableFull,
     ReopenRace,
     InsertClash,             // another packet of the same new flow was confirmed first (insert_failed)
+
+    // ctfw beyond the kernel (opt-in rescue, docs/RESCUE.md); never produced with rescue off.
+    RescueOutOfWindow,       // late FIN/RST for an expired flow whose tombstone's windows it does not fit
 }
 
 public static class InvalidReasons
@@ -94,6 +97,7 @@ public static class InvalidReasons
         "table-full",
         "reopen-race",
         "insert-clash",
+        "rescue-out-of-window",
     ];
 
     public static int Count => s_names.Length;

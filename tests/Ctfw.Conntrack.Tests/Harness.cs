@@ -19,9 +19,9 @@ internal sealed class Harness : IDisposable
     public ushort ClientPort = 40000;
     public ushort ServerPort = 80;
 
-    public Harness(ConntrackSettings? settings = null, bool v6 = false)
+    public Harness(ConntrackSettings? settings = null, bool v6 = false, RescueOptions? rescue = null)
     {
-        Engine = new ConntrackEngine(settings ?? new ConntrackSettings(), Now, hashSeed: 42);
+        Engine = new ConntrackEngine(settings ?? new ConntrackSettings(), Now, hashSeed: 42, rescue: rescue);
         Worker = Engine.CreateWorker();
         V6 = v6;
     }

@@ -24,18 +24,30 @@ internal static class ReplayCommand
           --format tsv|text     tsv (default): index, ctstate, direction, TCP state, INVALID reason,
                                 tab-separated; text: adds time, protocol, addresses and flags
           --summary-only        print only the summary
+          --rescue [tombstone|loose]
+                                let a late FIN/RST through after its entry expired when it fits
+                                the expired entry's windows (tombstone, the default); loose also
+                                accepts a bare FIN/RST with nothing to check (docs/RESCUE.md).
+                                Rescued packets show ESTABLISHED and the reason `rescued`
+          --rescue-window SECONDS
+                                how long after expiry a tombstone is kept (default 120)
         """ + SettingsOptions.Help + """
 
         Exit status: 0 when the whole file was read, 3 when it is damaged (packets before the damage
         are still classified and printed), 1 when it cannot be opened, 2 for usage errors.
         """;
 
-    public static int Run(string[] args)
+    public static int Run(string[] args) => Run(args, null);
+
+    /// <summary>As <see cref="Run(string[])"/>, writing the per-packet lines to <paramref name="stdout"/> when given (tests).</summary>
+    internal static int Run(string[] args, TextWriter? stdout)
     {
         var cl = new CommandLine(args, 1);
         var opts = new SettingsOptions();
         string format = "tsv";
         bool summaryOnly = false;
+        RescueMode rescue = RescueMode.Off;
+        int? rescueWindow = null;
         string? path = null;
         while (cl.TryNext(out string arg))
         {
@@ -54,6 +66,26 @@ internal static class ReplayCommand
             {
                 summaryOnly = true;
             }
+            else if (arg == "--rescue")
+            {
+                rescue = RescueMode.Tombstone;
+                if (cl.TryPeek(out string next) && TryParseRescueMode(next, out RescueMode mode))
+                {
+                    cl.TryNext(out _);
+                    rescue = mode;
+                }
+            }
+            else if (cl.TryValue(arg, "--rescue", out string m))
+            {
+                if (!TryParseRescueMode(m, out rescue))
+                    cl.Fail($"--rescue takes tombstone or loose, not '{m}'");
+            }
+            else if (cl.TryValue(arg, "--rescue-window", out string w))
+            {
+                if (!int.TryParse(w, NumberStyles.None, CultureInfo.InvariantCulture, out int seconds) || seconds > int.MaxValue / 1000)
+                    cl.Fail($"--rescue-window takes whole seconds, not '{w}'");
+                rescueWindow = seconds;
+            }
             else if (!opts.TryParse(cl, arg) && cl.Error == null)
             {
                 if (arg.StartsWith('-') && arg != "-")
@@ -68,6 +100,8 @@ internal static class ReplayCommand
         }
         if (path == null)
             return Program.Fail("replay needs a capture file (see `ctfw replay --help`)");
+        if (rescueWindow != null && rescue == RescueMode.Off)
+            return Program.Fail("--rescue-window needs --rescue");
         ConntrackSettings? settings = opts.Build(out string? error);
         if (settings == null)
             return Program.Fail(error!);
@@ -83,8 +117,10 @@ internal static class ReplayCommand
             return 1;
         }
 
-        using var output = new StreamWriter(Console.OpenStandardOutput(), new UTF8Encoding(false), 1 << 16);
-        var replayer = new Replayer(settings, format == "text", summaryOnly ? null : output);
+        using TextWriter output = stdout ?? new StreamWriter(Console.OpenStandardOutput(), new UTF8Encoding(false), 1 << 16);
+        RescueOptions? rescueOptions = rescue == RescueMode.Off ? null
+            : new RescueOptions { Mode = rescue, WindowSeconds = rescueWindow ?? new RescueOptions().WindowSeconds };
+        var replayer = new Replayer(settings, format == "text", summaryOnly ? null : output, rescueOptions);
         using (var reader = new CaptureReader(stream))
         {
             while (reader.TryRead(out CaptureRecord record))
@@ -99,12 +135,24 @@ internal static class ReplayCommand
         }
         return 0;
     }
+
+    private static bool TryParseRescueMode(string text, out RescueMode mode)
+    {
+        mode = text switch
+        {
+            "tombstone" => RescueMode.Tombstone,
+            "loose" => RescueMode.Loose,
+            _ => RescueMode.Off,
+        };
+        return mode != RescueMode.Off;
+    }
 }
 
 /// <summary>The replay loop, separate from argument handling so tests can drive it.</summary>
 internal sealed class Replayer
 {
     private readonly ConntrackSettings _settings;
+    private readonly RescueOptions? _rescue;
     private readonly bool _text;
     private readonly TextWriter? _out;
     private ConntrackEngine? _engine;
@@ -114,9 +162,10 @@ internal sealed class Replayer
     private long _skipped;
     private long _firstNs = long.MinValue;
 
-    public Replayer(ConntrackSettings settings, bool text, TextWriter? output)
+    public Replayer(ConntrackSettings settings, bool text, TextWriter? output, RescueOptions? rescue = null)
     {
         _settings = settings;
+        _rescue = rescue;
         _text = text;
         _out = output;
     }
@@ -144,7 +193,7 @@ internal sealed class Replayer
         long now = record.TimestampNanoseconds / 1_000_000;
         if (_engine == null)
         {
-            _engine = new ConntrackEngine(_settings, now, maxWorkers: 2);
+            _engine = new ConntrackEngine(_settings, now, maxWorkers: 2, rescue: _rescue);
             _worker = _engine.CreateWorker();
             _firstNs = record.TimestampNanoseconds;
         }
@@ -159,15 +208,17 @@ internal sealed class Replayer
         if (_out == null)
             return;
         string tcp = r.Protocol == IpProto.Tcp && r.TcpState != TcpState.None ? r.TcpState.Name() : "-";
+        // A rescued packet has no INVALID reason; the column says why it is ESTABLISHED instead.
+        string reason = r.Rescued ? "rescued" : r.Reason.Name();
         if (!_text)
         {
             _out.Write(string.Create(CultureInfo.InvariantCulture,
-                $"{index}\t{r.State.Name()}\t{r.Direction.Name()}\t{tcp}\t{r.Reason.Name()}\n"));
+                $"{index}\t{r.State.Name()}\t{r.Direction.Name()}\t{tcp}\t{reason}\n"));
             return;
         }
         double t = (record.TimestampNanoseconds - _firstNs) / 1e9;
         _out.Write(string.Create(CultureInfo.InvariantCulture,
-            $"{index,6} {t,12:F6} {Describe(ip),-60} {r.State.Name(),-11} {r.Direction.Name(),-8} {tcp,-11}{(r.Ignored ? " ignored" : "")}{(r.Reason != InvalidReason.None ? " " + r.Reason.Name() : "")}\n"));
+            $"{index,6} {t,12:F6} {Describe(ip),-60} {r.State.Name(),-11} {r.Direction.Name(),-8} {tcp,-11}{(r.Ignored ? " ignored" : "")}{(r.Rescued || r.Reason != InvalidReason.None ? " " + reason : "")}\n"));
     }
 
     /// <summary>Protocol, endpoints and TCP flags for the text format.</summary>
@@ -219,6 +270,12 @@ internal sealed class Replayer
         {
             if (_byReason[i] > 0)
                 w.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {((InvalidReason)i).Name()}: {_byReason[i]}"));
+        }
+        if (_engine != null && _engine.Rescue.Mode != RescueMode.Off)
+        {
+            RescueCounters c = _engine.RescueStats;
+            w.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"rescue ({_engine.Rescue.Mode.ToString().ToLowerInvariant()}, window {_engine.Rescue.WindowSeconds} s): fin {c.RescuedFin}, rst {c.RescuedRst}, loose {c.RescuedLoose}, out-of-window {c.RejectedOutOfWindow}; tombstones stored {c.TombstonesStored}, live {c.TombstonesLive}, evicted {c.TombstonesEvicted}, expired {c.TombstonesExpired}"));
         }
     }
 }

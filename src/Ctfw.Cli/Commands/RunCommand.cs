@@ -1,5 +1,6 @@
 using System.Globalization;
 using Ctfw.Cli.Daemon;
+using Ctfw.Conntrack;
 using Ctfw.Linux.Firewall;
 using Ctfw.Rules;
 
@@ -10,6 +11,7 @@ internal static class RunCommand
 {
     private const string Usage = "Usage: ctfw run --rules FILE [--queue N | --queues N-M] [--install CHAINS] [--fail-closed]\n"
         + "                [--ab kernel [--ab-enforce kernel|ctfw] [--ab-mark-shift N]] [--control PATH]\n"
+        + "                [--rescue [tombstone|loose]] [--rescue-window SECONDS] [--reset-on-expiry] [--stalled-after S]\n"
         + "                [--copy-range BYTES] [--queue-maxlen N] [--rcvbuf BYTES]\n"
         + "                [--set NAME=VALUE]... [--sysctl-file FILE] [--sysctl-live]\n\n"
         + "Filters the packets of NFQUEUE queues in the current network namespace with conntrack and the\n"
@@ -32,6 +34,14 @@ internal static class RunCommand
         + "                        or ctfw's (ctfw)\n"
         + "  --ab-mark-shift N     lowest of the four mark bits shadow mode uses (0..28, default 24:\n"
         + "                        mask 0x0f000000); the rules never see these bits\n"
+        + "  --rescue [MODE]       after an entry expires, keep a tombstone (--rescue-window, default 120 s)\n"
+        + "                        so a late FIN/RST that fits its sequence window passes as ESTABLISHED and\n"
+        + "                        the teardown completes; 'loose' also accepts a bare FIN/RST with no\n"
+        + "                        tombstone as a short closing-only entry (docs/RESCUE.md: the trade-offs)\n"
+        + "  --rescue-window S     how long tombstones live (default 120)\n"
+        + "  --reset-on-expiry     when an ESTABLISHED or half-closed TCP entry expires, send each endpoint a\n"
+        + "                        correctly sequenced RST from the gateway (rate limited, counted)\n"
+        + "  --stalled-after S     zero-window age from which `ctfw stats` counts a flow as stalled (default 10)\n"
         + "  --control PATH        control socket for `ctfw stats` / `ctfw conntrack` (default\n"
         + "                        /run/ctfw/ctfw-PID.sock)\n\n"
         + "Conntrack settings start from this namespace's live sysctls, then:\n" + SettingsOptions.Help;
@@ -51,6 +61,10 @@ internal static class RunCommand
         bool abEnforceCtfw = false;
         int abShift = KernelStateMark.DefaultShift;
         string? controlPath = null;
+        RescueMode rescue = RescueMode.Off;
+        int rescueWindow = 120;
+        bool resetOnExpiry = false;
+        int stalledAfter = Control.FlowAges.DefaultStalledAfterSeconds;
         uint queueMaxLength = 4096;
         int receiveBuffer = 8 << 20;
         while (cl.TryNext(out string arg))
@@ -112,6 +126,36 @@ internal static class RunCommand
                 if (!int.TryParse(rcvbuf, NumberStyles.None, CultureInfo.InvariantCulture, out receiveBuffer) || receiveBuffer is < 65536 or > 1 << 30)
                     cl.Fail($"--rcvbuf {rcvbuf}: expected 65536..1073741824 bytes");
             }
+            else if (arg == "--rescue")
+            {
+                rescue = RescueMode.Tombstone;
+                if (cl.TryPeek(out string mode) && mode is "tombstone" or "loose")
+                {
+                    cl.TryNext(out _);
+                    rescue = mode == "loose" ? RescueMode.Loose : RescueMode.Tombstone;
+                }
+            }
+            else if (arg.StartsWith("--rescue=", StringComparison.Ordinal))
+            {
+                string mode = arg["--rescue=".Length..];
+                if (mode is not ("tombstone" or "loose"))
+                    cl.Fail($"--rescue={mode}: expected tombstone or loose");
+                rescue = mode == "loose" ? RescueMode.Loose : RescueMode.Tombstone;
+            }
+            else if (cl.TryValue(arg, "--rescue-window", out string window))
+            {
+                if (!int.TryParse(window, NumberStyles.None, CultureInfo.InvariantCulture, out rescueWindow) || rescueWindow is < 1 or > 86400)
+                    cl.Fail($"--rescue-window {window}: expected 1..86400 seconds");
+            }
+            else if (cl.TryValue(arg, "--stalled-after", out string stalled))
+            {
+                if (!int.TryParse(stalled, NumberStyles.None, CultureInfo.InvariantCulture, out stalledAfter) || stalledAfter is < 1 or > 86400)
+                    cl.Fail($"--stalled-after {stalled}: expected 1..86400 seconds");
+            }
+            else if (arg == "--reset-on-expiry")
+            {
+                resetOnExpiry = true;
+            }
             else if (cl.TryValue(arg, "--control", out string control))
             {
                 controlPath = control;
@@ -157,6 +201,9 @@ internal static class RunCommand
             AbEnforceCtfw = abEnforceCtfw,
             ControlPath = controlPath,
             QueueMaxLength = queueMaxLength,
+            Rescue = new RescueOptions { Mode = rescue, WindowSeconds = rescueWindow },
+            ResetOnExpiry = resetOnExpiry,
+            StalledAfterMs = stalledAfter * 1000L,
             ReceiveBufferBytes = receiveBuffer,
             RebuildSettings = () => (settingsOptions.Build(out string? error), error),
         };

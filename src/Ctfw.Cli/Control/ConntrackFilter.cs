@@ -51,6 +51,14 @@ internal sealed class ConntrackFilter
             static (f, o, v) => f.SetTcpState(o, v)),
         new(["-u", "--status"], "STATUS[,STATUS]", "ASSURED, SEEN_REPLY, UNREPLIED; all listed must hold",
             static (f, o, v) => f.SetStatus(o, v)),
+        new(["--half-closed"], null, "TCP flows in FIN_WAIT, CLOSE_WAIT or LAST_ACK: one side has sent FIN,\n"
+            + "the other has not finished; adds half-closed=AGE (time in that state) and fin=WHO",
+            static (f, _, _) => { f._halfClosed = true; return null; }),
+        new(["--stalled"], null, "TCP flows where one side has advertised a zero window for longer than\n"
+            + "--stalled-after; adds zero-window=SIDE:AGE and fin=WHO (a FIN seen on the wire)",
+            static (f, _, _) => { f._stalled = true; return null; }),
+        new(["--stalled-after"], "SECONDS", $"threshold of --stalled (default {FlowAges.DefaultStalledAfterSeconds})",
+            static (f, o, v) => f.SetStalledAfter(o, v)),
     ];
 
     /// <summary>The option lines for a command's usage text.</summary>
@@ -64,6 +72,10 @@ internal sealed class ConntrackFilter
     private AddressPrefix? _origSrc, _origDst, _replySrc, _replyDst;
     private int _origSport = -1, _origDport = -1, _replySport = -1, _replyDport = -1;
     private TcpState? _tcpState;
+    private bool _halfClosed;
+    private bool _stalled;
+    private long _stalledAfterMs = FlowAges.DefaultStalledAfterSeconds * 1000L;
+    private bool _stalledAfterGiven;
     private CtStatus _status;
     private bool _unreplied;
 
@@ -127,6 +139,10 @@ internal sealed class ConntrackFilter
             return $"port filters need a protocol with ports (tcp, udp, udplite, sctp), not {ProtocolName(_protocol)}";
         if (_tcpState != null && _protocol >= 0 && _protocol != IpProto.Tcp)
             return $"--state is a TCP state and cannot match {ProtocolName(_protocol)} entries";
+        if ((_halfClosed || _stalled) && _protocol >= 0 && _protocol != IpProto.Tcp)
+            return $"--half-closed and --stalled describe TCP flows and cannot match {ProtocolName(_protocol)} entries";
+        if (_stalledAfterGiven && !_stalled)
+            return "--stalled-after needs --stalled";
         return null;
     }
 
@@ -147,6 +163,41 @@ internal sealed class ConntrackFilter
         }
         error = filter.Validate();
         return error == null ? filter : null;
+    }
+
+    /// <summary>True when the listing adds ages (--half-closed, --stalled) to each line.</summary>
+    public bool Annotates => _halfClosed || _stalled;
+
+    /// <summary>Matches with the daemon clock <paramref name="nowMs"/> (needed by --stalled).</summary>
+    public bool Matches(in FlowInfo f, long nowMs)
+    {
+        if (_halfClosed && !FlowAges.IsHalfClosed(f))
+            return false;
+        if (_stalled && !FlowAges.IsStalled(f, nowMs, _stalledAfterMs))
+            return false;
+        return Matches(f);
+    }
+
+    /// <summary>What --half-closed / --stalled add to a listing line (starts with a space), or "".</summary>
+    public string Annotate(in FlowInfo f, long nowMs)
+    {
+        var sb = new StringBuilder();
+        if (_halfClosed)
+            sb.Append(" half-closed=").Append(FlowAges.Seconds(nowMs - f.StateSinceMs)).Append('s');
+        if (_stalled && FlowAges.ZeroWindowSide(f, nowMs, _stalledAfterMs, out string side, out long since))
+            sb.Append(" zero-window=").Append(side).Append(':').Append(FlowAges.Seconds(nowMs - since)).Append('s');
+        if (Annotates)
+            sb.Append(" fin=").Append(FlowAges.FinSeen(f));
+        return sb.ToString();
+    }
+
+    private string? SetStalledAfter(string option, string value)
+    {
+        if (!int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out int seconds) || seconds is < 1 or > 86400)
+            return $"{option} {value}: expected 1..86400 seconds";
+        _stalledAfterMs = seconds * 1000L;
+        _stalledAfterGiven = true;
+        return null;
     }
 
     public bool Matches(in FlowInfo f)

@@ -286,13 +286,15 @@ internal sealed class ControlServer : IDisposable
             WriteError(output, error!);
             return;
         }
-        List<FlowInfo> flows = _target.Snapshot(out _);
+        List<FlowInfo> flows = _target.Snapshot(out long nowMs);
         output.Write("ok\n");
         foreach (FlowInfo flow in flows)
         {
-            if (filter.Matches(flow))
+            if (filter.Matches(flow, nowMs))
             {
                 output.Write(ConntrackListing.Format(flow));
+                if (filter.Annotates)
+                    output.Write(filter.Annotate(flow, nowMs));
                 output.Write('\n');
             }
         }

@@ -31,6 +31,16 @@ internal sealed class DaemonControl : IControlTarget
         _rebuild = rebuild;
     }
 
+    /// <summary>Zero-window age from which a flow counts in <c>stalled.flows</c>.</summary>
+    public long StalledAfterMs { get; init; } = FlowAges.DefaultStalledAfterSeconds * 1000L;
+
+    /// <summary>The --reset-on-expiry sender, when enabled.</summary>
+    public ExpiryResetter? Resetter { get; init; }
+
+    private long _agesAtMs = long.MinValue / 2;
+    private int _halfClosed;
+    private int _stalled;
+
     /// <summary>Sysctl reloads that changed at least one value.</summary>
     public long SettingsReloads { get; private set; }
 
@@ -96,6 +106,35 @@ internal sealed class DaemonControl : IControlTarget
             Add(q + "verdict_errors", st.VerdictErrors);
             Add(q + "lost_verdicts", st.LostVerdicts);
         }
+        if (_engine.Rescue.Mode != RescueMode.Off)
+        {
+            RescueCounters r = _engine.RescueStats;
+            Add("rescue.fin", r.RescuedFin);
+            Add("rescue.rst", r.RescuedRst);
+            Add("rescue.loose", r.RescuedLoose);
+            Add("rescue.out_of_window", r.RejectedOutOfWindow);
+            Add("rescue.tombstones.live", r.TombstonesLive);
+            Add("rescue.tombstones.stored", r.TombstonesStored);
+            Add("rescue.tombstones.evicted", r.TombstonesEvicted);
+            Add("rescue.tombstones.expired", r.TombstonesExpired);
+        }
+        if (Resetter is { } resetter)
+        {
+            Add("reset.flows", resetter.FlowsReset);
+            Add("reset.sent", resetter.ResetsSent);
+            Add("reset.send_errors", resetter.SendErrors);
+            Add("reset.rate_limited", resetter.Suppressed);
+            Add("reset.feed_overflow", _engine.ExpiredDropped);
+        }
+        // A full table scan: at most once a second, however often stats are polled (the lab polls per packet).
+        long now = DaemonClock.NowMs();
+        if (now - _agesAtMs >= 1000)
+        {
+            (_halfClosed, _stalled) = FlowAges.Count(_engine.Snapshot(now), now, StalledAfterMs);
+            _agesAtMs = now;
+        }
+        Add("halfclosed.flows", _halfClosed);
+        Add("stalled.flows", _stalled);
         Add("table.entries", _engine.Count);
         Add("table.max", _engine.Settings.Max);
         Add("table.early_drops", _engine.EarlyDrops);

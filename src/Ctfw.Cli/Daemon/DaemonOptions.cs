@@ -20,6 +20,15 @@ internal sealed record DaemonOptions(
     /// <summary><c>--ab-enforce ctfw</c>: the rules see ctfw's ctstate instead of the kernel's.</summary>
     public bool AbEnforceCtfw { get; init; }
 
+    /// <summary>Rescue of late FIN/RST after expiry (<c>--rescue</c>); Off by default (kernel-faithful).</summary>
+    public RescueOptions Rescue { get; init; } = new();
+
+    /// <summary><c>--reset-on-expiry</c>: RST both endpoints of an ESTABLISHED or half-closed TCP entry that expires.</summary>
+    public bool ResetOnExpiry { get; init; }
+
+    /// <summary>Zero-window age from which `ctfw stats` counts a flow as stalled (<c>--stalled-after</c>).</summary>
+    public long StalledAfterMs { get; init; } = Control.FlowAges.DefaultStalledAfterSeconds * 1000L;
+
     /// <summary>NFQUEUE queue length (packets waiting for ctfw) before the kernel bypasses (fail-open) or drops.</summary>
     public uint QueueMaxLength { get; init; } = 4096;
 

@@ -65,7 +65,11 @@ internal sealed class FirewallDaemon : IDisposable
         }
 
         long start = DaemonClock.NowMs();
-        var engine = new ConntrackEngine(_options.Settings, start, maxWorkers: Math.Max(8, sockets.Count));
+        var engine = new ConntrackEngine(_options.Settings, start, maxWorkers: Math.Max(8, sockets.Count), rescue: _options.Rescue)
+        {
+            CollectExpired = _options.ResetOnExpiry,
+        };
+        ExpiryResetter? resetter = null;
         var log = new LogSink(_err);
         AbLog? abLog = _options.AbMark is null ? null : new AbLog(_err);
         ShadowMode? shadow = _options.AbMark is { } abMark ? new ShadowMode(abMark, _options.AbEnforceCtfw, abLog!) : null;
@@ -81,10 +85,18 @@ internal sealed class FirewallDaemon : IDisposable
             reject = RawIpSender.Open();
             if (reject.SetupProblem is { } problem)
                 _err.WriteLine($"ctfw: warning: {problem}");
+            if (_options.ResetOnExpiry)
+            {
+                // Its own socket: the housekeeper sends while workers send REJECT answers.
+                RawIpSender resets = RawIpSender.Open();
+                if (resets.SetupProblem is { } resetProblem)
+                    _err.WriteLine($"ctfw: warning: --reset-on-expiry: {resetProblem}");
+                resetter = new ExpiryResetter(resets);
+            }
 
             foreach (NfqueueSocket socket in sockets)
                 workers.Add(new QueueWorker(socket, engine.CreateWorker(), _options.Rules, reject, log, _options.FailClosed, shadow));
-            var target = new DaemonControl(engine, workers, log, abLog, start, _options.RebuildSettings);
+            var target = new DaemonControl(engine, workers, log, abLog, start, _options.RebuildSettings) { Resetter = resetter, StalledAfterMs = _options.StalledAfterMs };
             try
             {
                 control = ControlServer.Start(_options.ControlPath ?? ControlPaths.Default(Environment.ProcessId), target);
@@ -108,7 +120,7 @@ internal sealed class FirewallDaemon : IDisposable
                 threads.Add(thread);
                 thread.Start();
             }
-            housekeeper = new Thread(() => Housekeep(engine)) { Name = "ctfw-housekeeper", IsBackground = true };
+            housekeeper = new Thread(() => Housekeep(engine, resetter)) { Name = "ctfw-housekeeper", IsBackground = true };
             housekeeper.Start();
 
             if (_options.Install.Count > 0)
@@ -138,7 +150,7 @@ internal sealed class FirewallDaemon : IDisposable
             if (status == 0)
             {
                 _err.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"ctfw: running on queue{(sockets.Count > 1 ? "s" : "")} {Describe()}, {_options.Rules.Rules.Count} rules from {_options.Rules.FileName}{(installer is null ? "" : $", installed on {string.Join(',', _options.Install).ToUpperInvariant()}")}{DescribeShadow()}{(control is null ? "" : $", control {control.Path}")}"));
+                    $"ctfw: running on queue{(sockets.Count > 1 ? "s" : "")} {Describe()}, {_options.Rules.Rules.Count} rules from {_options.Rules.FileName}{(installer is null ? "" : $", installed on {string.Join(',', _options.Install).ToUpperInvariant()}")}{DescribeShadow()}{DescribeExtras()}{(control is null ? "" : $", control {control.Path}")}"));
             }
             _shutdown.Wait();
         }
@@ -170,6 +182,18 @@ internal sealed class FirewallDaemon : IDisposable
             }
         }
         PrintCounters(workers, log, abLog, DaemonClock.NowMs() - start, engine.Count);
+        if (_options.Rescue.Mode != RescueMode.Off)
+        {
+            RescueCounters r = engine.RescueStats;
+            _err.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"ctfw: rescue ({_options.Rescue.Mode.ToString().ToLowerInvariant()}): fin {r.RescuedFin}, rst {r.RescuedRst}, loose {r.RescuedLoose}, out of window {r.RejectedOutOfWindow}; tombstones stored {r.TombstonesStored}, evicted {r.TombstonesEvicted}, expired {r.TombstonesExpired}, live {r.TombstonesLive}"));
+        }
+        if (resetter is not null)
+        {
+            _err.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"ctfw: reset on expiry: flows {resetter.FlowsReset}, RSTs sent {resetter.ResetsSent}, send errors {resetter.SendErrors}, rate-limited {resetter.Suppressed}, feed overflow {engine.ExpiredDropped}"));
+            resetter.Dispose();
+        }
         DisposeAll(sockets);
         reject?.Dispose();
         return status;
@@ -183,11 +207,13 @@ internal sealed class FirewallDaemon : IDisposable
         _shutdown.Set();
     }
 
-    private void Housekeep(ConntrackEngine engine)
+    private void Housekeep(ConntrackEngine engine, ExpiryResetter? resetter)
     {
         while (!_stopHousekeeper)
         {
-            engine.Maintain(DaemonClock.NowMs(), HousekeepingBudget);
+            long now = DaemonClock.NowMs();
+            engine.Maintain(now, HousekeepingBudget);
+            resetter?.Drain(engine, now);
             Thread.Sleep(HousekeepingIntervalMs);
         }
     }
@@ -199,6 +225,11 @@ internal sealed class FirewallDaemon : IDisposable
         if (target.ReloadSysctls() is { } error)
             _err.WriteLine($"ctfw: warning: re-reading sysctls failed: {error}");
     }
+
+    private string DescribeExtras() =>
+        (_options.Rescue.Mode == RescueMode.Off ? "" : string.Create(CultureInfo.InvariantCulture,
+            $", rescue {_options.Rescue.Mode.ToString().ToLowerInvariant()} ({_options.Rescue.WindowSeconds} s window)"))
+        + (_options.ResetOnExpiry ? ", reset on expiry" : "");
 
     private string DescribeShadow() => _options.AbMark is not { } mark ? ""
         : string.Create(CultureInfo.InvariantCulture,
