@@ -66,3 +66,32 @@ public sealed class AbLogTests
         Assert.Contains("ctfw: ab: 30 disagreement lines suppressed", text.ToString(), StringComparison.Ordinal);
     }
 }
+
+public sealed class RescueLogTests
+{
+    [Fact]
+    public void Format_NamesTheFlagTheStateAndThePacket()
+    {
+        var buffer = new byte[128];
+        int n = PacketBuilder.Tcp(buffer, new TcpSpec
+        {
+            Src = IpAddress.FromV4(0x0A630102),
+            Dst = IpAddress.FromV4(0x0A630202),
+            SrcPort = 40001,
+            DstPort = 8088,
+            Seq = 5000,
+            Ack = 9000,
+            Flags = TcpFlags.Fin | TcpFlags.Ack,
+            Window = 502,
+        });
+        byte[] bytes = buffer[..n];
+        Assert.Equal(InvalidReason.None, PacketParser.Parse(bytes, out ParsedPacket p));
+        var facts = new PacketFacts(Hook.Forward, in p, bytes, InvalidReason.None) { Length = bytes.Length };
+        var ct = new Classification { State = CtState.Established, Direction = CtDirection.Original, Rescued = true, TcpState = TcpState.FinWait };
+
+        string line = RescueLog.Format(ct, facts, new char[LogFormatter.MaxLineLength]);
+
+        Assert.StartsWith("ctfw: rescued FIN: ESTABLISHED ORIGINAL, tcp NONE->FIN_WAIT: ", line, StringComparison.Ordinal);
+        Assert.Contains("SPT=40001 DPT=8088 SEQ=5000 ACK=9000", line, StringComparison.Ordinal);
+    }
+}

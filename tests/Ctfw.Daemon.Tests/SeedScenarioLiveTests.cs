@@ -150,6 +150,7 @@ public sealed partial class SeedScenarioLiveTests
 
             string stderr = StopCtfw(ctfw);
             Assert.Contains("ctfw: rescue (", stderr, StringComparison.Ordinal);
+            Assert.Contains("ctfw: rescued FIN: ESTABLISHED ORIGINAL, tcp ", stderr, StringComparison.Ordinal);
         }
         finally
         {

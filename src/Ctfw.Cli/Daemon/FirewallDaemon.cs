@@ -72,6 +72,7 @@ internal sealed class FirewallDaemon : IDisposable
         ExpiryResetter? resetter = null;
         var log = new LogSink(_err);
         AbLog? abLog = _options.AbMark is null ? null : new AbLog(_err);
+        RescueLog? rescueLog = _options.Rescue.Mode == RescueMode.Off ? null : new RescueLog(_err);
         ShadowMode? shadow = _options.AbMark is { } abMark ? new ShadowMode(abMark, _options.AbEnforceCtfw, abLog!) : null;
         List<QueueWorker> workers = [];
         ControlServer? control = null;
@@ -95,7 +96,7 @@ internal sealed class FirewallDaemon : IDisposable
             }
 
             foreach (NfqueueSocket socket in sockets)
-                workers.Add(new QueueWorker(socket, engine.CreateWorker(), _options.Rules, reject, log, _options.FailClosed, shadow));
+                workers.Add(new QueueWorker(socket, engine.CreateWorker(), _options.Rules, reject, log, _options.FailClosed, shadow, rescueLog));
             var target = new DaemonControl(engine, workers, log, abLog, start, _options.RebuildSettings) { Resetter = resetter, StalledAfterMs = _options.StalledAfterMs };
             try
             {

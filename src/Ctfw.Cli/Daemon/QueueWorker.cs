@@ -30,13 +30,15 @@ internal sealed class QueueWorker
     private readonly IcmpSourceSelector _icmpSources = new();
     private readonly int[] _logHits = new int[LogHitsPerPacket];
     private readonly ShadowMode? _shadow;
+    private readonly RescueLog? _rescueLog;
 
     // Set by the daemon to end the loop; read once per receive (≤ ReceiveTimeout late).
     private volatile bool _stop;
 
-    public QueueWorker(NfqueueSocket queue, ConntrackWorker conntrack, Ruleset rules, RawIpSender reject, LogSink log, bool failClosed, ShadowMode? shadow = null)
+    public QueueWorker(NfqueueSocket queue, ConntrackWorker conntrack, Ruleset rules, RawIpSender reject, LogSink log, bool failClosed, ShadowMode? shadow = null, RescueLog? rescueLog = null)
     {
         _shadow = shadow;
+        _rescueLog = rescueLog;
         _queue = queue;
         _conntrack = conntrack;
         _rules = rules;
@@ -188,6 +190,8 @@ internal sealed class QueueWorker
         };
         if (disagree)
             _shadow!.Log.Write(kernelState, kernelDirection, ct, facts, now);
+        if (ct.Rescued)
+            _rescueLog?.Write(ct, facts, now);
         RuleVerdict verdict = _rules.Evaluate(facts, _logHits);
         int logs = Math.Min(verdict.LogCount, _logHits.Length);
         for (int i = 0; i < logs; i++)
