@@ -10,7 +10,7 @@ namespace Ctfw.Cli.Daemon;
 /// the packet, and the packet in LOG format (with sequence numbers and TCP options). Rate limited by
 /// a token bucket shared by all workers (<see cref="Burst"/> lines, refilled at
 /// <see cref="PerSecond"/>/s); suppressed lines are counted and announced with the next one written.
-/// Only disagreeing packets come here, so the lock is off the common path.
+/// Only disagreeing packets come here.
 /// </summary>
 internal sealed class AbLog
 {
@@ -19,43 +19,21 @@ internal sealed class AbLog
 
     private static readonly LogOptions s_packetFormat = new() { Prefix = "", Flags = LogFlags.TcpSequence | LogFlags.TcpOptions };
 
-    private readonly Lock _lock = new();
-    private readonly TextWriter _writer;
-    private readonly char[] _packet = new char[LogFormatter.MaxLineLength];
-    private double _tokens = Burst;
-    private long _lastRefill;
-    private long _suppressedSinceLast;
+    private readonly RateLimitedLines _lines;
 
     public AbLog(TextWriter writer)
     {
-        _writer = writer;
+        _lines = new RateLimitedLines(writer, "ctfw: ab: ", "disagreement lines", PerSecond, Burst);
     }
 
-    public long Written { get; private set; }
+    public long Written => _lines.Written;
 
-    public long Suppressed { get; private set; }
+    public long Suppressed => _lines.Suppressed;
 
     public void Write(CtState kernelState, CtDirection kernelDir, in Classification ctfw, in PacketFacts facts, long now)
     {
-        lock (_lock)
-        {
-            _tokens = Math.Min(Burst, _tokens + (now - _lastRefill) * (PerSecond / 1000.0));
-            _lastRefill = now;
-            if (_tokens < 1)
-            {
-                Suppressed++;
-                _suppressedSinceLast++;
-                return;
-            }
-            _tokens -= 1;
-            if (_suppressedSinceLast > 0)
-            {
-                _writer.WriteLine($"ctfw: ab: {_suppressedSinceLast} disagreement lines suppressed (rate limit {PerSecond}/s)");
-                _suppressedSinceLast = 0;
-            }
-            _writer.WriteLine(Format(kernelState, kernelDir, ctfw, facts, _packet));
-            Written++;
-        }
+        if (_lines.TryAcquire(now))
+            _lines.WriteLine(Format(kernelState, kernelDir, ctfw, facts, stackalloc char[LogFormatter.MaxLineLength]));
     }
 
     /// <summary>The line, e.g. <c>ctfw: ab: kernel ESTABLISHED REPLY, ctfw INVALID - (tcp-invalid-seq), tcp SYN_RECV→SYN_RECV: IN=… SRC=…</c>.</summary>

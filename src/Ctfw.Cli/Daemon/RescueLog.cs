@@ -17,43 +17,21 @@ internal sealed class RescueLog
 
     private static readonly LogOptions s_packetFormat = new() { Prefix = "", Flags = LogFlags.TcpSequence };
 
-    private readonly Lock _lock = new();
-    private readonly TextWriter _writer;
-    private readonly char[] _packet = new char[LogFormatter.MaxLineLength];
-    private double _tokens = Burst;
-    private long _lastRefill;
-    private long _suppressedSinceLast;
+    private readonly RateLimitedLines _lines;
 
     public RescueLog(TextWriter writer)
     {
-        _writer = writer;
+        _lines = new RateLimitedLines(writer, "ctfw: rescue: ", "lines", PerSecond, Burst);
     }
 
-    public long Written { get; private set; }
+    public long Written => _lines.Written;
 
-    public long Suppressed { get; private set; }
+    public long Suppressed => _lines.Suppressed;
 
     public void Write(in Classification ct, in PacketFacts facts, long now)
     {
-        lock (_lock)
-        {
-            _tokens = Math.Min(Burst, _tokens + (now - _lastRefill) * (PerSecond / 1000.0));
-            _lastRefill = now;
-            if (_tokens < 1)
-            {
-                Suppressed++;
-                _suppressedSinceLast++;
-                return;
-            }
-            _tokens -= 1;
-            if (_suppressedSinceLast > 0)
-            {
-                _writer.WriteLine($"ctfw: rescue: {_suppressedSinceLast} lines suppressed (rate limit {PerSecond}/s)");
-                _suppressedSinceLast = 0;
-            }
-            _writer.WriteLine(Format(ct, facts, _packet));
-            Written++;
-        }
+        if (_lines.TryAcquire(now))
+            _lines.WriteLine(Format(ct, facts, stackalloc char[LogFormatter.MaxLineLength]));
     }
 
     /// <summary>e.g. <c>ctfw: rescued FIN: ESTABLISHED ORIGINAL, tcp NONE->FIN_WAIT: IN=… SRC=…</c>.</summary>

@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
-using System.Globalization;
 using Ctfw.Cli.Control;
 using Ctfw.Lab.Network;
 
@@ -191,6 +190,4 @@ internal sealed class LabDaemon : IDisposable
         {
         }
     }
-
-    internal static string Format(double value) => value.ToString("0.0", CultureInfo.InvariantCulture);
 }

@@ -99,10 +99,7 @@ internal sealed class LabRunner
     {
         // Same start for both trackers: this scenario's sysctls in the gateway (ctfw re-reads them
         // there), and empty tables.
-        List<string> sysctl = ["sysctl", "-q", "-w"];
-        foreach ((string name, string value) in scenario.EffectiveSysctls)
-            sysctl.Add($"net.netfilter.{name}={value}");
-        lab.InGateway([.. sysctl]);
+        lab.SetGatewaySysctls(scenario.EffectiveSysctls);
         daemon.Request(ControlProtocol.ReloadSysctls);
         FlushBoth(lab, daemon);
 
@@ -132,12 +129,6 @@ internal sealed class LabRunner
             }
         }
         Dictionary<string, long> after = daemon.Stats();
-        if (Environment.GetEnvironmentVariable("CTFW_LAB_DEBUG") == "1")
-        {
-            _out.WriteLine(Tool.Run(checkExit: false, Tool.InNetns(lab.Gateway, "conntrack", "-S")).StdOut);
-            _out.WriteLine(Tool.Run(checkExit: false, Tool.InNetns(lab.Gateway, "conntrack", "-L")).StdOut);
-            _out.WriteLine(Tool.Run(checkExit: false, Tool.InNetns(lab.Gateway, "iptables-save", "-c")).StdOut);
-        }
         return new LabRow(scenario.Name, sent, Delta(before, after, "ab.compared"), Delta(before, after, "ab.agreed"), note);
     }
 
@@ -154,10 +145,7 @@ internal sealed class LabRunner
         // Real programs talk for real: the endpoints' stacks answer again, timeouts are the kernel's defaults.
         TrafficMix.Unmute(lab.Client);
         TrafficMix.Unmute(lab.Server);
-        List<string> sysctl = ["sysctl", "-q", "-w"];
-        foreach ((string name, string value) in ConntrackSysctls.Defaults)
-            sysctl.Add($"net.netfilter.{name}={value}");
-        lab.InGateway([.. sysctl]);
+        lab.SetGatewaySysctls(ConntrackSysctls.Defaults);
         daemon.Request(ControlProtocol.ReloadSysctls);
         FlushBoth(lab, daemon);
 
@@ -168,8 +156,6 @@ internal sealed class LabRunner
         // Packets the kernel classified on the way to the queue minus packets ctfw took: how far
         // behind ctfw is. Zero here (nothing in flight); the table comparison waits for it to return.
         long lagBaseline = kernelBefore - before.GetValueOrDefault("packets");
-        using var trafficDone = new CancellationTokenSource();
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(_cancel, trafficDone.Token);
         var traffic = Task.Run(() => TrafficMix.Run(lab.Client, lab.Server, _options.Traffic, _options.Load, TextWriter.Null, _cancel));
 
         // While it runs: compare the two tables, interleaved (kernel, ctfw, kernel, ctfw).

@@ -61,6 +61,18 @@ public sealed class KernelLab : IDisposable
             throw new InvalidOperationException($"raw send wrote {sent} of {packet.Length} bytes");
     }
 
+    /// <summary>
+    /// Writes conntrack sysctls (kernel names without <c>net.netfilter.</c>, e.g.
+    /// <c>nf_conntrack_tcp_loose</c>) in the gateway namespace, in one <c>sysctl -w</c>.
+    /// </summary>
+    public void SetGatewaySysctls(IEnumerable<KeyValuePair<string, string>> values)
+    {
+        List<string> args = ["sysctl", "-q", "-w"];
+        foreach ((string name, string value) in values)
+            args.Add($"net.netfilter.{name}={value}");
+        InGateway([.. args]);
+    }
+
     /// <summary>Runs a command inside the gateway namespace and returns its stdout.</summary>
     public string InGateway(params string[] args) => Tool.RunIn(Gateway, args);
 

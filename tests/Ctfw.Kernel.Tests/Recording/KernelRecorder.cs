@@ -104,11 +104,7 @@ public sealed class KernelRecorder
     private ScenarioRecording RecordOnce(KernelScenario scenario)
     {
         // 1. Sysctls: every managed one, so a scenario never inherits the previous one's timeouts.
-        List<string> sysctlArgs = ["sysctl", "-q", "-w"];
-        foreach ((string name, string value) in scenario.EffectiveSysctls)
-            sysctlArgs.Add($"net.netfilter.{name}={value}");
-        sysctlArgs.Add("net.netfilter.nf_conntrack_log_invalid=255");
-        _lab.InGateway([.. sysctlArgs]);
+        _lab.SetGatewaySysctls([.. scenario.EffectiveSysctls, new("nf_conntrack_log_invalid", "255")]);
 
         // 2. Empty table.
         _lab.InGateway("conntrack", "-F", "-f", "ipv4");
