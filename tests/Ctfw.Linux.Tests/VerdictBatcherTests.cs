@@ -178,6 +178,7 @@ public sealed class VerdictBatcherTests
         var stats = new NfqueueStatistics();
         batcher.AddCounters(ref stats);
         Assert.Equal((1L, 2L, Errno.EBADF), (stats.SendErrors, stats.LostVerdicts, stats.LastSendError));
+        Assert.Equal((2L, 3L), (stats.Flushes, stats.SendSyscalls)); // the retry is a second sendmsg
         Assert.False(batcher.HasPending);
     }
 

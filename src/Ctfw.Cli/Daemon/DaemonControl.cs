@@ -1,3 +1,4 @@
+using Ctfw.Linux;
 using Ctfw.Cli.Control;
 using Ctfw.Conntrack;
 using Ctfw.Linux.Nfqueue;
@@ -97,6 +98,16 @@ internal sealed class DaemonControl : IControlTarget
             NfqueueStatistics st = worker.Queue.Statistics;
             Add(q + "packets", st.Packets);
             Add(q + "verdicts_sent", st.VerdictsSent);
+            Add(q + "recv_calls", st.ReceiveSyscalls);
+            Add(q + "recv_batches", st.ReceiveCalls);
+            Add(q + "verdict_flushes", st.Flushes);
+            Add(q + "verdict_sendmsg", st.SendSyscalls);
+            Add(q + "allocated_bytes", worker.AllocatedBytes);
+            if (worker.ThreadId != 0 && ResourceUsage.TryGetThreadTimes(worker.ThreadId, out long threadUser, out long threadSys))
+            {
+                Add(q + "cpu_user_us", threadUser);
+                Add(q + "cpu_sys_us", threadSys);
+            }
             if (worker.Queue.TryReadKernelCounters(out NfqueueKernelCounters k))
             {
                 Add(q + "queue_dropped", k.QueueDropped);
@@ -139,6 +150,18 @@ internal sealed class DaemonControl : IControlTarget
         Add("table.max", _engine.Settings.Max);
         Add("table.early_drops", _engine.EarlyDrops);
         Add("table.alloc_failures", _engine.AllocFailures);
+        Add("gc.gen0", GC.CollectionCount(0));
+        Add("gc.gen1", GC.CollectionCount(1));
+        Add("gc.gen2", GC.CollectionCount(2));
+        Add("gc.allocated_bytes", GC.GetTotalAllocatedBytes(precise: false));
+        Add("gc.pause_us", (long)GC.GetTotalPauseDuration().TotalMicroseconds);
+        Add("gc.heap_bytes", GC.GetTotalMemory(forceFullCollection: false));
+        if (ResourceUsage.TryGetProcessTimes(out long user, out long sys))
+        {
+            Add("process.cpu_user_us", user);
+            Add("process.cpu_sys_us", sys);
+        }
+        Add("process.rss_bytes", ResourceUsage.ResidentBytes());
         Add("log.written", _log.Written);
         Add("log.suppressed", _log.Suppressed);
         Add("settings.reloads", SettingsReloads);

@@ -52,6 +52,18 @@ internal sealed class QueueWorker
 
     public NfqueueSocket Queue => _queue;
 
+    /// <summary>The worker thread's kernel id once <see cref="Run"/> started (0 before), for its CPU time in `ctfw stats`.</summary>
+    public int ThreadId { get; private set; }
+
+    /// <summary>
+    /// Bytes the worker thread allocated since <see cref="Run"/> started, updated after every receive
+    /// batch: the per-packet path's allocations (0 in steady state), apart from LOG lines and
+    /// interface-name refreshes.
+    /// </summary>
+    public long AllocatedBytes => Volatile.Read(ref _allocatedBytes);
+
+    private long _allocatedBytes;
+
     /// <summary>Set when the socket became unusable (the loop then ends).</summary>
     public string? Failure { get; private set; }
 
@@ -60,7 +72,9 @@ internal sealed class QueueWorker
     /// <summary>Runs until <see cref="RequestStop"/>, then verdicts what is still queued and flushes.</summary>
     public void Run(Action onFailure)
     {
+        ThreadId = Ctfw.Linux.ResourceUsage.CurrentThreadId();
         _interfaces.Refresh(DaemonClock.NowMs());
+        long allocatedAtStart = GC.GetAllocatedBytesForCurrentThread();
         while (!_stop)
         {
             if (!ReceiveBatch())
@@ -68,6 +82,7 @@ internal sealed class QueueWorker
                 onFailure();
                 return;
             }
+            Volatile.Write(ref _allocatedBytes, GC.GetAllocatedBytesForCurrentThread() - allocatedAtStart);
         }
         // Packets queued before the stop still get their verdict: the socket's close would drop them.
         int drained;

@@ -40,6 +40,7 @@ public sealed class NfqueueSocket : IDisposable, IDatagramSender
     private uint _sequence;
 
     private long _receiveCalls;
+    private long _receiveSyscalls;
     private long _datagrams;
     private long _packets;
     private long _malformed;
@@ -94,6 +95,7 @@ public sealed class NfqueueSocket : IDisposable, IDatagramSender
             var s = new NfqueueStatistics
             {
                 ReceiveCalls = _receiveCalls,
+                ReceiveSyscalls = _receiveSyscalls,
                 Datagrams = _datagrams,
                 Packets = _packets,
                 MalformedMessages = _malformed,
@@ -245,16 +247,19 @@ public sealed class NfqueueSocket : IDisposable, IDatagramSender
             if (Verdicts.HasPending)
             {
                 received = Interop.Shim.RecvBatch(_socket, slots, (uint)count, Interop.Shim.RecvNonblocking, &error);
+                _receiveSyscalls++;
                 if (received < 0 && error == Errno.EAGAIN)
                 {
                     // About to block: nothing may wait for a verdict while we do.
                     Verdicts.Flush();
                     received = Interop.Shim.RecvBatch(_socket, slots, (uint)count, Interop.Shim.RecvWaitForOne, &error);
+                    _receiveSyscalls++;
                 }
             }
             else
             {
                 received = Interop.Shim.RecvBatch(_socket, slots, (uint)count, Interop.Shim.RecvWaitForOne, &error);
+                _receiveSyscalls++;
             }
         }
         if (received < 0)

@@ -9,6 +9,9 @@ public readonly record struct NfqueueStatistics
     /// <summary>recvmmsg calls that returned data.</summary>
     public long ReceiveCalls { get; init; }
 
+    /// <summary>Every recvmmsg system call, including those that returned nothing (EAGAIN, timeout, signal).</summary>
+    public long ReceiveSyscalls { get; init; }
+
     public long Datagrams { get; init; }
 
     /// <summary>Packets handed to the caller.</summary>
@@ -44,6 +47,9 @@ public readonly record struct NfqueueStatistics
 
     /// <summary>sendmsg calls that carried verdicts.</summary>
     public long Flushes { get; init; }
+
+    /// <summary>sendmsg system calls made for verdicts, retries included.</summary>
+    public long SendSyscalls { get; init; }
 
     /// <summary>Packet verdicts the kernel accepted in a sent datagram (their packets have been reinjected or dropped).</summary>
     public long VerdictsSent { get; init; }

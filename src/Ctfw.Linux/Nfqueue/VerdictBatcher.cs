@@ -42,6 +42,7 @@ public sealed class VerdictBatcher
     private long _messages;
     private long _batchMessages;
     private long _flushes;
+    private long _sendSyscalls;
     private long _verdictsSent;
     private long _sendErrors;
     private long _lostVerdicts;
@@ -107,8 +108,12 @@ public sealed class VerdictBatcher
         int length = Encode(_wire);
         ReadOnlySpan<byte> datagram = _wire.AsSpan(0, length);
         Errno error = _sender.Send(datagram);
+        _sendSyscalls++;
         if (error is Errno.ENOBUFS or Errno.ENOMEM or Errno.EAGAIN)
+        {
             error = _sender.Send(datagram);
+            _sendSyscalls++;
+        }
         _flushes++;
         if (error != Errno.None)
         {
@@ -179,6 +184,7 @@ public sealed class VerdictBatcher
             VerdictMessages = _messages,
             BatchVerdictMessages = _batchMessages,
             Flushes = _flushes,
+            SendSyscalls = _sendSyscalls,
             VerdictsSent = Volatile.Read(ref _verdictsSent),
             SendErrors = _sendErrors,
             LostVerdicts = _lostVerdicts,

@@ -106,7 +106,8 @@ public sealed class NfqueueLiveTests
 
         Assert.Equal(Enumerable.Range(10, 10).Select(k => $"b{k}").ToHashSet(), NetnsLab.Drain(receiver, 10).ToHashSet());
         NfqueueStatistics stats = queue.Statistics;
-        Assert.Equal((2L, 2L, 1L), (stats.VerdictMessages, stats.BatchVerdictMessages, stats.Flushes));
+        Assert.Equal((2L, 2L, 1L, 1L), (stats.VerdictMessages, stats.BatchVerdictMessages, stats.Flushes, stats.SendSyscalls));
+        Assert.InRange(stats.ReceiveSyscalls, stats.ReceiveCalls, long.MaxValue);
         queue.Receive(packets); // picks up any NLMSG_ERROR the batches caused
         Assert.Equal(0, queue.Statistics.VerdictErrors);
     }

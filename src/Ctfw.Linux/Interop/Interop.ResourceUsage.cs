@@ -1,0 +1,33 @@
+using System.Runtime.InteropServices;
+
+namespace Ctfw.Linux;
+
+internal static partial class Interop
+{
+    internal const int RusageSelf = 0;
+    internal const int ScClkTck = 2;
+
+    /// <summary>struct rusage (x86-64/arm64): two timevals, then 14 longs (ru_maxrss first, in KiB).</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    internal struct RUsage
+    {
+        public long UserSeconds;
+        public long UserMicroseconds;
+        public long SystemSeconds;
+        public long SystemMicroseconds;
+        public long MaxRssKiB;
+        public long IxRss, IdRss, IsRss, MinFlt, MajFlt, NSwap, InBlock, OuBlock, MsgSnd, MsgRcv, NSignals, NVcsw, NIvcsw;
+    }
+
+    /// <summary>getrusage(2).</summary>
+    [LibraryImport(Libraries.Libc, EntryPoint = "getrusage", SetLastError = true)]
+    internal static unsafe partial int GetRUsage(int who, RUsage* usage);
+
+    /// <summary>gettid(2): the kernel's id of the calling thread.</summary>
+    [LibraryImport(Libraries.Libc, EntryPoint = "gettid")]
+    internal static partial int GetTid();
+
+    /// <summary>sysconf(3).</summary>
+    [LibraryImport(Libraries.Libc, EntryPoint = "sysconf")]
+    internal static partial long SysConf(int name);
+}

@@ -1,0 +1,48 @@
+using Ctfw.Linux;
+using Xunit;
+
+namespace Ctfw.Linux.Tests;
+
+public class ResourceUsageTests
+{
+    [Fact]
+    public void TryParseStatTimes_CommandWithSpacesAndParentheses_ReadsUtimeAndStime()
+    {
+        const string Stat = "4242 (ctfw (q) 7) S 1 4242 4242 0 -1 4194560 1200 0 0 0 731 59 0 0 20 0 9 0 100 0 0";
+        Assert.True(ResourceUsage.TryParseStatTimes(Stat, out long user, out long sys));
+        Assert.Equal((731L, 59L), (user, sys));
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("4242 ctfw S 1")]
+    [InlineData("4242 (ctfw) S 1 2 3")]
+    [InlineData("4242 (ctfw) S 1 4242 4242 0 -1 4194560 1200 0 0 0 x 59")]
+    public void TryParseStatTimes_Malformed_ReturnsFalse(string stat) =>
+        Assert.False(ResourceUsage.TryParseStatTimes(stat, out _, out _));
+
+    [Fact]
+    public void CurrentThread_TimesAndProcessTimes_MoveWithWork()
+    {
+        Assert.True(ResourceUsage.TryGetProcessTimes(out long user0, out long sys0));
+        int tid = ResourceUsage.CurrentThreadId();
+        Assert.True(tid > 0);
+        Assert.True(ResourceUsage.TryGetThreadTimes(tid, out long threadUser0, out _));
+        // Spin until the thread's own tick-resolution clock moves (about 10 ms of CPU).
+        long spin = 0;
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        long threadUser1;
+        do
+        {
+            for (int i = 0; i < 1_000_000; i++)
+                spin += i ^ spin;
+            Assert.True(ResourceUsage.TryGetThreadTimes(tid, out threadUser1, out _));
+        }
+        while (threadUser1 == threadUser0 && clock.Elapsed < TimeSpan.FromSeconds(30));
+        Assert.True(threadUser1 > threadUser0, $"thread CPU did not move (spin {spin})");
+        Assert.True(ResourceUsage.TryGetProcessTimes(out long user1, out long sys1));
+        Assert.True(user1 + sys1 > user0 + sys0);
+        Assert.True(ResourceUsage.ResidentBytes() > 1 << 20);
+        Assert.False(ResourceUsage.TryGetThreadTimes(int.MaxValue, out _, out _));
+    }
+}
