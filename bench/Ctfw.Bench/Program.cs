@@ -9,6 +9,12 @@ using Ctfw.Bench.Conntrack;
 // Own modes first; everything else is BenchmarkDotNet's command line (--filter, --list, --disasm, ...).
 if (args.Contains("--quick"))
     return QuickRun.Run(Console.Out);
+if (args.Contains("--expiry-pause"))
+{
+    ExpiryPause.Result pause = ExpiryPause.Measure(ExpiryPause.DaemonBudget, TimeSpan.FromSeconds(3), TimeSpan.FromSeconds(30));
+    ExpiryPause.Print(pause, Console.Out);
+    return pause.Bad == 0 && pause.Allocated == 0 ? 0 : 1;
+}
 if (args.Contains("--memory"))
 {
     MemoryFootprint.Print(MemoryFootprint.Measure(1_000_000), Console.Out);

@@ -33,7 +33,8 @@ internal sealed class ConnTable
     private readonly int[] _buckets;
     private readonly int _bucketShift;
     private readonly TupleHasher _hasher;
-    private readonly (int Index, long Epoch)[] _retired;
+    // The epoch's low 32 bits: compared by wrapping difference (a grace period is a few epochs).
+    private readonly (int Index, uint Epoch)[] _retired;
     private int _retiredHead;
     private int _retiredCount;
 
@@ -62,15 +63,16 @@ internal sealed class ConnTable
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(max, 1);
         Max = max;
-        // Slack for entries that are dead but not yet reclaimed; the kernel has the slab for that.
-        int capacity = checked(max + Math.Max(max / 8, 1024));
+        // Slack for entries that are dead but not yet reclaimed (one grace period, a housekeeping tick
+        // or two); the kernel has the slab for that. 1/32 of max holds 3 M retirements a second.
+        int capacity = checked(max + Math.Max(max / 32, 1024));
         Entries = GC.AllocateArray<ConnEntry>(capacity, pinned: true);
         Ages = new FlowAge[capacity];
         int buckets = (int)BitOperations.RoundUpToPowerOf2((uint)Math.Max(1024, max * 2));
         _buckets = GC.AllocateArray<int>(buckets, pinned: true); // pinned: prefetch takes its address
         _bucketShift = 64 - BitOperations.Log2((uint)buckets);
         _hasher = new TupleHasher(hashSeed);
-        _retired = new (int, long)[capacity];
+        _retired = new (int, uint)[capacity];
         Epochs = new EpochManager(maxThreads + 1);
         Wheel = new TimerWheel(Entries, now);
         for (int i = capacity - 1; i >= 0; i--)
@@ -120,6 +122,29 @@ internal sealed class ConnTable
         byte* e = (byte*)Unsafe.AsPointer(ref Entries[(link - 1) >> 1]);
         Sse.Prefetch0(e);
         Sse.Prefetch0(e + 64);
+    }
+
+    /// <summary>
+    /// <see cref="Lookup"/> for a batch of keys with their hashes, results in <paramref name="indexes"/>
+    /// (-1 for none) and <paramref name="directions"/>. The batch is walked three times so that its
+    /// cache misses overlap instead of queueing one after another: prefetch every bucket, then read
+    /// every chain head and prefetch its entry, then look up. At a table larger than the caches this
+    /// turns two dependent memory round trips per key into a handful per batch. Must run inside an epoch.
+    /// </summary>
+    public void LookupBatch(ReadOnlySpan<ConnTuple> keys, ReadOnlySpan<ulong> hashes, long now, Span<int> indexes, Span<int> directions)
+    {
+        int n = keys.Length;
+        if (hashes.Length < n || indexes.Length < n || directions.Length < n)
+            throw new ArgumentException("hashes, indexes and directions must be at least as long as keys");
+        for (int i = 0; i < n; i++)
+            PrefetchBucket(hashes[i]);
+        for (int i = 0; i < n; i++)
+            PrefetchChainHead(hashes[i]);
+        for (int i = 0; i < n; i++)
+        {
+            indexes[i] = Lookup(keys[i], hashes[i], now, out int dir);
+            directions[i] = dir;
+        }
     }
 
     /// <summary>
@@ -507,7 +532,7 @@ internal sealed class ConnTable
             return;
         }
         int slot = (_retiredHead + _retiredCount) % _retired.Length;
-        _retired[slot] = (idx, Epochs.Current);
+        _retired[slot] = (idx, unchecked((uint)Epochs.Current));
         _retiredCount++;
     }
 
@@ -516,11 +541,13 @@ internal sealed class ConnTable
         if (_retiredCount == 0)
             return;
         Epochs.Advance();
-        long safe = Epochs.SafeBelow();
+        // SafeBelow is "idle" (long.MaxValue) when no reader is inside an epoch; every stamp is below
+        // the epoch just advanced to, so that is the bound then (and the truncation stays meaningful).
+        uint safe = unchecked((uint)Math.Min(Epochs.SafeBelow(), Epochs.Current));
         while (_retiredCount > 0)
         {
-            (int idx, long epoch) = _retired[_retiredHead];
-            if (epoch >= safe)
+            (int idx, uint epoch) = _retired[_retiredHead];
+            if (unchecked((int)(epoch - safe)) >= 0)
                 break; // FIFO: later ones are stamped no earlier
             ref ConnEntry e = ref Entries[idx];
             e.Status = 0;

@@ -426,4 +426,77 @@ public class TableTests
         foreach (ConntrackWorker w in workers)
             w.Dispose();
     }
+    [Fact]
+    public void Maintain_NoReaderInsideAnEpoch_ExpiredSlotsAreFreeRightAfterTheCall()
+    {
+        // A full table (max entries: more than the slack of free slots beyond it) expires in one call
+        // and must be allocatable again at once: with no reader in an epoch, the grace period ends
+        // within the same Maintain, so the second round cannot run on the slack alone.
+        var table = new ConnTable(2_000, maxThreads: 1, now: 1_000, hashSeed: 7);
+        for (int round = 0; round < 3; round++)
+        {
+            long now = 1_000 + (round * 100_000L);
+            Assert.True(table.Capacity - table.Max < table.Max);
+            for (int i = 0; i < table.Max; i++)
+            {
+                ConnTuple t = UdpTuple(i);
+                int idx = table.Allocate(table.Hash(t), now);
+                Assert.True(idx >= 0, $"round {round}: no free slot for entry {i} of {table.Max}");
+                table.Entries[idx].Orig = t;
+                table.Entries[idx].Deadline = now + 1_000;
+                table.Insert(idx);
+            }
+            Assert.Equal(table.Max, table.Maintain(now + 2_000));
+            Assert.Equal((0, 0), (table.Count, table.RetiredCount));
+        }
+    }
+
+    [Fact]
+    public void LookupBatch_SameAnswersAsLookupOneByOne()
+    {
+        var table = new ConnTable(1_000, maxThreads: 1, now: 1_000, hashSeed: 11);
+        for (int i = 0; i < 500; i++)
+        {
+            ConnTuple t = UdpTuple(i);
+            int idx = table.Allocate(table.Hash(t), 1_000);
+            table.Entries[idx].Orig = t;
+            table.Entries[idx].Deadline = i % 5 == 0 ? 1_500 : 100_000; // every fifth has expired at 2 000
+            table.Insert(idx);
+        }
+        var keys = new ConnTuple[1_000];
+        var hashes = new ulong[keys.Length];
+        for (int i = 0; i < keys.Length; i++)
+        {
+            ConnTuple t = UdpTuple(i % 700); // 500..699 were never inserted
+            if (i % 2 == 1)
+                Assert.True(t.TryInvert(out keys[i]));
+            else
+                keys[i] = t;
+            hashes[i] = table.Hash(keys[i]);
+        }
+        var indexes = new int[keys.Length];
+        var directions = new int[keys.Length];
+        table.LookupBatch(keys, hashes, 2_000, indexes, directions);
+        int hits = 0;
+        for (int i = 0; i < keys.Length; i++)
+        {
+            int expected = table.Lookup(keys[i], hashes[i], 2_000, out int dir);
+            Assert.Equal((expected, expected < 0 ? 0 : dir), (indexes[i], directions[i]));
+            hits += expected >= 0 ? 1 : 0;
+        }
+        Assert.InRange(hits, 500, 700); // hits in both directions, misses for expired and absent tuples
+        Assert.Throws<ArgumentException>(() => table.LookupBatch(keys, hashes.AsSpan(1), 2_000, indexes, directions));
+    }
+
+    private static ConnTuple UdpTuple(int i)
+    {
+        ConnTuple t = default;
+        t.Src = IpAddress.FromV4(new byte[] { 10, 1, (byte)(i >> 8), (byte)i });
+        t.Dst = IpAddress.FromV4(new byte[] { 10, 2, 0, 1 });
+        t.SrcId = (ushort)(1024 + i);
+        t.DstId = 53;
+        t.Protocol = IpProto.Udp;
+        t.IpVersion = 4;
+        return t;
+    }
 }
