@@ -95,6 +95,7 @@ public sealed partial class SeedScenarioLiveTests
             Assert.True(stats.GetValueOrDefault("state.INVALID") >= 1, "state.INVALID is 0");
             Assert.True(stats.GetValueOrDefault("verdict.drop") >= 1, "the INVALID FIN was not dropped");
             Assert.Equal(0, stats.GetValueOrDefault("rescue.fin"));
+            AssertProfilingStats(stats);
             // ctfw ran the rules' LOG target on that FIN, as the kernel does.
             string? logged = ctfw.Stderr.Split('\n').FirstOrDefault(l =>
                 l.Contains("[ecs] FORWARD INVALID: ", StringComparison.Ordinal) && l.Contains($"SPT={run.ClientPort} DPT={ServicePort} ", StringComparison.Ordinal));
@@ -635,6 +636,25 @@ public sealed partial class SeedScenarioLiveTests
     }
 
     /// <summary>`ctfw stats --raw` once the packet counter has stopped moving.</summary>
+    /// <summary>The counters `ctfw bench` profiles with: syscalls, batches, worker allocations and CPU, GC, process CPU and memory.</summary>
+    private static void AssertProfilingStats(Dictionary<string, long> stats)
+    {
+        string q = stats.Keys.Single(k => k.StartsWith("queue.", StringComparison.Ordinal) && k.EndsWith(".recv_calls", StringComparison.Ordinal))[..^"recv_calls".Length];
+        long packets = stats[q + "packets"];
+        Assert.True(packets > 0);
+        Assert.InRange(stats[q + "recv_batches"], 1, packets);
+        Assert.InRange(stats[q + "recv_calls"], stats[q + "recv_batches"], long.MaxValue);
+        Assert.InRange(stats[q + "verdict_flushes"], 1, stats[q + "verdicts_sent"]);
+        Assert.InRange(stats[q + "verdict_sendmsg"], stats[q + "verdict_flushes"], long.MaxValue);
+        Assert.InRange(stats[q + "allocated_bytes"], 0, long.MaxValue);
+        Assert.True(stats.ContainsKey(q + "cpu_user_us") && stats.ContainsKey(q + "cpu_sys_us"), "no worker CPU times");
+        Assert.InRange(stats["gc.gen0"], stats["gc.gen1"], long.MaxValue);
+        Assert.InRange(stats["gc.gen1"], stats["gc.gen2"], long.MaxValue);
+        Assert.True(stats["gc.allocated_bytes"] > 0);
+        Assert.True(stats["process.cpu_user_us"] + stats["process.cpu_sys_us"] > 0);
+        Assert.InRange(stats["process.rss_bytes"], 10L << 20, 4L << 30);
+    }
+
     private static async Task<Dictionary<string, long>> SettledStats(string control)
     {
         Dictionary<string, long> last = Stats(control);
