@@ -41,6 +41,7 @@ public sealed class NfqueueSocket : IDisposable, IDatagramSender
 
     private long _receiveCalls;
     private long _receiveSyscalls;
+    private bool _lastReceiveShort = true;
     private long _datagrams;
     private long _packets;
     private long _malformed;
@@ -244,7 +245,17 @@ public sealed class NfqueueSocket : IDisposable, IDatagramSender
         Errno error = Errno.None;
         fixed (Interop.Shim.RxSlot* slots = _slots)
         {
-            if (Verdicts.HasPending)
+            if (Verdicts.HasPending && _lastReceiveShort)
+            {
+                // The last receive drained the socket (it returned less than it asked for): more is
+                // unlikely to be waiting, so send the verdicts now and block, instead of first
+                // asking without blocking for data that is not there (one syscall fewer per batch
+                // at low and medium load; a full receive keeps collecting verdicts, below).
+                Verdicts.Flush();
+                received = Interop.Shim.RecvBatch(_socket, slots, (uint)count, Interop.Shim.RecvWaitForOne, &error);
+                _receiveSyscalls++;
+            }
+            else if (Verdicts.HasPending)
             {
                 received = Interop.Shim.RecvBatch(_socket, slots, (uint)count, Interop.Shim.RecvNonblocking, &error);
                 _receiveSyscalls++;
@@ -264,6 +275,7 @@ public sealed class NfqueueSocket : IDisposable, IDatagramSender
         }
         if (received < 0)
             return error == Errno.None ? Errno.EIO : error;
+        _lastReceiveShort = received < count;
         _receiveCalls++;
         _datagrams += received;
         for (int i = 0; i < received; i++)
