@@ -17,6 +17,10 @@ for tool in ip:iproute2 ping:iputils-ping iptables:iptables nft:nftables tcpdump
             iperf3:iperf3 nginx:nginx wrk:wrk setpriv:util-linux; do
     command -v "${tool%%:*}" >/dev/null 2>&1 || need_apt+=("${tool#*:}")
 done
+# Headers the C NFQUEUE loop of `ctfw bench` (bench/nfq-c-loop) compiles against.
+for header in libnetfilter_queue/libnetfilter_queue.h:libnetfilter-queue-dev libmnl/libmnl.h:libmnl-dev; do
+    [[ -f "/usr/include/${header%%:*}" ]] || need_apt+=("${header#*:}")
+done
 if [[ ${#need_apt[@]} -gt 0 ]]; then
     if [[ $(id -u) -eq 0 ]]; then
         echo "== installing: ${need_apt[*]}"

@@ -9,7 +9,10 @@
  *
  * Usage: nfq_accept [-q QUEUE] [-r COPY_RANGE] [-b BATCH] [-m MAXLEN] [-c]
  *   -c   fail-closed (do not set NFQA_CFG_F_FAIL_OPEN)
- * SIGTERM/SIGINT: unbinds, prints "packets=N batches=M avg_batch=X bytes=B" on stdout, exits 0.
+ * SIGTERM/SIGINT: unbinds, prints "packets=N batches=M avg_batch=X bytes=B truncated=T recv_calls=R
+ * send_calls=S" on stdout, exits 0. recv_calls counts every recvmmsg call (timeouts and EINTR
+ * included), send_calls every verdict sendto: their sum per packet is the loop's syscalls/packet
+ * (`ctfw bench`).
  *
  * Build: make   (gcc -O2 nfq_accept.c -lnetfilter_queue -lmnl)
  */
@@ -152,7 +155,7 @@ int main(int argc, char **argv)
             queue, copy, batch, maxlen, fail_open ? " fail-open" : "");
 
     struct batch_state st = {0};
-    uint64_t batches = 0, truncated = 0;
+    uint64_t batches = 0, truncated = 0, recv_calls = 0, send_calls = 0;
     char vbuf[256];
     unsigned portid = mnl_socket_get_portid(nl);
     while (!g_stop) {
@@ -164,6 +167,7 @@ int main(int argc, char **argv)
             msgs[i].msg_hdr.msg_iovlen = 1;
         }
         int n = recvmmsg(fd, msgs, batch, MSG_WAITFORONE, NULL);
+        recv_calls++;
         if (n < 0) {
             if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)
                 continue;
@@ -178,6 +182,7 @@ int main(int argc, char **argv)
         if (st.have_id) {
             nlh = nfq_nlmsg_put(vbuf, NFQNL_MSG_VERDICT_BATCH, queue);
             nfq_nlmsg_verdict_put(nlh, st.last_id, NF_ACCEPT);
+            send_calls++;
             if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0 && errno != EINTR)
                 perror("nfq_accept: verdict");
             batches++;
@@ -188,10 +193,10 @@ int main(int argc, char **argv)
     nfq_nlmsg_cfg_put_cmd(nlh, AF_INET, NFQNL_CFG_CMD_UNBIND);
     mnl_socket_sendto(nl, nlh, nlh->nlmsg_len);
     mnl_socket_close(nl);
-    printf("packets=%llu batches=%llu avg_batch=%.2f bytes=%llu truncated=%llu\n",
+    printf("packets=%llu batches=%llu avg_batch=%.2f bytes=%llu truncated=%llu recv_calls=%llu send_calls=%llu\n",
            (unsigned long long)st.packets, (unsigned long long)batches,
            batches ? (double)st.packets / batches : 0.0, (unsigned long long)st.bytes,
-           (unsigned long long)truncated);
+           (unsigned long long)truncated, (unsigned long long)recv_calls, (unsigned long long)send_calls);
     fflush(stdout);
     free(rx);
     return 0;

@@ -12,6 +12,7 @@ internal static class Program
         Commands:
           run        filter NFQUEUE traffic of this network namespace with conntrack and a ruleset
           lab        prove ctfw classifies like kernel conntrack: namespaces, shadow mode, scenarios, real traffic
+          bench      line-rate benchmark: plain, kernel conntrack, a C NFQUEUE loop and ctfw, side by side
           replay     classify every packet of a pcap/pcapng file as kernel conntrack would
           sysctls    print the conntrack settings ctfw would use (defaults, file, --set, live)
           stats      print the counters of a running `ctfw run`
@@ -44,6 +45,7 @@ internal static class Program
         "replay" => ReplayCommand.Run(args),
         "sysctls" => SysctlsCommand.Run(args),
         "lab" => Lab.LabCommand.Run(args),
+        "bench" => Bench.BenchCommand.Run(args),
         "stats" => StatsCommand.Run(args),
         "conntrack" => ConntrackCommand.Run(args),
         _ => Fail($"unknown command '{args[0]}' (try `ctfw --help`)"),

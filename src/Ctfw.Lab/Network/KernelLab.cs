@@ -139,15 +139,18 @@ public sealed class KernelLab : IDisposable
     }
 
     /// <summary>Deletes lab namespaces whose creating process no longer exists (a crashed or killed run).</summary>
-    public static IReadOnlyList<string> RemoveLeftovers()
+    public static IReadOnlyList<string> RemoveLeftovers() => RemoveLeftovers(Prefix);
+
+    /// <summary>Deletes namespaces named <c>&lt;prefix&gt;&lt;pid&gt;-&lt;x&gt;</c> whose pid no longer exists (shared with the bench lab).</summary>
+    internal static IReadOnlyList<string> RemoveLeftovers(string prefix)
     {
         List<string> removed = [];
         foreach (string line in Tool.Run("ip", "netns", "list").Split('\n', StringSplitOptions.RemoveEmptyEntries))
         {
             string name = line.Split(' ', 2)[0];
-            if (!name.StartsWith(Prefix, StringComparison.Ordinal))
+            if (!name.StartsWith(prefix, StringComparison.Ordinal))
                 continue;
-            string[] parts = name[Prefix.Length..].Split('-');
+            string[] parts = name[prefix.Length..].Split('-');
             if (parts.Length != 2 || !int.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out int pid))
                 continue;
             if (pid != Environment.ProcessId && Directory.Exists($"/proc/{pid}"))
@@ -159,7 +162,7 @@ public sealed class KernelLab : IDisposable
     }
 
     /// <summary>Ends the processes still running inside one of our namespaces (a crashed run's tcpdump), then deletes it.</summary>
-    private static void DeleteNamespace(string name)
+    internal static void DeleteNamespace(string name)
     {
         ToolResult pids = Tool.Run(checkExit: false, "ip", "netns", "pids", name);
         foreach (string p in pids.StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries))

@@ -1,0 +1,37 @@
+namespace Ctfw.Lab.Bench;
+
+/// <summary>What one <c>ctfw bench</c> run measures, and how long.</summary>
+public sealed record BenchOptions
+{
+    public int Reps { get; init; } = 3;
+
+    /// <summary>Length of each measurement (one workload under one set-up).</summary>
+    public TimeSpan Seconds { get; init; } = TimeSpan.FromSeconds(10);
+
+    public IReadOnlyList<BenchSetup> Setups { get; init; } = BenchNames.AllSetups;
+
+    public IReadOnlyList<BenchWorkload> Workloads { get; init; } = BenchNames.AllWorkloads;
+
+    /// <summary>Length of the ctfw1 steady-state soak under mixed load; zero skips it.</summary>
+    public TimeSpan Soak { get; init; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>The first NFQUEUE number; ctfw2 also uses the next one.</summary>
+    public int Queue { get; init; } = 7;
+
+    /// <summary>Where the markdown report is also written, or null.</summary>
+    public string? Output { get; init; }
+
+    /// <summary>The <c>--quick</c> settings: one rep of 2 s per measurement and a 5 s soak (for tests).</summary>
+    public static BenchOptions Quick { get; } = new() { Reps = 1, Seconds = TimeSpan.FromSeconds(2), Soak = TimeSpan.FromSeconds(5) };
+
+    /// <summary>
+    /// The set-ups in the order rep <paramref name="rep"/> (1-based) runs them: rotated by one place per
+    /// rep, so that no set-up always runs first after a workload change or always last.
+    /// </summary>
+    public IReadOnlyList<BenchSetup> SetupOrder(int rep)
+    {
+        int n = Setups.Count;
+        int shift = ((rep - 1) % n + n) % n;
+        return [.. Setups.Skip(shift), .. Setups.Take(shift)];
+    }
+}

@@ -1,0 +1,87 @@
+namespace Ctfw.Lab.Bench;
+
+/// <summary>What the gateway does with forwarded packets in one measurement.</summary>
+public enum BenchSetup
+{
+    /// <summary>Plain forwarding: no rules, no conntrack. The machine's limit.</summary>
+    Plain,
+    /// <summary>Kernel conntrack with the stateful iptables ruleset rules/bench.rules.</summary>
+    Kernel,
+    /// <summary>The plain C NFQUEUE accept-all loop on one queue, kernel conntrack bypassed (NOTRACK).</summary>
+    CLoop,
+    /// <summary><c>ctfw run</c> on one queue with rules/bench.rules and its own conntrack, kernel conntrack bypassed.</summary>
+    Ctfw1,
+    /// <summary>The same on two queues (two worker threads, queue-balance).</summary>
+    Ctfw2,
+}
+
+/// <summary>The traffic of one measurement, client → server over IPv4.</summary>
+public enum BenchWorkload
+{
+    /// <summary>iperf3 TCP bulk, 2 parallel streams; Gbit/s received.</summary>
+    Tcp,
+    /// <summary>iperf3 UDP, 64-byte payloads, unpaced, 2 streams; packets/s received by the server.</summary>
+    Udp,
+    /// <summary>wrk against nginx with <c>Connection: close</c>; new TCP connections (= requests) per second.</summary>
+    Conn,
+    /// <summary>ping every 2 ms under a paced 1 Gbit/s iperf3 TCP load; RTT p50/p99/max.</summary>
+    Lat,
+}
+
+/// <summary>Names used on the command line and in the report.</summary>
+public static class BenchNames
+{
+    public static IReadOnlyList<BenchSetup> AllSetups { get; } = [BenchSetup.Plain, BenchSetup.Kernel, BenchSetup.CLoop, BenchSetup.Ctfw1, BenchSetup.Ctfw2];
+
+    public static IReadOnlyList<BenchWorkload> AllWorkloads { get; } = [BenchWorkload.Tcp, BenchWorkload.Udp, BenchWorkload.Conn, BenchWorkload.Lat];
+
+    public static string Of(BenchSetup setup) => setup switch
+    {
+        BenchSetup.Plain => "plain",
+        BenchSetup.Kernel => "kernel",
+        BenchSetup.CLoop => "cloop",
+        BenchSetup.Ctfw1 => "ctfw1",
+        BenchSetup.Ctfw2 => "ctfw2",
+        _ => throw new ArgumentOutOfRangeException(nameof(setup), setup, null),
+    };
+
+    public static string Of(BenchWorkload workload) => workload switch
+    {
+        BenchWorkload.Tcp => "tcp",
+        BenchWorkload.Udp => "udp",
+        BenchWorkload.Conn => "conn",
+        BenchWorkload.Lat => "lat",
+        _ => throw new ArgumentOutOfRangeException(nameof(workload), workload, null),
+    };
+
+    /// <summary>True for the set-ups with an NFQUEUE consumer process whose CPU and syscalls are profiled.</summary>
+    public static bool HasDaemon(BenchSetup setup) => setup is BenchSetup.CLoop or BenchSetup.Ctfw1 or BenchSetup.Ctfw2;
+
+    /// <summary>Parses a comma list of set-up ids (or <c>all</c>), keeping the canonical order.</summary>
+    /// <exception cref="FormatException">An unknown id, or an empty list.</exception>
+    public static IReadOnlyList<BenchSetup> ParseSetups(string text) => ParseList(text, AllSetups, Of, "set-up");
+
+    /// <summary>Parses a comma list of workload ids (or <c>all</c>), keeping the canonical order.</summary>
+    /// <exception cref="FormatException">An unknown id, or an empty list.</exception>
+    public static IReadOnlyList<BenchWorkload> ParseWorkloads(string text) => ParseList(text, AllWorkloads, Of, "workload");
+
+    private static IReadOnlyList<T> ParseList<T>(string text, IReadOnlyList<T> all, Func<T, string> name, string what)
+    {
+        var chosen = new HashSet<T>();
+        foreach (string part in text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            if (part.Equals("all", StringComparison.OrdinalIgnoreCase))
+            {
+                chosen.UnionWith(all);
+                continue;
+            }
+            T? match = all.FirstOrDefault(x => name(x).Equals(part, StringComparison.OrdinalIgnoreCase));
+            if (match is null || !name(match).Equals(part, StringComparison.OrdinalIgnoreCase))
+                throw new FormatException($"unknown {what} '{part}' (known: {string.Join(", ", all.Select(name))}, all)");
+            chosen.Add(match);
+        }
+        if (chosen.Count == 0)
+            throw new FormatException($"no {what} given");
+        return [.. all.Where(chosen.Contains)];
+    }
+}

@@ -1,0 +1,216 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Runtime.CompilerServices;
+using Xunit.Abstractions;
+
+namespace Ctfw.Daemon.Tests;
+
+/// <summary>
+/// `ctfw bench` as a user runs it (the built ctfw.dll as a process, from the checkout so it finds
+/// rules/bench.rules and the C loop's source): a whole quick run, and SIGINT in the middle. After
+/// either, nothing of it may remain: its ctfwb-PID-* namespaces, processes inside them, the
+/// consumers it started, and ctfw's control socket.
+/// </summary>
+[Trait("Tier", "Privileged")]
+[Collection(PrivilegedCollection.Name)]
+public sealed class BenchCommandLiveTests
+{
+    private const string NamespacePrefix = "ctfwb-";
+
+    private static readonly string[] s_setups = ["plain", "kernel", "cloop", "ctfw1", "ctfw2"];
+
+    private readonly ITestOutputHelper _output;
+
+    public BenchCommandLiveTests(ITestOutputHelper output)
+    {
+        _output = output;
+    }
+
+    private static string Checkout { get; } = FindCheckout();
+
+    [Fact(Timeout = 240_000)]
+    public async Task Bench_Quick_EveryRowHasFiguresRatiosAndNothingIsLeft()
+    {
+        RequireRoot();
+        using var bench = StartBench("--quick", "--soak", "3");
+        string[] namespaceIds = await WaitForNamespaces(bench);
+        int? exit = await WaitForExit(bench, TimeSpan.FromSeconds(200));
+        string report = bench.Stdout;
+        _output.WriteLine(report);
+        _output.WriteLine(bench.Stderr);
+        Assert.Equal(0, exit);
+
+        Dictionary<string, string[]> results = TableRows(report, "| workload | unit | plain | kernel | cloop | ctfw1 | ctfw2 |");
+        foreach (string row in (string[])["tcp", "udp", "conn", "lat p50", "lat p99"])
+        {
+            Assert.True(results.TryGetValue(row, out string[]? cells), $"no results row '{row}'");
+            for (int i = 0; i < s_setups.Length; i++)
+                Assert.True(Number(cells[i + 1]) > 0, $"{row} {s_setups[i]}: '{cells[i + 1]}' is not a positive figure");
+        }
+        Dictionary<string, string[]> ratios = TableRows(report, "| workload | ctfw1÷cloop | ctfw2÷cloop | ctfw1÷kernel | ctfw2÷kernel |");
+        foreach (string row in (string[])["tcp", "udp", "conn"])
+            Assert.All(ratios[row], c => Assert.True(Number(c) > 0, $"ratio {row}: '{c}'"));
+        Assert.True(ratios.ContainsKey("lat"), "no lat ratio row");
+        Assert.Equal(6, report.Split('\n').Count(l => l.StartsWith("- ", StringComparison.Ordinal) && (l.Contains("**met**", StringComparison.Ordinal) || l.Contains("**MISSED**", StringComparison.Ordinal))));
+        Assert.Contains("## Soak (ctfw1, mixed load, 3 s)", report, StringComparison.Ordinal);
+        Assert.DoesNotContain("## Failures", report, StringComparison.Ordinal);
+
+        AssertNothingLeft(bench.Id, namespaceIds);
+    }
+
+    [Fact(Timeout = 180_000)]
+    public async Task Bench_SigintDuringADaemonSetup_Exits130AndLeavesNothingBehind()
+    {
+        RequireRoot();
+        using var bench = StartBench("--quick", "--soak", "0", "--workloads", "tcp");
+        string[] namespaceIds = await WaitForNamespaces(bench);
+        var clock = Stopwatch.StartNew();
+        while (!bench.Stderr.Contains("[2/5]", StringComparison.Ordinal) && clock.Elapsed < TimeSpan.FromSeconds(90))
+            await Task.Delay(100);
+        Assert.Contains("[2/5]", bench.Stderr, StringComparison.Ordinal);
+        await Task.Delay(1500); // the C loop is bound and iperf3 runs through it
+        List<string> inside = ProcessesIn(namespaceIds);
+        _output.WriteLine("before SIGINT:\n  " + string.Join("\n  ", inside));
+        Assert.Contains(inside, p => p.Contains("iperf3", StringComparison.Ordinal));
+
+        bench.Signal("INT");
+        int? exit = await WaitForExit(bench, TimeSpan.FromSeconds(30));
+        _output.WriteLine(bench.Stdout);
+        _output.WriteLine(bench.Stderr);
+        Assert.Equal(130, exit);
+        Assert.Contains("ctfw bench: interrupted", bench.Stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("## Results", bench.Stdout, StringComparison.Ordinal);
+        AssertNothingLeft(bench.Id, namespaceIds);
+    }
+
+    /// <summary>`env -C CHECKOUT dotnet ctfw.dll bench ARGS` (env execs, so the pid is ctfw's).</summary>
+    private static ObservedProcess StartBench(params string[] args) =>
+        ObservedProcess.Start(["env", "-C", Checkout, LabCommandLiveTests.DotnetPath(), CtfwProcess.Dll, "bench", .. args]);
+
+    private static async Task<string[]> WaitForNamespaces(ObservedProcess bench)
+    {
+        var clock = Stopwatch.StartNew();
+        while (!bench.Stderr.Contains("bench: servers listening", StringComparison.Ordinal))
+        {
+            if (clock.Elapsed > TimeSpan.FromSeconds(120) || bench.WaitForExit(TimeSpan.Zero) is not null)
+                Assert.Fail("bench did not get to its servers\n" + bench.Stdout + bench.Stderr);
+            await Task.Delay(100);
+        }
+        string[] ids = NamespaceIds(bench.Id);
+        Assert.Equal(3, ids.Length);
+        return ids;
+    }
+
+    /// <summary>The rows of the markdown table under <paramref name="header"/>: first cell → the other cells.</summary>
+    private static Dictionary<string, string[]> TableRows(string report, string header)
+    {
+        string[] lines = report.Split('\n');
+        int start = Array.IndexOf(lines, header);
+        Assert.True(start >= 0, $"no table '{header}' in\n{report}");
+        var rows = new Dictionary<string, string[]>(StringComparer.Ordinal);
+        for (int i = start + 2; i < lines.Length && lines[i].StartsWith('|'); i++)
+        {
+            string[] cells = [.. lines[i].Trim('|').Split('|').Select(c => c.Trim())];
+            rows[cells[0]] = cells[1..];
+        }
+        return rows;
+    }
+
+    /// <summary>A cell's median ("12.3" or "12.3 [11.0–13.1]"), or NaN for "-".</summary>
+    private static double Number(string cell) =>
+        double.TryParse(cell.Split(' ')[0], NumberStyles.Float, CultureInfo.InvariantCulture, out double v) ? v : double.NaN;
+
+    private static void AssertNothingLeft(int benchPid, string[] namespaceIds)
+    {
+        string stem = string.Create(CultureInfo.InvariantCulture, $"{NamespacePrefix}{benchPid}-");
+        Assert.DoesNotContain(CtfwProcess.Run("ip", "netns", "list").Split('\n'), l => l.StartsWith(stem, StringComparison.Ordinal));
+        Assert.Empty(ProcessesIn(namespaceIds));
+        string control = Path.Combine(Environment.GetEnvironmentVariable("CTFW_RUN_DIR") is { Length: > 0 } dir ? dir : "/run/ctfw",
+            string.Create(CultureInfo.InvariantCulture, $"ctfw-bench-{benchPid}.sock"));
+        Assert.False(File.Exists(control), $"{control} is still there");
+        Assert.Empty(ProcessesWith(control));
+        Assert.Empty(ProcessesWith("nfq_accept"));
+    }
+
+    private static string[] NamespaceIds(int benchPid) =>
+    [
+        .. CtfwProcess.Run("ip", "netns", "list").Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Select(l => l.Split(' ', 2)[0])
+            .Where(n => n.StartsWith(string.Create(CultureInfo.InvariantCulture, $"{NamespacePrefix}{benchPid}-"), StringComparison.Ordinal))
+            .Select(n => $"net:[{CtfwProcess.Run("stat", "-L", "-c", "%i", $"/run/netns/{n}").Trim()}]"),
+    ];
+
+    private static List<string> ProcessesIn(string[] namespaceIds)
+    {
+        List<string> found = [];
+        foreach (string dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), NumberStyles.None, CultureInfo.InvariantCulture, out int pid))
+                continue;
+            try
+            {
+                string? ns = new FileInfo(Path.Combine(dir, "ns", "net")).LinkTarget;
+                if (ns is not null && namespaceIds.Contains(ns))
+                    found.Add($"{pid} {CommandLineOf(dir)}");
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+            }
+        }
+        return found;
+    }
+
+    private static List<string> ProcessesWith(string text)
+    {
+        List<string> found = [];
+        foreach (string dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), NumberStyles.None, CultureInfo.InvariantCulture, out int pid) || pid == Environment.ProcessId)
+                continue;
+            string cmdline = CommandLineOf(dir);
+            if (cmdline.Contains(text, StringComparison.Ordinal))
+                found.Add($"{pid} {cmdline}");
+        }
+        return found;
+    }
+
+    private static string CommandLineOf(string procDir)
+    {
+        try
+        {
+            return File.ReadAllText(Path.Combine(procDir, "cmdline")).Replace('\0', ' ').Trim();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return "";
+        }
+    }
+
+    private static async Task<int?> WaitForExit(ObservedProcess process, TimeSpan timeout)
+    {
+        var clock = Stopwatch.StartNew();
+        while (clock.Elapsed < timeout)
+        {
+            if (process.WaitForExit(TimeSpan.Zero) is int exit)
+                return exit;
+            await Task.Delay(100);
+        }
+        return process.WaitForExit(TimeSpan.Zero);
+    }
+
+    private static void RequireRoot()
+    {
+        if (!OperatingSystem.IsLinux() || !Environment.IsPrivilegedProcess)
+            throw new InvalidOperationException("privileged tests need root on Linux (ctfw bench creates network namespaces, iptables rules and NFQUEUE consumers)");
+    }
+
+    private static string FindCheckout([CallerFilePath] string sourceFile = "")
+    {
+        for (DirectoryInfo? dir = new FileInfo(sourceFile).Directory; dir is not null; dir = dir.Parent)
+        {
+            if (File.Exists(Path.Combine(dir.FullName, "rules", "bench.rules")))
+                return dir.FullName;
+        }
+        throw new InvalidOperationException($"no rules/bench.rules above {sourceFile}");
+    }
+}

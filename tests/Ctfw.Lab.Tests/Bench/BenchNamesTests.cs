@@ -1,0 +1,64 @@
+using Ctfw.Lab.Bench;
+
+namespace Ctfw.Lab.Tests.Bench;
+
+public sealed class BenchNamesTests
+{
+    [Fact]
+    public void ParseSetups_AnyOrderAndCase_CanonicalOrder()
+    {
+        Assert.Equal([BenchSetup.Plain, BenchSetup.CLoop, BenchSetup.Ctfw2], BenchNames.ParseSetups("ctfw2, CLOOP,plain,cloop"));
+        Assert.Equal(BenchNames.AllSetups, BenchNames.ParseSetups("all"));
+        Assert.Equal([BenchWorkload.Udp, BenchWorkload.Lat], BenchNames.ParseWorkloads("lat,udp"));
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData(",")]
+    [InlineData("plain,ctfw3")]
+    [InlineData("ctfw")]
+    public void ParseSetups_UnknownOrEmpty_FormatException(string text)
+    {
+        Assert.Throws<FormatException>(() => BenchNames.ParseSetups(text));
+    }
+
+    [Fact]
+    public void ParseWorkloads_Unknown_MessageListsTheKnownOnes()
+    {
+        FormatException e = Assert.Throws<FormatException>(() => BenchNames.ParseWorkloads("tcp,http"));
+        Assert.Contains("unknown workload 'http'", e.Message, StringComparison.Ordinal);
+        Assert.Contains("tcp, udp, conn, lat", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void SetupOrder_RotatesByOnePerRep_AndWrapsAround()
+    {
+        var o = new BenchOptions { Setups = [BenchSetup.Plain, BenchSetup.Kernel, BenchSetup.CLoop] };
+        Assert.Equal([BenchSetup.Plain, BenchSetup.Kernel, BenchSetup.CLoop], o.SetupOrder(1));
+        Assert.Equal([BenchSetup.Kernel, BenchSetup.CLoop, BenchSetup.Plain], o.SetupOrder(2));
+        Assert.Equal([BenchSetup.CLoop, BenchSetup.Plain, BenchSetup.Kernel], o.SetupOrder(3));
+        Assert.Equal(o.SetupOrder(1), o.SetupOrder(4));
+    }
+
+    [Fact]
+    public void GatewayCommands_EachSetup_TheIptablesRestoreCallsOfTheSpec()
+    {
+        Assert.Empty(BenchRunner.GatewayCommands(BenchSetup.Plain, "R", "N", "C"));
+        Assert.Equal([["iptables-restore", "R"]], BenchRunner.GatewayCommands(BenchSetup.Kernel, "R", "N", "C"));
+        Assert.Equal([["iptables-restore", "N"], ["iptables-restore", "--noflush", "C"]], BenchRunner.GatewayCommands(BenchSetup.CLoop, "R", "N", "C"));
+        Assert.Equal([["iptables-restore", "N"]], BenchRunner.GatewayCommands(BenchSetup.Ctfw2, "R", "N", "C"));
+    }
+
+    [Fact]
+    public void DaemonArgs_EachSetup_TheConsumerCommandLine()
+    {
+        string[] ctfw = ["/usr/bin/dotnet", "/x/ctfw.dll"];
+        Assert.Null(BenchRunner.DaemonArgs(BenchSetup.Plain, 7, "/t/nfq_accept", ctfw, "/r/bench.rules", "/run/ctfw/s.sock"));
+        Assert.Null(BenchRunner.DaemonArgs(BenchSetup.Kernel, 7, "/t/nfq_accept", ctfw, "/r/bench.rules", "/run/ctfw/s.sock"));
+        Assert.Equal(["/t/nfq_accept", "-q", "7"], BenchRunner.DaemonArgs(BenchSetup.CLoop, 7, "/t/nfq_accept", ctfw, "/r/bench.rules", "/run/ctfw/s.sock"));
+        Assert.Equal(["/usr/bin/dotnet", "/x/ctfw.dll", "run", "--rules", "/r/bench.rules", "--queue", "7", "--install", "FORWARD", "--control", "/run/ctfw/s.sock"],
+            BenchRunner.DaemonArgs(BenchSetup.Ctfw1, 7, "/t/nfq_accept", ctfw, "/r/bench.rules", "/run/ctfw/s.sock"));
+        Assert.Equal(["/usr/bin/dotnet", "/x/ctfw.dll", "run", "--rules", "/r/bench.rules", "--queues", "7-8", "--install", "FORWARD", "--control", "/run/ctfw/s.sock"],
+            BenchRunner.DaemonArgs(BenchSetup.Ctfw2, 7, "/t/nfq_accept", ctfw, "/r/bench.rules", "/run/ctfw/s.sock"));
+    }
+}
