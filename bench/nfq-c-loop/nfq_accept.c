@@ -12,7 +12,8 @@
  * SIGTERM/SIGINT: unbinds, prints "packets=N batches=M avg_batch=X bytes=B truncated=T recv_calls=R
  * send_calls=S" on stdout, exits 0. recv_calls counts every recvmmsg call (timeouts and EINTR
  * included), send_calls every verdict sendto: their sum per packet is the loop's syscalls/packet
- * (`ctfw bench`).
+ * (`ctfw bench`). SIGUSR1: prints the same line so far (the loop keeps running), so a harness can
+ * take the difference of two snapshots around a measurement.
  *
  * Build: make   (gcc -O2 nfq_accept.c -lnetfilter_queue -lmnl)
  */
@@ -38,7 +39,9 @@
 #define MAX_BATCH 256
 
 static volatile sig_atomic_t g_stop;
+static volatile sig_atomic_t g_dump;
 static void on_signal(int sig) { (void)sig; g_stop = 1; }
+static void on_dump(int sig) { (void)sig; g_dump = 1; }
 
 struct batch_state {
     uint32_t last_id;
@@ -88,6 +91,16 @@ static void config(struct mnl_socket *nl, struct nlmsghdr *nlh, const char *what
     }
 }
 
+static void print_counters(const struct batch_state *st, uint64_t batches, uint64_t truncated,
+                           uint64_t recv_calls, uint64_t send_calls)
+{
+    printf("packets=%llu batches=%llu avg_batch=%.2f bytes=%llu truncated=%llu recv_calls=%llu send_calls=%llu\n",
+           (unsigned long long)st->packets, (unsigned long long)batches,
+           batches ? (double)st->packets / batches : 0.0, (unsigned long long)st->bytes,
+           (unsigned long long)truncated, (unsigned long long)recv_calls, (unsigned long long)send_calls);
+    fflush(stdout);
+}
+
 int main(int argc, char **argv)
 {
     unsigned queue = 0, copy = 0xffff, batch = 64, maxlen = 4096;
@@ -112,6 +125,8 @@ int main(int argc, char **argv)
     sa.sa_handler = on_signal; /* no SA_RESTART: recvmmsg returns EINTR */
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sa.sa_handler = on_dump; /* no SA_RESTART either: recvmmsg returns EINTR and the loop prints */
+    sigaction(SIGUSR1, &sa, NULL);
 
     struct mnl_socket *nl = mnl_socket_open(NETLINK_NETFILTER);
     if (!nl || mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0) {
@@ -166,6 +181,10 @@ int main(int argc, char **argv)
             msgs[i].msg_hdr.msg_iov = &iov[i];
             msgs[i].msg_hdr.msg_iovlen = 1;
         }
+        if (g_dump) {
+            g_dump = 0;
+            print_counters(&st, batches, truncated, recv_calls, send_calls);
+        }
         int n = recvmmsg(fd, msgs, batch, MSG_WAITFORONE, NULL);
         recv_calls++;
         if (n < 0) {
@@ -193,11 +212,7 @@ int main(int argc, char **argv)
     nfq_nlmsg_cfg_put_cmd(nlh, AF_INET, NFQNL_CFG_CMD_UNBIND);
     mnl_socket_sendto(nl, nlh, nlh->nlmsg_len);
     mnl_socket_close(nl);
-    printf("packets=%llu batches=%llu avg_batch=%.2f bytes=%llu truncated=%llu recv_calls=%llu send_calls=%llu\n",
-           (unsigned long long)st.packets, (unsigned long long)batches,
-           batches ? (double)st.packets / batches : 0.0, (unsigned long long)st.bytes,
-           (unsigned long long)truncated, (unsigned long long)recv_calls, (unsigned long long)send_calls);
-    fflush(stdout);
+    print_counters(&st, batches, truncated, recv_calls, send_calls);
     free(rx);
     return 0;
 }

@@ -125,6 +125,29 @@ public sealed class ConntrackEngine
     }
 
     /// <summary>
+    /// Calls <paramref name="visit"/> with a copy of every live entry, without collecting them: for
+    /// counts over a table of any size (a 1 M-entry <see cref="Snapshot"/> is a 150 MB list). The
+    /// callback runs under the reader lock and inside an epoch; it must be quick and must not call back
+    /// into the engine.
+    /// </summary>
+    public void ForEachFlow(long now, Action<FlowInfo> visit)
+    {
+        ArgumentNullException.ThrowIfNull(visit);
+        lock (_readerLock)
+        {
+            Table.Epochs.Enter(_readerSlot);
+            try
+            {
+                Table.ForEachLive(now, idx => visit(FlowInfo.From(Table, idx, now)));
+            }
+            finally
+            {
+                Table.Epochs.Exit(_readerSlot);
+            }
+        }
+    }
+
+    /// <summary>
     /// Kills every live entry (`conntrack -F`) and returns how many. Safe while workers classify:
     /// each entry dies through the same path as a RST's kill; the housekeeper unlinks them.
     /// </summary>

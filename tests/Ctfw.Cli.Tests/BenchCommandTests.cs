@@ -17,6 +17,7 @@ public sealed class BenchCommandTests
         Assert.Equal(3, o.Reps);
         Assert.Equal(TimeSpan.FromSeconds(10), o.Seconds);
         Assert.Equal(TimeSpan.FromSeconds(60), o.Soak);
+        Assert.Equal(1_000_000, o.ScaleFlows);
         Assert.Equal(7, o.Queue);
         Assert.Equal(BenchNames.AllSetups, o.Setups);
         Assert.Equal(BenchNames.AllWorkloads, o.Workloads);
@@ -27,11 +28,15 @@ public sealed class BenchCommandTests
     public void TryParse_QuickThenOverrides_LaterFlagsWin()
     {
         BenchOptions? o = BenchCommand.TryParse(["bench", "--quick", "--soak", "3", "--setups=plain,ctfw1", "--workloads", "tcp", "--queue", "20", "--output", "/tmp/r.md"], out string? error, out _);
+        BenchOptions? scaled = BenchCommand.TryParse(["bench", "--quick", "--scale", "0"], out string? scaleError, out _);
+        Assert.Null(scaleError);
+        Assert.Equal(0, scaled!.ScaleFlows);
         Assert.Null(error);
         Assert.NotNull(o);
         Assert.Equal(1, o.Reps);
         Assert.Equal(TimeSpan.FromSeconds(2), o.Seconds);
         Assert.Equal(TimeSpan.FromSeconds(3), o.Soak);
+        Assert.Equal(50_000, o.ScaleFlows);
         Assert.Equal([BenchSetup.Plain, BenchSetup.Ctfw1], o.Setups);
         Assert.Equal([BenchWorkload.Tcp], o.Workloads);
         Assert.Equal(20, o.Queue);
@@ -44,6 +49,7 @@ public sealed class BenchCommandTests
     [InlineData("--seconds", "1.5", "--seconds 1.5: expected whole seconds 1..3600")]
     [InlineData("--soak", "-1", "--soak -1: expected whole seconds 0..86400")]
     [InlineData("--queue", "65535", "--queue 65535: expected 0..65534")]
+    [InlineData("--scale", "5000000", "--scale 5000000: expected a number of flows 0..4000000")]
     [InlineData("--setups", "plain,nft", "--setups plain,nft: unknown set-up 'nft'")]
     [InlineData("--workloads", "", "--workloads : no workload given")]
     public void Run_BadValue_OneLineErrorExitTwo(string option, string value, string message)

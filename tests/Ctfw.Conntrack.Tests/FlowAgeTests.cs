@@ -24,6 +24,24 @@ public class FlowAgeTests
     public void ConnEntry_StillExactly128Bytes() => Assert.Equal(128, Unsafe.SizeOf<ConnEntry>());
 
     [Fact]
+    public void ForEachFlow_VisitsWhatSnapshotLists()
+    {
+        using Harness h = Handshake();
+        h.C(Fin | Ack, Cisn + 1, Sisn + 1); // half-closed
+        for (int i = 0; i < 5; i++)
+        {
+            h.ClientPort = (ushort)(30_000 + i);
+            h.Udp(true);
+        }
+        var visited = new List<FlowInfo>();
+        h.Engine.ForEachFlow(h.Now, visited.Add);
+        List<FlowInfo> listed = h.Engine.Snapshot(h.Now);
+        Assert.Equal(6, listed.Count);
+        Assert.Equal(listed.OrderBy(f => f.Original.SrcId), visited.OrderBy(f => f.Original.SrcId));
+        Assert.Single(visited, f => f.TcpState == TcpState.FinWait);
+    }
+
+    [Fact]
     public void StateSince_MovesOnEachStateChangeOnly()
     {
         using var h = new Harness();

@@ -53,6 +53,10 @@ public sealed class BenchCommandLiveTests
         Assert.True(ratios.ContainsKey("lat"), "no lat ratio row");
         Assert.Equal(6, report.Split('\n').Count(l => l.StartsWith("- ", StringComparison.Ordinal) && (l.Contains("**met**", StringComparison.Ordinal) || l.Contains("**MISSED**", StringComparison.Ordinal))));
         Assert.Contains("## Soak (ctfw1, mixed load, 3 s)", report, StringComparison.Ordinal);
+        // The scale step (50 000 flows in quick mode): every flow is in ctfw's table, memory is reported.
+        System.Text.RegularExpressions.Match scale = System.Text.RegularExpressions.Regex.Match(report, @"\| 50000 \| (\d+) \| (\d+) \| [\d.]+ MiB \| [\d.]+ MiB");
+        Assert.True(scale.Success, "no scale row with 50000 flows sent and both RSS figures");
+        Assert.True(long.Parse(scale.Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture) >= 50_000, $"table entries {scale.Groups[2].Value} < 50000");
         Assert.DoesNotContain("## Failures", report, StringComparison.Ordinal);
 
         AssertNothingLeft(bench.Id, namespaceIds);

@@ -13,7 +13,7 @@ internal static class BenchCommand
     internal const int InterruptedExit = 130;
 
     private const string Usage = """
-        Usage: ctfw bench [--reps N] [--seconds S] [--setups LIST] [--workloads LIST] [--soak S] [--quick]
+        Usage: ctfw bench [--reps N] [--seconds S] [--setups LIST] [--workloads LIST] [--soak S] [--scale FLOWS] [--quick]
                           [--queue N] [--output FILE]
 
         Builds client / gateway / server network namespaces (ctfwb-PID-*) joined by veth pairs and
@@ -29,7 +29,8 @@ internal static class BenchCommand
           udp     iperf3 UDP, 64-byte payloads, unpaced, 2 streams: packets/s received, loss
           conn    wrk against nginx with Connection: close: new connections/s, errors
           lat     ping every 2 ms under a paced 1 Gbit/s TCP load: RTT p50 / p99 / max
-        then a steady-state soak of ctfw1 under mixed load (GC counts, allocations per packet). Prints
+        then a steady-state soak of ctfw1 under mixed load (GC counts, allocations per packet) and
+        ctfw1's memory with 1 M concurrent flows in its table. Prints
         progress on stderr and a markdown report on stdout. Exit status 0 when every measurement ran
         (missed targets are reported, not an error), 1 on failure, 2 on bad options, 130 when
         interrupted. Needs root; installs missing tools with apt-get. Removes everything it made.
@@ -39,6 +40,8 @@ internal static class BenchCommand
           --setups LIST     comma list of set-ups (default all)
           --workloads LIST  comma list of workloads (default all)
           --soak S          length of the ctfw1 soak, 0 to skip (default 60)
+          --scale FLOWS     concurrent UDP flows put into ctfw1's table to measure its memory,
+                            0 to skip (default 1000000)
           --quick           1 rep of 2 s, soak 5 s (flags after it still apply)
           --queue N         NFQUEUE number (ctfw2 also uses N+1; default 7)
           --output FILE     also write the report to FILE
@@ -126,7 +129,7 @@ internal static class BenchCommand
             }
             if (arg == "--quick")
             {
-                o = o with { Reps = BenchOptions.Quick.Reps, Seconds = BenchOptions.Quick.Seconds, Soak = BenchOptions.Quick.Soak };
+                o = o with { Reps = BenchOptions.Quick.Reps, Seconds = BenchOptions.Quick.Seconds, Soak = BenchOptions.Quick.Soak, ScaleFlows = BenchOptions.Quick.ScaleFlows };
             }
             else if (cl.TryValue(arg, "--reps", out string reps))
             {
@@ -148,6 +151,13 @@ internal static class BenchCommand
                     o = o with { Soak = TimeSpan.FromSeconds(n) };
                 else
                     cl.Fail($"--soak {soak}: expected whole seconds 0..86400");
+            }
+            else if (cl.TryValue(arg, "--scale", out string scale))
+            {
+                if (Int(scale, 0, 4_000_000) is int n)
+                    o = o with { ScaleFlows = n };
+                else
+                    cl.Fail($"--scale {scale}: expected a number of flows 0..4000000");
             }
             else if (cl.TryValue(arg, "--queue", out string queue))
             {

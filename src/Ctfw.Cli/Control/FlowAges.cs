@@ -59,14 +59,31 @@ internal static class FlowAges
 
     public static (int HalfClosed, int Stalled) Count(List<FlowInfo> flows, long nowMs, long stalledAfterMs)
     {
-        int halfClosed = 0, stalled = 0;
+        var counter = new Counter(nowMs, stalledAfterMs);
         foreach (FlowInfo f in flows)
+            counter.Add(f);
+        return (counter.HalfClosed, counter.Stalled);
+    }
+
+    /// <summary>The same counts straight from the engine's table, without a copy of it (stats at 1 M flows).</summary>
+    public static (int HalfClosed, int Stalled) Count(ConntrackEngine engine, long nowMs, long stalledAfterMs)
+    {
+        var counter = new Counter(nowMs, stalledAfterMs);
+        engine.ForEachFlow(nowMs, counter.Add);
+        return (counter.HalfClosed, counter.Stalled);
+    }
+
+    private sealed class Counter(long nowMs, long stalledAfterMs)
+    {
+        public int HalfClosed;
+        public int Stalled;
+
+        public void Add(FlowInfo f)
         {
             if (IsHalfClosed(f))
-                halfClosed++;
+                HalfClosed++;
             if (IsStalled(f, nowMs, stalledAfterMs))
-                stalled++;
+                Stalled++;
         }
-        return (halfClosed, stalled);
     }
 }

@@ -141,7 +141,7 @@ internal sealed class DaemonControl : IControlTarget
         long now = DaemonClock.NowMs();
         if (now - _agesAtMs >= 1000)
         {
-            (_halfClosed, _stalled) = FlowAges.Count(_engine.Snapshot(now), now, StalledAfterMs);
+            (_halfClosed, _stalled) = FlowAges.Count(_engine, now, StalledAfterMs);
             _agesAtMs = now;
         }
         Add("halfclosed.flows", _halfClosed);

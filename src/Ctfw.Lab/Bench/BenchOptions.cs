@@ -15,14 +15,17 @@ public sealed record BenchOptions
     /// <summary>Length of the ctfw1 steady-state soak under mixed load; zero skips it.</summary>
     public TimeSpan Soak { get; init; } = TimeSpan.FromSeconds(60);
 
+    /// <summary>Concurrent UDP flows put into ctfw1's table for the memory measurement; zero skips it.</summary>
+    public int ScaleFlows { get; init; } = 1_000_000;
+
     /// <summary>The first NFQUEUE number; ctfw2 also uses the next one.</summary>
     public int Queue { get; init; } = 7;
 
     /// <summary>Where the markdown report is also written, or null.</summary>
     public string? Output { get; init; }
 
-    /// <summary>The <c>--quick</c> settings: one rep of 2 s per measurement and a 5 s soak (for tests).</summary>
-    public static BenchOptions Quick { get; } = new() { Reps = 1, Seconds = TimeSpan.FromSeconds(2), Soak = TimeSpan.FromSeconds(5) };
+    /// <summary>The <c>--quick</c> settings: one rep of 2 s per measurement, a 5 s soak and 50 000 flows for the scale step (for tests).</summary>
+    public static BenchOptions Quick { get; } = new() { Reps = 1, Seconds = TimeSpan.FromSeconds(2), Soak = TimeSpan.FromSeconds(5), ScaleFlows = 50_000 };
 
     /// <summary>
     /// The set-ups in the order rep <paramref name="rep"/> (1-based) runs them: rotated by one place per

@@ -117,6 +117,26 @@ public static class BenchReport
             Line(w);
         }
 
+        if (run.Scale is { } scale)
+        {
+            Line(w, $"## Scale (ctfw1 with {scale.Flows:N0} concurrent UDP flows)");
+            Line(w);
+            if (scale.Failure is not null)
+            {
+                Line(w, $"FAILED: {scale.Failure}");
+            }
+            else
+            {
+                Line(w, $"| flows sent | seen by ctfw | table entries | RSS before | RSS with the flows | per flow | managed heap | fill rate |");
+                Line(w, $"|---:|---:|---:|---:|---:|---:|---:|---:|");
+                Line(w, $"| {scale.Sent} | {scale.DaemonPackets} | {L(scale.TableEntries)} | {Bytes(scale.RssBeforeBytes)} | {Bytes(scale.RssAfterBytes)} ({Num(scale.RssAfterBytes / 1e6, "0.0")} MB) | {Num(scale.BytesPerFlow, "0")} B | {Bytes(scale.HeapBytes)} | {scale.FillPacketsPerSecond / 1000:0} kpps |");
+                bool million = scale.Flows >= 1_000_000;
+                Line(w);
+                Line(w, $"Target (1 M flows at ≤ 200 MB of process memory): {(!million ? "not evaluated (fewer than 1 M flows)" : scale.RssAfterBytes <= 200_000_000 ? "**met**" : "**MISSED**")} — RSS {Num(scale.RssAfterBytes / 1e6, "0.0")} MB");
+            }
+            Line(w);
+        }
+
         List<string> failures = [.. run.Measurements.Where(m => m.Failure is not null)
             .Select(m => $"{BenchNames.Of(m.Setup)} {BenchNames.Of(m.Workload)} rep {m.Rep}: {m.Failure}"), .. run.Problems];
         if (failures.Count > 0)

@@ -87,6 +87,27 @@ public sealed record SoakResult
     public double? WorkerBytesPerPacket => WorkerAllocatedBytes is long b && Packets > 0 ? (double)b / Packets : null;
 }
 
+/// <summary>
+/// ctfw1's memory with <see cref="Flows"/> concurrent flows in its table: one UDP datagram per flow
+/// from the client (distinct source address and port, allowed destination port), paced by ctfw's own
+/// packet counter, then the table size and the process's resident memory from its control socket.
+/// </summary>
+public sealed record ScaleResult
+{
+    public int Flows { get; init; }
+    public long Sent { get; init; }
+    public long DaemonPackets { get; init; }
+    public long? TableEntries { get; init; }
+    public long? RssBeforeBytes { get; init; }
+    public long? RssAfterBytes { get; init; }
+    public long? HeapBytes { get; init; }
+    public double FillPacketsPerSecond { get; init; }
+    public string? Failure { get; init; }
+
+    /// <summary>Resident bytes per flow in the table, over the daemon's size before the fill.</summary>
+    public double? BytesPerFlow => RssAfterBytes is long a && RssBeforeBytes is long b && TableEntries is long n && n > 0 ? (double)(a - b) / n : null;
+}
+
 /// <summary>The machine the run was on, for the report's header.</summary>
 public sealed record BenchMachine(DateTime StartedUtc, string Kernel, string CpuModel, int Processors, string DotnetVersion)
 {
@@ -117,6 +138,9 @@ public sealed record BenchRun(BenchMachine Machine, BenchOptions Options, IReadO
 {
     public IReadOnlyList<string> Problems { get; init; } = [];
 
-    /// <summary>True when every measurement (and the soak, if any) produced its figures.</summary>
-    public bool Complete => Measurements.All(m => m.Failure is null && m.Value is not null) && Soak?.Failure is null && Problems.Count == 0;
+    /// <summary>The 1 M-flow memory step, or null when skipped.</summary>
+    public ScaleResult? Scale { get; init; }
+
+    /// <summary>True when every measurement (and the soak and scale steps, if any) produced its figures.</summary>
+    public bool Complete => Measurements.All(m => m.Failure is null && m.Value is not null) && Soak?.Failure is null && Scale?.Failure is null && Problems.Count == 0;
 }

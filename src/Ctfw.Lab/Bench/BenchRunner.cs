@@ -36,7 +36,7 @@ public sealed class BenchRunner
     private const int SecondIperfPort = 5202;
 
     /// <summary>Traffic through a freshly started consumer before its measured interval (ctfw's JIT tiers up here).</summary>
-    private static readonly TimeSpan s_warmUp = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan s_warmUp = TimeSpan.FromSeconds(3);
     private const string WorkerThreadPrefix = "ctfw-queue-";
 
     private static readonly TimeSpan s_clientGrace = TimeSpan.FromSeconds(20);
@@ -109,9 +109,17 @@ public sealed class BenchRunner
                     ? $"soak: {soak.Packets} packets, gc gen0/1/2 {soak.Gen0?.ToString(CultureInfo.InvariantCulture) ?? "-"}/{soak.Gen1?.ToString(CultureInfo.InvariantCulture) ?? "-"}/{soak.Gen2?.ToString(CultureInfo.InvariantCulture) ?? "-"}, worker {(soak.WorkerBytesPerPacket is double b ? b.ToString("0.00", CultureInfo.InvariantCulture) : "-")} B/packet"
                     : $"soak FAILED: {soak.Failure}");
             }
+            ScaleResult? scale = null;
+            if (_options.ScaleFlows > 0)
+            {
+                scale = Scale();
+                Say(scale.Failure is null
+                    ? Invariant($"scale: {scale.TableEntries} entries in ctfw's table, RSS {ReportBytes(scale.RssAfterBytes)} (before the fill {ReportBytes(scale.RssBeforeBytes)}), filled at {scale.FillPacketsPerSecond / 1000:0} kpps")
+                    : $"scale FAILED: {scale.Failure}");
+            }
             _stop.ThrowIfCancellationRequested();
             group.StopServers();
-            return new BenchRun(machine, _options, measurements, soak) { Problems = [.. _problems] };
+            return new BenchRun(machine, _options, measurements, soak) { Problems = [.. _problems], Scale = scale };
         }
         finally
         {
@@ -301,11 +309,13 @@ public sealed class BenchRunner
         }
     }
 
-    private ChildProcess? StartDaemon(BenchSetup setup)
+    private ChildProcess? StartDaemon(BenchSetup setup, IReadOnlyList<string>? extra = null)
     {
         IReadOnlyList<string>? args = DaemonArgs(setup, _options.Queue, _cloop, _host.CtfwCommand, _host.RulesPath, _host.ControlPath);
         if (args is null)
             return null;
+        if (extra is not null)
+            args = [.. args, .. extra];
         ChildProcess daemon = _group.StartClient(BenchNames.Of(setup), _lab.Gateway, args);
         bool ctfw = setup != BenchSetup.CLoop;
         string ready = ctfw ? "ctfw: running" : "nfq_accept: queue";
@@ -343,7 +353,8 @@ public sealed class BenchRunner
         CpuTicks? Process,
         IReadOnlyList<ThreadCpu> Threads,
         IReadOnlyDictionary<string, long>? Stats,
-        IReadOnlyList<KernelQueueRow> Queues);
+        IReadOnlyList<KernelQueueRow> Queues,
+        CLoopExit? Loop = null);
 
     private Snapshot Snap(BenchSetup setup, ChildProcess? daemon)
     {
@@ -352,9 +363,27 @@ public sealed class BenchRunner
             return new Snapshot(system, null, [], null, []);
         var proc = ProcStats.ReadProcess(daemon.Pid);
         IReadOnlyDictionary<string, long>? stats = setup is BenchSetup.Ctfw1 or BenchSetup.Ctfw2 ? _host.ReadStats(_host.ControlPath) : null;
+        CLoopExit? loop = setup == BenchSetup.CLoop ? CLoopSnapshot(daemon) : null;
         List<KernelQueueRow> queues = ProcStats.ParseKernelQueues(
             Tool.Run(checkExit: false, Tool.InNetns(_lab.Gateway, "cat", "/proc/net/netfilter/nfnetlink_queue")).StdOut);
-        return new Snapshot(system, proc?.Process, proc?.Threads ?? [], stats, queues);
+        return new Snapshot(system, proc?.Process, proc?.Threads ?? [], stats, queues, loop);
+    }
+
+    /// <summary>The C loop's counters so far: SIGUSR1 makes it print its counter line (it keeps running).</summary>
+    private CLoopExit CLoopSnapshot(ChildProcess loop)
+    {
+        static int Lines(string s) => s.Split('\n').Count(l => l.StartsWith("packets=", StringComparison.Ordinal));
+        int seen = Lines(loop.StdOut);
+        if (Interop.Kill(loop.Pid, Interop.SigUsr1) != 0)
+            throw new InvalidOperationException("could not signal the C loop for its counters");
+        var clock = Stopwatch.StartNew();
+        while (Lines(loop.StdOut) <= seen)
+        {
+            if (loop.HasExited || clock.Elapsed > TimeSpan.FromSeconds(5))
+                throw new TimeoutException("the C loop did not print its counters after SIGUSR1");
+            _stop.WaitHandle.WaitOne(TimeSpan.FromMilliseconds(5));
+        }
+        return CLoopExit.Parse(loop.StdOut);
     }
 
     /// <summary>
@@ -387,11 +416,15 @@ public sealed class BenchRunner
         double? syscalls = null, batch = null, allocated = null;
         if (setup == BenchSetup.CLoop)
         {
-            CLoopExit exit = CLoopExit.Parse(daemonStdout);
-            packets = exit.Packets;
-            if (exit.RecvCalls is long r && exit.SendCalls is long s && packets > 0)
-                syscalls = (double)(r + s) / packets;
-            batch = exit.AverageBatch;
+            // Counter snapshots around the measurement (SIGUSR1), so the warm-up is not counted; the
+            // exit line is only the fallback of a loop that could not be asked.
+            CLoopExit end = after.Loop ?? CLoopExit.Parse(daemonStdout);
+            CLoopExit start = before.Loop ?? new CLoopExit(0, 0, 0, 0, 0, 0);
+            packets = end.Packets - start.Packets;
+            long batches = end.Batches - start.Batches;
+            if (end.RecvCalls is long r1 && end.SendCalls is long s1 && start.RecvCalls is long r0 && start.SendCalls is long s0 && packets > 0)
+                syscalls = (double)(r1 - r0 + s1 - s0) / packets;
+            batch = batches > 0 ? (double)packets / batches : null;
         }
         else
         {
@@ -514,6 +547,62 @@ public sealed class BenchRunner
         }
         client.WaitForExit(Timeout.InfiniteTimeSpan);
         _stop.ThrowIfCancellationRequested(); // a signal may have killed the client we just saw exit
+    }
+
+    private static string ReportBytes(long? b) => BenchReport.Bytes(b);
+
+    /// <summary>Source addresses of the scale step's flows: the client's /24 from .100 on (nothing answers to them).</summary>
+    private const string ScaleSourceBase = "10.99.1.100";
+
+    /// <summary>
+    /// ctfw1 with room for the flows (nf_conntrack_max a little above them, a 65 536-packet queue and a
+    /// large socket buffer so pacing never overflows it), then one UDP datagram per flow; the UDP
+    /// unreplied timeout (30 s) outlives the fill, so every flow is in the table when it is read.
+    /// </summary>
+    private ScaleResult Scale()
+    {
+        int flows = _options.ScaleFlows;
+        var result = new ScaleResult { Flows = flows };
+        ChildProcess? daemon = null;
+        try
+        {
+            ResetGateway();
+            foreach (string[] command in GatewayCommands(BenchSetup.Ctfw1, _host.RulesPath, Scratch("notrack.rules"), Scratch("cloop.rules")))
+                Tool.RunIn(_lab.Gateway, command);
+            int max = flows; // exactly: the target is 1 M flows in a table sized for 1 M (nf_conntrack_max = 1 000 000)
+            daemon = StartDaemon(BenchSetup.Ctfw1, ["--set", Invariant($"nf_conntrack_max={max}"), "--queue-maxlen", "65536", "--rcvbuf", "268435456"])!;
+            Say(Invariant($"scale: {flows:N0} UDP flows into ctfw1's table (nf_conntrack_max {max:N0})"));
+            IReadOnlyDictionary<string, long>? before = _host.ReadStats(_host.ControlPath);
+            long Packets() => _host.ReadStats(_host.ControlPath)?.GetValueOrDefault("packets") ?? -1;
+            ScaleFill fill = ScaleProbe.Fill(_lab.Client, System.Net.IPAddress.Parse(ScaleSourceBase), System.Net.IPAddress.Parse(LabAddresses.ServerV4),
+                SecondIperfPort, flows, Packets, maxInFlight: 32_768, TimeSpan.FromSeconds(25), _stop);
+            _stop.ThrowIfCancellationRequested();
+            IReadOnlyDictionary<string, long>? after = _host.ReadStats(_host.ControlPath);
+            daemon.Stop(Interop.SigTerm, TimeSpan.FromSeconds(15));
+            long? entries = after?.GetValueOrDefault("table.entries");
+            return result with
+            {
+                Sent = fill.Sent,
+                DaemonPackets = fill.DaemonPackets,
+                TableEntries = entries,
+                RssBeforeBytes = before?.GetValueOrDefault("process.rss_bytes"),
+                RssAfterBytes = after?.GetValueOrDefault("process.rss_bytes"),
+                HeapBytes = after?.GetValueOrDefault("gc.heap_bytes"),
+                FillPacketsPerSecond = fill.PacketsPerSecond,
+                Failure = fill.TimedOut ? Invariant($"ctfw saw {fill.DaemonPackets} of {fill.Sent} datagrams in time")
+                    : entries is not long n || n < flows ? Invariant($"ctfw's table holds {entries?.ToString(CultureInfo.InvariantCulture) ?? "?"} entries after {flows} flows")
+                    : null,
+            };
+        }
+        catch (Exception e) when (e is InvalidOperationException or FormatException or TimeoutException or IOException or System.Net.Sockets.SocketException && !_stop.IsCancellationRequested)
+        {
+            return result with { Failure = e.Message };
+        }
+        finally
+        {
+            if (daemon is not null && !daemon.HasExited)
+                daemon.Stop(Interop.SigTerm, TimeSpan.FromSeconds(15));
+        }
     }
 
     /// <summary>ctfw1 under mixed load for the soak length: paced TCP bulk, 64-byte UDP and HTTP churn at once.</summary>

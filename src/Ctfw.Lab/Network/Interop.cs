@@ -5,6 +5,7 @@ namespace Ctfw.Lab.Network;
 internal static partial class Interop
 {
     internal const int SigTerm = 15;
+    internal const int SigUsr1 = 10;
     internal const int SigKill = 9;
 
     [LibraryImport("libc", EntryPoint = "geteuid")]
