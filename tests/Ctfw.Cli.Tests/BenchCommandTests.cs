@@ -31,6 +31,8 @@ public sealed class BenchCommandTests
         BenchOptions? scaled = BenchCommand.TryParse(["bench", "--quick", "--scale", "0"], out string? scaleError, out _);
         Assert.Null(scaleError);
         Assert.Equal(0, scaled!.ScaleFlows);
+        Assert.Null(scaled.CopyRange);
+        Assert.Equal(256, BenchCommand.TryParse(["bench", "--copy-range", "256"], out _, out _)!.CopyRange);
         Assert.Null(error);
         Assert.NotNull(o);
         Assert.Equal(1, o.Reps);
@@ -50,6 +52,7 @@ public sealed class BenchCommandTests
     [InlineData("--soak", "-1", "--soak -1: expected whole seconds 0..86400")]
     [InlineData("--queue", "65535", "--queue 65535: expected 0..65534")]
     [InlineData("--scale", "5000000", "--scale 5000000: expected a number of flows 0..4000000")]
+    [InlineData("--copy-range", "10", "--copy-range 10: expected bytes 64..65535")]
     [InlineData("--setups", "plain,nft", "--setups plain,nft: unknown set-up 'nft'")]
     [InlineData("--workloads", "", "--workloads : no workload given")]
     public void Run_BadValue_OneLineErrorExitTwo(string option, string value, string message)

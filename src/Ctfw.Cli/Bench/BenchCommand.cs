@@ -14,7 +14,7 @@ internal static class BenchCommand
 
     private const string Usage = """
         Usage: ctfw bench [--reps N] [--seconds S] [--setups LIST] [--workloads LIST] [--soak S] [--scale FLOWS] [--quick]
-                          [--queue N] [--output FILE]
+                          [--copy-range BYTES] [--queue N] [--output FILE]
 
         Builds client / gateway / server network namespaces (ctfwb-PID-*) joined by veth pairs and
         measures, in one run and alternating the set-ups so that machine drift hits them alike, what the
@@ -43,6 +43,7 @@ internal static class BenchCommand
           --scale FLOWS     concurrent UDP flows put into ctfw1's table to measure its memory,
                             0 to skip (default 1000000)
           --quick           1 rep of 2 s, soak 5 s (flags after it still apply)
+          --copy-range B    NFQUEUE copy range for both the C loop and ctfw (default: whole packets)
           --queue N         NFQUEUE number (ctfw2 also uses N+1; default 7)
           --output FILE     also write the report to FILE
         """;
@@ -158,6 +159,13 @@ internal static class BenchCommand
                     o = o with { ScaleFlows = n };
                 else
                     cl.Fail($"--scale {scale}: expected a number of flows 0..4000000");
+            }
+            else if (cl.TryValue(arg, "--copy-range", out string copy))
+            {
+                if (Int(copy, 64, 65535) is int n)
+                    o = o with { CopyRange = n };
+                else
+                    cl.Fail($"--copy-range {copy}: expected bytes 64..65535");
             }
             else if (cl.TryValue(arg, "--queue", out string queue))
             {

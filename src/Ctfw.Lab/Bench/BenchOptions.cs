@@ -18,6 +18,12 @@ public sealed record BenchOptions
     /// <summary>Concurrent UDP flows put into ctfw1's table for the memory measurement; zero skips it.</summary>
     public int ScaleFlows { get; init; } = 1_000_000;
 
+    /// <summary>
+    /// NFQUEUE copy range given to both the C loop (<c>-r</c>) and ctfw (<c>--copy-range</c>); null keeps
+    /// their common default, the whole packet.
+    /// </summary>
+    public int? CopyRange { get; init; }
+
     /// <summary>The first NFQUEUE number; ctfw2 also uses the next one.</summary>
     public int Queue { get; init; } = 7;
 

@@ -23,7 +23,7 @@ public static class BenchReport
         Line(w, $"| CPU | {run.Machine.CpuModel} |");
         Line(w, $"| nproc | {run.Machine.Processors} |");
         Line(w, $"| .NET | {run.Machine.DotnetVersion} |");
-        Line(w, $"| runs | {run.Options.Reps} rep(s) × {run.Options.Seconds.TotalSeconds:0.#} s per measurement, set-ups rotated per rep; queue {run.Options.Queue} |");
+        Line(w, $"| runs | {run.Options.Reps} rep(s) × {run.Options.Seconds.TotalSeconds:0.#} s per measurement, set-ups rotated per rep; queue {run.Options.Queue}; copy range {(run.Options.CopyRange is int c ? c.ToString(s_inv) + " B" : "whole packet")} (C loop and ctfw) |");
         Spread? steal = Spread.Of(run.Measurements.Select(m => m.StealPercent));
         Line(w, $"| steal | {(steal is { } s ? $"median {s.Median:0.0} %, max {s.Max:0.0} % over {s.Count} measurements" : "-")} |");
         Line(w);

@@ -212,15 +212,18 @@ public sealed class BenchRunner
     };
 
     /// <summary>The NFQUEUE consumer's command line (after the nsenter into the gateway), or null for none.</summary>
-    public static IReadOnlyList<string>? DaemonArgs(BenchSetup setup, int queue, string cloopBinary, IReadOnlyList<string> ctfw, string rulesPath, string controlPath) => setup switch
+    public static IReadOnlyList<string>? DaemonArgs(BenchSetup setup, int queue, string cloopBinary, IReadOnlyList<string> ctfw, string rulesPath, string controlPath,
+        int? copyRange = null) => setup switch
     {
         BenchSetup.Plain or BenchSetup.Kernel => null,
         // The loop's defaults are ctfw's queue settings: copy range all, maxlen 4096, 8 MiB rcvbuf, GSO, fail-open.
-        BenchSetup.CLoop => [cloopBinary, "-q", Invariant($"{queue}")],
-        BenchSetup.Ctfw1 => [.. ctfw, "run", "--rules", rulesPath, "--queue", Invariant($"{queue}"), "--install", "FORWARD", "--control", controlPath],
-        BenchSetup.Ctfw2 => [.. ctfw, "run", "--rules", rulesPath, "--queues", Invariant($"{queue}-{queue + 1}"), "--install", "FORWARD", "--control", controlPath],
+        BenchSetup.CLoop => [cloopBinary, "-q", Invariant($"{queue}"), .. CopyArgs("-r", copyRange)],
+        BenchSetup.Ctfw1 => [.. ctfw, "run", "--rules", rulesPath, "--queue", Invariant($"{queue}"), "--install", "FORWARD", "--control", controlPath, .. CopyArgs("--copy-range", copyRange)],
+        BenchSetup.Ctfw2 => [.. ctfw, "run", "--rules", rulesPath, "--queues", Invariant($"{queue}-{queue + 1}"), "--install", "FORWARD", "--control", controlPath, .. CopyArgs("--copy-range", copyRange)],
         _ => throw new ArgumentOutOfRangeException(nameof(setup), setup, null),
     };
+
+    private static string[] CopyArgs(string flag, int? copyRange) => copyRange is int n ? [flag, Invariant($"{n}")] : [];
 
     private void StartServers()
     {
@@ -311,7 +314,7 @@ public sealed class BenchRunner
 
     private ChildProcess? StartDaemon(BenchSetup setup, IReadOnlyList<string>? extra = null)
     {
-        IReadOnlyList<string>? args = DaemonArgs(setup, _options.Queue, _cloop, _host.CtfwCommand, _host.RulesPath, _host.ControlPath);
+        IReadOnlyList<string>? args = DaemonArgs(setup, _options.Queue, _cloop, _host.CtfwCommand, _host.RulesPath, _host.ControlPath, _options.CopyRange);
         if (args is null)
             return null;
         if (extra is not null)
