@@ -68,6 +68,36 @@ public static class ResourceUsage
             && long.TryParse(fields[12], NumberStyles.None, CultureInfo.InvariantCulture, out systemTicks);
     }
 
+    /// <summary>
+    /// The private part of the resident set, in bytes: RssAnon of /proc/self/status (heap, stacks,
+    /// the managed heap), without the file-backed pages of the runtime's and the program's images,
+    /// which the page cache shares with every other process mapping them. -1 when unavailable.
+    /// </summary>
+    public static long AnonymousResidentBytes()
+    {
+        try
+        {
+            foreach (string line in File.ReadLines("/proc/self/status"))
+            {
+                if (line.StartsWith("RssAnon:", StringComparison.Ordinal))
+                    return TryParseKilobytes(line.AsSpan("RssAnon:".Length), out long kib) ? kib * 1024 : -1;
+            }
+        }
+        catch (IOException)
+        {
+        }
+        return -1;
+    }
+
+    /// <summary>Parses the "   123456 kB" value of a /proc/PID/status line.</summary>
+    public static bool TryParseKilobytes(ReadOnlySpan<char> value, out long kib)
+    {
+        value = value.Trim();
+        if (value.EndsWith("kB", StringComparison.Ordinal))
+            value = value[..^2].TrimEnd();
+        return long.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out kib);
+    }
+
     /// <summary>Resident set size of this process in bytes (/proc/self/statm), or -1.</summary>
     public static long ResidentBytes()
     {

@@ -653,6 +653,7 @@ public sealed partial class SeedScenarioLiveTests
         Assert.True(stats["gc.allocated_bytes"] > 0);
         Assert.True(stats["process.cpu_user_us"] + stats["process.cpu_sys_us"] > 0);
         Assert.InRange(stats["process.rss_bytes"], 10L << 20, 4L << 30);
+        Assert.InRange(stats["process.rss_anon_bytes"], 1L << 20, stats["process.rss_bytes"]);
     }
 
     private static async Task<Dictionary<string, long>> SettledStats(string control)

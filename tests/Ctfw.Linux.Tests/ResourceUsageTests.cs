@@ -14,6 +14,17 @@ public class ResourceUsageTests
     }
 
     [Theory]
+    [InlineData("\t  123456 kB", 123456)]
+    [InlineData("7 kB", 7)]
+    [InlineData("42", 42)]
+    public void TryParseKilobytes_StatusValues(string text, long expected)
+    {
+        Assert.True(ResourceUsage.TryParseKilobytes(text, out long kib));
+        Assert.Equal(expected, kib);
+        Assert.False(ResourceUsage.TryParseKilobytes("x kB", out _));
+    }
+
+    [Theory]
     [InlineData("")]
     [InlineData("4242 ctfw S 1")]
     [InlineData("4242 (ctfw) S 1 2 3")]
@@ -43,6 +54,7 @@ public class ResourceUsageTests
         Assert.True(ResourceUsage.TryGetProcessTimes(out long user1, out long sys1));
         Assert.True(user1 + sys1 > user0 + sys0);
         Assert.True(ResourceUsage.ResidentBytes() > 1 << 20);
+        Assert.InRange(ResourceUsage.AnonymousResidentBytes(), 1 << 20, ResourceUsage.ResidentBytes());
         Assert.False(ResourceUsage.TryGetThreadTimes(int.MaxValue, out _, out _));
     }
 }

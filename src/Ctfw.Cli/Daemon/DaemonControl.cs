@@ -162,6 +162,7 @@ internal sealed class DaemonControl : IControlTarget
             Add("process.cpu_sys_us", sys);
         }
         Add("process.rss_bytes", ResourceUsage.ResidentBytes());
+        Add("process.rss_anon_bytes", ResourceUsage.AnonymousResidentBytes());
         Add("log.written", _log.Written);
         Add("log.suppressed", _log.Suppressed);
         Add("settings.reloads", SettingsReloads);

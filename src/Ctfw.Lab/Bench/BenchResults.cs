@@ -100,6 +100,9 @@ public sealed record ScaleResult
     public long? TableEntries { get; init; }
     public long? RssBeforeBytes { get; init; }
     public long? RssAfterBytes { get; init; }
+
+    /// <summary>The private (anonymous) part of <see cref="RssAfterBytes"/>: without the shared, file-backed runtime images.</summary>
+    public long? RssAnonAfterBytes { get; init; }
     public long? HeapBytes { get; init; }
     public double FillPacketsPerSecond { get; init; }
     public string? Failure { get; init; }

@@ -590,6 +590,7 @@ public sealed class BenchRunner
                 TableEntries = entries,
                 RssBeforeBytes = before?.GetValueOrDefault("process.rss_bytes"),
                 RssAfterBytes = after?.GetValueOrDefault("process.rss_bytes"),
+                RssAnonAfterBytes = after?.GetValueOrDefault("process.rss_anon_bytes") is long anon and > 0 ? anon : null,
                 HeapBytes = after?.GetValueOrDefault("gc.heap_bytes"),
                 FillPacketsPerSecond = fill.PacketsPerSecond,
                 Failure = fill.TimedOut ? Invariant($"ctfw saw {fill.DaemonPackets} of {fill.Sent} datagrams in time")
