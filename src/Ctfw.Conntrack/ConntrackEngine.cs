@@ -109,18 +109,7 @@ public sealed class ConntrackEngine
     public List<FlowInfo> Snapshot(long now)
     {
         var list = new List<FlowInfo>();
-        lock (_readerLock)
-        {
-            Table.Epochs.Enter(_readerSlot);
-            try
-            {
-                Table.ForEachLive(now, idx => list.Add(FlowInfo.From(Table, idx, now)));
-            }
-            finally
-            {
-                Table.Epochs.Exit(_readerSlot);
-            }
-        }
+        ForEachFlow(now, list.Add);
         return list;
     }
 

@@ -34,7 +34,7 @@ public sealed class BenchCommandLiveTests
         RequireRoot();
         using var bench = StartBench("--quick", "--soak", "3");
         string[] namespaceIds = await WaitForNamespaces(bench);
-        int? exit = await WaitForExit(bench, TimeSpan.FromSeconds(200));
+        int? exit = await LabLeftovers.WaitForExit(bench, TimeSpan.FromSeconds(200));
         string report = bench.Stdout;
         _output.WriteLine(report);
         _output.WriteLine(bench.Stderr);
@@ -73,12 +73,12 @@ public sealed class BenchCommandLiveTests
             await Task.Delay(100);
         Assert.Contains("[2/5]", bench.Stderr, StringComparison.Ordinal);
         await Task.Delay(1500); // the C loop is bound and iperf3 runs through it
-        List<string> inside = ProcessesIn(namespaceIds);
+        List<string> inside = LabLeftovers.ProcessesIn(namespaceIds);
         _output.WriteLine("before SIGINT:\n  " + string.Join("\n  ", inside));
         Assert.Contains(inside, p => p.Contains("iperf3", StringComparison.Ordinal));
 
         bench.Signal("INT");
-        int? exit = await WaitForExit(bench, TimeSpan.FromSeconds(30));
+        int? exit = await LabLeftovers.WaitForExit(bench, TimeSpan.FromSeconds(30));
         _output.WriteLine(bench.Stdout);
         _output.WriteLine(bench.Stderr);
         Assert.Equal(130, exit);
@@ -100,7 +100,7 @@ public sealed class BenchCommandLiveTests
                 Assert.Fail("bench did not get to its servers\n" + bench.Stdout + bench.Stderr);
             await Task.Delay(100);
         }
-        string[] ids = NamespaceIds(bench.Id);
+        string[] ids = LabLeftovers.NamespaceIds(NamespacePrefix, bench.Id);
         Assert.Equal(3, ids.Length);
         return ids;
     }
@@ -128,78 +128,12 @@ public sealed class BenchCommandLiveTests
     {
         string stem = string.Create(CultureInfo.InvariantCulture, $"{NamespacePrefix}{benchPid}-");
         Assert.DoesNotContain(CtfwProcess.Run("ip", "netns", "list").Split('\n'), l => l.StartsWith(stem, StringComparison.Ordinal));
-        Assert.Empty(ProcessesIn(namespaceIds));
+        Assert.Empty(LabLeftovers.ProcessesIn(namespaceIds));
         string control = Path.Combine(Environment.GetEnvironmentVariable("CTFW_RUN_DIR") is { Length: > 0 } dir ? dir : "/run/ctfw",
             string.Create(CultureInfo.InvariantCulture, $"ctfw-bench-{benchPid}.sock"));
         Assert.False(File.Exists(control), $"{control} is still there");
-        Assert.Empty(ProcessesWith(control));
-        Assert.Empty(ProcessesWith("nfq_accept"));
-    }
-
-    private static string[] NamespaceIds(int benchPid) =>
-    [
-        .. CtfwProcess.Run("ip", "netns", "list").Split('\n', StringSplitOptions.RemoveEmptyEntries)
-            .Select(l => l.Split(' ', 2)[0])
-            .Where(n => n.StartsWith(string.Create(CultureInfo.InvariantCulture, $"{NamespacePrefix}{benchPid}-"), StringComparison.Ordinal))
-            .Select(n => $"net:[{CtfwProcess.Run("stat", "-L", "-c", "%i", $"/run/netns/{n}").Trim()}]"),
-    ];
-
-    private static List<string> ProcessesIn(string[] namespaceIds)
-    {
-        List<string> found = [];
-        foreach (string dir in Directory.EnumerateDirectories("/proc"))
-        {
-            if (!int.TryParse(Path.GetFileName(dir), NumberStyles.None, CultureInfo.InvariantCulture, out int pid))
-                continue;
-            try
-            {
-                string? ns = new FileInfo(Path.Combine(dir, "ns", "net")).LinkTarget;
-                if (ns is not null && namespaceIds.Contains(ns))
-                    found.Add($"{pid} {CommandLineOf(dir)}");
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-            }
-        }
-        return found;
-    }
-
-    private static List<string> ProcessesWith(string text)
-    {
-        List<string> found = [];
-        foreach (string dir in Directory.EnumerateDirectories("/proc"))
-        {
-            if (!int.TryParse(Path.GetFileName(dir), NumberStyles.None, CultureInfo.InvariantCulture, out int pid) || pid == Environment.ProcessId)
-                continue;
-            string cmdline = CommandLineOf(dir);
-            if (cmdline.Contains(text, StringComparison.Ordinal))
-                found.Add($"{pid} {cmdline}");
-        }
-        return found;
-    }
-
-    private static string CommandLineOf(string procDir)
-    {
-        try
-        {
-            return File.ReadAllText(Path.Combine(procDir, "cmdline")).Replace('\0', ' ').Trim();
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            return "";
-        }
-    }
-
-    private static async Task<int?> WaitForExit(ObservedProcess process, TimeSpan timeout)
-    {
-        var clock = Stopwatch.StartNew();
-        while (clock.Elapsed < timeout)
-        {
-            if (process.WaitForExit(TimeSpan.Zero) is int exit)
-                return exit;
-            await Task.Delay(100);
-        }
-        return process.WaitForExit(TimeSpan.Zero);
+        Assert.Empty(LabLeftovers.ProcessesWithArgument(control));
+        Assert.Empty(LabLeftovers.ProcessesWithArgument("nfq_accept"));
     }
 
     private static void RequireRoot()

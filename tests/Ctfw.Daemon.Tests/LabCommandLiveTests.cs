@@ -35,7 +35,7 @@ public sealed partial class LabCommandLiveTests
     {
         RequireRoot();
         using var lab = ObservedProcess.StartCtfw("lab", "--scenario", "tcp_handshake", "--no-traffic", "--rules", LabRules);
-        int? exit = await WaitForExit(lab, TimeSpan.FromSeconds(120));
+        int? exit = await LabLeftovers.WaitForExit(lab, TimeSpan.FromSeconds(120));
         _output.WriteLine(lab.Stdout);
         _output.WriteLine(lab.Stderr);
         Assert.Equal(0, exit);
@@ -56,11 +56,11 @@ public sealed partial class LabCommandLiveTests
 
         using var lab = ObservedProcess.StartCtfw("lab", "--traffic-seconds", "4", "--rules", LabRules);
         Assert.True(lab.WaitForStdout("ctfw lab: playing", s_startTimeout), lab.Stdout + lab.Stderr);
-        string[] namespaceIds = NamespaceIds(lab.Id);
+        string[] namespaceIds = LabLeftovers.NamespaceIds(NamespacePrefix, lab.Id);
         Assert.Equal(3, namespaceIds.Length);
-        Assert.NotEmpty(ProcessesWithArgument(ChildControlPath(lab.Id)));
+        Assert.NotEmpty(LabLeftovers.ProcessesWithArgument(ChildControlPath(lab.Id)));
 
-        int? exit = await WaitForExit(lab, TimeSpan.FromSeconds(360));
+        int? exit = await LabLeftovers.WaitForExit(lab, TimeSpan.FromSeconds(360));
         string stdout = lab.Stdout;
         _output.WriteLine(stdout);
         _output.WriteLine(lab.Stderr);
@@ -108,7 +108,7 @@ public sealed partial class LabCommandLiveTests
         await Interrupt(lab, "INT", namespaceIds =>
         {
             // The leftover check below means something only if the traffic programs were there to end.
-            List<string> inside = ProcessesIn(namespaceIds);
+            List<string> inside = LabLeftovers.ProcessesIn(namespaceIds);
             _output.WriteLine("processes in the lab's namespaces before SIGINT:\n  " + string.Join("\n  ", inside));
             Assert.Contains(inside, p => p.Contains("nginx", StringComparison.Ordinal));
             Assert.Contains(inside, p => p.Contains("iperf3", StringComparison.Ordinal));
@@ -123,26 +123,26 @@ public sealed partial class LabCommandLiveTests
             ? ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", dotnet, CtfwProcess.Dll, "lab"]
             : [dotnet, CtfwProcess.Dll, "lab"];
         using var lab = ObservedProcess.Start(argv);
-        int? exit = await WaitForExit(lab, TimeSpan.FromSeconds(45));
+        int? exit = await LabLeftovers.WaitForExit(lab, TimeSpan.FromSeconds(45));
         _output.WriteLine($"{string.Join(' ', argv)}: exit {exit}\n{lab.Stdout}{lab.Stderr}");
         Assert.Equal(1, exit);
         Assert.Contains("needs root", lab.Stderr, StringComparison.Ordinal);
         Assert.DoesNotContain("building client / gateway / server namespaces", lab.Stdout, StringComparison.Ordinal);
-        Assert.Empty(Namespaces(lab.Id));
+        Assert.Empty(LabLeftovers.Namespaces(NamespacePrefix, lab.Id));
     }
 
     /// <summary>Records what the running lab made, sends <paramref name="signal"/>, and checks the exit and that all of it is gone.</summary>
     private async Task Interrupt(ObservedProcess lab, string signal, Action<string[]> beforeSignal)
     {
-        string[] namespaceIds = NamespaceIds(lab.Id);
-        List<string> child = ProcessesWithArgument(ChildControlPath(lab.Id));
+        string[] namespaceIds = LabLeftovers.NamespaceIds(NamespacePrefix, lab.Id);
+        List<string> child = LabLeftovers.ProcessesWithArgument(ChildControlPath(lab.Id));
         Assert.True(child.Count > 0, "no `ctfw run` child with the lab's control socket is running");
         Assert.True(File.Exists(ChildControlPath(lab.Id)), $"no control socket {ChildControlPath(lab.Id)}");
         beforeSignal(namespaceIds);
 
         var clock = Stopwatch.StartNew();
         lab.Signal(signal);
-        int? exit = await WaitForExit(lab, TimeSpan.FromSeconds(30));
+        int? exit = await LabLeftovers.WaitForExit(lab, TimeSpan.FromSeconds(30));
         _output.WriteLine($"exit {exit?.ToString(CultureInfo.InvariantCulture) ?? "none"} after {clock.Elapsed.TotalSeconds:F1} s");
         _output.WriteLine(lab.Stdout);
         _output.WriteLine(lab.Stderr);
@@ -156,10 +156,10 @@ public sealed partial class LabCommandLiveTests
     /// <summary>No namespace named for the lab, no process in the namespaces it had, no `ctfw run` child, no control socket.</summary>
     private static void AssertNothingLeft(int labPid, string[] namespaceIds)
     {
-        Assert.Empty(Namespaces(labPid));
-        Assert.Empty(ProcessesIn(namespaceIds));
-        Assert.Empty(ProcessesWithArgument(ChildControlPath(labPid)));
-        Assert.Empty(ProcessesWithArgument($"{NamespacePrefix}{labPid}-"));
+        Assert.Empty(LabLeftovers.Namespaces(NamespacePrefix, labPid));
+        Assert.Empty(LabLeftovers.ProcessesIn(namespaceIds));
+        Assert.Empty(LabLeftovers.ProcessesWithArgument(ChildControlPath(labPid)));
+        Assert.Empty(LabLeftovers.ProcessesWithArgument($"{NamespacePrefix}{labPid}-"));
         Assert.False(File.Exists(ChildControlPath(labPid)), $"{ChildControlPath(labPid)} is still there");
     }
 
@@ -167,68 +167,6 @@ public sealed partial class LabCommandLiveTests
     private static string ChildControlPath(int labPid) =>
         Path.Combine(Environment.GetEnvironmentVariable("CTFW_RUN_DIR") is { Length: > 0 } dir ? dir : "/run/ctfw",
             string.Create(CultureInfo.InvariantCulture, $"ctfw-lab-{labPid}.sock"));
-
-    private static string[] Namespaces(int labPid) =>
-    [
-        .. CtfwProcess.Run("ip", "netns", "list").Split('\n', StringSplitOptions.RemoveEmptyEntries)
-            .Select(l => l.Split(' ', 2)[0])
-            .Where(n => n.StartsWith(string.Create(CultureInfo.InvariantCulture, $"{NamespacePrefix}{labPid}-"), StringComparison.Ordinal)),
-    ];
-
-    /// <summary>The lab's namespaces as /proc/PID/ns/net names them (`net:[INODE]`), which outlive the names.</summary>
-    private static string[] NamespaceIds(int labPid) =>
-        [.. Namespaces(labPid).Select(n => $"net:[{CtfwProcess.Run("stat", "-L", "-c", "%i", $"/run/netns/{n}").Trim()}]")];
-
-    /// <summary>`PID cmdline` of every process whose network namespace is one of <paramref name="namespaceIds"/>.</summary>
-    private static List<string> ProcessesIn(string[] namespaceIds)
-    {
-        List<string> found = [];
-        if (namespaceIds.Length == 0)
-            return found;
-        foreach (string dir in Directory.EnumerateDirectories("/proc"))
-        {
-            if (!int.TryParse(Path.GetFileName(dir), NumberStyles.None, CultureInfo.InvariantCulture, out int pid))
-                continue;
-            try
-            {
-                string? ns = new FileInfo(Path.Combine(dir, "ns", "net")).LinkTarget;
-                if (ns is not null && namespaceIds.Contains(ns))
-                    found.Add($"{pid} {CommandLine(dir)}");
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                // Exited meanwhile.
-            }
-        }
-        return found;
-    }
-
-    /// <summary>`PID cmdline` of every process (other than this one) with <paramref name="text"/> in its command line.</summary>
-    private static List<string> ProcessesWithArgument(string text)
-    {
-        List<string> found = [];
-        foreach (string dir in Directory.EnumerateDirectories("/proc"))
-        {
-            if (!int.TryParse(Path.GetFileName(dir), NumberStyles.None, CultureInfo.InvariantCulture, out int pid) || pid == Environment.ProcessId)
-                continue;
-            string cmdline = CommandLine(dir);
-            if (cmdline.Contains(text, StringComparison.Ordinal))
-                found.Add($"{pid} {cmdline}");
-        }
-        return found;
-    }
-
-    private static string CommandLine(string procDir)
-    {
-        try
-        {
-            return File.ReadAllText(Path.Combine(procDir, "cmdline")).Replace('\0', ' ').Trim();
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            return "";
-        }
-    }
 
     /// <summary>The scenario corpus from `ctfw lab --list`: name → crafted packets.</summary>
     private static Dictionary<string, int> ScenarioList()
@@ -262,18 +200,6 @@ public sealed partial class LabCommandLiveTests
         }
         Assert.NotEmpty(rows);
         return rows;
-    }
-
-    private static async Task<int?> WaitForExit(ObservedProcess process, TimeSpan timeout)
-    {
-        var clock = Stopwatch.StartNew();
-        while (clock.Elapsed < timeout)
-        {
-            if (process.WaitForExit(TimeSpan.Zero) is int exit)
-                return exit;
-            await Task.Delay(100);
-        }
-        return process.WaitForExit(TimeSpan.Zero);
     }
 
     private static void RequireRoot()

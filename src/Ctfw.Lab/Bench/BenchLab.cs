@@ -10,7 +10,7 @@ namespace Ctfw.Lab.Bench;
 /// the gateway's iptables rules; <see cref="Dispose"/> does that, so does a failed constructor, and
 /// the next bench removes the namespaces of a run whose process has died.
 /// </summary>
-public sealed class BenchLab : IDisposable
+public sealed class BenchLab : NamespaceLab
 {
     public const string Prefix = "ctfwb-";
 
@@ -18,35 +18,14 @@ public sealed class BenchLab : IDisposable
     public const string GatewayClientDevice = "vgc";
     public const string GatewayServerDevice = "vgs";
 
-    private readonly EventHandler _onExit;
-    private bool _disposed;
-
-    public string Client { get; }
-    public string Gateway { get; }
-    public string Server { get; }
-
     public BenchLab()
+        : base(Prefix)
     {
-        RemoveLeftovers();
-        string stem = $"{Prefix}{Environment.ProcessId}";
-        Client = stem + "-c";
-        Gateway = stem + "-g";
-        Server = stem + "-s";
-        _onExit = (_, _) => Dispose();
-        AppDomain.CurrentDomain.ProcessExit += _onExit;
-        try
-        {
-            Build();
-        }
-        catch
-        {
-            Dispose();
-            throw;
-        }
+        BuildOrDispose(Build);
     }
 
     /// <summary>Deletes bench namespaces whose creating process no longer exists, ending what still runs in them.</summary>
-    public static IReadOnlyList<string> RemoveLeftovers() => KernelLab.RemoveLeftovers(Prefix);
+    public static IReadOnlyList<string> RemoveLeftovers() => RemoveLeftovers(Prefix);
 
     private void Build()
     {
@@ -79,15 +58,5 @@ public sealed class BenchLab : IDisposable
     {
         Tool.Run("ip", "-n", ns, "addr", "add", v4 + "/24", "dev", dev);
         Tool.Run("ip", "-n", ns, "link", "set", dev, "up");
-    }
-
-    public void Dispose()
-    {
-        if (_disposed)
-            return;
-        _disposed = true;
-        AppDomain.CurrentDomain.ProcessExit -= _onExit;
-        foreach (string ns in (string[])[Client, Gateway, Server])
-            KernelLab.DeleteNamespace(ns);
     }
 }

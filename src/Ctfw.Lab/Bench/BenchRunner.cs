@@ -268,10 +268,7 @@ public sealed class BenchRunner
         ChildProcess? daemon = null;
         try
         {
-            ResetGateway();
-            foreach (string[] command in GatewayCommands(setup, _host.RulesPath, Scratch("notrack.rules"), Scratch("cloop.rules")))
-                Tool.RunIn(_lab.Gateway, command);
-            daemon = StartDaemon(setup);
+            daemon = StartSetup(setup);
             if (daemon is not null)
                 WarmUp();
 
@@ -310,6 +307,15 @@ public sealed class BenchRunner
             if (daemon is not null && !daemon.HasExited)
                 daemon.Stop(Interop.SigTerm, TimeSpan.FromSeconds(15));
         }
+    }
+
+    /// <summary>Resets the gateway, installs <paramref name="setup"/>'s rules and starts its consumer (null for none).</summary>
+    private ChildProcess? StartSetup(BenchSetup setup, IReadOnlyList<string>? extra = null)
+    {
+        ResetGateway();
+        foreach (string[] command in GatewayCommands(setup, _host.RulesPath, Scratch("notrack.rules"), Scratch("cloop.rules")))
+            Tool.RunIn(_lab.Gateway, command);
+        return StartDaemon(setup, extra);
     }
 
     private ChildProcess? StartDaemon(BenchSetup setup, IReadOnlyList<string>? extra = null)
@@ -443,7 +449,7 @@ public sealed class BenchRunner
             if (bytes is long by && packets > 0)
                 allocated = (double)by / packets;
         }
-        double? PerPacket(long? ticks) => ticks is long t && packets > 0 ? t * CpuTicks.Microseconds / packets : null;
+        double? PerPacket(long? ticks) => MicrosecondsPerPacket(ticks, packets);
         return new DaemonProfile
         {
             Packets = packets,
@@ -457,6 +463,9 @@ public sealed class BenchRunner
             AllocatedBytesPerPacket = allocated,
         };
     }
+
+    private static double? MicrosecondsPerPacket(long? ticks, long packets) =>
+        ticks is long t && packets > 0 ? t * CpuTicks.Microseconds / packets : null;
 
     private static long? StatsDelta(Snapshot before, Snapshot after, string name) =>
         before.Stats is { } b && after.Stats is { } a && a.TryGetValue(name, out long x) && b.TryGetValue(name, out long y) ? x - y : null;
@@ -569,11 +578,8 @@ public sealed class BenchRunner
         ChildProcess? daemon = null;
         try
         {
-            ResetGateway();
-            foreach (string[] command in GatewayCommands(BenchSetup.Ctfw1, _host.RulesPath, Scratch("notrack.rules"), Scratch("cloop.rules")))
-                Tool.RunIn(_lab.Gateway, command);
             int max = flows; // exactly: the target is 1 M flows in a table sized for 1 M (nf_conntrack_max = 1 000 000)
-            daemon = StartDaemon(BenchSetup.Ctfw1, ["--set", Invariant($"nf_conntrack_max={max}"), "--queue-maxlen", "65536", "--rcvbuf", "268435456"])!;
+            daemon = StartSetup(BenchSetup.Ctfw1, ["--set", Invariant($"nf_conntrack_max={max}"), "--queue-maxlen", "65536", "--rcvbuf", "268435456"])!;
             Say(Invariant($"scale: {flows:N0} UDP flows into ctfw1's table (nf_conntrack_max {max:N0})"));
             IReadOnlyDictionary<string, long>? before = _host.ReadStats(_host.ControlPath);
             long Packets() => _host.ReadStats(_host.ControlPath)?.GetValueOrDefault("packets") ?? -1;
@@ -616,10 +622,7 @@ public sealed class BenchRunner
         ChildProcess? daemon = null;
         try
         {
-            ResetGateway();
-            foreach (string[] command in GatewayCommands(BenchSetup.Ctfw1, _host.RulesPath, Scratch("notrack.rules"), Scratch("cloop.rules")))
-                Tool.RunIn(_lab.Gateway, command);
-            daemon = StartDaemon(BenchSetup.Ctfw1)!;
+            daemon = StartSetup(BenchSetup.Ctfw1)!;
             WarmUp();
             Say($"soak: ctfw1 under mixed load for {_options.Soak.TotalSeconds:0} s");
             string seconds = Invariant($"{(long)Math.Max(1, Math.Ceiling(_options.Soak.TotalSeconds))}");
@@ -636,7 +639,7 @@ public sealed class BenchRunner
 
             long packets = StatsDelta(before, after, "packets") ?? 0;
             CpuTicks? cpu = after.Process is { } a && before.Process is { } b ? a - b : null;
-            double? PerPacket(long? ticks) => ticks is long t && packets > 0 ? t * CpuTicks.Microseconds / packets : null;
+            double? PerPacket(long? ticks) => MicrosecondsPerPacket(ticks, packets);
             string load = string.Join(", ",
                 Try(() => Invariant($"tcp {TcpBulkResult.Parse(tcp.StdOut).ReceivedGbitPerSecond:0.00} Gbit/s (paced 500 Mbit/s)")),
                 Try(() => UdpStreamResult.Parse(udp.StdOut) is var u ? Invariant($"udp {u.PacketsReceived / Math.Max(0.001, u.Elapsed.TotalSeconds) / 1000:0.0} kpps (loss {u.LossPercent:0.0} %)") : ""),

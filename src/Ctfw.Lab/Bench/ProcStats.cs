@@ -52,14 +52,8 @@ public static class ProcStats
         if (open <= 0 || close < open || !int.TryParse(stat.AsSpan(0, open), NumberStyles.None, CultureInfo.InvariantCulture, out pid))
             return false;
         name = stat[(open + 2)..close];
-        string[] f = stat[(close + 1)..].Split(' ', StringSplitOptions.RemoveEmptyEntries);
-        // f[0] is field 3 (state), so field N is f[N - 3].
-        if (f.Length < 13
-            || !long.TryParse(f[11], NumberStyles.None, CultureInfo.InvariantCulture, out long user)
-            || !long.TryParse(f[12], NumberStyles.None, CultureInfo.InvariantCulture, out long system))
-        {
+        if (!Ctfw.Linux.ResourceUsage.TryParseStatTimes(stat, out long user, out long system))
             return false;
-        }
         cpu = new CpuTicks(user, system);
         return true;
     }
@@ -146,12 +140,8 @@ public static class ProcStats
             return null;
         foreach (string line in status.Split('\n'))
         {
-            if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
-            {
-                string[] f = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
-                if (f.Length >= 2 && long.TryParse(f[1], NumberStyles.None, CultureInfo.InvariantCulture, out long kb))
-                    return kb * 1024;
-            }
+            if (line.StartsWith("VmRSS:", StringComparison.Ordinal) && Ctfw.Linux.ResourceUsage.TryParseKilobytes(line.AsSpan("VmRSS:".Length), out long kib))
+                return kib * 1024;
         }
         return null;
     }

@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using Ctfw.Packets;
@@ -13,46 +12,25 @@ namespace Ctfw.Lab.Network;
 /// all of it; <see cref="Dispose"/> does that, and so does a failed constructor. Namespaces left by
 /// a crashed run (<c>ctfwk-&lt;pid&gt;-*</c> whose pid is gone) are removed when a new lab starts.
 /// </summary>
-public sealed class KernelLab : IDisposable
+public sealed class KernelLab : NamespaceLab
 {
     public const string Prefix = "ctfwk-";
 
     private readonly Socket?[] _sockets = new Socket?[4];
-    private readonly EventHandler _onExit;
-    private bool _disposed;
-
-    public string Client { get; }
-    public string Gateway { get; }
-    public string Server { get; }
 
     public KernelLab()
+        : base(RequireTools(Prefix))
     {
-        string? why = Tool.WhyUnavailable();
-        if (why is not null)
-            throw new InvalidOperationException(why);
-
-        RemoveLeftovers();
-        string stem = $"{Prefix}{Environment.ProcessId}";
-        Client = stem + "-c";
-        Gateway = stem + "-g";
-        Server = stem + "-s";
-        _onExit = (_, _) => Dispose();
-        AppDomain.CurrentDomain.ProcessExit += _onExit;
-        try
-        {
-            Build();
-        }
-        catch
-        {
-            Dispose();
-            throw;
-        }
+        BuildOrDispose(Build);
     }
+
+    private static string RequireTools(string prefix) =>
+        Tool.WhyUnavailable() is { } why ? throw new InvalidOperationException(why) : prefix;
 
     /// <summary>Sends one complete IP packet from <paramref name="from"/>'s namespace to its destination address.</summary>
     public void Send(Side from, ReadOnlySpan<byte> packet)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
+        ObjectDisposedException.ThrowIf(IsDisposed, this);
         bool v6 = (packet[0] >> 4) == 6;
         IpAddress dst = v6 ? IpAddress.FromV6(packet.Slice(24, 16)) : IpAddress.FromV4(packet.Slice(16, 4));
         Socket socket = _sockets[(int)from * 2 + (v6 ? 1 : 0)] ?? throw new InvalidOperationException("lab sockets are not open");
@@ -141,47 +119,9 @@ public sealed class KernelLab : IDisposable
     /// <summary>Deletes lab namespaces whose creating process no longer exists (a crashed or killed run).</summary>
     public static IReadOnlyList<string> RemoveLeftovers() => RemoveLeftovers(Prefix);
 
-    /// <summary>Deletes namespaces named <c>&lt;prefix&gt;&lt;pid&gt;-&lt;x&gt;</c> whose pid no longer exists (shared with the bench lab).</summary>
-    internal static IReadOnlyList<string> RemoveLeftovers(string prefix)
+    protected override void ReleaseResources()
     {
-        List<string> removed = [];
-        foreach (string line in Tool.Run("ip", "netns", "list").Split('\n', StringSplitOptions.RemoveEmptyEntries))
-        {
-            string name = line.Split(' ', 2)[0];
-            if (!name.StartsWith(prefix, StringComparison.Ordinal))
-                continue;
-            string[] parts = name[prefix.Length..].Split('-');
-            if (parts.Length != 2 || !int.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out int pid))
-                continue;
-            if (pid != Environment.ProcessId && Directory.Exists($"/proc/{pid}"))
-                continue; // another live lab (a parallel run) owns it
-            DeleteNamespace(name);
-            removed.Add(name);
-        }
-        return removed;
-    }
-
-    /// <summary>Ends the processes still running inside one of our namespaces (a crashed run's tcpdump), then deletes it.</summary>
-    internal static void DeleteNamespace(string name)
-    {
-        ToolResult pids = Tool.Run(checkExit: false, "ip", "netns", "pids", name);
-        foreach (string p in pids.StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries))
-        {
-            if (int.TryParse(p.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out int pid) && pid != Environment.ProcessId)
-                _ = Interop.Kill(pid, Interop.SigTerm);
-        }
-        Tool.Run(checkExit: false, "ip", "netns", "del", name);
-    }
-
-    public void Dispose()
-    {
-        if (_disposed)
-            return;
-        _disposed = true;
-        AppDomain.CurrentDomain.ProcessExit -= _onExit;
         foreach (Socket? s in _sockets)
             s?.Dispose();
-        foreach (string ns in (string[])[Client, Gateway, Server])
-            DeleteNamespace(ns);
     }
 }

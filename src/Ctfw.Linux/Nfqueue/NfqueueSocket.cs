@@ -239,38 +239,30 @@ public sealed class NfqueueSocket : IDisposable, IDatagramSender
         return Errno.None;
     }
 
+    /// <summary>One recvmmsg through the shim, counted in <see cref="NfqueueStatistics.ReceiveSyscalls"/>.</summary>
+    private unsafe int RecvBatch(Interop.Shim.RxSlot* slots, int count, int mode, Errno* error)
+    {
+        _receiveSyscalls++;
+        return Interop.Shim.RecvBatch(_socket, slots, (uint)count, mode, error);
+    }
+
     private unsafe Errno ReceiveDatagrams(int count)
     {
-        int received;
+        int received = -1;
         Errno error = Errno.None;
         fixed (Interop.Shim.RxSlot* slots = _slots)
         {
-            if (Verdicts.HasPending && _lastReceiveShort)
+            // After a full receive more packets are likely waiting: take them without blocking and
+            // keep collecting verdicts. After a receive that drained the socket (fewer datagrams
+            // than asked for) that poll would only return EAGAIN, so go straight to blocking.
+            if (Verdicts.HasPending && !_lastReceiveShort)
+                received = RecvBatch(slots, count, Interop.Shim.RecvNonblocking, &error);
+            if (received < 0 && (error == Errno.None || error == Errno.EAGAIN))
             {
-                // The last receive drained the socket (it returned less than it asked for): more is
-                // unlikely to be waiting, so send the verdicts now and block, instead of first
-                // asking without blocking for data that is not there (one syscall fewer per batch
-                // at low and medium load; a full receive keeps collecting verdicts, below).
+                // About to block: nothing may wait for a verdict while we do.
                 Verdicts.Flush();
-                received = Interop.Shim.RecvBatch(_socket, slots, (uint)count, Interop.Shim.RecvWaitForOne, &error);
-                _receiveSyscalls++;
-            }
-            else if (Verdicts.HasPending)
-            {
-                received = Interop.Shim.RecvBatch(_socket, slots, (uint)count, Interop.Shim.RecvNonblocking, &error);
-                _receiveSyscalls++;
-                if (received < 0 && error == Errno.EAGAIN)
-                {
-                    // About to block: nothing may wait for a verdict while we do.
-                    Verdicts.Flush();
-                    received = Interop.Shim.RecvBatch(_socket, slots, (uint)count, Interop.Shim.RecvWaitForOne, &error);
-                    _receiveSyscalls++;
-                }
-            }
-            else
-            {
-                received = Interop.Shim.RecvBatch(_socket, slots, (uint)count, Interop.Shim.RecvWaitForOne, &error);
-                _receiveSyscalls++;
+                error = Errno.None;
+                received = RecvBatch(slots, count, Interop.Shim.RecvWaitForOne, &error);
             }
         }
         if (received < 0)
