@@ -9,7 +9,7 @@ namespace Ctfw.Cli.Commands;
 /// <summary>
 /// `ctfw replay`: classifies every packet of a capture with the same tracker the daemon runs,
 /// using packet timestamps as the clock. All packets are treated as accepted (NEW entries are
-/// confirmed) and as seen at PRE_ROUTING (checksums verified when the packet was captured whole).
+/// confirmed) and as seen at PRE_ROUTING (checksums verified per <see cref="ChecksumPolicy"/>).
 /// </summary>
 internal static class ReplayCommand
 {
@@ -31,6 +31,15 @@ internal static class ReplayCommand
                                 Rescued packets show ESTABLISHED and the reason `rescued`
           --rescue-window SECONDS
                                 how long after expiry a tombstone is kept (default 120)
+          --checksums auto|verify|off
+                                which packets get their TCP/UDP/ICMP checksum verified (as the
+                                kernel does at PRE_ROUTING). auto (default): those captured whole,
+                                except ones still carrying the checksum-offload placeholder, which
+                                the kernel does not verify either; verify: all captured whole;
+                                off: none, for captures taken on a sending host whose NIC computes
+                                checksums (tcpdump -vv shows "cksum incorrect" on its own packets).
+                                Records cut by the snap length are never verified, and Ethernet
+                                padding after the IP datagram is never part of it
         """ + SettingsOptions.Help + """
 
         Exit status: 0 when the whole file was read, 3 when it is damaged (packets before the damage
@@ -48,6 +57,7 @@ internal static class ReplayCommand
         bool summaryOnly = false;
         RescueMode rescue = RescueMode.Off;
         int? rescueWindow = null;
+        ChecksumPolicy checksums = ChecksumPolicy.Auto;
         string? path = null;
         while (cl.TryNext(out string arg))
         {
@@ -86,6 +96,11 @@ internal static class ReplayCommand
                     cl.Fail($"--rescue-window takes whole seconds, not '{w}'");
                 rescueWindow = seconds;
             }
+            else if (cl.TryValue(arg, "--checksums", out string c))
+            {
+                if (!ChecksumPolicyNames.TryParse(c, out checksums))
+                    cl.Fail($"--checksums takes {ChecksumPolicyNames.Choices}, not '{c}'");
+            }
             else if (!opts.TryParse(cl, arg) && cl.Error == null)
             {
                 if (arg.StartsWith('-') && arg != "-")
@@ -120,7 +135,7 @@ internal static class ReplayCommand
         using TextWriter output = stdout ?? new StreamWriter(Console.OpenStandardOutput(), new UTF8Encoding(false), 1 << 16);
         RescueOptions? rescueOptions = rescue == RescueMode.Off ? null
             : new RescueOptions { Mode = rescue, WindowSeconds = rescueWindow ?? new RescueOptions().WindowSeconds };
-        var replayer = new Replayer(settings, format == "text", summaryOnly ? null : output, rescueOptions);
+        var replayer = new Replayer(settings, format == "text", summaryOnly ? null : output, rescueOptions, checksums);
         using (var reader = new CaptureReader(stream))
         {
             while (reader.TryRead(out CaptureRecord record))
@@ -153,6 +168,7 @@ internal sealed class Replayer
 {
     private readonly ConntrackSettings _settings;
     private readonly RescueOptions? _rescue;
+    private readonly ChecksumPolicy _checksums;
     private readonly bool _text;
     private readonly TextWriter? _out;
     private ConntrackEngine? _engine;
@@ -162,10 +178,12 @@ internal sealed class Replayer
     private long _skipped;
     private long _firstNs = long.MinValue;
 
-    public Replayer(ConntrackSettings settings, bool text, TextWriter? output, RescueOptions? rescue = null)
+    public Replayer(ConntrackSettings settings, bool text, TextWriter? output, RescueOptions? rescue = null,
+        ChecksumPolicy checksums = ChecksumPolicy.Auto)
     {
         _settings = settings;
         _rescue = rescue;
+        _checksums = checksums;
         _text = text;
         _out = output;
     }
@@ -176,7 +194,8 @@ internal sealed class Replayer
     {
         Packets++;
         long index = record.Index + 1;
-        LinkResult link = LinkLayer.GetNetworkPacket(record.LinkType, record.Frame, out ReadOnlySpan<byte> ip, out _);
+        LinkResult link = CapturedDatagram.Get(record, _checksums, out CapturedDatagram datagram);
+        ReadOnlySpan<byte> ip = datagram.Packet;
         if (link != LinkResult.Ip)
         {
             _skipped++;
@@ -198,7 +217,7 @@ internal sealed class Replayer
             _firstNs = record.TimestampNanoseconds;
         }
         _worker!.Enter();
-        _worker.Process(ip, now, PacketContext.Forwarded, out Classification r);
+        _worker.Process(ip, now, ContextOf(datagram), out Classification r);
         _worker.Exit();
         _engine.Maintain(now);
 
@@ -220,6 +239,9 @@ internal sealed class Replayer
         _out.Write(string.Create(CultureInfo.InvariantCulture,
             $"{index,6} {t,12:F6} {Describe(ip),-60} {r.State.Name(),-11} {r.Direction.Name(),-8} {tcp,-11}{(r.Ignored ? " ignored" : "")}{(r.Rescued || r.Reason != InvalidReason.None ? " " + reason : "")}\n"));
     }
+
+    /// <summary>A recorded packet was forwarded; its checksum is verified if the capture allows (<see cref="ChecksumPolicy"/>).</summary>
+    internal static PacketContext ContextOf(in CapturedDatagram datagram) => new() { VerifyChecksums = datagram.VerifyChecksum };
 
     /// <summary>Protocol, endpoints and TCP flags for the text format.</summary>
     internal static string Describe(ReadOnlySpan<byte> ip)
