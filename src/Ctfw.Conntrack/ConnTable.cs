@@ -87,6 +87,8 @@ internal sealed class ConnTable
     public int Capacity => Entries.Length;
 
     /// <summary>Live entries (confirmed or being created), as nf_conntrack_count.</summary>
+    // Statistics read from any thread: Volatile gives a fresh, whole (also on 32-bit) value and orders
+    // nothing; the count may be a packet behind the workers' Interlocked updates (benign).
     public int Count => Volatile.Read(ref _count.Value);
 
     public long EarlyDrops => Volatile.Read(ref _earlyDrops.Value);
@@ -116,6 +118,7 @@ internal sealed class ConnTable
     {
         if (!Sse.IsSupported)
             return;
+        // Benign race: only the address is used, as a hint; a stale head costs a useless prefetch.
         int link = Volatile.Read(ref _buckets[Bucket(hash)]);
         if (link == 0)
             return;
@@ -156,16 +159,25 @@ internal sealed class ConnTable
         // The inverse is needed only when a REPLY link shows up; most first links are ORIGINAL.
         int inverse = 0; // 0 not computed, 1 computed, -1 none
         ConnTuple inv = default;
+        // Acquire, pairing with LinkAt's CAS: an entry whose link we see has its tuple, deadline and
+        // next link visible. A plain read could let the reads of the entry run ahead of it and see a
+        // recycled entry's old tuple half rewritten.
         int link = Volatile.Read(ref _buckets[Bucket(hash)]);
         while (link != 0)
         {
             int idx = (link - 1) >> 1;
             int d = (link - 1) & 1;
             ref ConnEntry e = ref Entries[idx];
-            // Acquire read of the next link before comparing, so a chain change cannot strand us.
+            // Acquire read of the next link before comparing, so a chain change cannot strand us:
+            // pairs with LinkAt's CAS and UnlinkAt's release store, so the node it names is visible
+            // initialised; an unlink never changes the unlinked node's own link, and the epoch keeps
+            // the node from being recycled while we stand on it.
             int next = d == 0 ? Volatile.Read(ref e.NextOrig) : Volatile.Read(ref e.NextReply);
             if (d != 0 && inverse == 0)
                 inverse = t.TryInvert(out inv) ? 1 : -1;
+            // Status and Deadline change under us (Kill's OR takes no lock; trackers refresh the
+            // deadline): each is one fresh, whole read. Benign race: the entry may die or be refreshed
+            // just after; Track re-checks both under the entry lock.
             if ((d == 0 ? e.Orig.Equals(t) : inverse > 0 && e.Orig.Equals(inv))
                 && (Volatile.Read(ref e.Status) & (uint)CtStatus.Dying) == 0
                 && !IsExpired(Volatile.Read(ref e.Deadline), now))
@@ -188,6 +200,7 @@ internal sealed class ConnTable
     {
         int inverse = 0;
         ConnTuple inv = default;
+        // Same reads as Lookup, for the same reasons; ReviveExpired re-checks under the entry lock.
         int link = Volatile.Read(ref _buckets[Bucket(hash)]);
         while (link != 0)
         {
@@ -217,10 +230,12 @@ internal sealed class ConnTable
     /// </summary>
     public int Allocate(ulong hash, long now)
     {
+        // Reserve a place first, atomically (the kernel's atomic_inc_return on the count): two workers
+        // can then never both take the last place. The decrements below give the reservation back.
         if (Interlocked.Increment(ref _count.Value) > Max && !EarlyDrop(hash, now))
         {
             Interlocked.Decrement(ref _count.Value);
-            Interlocked.Increment(ref _allocFailures.Value);
+            Interlocked.Increment(ref _allocFailures.Value); // statistic; atomic so no concurrent increment is lost
             return -1;
         }
         int idx = PopFree();
@@ -235,7 +250,7 @@ internal sealed class ConnTable
     /// <summary>Returns an entry that was never published (its packet was INVALID or dropped).</summary>
     public void Free(int idx)
     {
-        Interlocked.Decrement(ref _count.Value);
+        Interlocked.Decrement(ref _count.Value); // gives back Allocate's reservation
         PushFree(idx);
     }
 
@@ -243,13 +258,18 @@ internal sealed class ConnTable
     {
         while (true)
         {
+            // Treiber stack (Treiber, IBM RJ 5118, 1986) with a 32-bit version tag in the head word,
+            // bumped by every push and pop. Acquire, pairing with PushFree's CAS: the top's AuxNext is visible.
             long head = Volatile.Read(ref _freeHead.Value);
             int top = (int)(head & 0xFFFF_FFFF);
             if (top == 0)
                 return -1;
-            // May read a stale AuxNext if the top was popped and reused meanwhile: the tag makes the CAS fail then.
+            // Deliberate benign race: may read a stale AuxNext if the top was popped and reused
+            // meanwhile (the epoch does not cover free entries): the tag makes the CAS fail then.
             int next = Volatile.Read(ref Entries[top - 1].AuxNext);
             long newHead = (((head >>> 32) + 1) << 32) | (uint)next;
+            // The tag, not the index, decides: without it a pop-push of the same top between our read
+            // and this CAS (ABA) would install a stale next and hand one entry to two workers.
             if (Interlocked.CompareExchange(ref _freeHead.Value, newHead, head) == head)
                 return top - 1;
         }
@@ -259,10 +279,11 @@ internal sealed class ConnTable
     {
         while (true)
         {
-            long head = Volatile.Read(ref _freeHead.Value);
+            long head = Volatile.Read(ref _freeHead.Value); // validated by the CAS below
             Entries[idx].AuxNext = (int)(head & 0xFFFF_FFFF);
             long newHead = (((head >>> 32) + 1) << 32) | (uint)(idx + 1);
-            // Release: AuxNext is visible before the entry becomes the top.
+            // Release (the CAS is a full fence): AuxNext and the entry's reset fields (Reclaim) are
+            // visible before the entry becomes the top; reordered, a popper could follow a stale link.
             if (Interlocked.CompareExchange(ref _freeHead.Value, newHead, head) == head)
                 return;
         }
@@ -272,8 +293,36 @@ internal sealed class ConnTable
     /// Confirms a new entry unless a live entry already holds one of its tuples (another packet of
     /// the same new flow was confirmed first: the kernel's insert clash). Returns false then; the
     /// caller frees the entry. A concurrent confirm of the same tuple between the check and the
-    /// link is not excluded (multi-CPU clash races are not modelled; see ARCHITECTURE.md).
+    /// link is not excluded; see the note below.
     /// </summary>
+    /// <remarks>
+    /// <para><b>The concurrent-confirm race.</b> Two packets of one new flow (a SYN and its
+    /// retransmit, a DNS client's A and AAAA queries, two hosts opening to each other at once, whose
+    /// tuples are each other's REPLY) each get their own unconfirmed entry, because neither is in the
+    /// table when it is classified. Whichever confirms second meets a clash. When the two confirms
+    /// run on two workers at the same moment, both checks below can pass before either entry is
+    /// linked, and both are inserted: the table then holds two live entries for one tuple.</para>
+    /// <para><b>Kernel.</b> <c>__nf_conntrack_confirm</c> (kernel-conntrack.md §2 step 10) takes both
+    /// bucket locks (<c>nf_conntrack_double_lock</c>), looks for the ORIGINAL and REPLY tuples and
+    /// inserts under those locks, so the check and the insert are one step and the second CPU always
+    /// sees the first entry. It then drops the packet (<c>insert_failed</c>), or, for protocols that
+    /// allow clash resolution (UDP, GRE, generic), <c>nf_ct_resolve_clash</c> attaches the packet to
+    /// the entry already there. Per §14 item 9 these multi-CPU races are outside what the spec models.</para>
+    /// <para><b>ctfw.</b> Confirms that do not overlap (same worker, or one after the other) behave as
+    /// the kernel: the second finds the first and <see cref="ConntrackWorker.Confirm"/> drops the
+    /// packet for TCP and ICMP, or accepts it onto the existing entry for UDP, GRE and generic;
+    /// covered by <c>ChecksumAndClashTests.Confirm_TcpClash_SecondPacketDropped_UdpClash_Accepted</c>
+    /// and <c>TableTests.Confirm_SecondPendingEntryForSameTuple_DoesNotInsertDuplicate</c>. The
+    /// overlapping case is accepted rather than locked against: the window is two lookups wide and
+    /// needs the flow's packets on two queues at once, which <c>--queue-balance</c> does not do (it
+    /// hashes both directions of an address pair to one queue); <c>--queue-cpu-fanout</c> can. The
+    /// outcome is memory-safe: each entry has its own links, <see cref="Unlink"/> removes a link by
+    /// value, and the count includes both. It is a behavioural difference only: lookups find the
+    /// first match in each chain, so the two directions may update different entries until the
+    /// unused one times out (30 s UDP, 120 s SYN_SENT) or is early-dropped, and the second packet is
+    /// accepted where the kernel would have dropped it (TCP/ICMP). No test covers the overlapping
+    /// case; closing it would need the kernel's per-bucket lock around check and link.</para>
+    /// </remarks>
     public bool TryInsert(int idx, long now)
     {
         ref ConnEntry e = ref Entries[idx];
@@ -292,6 +341,8 @@ internal sealed class ConnTable
     public void Insert(int idx)
     {
         ref ConnEntry e = ref Entries[idx];
+        // The entry is not reachable yet, so this needs no atomicity (a plain OR would do; kept as the
+        // one way Status is written after creation). Published with everything else by LinkAt's CAS.
         Interlocked.Or(ref e.Status, (uint)CtStatus.Confirmed);
         PushStack(ref _armHead.Value, ref e.TimerNext, idx);
         int origLink = (idx << 1) + 1;
@@ -304,9 +355,11 @@ internal sealed class ConnTable
     {
         while (true)
         {
-            int head = Volatile.Read(ref _buckets[bucket]);
+            int head = Volatile.Read(ref _buckets[bucket]); // validated by the CAS below
             next = head;
-            // Full fence: the entry's contents and its next link are visible before it is reachable.
+            // Lock-free push at the head (the kernel's hlist_nulls_add_head_rcu / rcu_assign_pointer).
+            // Full fence: the entry's contents and its next link are visible before it is reachable;
+            // reordered, a lookup could follow the new link into a half-written tuple or a stale next.
             if (Interlocked.CompareExchange(ref _buckets[bucket], link, head) == head)
                 return;
         }
@@ -316,8 +369,11 @@ internal sealed class ConnTable
     {
         while (true)
         {
-            int h = Volatile.Read(ref head);
+            int h = Volatile.Read(ref head); // validated by the CAS below
             next = h;
+            // Treiber push. Full fence: the link (AuxNext or TimerNext) is written before the index is
+            // on the stack. No ABA tag needed: the only consumer takes the whole stack by Exchange
+            // (Maintain) and never pops one node, so no CAS here can succeed on a stale head.
             if (Interlocked.CompareExchange(ref head, idx + 1, h) == h)
                 return;
         }
@@ -330,10 +386,14 @@ internal sealed class ConnTable
     public bool Kill(int idx)
     {
         ref ConnEntry e = ref Entries[idx];
+        // Atomic OR: exactly one of any concurrent killers (RST, reopen, early drop, flush, and
+        // Maintain's own OR on expiry) sees Dying clear and wins; the others leave the entry alone.
+        // A plain read-modify-write could let two win (double decrement, double push) or erase the
+        // lock bit. Full fence: lookups see Dying before the entry is on the kill stack.
         uint old = Interlocked.Or(ref e.Status, (uint)CtStatus.Dying);
         if ((old & (uint)CtStatus.Dying) != 0)
             return false;
-        Interlocked.Decrement(ref _count.Value);
+        Interlocked.Decrement(ref _count.Value); // the place is free at once, as nf_conntrack_count
         PushStack(ref _killHead.Value, ref e.AuxNext, idx);
         return true;
     }
@@ -342,6 +402,9 @@ internal sealed class ConnTable
     public void Lock(int idx)
     {
         ref uint status = ref Entries[idx].Status;
+        // Test-and-test-and-set spin lock in the Status word. The CAS is a full fence (acquire): the
+        // previous holder's writes, released by its Unlock, are visible to us. It swaps the whole word,
+        // so bits set concurrently by lock-free writers (Dying) are kept, not overwritten.
         uint s = Volatile.Read(ref status);
         if ((s & (uint)CtStatus.Locked) == 0
             && Interlocked.CompareExchange(ref status, s | (uint)CtStatus.Locked, s) == s)
@@ -355,6 +418,7 @@ internal sealed class ConnTable
         var spin = default(SpinWait);
         while (true)
         {
+            // Volatile: a fresh read each turn (a hoisted plain read could spin forever); CAS as in Lock.
             uint s = Volatile.Read(ref status);
             if ((s & (uint)CtStatus.Locked) == 0
                 && Interlocked.CompareExchange(ref status, s | (uint)CtStatus.Locked, s) == s)
@@ -363,6 +427,9 @@ internal sealed class ConnTable
         }
     }
 
+    // Atomic AND, not a store of a saved word: lock-free writers (Kill's Dying) may have set bits while
+    // we held the lock, and a plain store would erase them. Full fence (release): the holder's writes
+    // are visible before the next Lock's CAS sees the bit clear.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Unlock(int idx) => Interlocked.And(ref Entries[idx].Status, ~(uint)CtStatus.Locked);
 
@@ -377,6 +444,7 @@ internal sealed class ConnTable
         for (int i = 0; i < 8; i++)
         {
             int drops = 0;
+            // Chain walk, Status and Deadline reads as in Lookup; Kill's atomic OR decides every kill.
             int link = Volatile.Read(ref _buckets[(start + i) & mask]);
             while (link != 0)
             {
@@ -397,7 +465,7 @@ internal sealed class ConnTable
                 if ((s & (uint)(CtStatus.Assured | CtStatus.Confirmed)) == (uint)CtStatus.Confirmed && Kill(idx))
                 {
                     drops++;
-                    Interlocked.Increment(ref _earlyDrops.Value);
+                    Interlocked.Increment(ref _earlyDrops.Value); // statistic; several workers may early-drop at once
                 }
             }
             if (drops > 0)
@@ -415,6 +483,9 @@ internal sealed class ConnTable
     {
         // Order matters: take the kill stack before the arm stack. Every killed entry was pushed to
         // the arm stack before it became reachable, hence before its kill, so it is armed below.
+        // (Reversed, an entry inserted and killed between the two takes would be retired and reused
+        // while still on the next arm stack: the wheel would then arm a recycled entry.) Each Exchange
+        // is a full fence, so the two are not reordered, and an acquire: the pushers' links are visible.
         int kills = Interlocked.Exchange(ref _killHead.Value, 0);
         int arms = Interlocked.Exchange(ref _armHead.Value, 0);
         while (arms != 0)
@@ -428,19 +499,22 @@ internal sealed class ConnTable
         Wheel.Advance(now);
         int expired = 0;
         TombstoneStore? tombstones = Tombstones;
-        ExpiryFeed? feed = Volatile.Read(ref Feed); // may be switched on or off between calls
+        // May be switched on or off between calls. Acquire, pairing with the release in
+        // ConntrackEngine.CollectExpired: a feed we see is fully constructed. Read once per call.
+        ExpiryFeed? feed = Volatile.Read(ref Feed);
         for (int work = 0; work < budget; work++)
         {
             int idx = Wheel.PopDue();
             if (idx < 0)
                 break;
             ref ConnEntry e = ref Entries[idx];
+            // A fresh read of the lock-free Dying bit; only a shortcut, the OR below decides.
             if ((Volatile.Read(ref e.Status) & (uint)CtStatus.Dying) != 0)
                 continue; // on the kill stack; unlinked from there
             // The lock orders us against a worker refreshing the deadline; the atomic OR decides
             // against a concurrent Kill (which takes no lock): exactly one of us retires the entry.
             Lock(idx);
-            long deadline = Volatile.Read(ref e.Deadline);
+            long deadline = Volatile.Read(ref e.Deadline); // stable under the lock; Volatile for a whole 64-bit read
             bool expiredNow = IsExpired(deadline, now);
             // The tombstone is stored before Dying is set, under the lock: a rescuing worker that
             // finds the expired entry dying (or gone) is then sure to find its tombstone.
@@ -460,7 +534,7 @@ internal sealed class ConnTable
             }
             if (!won)
                 continue; // killed meanwhile: the kill stack unlinks and retires it
-            Interlocked.Decrement(ref _count.Value);
+            Interlocked.Decrement(ref _count.Value); // the winner of the Dying OR gives the place back, as Kill
             Unlink(idx);
             Retire(idx);
             expired++;
@@ -497,12 +571,17 @@ internal sealed class ConnTable
 
     private void UnlinkAt(int bucket, int link)
     {
+        // Our own node's link: only its inserter (before publishing it) and this thread ever write it,
+        // so Volatile is for uniformity with the other link reads, not needed for ordering.
         int next = Volatile.Read(ref NextOf(link));
         while (true)
         {
+            // Acquire: the newest head, with the next links of nodes inserted since.
             int head = Volatile.Read(ref _buckets[bucket]);
             if (head == link)
             {
+                // CAS, not a store: a worker may be pushing a new head at this instant, and a store
+                // would drop its entry from the chain (unreachable yet counted and armed).
                 if (Interlocked.CompareExchange(ref _buckets[bucket], next, head) == head)
                     return;
                 continue; // a worker inserted at the head meanwhile; our link is now inner
@@ -512,9 +591,12 @@ internal sealed class ConnTable
             while (prev != 0)
             {
                 ref int prevNext = ref NextOf(prev);
-                int p = Volatile.Read(ref prevNext);
+                int p = Volatile.Read(ref prevNext); // acquire, as in Lookup's walk
                 if (p == link)
                 {
+                    // Release: a reader that takes the new link sees the node it names initialised (it
+                    // was published to us by acquire reads; release carries that on). Readers already
+                    // on our node still reach `next` through its unchanged link.
                     Volatile.Write(ref prevNext, next);
                     return;
                 }
@@ -567,6 +649,9 @@ internal sealed class ConnTable
     {
         for (int b = 0; b < _buckets.Length; b++)
         {
+            // Chain walk and Status read as in Lookup. Benign race: a listing is no snapshot; entries
+            // may be inserted, refreshed or killed while we walk (the plain Deadline read is whole on
+            // the 64-bit targets ctfw runs on).
             int link = Volatile.Read(ref _buckets[b]);
             while (link != 0)
             {

@@ -54,7 +54,7 @@ public sealed class ConntrackEngine
     /// </summary>
     public bool CollectExpired
     {
-        get => Volatile.Read(ref Table.Feed) != null;
+        get => Volatile.Read(ref Table.Feed) != null; // fresh read of what the setter published
         set
         {
             lock (_feedLock)
@@ -72,6 +72,9 @@ public sealed class ConntrackEngine
     /// <summary>Takes the oldest expired flow queued by <see cref="Maintain"/>. One consumer thread only.</summary>
     public bool TryTakeExpired(out ExpiredTcpFlow flow)
     {
+        // Lock-free read of a field the setter writes under _feedLock, once, and never resets: null
+        // (nothing queued yet) or the feed; .NET publishes a new object's constructor writes with its
+        // reference, and Table.Feed's release store is what Maintain relies on.
         ExpiryFeed? feed = Volatile.Read(ref _feed);
         if (feed == null)
         {
@@ -82,7 +85,7 @@ public sealed class ConntrackEngine
     }
 
     /// <summary>Expired flows not queued because <see cref="TryTakeExpired"/> had fallen <see cref="ExpiryFeed.Capacity"/> behind.</summary>
-    public long ExpiredDropped => Volatile.Read(ref _feed)?.Dropped ?? 0;
+    public long ExpiredDropped => Volatile.Read(ref _feed)?.Dropped ?? 0; // as in TryTakeExpired
 
     /// <summary>A classifier for one thread. Throws when <c>maxWorkers</c> workers are alive already.</summary>
     public ConntrackWorker CreateWorker()
@@ -211,6 +214,9 @@ public readonly record struct FlowInfo(ConnTuple Original, ConnTuple Reply, CtSt
         ref ConnEntry e = ref table.Entries[idx];
         ConnTuple orig = e.Orig;
         orig.TryInvert(out ConnTuple reply);
+        // Benign race: a listing reads without the entry lock, so the fields below may be a packet
+        // apart (as `conntrack -L`, which does not take ct->lock either). Status, Deadline and the ages
+        // are each one fresh, whole read; the tuple does not change while the entry is live.
         uint status = Volatile.Read(ref e.Status);
         ref FlowAge age = ref table.Ages[idx];
         bool tcp = orig.Protocol == Packets.IpProto.Tcp;
@@ -220,6 +226,8 @@ public readonly record struct FlowInfo(ConnTuple Original, ConnTuple Reply, CtSt
         {
             StateSinceMs = Volatile.Read(ref age.StateSinceMs),
             // Benign race: a bit and its time may be one packet apart; the time is written before the bit is set.
+            // (TrackAges: time store, then the bit's fenced OR; the Status read above is an acquire, so a
+            // set bit we saw comes with a time at least as new.)
             ZeroWindowSinceOriginal = tcp && (status & PrivateStatus.ZeroWindow0) != 0 ? Volatile.Read(ref age.ZeroWindowSince0) : long.MinValue,
             ZeroWindowSinceReply = tcp && (status & (PrivateStatus.ZeroWindow0 << 1)) != 0 ? Volatile.Read(ref age.ZeroWindowSince1) : long.MinValue,
             FinSeenOriginal = tcp && (status & PrivateStatus.FinSeen0) != 0,
@@ -237,6 +245,8 @@ internal sealed class RescueTally
     private PaddedLong _loose;
     private PaddedLong _outOfWindow;
 
+    // Counters added by workers concurrently (Interlocked, so none is lost) and read by stats as whole
+    // 64-bit values that order nothing.
     public long Fin => Volatile.Read(ref _fin.Value);
     public long Rst => Volatile.Read(ref _rst.Value);
     public long Loose => Volatile.Read(ref _loose.Value);

@@ -176,6 +176,8 @@ public sealed class ConntrackWorker : IDisposable
             }
             _table.Lock(idx);
             ref ConnEntry e = ref _table.Entries[idx];
+            // Re-check under the lock what Lookup read lock-free. Dying is set without the lock, so
+            // it needs a fresh read; Deadline writers hold the lock, so a plain read is current.
             if ((Volatile.Read(ref e.Status) & (uint)CtStatus.Dying) != 0 || e.Deadline - now <= 0)
             {
                 _table.Unlock(idx);
@@ -336,6 +338,8 @@ public sealed class ConntrackWorker : IDisposable
         ref ConnEntry e = ref _table.Entries[idx];
         r.State = CtState.Related;
         r.Direction = (CtDirection)dir;
+        // Benign race: read without the entry lock for the report only (the kernel reads ct->status
+        // unlocked too); may be a packet behind another worker's update. One whole, fresh read.
         r.Status = (CtStatus)(Volatile.Read(ref e.Status) & 0xFFFF);
         return true;
     }
@@ -343,6 +347,8 @@ public sealed class ConntrackWorker : IDisposable
     /// <summary>A packet of an existing, locked entry. Unlocks. Returns false for "repeat as new".</summary>
     private bool Existing(int idx, ref ConnEntry e, int dir, in ParsedPacket p, long now, ref Classification r)
     {
+        // Locked, but Status also takes lock-free ORs (Kill's Dying): each read of it here is a fresh
+        // read of the whole word, and each change is an atomic OR/AND, never a store of a saved word.
         uint status = Volatile.Read(ref e.Status);
         L4Result res;
         InvalidReason reason = InvalidReason.None;
@@ -381,7 +387,7 @@ public sealed class ConntrackWorker : IDisposable
         if (res == L4Result.Invalid)
         {
             r.TcpState = e.Tcp.State;
-            r.Status = (CtStatus)(Volatile.Read(ref e.Status) & 0xFFFF);
+            r.Status = (CtStatus)(Volatile.Read(ref e.Status) & 0xFFFF); // fresh read, as above
             _table.Unlock(idx);
             Invalid(ref r, reason);
             return true;
@@ -392,7 +398,7 @@ public sealed class ConntrackWorker : IDisposable
             r.State = CtState.Established;
             // The bit is never cleared: test first and skip the locked instruction on later replies.
             if ((status & (uint)CtStatus.SeenReply) == 0)
-                Interlocked.Or(ref e.Status, (uint)CtStatus.SeenReply);
+                Interlocked.Or(ref e.Status, (uint)CtStatus.SeenReply); // atomic: shares the word with Dying and the lock
         }
         else
         {
@@ -403,7 +409,7 @@ public sealed class ConntrackWorker : IDisposable
         r.Direction = (CtDirection)dir;
         r.Ignored = res == L4Result.Ignore;
         r.TcpState = p.Protocol == IpProto.Tcp ? e.Tcp.State : TcpState.None;
-        r.Status = (CtStatus)(Volatile.Read(ref e.Status) & 0xFFFF);
+        r.Status = (CtStatus)(Volatile.Read(ref e.Status) & 0xFFFF); // after the tracker's ORs: fresh read
         _table.Unlock(idx);
 
         if (res == L4Result.AcceptAndKill)
@@ -529,6 +535,8 @@ public sealed class ConntrackWorker : IDisposable
         if (e.Tcp.State != before)
             _table.Ages[idx].StateSinceMs = now;
         TcpFlags f = p.TcpFlags;
+        // Under the entry lock (or before publication); the bits below share the word with the
+        // lock-free Dying bit, hence a fresh read and atomic OR/AND, never a plain store.
         uint status = Volatile.Read(ref e.Status);
         uint fin = PrivateStatus.FinSeen0 << dir;
         if ((f & TcpFlags.Fin) != 0 && (status & fin) == 0)
@@ -541,13 +549,16 @@ public sealed class ConntrackWorker : IDisposable
             if ((status & zero) == 0)
             {
                 ref FlowAge age = ref _table.Ages[idx];
+                // Whole 64-bit store, read by listings without the lock (FlowInfo.From).
                 Volatile.Write(ref dir == 0 ? ref age.ZeroWindowSince0 : ref age.ZeroWindowSince1, now);
-                // Full fence: a listing that sees the bit sees the time written above.
+                // Full fence: a listing that sees the bit sees the time written above. Reordered, it
+                // could report a zero window since an old (or zero) time.
                 Interlocked.Or(ref e.Status, zero);
             }
         }
         else if ((status & zero) != 0)
         {
+            // Benign race with listings: one that read the bit just before still reports the old time.
             Interlocked.And(ref e.Status, ~zero);
         }
     }
@@ -556,7 +567,7 @@ public sealed class ConntrackWorker : IDisposable
     private static void CapDeadline(ref ConnEntry e, long cap)
     {
         if (e.Deadline - cap > 0)
-            Volatile.Write(ref e.Deadline, cap);
+            Volatile.Write(ref e.Deadline, cap); // whole store for lock-free readers (Lookup, wheel, listings)
     }
 
     // ---- Rescue of late FIN/RST (ctfw, opt-in; docs/RESCUE.md). Never reached with rescue off. ----
@@ -634,7 +645,8 @@ public sealed class ConntrackWorker : IDisposable
         e.TimerNext = -1;
         e.TimerPrev = -1;
         TrackAges(idx, ref e, dir, p, TcpState.None, now);
-        // Read before it is published; other workers may update it from then on.
+        // Read before it is published; other workers may update it from then on. (Still private to
+        // this thread here: Volatile is not needed for ordering, TryInsert's CAS comes after it.)
         TcpState state = e.Tcp.State;
         uint status = Volatile.Read(ref e.Status) | (uint)CtStatus.Confirmed;
         // Inserted at once even with DeferConfirm: as for a packet of an existing entry, the
@@ -654,6 +666,8 @@ public sealed class ConntrackWorker : IDisposable
     {
         _table.Lock(idx);
         ref ConnEntry e = ref _table.Entries[idx];
+        // Dying is set without the lock (Kill, or Maintain's OR once it found the entry expired under
+        // this same lock): fresh read. Deadline writers hold the lock: plain read.
         uint status = Volatile.Read(ref e.Status);
         long deadline = e.Deadline;
         if ((status & (uint)CtStatus.Dying) != 0)
@@ -684,9 +698,11 @@ public sealed class ConntrackWorker : IDisposable
             return RescueOutcome.Done;
         }
         e.Tcp = trial.Tcp;
-        Interlocked.Or(ref e.Status, (uint)(CtStatus.SeenReply | CtStatus.Assured | CtStatus.Rescued));
+        Interlocked.Or(ref e.Status, (uint)(CtStatus.SeenReply | CtStatus.Assured | CtStatus.Rescued)); // atomic: shares the word with Dying
         TrackAges(idx, ref e, dir, p, before, now);
         // Last: the deadline makes the entry visible to lookups again (they then wait for our lock).
+        // Release: lock-free readers (listings, RELATED reports) that see the new deadline also see the
+        // new TCP state and bits; the housekeeper, which expires under the lock, sees it refreshed.
         Volatile.Write(ref e.Deadline, trial.Deadline);
         Rescued(dir, e.Tcp.State, Volatile.Read(ref e.Status), before, ignored, ref r);
         _table.Unlock(idx);
@@ -758,6 +774,7 @@ public sealed class ConntrackWorker : IDisposable
         CapDeadline(ref e, now + _looseTimeoutMs);
         TrackAges(idx, ref e, 0, p, TcpState.None, now);
         TcpState state = e.Tcp.State;
+        // Private to this thread until TryInsert links it (as in TryRescue); Volatile for uniformity.
         uint status = Volatile.Read(ref e.Status) | (ctx.DeferConfirm ? 0 : (uint)CtStatus.Confirmed);
         if (!ctx.DeferConfirm && !_table.TryInsert(idx, now))
         {
@@ -779,6 +796,7 @@ public sealed class ConntrackWorker : IDisposable
     };
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    // Under the entry lock; one whole store for the lock-free readers of Deadline (Lookup, wheel, listings).
     private static void Refresh(ref ConnEntry e, long now, int seconds) =>
         Volatile.Write(ref e.Deadline, now + (seconds * 1000L));
 
@@ -796,7 +814,7 @@ public sealed class ConntrackWorker : IDisposable
         {
             Refresh(ref e, now, _s.UdpTimeoutStream);
             if ((status & (uint)CtStatus.Assured) == 0)
-                Interlocked.Or(ref e.Status, (uint)CtStatus.Assured);
+                Interlocked.Or(ref e.Status, (uint)CtStatus.Assured); // atomic: shares the word with Dying and the lock
         }
         else
         {
@@ -813,6 +831,6 @@ public sealed class ConntrackWorker : IDisposable
             return;
         }
         Refresh(ref e, now, _s.GreTimeoutStream);
-        Interlocked.Or(ref e.Status, (uint)CtStatus.Assured);
+        Interlocked.Or(ref e.Status, (uint)CtStatus.Assured); // atomic: shares the word with Dying and the lock
     }
 }

@@ -26,6 +26,7 @@ internal sealed class EpochManager
             _slots[i * Stride] = Idle;
     }
 
+    // Fresh read of the epoch Advance bumps; the housekeeper reads it to stamp, workers via Enter.
     public long Current => Volatile.Read(ref _global);
 
     /// <summary>Claims a slot for one thread; -1 when all are taken.</summary>
@@ -33,6 +34,7 @@ internal sealed class EpochManager
     {
         for (int i = 0; i < _claimed.Length; i++)
         {
+            // CAS: two workers created at once cannot claim the same slot.
             if (Interlocked.CompareExchange(ref _claimed[i], 1, 0) == 0)
                 return i;
         }
@@ -41,32 +43,44 @@ internal sealed class EpochManager
 
     public void Unregister(int slot)
     {
+        // Idle first, then release the claim (release store): reordered, the next owner's Enter could
+        // be overwritten by this late Idle, and the reclaimer would free entries under that worker.
         Volatile.Write(ref _slots[slot * Stride], Idle);
         Volatile.Write(ref _claimed[slot], 0);
     }
 
     public void Enter(int slot)
     {
+        // Announce the epoch (Fraser's "local epoch"). Reading an epoch that is already stale is safe:
+        // a lower announced value only holds back more reclamation.
         Volatile.Write(ref _slots[slot * Stride], Volatile.Read(ref _global));
         // Store-load fence: the slot must be visible to the reclaimer before this thread reads any
-        // bucket or link. Without it the reclaimer could see Idle, free an entry, and this thread
-        // could still walk into it.
+        // bucket or link (a Volatile write does not stop a later load passing it, even on x64).
+        // Without it the reclaimer could see Idle, free an entry, and this thread could still walk
+        // into it. Pairs with the fence in SafeBelow (Dekker): either the reclaimer
+        // sees this slot, or this thread sees every unlink made before the reclaimer's fence.
         Interlocked.MemoryBarrier();
     }
 
+    // Release: every table read of the batch completes before the slot says Idle; reordered, the
+    // reclaimer could reuse an entry this worker is still reading.
     public void Exit(int slot) => Volatile.Write(ref _slots[slot * Stride], Idle);
 
+    // The fence orders the unlinks before the bump: a worker that announces an epoch above an
+    // entry's stamp read the epoch after the bump, so it sees the unlinks and cannot reach the entry.
     /// <summary>Bumps the global epoch (full fence) and returns the new value.</summary>
     public long Advance() => Interlocked.Increment(ref _global);
 
     /// <summary>Entries stamped with an epoch strictly below this value can be reused.</summary>
     public long SafeBelow()
     {
-        Interlocked.MemoryBarrier(); // read the slots after the unlinks and the Advance that precede this call
+        // Read the slots after the unlinks and the Advance that precede this call; pairs with Enter's
+        // fence. Without it a slot read could pass the unlinks and see Idle from a worker already in.
+        Interlocked.MemoryBarrier();
         long min = Idle;
         for (int i = 0; i < _claimed.Length; i++)
         {
-            long v = Volatile.Read(ref _slots[i * Stride]);
+            long v = Volatile.Read(ref _slots[i * Stride]); // fresh, whole (also on 32-bit)
             if (v < min)
                 min = v;
         }

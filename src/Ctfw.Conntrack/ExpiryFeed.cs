@@ -26,7 +26,7 @@ internal sealed class ExpiryFeed
     private PaddedLong _tail; // next to fill; producer-written
     private long _dropped;
 
-    public long Dropped => Volatile.Read(ref _dropped);
+    public long Dropped => Volatile.Read(ref _dropped); // statistic: fresh, whole 64-bit read; orders nothing
 
     public static bool Reports(TcpState s) =>
         s is TcpState.Established or TcpState.FinWait or TcpState.CloseWait or TcpState.LastAck;
@@ -38,6 +38,7 @@ internal sealed class ExpiryFeed
         // Acquire: the consumer has finished reading a slot before we see it move past it.
         if (tail - Volatile.Read(ref _head.Value) >= Capacity)
         {
+            // Producer is the only writer (so not Interlocked); the volatile store keeps it whole for readers.
             Volatile.Write(ref _dropped, _dropped + 1);
             return;
         }
@@ -63,5 +64,6 @@ internal sealed class ExpiryFeed
     }
 
     /// <summary>Flows queued and not taken.</summary>
+    // Benign race: two reads, not a snapshot; off by the flows moved in between (statistics and tests).
     public int Count => (int)(Volatile.Read(ref _tail.Value) - Volatile.Read(ref _head.Value));
 }

@@ -167,6 +167,7 @@ internal static class TcpTracker
         TcpState oldState = c.State;
         int index = Index(p.TcpFlags);
         TcpState newState = Transition(dir, index, oldState);
+        // Under the entry lock, but Dying is set without it: one fresh read of the whole word.
         uint status = Volatile.Read(ref e.Status);
         bool skipWindow = false;
 
@@ -313,8 +314,12 @@ internal static class TcpTracker
             && (oldState == TcpState.SynRecv || oldState == TcpState.Established)
             && newState == TcpState.Established)
         {
+            // Atomic although we hold the lock: the word also carries the lock bit and the lock-free
+            // Dying bit, which a plain read-modify-write could erase.
             Interlocked.Or(ref e.Status, (uint)CtStatus.Assured);
         }
+        // Read without the lock by lookups, the wheel and listings: one whole 64-bit store (also on
+        // 32-bit). The lock, not this store, orders it with the TCP state (lookups then lock).
         Volatile.Write(ref e.Deadline, now + (timeout * 1000L));
         return L4Result.Accept;
     }
@@ -536,7 +541,7 @@ internal static class TcpTracker
                 return;
             long unack = s.TcpTimeouts[(int)TcpState.Unack] * 1000L;
             if (remaining > unack)
-                Volatile.Write(ref e.Deadline, now + unack);
+                Volatile.Write(ref e.Deadline, now + unack); // whole store for lock-free readers, as in Packet
         }
         else
         {

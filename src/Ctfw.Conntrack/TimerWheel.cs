@@ -52,6 +52,9 @@ internal sealed class TimerWheel
         // Arm no further than the horizon: a deadline that a later packet shortens (ESTABLISHED
         // 5 days → TIME_WAIT 2 min) is then noticed within the horizon without the packet path
         // ever touching the wheel. Costs one re-arm per horizon per long-lived entry.
+        // Deliberate benign race: workers move the deadline under the entry lock, which we do not hold.
+        // Volatile gives one whole read; a value that changes right after only arms early (re-checked
+        // and re-armed when the slot fires) or late by at most the horizon.
         long deadline = Math.Min(Volatile.Read(ref _entries[idx].Deadline), _now + HorizonMs);
         long delta = deadline - _now;
         int list;

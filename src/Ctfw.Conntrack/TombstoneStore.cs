@@ -85,6 +85,8 @@ internal sealed class TombstoneStore
     /// <summary>Slots in the ring (live tombstones and holes), housekeeper's view.</summary>
     public int Occupied => _count;
 
+    // Statistics: fresh, whole 64-bit reads that order nothing. The plain counters are written by the
+    // housekeeper alone (++ on a long is a whole store on 64-bit targets; benign race with readers).
     public long Live => Volatile.Read(ref _live.Value);
     public long Stored => Volatile.Read(ref _stored);
     public long Evicted => Volatile.Read(ref _evicted);
@@ -124,12 +126,14 @@ internal sealed class TombstoneStore
         s.Tcp = tcp;
         int bucket = Bucket(hash);
         s.Next = _buckets[bucket];
-        // Release: the slot's contents and tag are visible before the slot is reachable from its bucket.
+        // Release: the slot's contents and tag are visible before the slot is reachable from its bucket
+        // (seqlock write end: data before the Live tag; a reader that sees Live v sees the data).
         Volatile.Write(ref s.Tag, (version << 2) | SlotLive);
+        // Release: a reader that takes the new bucket head sees the Live tag and the data above.
         Volatile.Write(ref _buckets[bucket], slot + 1);
         _count++;
         _stored++;
-        Interlocked.Increment(ref _live.Value);
+        Interlocked.Increment(ref _live.Value); // atomic: workers decrement it concurrently (TryTake)
     }
 
     /// <summary>Drops tombstones older than the window, and consumed holes, from the head; at most <paramref name="budget"/>.</summary>
@@ -138,6 +142,8 @@ internal sealed class TombstoneStore
         for (int i = 0; i < budget && _count > 0; i++)
         {
             ref Tombstone s = ref _slots[_head];
+            // Benign race: a worker may consume the slot right after this read; FreeHead's CAS then
+            // sees the truth and counts it right. Volatile for a fresh read of the worker-written tag.
             if ((Volatile.Read(ref s.Tag) & StateMask) == SlotLive && now - s.ExpiredAtMs <= _windowMs)
                 return;
             FreeHead(ref _expired);
@@ -153,7 +159,7 @@ internal sealed class TombstoneStore
         if ((old & StateMask) == SlotLive)
         {
             counter++;
-            Interlocked.Decrement(ref _live.Value);
+            Interlocked.Decrement(ref _live.Value); // workers decrement it too
         }
         Unlink(slot, s.Hash);
         _head = slot + 1 == _slots.Length ? 0 : slot + 1;
@@ -165,8 +171,11 @@ internal sealed class TombstoneStore
     {
         while (true)
         {
-            long old = Volatile.Read(ref tag);
+            long old = Volatile.Read(ref tag); // validated by the CAS below
             long next = (((old >> 2) + 1) << 2) | state;
+            // CAS, not a store: a worker's TryTake may turn Live into Consumed at the same time, and the
+            // old state says whether the tombstone was still live. Full fence (seqlock write begin):
+            // the new version is visible before any store to the slot's data or link that follows.
             if (Interlocked.CompareExchange(ref tag, next, old) == old)
                 return old;
         }
@@ -182,6 +191,7 @@ internal sealed class TombstoneStore
             if (prev == link)
             {
                 // Skips the node: a reader on the predecessor reaches the rest of the chain either way.
+                // Release: the slots it now leads to are visible initialised to a reader taking the link.
                 Volatile.Write(ref prev, _slots[slot].Next);
                 return;
             }
@@ -200,18 +210,19 @@ internal sealed class TombstoneStore
     {
         for (int restart = 0; restart < MaxRestarts; restart++)
         {
+            // Acquire, pairing with Add's release of the bucket head.
             int link = Volatile.Read(ref _buckets[Bucket(hash)]);
             bool changed = false;
             for (int steps = 0; link != 0 && steps < MaxChainSteps; steps++)
             {
                 ref Tombstone s = ref _slots[link - 1];
-                long t1 = Volatile.Read(ref s.Tag);
+                long t1 = Volatile.Read(ref s.Tag); // seqlock read begin (acquire): the data below is no older
                 bool match = (t1 & StateMask) == SlotLive && s.Hash == hash && s.Orig.Equals(orig);
                 Tombstone local = match ? s : default;
-                int next = Volatile.Read(ref s.Next);
+                int next = Volatile.Read(ref s.Next); // validated with the data by the tag re-check
                 // Full fence: the reads above complete before the tag is read again (seqlock read side).
                 Interlocked.MemoryBarrier();
-                if (Volatile.Read(ref s.Tag) != t1)
+                if (Volatile.Read(ref s.Tag) != t1) // seqlock read end: unchanged tag = whole copy, valid link
                 {
                     changed = true;
                     break;
@@ -243,7 +254,7 @@ internal sealed class TombstoneStore
         // bumps the version with a CAS of its own, will free the slot without counting it.
         if (Interlocked.CompareExchange(ref _slots[slot].Tag, (tag & ~StateMask) | SlotConsumed, tag) != tag)
             return false;
-        Interlocked.Decrement(ref _live.Value);
+        Interlocked.Decrement(ref _live.Value); // the housekeeper increments and decrements it too
         return true;
     }
 }

@@ -106,10 +106,14 @@ internal sealed class ControlServer : IDisposable
     /// <summary>Stops serving (an answer in progress is cut off) and removes the socket file.</summary>
     public void Dispose()
     {
+        // Exchange: exactly one Dispose proceeds. Full fence: the flag is visible before we read _client
+        // below (Serve publishes the client, then reads the flag).
         if (Interlocked.Exchange(ref _disposed, 1) != 0)
             return;
         // Closing the listener wakes the blocked Accept (the runtime shuts the socket down first).
         _listener.Dispose();
+        // Benign race: may read null just as Serve publishes a client; Serve then sees the flag and
+        // does not answer, except in the narrow window noted at its Volatile.Write (bounded by the timeouts).
         Volatile.Read(ref _client)?.Dispose();
         _thread.Join();
         // The runtime unlinks a bound path when it closes the socket; this covers runtimes that do not.
@@ -130,7 +134,7 @@ internal sealed class ControlServer : IDisposable
 
     private void Serve()
     {
-        while (Volatile.Read(ref _disposed) == 0)
+        while (Volatile.Read(ref _disposed) == 0) // fresh read each turn of Dispose's flag
         {
             Socket client;
             try
@@ -139,7 +143,7 @@ internal sealed class ControlServer : IDisposable
             }
             catch (Exception e) when (e is SocketException or ObjectDisposedException)
             {
-                if (Volatile.Read(ref _disposed) != 0)
+                if (Volatile.Read(ref _disposed) != 0) // the listener was closed by Dispose: stop quietly
                     return;
                 // Out of descriptors or an aborted handshake: do not spin on it.
                 Thread.Sleep(100);
@@ -148,10 +152,14 @@ internal sealed class ControlServer : IDisposable
             using (client)
             {
                 // Published so Dispose can close it; a stale read there only closes a finished socket twice, which is harmless.
+                // Release only: a Volatile write may pass the flag read below (store-load), so Serve can
+                // miss the flag while Dispose misses the client; the answer then runs to completion
+                // within the request/send timeouts and Join waits for it. (Interlocked.Exchange here
+                // would close that window.)
                 Volatile.Write(ref _client, client);
                 try
                 {
-                    if (Volatile.Read(ref _disposed) == 0)
+                    if (Volatile.Read(ref _disposed) == 0) // see above: pairs with Dispose's Exchange
                         Handle(client);
                 }
                 catch (Exception e) when (e is SocketException or IOException or ObjectDisposedException)
@@ -160,7 +168,7 @@ internal sealed class ControlServer : IDisposable
                 }
                 finally
                 {
-                    Volatile.Write(ref _client, null);
+                    Volatile.Write(ref _client, null); // release; Dispose reading the old socket only disposes it twice
                 }
             }
         }

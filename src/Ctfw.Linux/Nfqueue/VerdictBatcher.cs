@@ -124,7 +124,9 @@ public sealed class VerdictBatcher
         else
         {
             // The kernel reinjects the packets inside the send: they have left the queue (and a NEW
-            // entry has been confirmed) by the time this count moves. Volatile for live readers.
+            // entry has been confirmed) by the time this count moves. Volatile for live readers:
+            // single writer (this queue's worker), so a whole 64-bit store, not Interlocked; the count
+            // is the whole message (nothing else is published with it).
             Volatile.Write(ref _verdictsSent, _verdictsSent + _count);
         }
         _count = 0;
@@ -185,6 +187,8 @@ public sealed class VerdictBatcher
             BatchVerdictMessages = _batchMessages,
             Flushes = _flushes,
             SendSyscalls = _sendSyscalls,
+            // A fresh, whole read. The other counters are read plain: a deliberate benign race with
+            // the worker (whole on 64-bit targets, possibly a batch behind).
             VerdictsSent = Volatile.Read(ref _verdictsSent),
             SendErrors = _sendErrors,
             LostVerdicts = _lostVerdicts,

@@ -43,7 +43,7 @@ internal sealed class CounterShards
         // atomics: a reader may see a packet without its bytes for an instant (benign, as in the kernel).
         long[] shard = _shards[Thread.GetCurrentProcessorId() & _mask];
         int i = Pad + 2 * slot;
-        Interlocked.Increment(ref shard[i]);
+        Interlocked.Increment(ref shard[i]);       // atomic: another thread may share this shard
         Interlocked.Add(ref shard[i + 1], bytes);
     }
 
