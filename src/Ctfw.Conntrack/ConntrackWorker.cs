@@ -795,8 +795,8 @@ public sealed class ConntrackWorker : IDisposable
         _ => _s.GenericTimeout,
     };
 
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     // Under the entry lock; one whole store for the lock-free readers of Deadline (Lookup, wheel, listings).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Refresh(ref ConnEntry e, long now, int seconds) =>
         Volatile.Write(ref e.Deadline, now + (seconds * 1000L));
 
