@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 using Ctfw.Bench.Conntrack;
+using Ctfw.Bench.Firewall;
 using Ctfw.Bench.Fixtures;
 using Ctfw.Bench.Packets;
 using Ctfw.Conntrack;
@@ -68,6 +69,7 @@ internal static class QuickRun
             o.WriteLine($"FAIL classify 1k: {smallBad} packets not ESTABLISHED");
             failures++;
         }
+        failures += DecisionScenario(o, "1k ESTABLISHED", DecisionFixture.Established(small), smallPerRep);
         small = null!;
 
         // ---- classify ----
@@ -89,7 +91,13 @@ internal static class QuickRun
             o.WriteLine($"FAIL classify: {bad} packets not ESTABLISHED, table count {trace.Engine.Count}");
             failures++;
         }
+        failures += DecisionScenario(o, "100k ESTABLISHED", DecisionFixture.Established(trace), trace.PacketsPerRound);
         trace = null!;
+        GC.Collect();
+
+        // ---- whole decision, NEW: a fresh tuple per SYN, the table flushed between repetitions ----
+        failures += DecisionScenario(o, "NEW SYN accepted", DecisionFixture.New(accepted: true, 1 << 16), 1 << 16);
+        failures += DecisionScenario(o, "NEW SYN dropped", DecisionFixture.New(accepted: false, 1 << 16), 1 << 16);
         GC.Collect();
 
         o.WriteLine($"  (classify done at {wall.Elapsed.TotalSeconds:F1} s)");
@@ -129,6 +137,28 @@ internal static class QuickRun
 
         o.WriteLine($"quick run: {wall.Elapsed.TotalSeconds:F1} s, {(failures == 0 ? "OK" : $"{failures} FAILURE(S)")}");
         return failures == 0 ? 0 : 1;
+    }
+
+    /// <summary>
+    /// The whole decision (<see cref="DecisionBenchmarks"/>): the pre-pipeline composition of
+    /// QueueWorker.Judge, then FirewallPipeline.DecideBatch, on the same packets; NEW pools are
+    /// flushed before each repetition, outside the measured interval.
+    /// </summary>
+    private static int DecisionScenario(TextWriter o, string name, DecisionFixture f, int perRep)
+    {
+        int failures = 0;
+        Stat composition = Measure(() => f.RunComposition(perRep), perRep, f.Reset);
+        failures += Report(o, $"decision {name}, composition", composition, zeroAlloc: true);
+        Stat pipeline = Measure(() => f.RunPipeline(perRep), perRep, f.Reset);
+        failures += Report(o, $"decision {name}, pipeline", pipeline, zeroAlloc: true);
+        f.Reset();
+        o.WriteLine($"  (pipeline ÷ composition: {pipeline.MedianNs / composition.MedianNs:F2} wall, {pipeline.CpuNs / composition.CpuNs:F2} cpu)");
+        if (f.Unexpected != 0)
+        {
+            o.WriteLine($"FAIL decision {name}: {f.Unexpected} of {f.Packets} packets not {f.Expected}");
+            failures++;
+        }
+        return failures;
     }
 
     private static (Stat One, Stat Batched) LookupScenario(TextWriter o, int flows, ref int failures)
@@ -267,17 +297,22 @@ internal static class QuickRun
         return acc;
     }
 
-    private static Stat Measure(Func<long> rep, long opsPerRep)
+    /// <param name="before">Run before every repetition, outside the measured interval (state to reset).</param>
+    private static Stat Measure(Func<long> rep, long opsPerRep, Action? before = null)
     {
         // Warm-up: at least 3 repetitions and 200 ms, so hot methods are at tier 1 (30 calls + 100 ms delay).
         var warm = Stopwatch.StartNew();
         for (int i = 0; i < 3 || warm.ElapsedMilliseconds < 200; i++)
+        {
+            before?.Invoke();
             rep();
+        }
         double[] ns = new double[Reps];
         double[] cpu = new double[Reps];
         long bytes = 0;
         for (int r = 0; r < Reps; r++)
         {
+            before?.Invoke();
             long a0 = GC.GetAllocatedBytesForCurrentThread();
             long c0 = ThreadCpuClock.Instance.GetTimestamp();
             long t0 = Stopwatch.GetTimestamp();

@@ -57,25 +57,7 @@ internal sealed class RulesFixture
 
     public RulesFixture()
     {
-        var text = new StringBuilder();
-        text.Append("""
-            *filter
-            :INPUT ACCEPT [0:0]
-            :FORWARD DROP [0:0]
-            :OUTPUT ACCEPT [0:0]
-            :FWD_NEW - [0:0]
-            -A FORWARD -m conntrack --ctstate INVALID -j DROP
-            -A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
-            -A FORWARD -i eth1 -o eth0 -m conntrack --ctstate NEW -j FWD_NEW
-            -4 -A FORWARD -p icmp -m icmp --icmp-type echo-request -j ACCEPT
-
-            """);
-        for (int i = 0; i < RulesBenchmarks.NewRules; i++)
-            text.Append(CultureInfo.InvariantCulture, $"-A FWD_NEW -p tcp -m tcp --dport {1000 + i} -j ACCEPT\n");
-        text.Append("COMMIT\n");
-        if (!Ruleset.TryLoad(text.ToString(), "bench", out Ruleset? rules, out IReadOnlyList<RuleError> errors))
-            throw new InvalidOperationException("bench ruleset: " + string.Join("; ", errors));
-        _rules = rules!;
+        _rules = LoadGateway();
         if (!IfName.TryCreate("eth1", out _lan) || !IfName.TryCreate("eth0", out _wan))
             throw new InvalidOperationException("interface names");
 
@@ -100,6 +82,34 @@ internal sealed class RulesFixture
         Expect(Case.Established, Verdict.Accept);
         Expect(Case.NewLast, Verdict.Accept);
         Expect(Case.NewNoMatch, Verdict.Drop);
+    }
+
+    /// <summary>
+    /// The gateway ruleset: FORWARD policy DROP, INVALID drop, RELATED/ESTABLISHED accept, NEW from
+    /// eth1 to eth0 into FWD_NEW (<see cref="RulesBenchmarks.NewRules"/> TCP port rules, 1000 upwards).
+    /// Shared with the whole-decision benchmarks.
+    /// </summary>
+    public static Ruleset LoadGateway()
+    {
+        var text = new StringBuilder();
+        text.Append("""
+            *filter
+            :INPUT ACCEPT [0:0]
+            :FORWARD DROP [0:0]
+            :OUTPUT ACCEPT [0:0]
+            :FWD_NEW - [0:0]
+            -A FORWARD -m conntrack --ctstate INVALID -j DROP
+            -A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+            -A FORWARD -i eth1 -o eth0 -m conntrack --ctstate NEW -j FWD_NEW
+            -4 -A FORWARD -p icmp -m icmp --icmp-type echo-request -j ACCEPT
+
+            """);
+        for (int i = 0; i < RulesBenchmarks.NewRules; i++)
+            text.Append(CultureInfo.InvariantCulture, $"-A FWD_NEW -p tcp -m tcp --dport {1000 + i} -j ACCEPT\n");
+        text.Append("COMMIT\n");
+        if (!Ruleset.TryLoad(text.ToString(), "bench", out Ruleset? rules, out IReadOnlyList<RuleError> errors))
+            throw new InvalidOperationException("bench ruleset: " + string.Join("; ", errors));
+        return rules!;
     }
 
     private void Expect(Case c, Verdict expected)
