@@ -4,6 +4,7 @@
 #      and for the lab's real traffic nginx, wrk, iperf3),
 #   2. builds the solution (warnings are errors),
 #   3. unit tier: packet parsing, capture files, conntrack core, CLI/replay of kernel recordings,
+#      then the functional tier: the firewall pipeline in process behind an in-memory queue (no root),
 #   4. privileged tier (root only): live-kernel scenarios in network namespaces.
 # Prints a closing line "tests: N passed, M failed" and exits non-zero on any failure.
 set -uo pipefail
@@ -60,6 +61,7 @@ run_tier tests/Ctfw.Capture.Tests
 run_tier tests/Ctfw.Conntrack.Tests
 run_tier tests/Ctfw.Cli.Tests
 [[ -d tests/Ctfw.Rules.Tests ]] && run_tier tests/Ctfw.Rules.Tests
+run_tier tests/Ctfw.Firewall.Tests
 if [[ $(id -u) -eq 0 ]]; then
     run_tier tests/Ctfw.Linux.Tests
     run_tier tests/Ctfw.Kernel.Tests

@@ -1,4 +1,4 @@
-using Ctfw.Cli.Daemon;
+using Ctfw.Firewall.Logging;
 using Ctfw.Conntrack;
 using Ctfw.Packets;
 using Ctfw.Rules;

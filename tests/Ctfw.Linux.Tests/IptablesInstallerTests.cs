@@ -1,3 +1,4 @@
+using Ctfw.Firewall.Shadow;
 using Ctfw.Linux.Firewall;
 
 namespace Ctfw.Linux.Tests;

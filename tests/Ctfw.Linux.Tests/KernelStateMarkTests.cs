@@ -1,3 +1,4 @@
+using Ctfw.Firewall.Shadow;
 using Ctfw.Conntrack;
 using Ctfw.Linux.Firewall;
 

@@ -1,3 +1,4 @@
+using Ctfw.Firewall.Shadow;
 using System.Globalization;
 using Ctfw.Cli.Daemon;
 using Ctfw.Conntrack;

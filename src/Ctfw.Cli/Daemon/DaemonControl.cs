@@ -1,6 +1,8 @@
 using Ctfw.Linux;
 using Ctfw.Cli.Control;
 using Ctfw.Conntrack;
+using Ctfw.Firewall;
+using Ctfw.Firewall.Logging;
 using Ctfw.Linux.Nfqueue;
 using Ctfw.Packets;
 
@@ -9,7 +11,7 @@ namespace Ctfw.Cli.Daemon;
 /// <summary>
 /// The running daemon as the control socket sees it: live counters, the flow table, flush and
 /// sysctl reload. Runs on the control thread (and the reload timer); reads worker counters without
-/// stopping the workers (see <see cref="DaemonCounters"/> for what that means for exactness).
+/// stopping the workers (see <see cref="FirewallCounters"/> for what that means for exactness).
 /// </summary>
 internal sealed class DaemonControl : IControlTarget
 {
@@ -47,7 +49,7 @@ internal sealed class DaemonControl : IControlTarget
 
     public IReadOnlyList<KeyValuePair<string, long>> Stats()
     {
-        var total = new DaemonCounters();
+        var total = new FirewallCounters();
         foreach (QueueWorker worker in _workers)
             total.Add(worker.Counters);
         List<KeyValuePair<string, long>> s = [];
@@ -56,7 +58,7 @@ internal sealed class DaemonControl : IControlTarget
         Add("uptime_ms", DaemonClock.NowMs() - _startMs);
         Add("packets", total.Packets);
         Add("packets.no_payload", total.NoPayload);
-        for (int i = 0; i < DaemonCounters.CtfwStates; i++)
+        for (int i = 0; i < FirewallCounters.CtfwStates; i++)
             Add("state." + StateName((CtState)i), total.States[i]);
         Add("verdict.accept", total.Accepted);
         Add("verdict.drop", total.Dropped);
@@ -78,11 +80,11 @@ internal sealed class DaemonControl : IControlTarget
             Add("ab.unmarked", total.AbUnmarked);
             Add("ab.log.written", _abLog.Written);
             Add("ab.log.suppressed", _abLog.Suppressed);
-            for (int k = 0; k < DaemonCounters.KernelStates; k++)
+            for (int k = 0; k < FirewallCounters.KernelStates; k++)
             {
-                for (int c = 0; c < DaemonCounters.CtfwStates; c++)
+                for (int c = 0; c < FirewallCounters.CtfwStates; c++)
                 {
-                    long n = total.AbMatrix[k * DaemonCounters.CtfwStates + c];
+                    long n = total.AbMatrix[k * FirewallCounters.CtfwStates + c];
                     if (n > 0)
                         Add($"ab.{StateName((CtState)k)}.{StateName((CtState)c)}", n);
                 }

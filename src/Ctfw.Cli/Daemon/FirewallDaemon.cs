@@ -2,6 +2,8 @@ using System.Globalization;
 using System.Runtime.InteropServices;
 using Ctfw.Cli.Control;
 using Ctfw.Conntrack;
+using Ctfw.Firewall;
+using Ctfw.Firewall.Logging;
 using Ctfw.Linux;
 using Ctfw.Linux.Firewall;
 using Ctfw.Linux.Nfqueue;
@@ -29,7 +31,8 @@ internal sealed class FirewallDaemon : IDisposable
     private readonly TextWriter _err;
     private readonly ManualResetEventSlim _shutdown = new();
 
-    // Published by the housekeeper's loop condition; set once at stop.
+    // Set once at stop by the main thread, read by the housekeeper's loop each turn; volatile so the
+    // read is fresh and not hoisted out of the loop (the stop is seen ≤ one 10 ms tick late).
     private volatile bool _stopHousekeeper;
 
     public FirewallDaemon(DaemonOptions options, TextWriter err)
@@ -95,8 +98,13 @@ internal sealed class FirewallDaemon : IDisposable
                 resetter = new ExpiryResetter(resets);
             }
 
+            var config = new FirewallConfig { Rules = _options.Rules, Shadow = shadow, FailClosed = _options.FailClosed };
             foreach (NfqueueSocket socket in sockets)
-                workers.Add(new QueueWorker(socket, engine.CreateWorker(), _options.Rules, reject, log, _options.FailClosed, shadow, rescueLog));
+            {
+                // One environment per worker: the interface-name cache and ICMP source cache are per thread.
+                var environment = new FirewallEnvironment { Interfaces = new InterfaceNames(), IcmpSources = new IcmpSourceSelector(), Log = log, RescueLog = rescueLog };
+                workers.Add(new QueueWorker(socket, new FirewallPipeline(engine.CreateWorker(), config, environment), reject));
+            }
             var target = new DaemonControl(engine, workers, log, abLog, start, _options.RebuildSettings) { Resetter = resetter, StalledAfterMs = _options.StalledAfterMs };
             try
             {
@@ -260,7 +268,7 @@ internal sealed class FirewallDaemon : IDisposable
 
     private void PrintCounters(List<QueueWorker> workers, LogSink log, AbLog? abLog, long elapsedMs, int entries)
     {
-        var total = new DaemonCounters();
+        var total = new FirewallCounters();
         foreach (QueueWorker worker in workers)
             total.Add(worker.Counters);
         var w = _err;
@@ -279,11 +287,11 @@ internal sealed class FirewallDaemon : IDisposable
         if (abLog is not null)
         {
             List<string> pairs = [];
-            for (int k = 0; k < DaemonCounters.KernelStates; k++)
+            for (int k = 0; k < FirewallCounters.KernelStates; k++)
             {
-                for (int c = 0; c < DaemonCounters.CtfwStates; c++)
+                for (int c = 0; c < FirewallCounters.CtfwStates; c++)
                 {
-                    long n = total.AbMatrix[k * DaemonCounters.CtfwStates + c];
+                    long n = total.AbMatrix[k * FirewallCounters.CtfwStates + c];
                     if (n > 0 && k != c)
                         pairs.Add(string.Create(CultureInfo.InvariantCulture, $"kernel {DaemonControl.StateName((CtState)k)} / ctfw {DaemonControl.StateName((CtState)c)} {n}"));
                 }

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
+using Ctfw.Firewall;
 using Ctfw.Packets;
 
 namespace Ctfw.Cli.Daemon;
@@ -10,7 +11,7 @@ namespace Ctfw.Cli.Daemon;
 /// routing table (connect a UDP socket to the sender, read its local address: no packet is sent),
 /// cached per sender because REJECT floods must not cost a syscall each. Off the accept path.
 /// </summary>
-internal sealed class IcmpSourceSelector
+internal sealed class IcmpSourceSelector : IIcmpSourceSelector
 {
     private const int MaxEntries = 4096;
     private static readonly long s_ttl = 10 * System.Diagnostics.Stopwatch.Frequency;

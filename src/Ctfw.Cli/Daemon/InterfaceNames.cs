@@ -1,3 +1,4 @@
+using Ctfw.Firewall;
 using Ctfw.Linux;
 using Ctfw.Rules;
 
@@ -9,7 +10,7 @@ namespace Ctfw.Cli.Daemon;
 /// re-reads the list (interfaces come and go), at most once per <see cref="RefreshIntervalMs"/>
 /// so that a packet storm naming an unknown index does not become a storm of netlink dumps.
 /// </summary>
-internal sealed class InterfaceNames
+internal sealed class InterfaceNames : IInterfaceNames
 {
     public const long RefreshIntervalMs = 1000;
 

@@ -1,3 +1,4 @@
+using Ctfw.Firewall.Shadow;
 namespace Ctfw.Linux.Firewall;
 
 /// <summary>Built-in filter chains the ctfw chain can be hooked from.</summary>

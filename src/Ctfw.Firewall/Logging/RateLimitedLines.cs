@@ -1,4 +1,4 @@
-namespace Ctfw.Cli.Daemon;
+namespace Ctfw.Firewall.Logging;
 
 /// <summary>
 /// Lines to stderr through a token bucket shared by all workers (<c>burst</c> lines, refilled at
@@ -7,7 +7,7 @@ namespace Ctfw.Cli.Daemon;
 /// and build their line only when it says yes; the lock is taken only by packets that produce a
 /// line (LOG hits, A/B disagreements, rescues), never on the common path.
 /// </summary>
-internal sealed class RateLimitedLines
+public sealed class RateLimitedLines
 {
     private readonly Lock _lock = new();
     private readonly TextWriter _writer;

@@ -1,13 +1,13 @@
 using Ctfw.Rules;
 
-namespace Ctfw.Cli.Daemon;
+namespace Ctfw.Firewall.Logging;
 
 /// <summary>
 /// Writes LOG lines to stderr, rate limited like the kernel's <c>-m limit</c> default for log
 /// floods (<see cref="Burst"/> lines, refilled at <see cref="PerSecond"/> per second, shared by all
 /// workers). Only packets that hit a LOG rule come here; the line is formatted on the stack.
 /// </summary>
-internal sealed class LogSink
+public sealed class LogSink
 {
     public const int PerSecond = 20;
     public const int Burst = 100;

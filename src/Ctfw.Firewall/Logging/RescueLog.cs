@@ -2,7 +2,7 @@ using Ctfw.Conntrack;
 using Ctfw.Packets;
 using Ctfw.Rules;
 
-namespace Ctfw.Cli.Daemon;
+namespace Ctfw.Firewall.Logging;
 
 /// <summary>
 /// One line per rescued packet (<c>--rescue</c>): the FIN or RST that kernel conntrack would have
@@ -10,7 +10,7 @@ namespace Ctfw.Cli.Daemon;
 /// format. Rate limited like <see cref="AbLog"/> (burst <see cref="Burst"/>, <see cref="PerSecond"/>/s,
 /// shared by all workers); suppressed lines are counted and announced with the next one.
 /// </summary>
-internal sealed class RescueLog
+public sealed class RescueLog
 {
     public const int PerSecond = 10;
     public const int Burst = 50;
@@ -35,7 +35,7 @@ internal sealed class RescueLog
     }
 
     /// <summary>e.g. <c>ctfw: rescued FIN: ESTABLISHED ORIGINAL, tcp NONE->FIN_WAIT: IN=… SRC=…</c>.</summary>
-    internal static string Format(in Classification ct, in PacketFacts facts, Span<char> scratch)
+    public static string Format(in Classification ct, in PacketFacts facts, Span<char> scratch)
     {
         int length = LogFormatter.Format(scratch, facts, s_packetFormat);
         string what = (facts.Packet.TcpFlags & TcpFlags.Rst) != 0 ? "RST" : "FIN";

@@ -1,7 +1,7 @@
 using System.Globalization;
 using Ctfw.Conntrack;
 
-namespace Ctfw.Linux.Firewall;
+namespace Ctfw.Firewall.Shadow;
 
 /// <summary>
 /// How shadow mode (<c>ctfw run --ab kernel</c>) carries the kernel's classification of a packet to

@@ -1,14 +1,14 @@
 using Ctfw.Conntrack;
 using Ctfw.Packets;
 
-namespace Ctfw.Cli.Daemon;
+namespace Ctfw.Firewall;
 
 /// <summary>
 /// What one worker did. Written only by its worker thread (plain increments). Read exactly after the
 /// worker has been joined; read while it runs (`ctfw stats`), each 64-bit field is whole but the set
 /// may be a few packets apart — good enough for a live view, never used for decisions.
 /// </summary>
-internal sealed class DaemonCounters
+public sealed class FirewallCounters
 {
     /// <summary>ctstates the kernel reports (Invalid … Untracked); ctfw's side adds Dropped.</summary>
     public const int KernelStates = (int)CtState.Untracked + 1;
@@ -33,7 +33,7 @@ internal sealed class DaemonCounters
     public long ConfirmDrops;
     public long NoPayload;
 
-    public void Add(DaemonCounters other)
+    public void Add(FirewallCounters other)
     {
         for (int i = 0; i < States.Length; i++)
             States[i] += other.States[i];

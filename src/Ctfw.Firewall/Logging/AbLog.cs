@@ -2,7 +2,7 @@ using Ctfw.Conntrack;
 using Ctfw.Packets;
 using Ctfw.Rules;
 
-namespace Ctfw.Cli.Daemon;
+namespace Ctfw.Firewall.Logging;
 
 /// <summary>
 /// Shadow mode's disagreement log: one line per packet on which ctfw and kernel conntrack disagree,
@@ -12,7 +12,7 @@ namespace Ctfw.Cli.Daemon;
 /// <see cref="PerSecond"/>/s); suppressed lines are counted and announced with the next one written.
 /// Only disagreeing packets come here.
 /// </summary>
-internal sealed class AbLog
+public sealed class AbLog
 {
     public const int PerSecond = 10;
     public const int Burst = 50;
@@ -37,7 +37,7 @@ internal sealed class AbLog
     }
 
     /// <summary>The line, e.g. <c>ctfw: ab: kernel ESTABLISHED REPLY, ctfw INVALID - (tcp-invalid-seq), tcp SYN_RECV→SYN_RECV: IN=… SRC=…</c>.</summary>
-    internal static string Format(CtState kernelState, CtDirection kernelDir, in Classification ctfw, in PacketFacts facts, Span<char> scratch)
+    public static string Format(CtState kernelState, CtDirection kernelDir, in Classification ctfw, in PacketFacts facts, Span<char> scratch)
     {
         int length = LogFormatter.Format(scratch, facts, s_packetFormat);
         string reason = ctfw.State is CtState.Invalid or CtState.Dropped ? $" ({ctfw.Reason.Name()})" : ctfw.Ignored ? " (ignored)" : "";

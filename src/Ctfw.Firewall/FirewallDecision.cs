@@ -1,0 +1,97 @@
+using Ctfw.Conntrack;
+using Ctfw.Rules;
+
+namespace Ctfw.Firewall;
+
+/// <summary>What the firewall does with the packet.</summary>
+public enum FirewallVerdict : byte
+{
+    Accept = 0,
+    Drop = 1,
+    /// <summary>Drop, and answer with <see cref="FirewallPipeline.Reply"/> when its length is not 0.</summary>
+    Reject = 2,
+}
+
+/// <summary>Why the verdict is what it is.</summary>
+public enum DecisionCause : byte
+{
+    /// <summary>A rule's ACCEPT/DROP/REJECT (<see cref="FirewallDecision.Rule"/>).</summary>
+    Rule = 0,
+    /// <summary>The hook's built-in chain policy.</summary>
+    Policy,
+    /// <summary>Conntrack dropped it before any rule (table full, reopen race) or it was not filterable.</summary>
+    NotFiltered,
+    /// <summary>A match needed an L4 header the packet lacks (the kernel's hotdrop).</summary>
+    HotDrop,
+    /// <summary>Accepted by the rules, but another packet of the same new flow was confirmed first (insert clash).</summary>
+    ConfirmClash,
+    /// <summary>The transport handed over no packet bytes: accepted unless fail-closed.</summary>
+    NoPayload,
+    /// <summary>Taken at a hook without a filter chain (PRE_ROUTING/POST_ROUTING): tracked and accepted.</summary>
+    NoFilterHook,
+}
+
+/// <summary>
+/// The outcome of <see cref="FirewallPipeline.Decide"/> for one packet: the verdict, what decided it
+/// (rule index or policy), conntrack's classification and what the rules were shown.
+/// </summary>
+public struct FirewallDecision
+{
+    public FirewallVerdict Verdict;
+    public DecisionCause Cause;
+    /// <summary>Index in <see cref="Ruleset.Rules"/> of the deciding rule; −1 for a policy or no rule.</summary>
+    public int Rule;
+    /// <summary>The built-in chain the packet entered (its policy decided when <see cref="Cause"/> is Policy).</summary>
+    public Hook Chain;
+    /// <summary>The hook had a filter chain, so <see cref="Chain"/> means something.</summary>
+    public bool Filtered;
+    /// <summary>Conntrack's classification (after confirm or abort).</summary>
+    public Classification Conntrack;
+    /// <summary>The ctstate the rules saw: the kernel's in shadow mode unless ctfw enforces, else ctfw's.</summary>
+    public CtState RuleState;
+    /// <summary>Shadow mode: the kernel's answer differed from ctfw's.</summary>
+    public bool Disagreed;
+    /// <summary>Bytes of <see cref="FirewallPipeline.Reply"/> to send for a REJECT (0: none, as the kernel sends none).</summary>
+    public int ReplyLength;
+    /// <summary>REJECT with: the kind of answer.</summary>
+    public RejectWith RejectWith;
+
+    /// <summary><c>CHAIN:N</c> (1-based position in its chain, as <c>iptables -L --line-numbers</c>) or <c>CHAIN:policy</c>; "-" when no chain decided.</summary>
+    public readonly string Describe(Ruleset rules)
+    {
+        if (Cause == DecisionCause.Rule && (uint)Rule < (uint)rules.Rules.Count)
+            return RuleName(rules, Rule);
+        if (Cause == DecisionCause.Policy && Filtered)
+            return $"{ChainName(Chain)}:policy";
+        return Cause switch
+        {
+            DecisionCause.HotDrop when (uint)Rule < (uint)rules.Rules.Count => RuleName(rules, Rule) + ":hotdrop",
+            DecisionCause.HotDrop => "hotdrop",
+            DecisionCause.NotFiltered => "conntrack",
+            DecisionCause.ConfirmClash => "confirm-clash",
+            DecisionCause.NoPayload => "no-payload",
+            DecisionCause.NoFilterHook => "no-filter-hook",
+            _ => "-",
+        };
+    }
+
+    /// <summary><c>CHAIN:N</c> for rule <paramref name="index"/>: N counts the chain's rules from 1, as <c>iptables -L --line-numbers</c>.</summary>
+    public static string RuleName(Ruleset rules, int index)
+    {
+        RuleInfo rule = rules.Rules[index];
+        foreach (ChainInfo chain in rules.Chains)
+        {
+            if (chain.Name == rule.Chain)
+                return $"{chain.Name}:{index - chain.FirstRule + 1}";
+        }
+        return $"{rule.Chain}:?";
+    }
+
+    public static string ChainName(Hook hook) => hook switch
+    {
+        Hook.Input => "INPUT",
+        Hook.Forward => "FORWARD",
+        Hook.Output => "OUTPUT",
+        _ => "?",
+    };
+}

@@ -1,0 +1,298 @@
+using Ctfw.Conntrack;
+using Ctfw.Firewall.Shadow;
+using Ctfw.Packets;
+using Ctfw.Rules;
+
+namespace Ctfw.Firewall;
+
+/// <summary>
+/// The per-packet decision, the same for the NFQUEUE daemon, replay, the lab, benches and tests:
+/// parse once → track (a NEW entry left pending) → compare with the kernel's answer (shadow mode) →
+/// evaluate the ruleset of the packet's hook (LOG lines on the way) → confirm the pending entry on
+/// ACCEPT, abort it on DROP/REJECT (the kernel inserts an entry only when its first packet is
+/// accepted) → build the REJECT answer. One pipeline per worker thread: it owns a
+/// <see cref="ConntrackWorker"/>, its counters and its reply buffer. Nothing here allocates per
+/// packet, throws on bad input or waits, apart from the rate-limited LOG/A-B/rescue lines.
+/// <para>
+/// Callers bracket each batch with <see cref="BeginBatch"/> / <see cref="EndBatch"/> (the epoch that
+/// keeps entries from being reused under the batch), or hand the whole batch to
+/// <see cref="DecideBatch{TBatch}"/>. A new <see cref="FirewallConfig"/> given to
+/// <see cref="Reconfigure"/> from any thread takes effect at the next batch.
+/// </para>
+/// </summary>
+public sealed class FirewallPipeline : IDisposable
+{
+    private const int LogHitsPerPacket = 8;
+
+    private readonly ConntrackWorker _conntrack;
+    private readonly IInterfaceNames? _interfaces;
+    private readonly IIcmpSourceSelector? _icmpSources;
+    private readonly FirewallEnvironment _environment;
+    private readonly byte[] _reply = new byte[RejectBuilder.MaxReplyLength];
+    private readonly int[] _logHits = new int[LogHitsPerPacket];
+    private FirewallConfig _active;
+    // Written by Reconfigure on any thread, read by the worker once per batch. The volatile write
+    // publishes the fully constructed config (and its ruleset) before the reference; a plain read
+    // could see the reference without its fields on a weak memory model, or be hoisted out of the
+    // worker's loop so the swap never takes effect.
+    private volatile FirewallConfig _pending;
+    private int _replyLength;
+    private bool _inBatch;
+
+    public FirewallPipeline(ConntrackWorker conntrack, FirewallConfig config, FirewallEnvironment? environment = null)
+    {
+        ArgumentNullException.ThrowIfNull(conntrack);
+        ArgumentNullException.ThrowIfNull(config);
+        _conntrack = conntrack;
+        _environment = environment ?? new FirewallEnvironment();
+        _interfaces = _environment.Interfaces;
+        _icmpSources = _environment.IcmpSources;
+        _active = config;
+        _pending = config;
+    }
+
+    /// <summary>What this pipeline did. Written only by its worker thread; see <see cref="FirewallCounters"/>.</summary>
+    public FirewallCounters Counters { get; } = new();
+
+    /// <summary>The configuration the current (or last) batch used.</summary>
+    public FirewallConfig Config => _active;
+
+    public FirewallEnvironment Environment => _environment;
+
+    public ConntrackWorker Conntrack => _conntrack;
+
+    /// <summary>The REJECT answer of the last decision (<see cref="FirewallDecision.ReplyLength"/> bytes), valid until the next one.</summary>
+    public ReadOnlySpan<byte> Reply => _reply.AsSpan(0, _replyLength);
+
+    /// <summary>Replaces the configuration from the next batch on. Safe from any thread.</summary>
+    public void Reconfigure(FirewallConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        _pending = config;
+    }
+
+    /// <summary>Starts a batch: takes up a configuration given to <see cref="Reconfigure"/> and enters the conntrack epoch.</summary>
+    public void BeginBatch()
+    {
+        _active = _pending;
+        _conntrack.Enter();
+        _inBatch = true;
+    }
+
+    /// <summary>Ends a batch: leaves the epoch, so entries removed meanwhile can be reused.</summary>
+    public void EndBatch()
+    {
+        _inBatch = false;
+        _conntrack.Exit();
+    }
+
+    /// <summary>
+    /// Decides every packet of <paramref name="batch"/> in order, at time <paramref name="now"/> (ms),
+    /// inside one epoch, and hands each decision to the batch. Generic over a struct so that the
+    /// adapter's calls are direct, not virtual.
+    /// </summary>
+    public void DecideBatch<TBatch>(ref TBatch batch, long now) where TBatch : struct, IPacketBatch
+    {
+        BeginBatch();
+        try
+        {
+            int count = batch.Count;
+            for (int i = 0; i < count; i++)
+            {
+                Decide(batch.Packet(i), batch.Meta(i), now, out FirewallDecision decision);
+                batch.Complete(i, in decision, Reply);
+            }
+        }
+        finally
+        {
+            EndBatch();
+        }
+    }
+
+    /// <summary>
+    /// Decides one packet (from the network header on) at time <paramref name="now"/> (ms). Must be
+    /// called between <see cref="BeginBatch"/> and <see cref="EndBatch"/>.
+    /// </summary>
+    public void Decide(ReadOnlySpan<byte> bytes, in PacketMeta meta, long now, out FirewallDecision d)
+    {
+        if (!_inBatch)
+            throw new InvalidOperationException("Decide outside BeginBatch/EndBatch: the entry could be reused under the packet.");
+        d = default;
+        d.Rule = -1;
+        _replyLength = 0;
+        FirewallConfig config = _active;
+        FirewallCounters c = Counters;
+        c.Packets++;
+        if (bytes.IsEmpty)
+        {
+            c.NoPayload++;
+            d.Cause = DecisionCause.NoPayload;
+            d.Verdict = config.FailClosed ? FirewallVerdict.Drop : FirewallVerdict.Accept;
+            d.Conntrack.State = CtState.Invalid;
+            d.Conntrack.PendingEntry = -1;
+            return;
+        }
+
+        InvalidReason parseResult = PacketParser.Parse(bytes, out ParsedPacket p);
+        // A datagram shorter than the bytes handed over (link-layer padding of a captured frame) is
+        // the datagram: what follows it is not part of it, for checksums, LOG or REJECT.
+        if (parseResult is InvalidReason.None or InvalidReason.NonFirstFragment && p.IpTotalLength > 0 && p.IpTotalLength < bytes.Length)
+            bytes = bytes[..p.IpTotalLength];
+        var context = new PacketContext { DeferConfirm = true, VerifyChecksums = meta.VerifyChecksums, Zone = meta.Zone };
+        _conntrack.ProcessParsed(bytes, p, parseResult, now, context, out d.Conntrack);
+        ref Classification ct = ref d.Conntrack;
+        c.States[(int)ct.State]++;
+        if (ct.State == CtState.Invalid && (uint)ct.Reason < (uint)c.InvalidReasons.Length)
+            c.InvalidReasons[(int)ct.Reason]++;
+
+        // Shadow mode: compare with the kernel's answer carried in the mark; the rules see the
+        // kernel's ctstate unless ctfw enforces, and never see the mark bits shadow mode owns.
+        CtState ruleState = ct.State;
+        CtDirection ruleDirection = ct.Direction;
+        uint mark = meta.Mark;
+        CtState kernelState = CtState.Invalid;
+        CtDirection kernelDirection = CtDirection.None;
+        if (config.Shadow is { } shadow)
+        {
+            mark &= ~shadow.Mark.Mask;
+            if (shadow.Mark.TryDecode(meta.Mark, out kernelState, out kernelDirection))
+            {
+                c.AbCompared++;
+                c.AbMatrix[(int)kernelState * FirewallCounters.CtfwStates + (int)ct.State]++;
+                if (kernelState == ct.State && kernelDirection == ct.Direction)
+                {
+                    c.AbAgreed++;
+                }
+                else
+                {
+                    d.Disagreed = true;
+                    if (kernelState == ct.State)
+                        c.AbDirectionMismatch++;
+                }
+                if (!shadow.EnforceCtfw)
+                {
+                    ruleState = kernelState;
+                    ruleDirection = kernelDirection;
+                }
+            }
+            else
+            {
+                c.AbUnmarked++;
+            }
+        }
+        d.RuleState = ruleState;
+
+        Hook hook;
+        switch (meta.Hook)
+        {
+            case PacketHook.Input: hook = Hook.Input; break;
+            case PacketHook.Forward: hook = Hook.Forward; break;
+            case PacketHook.Output: hook = Hook.Output; break;
+            default:
+                // Not a filter-table hook (queued from raw/mangle/nat): track only.
+                d.Cause = DecisionCause.NoFilterHook;
+                Confirm(ref d);
+                return;
+        }
+        d.Chain = hook;
+        d.Filtered = true;
+
+        var facts = new PacketFacts(hook, in p, bytes, parseResult)
+        {
+            In = _interfaces?.Lookup(meta.InInterface, now) ?? IfName.None,
+            Out = _interfaces?.Lookup(meta.OutInterface, now) ?? IfName.None,
+            State = ruleState,
+            Direction = ruleDirection,
+            Status = ct.Status,
+            Mark = mark,
+            Length = meta.OriginalLength > 0 ? meta.OriginalLength : bytes.Length,
+        };
+        if (d.Disagreed)
+            config.Shadow!.Log.Write(kernelState, kernelDirection, ct, facts, now);
+        if (ct.Rescued)
+            _environment.RescueLog?.Write(ct, facts, now);
+
+        if (config.Rules is not { } rules)
+        {
+            d.Cause = DecisionCause.Policy;
+            Confirm(ref d);
+            return;
+        }
+
+        RuleVerdict verdict = rules.Evaluate(facts, _logHits);
+        if (verdict.LogCount > 0 && _environment.Log is { } log)
+        {
+            int logs = Math.Min(verdict.LogCount, _logHits.Length);
+            for (int i = 0; i < logs; i++)
+            {
+                if (rules.Rules[_logHits[i]].Log is { } options)
+                    log.Write(facts, options, now);
+            }
+        }
+        d.Rule = verdict.Rule;
+        d.Cause = verdict.Reason switch
+        {
+            VerdictReason.Rule => DecisionCause.Rule,
+            VerdictReason.Policy => DecisionCause.Policy,
+            VerdictReason.HotDrop => DecisionCause.HotDrop,
+            _ => DecisionCause.NotFiltered,
+        };
+
+        switch (verdict.Verdict)
+        {
+            case Verdict.Accept:
+                Confirm(ref d);
+                return;
+            case Verdict.Reject:
+                _conntrack.Abort(ref ct);
+                c.Rejected++;
+                d.Verdict = FirewallVerdict.Reject;
+                d.RejectWith = verdict.RejectWith;
+                // ICMP errors to forwarded packets come from the gateway's own address, as the
+                // kernel's do; for INPUT the rejected packet's (local) destination is right.
+                IpAddress? icmpSource = hook == Hook.Forward ? _icmpSources?.For(p.Src, p.IsV6) : null;
+                _replyLength = RejectBuilder.Build(_reply, verdict.RejectWith, facts, icmpSource, meta.VerifyChecksums);
+                d.ReplyLength = _replyLength;
+                return;
+            default:
+                _conntrack.Abort(ref ct);
+                c.Dropped++;
+                d.Verdict = FirewallVerdict.Drop;
+                return;
+        }
+    }
+
+    private void Confirm(ref FirewallDecision d)
+    {
+        if (_conntrack.Confirm(ref d.Conntrack))
+        {
+            Counters.Accepted++;
+            d.Verdict = FirewallVerdict.Accept;
+            return;
+        }
+        // Another packet of the same new TCP/ICMP flow was confirmed first (the kernel's insert_failed).
+        Counters.ConfirmDrops++;
+        d.Verdict = FirewallVerdict.Drop;
+        d.Cause = DecisionCause.ConfirmClash;
+    }
+
+    public void Dispose() => _conntrack.Dispose();
+}
+
+/// <summary>
+/// A batch of packets as a transport holds them, for <see cref="FirewallPipeline.DecideBatch{TBatch}"/>:
+/// the NFQUEUE adapter over its receive buffer, the in-memory queue of the functional tests.
+/// Implemented by structs so the calls are resolved at compile time.
+/// </summary>
+public interface IPacketBatch
+{
+    int Count { get; }
+
+    /// <summary>Packet <paramref name="index"/> from its network header; empty when the transport has no bytes for it.</summary>
+    ReadOnlySpan<byte> Packet(int index);
+
+    PacketMeta Meta(int index);
+
+    /// <summary>The decision for packet <paramref name="index"/>, with the REJECT answer to send (empty when none).</summary>
+    void Complete(int index, in FirewallDecision decision, ReadOnlySpan<byte> reply);
+}
