@@ -153,9 +153,10 @@ internal sealed class LabRunner
             $"ctfw lab: real traffic for {_options.Traffic.TotalSeconds:0} s: HTTP connection churn (nginx + wrk), bulk TCP and small-packet UDP (iperf3), ping; IPv4 and IPv6"));
         long kernelBefore = KernelMarked(lab);
         Dictionary<string, long> before = daemon.Stats();
-        // Packets the kernel classified on the way to the queue minus packets ctfw took: how far
-        // behind ctfw is. Zero here (nothing in flight); the table comparison waits for it to return.
-        long lagBaseline = kernelBefore - before.GetValueOrDefault("packets");
+        // Packets the kernel classified on the way to the queue minus packets ctfw has finished with
+        // (verdict sent): how far behind ctfw is. Zero here (nothing in flight); the table comparison
+        // waits for it to return.
+        long lagBaseline = kernelBefore - before.GetValueOrDefault("verdicts_sent");
         var traffic = Task.Run(() => TrafficMix.Run(lab.Client, lab.Server, _options.Traffic, _options.Load, TextWriter.Null, _cancel));
 
         // While it runs: compare the two tables, interleaved (kernel, ctfw, kernel, ctfw).
@@ -199,11 +200,22 @@ internal sealed class LabRunner
     }
 
     /// <summary>
-    /// Kernel listing, then ctfw's once ctfw has caught up with every packet the kernel had
-    /// classified when its listing ended (under load ctfw's queue runs behind the kernel by up to its
-    /// length), twice. Null when ctfw did not catch up within 10 s (packets went past it).
+    /// One table comparison (<see cref="FlowTableComparison"/>): the four interleaved listings, and
+    /// four more if a flow disagreed. Null when ctfw did not catch up within 10 s for the first four
+    /// (packets went past it, which the traffic row reports).
     /// </summary>
     private FlowTableResult? CompareTables(KernelLab lab, LabDaemon daemon, long lagBaseline)
+    {
+        InterleavedListings? first = ListBoth(lab, daemon, lagBaseline);
+        return first is null ? null : FlowTableComparison.Compare(first, () => ListBoth(lab, daemon, lagBaseline));
+    }
+
+    /// <summary>
+    /// Kernel listing, then ctfw's once ctfw has caught up with every packet the kernel had
+    /// classified when its listing ended (under load ctfw's queue runs behind the kernel by up to its
+    /// length), twice. Null when ctfw did not catch up within 10 s.
+    /// </summary>
+    private InterleavedListings? ListBoth(KernelLab lab, LabDaemon daemon, long lagBaseline)
     {
         var watch = Stopwatch.StartNew();
         IReadOnlyList<ConntrackEntry> k1 = KernelTable(lab);
@@ -214,14 +226,16 @@ internal sealed class LabRunner
         if (!CatchUp(lab, daemon, lagBaseline))
             return null;
         IReadOnlyList<ConntrackEntry> c2 = daemon.List();
-        return FlowTableComparison.Compare(k1, c1, k2, c2, watch.Elapsed.TotalSeconds);
+        return new InterleavedListings(k1, c1, k2, c2, watch.Elapsed.TotalSeconds);
     }
 
     private bool CatchUp(KernelLab lab, LabDaemon daemon, long lagBaseline)
     {
         long target = KernelMarked(lab) - lagBaseline;
         var watch = Stopwatch.StartNew();
-        while (daemon.Stats().GetValueOrDefault("packets") < target)
+        // verdicts_sent, not packets: the packets counter moves when a packet is taken, before its
+        // table update, so a listing could still miss the update of the last packet counted.
+        while (daemon.Stats().GetValueOrDefault("verdicts_sent") < target)
         {
             if (watch.Elapsed > TimeSpan.FromSeconds(10) || _cancel.WaitHandle.WaitOne(5))
                 return false;
@@ -257,6 +271,12 @@ internal sealed class LabRunner
         return total;
     }
 
+    private int TableMismatches => _tables.Sum(x => x.Mismatches.Count);
+
+    /// <summary>How many disagreeing flows were listed again, and how many of them were not judged because they changed.</summary>
+    private string TableSummary() => string.Create(CultureInfo.InvariantCulture,
+        $"{_tables.Sum(x => x.Disagreed)} re-checked, {_tables.Sum(x => x.NotJudged.Count)} of them not judged (changed between listings)");
+
     private static long Delta(Dictionary<string, long> before, Dictionary<string, long> after, string name) =>
         after.GetValueOrDefault(name) - before.GetValueOrDefault(name);
 
@@ -279,11 +299,13 @@ internal sealed class LabRunner
             w.WriteLine($"real traffic: {t.Summary}");
         if (_tables.Count > 0)
         {
-            int mismatches = _tables.Sum(x => x.Mismatches.Count);
             w.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"conntrack -L vs ctfw conntrack -L during the traffic: {_tables.Count} comparisons, {_tables.Sum(x => x.KernelStableChecked)} kernel flows and {_tables.Sum(x => x.CtfwStableChecked)} ctfw flows checked, {mismatches} mismatches"));
+                $"conntrack -L vs ctfw conntrack -L during the traffic: {_tables.Count} comparisons, {_tables.Sum(x => x.KernelStableChecked)} kernel flows and {_tables.Sum(x => x.CtfwStableChecked)} ctfw flows checked, {TableMismatches} mismatches, {TableSummary()}"));
             foreach (string m in _tables.SelectMany(x => x.Mismatches).Take(10))
-                w.WriteLine("  " + m);
+                w.WriteLine("  mismatch: " + m);
+            // Why each forgiven flow was forgiven, so an operator can judge the re-check too.
+            foreach (RecheckedFlow f in _tables.SelectMany(x => x.NotJudged).Take(10))
+                w.WriteLine($"  re-checked, not judged ({f.Why}):\n    {f.FirstRound}");
         }
         if (daemon.Disagreements.Count > 0)
         {
@@ -302,9 +324,11 @@ internal sealed class LabRunner
         long trafficPackets = _rows.Where(r => r.Name == "real traffic").Sum(r => r.Compared);
         long disagreed = _rows.Sum(r => r.Disagreed);
         int failedRows = _rows.Count(r => !r.Passed);
+        string tables = _tables.Count == 0 ? "" : string.Create(CultureInfo.InvariantCulture,
+            $" (tables: {_tables.Count} comparisons, {_tables.Sum(x => x.KernelStableChecked + x.CtfwStableChecked)} flows checked, {TableMismatches} mismatches, {TableSummary()})");
         string verdict = interrupted is not null ? $"INTERRUPTED ({interrupted})"
-            : failedRows == 0 && _tables.All(x => x.Agree) && daemonExit == 0 && _rows.Count > 0 ? "PASS: every packet agreed with kernel conntrack"
-            : $"FAIL: {disagreed} packets disagreed, {failedRows} rows failed, {_tables.Sum(x => x.Mismatches.Count)} table mismatches";
+            : failedRows == 0 && _tables.All(x => x.Agree) && daemonExit == 0 && _rows.Count > 0 ? "PASS: every packet agreed with kernel conntrack" + tables
+            : $"FAIL: {disagreed} packets disagreed, {failedRows} rows failed, {TableMismatches} table mismatches" + tables;
         w.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"ctfw lab: {_rows.Count(r => r.Name != "real traffic")} scenarios, {scenarioPackets} crafted + {trafficPackets} real packets compared in {elapsed.TotalSeconds:0} s: {verdict}"));
     }
