@@ -5,6 +5,7 @@ using BenchmarkDotNet.Running;
 using BenchmarkDotNet.Toolchains.InProcess.Emit;
 using Ctfw.Bench;
 using Ctfw.Bench.Conntrack;
+using Ctfw.Bench.Firewall;
 
 // Own modes first; everything else is BenchmarkDotNet's command line (--filter, --list, --disasm, ...).
 if (args.Contains("--quick"))
@@ -15,6 +16,8 @@ if (args.Contains("--expiry-pause"))
     ExpiryPause.Print(pause, Console.Out);
     return pause.Bad == 0 && pause.Allocated == 0 ? 0 : 1;
 }
+if (args.Contains("--decision-ab"))
+    return DecisionAb.Run(Console.Out, rounds: 100);
 if (args.Contains("--memory"))
 {
     MemoryFootprint.Print(MemoryFootprint.Measure(1_000_000), Console.Out);
