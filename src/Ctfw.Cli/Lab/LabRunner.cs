@@ -40,6 +40,7 @@ internal sealed class LabRunner
     private readonly CancellationToken _cancel;
     private readonly List<LabRow> _rows = [];
     private readonly List<FlowTableResult> _tables = [];
+    private int _tablesSkipped;
     private TrafficReport? _traffic;
 
     public LabRunner(LabOptions options, TextWriter output, CancellationToken cancel)
@@ -169,6 +170,8 @@ internal sealed class LabRunner
                 break;
             if (CompareTables(lab, daemon, lagBaseline) is { } result)
                 _tables.Add(result);
+            else if (!_cancel.IsCancellationRequested)
+                _tablesSkipped++;
         }
         try
         {
@@ -307,6 +310,8 @@ internal sealed class LabRunner
             foreach (RecheckedFlow f in _tables.SelectMany(x => x.NotJudged).Take(10))
                 w.WriteLine($"  re-checked, not judged ({f.Why}):\n    {f.FirstRound}");
         }
+        if (_tablesSkipped > 0)
+            w.WriteLine($"table comparisons skipped: {_tablesSkipped} (ctfw did not catch up with the kernel within 10 s)");
         if (daemon.Disagreements.Count > 0)
         {
             w.WriteLine($"first disagreements (all in {daemon.LogPath}):");
