@@ -34,10 +34,10 @@ public sealed class BenchCommandLiveTests
         RequireRoot();
         using var bench = StartBench("--quick", "--soak", "3");
         string[] namespaceIds = await WaitForNamespaces(bench);
-        int? exit = await LabLeftovers.WaitForExit(bench, TimeSpan.FromSeconds(200));
-        string report = bench.Stdout;
+        int? exit = await bench.WaitForExitAsync(TimeSpan.FromSeconds(200));
+        string report = bench.StdOut;
         _output.WriteLine(report);
-        _output.WriteLine(bench.Stderr);
+        _output.WriteLine(bench.StdErr);
         Assert.Equal(0, exit);
 
         Dictionary<string, string[]> results = TableRows(report, "| workload | unit | plain | kernel | cloop | ctfw1 | ctfw2 |");
@@ -59,7 +59,7 @@ public sealed class BenchCommandLiveTests
         Assert.True(long.Parse(scale.Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture) >= 50_000, $"table entries {scale.Groups[2].Value} < 50000");
         Assert.DoesNotContain("## Failures", report, StringComparison.Ordinal);
 
-        AssertNothingLeft(bench.Id, namespaceIds);
+        AssertNothingLeft(bench.Pid, namespaceIds);
     }
 
     [Fact(Timeout = 180_000)]
@@ -69,38 +69,38 @@ public sealed class BenchCommandLiveTests
         using var bench = StartBench("--quick", "--soak", "0", "--workloads", "tcp");
         string[] namespaceIds = await WaitForNamespaces(bench);
         var clock = Stopwatch.StartNew();
-        while (!bench.Stderr.Contains("[2/5]", StringComparison.Ordinal) && clock.Elapsed < TimeSpan.FromSeconds(90))
+        while (!bench.StdErr.Contains("[2/5]", StringComparison.Ordinal) && clock.Elapsed < TimeSpan.FromSeconds(90))
             await Task.Delay(100);
-        Assert.Contains("[2/5]", bench.Stderr, StringComparison.Ordinal);
+        Assert.Contains("[2/5]", bench.StdErr, StringComparison.Ordinal);
         await Task.Delay(1500); // the C loop is bound and iperf3 runs through it
         List<string> inside = LabLeftovers.ProcessesIn(namespaceIds);
         _output.WriteLine("before SIGINT:\n  " + string.Join("\n  ", inside));
         Assert.Contains(inside, p => p.Contains("iperf3", StringComparison.Ordinal));
 
-        bench.Signal("INT");
-        int? exit = await LabLeftovers.WaitForExit(bench, TimeSpan.FromSeconds(30));
-        _output.WriteLine(bench.Stdout);
-        _output.WriteLine(bench.Stderr);
+        bench.Signal(ChildProcess.SigInt);
+        int? exit = await bench.WaitForExitAsync(TimeSpan.FromSeconds(30));
+        _output.WriteLine(bench.StdOut);
+        _output.WriteLine(bench.StdErr);
         Assert.Equal(130, exit);
-        Assert.Contains("ctfw bench: interrupted", bench.Stderr, StringComparison.Ordinal);
-        Assert.DoesNotContain("## Results", bench.Stdout, StringComparison.Ordinal);
-        AssertNothingLeft(bench.Id, namespaceIds);
+        Assert.Contains("ctfw bench: interrupted", bench.StdErr, StringComparison.Ordinal);
+        Assert.DoesNotContain("## Results", bench.StdOut, StringComparison.Ordinal);
+        AssertNothingLeft(bench.Pid, namespaceIds);
     }
 
     /// <summary>`env -C CHECKOUT dotnet ctfw.dll bench ARGS` (env execs, so the pid is ctfw's).</summary>
-    private static ObservedProcess StartBench(params string[] args) =>
-        ObservedProcess.Start(["env", "-C", Checkout, LabCommandLiveTests.DotnetPath(), CtfwProcess.Dll, "bench", .. args]);
+    private static ChildProcess StartBench(params string[] args) =>
+        CtfwProcess.StartCommand(["env", "-C", Checkout, LabCommandLiveTests.DotnetPath(), CtfwProcess.Dll, "bench", .. args]);
 
-    private static async Task<string[]> WaitForNamespaces(ObservedProcess bench)
+    private static async Task<string[]> WaitForNamespaces(ChildProcess bench)
     {
         var clock = Stopwatch.StartNew();
-        while (!bench.Stderr.Contains("bench: servers listening", StringComparison.Ordinal))
+        while (!bench.StdErr.Contains("bench: servers listening", StringComparison.Ordinal))
         {
             if (clock.Elapsed > TimeSpan.FromSeconds(120) || bench.WaitForExit(TimeSpan.Zero) is not null)
-                Assert.Fail("bench did not get to its servers\n" + bench.Stdout + bench.Stderr);
+                Assert.Fail("bench did not get to its servers\n" + bench.StdOut + bench.StdErr);
             await Task.Delay(100);
         }
-        string[] ids = LabLeftovers.NamespaceIds(NamespacePrefix, bench.Id);
+        string[] ids = LabLeftovers.NamespaceIds(NamespacePrefix, bench.Pid);
         Assert.Equal(3, ids.Length);
         return ids;
     }
@@ -127,7 +127,7 @@ public sealed class BenchCommandLiveTests
     private static void AssertNothingLeft(int benchPid, string[] namespaceIds)
     {
         string stem = string.Create(CultureInfo.InvariantCulture, $"{NamespacePrefix}{benchPid}-");
-        Assert.DoesNotContain(CtfwProcess.Run("ip", "netns", "list").Split('\n'), l => l.StartsWith(stem, StringComparison.Ordinal));
+        Assert.DoesNotContain(Tool.Run("ip", "netns", "list").Split('\n'), l => l.StartsWith(stem, StringComparison.Ordinal));
         Assert.Empty(LabLeftovers.ProcessesIn(namespaceIds));
         string control = Path.Combine(Environment.GetEnvironmentVariable("CTFW_RUN_DIR") is { Length: > 0 } dir ? dir : "/run/ctfw",
             string.Create(CultureInfo.InvariantCulture, $"ctfw-bench-{benchPid}.sock"));
@@ -138,8 +138,7 @@ public sealed class BenchCommandLiveTests
 
     private static void RequireRoot()
     {
-        if (!OperatingSystem.IsLinux() || !Environment.IsPrivilegedProcess)
-            throw new InvalidOperationException("privileged tests need root on Linux (ctfw bench creates network namespaces, iptables rules and NFQUEUE consumers)");
+        Privileges.RequireRoot("ctfw bench creates network namespaces, iptables rules and NFQUEUE consumers");
     }
 
     private static string FindCheckout([CallerFilePath] string sourceFile = "")

@@ -43,8 +43,8 @@ public sealed class RunCommandLiveTests
             Assert.True(lab.Ping(lab.ServerV4), "IPv4 ping without ctfw");
 
             using var ctfw = CtfwProcess.Start(lab.Gateway, "run", "--rules", rules, "--queue", "7", "--install", "FORWARD");
-            Assert.True(ctfw.WaitForStderr("ctfw: running", s_startTimeout), ctfw.Stderr);
-            Assert.Contains("CTFW", GatewayLab.RunIn(lab.Gateway, "iptables-save"), StringComparison.Ordinal);
+            Assert.True(ctfw.WaitForLine(OutputStream.StdErr, "ctfw: running", s_startTimeout), ctfw.StdErr);
+            Assert.Contains("CTFW", Tool.RunIn(lab.Gateway, "iptables-save"), StringComparison.Ordinal);
 
             Assert.Equal("ping-v4", await lab.TryEcho(lab.ServerV4, 8080, "ping-v4", TimeSpan.FromSeconds(5)));
             Assert.Equal("ping-v6", await lab.TryEcho(lab.ServerV6, 8080, "ping-v6", TimeSpan.FromSeconds(5)));
@@ -54,14 +54,14 @@ public sealed class RunCommandLiveTests
             Assert.Equal("refused", await lab.TryEcho(lab.ServerV6, 9090, "x", TimeSpan.FromSeconds(5)));
             bool ping4 = lab.Ping(lab.ServerV4), ping6 = lab.Ping(lab.ServerV6);
 
-            ctfw.Terminate();
+            ctfw.Signal(ChildProcess.SigTerm);
             Assert.Equal(0, ctfw.WaitForExit(TimeSpan.FromSeconds(20)));
-            string stderr = ctfw.Stderr;
+            string stderr = ctfw.StdErr;
             Assert.True(ping4 && ping6, $"ping through the gateway: IPv4 {ping4}, IPv6 {ping6}\n{stderr}");
             Assert.Contains("ctfw: verdicts: accept", stderr, StringComparison.Ordinal);
             Assert.Matches(@"reject [1-9]\d* \(answers sent [1-9]", stderr);
             foreach (string tool in (string[])["iptables-save", "ip6tables-save"])
-                Assert.DoesNotContain("ctfw:", GatewayLab.RunIn(lab.Gateway, tool), StringComparison.Ordinal);
+                Assert.DoesNotContain("ctfw:", Tool.RunIn(lab.Gateway, tool), StringComparison.Ordinal);
             // With ctfw gone (and its rules) traffic flows again.
             Assert.Equal("after", await lab.TryEcho(lab.ServerV4, 9091, "after", TimeSpan.FromSeconds(5)));
         }
@@ -79,17 +79,17 @@ public sealed class RunCommandLiveTests
         try
         {
             using var first = CtfwProcess.Start(lab.Gateway, "run", "--rules", rules, "--queue", "9");
-            Assert.True(first.WaitForStderr("ctfw: running", s_startTimeout), first.Stderr);
+            Assert.True(first.WaitForLine(OutputStream.StdErr, "ctfw: running", s_startTimeout), first.StdErr);
 
             using var second = CtfwProcess.Start(lab.Gateway, "run", "--rules", rules, "--queue", "9", "--install", "FORWARD");
             int? status = second.WaitForExit(s_startTimeout);
             Assert.NotNull(status);
             Assert.NotEqual(0, status);
-            Assert.Contains("queue 9 is already bound by another process", second.Stderr, StringComparison.Ordinal);
+            Assert.Contains("queue 9 is already bound by another process", second.StdErr, StringComparison.Ordinal);
             // It failed before touching iptables.
-            Assert.DoesNotContain("ctfw:", GatewayLab.RunIn(lab.Gateway, "iptables-save"), StringComparison.Ordinal);
+            Assert.DoesNotContain("ctfw:", Tool.RunIn(lab.Gateway, "iptables-save"), StringComparison.Ordinal);
 
-            first.Terminate();
+            first.Signal(ChildProcess.SigTerm);
             Assert.Equal(0, first.WaitForExit(TimeSpan.FromSeconds(20)));
         }
         finally
@@ -118,8 +118,8 @@ public sealed class RunCommandTests
         {
             using var ctfw = CtfwProcess.Start(null, "run", "--rules", path, "--queue", "3");
             Assert.Equal(2, ctfw.WaitForExit(TimeSpan.FromSeconds(30)));
-            Assert.Contains($"{path}:3:", ctfw.Stderr, StringComparison.Ordinal);
-            Assert.DoesNotContain("ctfw: running", ctfw.Stderr, StringComparison.Ordinal);
+            Assert.Contains($"{path}:3:", ctfw.StdErr, StringComparison.Ordinal);
+            Assert.DoesNotContain("ctfw: running", ctfw.StdErr, StringComparison.Ordinal);
         }
         finally
         {

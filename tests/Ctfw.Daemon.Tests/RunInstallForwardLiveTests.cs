@@ -60,8 +60,8 @@ public sealed class RunInstallForwardLiveTests
                 sources.Add(lab.AddClientV4(host));
 
             using var ctfw = CtfwProcess.Start(lab.Gateway, "run", "--rules", rules, "--queues", "10-11", "--install", "FORWARD");
-            Assert.True(ctfw.WaitForStderr("ctfw: running", s_startTimeout), ctfw.Stderr);
-            Assert.Contains("--queue-balance 10:11", GatewayLab.RunIn(lab.Gateway, "iptables-save"), StringComparison.Ordinal);
+            Assert.True(ctfw.WaitForLine(OutputStream.StdErr, "ctfw: running", s_startTimeout), ctfw.StdErr);
+            Assert.Contains("--queue-balance 10:11", Tool.RunIn(lab.Gateway, "iptables-save"), StringComparison.Ordinal);
 
             int i = 0;
             foreach (IPAddress source in sources)
@@ -73,16 +73,16 @@ public sealed class RunInstallForwardLiveTests
                 }
             }
             Assert.Equal("hello-v6", await lab.TryEcho(lab.ServerV6, 8080, "hello-v6", TimeSpan.FromSeconds(5)));
-            string proc = GatewayLab.RunIn(lab.Gateway, "cat", "/proc/net/netfilter/nfnetlink_queue");
+            string proc = Tool.RunIn(lab.Gateway, "cat", "/proc/net/netfilter/nfnetlink_queue");
             _output.WriteLine("/proc/net/netfilter/nfnetlink_queue in the gateway:\n" + proc);
 
-            ctfw.Terminate();
+            ctfw.Signal(ChildProcess.SigTerm);
             Assert.Equal(0, ctfw.WaitForExit(s_stopTimeout));
-            string stderr = ctfw.Stderr;
+            string stderr = ctfw.StdErr;
             _output.WriteLine(stderr);
             long q10 = QueuePackets(stderr, 10), q11 = QueuePackets(stderr, 11);
             Assert.True(q10 > 0 && q11 > 0, $"packets per queue: 10 → {q10}, 11 → {q11}\n{stderr}");
-            Assert.DoesNotContain("ctfw:", GatewayLab.RunIn(lab.Gateway, "iptables-save"), StringComparison.Ordinal);
+            Assert.DoesNotContain("ctfw:", Tool.RunIn(lab.Gateway, "iptables-save"), StringComparison.Ordinal);
         }
         finally
         {
@@ -104,7 +104,7 @@ public sealed class RunInstallForwardLiveTests
                 .Select(l => l.Trim())));
 
             using var ctfw = CtfwProcess.Start(lab.Gateway, "run", "--rules", rules, "--queue", "13", "--install", "FORWARD");
-            Assert.True(ctfw.WaitForStderr("ctfw: running", s_startTimeout), ctfw.Stderr);
+            Assert.True(ctfw.WaitForLine(OutputStream.StdErr, "ctfw: running", s_startTimeout), ctfw.StdErr);
 
             using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(90));
             using Socket listener = NetworkNamespace.Run(NetworkNamespace.PathOf(lab.Server), () =>
@@ -148,7 +148,7 @@ public sealed class RunInstallForwardLiveTests
             }
             catch (OperationCanceledException)
             {
-                Assert.Fail($"bulk transfer did not finish within 90 s\n{ctfw.Stderr}");
+                Assert.Fail($"bulk transfer did not finish within 90 s\n{ctfw.StdErr}");
                 throw;
             }
             clock.Stop();
@@ -158,9 +158,9 @@ public sealed class RunInstallForwardLiveTests
             _output.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"GSO bulk: {Total / (1024 * 1024)} MiB through ctfw in {clock.Elapsed.TotalSeconds:F2} s = {mbitPerSecond:F0} Mbit/s"));
 
-            ctfw.Terminate();
+            ctfw.Signal(ChildProcess.SigTerm);
             Assert.Equal(0, ctfw.WaitForExit(s_stopTimeout));
-            string stderr = ctfw.Stderr;
+            string stderr = ctfw.StdErr;
             _output.WriteLine(stderr);
             // Informational: far fewer packets than MTU-sized segments means ctfw judged GSO superpackets.
             long packets = QueuePackets(stderr, 13);
@@ -193,11 +193,11 @@ public sealed class RunInstallForwardLiveTests
         {
             lab.Listen(7070);
             using var ctfw = CtfwProcess.Start(lab.Gateway, "run", "--rules", rules, "--queue", "14", "--install", "FORWARD");
-            Assert.True(ctfw.WaitForStderr("ctfw: running", s_startTimeout), ctfw.Stderr);
+            Assert.True(ctfw.WaitForLine(OutputStream.StdErr, "ctfw: running", s_startTimeout), ctfw.StdErr);
 
             Assert.Equal("timeout", await lab.TryEcho(lab.ServerV4, 7070, "x", TimeSpan.FromSeconds(2)));
-            Assert.True(ctfw.WaitForStderr("ctfw-test: IN=", TimeSpan.FromSeconds(5)), ctfw.Stderr);
-            string line = ctfw.Stderr.Split('\n').First(l => l.Contains("ctfw-test: IN=", StringComparison.Ordinal));
+            Assert.True(ctfw.WaitForLine(OutputStream.StdErr, "ctfw-test: IN=", TimeSpan.FromSeconds(5)), ctfw.StdErr);
+            string line = ctfw.StdErr.Split('\n').First(l => l.Contains("ctfw-test: IN=", StringComparison.Ordinal));
             _output.WriteLine(line);
             Assert.Contains("IN=g0 ", line, StringComparison.Ordinal);
             Assert.Contains("OUT=g1 ", line, StringComparison.Ordinal);
@@ -207,9 +207,9 @@ public sealed class RunInstallForwardLiveTests
             Assert.Contains("DPT=7070", line, StringComparison.Ordinal);
             Assert.Contains("SYN", line, StringComparison.Ordinal);
 
-            ctfw.Terminate();
+            ctfw.Signal(ChildProcess.SigTerm);
             Assert.Equal(0, ctfw.WaitForExit(s_stopTimeout));
-            Assert.Matches(@"ctfw: log lines [1-9]", ctfw.Stderr);
+            Assert.Matches(@"ctfw: log lines [1-9]", ctfw.StdErr);
         }
         finally
         {
@@ -238,14 +238,14 @@ public sealed class RunInstallForwardLiveTests
             Assert.True(await StrayFinAckArrives(lab, sourcePort: 40123), "FIN/ACK without ctfw did not reach the server");
 
             using var ctfw = CtfwProcess.Start(lab.Gateway, "run", "--rules", rules, "--queue", "15", "--install", "FORWARD");
-            Assert.True(ctfw.WaitForStderr("ctfw: running", s_startTimeout), ctfw.Stderr);
+            Assert.True(ctfw.WaitForLine(OutputStream.StdErr, "ctfw: running", s_startTimeout), ctfw.StdErr);
 
-            Assert.False(await StrayFinAckArrives(lab, sourcePort: 40124), $"FIN/ACK for no connection passed ctfw\n{ctfw.Stderr}");
+            Assert.False(await StrayFinAckArrives(lab, sourcePort: 40124), $"FIN/ACK for no connection passed ctfw\n{ctfw.StdErr}");
             Assert.Equal("normal", await lab.TryEcho(lab.ServerV4, 8080, "normal", TimeSpan.FromSeconds(5)));
 
-            ctfw.Terminate();
+            ctfw.Signal(ChildProcess.SigTerm);
             Assert.Equal(0, ctfw.WaitForExit(s_stopTimeout));
-            string stderr = ctfw.Stderr;
+            string stderr = ctfw.StdErr;
             _output.WriteLine(stderr);
             Assert.Matches(@"INVALID [1-9]\d*", stderr);
             Assert.Matches(@"verdicts: accept [1-9]\d*, drop [1-9]\d*", stderr);
@@ -277,16 +277,16 @@ public sealed class RunInstallForwardLiveTests
             int firstPid;
             using (var first = CtfwProcess.Start(lab.Gateway, args))
             {
-                Assert.True(first.WaitForStderr("ctfw: running", s_startTimeout), first.Stderr);
-                firstPid = first.Id;
+                Assert.True(first.WaitForLine(OutputStream.StdErr, "ctfw: running", s_startTimeout), first.StdErr);
+                firstPid = first.Pid;
                 Assert.Equal("before", await lab.TryEcho(lab.ServerV4, 8080, "before", TimeSpan.FromSeconds(5)));
                 Assert.Equal("timeout", await lab.TryEcho(lab.ServerV4, 9091, "x", TimeSpan.FromSeconds(2)));
-                first.KillHard();
+                first.KillTree();
                 Assert.NotNull(first.WaitForExit(s_stopTimeout));
             }
 
             // No cleanup happened: the rules of the dead run are still there.
-            string leftover = GatewayLab.RunIn(lab.Gateway, "iptables-save");
+            string leftover = Tool.RunIn(lab.Gateway, "iptables-save");
             _output.WriteLine("after SIGKILL:\n" + leftover);
             Assert.Contains($"ctfw:{firstPid}:", leftover, StringComparison.Ordinal);
             Assert.Equal(failClosed ? 0 : 1, Regex.Count(leftover, "--queue-bypass"));
@@ -304,16 +304,16 @@ public sealed class RunInstallForwardLiveTests
             }
 
             using var second = CtfwProcess.Start(lab.Gateway, args);
-            Assert.True(second.WaitForStderr("ctfw: running", s_startTimeout), second.Stderr);
-            Assert.Contains("iptables rules left by a run that is gone", second.Stderr, StringComparison.Ordinal);
+            Assert.True(second.WaitForLine(OutputStream.StdErr, "ctfw: running", s_startTimeout), second.StdErr);
+            Assert.Contains("iptables rules left by a run that is gone", second.StdErr, StringComparison.Ordinal);
             foreach (string tool in (string[])["iptables-save", "ip6tables-save"])
             {
-                string saved = GatewayLab.RunIn(lab.Gateway, tool);
+                string saved = Tool.RunIn(lab.Gateway, tool);
                 _output.WriteLine($"{tool} after restart:\n{saved}");
                 string[] tagged = [.. saved.Split('\n').Where(l => l.Contains("ctfw:", StringComparison.Ordinal))];
                 // Exactly one set: the NFQUEUE rule in CTFW and the jump from FORWARD, both of the new run.
                 Assert.Equal(2, tagged.Length);
-                Assert.All(tagged, l => Assert.Contains($"ctfw:{second.Id}:", l, StringComparison.Ordinal));
+                Assert.All(tagged, l => Assert.Contains($"ctfw:{second.Pid}:", l, StringComparison.Ordinal));
                 Assert.Single(tagged, l => l.StartsWith("-A FORWARD ", StringComparison.Ordinal));
                 Assert.Single(tagged, l => l.Contains("-j NFQUEUE", StringComparison.Ordinal));
                 Assert.Single(saved.Split('\n'), l => l.StartsWith(":CTFW ", StringComparison.Ordinal));
@@ -322,9 +322,9 @@ public sealed class RunInstallForwardLiveTests
             Assert.Equal("after", await lab.TryEcho(lab.ServerV4, 8080, "after", TimeSpan.FromSeconds(5)));
             Assert.Equal("timeout", await lab.TryEcho(lab.ServerV4, 9091, "x", TimeSpan.FromSeconds(2)));
 
-            second.Terminate();
+            second.Signal(ChildProcess.SigTerm);
             Assert.Equal(0, second.WaitForExit(s_stopTimeout));
-            Assert.DoesNotContain("ctfw:", GatewayLab.RunIn(lab.Gateway, "iptables-save"), StringComparison.Ordinal);
+            Assert.DoesNotContain("ctfw:", Tool.RunIn(lab.Gateway, "iptables-save"), StringComparison.Ordinal);
         }
         finally
         {

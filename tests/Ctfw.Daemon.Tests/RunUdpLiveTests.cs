@@ -43,7 +43,7 @@ public sealed class RunUdpLiveTests
             Assert.Equal("pre", await Exchange(lab, lab.ServerV4, 5355, "pre"));
 
             using var ctfw = CtfwProcess.Start(lab.Gateway, "run", "--rules", rules, "--queue", "12", "--install", "FORWARD");
-            Assert.True(ctfw.WaitForStderr("ctfw: running", TimeSpan.FromSeconds(30)), ctfw.Stderr);
+            Assert.True(ctfw.WaitForLine(OutputStream.StdErr, "ctfw: running", TimeSpan.FromSeconds(30)), ctfw.StdErr);
 
             Assert.Equal("dns-v4", await Exchange(lab, lab.ServerV4, 5353, "dns-v4"));
             Assert.Equal("dns-v6", await Exchange(lab, lab.ServerV6, 5353, "dns-v6"));
@@ -65,7 +65,7 @@ public sealed class RunUdpLiveTests
                 Assert.Equal(gateway, await IcmpErrorSource(icmp, isV6));
             }
 
-            ctfw.Terminate();
+            ctfw.Signal(ChildProcess.SigTerm);
             Assert.Equal(0, ctfw.WaitForExit(TimeSpan.FromSeconds(20)));
         }
         finally

@@ -63,7 +63,7 @@ public sealed partial class SeedScenarioLiveTests
         using var lab = new GatewayLab();
         using SeedServer server = SeedServer.Listen(lab, ServicePort);
         SetEstablishedTimeout(lab);
-        GatewayLab.RunIn(lab.Gateway, "iptables-restore", EcsRules);
+        Tool.RunIn(lab.Gateway, "iptables-restore", EcsRules);
 
         EcsRun run = await RunEcsCase(lab, server, port => KernelTcpLine(lab, port), () => KernelInvalidLogged(lab));
 
@@ -85,7 +85,7 @@ public sealed partial class SeedScenarioLiveTests
         string control = ControlPath();
         try
         {
-            using CtfwProcess ctfw = StartCtfw(lab, 40, control);
+            using ChildProcess ctfw = StartCtfw(lab, 40, control);
             EcsRun run = await RunEcsCase(lab, server, port => CtfwTcpLine(control, port), () => Stats(control).GetValueOrDefault("state.INVALID"));
 
             Assert.Equal(0, run.InvalidBeforeKill);
@@ -97,9 +97,9 @@ public sealed partial class SeedScenarioLiveTests
             Assert.Equal(0, stats.GetValueOrDefault("rescue.fin"));
             AssertProfilingStats(stats);
             // ctfw ran the rules' LOG target on that FIN, as the kernel does.
-            string? logged = ctfw.Stderr.Split('\n').FirstOrDefault(l =>
+            string? logged = ctfw.StdErr.Split('\n').FirstOrDefault(l =>
                 l.Contains("[ecs] FORWARD INVALID: ", StringComparison.Ordinal) && l.Contains($"SPT={run.ClientPort} DPT={ServicePort} ", StringComparison.Ordinal));
-            Assert.True(logged is not null, $"no INVALID log line for the client's FIN\n{ctfw.Stderr}");
+            Assert.True(logged is not null, $"no INVALID log line for the client's FIN\n{ctfw.StdErr}");
             _output.WriteLine("ctfw LOG: " + logged);
             Assert.Contains(" FIN ", logged, StringComparison.Ordinal);
             AssertStuck(run);
@@ -122,7 +122,7 @@ public sealed partial class SeedScenarioLiveTests
         string control = ControlPath();
         try
         {
-            using CtfwProcess ctfw = StartCtfw(lab, 41, control, "--rescue");
+            using ChildProcess ctfw = StartCtfw(lab, 41, control, "--rescue");
             EcsRun run = await RunEcsCase(lab, server, port => CtfwTcpLine(control, port), () => Stats(control).GetValueOrDefault("state.INVALID"));
 
             Assert.Equal(0, run.InvalidBeforeKill);
@@ -171,7 +171,7 @@ public sealed partial class SeedScenarioLiveTests
         Socket? client = null;
         try
         {
-            using CtfwProcess ctfw = StartCtfw(lab, 42, control, "--reset-on-expiry");
+            using ChildProcess ctfw = StartCtfw(lab, 42, control, "--reset-on-expiry");
             (client, Socket peer, int port, Stopwatch clock) = await ConnectIdle(lab, server);
             Task<ReadEnd> clientEnd = SeedServer.Drain(client, clock, closeOnEof: false, server.Stopping);
             Task<ReadEnd> serverEnd = SeedServer.Drain(peer, clock, closeOnEof: false, server.Stopping);
@@ -182,8 +182,8 @@ public sealed partial class SeedScenarioLiveTests
             await Task.WhenAny(Task.WhenAll(clientEnd, serverEnd), DelayUntil(clock, deadline + TimeSpan.FromMilliseconds(200)));
             List<SocketRow> clientRows = Flow(Sockets(lab.Client, "client, after the expiry"), port, clientSide: true);
             List<SocketRow> serverRows = Flow(Sockets(lab.Server, "server, after the expiry"), port, clientSide: false);
-            Assert.True(clientEnd.IsCompleted, $"the client's socket was not reset within {deadline.TotalSeconds} s of the handshake\n{ctfw.Stderr}");
-            Assert.True(serverEnd.IsCompleted, $"the server's socket was not reset within {deadline.TotalSeconds} s of the handshake\n{ctfw.Stderr}");
+            Assert.True(clientEnd.IsCompleted, $"the client's socket was not reset within {deadline.TotalSeconds} s of the handshake\n{ctfw.StdErr}");
+            Assert.True(serverEnd.IsCompleted, $"the server's socket was not reset within {deadline.TotalSeconds} s of the handshake\n{ctfw.StdErr}");
             ReadEnd c = await clientEnd, s = await serverEnd;
             _output.WriteLine($"client read ended {c.Outcome} at {c.At.TotalSeconds:F2} s, server read ended {s.Outcome} at {s.At.TotalSeconds:F2} s after the handshake");
             Assert.Equal(nameof(SocketError.ConnectionReset), c.Outcome);
@@ -220,7 +220,7 @@ public sealed partial class SeedScenarioLiveTests
         Socket? client = null;
         try
         {
-            using CtfwProcess ctfw = StartCtfw(lab, 43, control);
+            using ChildProcess ctfw = StartCtfw(lab, 43, control);
             (client, Socket peer, int port, Stopwatch clock) = await ConnectIdle(lab, server);
             Task<ReadEnd> clientEnd = SeedServer.Drain(client, clock, closeOnEof: false, server.Stopping);
             Task<ReadEnd> serverEnd = SeedServer.Drain(peer, clock, closeOnEof: false, server.Stopping);
@@ -256,12 +256,12 @@ public sealed partial class SeedScenarioLiveTests
         using SeedServer server = SeedServer.Listen(lab, ServicePort);
         // A rule that only counts makes the gateway's kernel conntrack track the same flows: the
         // oracle for the state column.
-        GatewayLab.RunIn(lab.Gateway, "iptables", "-t", "mangle", "-A", "PREROUTING", "-m", "conntrack", "--ctstate", "INVALID");
+        Tool.RunIn(lab.Gateway, "iptables", "-t", "mangle", "-A", "PREROUTING", "-m", "conntrack", "--ctstate", "INVALID");
         string control = ControlPath();
         Socket? halfCloser = null, idle = null;
         try
         {
-            using CtfwProcess ctfw = StartCtfw(lab, 44, control);
+            using ChildProcess ctfw = StartCtfw(lab, 44, control);
             (halfCloser, Socket halfPeer, int port, Stopwatch clock) = await ConnectIdle(lab, server);
             (idle, _, int idlePort, _) = await ConnectIdle(lab, server);
 
@@ -322,7 +322,7 @@ public sealed partial class SeedScenarioLiveTests
         Socket? sender = null, idle = null;
         try
         {
-            using CtfwProcess ctfw = StartCtfw(lab, 45, control);
+            using ChildProcess ctfw = StartCtfw(lab, 45, control);
             (sender, Socket stalledPeer, int port, _) = await ConnectIdle(lab, server);
             (idle, _, int idlePort, _) = await ConnectIdle(lab, server);
             _output.WriteLine($"server SO_RCVBUF {stalledPeer.ReceiveBufferSize}");
@@ -344,10 +344,10 @@ public sealed partial class SeedScenarioLiveTests
 
             // Zero-window probes keep the flow alive; wait until the window has been zero for > 2 s.
             await DelayUntil(closed, TimeSpan.FromSeconds(3));
-            CommandResult stalled = Ctfw("conntrack", "-L", "--control", control, "--stalled", "--stalled-after", "2");
-            _output.WriteLine("ctfw conntrack -L --stalled --stalled-after 2:\n" + stalled.Stdout);
-            string line = Assert.Single(Lines(stalled.Stdout), l => l.Contains($"sport={port} dport={ServicePort} ", StringComparison.Ordinal));
-            Assert.DoesNotContain(Lines(stalled.Stdout), l => l.Contains($"sport={idlePort} dport={ServicePort} ", StringComparison.Ordinal));
+            ToolResult stalled = Ctfw("conntrack", "-L", "--control", control, "--stalled", "--stalled-after", "2");
+            _output.WriteLine("ctfw conntrack -L --stalled --stalled-after 2:\n" + stalled.StdOut);
+            string line = Assert.Single(Lines(stalled.StdOut), l => l.Contains($"sport={port} dport={ServicePort} ", StringComparison.Ordinal));
+            Assert.DoesNotContain(Lines(stalled.StdOut), l => l.Contains($"sport={idlePort} dport={ServicePort} ", StringComparison.Ordinal));
             Match m = StalledSuffix().Match(line);
             Assert.True(m.Success, $"no ' zero-window=SIDE:Ns fin=WHO' at the end of '{line}'");
             Assert.Equal("reply", m.Groups["side"].Value); // the server is the reply side
@@ -356,15 +356,15 @@ public sealed partial class SeedScenarioLiveTests
             Assert.Equal("none", m.Groups["fin"].Value);
             Assert.Equal("ESTABLISHED", TcpState(line));
 
-            CommandResult patient = Ctfw("conntrack", "-L", "--control", control, "--stalled", "--stalled-after", "60");
-            _output.WriteLine("ctfw conntrack -L --stalled --stalled-after 60:\n" + patient.Stdout);
-            Assert.DoesNotContain(Lines(patient.Stdout), l => l.Contains($"sport={port} dport={ServicePort} ", StringComparison.Ordinal));
+            ToolResult patient = Ctfw("conntrack", "-L", "--control", control, "--stalled", "--stalled-after", "60");
+            _output.WriteLine("ctfw conntrack -L --stalled --stalled-after 60:\n" + patient.StdOut);
+            Assert.DoesNotContain(Lines(patient.StdOut), l => l.Contains($"sport={port} dport={ServicePort} ", StringComparison.Ordinal));
 
             // stalled.flows counts what `--stalled` lists at its default threshold (10 s): not yet…
             int zeroWindowAge = int.Parse(m.Groups["age"].Value, CultureInfo.InvariantCulture);
             var sinceListing = Stopwatch.StartNew();
             Assert.True(zeroWindowAge < DefaultStalledAfterSeconds - 1, $"zero window already {zeroWindowAge} s old");
-            Assert.DoesNotContain(Lines(Ctfw("conntrack", "-L", "--control", control, "--stalled").Stdout),
+            Assert.DoesNotContain(Lines(Ctfw("conntrack", "-L", "--control", control, "--stalled").StdOut),
                 l => l.Contains($"sport={port} dport={ServicePort} ", StringComparison.Ordinal));
             Dictionary<string, long> early = Stats(control);
             WriteStats(early);
@@ -372,9 +372,9 @@ public sealed partial class SeedScenarioLiveTests
 
             // …but once the window has been zero for longer than that, both count the flow.
             await DelayUntil(sinceListing, TimeSpan.FromSeconds(DefaultStalledAfterSeconds + 1.5 - zeroWindowAge));
-            CommandResult late = Ctfw("conntrack", "-L", "--control", control, "--stalled");
-            _output.WriteLine($"ctfw conntrack -L --stalled ({sinceListing.Elapsed.TotalSeconds:F1} s later):\n" + late.Stdout);
-            Assert.Contains(Lines(late.Stdout), l => l.Contains($"sport={port} dport={ServicePort} ", StringComparison.Ordinal) && StalledSuffix().Match(l).Groups["side"].Value == "reply");
+            ToolResult late = Ctfw("conntrack", "-L", "--control", control, "--stalled");
+            _output.WriteLine($"ctfw conntrack -L --stalled ({sinceListing.Elapsed.TotalSeconds:F1} s later):\n" + late.StdOut);
+            Assert.Contains(Lines(late.StdOut), l => l.Contains($"sport={port} dport={ServicePort} ", StringComparison.Ordinal) && StalledSuffix().Match(l).Groups["side"].Value == "reply");
             Assert.Equal("FIN-WAIT-1", Assert.Single(Flow(Sockets(lab.Client, "client, still probing"), port, clientSide: true)).State);
             Dictionary<string, long> stats = await SettledStats(control);
             WriteStats(stats);
@@ -407,7 +407,7 @@ public sealed partial class SeedScenarioLiveTests
         Task<Socket> accept = server.AcceptAsync(TimeSpan.FromSeconds(10));
         // exec twice: the connected fd 3 belongs to the one process the test kills (a bash that
         // forked sleep would leave the socket open in the child).
-        using ObservedProcess client = ObservedProcess.Start("nsenter", $"--net={NetworkNamespace.PathOf(lab.Client)}", "--",
+        using ChildProcess client = CtfwProcess.StartCommand("nsenter", $"--net={NetworkNamespace.PathOf(lab.Client)}", "--",
             "bash", "-c", $"exec 3<>/dev/tcp/{lab.ServerV4}/{ServicePort} && exec sleep 1000");
         Socket peer;
         try
@@ -416,7 +416,7 @@ public sealed partial class SeedScenarioLiveTests
         }
         catch (OperationCanceledException)
         {
-            Assert.Fail($"the client process never connected\n{client.Stderr}");
+            Assert.Fail($"the client process never connected\n{client.StdErr}");
             throw;
         }
         int port = ((IPEndPoint)peer.RemoteEndPoint!).Port;
@@ -436,7 +436,7 @@ public sealed partial class SeedScenarioLiveTests
         long invalidBefore = invalidSoFar();
 
         TimeSpan killedAt = clock.Elapsed;
-        client.Signal("KILL");
+        client.Signal(ChildProcess.SigKill);
         Assert.NotNull(client.WaitForExit(s_ioTimeout));
         _output.WriteLine($"client killed at {killedAt.TotalSeconds:F2} s");
 
@@ -545,7 +545,7 @@ public sealed partial class SeedScenarioLiveTests
     /// <summary>`ss -tan` in a namespace, written to the test output.</summary>
     private List<SocketRow> Sockets(string ns, string label)
     {
-        string text = GatewayLab.RunIn(ns, "ss", "-tanH");
+        string text = Tool.RunIn(ns, "ss", "-tanH");
         _output.WriteLine($"[{label}] ss -tan:\n{text.TrimEnd()}");
         var rows = new List<SocketRow>();
         foreach (string line in Lines(text))
@@ -567,32 +567,32 @@ public sealed partial class SeedScenarioLiveTests
 
     private static void SetEstablishedTimeout(GatewayLab lab)
     {
-        GatewayLab.RunIn(lab.Gateway, "sysctl", "-q", "-w", $"net.netfilter.nf_conntrack_tcp_timeout_established={EstablishedTimeoutSeconds}");
+        Tool.RunIn(lab.Gateway, "sysctl", "-q", "-w", $"net.netfilter.nf_conntrack_tcp_timeout_established={EstablishedTimeoutSeconds}");
         Assert.Equal(EstablishedTimeoutSeconds.ToString(CultureInfo.InvariantCulture),
-            GatewayLab.RunIn(lab.Gateway, "sysctl", "-n", "net.netfilter.nf_conntrack_tcp_timeout_established").Trim());
+            Tool.RunIn(lab.Gateway, "sysctl", "-n", "net.netfilter.nf_conntrack_tcp_timeout_established").Trim());
     }
 
     /// <summary>The kernel's entry (`conntrack -L` in the gateway) for the TCP flow from client port <paramref name="port"/>, or null.</summary>
     private static string? KernelTcpLine(GatewayLab lab, int port) =>
-        Lines(GatewayLab.RunIn(lab.Gateway, "conntrack", "-L", "-f", "ipv4", "-p", "tcp", "--orig-port-src", port.ToString(CultureInfo.InvariantCulture)))
+        Lines(Tool.RunIn(lab.Gateway, "conntrack", "-L", "-f", "ipv4", "-p", "tcp", "--orig-port-src", port.ToString(CultureInfo.InvariantCulture)))
             .SingleOrDefault();
 
     /// <summary>Packets the ECS rules' INVALID LOG rule matched (`iptables-save -c` in the gateway).</summary>
     private static long KernelInvalidLogged(GatewayLab lab)
     {
-        string saved = GatewayLab.RunIn(lab.Gateway, "iptables-save", "-c", "-t", "filter");
+        string saved = Tool.RunIn(lab.Gateway, "iptables-save", "-c", "-t", "filter");
         Match m = InvalidLogCounter().Match(saved);
         Assert.True(m.Success, $"no INVALID LOG rule in the gateway:\n{saved}");
         return long.Parse(m.Groups["packets"].Value, CultureInfo.InvariantCulture);
     }
 
-    private static CtfwProcess StartCtfw(GatewayLab lab, int queue, string control, params string[] extra)
+    private static ChildProcess StartCtfw(GatewayLab lab, int queue, string control, params string[] extra)
     {
-        CtfwProcess ctfw = CtfwProcess.Start(lab.Gateway, ["run", "--rules", EcsRules, "--queue", queue.ToString(CultureInfo.InvariantCulture),
+        ChildProcess ctfw = CtfwProcess.Start(lab.Gateway, ["run", "--rules", EcsRules, "--queue", queue.ToString(CultureInfo.InvariantCulture),
             "--install", "FORWARD", "--control", control, .. extra]);
-        if (!ctfw.WaitForStderr("ctfw: running", s_startTimeout))
+        if (!ctfw.WaitForLine(OutputStream.StdErr, "ctfw: running", s_startTimeout))
         {
-            string stderr = ctfw.Stderr;
+            string stderr = ctfw.StdErr;
             ctfw.Dispose();
             Assert.Fail($"ctfw run {string.Join(' ', extra)} did not start:\n{stderr}");
         }
@@ -600,34 +600,34 @@ public sealed partial class SeedScenarioLiveTests
     }
 
     /// <summary>SIGTERM, exit 0, and the exit report (stderr), written to the test output.</summary>
-    private string StopCtfw(CtfwProcess ctfw)
+    private string StopCtfw(ChildProcess ctfw)
     {
-        ctfw.Terminate();
+        ctfw.Signal(ChildProcess.SigTerm);
         int? exit = ctfw.WaitForExit(s_stopTimeout);
-        string stderr = ctfw.Stderr;
+        string stderr = ctfw.StdErr;
         _output.WriteLine("ctfw stderr:\n" + stderr);
         Assert.True(exit == 0, $"ctfw exit {exit?.ToString(CultureInfo.InvariantCulture) ?? "none"}\n{stderr}");
         return stderr;
     }
 
-    private static CommandResult Ctfw(params string[] args)
+    private static ToolResult Ctfw(params string[] args)
     {
-        CommandResult r = ObservedProcess.RunCtfw(s_cliTimeout, args);
+        ToolResult r = CtfwProcess.Run(s_cliTimeout, args);
         Assert.True(r.ExitCode == 0, $"ctfw {string.Join(' ', args)}: {r}");
         return r;
     }
 
     /// <summary>ctfw's entry for the TCP flow from client port <paramref name="port"/> to the service, or null.</summary>
     private static string? CtfwTcpLine(string control, int port) =>
-        Lines(Ctfw("conntrack", "-L", "--control", control, "-p", "tcp").Stdout)
+        Lines(Ctfw("conntrack", "-L", "--control", control, "-p", "tcp").StdOut)
             .SingleOrDefault(l => l.Contains($"sport={port} dport={ServicePort} ", StringComparison.Ordinal));
 
     /// <summary>The `--half-closed` line of the flow from <paramref name="port"/>; the flow from <paramref name="notListed"/> must be absent.</summary>
     private (string State, int Age, string Fin) HalfClosedEntry(string control, int port, int notListed)
     {
-        CommandResult r = Ctfw("conntrack", "-L", "--control", control, "--half-closed");
-        _output.WriteLine("ctfw conntrack -L --half-closed:\n" + r.Stdout.TrimEnd());
-        string[] lines = Lines(r.Stdout);
+        ToolResult r = Ctfw("conntrack", "-L", "--control", control, "--half-closed");
+        _output.WriteLine("ctfw conntrack -L --half-closed:\n" + r.StdOut.TrimEnd());
+        string[] lines = Lines(r.StdOut);
         Assert.DoesNotContain(lines, l => l.Contains($"sport={notListed} dport={ServicePort} ", StringComparison.Ordinal));
         string line = Assert.Single(lines, l => l.Contains($"sport={port} dport={ServicePort} ", StringComparison.Ordinal));
         Match m = HalfClosedSuffix().Match(line);
@@ -673,7 +673,7 @@ public sealed partial class SeedScenarioLiveTests
     private static Dictionary<string, long> Stats(string control)
     {
         var stats = new Dictionary<string, long>(StringComparer.Ordinal);
-        foreach (string line in Lines(Ctfw("stats", "--raw", "--control", control).Stdout))
+        foreach (string line in Lines(Ctfw("stats", "--raw", "--control", control).StdOut))
         {
             string[] parts = line.Split(' ');
             Assert.True(parts.Length == 2, $"not a `name value` line: '{line}'");

@@ -84,13 +84,13 @@ public sealed partial class ShadowModeLiveTests
 
             using var ctfw = CtfwProcess.Start(lab.Gateway, "run", "--rules", rules, "--queue", "20", "--install", "FORWARD",
                 "--ab", "kernel", "--control", control);
-            Assert.True(ctfw.WaitForStderr("ctfw: running", s_startTimeout), ctfw.Stderr);
-            Assert.Contains("shadow mode against kernel conntrack", ctfw.Stderr, StringComparison.Ordinal);
-            Assert.True(File.Exists(control), $"no control socket at {control}\n{ctfw.Stderr}");
+            Assert.True(ctfw.WaitForLine(OutputStream.StdErr, "ctfw: running", s_startTimeout), ctfw.StdErr);
+            Assert.Contains("shadow mode against kernel conntrack", ctfw.StdErr, StringComparison.Ordinal);
+            Assert.True(File.Exists(control), $"no control socket at {control}\n{ctfw.StdErr}");
             foreach (string tool in (string[])["iptables-save", "ip6tables-save"])
             {
-                string mangle = GatewayLab.RunIn(lab.Gateway, tool, "-t", "mangle");
-                Assert.Contains($"ctfw:{ctfw.Id}:", mangle, StringComparison.Ordinal);
+                string mangle = Tool.RunIn(lab.Gateway, tool, "-t", "mangle");
+                Assert.Contains($"ctfw:{ctfw.Pid}:", mangle, StringComparison.Ordinal);
                 Assert.Contains("--set-xmark", mangle, StringComparison.Ordinal);
             }
 
@@ -119,9 +119,9 @@ public sealed partial class ShadowModeLiveTests
             Assert.True(stats.GetValueOrDefault("verdict.drop") >= 1, "the SYN to port 9091 was not dropped");
 
             // The human report shows the same numbers.
-            CommandResult report = ObservedProcess.RunCtfw(s_cliTimeout, "stats", "--control", control);
+            ToolResult report = CtfwProcess.Run(s_cliTimeout, "stats", "--control", control);
             Assert.Equal(0, report.ExitCode);
-            Assert.Contains("A/B against kernel conntrack", report.Stdout, StringComparison.Ordinal);
+            Assert.Contains("A/B against kernel conntrack", report.StdOut, StringComparison.Ordinal);
 
             // TCP flows: ctfw's table as `ctfw conntrack -L -p tcp` shows it against `conntrack -L` in the gateway.
             (List<TcpFlow> kernelTcp, List<TcpFlow> ctfwTcp) = await SettledTcpTables(lab, control);
@@ -141,36 +141,36 @@ public sealed partial class ShadowModeLiveTests
             Assert.DoesNotContain(ctfwTcp, f => f.OrigDport == 9091);
 
             // Filters are applied by the daemon: one family, one state.
-            CommandResult v6Established = ObservedProcess.RunCtfw(s_cliTimeout, "conntrack", "-L", "--control", control, "-p", "tcp", "-f", "ipv6", "--state", "ESTABLISHED");
+            ToolResult v6Established = CtfwProcess.Run(s_cliTimeout, "conntrack", "-L", "--control", control, "-p", "tcp", "-f", "ipv6", "--state", "ESTABLISHED");
             Assert.Equal(0, v6Established.ExitCode);
-            TcpFlow only = Assert.Single(ParseTcp(v6Established.Stdout));
+            TcpFlow only = Assert.Single(ParseTcp(v6Established.StdOut));
             Assert.Equal(((IPEndPoint)held[1].LocalEndPoint!).Port, only.OrigSport);
-            Assert.Contains("1 flow entries have been shown", v6Established.Stderr, StringComparison.Ordinal);
+            Assert.Contains("1 flow entries have been shown", v6Established.StdErr, StringComparison.Ordinal);
 
             // Count: the same number as the unfiltered listing and as the kernel's table (TCP, UDP and ICMP of both families).
-            CommandResult all = ObservedProcess.RunCtfw(s_cliTimeout, "conntrack", "-L", "--control", control);
+            ToolResult all = CtfwProcess.Run(s_cliTimeout, "conntrack", "-L", "--control", control);
             Assert.Equal(0, all.ExitCode);
-            int listed = Lines(all.Stdout).Length;
-            CommandResult count = ObservedProcess.RunCtfw(s_cliTimeout, "conntrack", "-C", "--control", control);
+            int listed = Lines(all.StdOut).Length;
+            ToolResult count = CtfwProcess.Run(s_cliTimeout, "conntrack", "-C", "--control", control);
             Assert.Equal(0, count.ExitCode);
-            int counted = int.Parse(count.Stdout.Trim(), CultureInfo.InvariantCulture);
+            int counted = int.Parse(count.StdOut.Trim(), CultureInfo.InvariantCulture);
             int kernelCount = KernelEntries(lab).Length;
-            _output.WriteLine($"ctfw conntrack -C: {counted}; -L lines: {listed}; kernel entries: {kernelCount}\n{all.Stdout}");
+            _output.WriteLine($"ctfw conntrack -C: {counted}; -L lines: {listed}; kernel entries: {kernelCount}\n{all.StdOut}");
             Assert.Equal(listed, counted);
             Assert.Equal(kernelCount, counted);
             Assert.True(counted >= 4 + 2 + 2, $"expected at least 4 TCP, 2 UDP and 2 ICMP entries, counted {counted}");
 
             // Flush: the daemon reports what it removed, and the table is empty after.
-            CommandResult flush = ObservedProcess.RunCtfw(s_cliTimeout, "conntrack", "-F", "--control", control);
+            ToolResult flush = CtfwProcess.Run(s_cliTimeout, "conntrack", "-F", "--control", control);
             Assert.Equal(0, flush.ExitCode);
-            Assert.Contains($"emptied ({counted} entries)", flush.Stderr, StringComparison.Ordinal);
-            CommandResult empty = ObservedProcess.RunCtfw(s_cliTimeout, "conntrack", "-C", "--control", control);
-            Assert.Equal("0", empty.Stdout.Trim());
-            Assert.Empty(Lines(ObservedProcess.RunCtfw(s_cliTimeout, "conntrack", "-L", "--control", control).Stdout));
+            Assert.Contains($"emptied ({counted} entries)", flush.StdErr, StringComparison.Ordinal);
+            ToolResult empty = CtfwProcess.Run(s_cliTimeout, "conntrack", "-C", "--control", control);
+            Assert.Equal("0", empty.StdOut.Trim());
+            Assert.Empty(Lines(CtfwProcess.Run(s_cliTimeout, "conntrack", "-L", "--control", control).StdOut));
 
-            ctfw.Terminate();
+            ctfw.Signal(ChildProcess.SigTerm);
             Assert.Equal(0, ctfw.WaitForExit(s_stopTimeout));
-            string stderr = ctfw.Stderr;
+            string stderr = ctfw.StdErr;
             _output.WriteLine(stderr);
             Match ab = AbSummary().Match(stderr);
             Assert.True(ab.Success, stderr);
@@ -184,7 +184,7 @@ public sealed partial class ShadowModeLiveTests
             {
                 foreach (string table in (string[])["mangle", "filter"])
                 {
-                    string saved = GatewayLab.RunIn(lab.Gateway, tool, "-t", table);
+                    string saved = Tool.RunIn(lab.Gateway, tool, "-t", table);
                     Assert.DoesNotContain("ctfw:", saved, StringComparison.Ordinal);
                     Assert.DoesNotContain(":CTFW ", saved, StringComparison.Ordinal);
                 }
@@ -227,9 +227,9 @@ public sealed partial class ShadowModeLiveTests
             lab.Listen(8080);
             // The server's stack answers an ACK for no socket with a RST; keep it home so that the
             // stray ACK is the only packet of its flow the gateway sees.
-            GatewayLab.RunIn(lab.Server, "iptables", "-A", "OUTPUT", "-p", "tcp", "--sport", StrayPort.ToString(CultureInfo.InvariantCulture),
+            Tool.RunIn(lab.Server, "iptables", "-A", "OUTPUT", "-p", "tcp", "--sport", StrayPort.ToString(CultureInfo.InvariantCulture),
                 "--tcp-flags", "RST", "RST", "-j", "DROP");
-            Assert.Equal("1", GatewayLab.RunIn(lab.Gateway, "sysctl", "-n", "net.netfilter.nf_conntrack_tcp_loose").Trim());
+            Assert.Equal("1", Tool.RunIn(lab.Gateway, "sysctl", "-n", "net.netfilter.nf_conntrack_tcp_loose").Trim());
             // Sanity: without ctfw the stray ACK reaches the server.
             Assert.True(await StrayAckArrives(lab, sourcePort: 40200), "a stray ACK without ctfw did not reach the server");
             FlushKernel(lab);
@@ -237,8 +237,8 @@ public sealed partial class ShadowModeLiveTests
             string[] args = ["run", "--rules", rules, "--queue", "21", "--install", "FORWARD", "--ab", "kernel", "--control", control,
                 "--set", "nf_conntrack_tcp_loose=0", .. enforceCtfw ? (string[])["--ab-enforce", "ctfw"] : []];
             using var ctfw = CtfwProcess.Start(lab.Gateway, args);
-            Assert.True(ctfw.WaitForStderr("ctfw: running", s_startTimeout), ctfw.Stderr);
-            Assert.Contains(enforceCtfw ? "rules use ctfw's ctstate" : "rules use the kernel's ctstate", ctfw.Stderr, StringComparison.Ordinal);
+            Assert.True(ctfw.WaitForLine(OutputStream.StdErr, "ctfw: running", s_startTimeout), ctfw.StdErr);
+            Assert.Contains(enforceCtfw ? "rules use ctfw's ctstate" : "rules use the kernel's ctstate", ctfw.StdErr, StringComparison.Ordinal);
 
             // A normal connection agrees (loose only matters for pickups); then wait past a sysctl
             // re-read (once a second), which must keep the --set value.
@@ -261,7 +261,7 @@ public sealed partial class ShadowModeLiveTests
                 string entry = Assert.Single(kernel);
                 Assert.Matches(@"^tcp\s+6\s+\d+ ESTABLISHED ", entry);
             }
-            Assert.True(ctfw.WaitForStderr("ctfw: ab: kernel NEW ORIGINAL, ctfw INVALID", TimeSpan.FromSeconds(5)), ctfw.Stderr);
+            Assert.True(ctfw.WaitForLine(OutputStream.StdErr, "ctfw: ab: kernel NEW ORIGINAL, ctfw INVALID", TimeSpan.FromSeconds(5)), ctfw.StdErr);
 
             Dictionary<string, long> stats = await SettledStats(control);
             _output.WriteLine("ctfw stats --raw:\n" + string.Join('\n', stats.Select(kv => $"{kv.Key} {kv.Value}")));
@@ -273,14 +273,14 @@ public sealed partial class ShadowModeLiveTests
             Assert.Equal(1, stats.GetValueOrDefault("invalid.tcp-loose-disabled"));
             Assert.Equal(enforceCtfw ? 1 : 0, stats.GetValueOrDefault("verdict.drop"));
             // ctfw made no entry for it either way.
-            CommandResult listing = ObservedProcess.RunCtfw(s_cliTimeout, "conntrack", "-L", "--control", control, "-p", "tcp",
+            ToolResult listing = CtfwProcess.Run(s_cliTimeout, "conntrack", "-L", "--control", control, "-p", "tcp",
                 "--sport", SourcePort.ToString(CultureInfo.InvariantCulture));
             Assert.Equal(0, listing.ExitCode);
-            Assert.Empty(Lines(listing.Stdout));
+            Assert.Empty(Lines(listing.StdOut));
 
-            ctfw.Terminate();
+            ctfw.Signal(ChildProcess.SigTerm);
             Assert.Equal(0, ctfw.WaitForExit(s_stopTimeout));
-            string stderr = ctfw.Stderr;
+            string stderr = ctfw.StdErr;
             _output.WriteLine(stderr);
             string line = Assert.Single(Lines(stderr), l => l.StartsWith("ctfw: ab: kernel ", StringComparison.Ordinal));
             Assert.StartsWith("ctfw: ab: kernel NEW ORIGINAL, ctfw INVALID - (tcp-loose-disabled), tcp ", line, StringComparison.Ordinal);
@@ -446,10 +446,10 @@ public sealed partial class ShadowModeLiveTests
 
     private static Dictionary<string, long> Stats(string control)
     {
-        CommandResult r = ObservedProcess.RunCtfw(s_cliTimeout, "stats", "--raw", "--control", control);
+        ToolResult r = CtfwProcess.Run(s_cliTimeout, "stats", "--raw", "--control", control);
         Assert.True(r.ExitCode == 0, r.ToString());
         var stats = new Dictionary<string, long>(StringComparer.Ordinal);
-        foreach (string line in Lines(r.Stdout))
+        foreach (string line in Lines(r.StdOut))
         {
             string[] parts = line.Split(' ');
             Assert.True(parts.Length == 2, $"not a `name value` line: '{line}'");
@@ -468,11 +468,11 @@ public sealed partial class ShadowModeLiveTests
         while (true)
         {
             List<TcpFlow> kernel = [.. ParseTcp(string.Join('\n', KernelEntries(lab, "-p", "tcp")))];
-            CommandResult r = ObservedProcess.RunCtfw(s_cliTimeout, "conntrack", "-L", "--control", control, "-p", "tcp");
+            ToolResult r = CtfwProcess.Run(s_cliTimeout, "conntrack", "-L", "--control", control, "-p", "tcp");
             Assert.True(r.ExitCode == 0, r.ToString());
-            Assert.Contains($"{Lines(r.Stdout).Length} flow entries have been shown.", r.Stderr, StringComparison.Ordinal);
-            List<TcpFlow> ctfw = [.. ParseTcp(r.Stdout)];
-            Assert.Equal(Lines(r.Stdout).Length, ctfw.Count);
+            Assert.Contains($"{Lines(r.StdOut).Length} flow entries have been shown.", r.StdErr, StringComparison.Ordinal);
+            List<TcpFlow> ctfw = [.. ParseTcp(r.StdOut)];
+            Assert.Equal(Lines(r.StdOut).Length, ctfw.Count);
             if (kernel.Order().SequenceEqual(ctfw.Order()) || clock.Elapsed > TimeSpan.FromSeconds(10))
                 return (kernel, ctfw);
             await Task.Delay(250);
@@ -482,8 +482,8 @@ public sealed partial class ShadowModeLiveTests
     /// <summary>`conntrack -L` in the gateway, IPv4 then IPv6 (conntrack-tools lists one family at a time).</summary>
     private static string[] KernelEntries(GatewayLab lab, params string[] filters) =>
     [
-        .. Lines(GatewayLab.RunIn(lab.Gateway, ["conntrack", "-L", "-f", "ipv4", .. filters])),
-        .. Lines(GatewayLab.RunIn(lab.Gateway, ["conntrack", "-L", "-f", "ipv6", .. filters])),
+        .. Lines(Tool.RunIn(lab.Gateway, ["conntrack", "-L", "-f", "ipv4", .. filters])),
+        .. Lines(Tool.RunIn(lab.Gateway, ["conntrack", "-L", "-f", "ipv6", .. filters])),
     ];
 
     private static void FlushKernel(GatewayLab lab)
@@ -492,7 +492,7 @@ public sealed partial class ShadowModeLiveTests
         {
             try
             {
-                GatewayLab.RunIn(lab.Gateway, "conntrack", "-F", "-f", family);
+                Tool.RunIn(lab.Gateway, "conntrack", "-F", "-f", family);
             }
             catch (InvalidOperationException)
             {

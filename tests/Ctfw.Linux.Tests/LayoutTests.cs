@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using Ctfw.Linux.Netlink;
 using Ctfw.Linux.Nfqueue;
@@ -240,19 +239,8 @@ public sealed class LayoutTests
         }
     }
 
-    private static string Run(params string[] args)
-    {
-        var psi = new ProcessStartInfo(args[0]) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (string a in args.Skip(1))
-            psi.ArgumentList.Add(a);
-        using Process p = Process.Start(psi) ?? throw new InvalidOperationException($"cannot start {args[0]}");
-        Task<string> stderr = p.StandardError.ReadToEndAsync();
-        string stdout = p.StandardOutput.ReadToEnd();
-        p.WaitForExit();
-        if (p.ExitCode != 0)
-            throw new InvalidOperationException($"{string.Join(' ', args)} exited {p.ExitCode}: {stderr.Result}");
-        return stdout;
-    }
+    // gcc on a busy 2-core machine may take longer than Tool's default 30 s.
+    private static string Run(params string[] args) => Tool.Run(checkExit: true, TimeSpan.FromMinutes(5), args).StdOut;
 
     private const string ProbeSource = """
         #define _GNU_SOURCE

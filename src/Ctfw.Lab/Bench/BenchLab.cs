@@ -3,7 +3,7 @@ using Ctfw.Lab.Network;
 namespace Ctfw.Lab.Bench;
 
 /// <summary>
-/// The benchmark's client / gateway / server namespaces (<c>ctfwb-&lt;pid&gt;-{c,g,s}</c>), addressed
+/// The benchmark's client / gateway / server namespaces (<c>ctfwb-&lt;pid&gt;-&lt;n&gt;-{c,g,s}</c>), addressed
 /// like <see cref="KernelLab"/> (IPv4 only) but built for speed rather than for crafted packets:
 /// offloads stay at their defaults (GSO, TSO, GRO on), the endpoints' stacks answer, IPv6 is off so
 /// no router solicitation crosses the gateway. Deleting the namespaces undoes everything, including
@@ -19,10 +19,14 @@ public sealed class BenchLab : NamespaceLab
     public const string GatewayServerDevice = "vgs";
 
     public BenchLab()
-        : base(Prefix)
+        : base(Prefix, "c", "g", "s")
     {
         BuildOrDispose(Build);
     }
+
+    public string Client => Namespaces[0];
+    public string Gateway => Namespaces[1];
+    public string Server => Namespaces[2];
 
     /// <summary>Deletes bench namespaces whose creating process no longer exists, ending what still runs in them.</summary>
     public static IReadOnlyList<string> RemoveLeftovers() => RemoveLeftovers(Prefix);

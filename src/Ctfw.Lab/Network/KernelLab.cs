@@ -10,7 +10,7 @@ namespace Ctfw.Lab.Network;
 /// asked about it. Needs root. Everything it creates lives inside its namespaces (veths are created
 /// directly there, rules and sysctls are per namespace), so deleting the three namespaces undoes
 /// all of it; <see cref="Dispose"/> does that, and so does a failed constructor. Namespaces left by
-/// a crashed run (<c>ctfwk-&lt;pid&gt;-*</c> whose pid is gone) are removed when a new lab starts.
+/// a crashed run (<c>ctfwk-&lt;pid&gt;-*</c> whose pid is gone; see <see cref="NamespaceLab"/>) are removed when a new lab starts.
 /// </summary>
 public sealed class KernelLab : NamespaceLab
 {
@@ -19,10 +19,14 @@ public sealed class KernelLab : NamespaceLab
     private readonly Socket?[] _sockets = new Socket?[4];
 
     public KernelLab()
-        : base(RequireTools(Prefix))
+        : base(RequireTools(Prefix), "c", "g", "s")
     {
         BuildOrDispose(Build);
     }
+
+    public string Client => Namespaces[0];
+    public string Gateway => Namespaces[1];
+    public string Server => Namespaces[2];
 
     private static string RequireTools(string prefix) =>
         Tool.WhyUnavailable() is { } why ? throw new InvalidOperationException(why) : prefix;

@@ -1,5 +1,4 @@
-using System.Diagnostics;
-using System.Text;
+using Ctfw.Lab.Traffic;
 
 namespace Ctfw.Lab.Network;
 
@@ -11,6 +10,7 @@ public static class Tool
         ["ip", "nsenter", "iptables", "ip6tables", "sysctl", "ethtool", "conntrack", "tcpdump", "timeout"];
 
     private static readonly TimeSpan s_timeout = TimeSpan.FromSeconds(30);
+    private static readonly ChildProcessOptions s_wholeOutput = new() { MaxLines = int.MaxValue };
 
     /// <summary>Why the privileged tier cannot run here, or null when it can.</summary>
     public static string? WhyUnavailable()
@@ -57,34 +57,13 @@ public static class Tool
 
     public static ToolResult Run(bool checkExit, params string[] args) => Run(checkExit, s_timeout, args);
 
-    /// <summary>Runs a command with its own time limit (e.g. apt-get, which may download for minutes).</summary>
+    /// <summary>Runs a command with its own time limit (e.g. apt-get, which may download for minutes); the whole of its output is kept.</summary>
     public static ToolResult Run(bool checkExit, TimeSpan timeout, params string[] args)
     {
-        var psi = new ProcessStartInfo(args[0])
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            RedirectStandardInput = true,
-            UseShellExecute = false,
-        };
-        for (int i = 1; i < args.Length; i++)
-            psi.ArgumentList.Add(args[i]);
-
-        using var process = Process.Start(psi) ?? throw new InvalidOperationException($"could not start {args[0]}");
-        process.StandardInput.Close();
-        var stdout = new StringBuilder();
-        var stderr = new StringBuilder();
-        process.OutputDataReceived += (_, e) => { if (e.Data is not null) stdout.Append(e.Data).Append('\n'); };
-        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) stderr.Append(e.Data).Append('\n'); };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        if (!process.WaitForExit(timeout))
-        {
-            process.Kill(entireProcessTree: true);
-            throw new TimeoutException($"`{string.Join(' ', args)}` did not finish within {timeout.TotalSeconds} s");
-        }
-        process.WaitForExit(); // drains the async readers
-        var result = new ToolResult(process.ExitCode, stdout.ToString(), stderr.ToString());
+        using ChildProcess process = ChildProcess.Start(args, s_wholeOutput);
+        if (process.WaitForExit(timeout) is not int exit)
+            throw new TimeoutException($"`{string.Join(' ', args)}` did not finish within {timeout.TotalSeconds} s"); // Dispose kills it
+        var result = new ToolResult(exit, process.StdOut, process.StdErr);
         if (checkExit && result.ExitCode != 0)
         {
             throw new InvalidOperationException(
@@ -94,4 +73,8 @@ public static class Tool
     }
 }
 
-public readonly record struct ToolResult(int ExitCode, string StdOut, string StdErr);
+/// <summary>A finished command: exit status and both streams.</summary>
+public readonly record struct ToolResult(int ExitCode, string StdOut, string StdErr)
+{
+    public override string ToString() => $"exit {ExitCode}\nstdout:\n{StdOut}\nstderr:\n{StdErr}";
+}

@@ -5,45 +5,88 @@ using Ctfw.Lab.Network;
 
 namespace Ctfw.Lab.Traffic;
 
-/// <summary>
-/// One traffic program running inside a network namespace, its output collected as it comes.
-/// nsenter joins only the network namespace and then execs the program (no pid namespace, so no
-/// fork), so the pid we hold is the program's own and signals reach it directly.
-/// </summary>
-internal sealed class ChildProcess : IDisposable
+/// <summary>Which output of a <see cref="ChildProcess"/> a line came from.</summary>
+public enum OutputStream
 {
-    internal const int SigInt = 2;
+    StdOut,
+    StdErr,
+}
+
+/// <summary>How a <see cref="ChildProcess"/> starts and ends.</summary>
+public sealed record ChildProcessOptions
+{
+    /// <summary>What reports call it; the program's name when null.</summary>
+    public string? Name { get; init; }
+
+    /// <summary>Variables added to (or replacing) the inherited environment.</summary>
+    public IReadOnlyDictionary<string, string>? Environment { get; init; }
+
+    /// <summary>Lines kept per stream; older lines are dropped first, so a chatty child cannot grow our memory without bound.</summary>
+    public int MaxLines { get; init; } = 100_000;
+
+    /// <summary>
+    /// Zero: <see cref="ChildProcess.Dispose"/> kills the tree at once. Otherwise the child first gets
+    /// SIGTERM and this long to clean up after itself (a `ctfw lab` removing its namespaces).
+    /// </summary>
+    public TimeSpan DisposeGrace { get; init; }
+}
+
+/// <summary>
+/// The one way ctfw's lab, bench and tests run a program: stdin closed, stdout and stderr collected
+/// line by line into bounded buffers as they come, a wait for a line, signals, the exit code, and a
+/// dispose that leaves no process of its tree behind. Programs in a network namespace run under
+/// nsenter, which joins only the network namespace and then execs the program (no pid namespace,
+/// so no fork): the pid we hold is the program's own and signals reach it directly.
+/// </summary>
+public sealed class ChildProcess : IDisposable
+{
+    public const int SigInt = 2;
+    public const int SigKill = 9;
+    public const int SigUsr1 = 10;
+    public const int SigTerm = 15;
+
+    /// <summary>How long an exited program's output may take to reach end of stream before we stop waiting for it.</summary>
+    private static readonly TimeSpan s_drain = TimeSpan.FromSeconds(5);
 
     private readonly Process _process;
-    private readonly StringBuilder _stdout = new();
-    private readonly StringBuilder _stderr = new();
+    private readonly ChildProcessOptions _options;
+    // A monitor rather than a Lock: WaitForLine waits on it for the next line or the end of a stream.
+    private readonly object _lock = new();
+    private readonly Queue<string> _stdout = new();
+    private readonly Queue<string> _stderr = new();
+    private long _stdoutCount;
+    private long _stderrCount;
+    private bool _stdoutClosed;
+    private bool _stderrClosed;
     private bool _disposed;
+    // Completed by the Exited event, which (unlike Process.WaitForExit) does not also wait for the
+    // output to reach end of stream: a descendant that outlives the program may hold it open for ever.
+    private readonly TaskCompletionSource _exited = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    private ChildProcess(string name, Process process)
+    private ChildProcess(Process process, ChildProcessOptions options, string name)
     {
-        Name = name;
         _process = process;
+        _options = options;
+        Name = name;
     }
 
     public string Name { get; }
     public int Pid => _process.Id;
 
-    public string StdOut
-    {
-        get { lock (_stdout) return _stdout.ToString(); }
-    }
+    /// <summary>The retained stdout lines, each ending in a newline.</summary>
+    public string StdOut => Text(OutputStream.StdOut);
 
-    public string StdErr
-    {
-        get { lock (_stderr) return _stderr.ToString(); }
-    }
+    /// <summary>The retained stderr lines, each ending in a newline.</summary>
+    public string StdErr => Text(OutputStream.StdErr);
 
     public bool HasExited => _process.HasExited;
     public int ExitCode => _process.ExitCode;
 
-    public static ChildProcess Start(string name, string netns, IReadOnlyList<string> args)
+    /// <summary>Starts <paramref name="argv"/> (program and arguments) in this process's network namespace.</summary>
+    public static ChildProcess Start(IReadOnlyList<string> argv, ChildProcessOptions? options = null)
     {
-        string[] argv = Tool.InNetns(netns, [.. args]);
+        options ??= new ChildProcessOptions();
+        ArgumentOutOfRangeException.ThrowIfLessThan(options.MaxLines, 1);
         var psi = new ProcessStartInfo(argv[0])
         {
             RedirectStandardOutput = true,
@@ -51,35 +94,160 @@ internal sealed class ChildProcess : IDisposable
             RedirectStandardInput = true,
             UseShellExecute = false,
         };
-        foreach (string a in argv.AsSpan(1))
-            psi.ArgumentList.Add(a);
+        for (int i = 1; i < argv.Count; i++)
+            psi.ArgumentList.Add(argv[i]);
+        if (options.Environment is not null)
+        {
+            foreach ((string key, string value) in options.Environment)
+                psi.Environment[key] = value;
+        }
 
         var process = Process.Start(psi) ?? throw new InvalidOperationException($"could not start {string.Join(' ', argv)}");
-        var child = new ChildProcess(name, process);
+        var child = new ChildProcess(process, options, options.Name ?? Path.GetFileName(argv[0]));
         process.StandardInput.Close();
-        process.OutputDataReceived += (_, e) => Append(child._stdout, e.Data);
-        process.ErrorDataReceived += (_, e) => Append(child._stderr, e.Data);
+        process.EnableRaisingEvents = true;
+        process.Exited += (_, _) => child._exited.TrySetResult();
+        if (process.HasExited)
+            child._exited.TrySetResult(); // exited before the handler was attached
+        process.OutputDataReceived += (_, e) => child.Append(OutputStream.StdOut, e.Data);
+        process.ErrorDataReceived += (_, e) => child.Append(OutputStream.StdErr, e.Data);
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
         return child;
     }
 
-    private static void Append(StringBuilder sb, string? line)
+    /// <summary>Starts <paramref name="args"/> inside the named network namespace (under nsenter).</summary>
+    public static ChildProcess StartIn(string netns, string name, IReadOnlyList<string> args) =>
+        Start(Tool.InNetns(netns, [.. args]), new ChildProcessOptions { Name = name });
+
+    private void Append(OutputStream stream, string? line)
     {
-        if (line is null)
-            return;
-        lock (sb)
-            sb.Append(line).Append('\n');
+        lock (_lock)
+        {
+            if (line is null)
+            {
+                if (stream == OutputStream.StdOut)
+                    _stdoutClosed = true;
+                else
+                    _stderrClosed = true;
+            }
+            else
+            {
+                Queue<string> lines = stream == OutputStream.StdOut ? _stdout : _stderr;
+                if (lines.Count == _options.MaxLines)
+                    lines.Dequeue();
+                lines.Enqueue(line);
+                if (stream == OutputStream.StdOut)
+                    _stdoutCount++;
+                else
+                    _stderrCount++;
+            }
+            // Wakes WaitForLine: a new line to test, or the end of the stream.
+            Monitor.PulseAll(_lock);
+        }
     }
 
-    /// <summary>Waits for the exit and, after it, for the output readers to reach end of stream.</summary>
-    public bool WaitForExit(TimeSpan timeout)
+    private string Text(OutputStream stream)
     {
-        if (!_process.WaitForExit(timeout))
-            return false;
-        _process.WaitForExit();
-        return true;
+        var sb = new StringBuilder();
+        lock (_lock)
+        {
+            foreach (string line in stream == OutputStream.StdOut ? _stdout : _stderr)
+                sb.Append(line).Append('\n');
+        }
+        return sb.ToString();
     }
+
+    /// <summary>
+    /// Waits until a line of <paramref name="stream"/> (one already there, or a new one) satisfies
+    /// <paramref name="match"/> and returns it; null when the stream ends (the program exited) or
+    /// <paramref name="timeout"/> passes first.
+    /// </summary>
+    public string? WaitForLine(OutputStream stream, Func<string, bool> match, TimeSpan timeout)
+    {
+        var clock = Stopwatch.StartNew();
+        lock (_lock)
+        {
+            Queue<string> lines = stream == OutputStream.StdOut ? _stdout : _stderr;
+            long tested = Count(stream) - lines.Count;
+            while (true)
+            {
+                long count = Count(stream);
+                // The newest (count - tested) lines are untested. All are still retained unless more than
+                // MaxLines arrived between two wake-ups; the ones dropped meanwhile are never seen.
+                int fresh = (int)Math.Min(count - tested, lines.Count);
+                foreach (string line in lines.Skip(lines.Count - fresh))
+                {
+                    if (match(line))
+                        return line;
+                }
+                tested = count;
+                if (stream == OutputStream.StdOut ? _stdoutClosed : _stderrClosed)
+                    return null;
+                if (timeout == Timeout.InfiniteTimeSpan)
+                {
+                    Monitor.Wait(_lock);
+                    continue;
+                }
+                TimeSpan left = timeout - clock.Elapsed;
+                if (left <= TimeSpan.Zero)
+                    return null;
+                Monitor.Wait(_lock, left);
+            }
+        }
+    }
+
+    private long Count(OutputStream stream) => stream == OutputStream.StdOut ? _stdoutCount : _stderrCount;
+
+    /// <summary>Whether a line of <paramref name="stream"/> containing <paramref name="text"/> appears within <paramref name="timeout"/>.</summary>
+    public bool WaitForLine(OutputStream stream, string text, TimeSpan timeout) =>
+        WaitForLine(stream, line => line.Contains(text, StringComparison.Ordinal), timeout) is not null;
+
+    /// <summary>
+    /// The exit code once the program has exited and its output has been read to the end (or, when a
+    /// descendant still holds the output open, a few seconds after the exit); null if it still runs
+    /// after <paramref name="timeout"/>.
+    /// </summary>
+    public int? WaitForExit(TimeSpan timeout)
+    {
+        if (!_exited.Task.Wait(timeout))
+            return null;
+        DrainOutput();
+        return _process.ExitCode;
+    }
+
+    /// <summary>As <see cref="WaitForExit"/>, without blocking a thread while the program runs.</summary>
+    public async Task<int?> WaitForExitAsync(TimeSpan timeout)
+    {
+        try
+        {
+            await _exited.Task.WaitAsync(timeout).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            return null;
+        }
+        DrainOutput();
+        return _process.ExitCode;
+    }
+
+    private void DrainOutput()
+    {
+        var clock = Stopwatch.StartNew();
+        lock (_lock)
+        {
+            while (!(_stdoutClosed && _stderrClosed))
+            {
+                TimeSpan left = s_drain - clock.Elapsed;
+                if (left <= TimeSpan.Zero)
+                    return;
+                Monitor.Wait(_lock, left);
+            }
+        }
+    }
+
+    /// <summary>Sends <paramref name="signal"/> to the program itself (not its descendants); false if it has already exited.</summary>
+    public bool Signal(int signal) => !_process.HasExited && Interop.Kill(_process.Id, signal) == 0;
 
     /// <summary>
     /// Sends <paramref name="signal"/> (the one that makes the program print its summary or shut down
@@ -90,12 +258,12 @@ internal sealed class ChildProcess : IDisposable
     {
         if (_process.HasExited)
         {
-            _process.WaitForExit();
+            WaitForExit(Timeout.InfiniteTimeSpan);
             return;
         }
         List<ProcessTree.Entry> tree = ProcessTree.DescendantsOf(_process.Id);
         _ = Interop.Kill(_process.Id, signal);
-        if (!WaitForExit(grace))
+        if (WaitForExit(grace) is null)
             KillTree();
         ProcessTree.EnsureGone(tree, grace);
     }
@@ -116,16 +284,20 @@ internal sealed class ChildProcess : IDisposable
         {
             // Exited (and was reaped) between the check and the kill: nothing to do.
         }
-        _process.WaitForExit();
+        WaitForExit(Timeout.InfiniteTimeSpan);
         ProcessTree.EnsureGone(tree, TimeSpan.FromSeconds(2));
     }
 
+    /// <summary>Ends the whole tree if it still runs (after SIGTERM and <see cref="ChildProcessOptions.DisposeGrace"/> when one is set).</summary>
     public void Dispose()
     {
         if (_disposed)
             return;
         _disposed = true;
-        KillTree();
+        if (_options.DisposeGrace > TimeSpan.Zero)
+            Stop(SigTerm, _options.DisposeGrace);
+        else
+            KillTree();
         _process.Dispose();
     }
 }
@@ -184,7 +356,7 @@ internal sealed class ChildGroup : IDisposable
             // Once killed, nothing new may start: a signal handler has already swept the list.
             _interrupted.Token.ThrowIfCancellationRequested();
             ObjectDisposedException.ThrowIf(_killed, this);
-            ChildProcess child = ChildProcess.Start(name, netns, args);
+            ChildProcess child = ChildProcess.StartIn(netns, name, args);
             list.Add(child);
             return child;
         }
@@ -196,7 +368,7 @@ internal sealed class ChildGroup : IDisposable
         lock (_lock)
         {
             foreach (ChildProcess s in _servers)
-                s.Stop(Interop.SigTerm, s_serverGrace);
+                s.Stop(ChildProcess.SigTerm, s_serverGrace);
         }
     }
 
@@ -221,7 +393,7 @@ internal sealed class ChildGroup : IDisposable
             foreach (ChildProcess c in _clients)
                 c.KillTree();
             foreach (ChildProcess s in _servers)
-                s.Stop(Interop.SigTerm, s_serverGrace);
+                s.Stop(ChildProcess.SigTerm, s_serverGrace);
         }
     }
 

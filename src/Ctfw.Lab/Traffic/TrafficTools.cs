@@ -1,5 +1,3 @@
-using System.Diagnostics;
-using System.Text;
 using Ctfw.Lab.Network;
 
 namespace Ctfw.Lab.Traffic;
@@ -21,6 +19,7 @@ public static class TrafficTools
     ];
 
     private static readonly TimeSpan s_aptTimeout = TimeSpan.FromMinutes(10);
+    private static readonly ChildProcessOptions s_apt = new() { Environment = new Dictionary<string, string> { ["DEBIAN_FRONTEND"] = "noninteractive" } };
 
     /// <summary>The programs that <paramref name="workloads"/> need.</summary>
     public static IReadOnlyList<TrafficProgram> Needed(Workloads workloads) =>
@@ -83,34 +82,11 @@ public static class TrafficTools
 
     private static (int Code, string Output) Apt(string[] args)
     {
-        var psi = new ProcessStartInfo(args[0])
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            RedirectStandardInput = true,
-            UseShellExecute = false,
-        };
-        foreach (string a in args.AsSpan(1))
-            psi.ArgumentList.Add(a);
         // No debconf prompts (iperf3 asks whether to start a daemon); the defaults start nothing.
-        psi.Environment["DEBIAN_FRONTEND"] = "noninteractive";
-
-        using var process = Process.Start(psi) ?? throw new InvalidOperationException($"could not start {args[0]}");
-        process.StandardInput.Close();
-        var output = new StringBuilder();
-        process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (output) output.Append(e.Data).Append('\n'); };
-        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (output) output.Append(e.Data).Append('\n'); };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        if (!process.WaitForExit(s_aptTimeout))
-        {
-            process.Kill(entireProcessTree: true);
-            process.WaitForExit();
-            throw new TimeoutException($"`{string.Join(' ', args)}` did not finish within {s_aptTimeout.TotalMinutes} min");
-        }
-        process.WaitForExit();
-        lock (output)
-            return (process.ExitCode, output.ToString());
+        using ChildProcess process = ChildProcess.Start(args, s_apt);
+        if (process.WaitForExit(s_aptTimeout) is not int exit)
+            throw new TimeoutException($"`{string.Join(' ', args)}` did not finish within {s_aptTimeout.TotalMinutes} min"); // Dispose kills it
+        return (exit, process.StdOut + process.StdErr);
     }
 
     private static string Tail(string text)

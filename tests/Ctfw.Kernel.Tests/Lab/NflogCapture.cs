@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
 using System.Diagnostics;
 using System.Globalization;
-using System.Text;
+using Ctfw.Lab.Traffic;
 
 namespace Ctfw.Kernel.Tests.Lab;
 
@@ -17,68 +17,33 @@ public sealed class NflogCapture : IDisposable
     private const int RecordHeaderLength = 16;
     private static readonly TimeSpan s_startTimeout = TimeSpan.FromSeconds(10);
 
-    private readonly Process _process;
-    private readonly StringBuilder _stderr = new();
-    private readonly ManualResetEventSlim _listening = new();
+    private readonly ChildProcess _process;
     private bool _stopped;
 
     public string Path { get; }
 
-    private NflogCapture(string netns, int group, string path, TimeSpan maxLifetime)
+    private NflogCapture(ChildProcess process, string path)
     {
+        _process = process;
         Path = path;
-        string[] args = Tool.InNetns(netns, "timeout", "-s", "TERM", ((int)maxLifetime.TotalSeconds).ToString(CultureInfo.InvariantCulture),
-            "tcpdump", "-i", $"nflog:{group}", "-U", "-n", "-w", path);
-        var psi = new ProcessStartInfo(args[0])
-        {
-            RedirectStandardError = true,
-            RedirectStandardOutput = true,
-            RedirectStandardInput = true,
-            UseShellExecute = false,
-        };
-        foreach (string a in args.Skip(1))
-            psi.ArgumentList.Add(a);
-        _process = Process.Start(psi) ?? throw new InvalidOperationException("could not start tcpdump");
-        _process.StandardInput.Close();
-        _process.ErrorDataReceived += (_, e) =>
-        {
-            if (e.Data is null)
-                return;
-            lock (_stderr)
-                _stderr.AppendLine(e.Data);
-            if (e.Data.Contains("listening on", StringComparison.Ordinal))
-                _listening.Set();
-        };
-        _process.OutputDataReceived += (_, _) => { };
-        _process.BeginErrorReadLine();
-        _process.BeginOutputReadLine();
     }
 
     /// <summary>Starts tcpdump and returns once it reports that it is listening (the NFLOG group is bound).</summary>
     public static NflogCapture Start(string netns, int group, string path, TimeSpan maxLifetime)
     {
-        var capture = new NflogCapture(netns, group, path, maxLifetime);
-        var watch = Stopwatch.StartNew();
-        while (!capture._listening.Wait(50))
+        var process = ChildProcess.StartIn(netns, "tcpdump", ["timeout", "-s", "TERM", ((int)maxLifetime.TotalSeconds).ToString(CultureInfo.InvariantCulture),
+            "tcpdump", "-i", $"nflog:{group}", "-U", "-n", "-w", path]);
+        var capture = new NflogCapture(process, path);
+        if (!process.WaitForLine(OutputStream.StdErr, "listening on", s_startTimeout))
         {
-            if (capture._process.HasExited || watch.Elapsed > s_startTimeout)
-            {
-                string err = capture.StdErr;
-                capture.Dispose();
-                throw new InvalidOperationException($"tcpdump on nflog:{group} in {netns} did not start listening: {err}");
-            }
+            string err = capture.StdErr;
+            capture.Dispose();
+            throw new InvalidOperationException($"tcpdump on nflog:{group} in {netns} did not start listening: {err}");
         }
         return capture;
     }
 
-    public string StdErr
-    {
-        get
-        {
-            lock (_stderr)
-                return _stderr.ToString();
-        }
-    }
+    public string StdErr => _process.StdErr;
 
     /// <summary>Complete records currently in the file (a record being written is not counted).</summary>
     public int CountRecords()
@@ -131,26 +96,12 @@ public sealed class NflogCapture : IDisposable
         if (_stopped)
             return;
         _stopped = true;
-        try
-        {
-            if (!_process.HasExited)
-            {
-                _ = Interop.Kill(_process.Id, Interop.SigTerm);
-                if (!_process.WaitForExit(TimeSpan.FromSeconds(5)))
-                    _process.Kill(entireProcessTree: true);
-            }
-            _process.WaitForExit();
-        }
-        catch (InvalidOperationException)
-        {
-            // already reaped
-        }
+        _process.Stop(ChildProcess.SigTerm, TimeSpan.FromSeconds(5));
     }
 
     public void Dispose()
     {
         Stop();
         _process.Dispose();
-        _listening.Dispose();
     }
 }

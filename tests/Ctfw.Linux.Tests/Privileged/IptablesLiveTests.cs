@@ -15,14 +15,14 @@ public sealed class IptablesLiveTests
         using var lab = new NetnsLab();
         string[] tools = ["iptables", "ip6tables"];
         foreach (string tool in tools)
-            NetnsLab.RunIn(lab.B, tool, "-A", "INPUT", "-p", "tcp", "--dport", "22", "-j", "ACCEPT"); // not ours: must survive
-        Dictionary<string, string> before = tools.ToDictionary(t => t, t => NetnsLab.RunIn(lab.B, t, "-S"));
+            Tool.RunIn(lab.B, tool, "-A", "INPUT", "-p", "tcp", "--dport", "22", "-j", "ACCEPT"); // not ours: must survive
+        Dictionary<string, string> before = tools.ToDictionary(t => t, t => Tool.RunIn(lab.B, t, "-S"));
         foreach (string tool in tools)
         {
             // What a killed ctfw leaves behind.
-            NetnsLab.RunIn(lab.B, tool, "-N", "CTFW");
-            NetnsLab.RunIn(lab.B, tool, "-A", "CTFW", "-m", "comment", "--comment", CrashedTag, "-j", "NFQUEUE", "--queue-num", "1");
-            NetnsLab.RunIn(lab.B, tool, "-I", "FORWARD", "-m", "comment", "--comment", CrashedTag, "-j", "CTFW");
+            Tool.RunIn(lab.B, tool, "-N", "CTFW");
+            Tool.RunIn(lab.B, tool, "-A", "CTFW", "-m", "comment", "--comment", CrashedTag, "-j", "NFQUEUE", "--queue-num", "1");
+            Tool.RunIn(lab.B, tool, "-I", "FORWARD", "-m", "comment", "--comment", CrashedTag, "-j", "CTFW");
         }
 
         IptablesInstaller installer = IptablesInstaller.Install(new IptablesOptions
@@ -34,7 +34,7 @@ public sealed class IptablesLiveTests
         Assert.Equal(2, IptablesInstaller.ListTagged(new IptablesOptions { NetworkNamespace = lab.B }).Count(l => l.Contains("NFQUEUE", StringComparison.Ordinal)));
         foreach (string tool in tools)
         {
-            string[] rules = NetnsLab.RunIn(lab.B, tool, "-S").Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            string[] rules = Tool.RunIn(lab.B, tool, "-S").Split('\n', StringSplitOptions.RemoveEmptyEntries);
             Assert.DoesNotContain(rules, r => r.Contains(CrashedTag, StringComparison.Ordinal));
             Assert.Contains($"-A CTFW -m comment --comment \"{installer.Tag}\" -j NFQUEUE --queue-balance 2:3 --queue-bypass", rules);
             foreach (string chain in (string[])["INPUT", "OUTPUT", "FORWARD"])
@@ -44,7 +44,7 @@ public sealed class IptablesLiveTests
         Assert.Empty(installer.Remove());
 
         foreach (string tool in tools)
-            Assert.Equal(before[tool], NetnsLab.RunIn(lab.B, tool, "-S"));
+            Assert.Equal(before[tool], Tool.RunIn(lab.B, tool, "-S"));
     }
 
     [Fact]
@@ -53,14 +53,14 @@ public sealed class IptablesLiveTests
         using var lab = new NetnsLab();
         var options = new IptablesOptions { Hooks = [IptablesHook.Input], Ipv6 = false, NetworkNamespace = lab.B };
         string live = IptablesInstaller.OwnTag(); // this test process: a ctfw that is certainly running
-        NetnsLab.RunIn(lab.B, "iptables", "-N", "CTFW");
-        NetnsLab.RunIn(lab.B, "iptables", "-A", "CTFW", "-m", "comment", "--comment", live, "-j", "NFQUEUE", "--queue-num", "0");
-        NetnsLab.RunIn(lab.B, "iptables", "-I", "INPUT", "-m", "comment", "--comment", live, "-j", "CTFW");
-        string before = NetnsLab.RunIn(lab.B, "iptables", "-S");
+        Tool.RunIn(lab.B, "iptables", "-N", "CTFW");
+        Tool.RunIn(lab.B, "iptables", "-A", "CTFW", "-m", "comment", "--comment", live, "-j", "NFQUEUE", "--queue-num", "0");
+        Tool.RunIn(lab.B, "iptables", "-I", "INPUT", "-m", "comment", "--comment", live, "-j", "CTFW");
+        string before = Tool.RunIn(lab.B, "iptables", "-S");
 
         var e = Assert.Throws<InvalidOperationException>(() => IptablesInstaller.Install(options, ProcessCommandRunner.Instance, "ctfw:2:2"));
 
         Assert.Contains("still running", e.Message, StringComparison.Ordinal);
-        Assert.Equal(before, NetnsLab.RunIn(lab.B, "iptables", "-S"));
+        Assert.Equal(before, Tool.RunIn(lab.B, "iptables", "-S"));
     }
 }

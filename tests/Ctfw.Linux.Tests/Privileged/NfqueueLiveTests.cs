@@ -22,7 +22,7 @@ public sealed class NfqueueLiveTests
     public void Receive_UdpIntoInput_FieldsMatchWhatTheKernelQueued()
     {
         using var lab = new NetnsLab();
-        NetnsLab.RunIn(lab.B, "iptables", "-t", "mangle", "-A", "PREROUTING", "-p", "udp", "-j", "MARK", "--set-mark", "0x2a");
+        Tool.RunIn(lab.B, "iptables", "-t", "mangle", "-A", "PREROUTING", "-p", "udp", "-j", "MARK", "--set-mark", "0x2a");
         using IptablesInstaller rules = lab.InstallInB(UdpRule(queue: 3));
         using NfqueueSocket queue = OpenInB(lab, new NfqueueOptions { Queue = 3 });
         using Socket receiver = lab.Udp(lab.B, v6: false, Port);
@@ -56,7 +56,7 @@ public sealed class NfqueueLiveTests
     {
         using var lab = new NetnsLab();
         // Runs after filter INPUT (priority 50 > 0): drops what our verdict marked 0x77.
-        NetnsLab.RunIn(lab.B, "iptables", "-t", "security", "-A", "INPUT", "-m", "mark", "--mark", "0x77", "-j", "DROP");
+        Tool.RunIn(lab.B, "iptables", "-t", "security", "-A", "INPUT", "-m", "mark", "--mark", "0x77", "-j", "DROP");
         using IptablesInstaller rules = lab.InstallInB(UdpRule(queue: 4));
         using NfqueueSocket queue = OpenInB(lab, new NfqueueOptions { Queue = 4 });
         using Socket receiver = lab.Udp(lab.B, v6: false, Port);
@@ -331,7 +331,7 @@ public sealed class NfqueueLiveTests
     {
         using var lab = new NetnsLab();
         // Any conntrack match turns conntrack on in B.
-        NetnsLab.RunIn(lab.B, "iptables", "-t", "mangle", "-A", "PREROUTING", "-m", "conntrack", "--ctstate", "INVALID", "-j", "DROP");
+        Tool.RunIn(lab.B, "iptables", "-t", "mangle", "-A", "PREROUTING", "-m", "conntrack", "--ctstate", "INVALID", "-j", "DROP");
         using IptablesInstaller rules = lab.InstallInB(UdpRule(queue: 15));
         var options = new NfqueueOptions { Queue = 15, Conntrack = true };
 

@@ -27,7 +27,7 @@ public sealed class ThroughputTests(ITestOutputHelper output)
     public void UdpFlood_ThroughOneQueue_IsVerdictedLosslesslyWithoutAllocating(uint copyRange)
     {
         using var lab = new NetnsLab();
-        NetnsLab.RunIn(lab.B, "iptables", "-t", "security", "-A", "INPUT", "-p", "udp", "--dport", "5555", "-j", "DROP");
+        Tool.RunIn(lab.B, "iptables", "-t", "security", "-A", "INPUT", "-p", "udp", "--dport", "5555", "-j", "DROP");
         using Socket sender = lab.Udp(lab.A, v6: false);
         sender.Connect(lab.AddressB4, Port);
 
@@ -81,7 +81,7 @@ public sealed class ThroughputTests(ITestOutputHelper output)
     /// <summary>Sends as fast as one thread can for <see cref="s_duration"/>; returns (sent, delivered to B's socket layer).</summary>
     private static (long Sent, long Delivered) Flood(NetnsLab lab, Socket sender)
     {
-        NetnsLab.RunIn(lab.B, "iptables", "-t", "security", "-Z", "INPUT");
+        Tool.RunIn(lab.B, "iptables", "-t", "security", "-Z", "INPUT");
         byte[] datagram = new byte[18];
         long sent = 0;
         var clock = Stopwatch.StartNew();
@@ -101,7 +101,7 @@ public sealed class ThroughputTests(ITestOutputHelper output)
             }
         }
         Thread.Sleep(300); // let queued packets drain
-        string listing = NetnsLab.RunIn(lab.B, "iptables", "-t", "security", "-L", "INPUT", "-v", "-x", "-n");
+        string listing = Tool.RunIn(lab.B, "iptables", "-t", "security", "-L", "INPUT", "-v", "-x", "-n");
         string rule = listing.Split('\n').First(l => l.Contains("dpt:5555", StringComparison.Ordinal));
         return (sent, long.Parse(rule.Split(' ', StringSplitOptions.RemoveEmptyEntries)[0], CultureInfo.InvariantCulture));
     }

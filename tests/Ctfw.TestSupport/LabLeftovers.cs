@@ -1,25 +1,25 @@
-using System.Diagnostics;
 using System.Globalization;
+using Ctfw.Lab.Network;
 
-namespace Ctfw.Daemon.Tests;
+namespace Ctfw.TestSupport;
 
 /// <summary>
 /// What a lab-building command (`ctfw lab`, `ctfw bench`) may leave behind, seen from outside: its
-/// namespaces (named PREFIX-PID-*), processes inside them, processes naming something of it.
+/// namespaces (named PREFIX-PID-*, see <see cref="NamespaceLab"/>), processes inside them, processes naming something of it.
 /// </summary>
-internal static class LabLeftovers
+public static class LabLeftovers
 {
     /// <summary>The namespaces named <c>&lt;prefix&gt;&lt;pid&gt;-*</c>.</summary>
     public static string[] Namespaces(string prefix, int pid) =>
     [
-        .. CtfwProcess.Run("ip", "netns", "list").Split('\n', StringSplitOptions.RemoveEmptyEntries)
+        .. Tool.Run("ip", "netns", "list").Split('\n', StringSplitOptions.RemoveEmptyEntries)
             .Select(l => l.Split(' ', 2)[0])
             .Where(n => n.StartsWith(string.Create(CultureInfo.InvariantCulture, $"{prefix}{pid}-"), StringComparison.Ordinal)),
     ];
 
     /// <summary>Those namespaces as /proc/PID/ns/net names them (`net:[INODE]`), which outlive the names.</summary>
     public static string[] NamespaceIds(string prefix, int pid) =>
-        [.. Namespaces(prefix, pid).Select(n => $"net:[{CtfwProcess.Run("stat", "-L", "-c", "%i", $"/run/netns/{n}").Trim()}]")];
+        [.. Namespaces(prefix, pid).Select(n => $"net:[{Tool.Run("stat", "-L", "-c", "%i", $"/run/netns/{n}").Trim()}]")];
 
     /// <summary>`PID cmdline` of every process whose network namespace is one of <paramref name="namespaceIds"/>.</summary>
     public static List<string> ProcessesIn(string[] namespaceIds)
@@ -58,19 +58,6 @@ internal static class LabLeftovers
                 found.Add($"{pid} {cmdline}");
         }
         return found;
-    }
-
-    /// <summary>Polls until <paramref name="process"/> exits; its exit status, or null after <paramref name="timeout"/>.</summary>
-    public static async Task<int?> WaitForExit(ObservedProcess process, TimeSpan timeout)
-    {
-        var clock = Stopwatch.StartNew();
-        while (clock.Elapsed < timeout)
-        {
-            if (process.WaitForExit(TimeSpan.Zero) is int exit)
-                return exit;
-            await Task.Delay(100);
-        }
-        return process.WaitForExit(TimeSpan.Zero);
     }
 
     private static string CommandLine(string procDir)

@@ -1,37 +1,30 @@
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
+using Ctfw.Lab.Network;
 using Ctfw.Linux;
 
-namespace Ctfw.Daemon.Tests;
+namespace Ctfw.TestSupport;
 
 /// <summary>
 /// client ── gateway ── server: three network namespaces joined by two veth pairs, IPv4 and IPv6,
 /// forwarding on in the gateway, default routes through it. The server namespace runs TCP echo
-/// listeners. Dispose deletes the namespaces (and with them every rule, queue and socket in them);
-/// namespaces of a killed run (ctfwd-PID-* with PID gone) are removed when a new lab starts.
+/// listeners. Its life is <see cref="NamespaceLab"/>'s (ctfwd-PID-N-{c,g,s}): Dispose, a failed
+/// build and the process's exit delete the namespaces, and with them every rule, queue and process in
+/// them; namespaces of a killed run are removed when a new lab starts.
 /// </summary>
-internal sealed class GatewayLab : IDisposable
+public sealed class GatewayLab : NamespaceLab
 {
     public const string Prefix = "ctfwd-";
 
-    private static int s_next;
-
     private readonly List<Socket> _listeners = [];
     private readonly CancellationTokenSource _stop = new();
-    private bool _disposed;
 
     public GatewayLab()
+        : base(RequireRoot(), "c", "g", "s")
     {
-        if (!OperatingSystem.IsLinux() || !Environment.IsPrivilegedProcess)
-            throw new InvalidOperationException("privileged tests need root on Linux (network namespaces, iptables, NFQUEUE)");
-        RemoveLeftovers();
-        int n = Interlocked.Increment(ref s_next) % 200 + 1;
+        int n = (Number - 1) % 200 + 1;
         Subnet = n;
-        string stem = $"{Prefix}{Environment.ProcessId}-{n}";
-        Client = stem + "-c";
-        Gateway = stem + "-g";
-        Server = stem + "-s";
         ClientV4 = IPAddress.Parse($"10.79.{n}.2");
         GatewayClientV4 = IPAddress.Parse($"10.79.{n}.1");
         ServerV4 = IPAddress.Parse($"10.80.{n}.2");
@@ -40,23 +33,21 @@ internal sealed class GatewayLab : IDisposable
         GatewayClientV6 = IPAddress.Parse($"fd79:{n:x}::1");
         ServerV6 = IPAddress.Parse($"fd80:{n:x}::2");
         GatewayServerV6 = IPAddress.Parse($"fd80:{n:x}::1");
-        try
-        {
-            Build();
-        }
-        catch
-        {
-            Dispose();
-            throw;
-        }
+        BuildOrDispose(Build);
+    }
+
+    private static string RequireRoot()
+    {
+        Privileges.RequireRoot("network namespaces, iptables, NFQUEUE");
+        return Prefix;
     }
 
     /// <summary>The third octet of the lab's IPv4 subnets (10.79.N.0/24 client side, 10.80.N.0/24 server side).</summary>
     public int Subnet { get; }
 
-    public string Client { get; }
-    public string Gateway { get; }
-    public string Server { get; }
+    public string Client => Namespaces[0];
+    public string Gateway => Namespaces[1];
+    public string Server => Namespaces[2];
     public IPAddress ClientV4 { get; }
     public IPAddress GatewayClientV4 { get; }
     public IPAddress ServerV4 { get; }
@@ -65,8 +56,6 @@ internal sealed class GatewayLab : IDisposable
     public IPAddress GatewayClientV6 { get; }
     public IPAddress ServerV6 { get; }
     public IPAddress GatewayServerV6 { get; }
-
-    public static string RunIn(string ns, params string[] args) => CtfwProcess.Run(["ip", "netns", "exec", ns, .. args]);
 
     /// <summary>TCP echo servers on <paramref name="port"/> in the server namespace, IPv4 and IPv6.</summary>
     public void Listen(int port)
@@ -136,7 +125,7 @@ internal sealed class GatewayLab : IDisposable
     public IPAddress AddClientV4(int host)
     {
         var address = IPAddress.Parse($"10.79.{Subnet}.{host}");
-        CtfwProcess.Run("ip", "-n", Client, "addr", "add", $"{address}/24", "dev", "c0");
+        Tool.Run("ip", "-n", Client, "addr", "add", $"{address}/24", "dev", "c0");
         return address;
     }
 
@@ -153,7 +142,7 @@ internal sealed class GatewayLab : IDisposable
             {
                 try
                 {
-                    RunIn(ns, "ethtool", "-K", dev, feature, state);
+                    Tool.RunIn(ns, "ethtool", "-K", dev, feature, state);
                 }
                 catch (InvalidOperationException)
                 {
@@ -161,7 +150,7 @@ internal sealed class GatewayLab : IDisposable
                 }
             }
         }
-        return RunIn(Gateway, "ethtool", "-k", "g0");
+        return Tool.RunIn(Gateway, "ethtool", "-k", "g0");
     }
 
     /// <summary>One ping from the client; true when the echo reply came back.</summary>
@@ -169,7 +158,7 @@ internal sealed class GatewayLab : IDisposable
     {
         try
         {
-            RunIn(Client, "ping", server.AddressFamily == AddressFamily.InterNetworkV6 ? "-6" : "-4", "-c", "1", "-W", "3", server.ToString());
+            Tool.RunIn(Client, "ping", server.AddressFamily == AddressFamily.InterNetworkV6 ? "-6" : "-4", "-c", "1", "-W", "3", server.ToString());
             return true;
         }
         catch (InvalidOperationException)
@@ -215,68 +204,35 @@ internal sealed class GatewayLab : IDisposable
     {
         foreach (string ns in (string[])[Client, Gateway, Server])
         {
-            CtfwProcess.Run("ip", "netns", "add", ns);
-            RunIn(ns, "sysctl", "-q", "-w", "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0");
-            CtfwProcess.Run("ip", "-n", ns, "link", "set", "lo", "up");
+            Tool.Run("ip", "netns", "add", ns);
+            Tool.RunIn(ns, "sysctl", "-q", "-w", "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0");
+            Tool.Run("ip", "-n", ns, "link", "set", "lo", "up");
         }
-        RunIn(Gateway, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1");
-        CtfwProcess.Run("ip", "-n", Client, "link", "add", "c0", "type", "veth", "peer", "name", "g0", "netns", Gateway);
-        CtfwProcess.Run("ip", "-n", Server, "link", "add", "s0", "type", "veth", "peer", "name", "g1", "netns", Gateway);
+        Tool.RunIn(Gateway, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1");
+        Tool.Run("ip", "-n", Client, "link", "add", "c0", "type", "veth", "peer", "name", "g0", "netns", Gateway);
+        Tool.Run("ip", "-n", Server, "link", "add", "s0", "type", "veth", "peer", "name", "g1", "netns", Gateway);
         Address(Client, "c0", ClientV4, 24, ClientV6);
         Address(Gateway, "g0", GatewayClientV4, 24, GatewayClientV6);
         Address(Gateway, "g1", GatewayServerV4, 24, GatewayServerV6);
         Address(Server, "s0", ServerV4, 24, ServerV6);
-        CtfwProcess.Run("ip", "-n", Client, "route", "add", "default", "via", GatewayClientV4.ToString());
-        CtfwProcess.Run("ip", "-n", Client, "-6", "route", "add", "default", "via", GatewayClientV6.ToString());
-        CtfwProcess.Run("ip", "-n", Server, "route", "add", "default", "via", GatewayServerV4.ToString());
-        CtfwProcess.Run("ip", "-n", Server, "-6", "route", "add", "default", "via", GatewayServerV6.ToString());
+        Tool.Run("ip", "-n", Client, "route", "add", "default", "via", GatewayClientV4.ToString());
+        Tool.Run("ip", "-n", Client, "-6", "route", "add", "default", "via", GatewayClientV6.ToString());
+        Tool.Run("ip", "-n", Server, "route", "add", "default", "via", GatewayServerV4.ToString());
+        Tool.Run("ip", "-n", Server, "-6", "route", "add", "default", "via", GatewayServerV6.ToString());
     }
 
     private static void Address(string ns, string dev, IPAddress v4, int prefix4, IPAddress v6)
     {
-        CtfwProcess.Run("ip", "-n", ns, "addr", "add", $"{v4}/{prefix4}", "dev", dev);
-        CtfwProcess.Run("ip", "-n", ns, "addr", "add", $"{v6}/64", "dev", dev, "nodad");
-        CtfwProcess.Run("ip", "-n", ns, "link", "set", dev, "up");
+        Tool.Run("ip", "-n", ns, "addr", "add", $"{v4}/{prefix4}", "dev", dev);
+        Tool.Run("ip", "-n", ns, "addr", "add", $"{v6}/64", "dev", dev, "nodad");
+        Tool.Run("ip", "-n", ns, "link", "set", dev, "up");
     }
 
-    /// <summary>Deletes lab namespaces whose creating process no longer exists.</summary>
-    public static void RemoveLeftovers()
+    protected override void ReleaseResources()
     {
-        foreach (string line in CtfwProcess.Run("ip", "netns", "list").Split('\n', StringSplitOptions.RemoveEmptyEntries))
-        {
-            string name = line.Split(' ', 2)[0];
-            if (!name.StartsWith(Prefix, StringComparison.Ordinal))
-                continue;
-            string pid = name[Prefix.Length..].Split('-')[0];
-            if (int.TryParse(pid, NumberStyles.None, CultureInfo.InvariantCulture, out int p) && (p == Environment.ProcessId || Directory.Exists($"/proc/{p}")))
-                continue;
-            TryDelete(name);
-        }
-    }
-
-    private static void TryDelete(string ns)
-    {
-        try
-        {
-            CtfwProcess.Run("ip", "netns", "del", ns);
-        }
-        catch (InvalidOperationException)
-        {
-            // Already gone.
-        }
-    }
-
-    public void Dispose()
-    {
-        if (_disposed)
-            return;
-        _disposed = true;
         _stop.Cancel();
         foreach (Socket s in _listeners)
             s.Dispose();
         _stop.Dispose();
-        TryDelete(Client);
-        TryDelete(Gateway);
-        TryDelete(Server);
     }
 }
