@@ -88,6 +88,10 @@ public static partial class KernelScenarios
         Tcp6TimestampsSack(),
         TcpRstInexactChallengeAck(),
         IcmpErrorsForTcpAndUdp6(),
+        // Odd TCP as public captures show it (issue 11)
+        TcpOverlappingSegments(),
+        TcpRstWithData(),
+        TcpOneSidedMidstream(),
     ]);
 
     /// <summary>Every scenario, in recording order.</summary>
