@@ -17,8 +17,9 @@ public enum ChecksumPolicy
     /// <summary>Verify every datagram captured whole, placeholders included (they count as bad).</summary>
     Verify,
     /// <summary>
-    /// Verify nothing: captures taken on a sending host whose NIC computes checksums (tcpdump shows
-    /// "cksum incorrect" there for packets of any shape), or rewritten by a tool that left them stale.
+    /// Verify nothing: captures whose checksums are stale for a reason <see cref="Auto"/> cannot see,
+    /// e.g. rewritten or anonymised by a tool, or taken on a sender whose driver leaves zero or
+    /// garbage in the field (tcpdump shows "cksum incorrect" on packets the network delivered).
     /// </summary>
     Off,
 }
