@@ -205,7 +205,7 @@ public sealed class FirewallPipeline : IDisposable
             Direction = ruleDirection,
             Status = ct.Status,
             Mark = mark,
-            Length = meta.OriginalLength > 0 ? meta.OriginalLength : bytes.Length,
+            Length = meta.OriginalLength,
         };
         if (d.Disagreed)
             config.Shadow!.Log.Write(kernelState, kernelDirection, ct, facts, now);

@@ -29,7 +29,7 @@ public readonly struct PacketMeta
     /// <summary>skb->mark as the kernel handed it over (shadow mode's bits included).</summary>
     public uint Mark { get; init; }
 
-    /// <summary>Length of the whole packet, for rule byte counters and LOG LEN; 0 means "the bytes given".</summary>
+    /// <summary>Length of the whole packet, for rule byte counters; 0 means the length in the IP header (a capture cut by its snap length).</summary>
     public int OriginalLength { get; init; }
 
     /// <summary>

@@ -2,14 +2,16 @@ using System.Globalization;
 using System.Text;
 using Ctfw.Capture;
 using Ctfw.Conntrack;
-using Ctfw.Packets;
+using Ctfw.Firewall;
+using Ctfw.Rules;
 
 namespace Ctfw.Cli.Commands;
 
 /// <summary>
-/// `ctfw replay`: classifies every packet of a capture with the same tracker the daemon runs,
-/// using packet timestamps as the clock. All packets are treated as accepted (NEW entries are
-/// confirmed) and as seen at PRE_ROUTING (checksums verified per <see cref="ChecksumPolicy"/>).
+/// `ctfw replay`: runs every packet of a capture through the same firewall pipeline the daemon runs,
+/// using packet timestamps as the clock. Without --rules all packets are treated as accepted (NEW
+/// entries are confirmed); with --rules each gets the verdict the daemon would give it. Checksums are
+/// verified per <see cref="ChecksumPolicy"/>.
 /// </summary>
 internal static class ReplayCommand
 {
@@ -17,12 +19,23 @@ internal static class ReplayCommand
         Usage: ctfw replay [OPTIONS] PCAP
 
         Classifies every packet of a pcap or pcapng file as Linux conntrack would, with the packet
-        timestamps as the clock. Link types: Ethernet, raw IPv4/IPv6, Linux cooked (SLL, SLL2),
-        NULL/LOOP, NFLOG. Output: one line per packet on stdout; a summary on stderr.
+        timestamps as the clock, and with --rules gives each the verdict `ctfw run` would give it.
+        Link types: Ethernet, raw IPv4/IPv6, Linux cooked (SLL, SLL2), NULL/LOOP, NFLOG. Output: one
+        line per packet on stdout; a summary (and with --rules the rule counters in the layout of
+        `iptables -L -v -n`) on stderr.
 
         Options:
           --format tsv|text     tsv (default): index, ctstate, direction, TCP state, INVALID reason,
-                                tab-separated; text: adds time, protocol, addresses and flags
+                                and with --rules the verdict (ACCEPT, DROP, REJECT) and the deciding
+                                rule (CHAIN:N, N counting from 1 as `iptables -L --line-numbers`, or
+                                CHAIN:policy), tab-separated; text: adds time, protocol, addresses
+                                and flags
+          --rules FILE          an iptables-save ruleset (as for `ctfw run`): each packet is decided
+                                as the daemon would; a NEW packet the rules drop creates no state
+          --hook FORWARD|INPUT|OUTPUT
+                                the built-in chain the packets enter (default FORWARD)
+          --in IF, --out IF     the input and output interface every packet is given, for -i/-o
+                                (default: none)
           --summary-only        print only the summary
           --rescue [tombstone|loose]
                                 let a late FIN/RST through after its entry expired when it fits
@@ -36,8 +49,9 @@ internal static class ReplayCommand
                                 kernel does at PRE_ROUTING). auto (default): those captured whole,
                                 except ones still carrying the checksum-offload placeholder, which
                                 the kernel does not verify either; verify: all captured whole;
-                                off: none, for captures taken on a sending host whose NIC computes
-                                checksums (tcpdump -vv shows "cksum incorrect" on its own packets).
+                                off: none, for captures whose checksums are stale for another
+                                reason (rewritten by a tool; a sender whose driver leaves zero or
+                                garbage there, so tcpdump -vv shows "cksum incorrect").
                                 Records cut by the snap length are never verified, and Ethernet
                                 padding after the IP datagram is never part of it
         """ + SettingsOptions.Help + """
@@ -58,6 +72,8 @@ internal static class ReplayCommand
         RescueMode rescue = RescueMode.Off;
         int? rescueWindow = null;
         ChecksumPolicy checksums = ChecksumPolicy.Auto;
+        string? rulesPath = null, inName = null, outName = null;
+        PacketHook? hook = null;
         string? path = null;
         while (cl.TryNext(out string arg))
         {
@@ -101,6 +117,31 @@ internal static class ReplayCommand
                 if (!ChecksumPolicyNames.TryParse(c, out checksums))
                     cl.Fail($"--checksums takes {ChecksumPolicyNames.Choices}, not '{c}'");
             }
+            else if (cl.TryValue(arg, "--rules", out string rulesFile))
+            {
+                rulesPath = rulesFile;
+            }
+            else if (cl.TryValue(arg, "--hook", out string h))
+            {
+                hook = h.ToUpperInvariant() switch
+                {
+                    "FORWARD" => PacketHook.Forward,
+                    "INPUT" => PacketHook.Input,
+                    "OUTPUT" => PacketHook.Output,
+                    _ => null,
+                };
+                if (hook is null)
+                    cl.Fail($"--hook takes FORWARD, INPUT or OUTPUT, not '{h}'");
+            }
+            else if (cl.TryValue(arg, "--in", out string i) || cl.TryValue(arg, "--out", out i))
+            {
+                if (!IfName.TryCreate(i, out _) || i.Length == 0)
+                    cl.Fail($"{(arg.StartsWith("--in", StringComparison.Ordinal) ? "--in" : "--out")} takes an interface name of 1 to {IfName.MaxLength} bytes, not '{i}'");
+                else if (arg.StartsWith("--in", StringComparison.Ordinal))
+                    inName = i;
+                else
+                    outName = i;
+            }
             else if (!opts.TryParse(cl, arg) && cl.Error == null)
             {
                 if (arg.StartsWith('-') && arg != "-")
@@ -117,9 +158,25 @@ internal static class ReplayCommand
             return Program.Fail("replay needs a capture file (see `ctfw replay --help`)");
         if (rescueWindow != null && rescue == RescueMode.Off)
             return Program.Fail("--rescue-window needs --rescue");
+        if (rulesPath == null && (hook != null || inName != null || outName != null))
+            return Program.Fail("--hook, --in and --out need --rules");
         ConntrackSettings? settings = opts.Build(out string? error);
         if (settings == null)
             return Program.Fail(error!);
+        ReplayFirewall? firewall = null;
+        if (rulesPath != null)
+        {
+            if (!Ruleset.TryLoadFile(rulesPath, out Ruleset? rules, out IReadOnlyList<RuleError> ruleErrors) || rules is null)
+            {
+                foreach (RuleError e in ruleErrors)
+                    Console.Error.WriteLine(e.ToString());
+                Console.Error.WriteLine($"ctfw: {rulesPath}: {ruleErrors.Count} error{(ruleErrors.Count == 1 ? "" : "s")}, nothing replayed");
+                return 2;
+            }
+            foreach (RuleError warning in rules.Warnings)
+                Console.Error.WriteLine($"{warning} (warning)");
+            firewall = new ReplayFirewall(rules, hook ?? PacketHook.Forward, inName, outName);
+        }
 
         Stream stream;
         try
@@ -135,7 +192,7 @@ internal static class ReplayCommand
         using TextWriter output = stdout ?? new StreamWriter(Console.OpenStandardOutput(), new UTF8Encoding(false), 1 << 16);
         RescueOptions? rescueOptions = rescue == RescueMode.Off ? null
             : new RescueOptions { Mode = rescue, WindowSeconds = rescueWindow ?? new RescueOptions().WindowSeconds };
-        var replayer = new Replayer(settings, format == "text", summaryOnly ? null : output, rescueOptions, checksums);
+        using var replayer = new Replayer(settings, format == "text", summaryOnly ? null : output, rescueOptions, checksums, firewall);
         using (var reader = new CaptureReader(stream))
         {
             while (reader.TryRead(out CaptureRecord record))
@@ -160,144 +217,5 @@ internal static class ReplayCommand
             _ => RescueMode.Off,
         };
         return mode != RescueMode.Off;
-    }
-}
-
-/// <summary>The replay loop, separate from argument handling so tests can drive it.</summary>
-internal sealed class Replayer
-{
-    private readonly ConntrackSettings _settings;
-    private readonly RescueOptions? _rescue;
-    private readonly ChecksumPolicy _checksums;
-    private readonly bool _text;
-    private readonly TextWriter? _out;
-    private ConntrackEngine? _engine;
-    private ConntrackWorker? _worker;
-    private readonly long[] _byState = new long[8];
-    private readonly long[] _byReason = new long[InvalidReasons.Count];
-    private long _skipped;
-    private long _firstNs = long.MinValue;
-
-    public Replayer(ConntrackSettings settings, bool text, TextWriter? output, RescueOptions? rescue = null,
-        ChecksumPolicy checksums = ChecksumPolicy.Auto)
-    {
-        _settings = settings;
-        _rescue = rescue;
-        _checksums = checksums;
-        _text = text;
-        _out = output;
-    }
-
-    public long Packets { get; private set; }
-
-    public void Process(in CaptureRecord record)
-    {
-        Packets++;
-        long index = record.Index + 1;
-        LinkResult link = CapturedDatagram.Get(record, _checksums, out CapturedDatagram datagram);
-        ReadOnlySpan<byte> ip = datagram.Packet;
-        if (link != LinkResult.Ip)
-        {
-            _skipped++;
-            string why = link switch
-            {
-                LinkResult.NotIp => "not-ip",
-                LinkResult.Truncated => "truncated-link-header",
-                _ => $"unsupported-link-type-{record.LinkType}",
-            };
-            _out?.Write(string.Create(CultureInfo.InvariantCulture, $"{index}\tSKIP\t-\t-\t{why}\n"));
-            return;
-        }
-
-        long now = record.TimestampNanoseconds / 1_000_000;
-        if (_engine == null)
-        {
-            _engine = new ConntrackEngine(_settings, now, maxWorkers: 2, rescue: _rescue);
-            _worker = _engine.CreateWorker();
-            _firstNs = record.TimestampNanoseconds;
-        }
-        _worker!.Enter();
-        _worker.Process(ip, now, ContextOf(datagram), out Classification r);
-        _worker.Exit();
-        _engine.Maintain(now);
-
-        _byState[(int)r.State]++;
-        if (r.State is CtState.Invalid or CtState.Dropped)
-            _byReason[(int)r.Reason]++;
-        if (_out == null)
-            return;
-        string tcp = r.Protocol == IpProto.Tcp && r.TcpState != TcpState.None ? r.TcpState.Name() : "-";
-        // A rescued packet has no INVALID reason; the column says why it is ESTABLISHED instead.
-        string reason = r.Rescued ? "rescued" : r.Reason.Name();
-        if (!_text)
-        {
-            _out.Write(string.Create(CultureInfo.InvariantCulture,
-                $"{index}\t{r.State.Name()}\t{r.Direction.Name()}\t{tcp}\t{reason}\n"));
-            return;
-        }
-        double t = (record.TimestampNanoseconds - _firstNs) / 1e9;
-        _out.Write(string.Create(CultureInfo.InvariantCulture,
-            $"{index,6} {t,12:F6} {Describe(ip),-60} {r.State.Name(),-11} {r.Direction.Name(),-8} {tcp,-11}{(r.Ignored ? " ignored" : "")}{(r.Rescued || r.Reason != InvalidReason.None ? " " + reason : "")}\n"));
-    }
-
-    /// <summary>A recorded packet was forwarded; its checksum is verified if the capture allows (<see cref="ChecksumPolicy"/>).</summary>
-    internal static PacketContext ContextOf(in CapturedDatagram datagram) => new() { VerifyChecksums = datagram.VerifyChecksum };
-
-    /// <summary>Protocol, endpoints and TCP flags for the text format.</summary>
-    internal static string Describe(ReadOnlySpan<byte> ip)
-    {
-        if (PacketParser.Parse(ip, out ParsedPacket p) != InvalidReason.None && p.IpVersion == 0)
-            return "(unparsable)";
-        bool v6 = p.IsV6;
-        string src = p.Src.Format(v6), dst = p.Dst.Format(v6);
-        if (v6)
-        {
-            src = $"[{src}]";
-            dst = $"[{dst}]";
-        }
-        return p.Protocol switch
-        {
-            IpProto.Tcp => $"tcp {src}:{p.SrcPort} > {dst}:{p.DstPort} [{Flags(p.TcpFlags)}] seq {p.Seq} ack {p.AckSeq} win {p.Window} len {p.TcpPayloadLength}",
-            IpProto.Udp => $"udp {src}:{p.SrcPort} > {dst}:{p.DstPort} len {p.L4Length}",
-            IpProto.Icmp or IpProto.Icmpv6 => $"{(p.Protocol == IpProto.Icmp ? "icmp" : "icmpv6")} {src} > {dst} type {p.IcmpType} code {p.IcmpCode} id {p.IcmpId}",
-            _ => $"proto {p.Protocol} {src} > {dst}",
-        };
-    }
-
-    private static string Flags(TcpFlags f)
-    {
-        var sb = new StringBuilder(8);
-        if ((f & TcpFlags.Syn) != 0) sb.Append('S');
-        if ((f & TcpFlags.Fin) != 0) sb.Append('F');
-        if ((f & TcpFlags.Rst) != 0) sb.Append('R');
-        if ((f & TcpFlags.Psh) != 0) sb.Append('P');
-        if ((f & TcpFlags.Ack) != 0) sb.Append('.');
-        if ((f & TcpFlags.Urg) != 0) sb.Append('U');
-        if ((f & TcpFlags.Ece) != 0) sb.Append('E');
-        if ((f & TcpFlags.Cwr) != 0) sb.Append('W');
-        return sb.Length == 0 ? "none" : sb.ToString();
-    }
-
-    public void PrintSummary(TextWriter w)
-    {
-        var sb = new StringBuilder();
-        sb.Append(CultureInfo.InvariantCulture, $"replay: {Packets} records: ");
-        foreach (CtState s in Enum.GetValues<CtState>())
-            sb.Append(CultureInfo.InvariantCulture, $"{s.Name()} {_byState[(int)s]}, ");
-        sb.Append(CultureInfo.InvariantCulture, $"skipped {_skipped}");
-        if (_engine != null)
-            sb.Append(CultureInfo.InvariantCulture, $"; {_engine.Count} entries at the end");
-        w.WriteLine(sb.ToString());
-        for (int i = 1; i < _byReason.Length; i++)
-        {
-            if (_byReason[i] > 0)
-                w.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {((InvalidReason)i).Name()}: {_byReason[i]}"));
-        }
-        if (_engine != null && _engine.Rescue.Mode != RescueMode.Off)
-        {
-            RescueCounters c = _engine.RescueStats;
-            w.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"rescue ({_engine.Rescue.Mode.ToString().ToLowerInvariant()}, window {_engine.Rescue.WindowSeconds} s): fin {c.RescuedFin}, rst {c.RescuedRst}, loose {c.RescuedLoose}, out-of-window {c.RejectedOutOfWindow}; tombstones stored {c.TombstonesStored}, live {c.TombstonesLive}, evicted {c.TombstonesEvicted}, expired {c.TombstonesExpired}"));
-        }
     }
 }
