@@ -44,8 +44,9 @@ public static class FlowTableComparison
     /// <summary>
     /// Judges <paramref name="first"/>; if any flow disagrees, calls <paramref name="listAgain"/> once
     /// for four more listings and keeps as mismatches the disagreeing flows whose entries held still
-    /// from the listings the disagreement was seen in to the last one. When <paramref name="listAgain"/> returns null (the tables could not be
-    /// listed again), every disagreement of the first round stands: nothing is forgiven unseen.
+    /// from the listings the disagreement was seen in to the last one. When
+    /// <paramref name="listAgain"/> returns null (the tables could not be listed again), every
+    /// disagreement of the first round stands: nothing is forgiven unseen.
     /// </summary>
     public static FlowTableResult Compare(InterleavedListings first, Func<InterleavedListings?> listAgain)
     {
