@@ -152,11 +152,12 @@ internal sealed class ControlServer : IDisposable
             using (client)
             {
                 // Published so Dispose can close it; a stale read there only closes a finished socket twice, which is harmless.
-                // Release only: a Volatile write may pass the flag read below (store-load), so Serve can
-                // miss the flag while Dispose misses the client; the answer then runs to completion
-                // within the request/send timeouts and Join waits for it. (Interlocked.Exchange here
-                // would close that window.)
-                Volatile.Write(ref _client, client);
+                // Full fence (Dekker with Dispose's Exchange of _disposed): the client is published
+                // before the flag is read below, so either Serve sees the flag or Dispose sees the
+                // client and closes it. A release-only write could pass the flag read (store-load
+                // reordering, allowed even on x64) and both would miss, leaving Join to wait out the
+                // request/send timeouts.
+                Interlocked.Exchange(ref _client, client);
                 try
                 {
                     if (Volatile.Read(ref _disposed) == 0) // see above: pairs with Dispose's Exchange
