@@ -44,7 +44,7 @@ public readonly struct PacketContext
     /// Leave a NEW entry pending (<see cref="Classification.PendingEntry"/>) instead of inserting it
     /// at once; the caller confirms or aborts it after the verdict, because the kernel inserts an
     /// entry only if its first packet is accepted (confirm at the end of POST_ROUTING / LOCAL_IN).
-    /// Set in the daemon; replay leaves it off (every recorded packet was forwarded).
+    /// Set by the firewall pipeline (daemon and replay), which confirms on ACCEPT and aborts on DROP/REJECT.
     /// </summary>
     public bool DeferConfirm { get; init; }
 
