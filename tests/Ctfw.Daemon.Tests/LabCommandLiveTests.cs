@@ -8,7 +8,8 @@ namespace Ctfw.Daemon.Tests;
 
 /// <summary>
 /// `ctfw lab` as a user runs it (the built ctfw.dll as a process): a passing scenario, the full run
-/// with real traffic, SIGINT/SIGTERM at two points, and the refusal without root. After every run nothing of
+/// with real traffic, flows injected into the kernel's table only (a real table mismatch the re-check must
+/// confirm), SIGINT/SIGTERM at two points, and the refusal without root. After every run nothing of
 /// it may remain: its ctfwk-PID-* namespaces, processes inside them, the `ctfw run` child, and the
 /// child's control socket.
 /// </summary>
@@ -82,7 +83,51 @@ public sealed partial class LabCommandLiveTests
         Assert.True(int.Parse(tables.Groups["comparisons"].Value, CultureInfo.InvariantCulture) > 0, tables.Value);
         Assert.True(int.Parse(tables.Groups["kernel"].Value, CultureInfo.InvariantCulture) > 0, tables.Value);
         Assert.Equal("0", tables.Groups["mismatches"].Value);
+        // Whatever the re-check forgave is listed (the first 10) with the change that showed it was a race.
+        Assert.Equal(Math.Min(10, int.Parse(tables.Groups["changed"].Value, CultureInfo.InvariantCulture)), Regex.Count(stdout, @"^  re-checked, not judged \((kernel|ctfw) entry changed between its listings", RegexOptions.Multiline));
+        Assert.Contains($"(tables: {tables.Groups["comparisons"].Value} comparisons, ", stdout, StringComparison.Ordinal);
 
+        AssertNothingLeft(lab.Pid, namespaceIds);
+    }
+
+    [Fact(Timeout = 300_000)]
+    public async Task Lab_FlowsInjectedIntoTheKernelTableOnly_AreMismatchesAfterTheRecheckAndTheLabFails()
+    {
+        RequireRoot();
+        using var lab = CtfwProcess.Start(null, "lab", "--no-scenarios", "--traffic-seconds", "12", "--table-checks", "3", "--rules", LabRules);
+        Assert.True(lab.WaitForLine(OutputStream.StdOut, "ctfw lab: real traffic for", s_startTimeout), lab.StdOut + lab.StdErr);
+        string[] namespaceIds = LabLeftovers.NamespaceIds(NamespacePrefix, lab.Pid);
+        string gateway = Assert.Single(LabLeftovers.Namespaces(NamespacePrefix, lab.Pid), n => n.EndsWith("-g", StringComparison.Ordinal));
+        // Both tables were flushed just before that line, and the first comparison comes 3 s into the
+        // traffic. Two idle flows only the kernel has: the tables really differ, and keep differing
+        // through every listing, so the re-check must confirm them rather than forgive them.
+        Tool.RunIn(gateway, "conntrack", "-I", "-p", "udp", "-s", "10.99.1.2", "-d", "10.99.2.2", "--sport", "9", "--dport", "9", "-t", "600");
+        Tool.RunIn(gateway, "conntrack", "-I", "-p", "tcp", "-s", "10.99.1.2", "-d", "10.99.2.2", "--sport", "9", "--dport", "9",
+            "--state", "ESTABLISHED", "-u", "ASSURED,SEEN_REPLY", "-t", "600");
+
+        int? exit = await lab.WaitForExitAsync(TimeSpan.FromSeconds(180));
+        string stdout = lab.StdOut;
+        _output.WriteLine(stdout);
+        _output.WriteLine(lab.StdErr);
+        Assert.Equal(1, exit);
+        // Every packet still agreed: the failure is the tables alone.
+        Match summary = Regex.Match(stdout, @"FAIL: 0 packets disagreed, 0 rows failed, (?<mismatches>\d+) table mismatches");
+        Assert.True(summary.Success, stdout);
+        Match tables = TableLine().Match(stdout);
+        Assert.True(tables.Success, stdout);
+        int comparisons = int.Parse(tables.Groups["comparisons"].Value, CultureInfo.InvariantCulture);
+        int mismatches = int.Parse(tables.Groups["mismatches"].Value, CultureInfo.InvariantCulture);
+        // Both injected flows in every comparison after the injection (a slow injection may miss the
+        // first), and nothing else: the lines list only them, each confirmed by the re-check.
+        Assert.True(mismatches >= 2, tables.Value);
+        Assert.InRange(mismatches, 2 * (comparisons - 1), 2 * comparisons);
+        Assert.Equal(summary.Groups["mismatches"].Value, tables.Groups["mismatches"].Value);
+        string[] lines = [.. stdout.Split('\n').Where(l => l.StartsWith("  mismatch: ", StringComparison.Ordinal))];
+        Assert.Equal(mismatches, lines.Length);
+        Assert.All(lines, l => Assert.Matches(@"^  mismatch: only kernel lists (udp +17|tcp +6) \d+ (ESTABLISHED )?src=10\.99\.1\.2 dst=10\.99\.2\.2 sport=9 dport=9 ", l));
+        Assert.Contains(lines, l => l.Contains("udp", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.Contains("tcp", StringComparison.Ordinal));
+        Assert.Equal(mismatches, Regex.Count(stdout, @"^    \(the same when listed again; neither entry changed since\)", RegexOptions.Multiline));
         AssertNothingLeft(lab.Pid, namespaceIds);
     }
 
@@ -238,7 +283,7 @@ public sealed partial class LabCommandLiveTests
     [GeneratedRegex(@"^(?<name>\S+)\s+(?<packets>\d+) packets\b")]
     private static partial Regex ListLine();
 
-    [GeneratedRegex(@"conntrack -L vs ctfw conntrack -L during the traffic: (?<comparisons>\d+) comparisons, (?<kernel>\d+) kernel flows and (?<ctfw>\d+) ctfw flows checked, (?<mismatches>\d+) mismatches")]
+    [GeneratedRegex(@"conntrack -L vs ctfw conntrack -L during the traffic: (?<comparisons>\d+) comparisons, (?<kernel>\d+) kernel flows and (?<ctfw>\d+) ctfw flows checked, (?<mismatches>\d+) mismatches, (?<rechecked>\d+) re-checked, (?<changed>\d+) of them not judged \(changed between listings\)")]
     private static partial Regex TableLine();
 
     private sealed record Row(string Name, long Packets, long Agreed, long Disagreed, string Note);
