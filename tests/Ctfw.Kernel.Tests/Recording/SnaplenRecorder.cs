@@ -47,10 +47,14 @@ public sealed class SnaplenRecorder
             "tcpdump -i vgc -s 128 on the gateway's client-side veth: Ethernet, client packets as they arrived, server packets as they left"),
     ];
 
-    /// <summary>Forwarded packets only: nothing to or from the gateway itself, no neighbour discovery.</summary>
+    /// <summary>
+    /// Forwarded packets only: nothing to or from the gateway itself, no link-local or multicast
+    /// traffic (neighbour discovery, MLD reports behind a hop-by-hop header, IGMP).
+    /// </summary>
     private static readonly string[] s_filter =
-        ["(ip", "and", "not", "host", SnaplenLab.GatewayClientV4, "and", "not", "host", SnaplenLab.GatewayServerV4, ")",
-         "or", "(ip6", "and", "not", "icmp6)"];
+        ["(ip", "and", "not", "host", SnaplenLab.GatewayClientV4, "and", "not", "host", SnaplenLab.GatewayServerV4,
+         "and", "not", "dst", "net", "224.0.0.0/4", ")",
+         "or", "(ip6", "and", "not", "icmp6", "and", "not", "src", "net", "fe80::/10", "and", "not", "dst", "net", "ff00::/8)"];
 
     private readonly SnaplenLab _lab;
     private readonly string _work;
