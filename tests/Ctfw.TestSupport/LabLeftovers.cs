@@ -17,14 +17,34 @@ public static class LabLeftovers
             .Where(n => n.StartsWith(string.Create(CultureInfo.InvariantCulture, $"{prefix}{pid}-"), StringComparison.Ordinal)),
     ];
 
-    /// <summary>Those namespaces as /proc/PID/ns/net names them (`net:[INODE]`), which outlive the names.</summary>
-    public static string[] NamespaceIds(string prefix, int pid) =>
-        [.. Namespaces(prefix, pid).Select(n => $"net:[{Tool.Run("stat", "-L", "-c", "%i", $"/run/netns/{n}").Trim()}]")];
+    /// <summary>The name each id had when <see cref="NamespaceIds"/> took it.</summary>
+    private static readonly Dictionary<string, string> s_names = [];
 
-    /// <summary>`PID cmdline` of every process whose network namespace is one of <paramref name="namespaceIds"/>.</summary>
+    /// <summary>Those namespaces as /proc/PID/ns/net names them (`net:[INODE]`), which outlive the names.</summary>
+    public static string[] NamespaceIds(string prefix, int pid)
+    {
+        List<string> ids = [];
+        foreach (string name in Namespaces(prefix, pid))
+        {
+            string id = Id(name);
+            lock (s_names)
+                s_names[id] = name;
+            ids.Add(id);
+        }
+        return [.. ids];
+    }
+
+    private static string Id(string name) => $"net:[{Tool.Run("stat", "-L", "-c", "%i", $"/run/netns/{name}").Trim()}]";
+
+    /// <summary>
+    /// `PID cmdline` of every process whose network namespace is one of <paramref name="namespaceIds"/>.
+    /// The kernel reuses the inode number of a freed namespace, so an id that now belongs to another
+    /// name (a parallel run's lab) is no longer ours and is skipped.
+    /// </summary>
     public static List<string> ProcessesIn(string[] namespaceIds)
     {
         List<string> found = [];
+        namespaceIds = [.. namespaceIds.Where(id => !Reused(id))];
         if (namespaceIds.Length == 0)
             return found;
         foreach (string dir in Directory.EnumerateDirectories("/proc"))
@@ -43,6 +63,26 @@ public static class LabLeftovers
             }
         }
         return found;
+    }
+
+    private static bool Reused(string id)
+    {
+        string? original;
+        lock (s_names)
+            original = s_names.GetValueOrDefault(id);
+        if (original is null)
+            return false;
+        string[] files = Directory.Exists("/run/netns") ? [.. Directory.EnumerateFiles("/run/netns")] : [];
+        if (files.Length == 0)
+            return false;
+        // One stat for all names; a name deleted meanwhile only makes stat exit non-zero.
+        foreach (string line in Tool.Run(checkExit: false, ["stat", "-L", "-c", "%i %n", .. files]).StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        {
+            string[] parts = line.Split(' ', 2);
+            if (parts.Length == 2 && $"net:[{parts[0]}]" == id && Path.GetFileName(parts[1]) != original)
+                return true;
+        }
+        return false;
     }
 
     /// <summary>`PID cmdline` of every process (other than this one) with <paramref name="text"/> in its command line.</summary>

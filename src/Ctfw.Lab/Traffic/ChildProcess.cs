@@ -42,7 +42,6 @@ public sealed class ChildProcess : IDisposable
 {
     public const int SigInt = 2;
     public const int SigKill = 9;
-    public const int SigUsr1 = 10;
     public const int SigTerm = 15;
 
     /// <summary>How long an exited program's output may take to reach end of stream before we stop waiting for it.</summary>
