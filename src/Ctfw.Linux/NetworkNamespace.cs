@@ -1,5 +1,6 @@
 using System.Runtime.ExceptionServices;
 using Microsoft.Win32.SafeHandles;
+using Tmds.Linux;
 
 namespace Ctfw.Linux;
 
@@ -26,7 +27,7 @@ public static class NetworkNamespace
             try
             {
                 using SafeFileHandle target = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
-                if (Interop.Setns(target, Interop.CloneNewNet) != 0)
+                if (Interop.Setns(target, LibC.CLONE_NEWNET) != 0)
                     throw ErrnoException.FromLastError($"setns({path})");
                 result = action();
             }

@@ -1,11 +1,12 @@
 using System.Globalization;
+using Tmds.Linux;
 
 namespace Ctfw.Linux;
 
 /// <summary>CPU time of this process and of its threads, and its resident memory (for `ctfw stats`, never per packet).</summary>
 public static class ResourceUsage
 {
-    private static readonly long s_ticksPerSecond = Math.Max(1, Interop.SysConf(Interop.ScClkTck));
+    private static readonly long s_ticksPerSecond = Math.Max(1, (long)LibC.sysconf(Interop.ScClkTck));
 
     /// <summary>The kernel's id of the calling thread (what /proc/self/task lists).</summary>
     public static int CurrentThreadId() => Interop.GetTid();

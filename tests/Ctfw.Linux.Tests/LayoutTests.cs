@@ -2,6 +2,7 @@ using System.Globalization;
 using Ctfw.Linux.Netlink;
 using Ctfw.Linux.Nfqueue;
 using Ctfw.Linux.Tests.Support;
+using Tmds.Linux;
 
 namespace Ctfw.Linux.Tests;
 
@@ -146,6 +147,8 @@ public sealed class LayoutTests
     {
         Interop.SockAddrNl n;
         Interop.TimeVal t;
+        Interop.IfNameIndexEntry x;
+        Interop.RUsage r;
         return
         [
             ("sizeof struct sockaddr_nl", sizeof(Interop.SockAddrNl)),
@@ -156,11 +159,19 @@ public sealed class LayoutTests
             ("sizeof struct timeval", sizeof(Interop.TimeVal)),
             ("offsetof struct timeval.tv_sec", Offset(&t, &t.Seconds)),
             ("offsetof struct timeval.tv_usec", Offset(&t, &t.Microseconds)),
-            ("AF_NETLINK", Interop.AfNetlink), ("SOCK_RAW", Interop.SockRaw), ("SOCK_CLOEXEC", Interop.SockCloexec),
-            ("NETLINK_NETFILTER", Interop.NetlinkNetfilter),
-            ("SOL_SOCKET", Interop.SolSocket), ("SO_RCVBUF", Interop.SoRcvbuf), ("SO_RCVBUFFORCE", Interop.SoRcvbufforce), ("SO_RCVTIMEO", Interop.SoRcvtimeo),
-            ("SOL_NETLINK", Interop.SolNetlink), ("NETLINK_NO_ENOBUFS", Interop.NetlinkNoEnobufs),
-            ("CLONE_NEWNET", Interop.CloneNewNet),
+            ("NETLINK_NETFILTER", Interop.NetlinkNetfilter), ("NETLINK_NO_ENOBUFS", Interop.NetlinkNoEnobufs),
+            ("RUSAGE_SELF", Interop.RusageSelf), ("_SC_CLK_TCK", Interop.ScClkTck),
+            // The ones taken from Tmds.LibC: the package's values for this architecture against the headers.
+            ("AF_NETLINK", LibC.AF_NETLINK), ("AF_INET", LibC.AF_INET), ("AF_INET6", LibC.AF_INET6),
+            ("SOCK_RAW", LibC.SOCK_RAW), ("SOCK_CLOEXEC", LibC.SOCK_CLOEXEC), ("IPPROTO_RAW", LibC.IPPROTO_RAW),
+            ("SOL_SOCKET", LibC.SOL_SOCKET), ("SO_RCVBUF", LibC.SO_RCVBUF), ("SO_RCVBUFFORCE", LibC.SO_RCVBUFFORCE), ("SO_RCVTIMEO", LibC.SO_RCVTIMEO),
+            ("SO_MARK", LibC.SO_MARK), ("SOL_NETLINK", LibC.SOL_NETLINK), ("CLONE_NEWNET", LibC.CLONE_NEWNET),
+            ("sizeof socklen_t", sizeof(socklen_t)), ("sizeof size_t", sizeof(size_t)), ("sizeof ssize_t", sizeof(ssize_t)),
+            ("sizeof struct if_nameindex", sizeof(Interop.IfNameIndexEntry)),
+            ("offsetof struct if_nameindex.if_index", Offset(&x, &x.Index)), ("offsetof struct if_nameindex.if_name", Offset(&x, &x.Name)),
+            ("sizeof struct rusage", sizeof(Interop.RUsage)),
+            ("offsetof struct rusage.ru_utime", Offset(&r, &r.UserSeconds)), ("offsetof struct rusage.ru_stime", Offset(&r, &r.SystemSeconds)),
+            ("offsetof struct rusage.ru_maxrss", Offset(&r, &r.MaxRssKiB)),
         ];
     }
 
@@ -248,7 +259,11 @@ public sealed class LayoutTests
         #include <sched.h>
         #include <stddef.h>
         #include <stdio.h>
+        #include <net/if.h>
+        #include <netinet/in.h>
+        #include <sys/resource.h>
         #include <sys/socket.h>
+        #include <unistd.h>
         #include <sys/time.h>
         #include <sys/uio.h>
         #include <linux/netlink.h>
@@ -297,6 +312,10 @@ public sealed class LayoutTests
             S(struct mmsghdr) O(struct mmsghdr, msg_len) S(struct msghdr) O(struct msghdr, msg_flags) S(struct iovec)
             V(AF_NETLINK) V(SOCK_RAW) V(SOCK_CLOEXEC) V(NETLINK_NETFILTER) V(SOL_SOCKET) V(SO_RCVBUF) V(SO_RCVBUFFORCE)
             V(SO_RCVTIMEO) V(SOL_NETLINK) V(NETLINK_NO_ENOBUFS) V(CLONE_NEWNET)
+            V(AF_INET) V(AF_INET6) V(IPPROTO_RAW) V(SO_MARK) V(RUSAGE_SELF) V(_SC_CLK_TCK)
+            S(socklen_t) S(size_t) S(ssize_t)
+            S(struct if_nameindex) O(struct if_nameindex, if_index) O(struct if_nameindex, if_name)
+            S(struct rusage) O(struct rusage, ru_utime) O(struct rusage, ru_stime) O(struct rusage, ru_maxrss)
 
             S(ctfw_rx_slot) O(ctfw_rx_slot, buffer) O(ctfw_rx_slot, capacity) O(ctfw_rx_slot, length) O(ctfw_rx_slot, flags)
             O(ctfw_rx_slot, source_port)

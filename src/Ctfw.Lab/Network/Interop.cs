@@ -1,17 +1,17 @@
-using System.Runtime.InteropServices;
+using Tmds.Linux;
 
 namespace Ctfw.Lab.Network;
 
-internal static partial class Interop
+/// <summary>The lab's few libc calls, through Tmds.LibC (names kept for the callers in Lab, Bench, Traffic and the CLI).</summary>
+internal static class Interop
 {
-    internal const int SigTerm = 15;
-    internal const int SigUsr1 = 10;
-    internal const int SigKill = 9;
+    internal static int SigTerm => LibC.SIGTERM;
+    internal static int SigUsr1 => LibC.SIGUSR1;
+    internal static int SigKill => LibC.SIGKILL;
 
-    [LibraryImport("libc", EntryPoint = "geteuid")]
-    internal static partial uint Geteuid();
+    /// <summary>geteuid(2).</summary>
+    internal static uint Geteuid() => LibC.geteuid();
 
     /// <summary>kill(2): stops a child (tcpdump, a traffic generator) so it can close its files.</summary>
-    [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
-    internal static partial int Kill(int pid, int signal);
+    internal static int Kill(int pid, int signal) => LibC.kill(pid, signal);
 }

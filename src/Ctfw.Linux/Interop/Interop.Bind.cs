@@ -1,10 +1,13 @@
-using System.Runtime.InteropServices;
+using Tmds.Linux;
 
 namespace Ctfw.Linux;
 
 internal static partial class Interop
 {
-    /// <summary>bind(2) for a netlink socket.</summary>
-    [LibraryImport(Libraries.Libc, EntryPoint = "bind", SetLastError = true)]
-    internal static unsafe partial int Bind(SocketHandle socket, SockAddrNl* address, uint addressLength);
+    /// <summary>bind(2) (Tmds.LibC) for a netlink socket; Tmds.LibC has no sockaddr_nl, so ours is passed as a sockaddr.</summary>
+    internal static unsafe int Bind(SocketHandle socket, SockAddrNl* address, uint addressLength)
+    {
+        using var fd = new SafeHandleLease(socket);
+        return LibC.bind(fd.Fd, (sockaddr*)address, addressLength);
+    }
 }

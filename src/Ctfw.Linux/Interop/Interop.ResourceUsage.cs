@@ -5,6 +5,7 @@ namespace Ctfw.Linux;
 internal static partial class Interop
 {
     internal const int RusageSelf = 0;
+    /// <summary>_SC_CLK_TCK (bits/confname.h), for Tmds.LibC's sysconf, which has no _SC_ names.</summary>
     internal const int ScClkTck = 2;
 
     /// <summary>struct rusage (x86-64/arm64): two timevals, then 14 longs (ru_maxrss first, in KiB).</summary>
@@ -19,6 +20,8 @@ internal static partial class Interop
         public long IxRss, IdRss, IsRss, MinFlt, MajFlt, NSwap, InBlock, OuBlock, MsgSnd, MsgRcv, NSignals, NVcsw, NIvcsw;
     }
 
+    // getrusage, gettid and struct rusage are not in Tmds.LibC 0.5.0: declared here.
+
     /// <summary>getrusage(2).</summary>
     [LibraryImport(Libraries.Libc, EntryPoint = "getrusage", SetLastError = true)]
     internal static unsafe partial int GetRUsage(int who, RUsage* usage);
@@ -26,8 +29,4 @@ internal static partial class Interop
     /// <summary>gettid(2): the kernel's id of the calling thread.</summary>
     [LibraryImport(Libraries.Libc, EntryPoint = "gettid")]
     internal static partial int GetTid();
-
-    /// <summary>sysconf(3).</summary>
-    [LibraryImport(Libraries.Libc, EntryPoint = "sysconf")]
-    internal static partial long SysConf(int name);
 }

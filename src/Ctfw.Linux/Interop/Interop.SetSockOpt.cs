@@ -1,19 +1,16 @@
-using System.Runtime.InteropServices;
+using Tmds.Linux;
 
 namespace Ctfw.Linux;
 
 internal static partial class Interop
 {
-    internal const int SolSocket = 1;
-    internal const int SoRcvbuf = 8;
-    internal const int SoRcvtimeo = 20;      // x86-64/arm64 value of SO_RCVTIMEO_OLD (struct timeval, 64-bit longs)
-    internal const int SoRcvbufforce = 33;
-    internal const int SoMark = 36;           // needs CAP_NET_ADMIN
-
-    internal const int SolNetlink = 270;
+    /// <summary>NETLINK_NO_ENOBUFS (linux/netlink.h); Tmds.LibC has SOL_NETLINK but not the netlink options.</summary>
     internal const int NetlinkNoEnobufs = 5;
 
-    /// <summary>setsockopt(2).</summary>
-    [LibraryImport(Libraries.Libc, EntryPoint = "setsockopt", SetLastError = true)]
-    internal static unsafe partial int SetSockOpt(SocketHandle socket, int level, int name, void* value, uint valueLength);
+    /// <summary>setsockopt(2) (Tmds.LibC).</summary>
+    internal static unsafe int SetSockOpt(SocketHandle socket, int level, int name, void* value, uint valueLength)
+    {
+        using var fd = new SafeHandleLease(socket);
+        return LibC.setsockopt(fd.Fd, level, name, value, valueLength);
+    }
 }

@@ -1,22 +1,21 @@
-using System.Runtime.InteropServices;
+using Tmds.Linux;
 
 namespace Ctfw.Linux;
 
 internal static partial class Interop
 {
-    internal const int AfInet = 2;
-    internal const int AfInet6 = 10;
-    internal const int AfNetlink = 16;
-
-    /// <summary>IPPROTO_RAW: the caller writes the IP header (IP_HDRINCL is implied, for IPv6 too).</summary>
-    internal const int IpprotoRaw = 255;
-    internal const int SockRaw = 3;
-    internal const int SockCloexec = 0x80000;
-
-    /// <summary>NETLINK_NETFILTER (linux/netlink.h): nfnetlink, home of NFQUEUE and ctnetlink.</summary>
+    /// <summary>NETLINK_NETFILTER (linux/netlink.h): nfnetlink, home of NFQUEUE and ctnetlink. Tmds.LibC has no netlink protocol numbers.</summary>
     internal const int NetlinkNetfilter = 12;
 
-    /// <summary>socket(2). An invalid handle means failure; the errno is in <see cref="GetLastErrno"/>.</summary>
-    [LibraryImport(Libraries.Libc, EntryPoint = "socket", SetLastError = true)]
-    internal static partial SocketHandle Socket(int domain, int type, int protocol);
+    /// <summary>socket(2) (Tmds.LibC). An invalid handle means failure; the errno is in <see cref="GetLastErrno"/>.</summary>
+    internal static SocketHandle Socket(int domain, int type, int protocol)
+    {
+        // Allocated before the call, as the LibraryImport generator does, so a descriptor that
+        // socket(2) returned always has an owner that closes it.
+        var handle = new SocketHandle();
+        int fd = LibC.socket(domain, type, protocol);
+        if (fd >= 0)
+            handle.Own(fd);
+        return handle;
+    }
 }

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Runtime.InteropServices;
 using Ctfw.Linux.Netlink;
 using Microsoft.Win32.SafeHandles;
+using Tmds.Linux;
 
 namespace Ctfw.Linux.Nfqueue;
 
@@ -126,7 +127,7 @@ public sealed class NfqueueSocket : IDisposable, IDatagramSender
         options.Validate();
         Interop.Shim.EnsureCompatible();
 
-        SocketHandle socket = Interop.Socket(Interop.AfNetlink, Interop.SockRaw | Interop.SockCloexec, Interop.NetlinkNetfilter);
+        SocketHandle socket = Interop.Socket(LibC.AF_NETLINK, LibC.SOCK_RAW | LibC.SOCK_CLOEXEC, Interop.NetlinkNetfilter);
         if (socket.IsInvalid)
         {
             Errno errno = Interop.GetLastErrno();
@@ -384,7 +385,7 @@ public sealed class NfqueueSocket : IDisposable, IDatagramSender
 
     private unsafe void BindPort()
     {
-        var address = new Interop.SockAddrNl { Family = Interop.AfNetlink };
+        var address = new Interop.SockAddrNl { Family = (ushort)(int)LibC.AF_NETLINK };
         if (Interop.Bind(_socket, &address, (uint)sizeof(Interop.SockAddrNl)) != 0)
             throw ErrnoException.FromLastError("bind(AF_NETLINK)");
         uint length = (uint)sizeof(Interop.SockAddrNl);
@@ -397,27 +398,27 @@ public sealed class NfqueueSocket : IDisposable, IDatagramSender
     {
         int size = Options.ReceiveBufferBytes;
         // SO_RCVBUFFORCE ignores net.core.rmem_max but needs CAP_NET_ADMIN; SO_RCVBUF is capped by it.
-        if (Interop.SetSockOpt(_socket, Interop.SolSocket, Interop.SoRcvbufforce, &size, sizeof(int)) != 0 &&
-            Interop.SetSockOpt(_socket, Interop.SolSocket, Interop.SoRcvbuf, &size, sizeof(int)) != 0)
+        if (Interop.SetSockOpt(_socket, LibC.SOL_SOCKET, LibC.SO_RCVBUFFORCE, &size, sizeof(int)) != 0 &&
+            Interop.SetSockOpt(_socket, LibC.SOL_SOCKET, LibC.SO_RCVBUF, &size, sizeof(int)) != 0)
         {
             throw ErrnoException.FromLastError($"setsockopt(SO_RCVBUF, {size})");
         }
         int granted = 0;
         uint grantedLength = sizeof(int);
-        if (Interop.GetSockOpt(_socket, Interop.SolSocket, Interop.SoRcvbuf, &granted, &grantedLength) != 0)
+        if (Interop.GetSockOpt(_socket, LibC.SOL_SOCKET, LibC.SO_RCVBUF, &granted, &grantedLength) != 0)
             throw ErrnoException.FromLastError("getsockopt(SO_RCVBUF)");
         ReceiveBufferBytes = granted;
 
         if (Options.NoEnobufs)
         {
             int on = 1;
-            if (Interop.SetSockOpt(_socket, Interop.SolNetlink, Interop.NetlinkNoEnobufs, &on, sizeof(int)) != 0)
+            if (Interop.SetSockOpt(_socket, LibC.SOL_NETLINK, Interop.NetlinkNoEnobufs, &on, sizeof(int)) != 0)
                 throw ErrnoException.FromLastError("setsockopt(NETLINK_NO_ENOBUFS)");
         }
 
         long micros = (long)Math.Ceiling(Options.ReceiveTimeout.TotalMicroseconds);
         var timeout = new Interop.TimeVal { Seconds = micros / 1_000_000, Microseconds = micros % 1_000_000 };
-        if (Interop.SetSockOpt(_socket, Interop.SolSocket, Interop.SoRcvtimeo, &timeout, (uint)sizeof(Interop.TimeVal)) != 0)
+        if (Interop.SetSockOpt(_socket, LibC.SOL_SOCKET, LibC.SO_RCVTIMEO, &timeout, (uint)sizeof(Interop.TimeVal)) != 0)
             throw ErrnoException.FromLastError("setsockopt(SO_RCVTIMEO)");
     }
 
@@ -475,7 +476,7 @@ public sealed class NfqueueSocket : IDisposable, IDatagramSender
     private unsafe Errno Request(int length)
     {
         uint sequence = _sequence;
-        var kernel = new Interop.SockAddrNl { Family = Interop.AfNetlink };
+        var kernel = new Interop.SockAddrNl { Family = (ushort)(int)LibC.AF_NETLINK };
         fixed (byte* p = _request)
         {
             if (Interop.SendTo(_socket, p, (nuint)length, 0, &kernel, (uint)sizeof(Interop.SockAddrNl)) < 0)

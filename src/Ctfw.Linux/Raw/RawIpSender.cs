@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Runtime.InteropServices;
+using Tmds.Linux;
 
 namespace Ctfw.Linux;
 
@@ -30,8 +31,8 @@ public sealed class RawIpSender : IDisposable
 
     public static RawIpSender Open()
     {
-        SocketHandle? v4 = OpenFamily(Interop.AfInet, out string? error4);
-        SocketHandle? v6 = OpenFamily(Interop.AfInet6, out string? error6);
+        SocketHandle? v4 = OpenFamily(LibC.AF_INET, out string? error4);
+        SocketHandle? v6 = OpenFamily(LibC.AF_INET6, out string? error6);
         return new RawIpSender(v4, v6) { SetupProblem = error4 ?? error6 };
     }
 
@@ -47,7 +48,7 @@ public sealed class RawIpSender : IDisposable
         if (packet[0] >> 4 == 4)
         {
             socket = _v4;
-            BinaryPrimitives.WriteUInt16LittleEndian(address, Interop.AfInet); // sa_family_t is host order
+            BinaryPrimitives.WriteUInt16LittleEndian(address, (ushort)(int)LibC.AF_INET); // sa_family_t is host order
             packet.Slice(16, 4).CopyTo(address[4..]);
             addressLength = 16;
         }
@@ -56,7 +57,7 @@ public sealed class RawIpSender : IDisposable
             if (packet.Length < 40)
                 return 22;
             socket = _v6;
-            BinaryPrimitives.WriteUInt16LittleEndian(address, Interop.AfInet6);
+            BinaryPrimitives.WriteUInt16LittleEndian(address, (ushort)(int)LibC.AF_INET6);
             // sin6_port stays 0: a raw IPv6 socket rejects any port but its own protocol number.
             packet.Slice(24, 16).CopyTo(address[8..]);
             addressLength = SockAddrIn6Size;
@@ -81,8 +82,8 @@ public sealed class RawIpSender : IDisposable
     private static unsafe SocketHandle? OpenFamily(int family, out string? error)
     {
         error = null;
-        SocketHandle socket = Interop.Socket(family, Interop.SockRaw | Interop.SockCloexec, Interop.IpprotoRaw);
-        string name = family == Interop.AfInet ? "AF_INET" : "AF_INET6";
+        SocketHandle socket = Interop.Socket(family, LibC.SOCK_RAW | LibC.SOCK_CLOEXEC, LibC.IPPROTO_RAW);
+        string name = family == (int)LibC.AF_INET ? "AF_INET" : "AF_INET6";
         if (socket.IsInvalid)
         {
             error = $"socket({name}, SOCK_RAW, IPPROTO_RAW) failed: errno {Marshal.GetLastPInvokeError()}; REJECT answers of that family are not sent";
@@ -90,7 +91,7 @@ public sealed class RawIpSender : IDisposable
             return null;
         }
         uint mark = Mark;
-        if (Interop.SetSockOpt(socket, Interop.SolSocket, Interop.SoMark, &mark, sizeof(uint)) != 0)
+        if (Interop.SetSockOpt(socket, LibC.SOL_SOCKET, LibC.SO_MARK, &mark, sizeof(uint)) != 0)
             error = $"setsockopt({name} raw, SO_MARK) failed: errno {Marshal.GetLastPInvokeError()}";
         return socket;
     }
