@@ -15,14 +15,17 @@ public enum FirewallVerdict : byte
 /// <summary>Why the verdict is what it is.</summary>
 public enum DecisionCause : byte
 {
+    // The first five have the values of Ctfw.Rules.VerdictReason, so the evaluator's reason converts by a cast.
     /// <summary>A rule's ACCEPT/DROP/REJECT (<see cref="FirewallDecision.Rule"/>).</summary>
-    Rule = 0,
+    Rule = VerdictReason.Rule,
     /// <summary>The hook's built-in chain policy.</summary>
-    Policy,
-    /// <summary>Conntrack dropped it before any rule (table full, reopen race) or it was not filterable.</summary>
-    NotFiltered,
+    Policy = VerdictReason.Policy,
     /// <summary>A match needed an L4 header the packet lacks (the kernel's hotdrop).</summary>
-    HotDrop,
+    HotDrop = VerdictReason.HotDrop,
+    /// <summary>Conntrack dropped it before any rule (table full, reopen race) or it was not filterable.</summary>
+    NotFiltered = VerdictReason.NotFiltered,
+    /// <summary>The evaluator's step or call budget ran out (cannot happen for a ruleset that loaded): dropped.</summary>
+    RulesOverflow = VerdictReason.Overflow,
     /// <summary>Accepted by the rules, but another packet of the same new flow was confirmed first (insert clash).</summary>
     ConfirmClash,
     /// <summary>The transport handed over no packet bytes: accepted unless fail-closed.</summary>
@@ -68,6 +71,7 @@ public struct FirewallDecision
             DecisionCause.HotDrop when (uint)Rule < (uint)rules.Rules.Count => RuleName(rules, Rule) + ":hotdrop",
             DecisionCause.HotDrop => "hotdrop",
             DecisionCause.NotFiltered => "conntrack",
+            DecisionCause.RulesOverflow => "rules-overflow",
             DecisionCause.ConfirmClash => "confirm-clash",
             DecisionCause.NoPayload => "no-payload",
             DecisionCause.NoFilterHook => "no-filter-hook",

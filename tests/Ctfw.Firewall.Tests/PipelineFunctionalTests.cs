@@ -253,6 +253,15 @@ public sealed class PipelineFunctionalTests
         Assert.Equal(CtState.Established, o[2].State);
     }
 
+    [Theory]
+    [InlineData(VerdictReason.Rule)]
+    [InlineData(VerdictReason.Policy)]
+    [InlineData(VerdictReason.HotDrop)]
+    [InlineData(VerdictReason.NotFiltered)]
+    [InlineData(VerdictReason.Overflow)]
+    public void DecisionCause_SharesTheEvaluatorsReasonValues(VerdictReason reason) =>
+        Assert.Equal(reason.ToString().Replace("Overflow", "RulesOverflow", StringComparison.Ordinal), ((DecisionCause)reason).ToString());
+
     [Fact]
     public void Decide_OutsideABatch_Refused()
     {
