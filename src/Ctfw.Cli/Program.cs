@@ -51,6 +51,24 @@ internal static class Program
         _ => Fail($"unknown command '{args[0]}' (try `ctfw --help`)"),
     };
 
+    /// <summary>
+    /// Loads a ruleset for a command: errors as <c>file:line:col: message</c> and one closing line
+    /// ("…, nothing <paramref name="nothing"/>"), warnings marked; null when it did not load.
+    /// </summary>
+    public static Ctfw.Rules.Ruleset? LoadRules(string path, string nothing)
+    {
+        if (!Ctfw.Rules.Ruleset.TryLoadFile(path, out Ctfw.Rules.Ruleset? rules, out IReadOnlyList<Ctfw.Rules.RuleError> errors) || rules is null)
+        {
+            foreach (Ctfw.Rules.RuleError error in errors)
+                Console.Error.WriteLine(error.ToString());
+            Console.Error.WriteLine($"ctfw: {path}: {errors.Count} error{(errors.Count == 1 ? "" : "s")}, nothing {nothing}");
+            return null;
+        }
+        foreach (Ctfw.Rules.RuleError warning in rules.Warnings)
+            Console.Error.WriteLine($"{warning} (warning)");
+        return rules;
+    }
+
     public static int Fail(string message)
     {
         Console.Error.WriteLine($"ctfw: {message}");

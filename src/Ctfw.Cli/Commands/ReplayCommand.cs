@@ -166,15 +166,8 @@ internal static class ReplayCommand
         ReplayFirewall? firewall = null;
         if (rulesPath != null)
         {
-            if (!Ruleset.TryLoadFile(rulesPath, out Ruleset? rules, out IReadOnlyList<RuleError> ruleErrors) || rules is null)
-            {
-                foreach (RuleError e in ruleErrors)
-                    Console.Error.WriteLine(e.ToString());
-                Console.Error.WriteLine($"ctfw: {rulesPath}: {ruleErrors.Count} error{(ruleErrors.Count == 1 ? "" : "s")}, nothing replayed");
+            if (Program.LoadRules(rulesPath, "replayed") is not { } rules)
                 return 2;
-            }
-            foreach (RuleError warning in rules.Warnings)
-                Console.Error.WriteLine($"{warning} (warning)");
             firewall = new ReplayFirewall(rules, hook ?? PacketHook.Forward, inName, outName);
         }
 

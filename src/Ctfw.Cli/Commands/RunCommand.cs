@@ -182,15 +182,8 @@ internal static class RunCommand
                 + "(see docs/AB.md), or every packet counts as unmarked");
         }
 
-        if (!Ruleset.TryLoadFile(rulesPath, out Ruleset? ruleset, out IReadOnlyList<RuleError> errors) || ruleset is null)
-        {
-            foreach (RuleError error in errors)
-                Console.Error.WriteLine(error.ToString());
-            Console.Error.WriteLine($"ctfw: {rulesPath}: {errors.Count} error{(errors.Count == 1 ? "" : "s")}, nothing started");
+        if (Program.LoadRules(rulesPath, "started") is not { } ruleset)
             return 2;
-        }
-        foreach (RuleError warning in ruleset.Warnings)
-            Console.Error.WriteLine($"{warning} (warning)");
 
         var settings = settingsOptions.Build(out string? settingsError);
         if (settings is null)
