@@ -13,10 +13,12 @@ internal static class Program
           run        filter NFQUEUE traffic of this network namespace with conntrack and a ruleset
           lab        prove ctfw classifies like kernel conntrack: namespaces, shadow mode, scenarios, real traffic
           bench      line-rate benchmark: plain, kernel conntrack, a C NFQUEUE loop and ctfw, side by side
-          replay     classify every packet of a pcap/pcapng file as kernel conntrack would
+          replay     classify every packet of a pcap/pcapng file as kernel conntrack would (and with
+                     --rules, give each the verdict `ctfw run` would)
           sysctls    print the conntrack settings ctfw would use (defaults, file, --set, live)
           stats      print the counters of a running `ctfw run`
           conntrack  list, count or flush the connection table of a running `ctfw run`
+          reload     make a running `ctfw run` re-read its rules file and sysctls (as SIGHUP does)
           help       show this text, or `ctfw help COMMAND`
 
         Run `ctfw COMMAND --help` for the options of a command.
@@ -48,6 +50,7 @@ internal static class Program
         "bench" => Bench.BenchCommand.Run(args),
         "stats" => StatsCommand.Run(args),
         "conntrack" => ConntrackCommand.Run(args),
+        "reload" => ReloadCommand.Run(args),
         _ => Fail($"unknown command '{args[0]}' (try `ctfw --help`)"),
     };
 

@@ -97,6 +97,46 @@ public sealed partial class Ruleset
     /// <summary>Packets and bytes the built-in chain's policy decided.</summary>
     public PacketCounters GetPolicyCounters(Hook hook) => _counters.Read(_table.Rules.Length + (int)hook);
 
+    /// <summary>
+    /// Before this ruleset goes live in place of <paramref name="previous"/> (a reload): every rule
+    /// that is unchanged — same chain, same text, same occurrence of that text in the chain — and
+    /// every built-in chain's policy start from the previous counters, as `iptables-restore
+    /// --counters` of an edited save would keep them. Returns how many rule counters were carried.
+    /// Not concurrent with evaluation of this ruleset (it is not live yet); the previous one may
+    /// still be counting, so packets it counts after this call are not carried.
+    /// </summary>
+    public int CarryCountersFrom(Ruleset previous)
+    {
+        ArgumentNullException.ThrowIfNull(previous);
+        var old = new Dictionary<(string Chain, string Text, int Occurrence), int>();
+        var seen = new Dictionary<(string Chain, string Text), int>();
+        foreach (RuleInfo rule in previous.Rules)
+        {
+            int n = seen.GetValueOrDefault((rule.Chain, rule.Text));
+            seen[(rule.Chain, rule.Text)] = n + 1;
+            old[(rule.Chain, rule.Text, n)] = rule.Index;
+        }
+        seen.Clear();
+        int carried = 0;
+        foreach (RuleInfo rule in Rules)
+        {
+            int n = seen.GetValueOrDefault((rule.Chain, rule.Text));
+            seen[(rule.Chain, rule.Text)] = n + 1;
+            if (old.TryGetValue((rule.Chain, rule.Text, n), out int before))
+            {
+                PacketCounters c = previous.GetCounters(before);
+                _counters.Seed(rule.Index, c.Packets, c.Bytes);
+                carried++;
+            }
+        }
+        foreach (Hook hook in (Hook[])[Hook.Input, Hook.Forward, Hook.Output])
+        {
+            PacketCounters c = previous.GetPolicyCounters(hook);
+            _counters.Seed(_table.Rules.Length + (int)hook, c.Packets, c.Bytes);
+        }
+        return carried;
+    }
+
     /// <summary>`iptables -Z`: zeroes every counter.</summary>
     public void ZeroCounters() => _counters.Reset();
 

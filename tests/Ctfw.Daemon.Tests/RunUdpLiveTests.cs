@@ -77,7 +77,7 @@ public sealed class RunUdpLiveTests
         }
     }
 
-    private static Socket UdpEcho(GatewayLab lab, int port, bool v6, CancellationToken token)
+    internal static Socket UdpEcho(GatewayLab lab, int port, bool v6, CancellationToken token)
     {
         Socket s = NetworkNamespace.Run(NetworkNamespace.PathOf(lab.Server), () =>
         {
@@ -131,7 +131,7 @@ public sealed class RunUdpLiveTests
     }
 
     /// <summary>Sends one datagram from the client on a connected socket: the echo, "refused" (ICMP unreachable) or "timeout".</summary>
-    private static async Task<string> Exchange(GatewayLab lab, IPAddress server, int port, string message)
+    internal static async Task<string> Exchange(GatewayLab lab, IPAddress server, int port, string message)
     {
         using Socket socket = NetworkNamespace.Run(NetworkNamespace.PathOf(lab.Client),
             () => new Socket(server.AddressFamily, SocketType.Dgram, ProtocolType.Udp));

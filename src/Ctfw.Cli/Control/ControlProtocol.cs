@@ -7,6 +7,7 @@ internal static class ControlProtocol
     public const string List = "list";
     public const string Flush = "flush";
     public const string ReloadSysctls = "reload-sysctls";
+    public const string Reload = "reload";
 
     /// <summary>Bytes of one request line, newline included.</summary>
     public const int MaxRequestBytes = 4096;

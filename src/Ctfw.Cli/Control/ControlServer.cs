@@ -21,6 +21,8 @@ namespace Ctfw.Cli.Control;
 /// body: one `conntrack -L` line (<see cref="ConntrackListing.Format"/>) per matching entry.</item>
 /// <item>`flush` — body: one line, the number of entries removed.</item>
 /// <item>`reload-sysctls` — empty body.</item>
+/// <item>`reload` — re-reads the rules file and the sysctls (<see cref="IControlTarget.Reload"/>); body: one
+/// line saying what is in force; an error (the old rules stay) names every <c>file:line:col</c>.</item>
 /// </list>
 /// The server answers `ok\n` and the body, or a single `error: MESSAGE\n`, then closes. A client that
 /// connects and closes without a byte gets no answer (that is how liveness is probed).
@@ -271,11 +273,18 @@ internal sealed class ControlServer : IDisposable
                     else
                         output.Write("ok\n");
                     break;
+                case ControlProtocol.Reload:
+                    ReloadResult reload = _target.Reload();
+                    if (reload.Ok)
+                        output.Write($"ok\n{reload.Message.ReplaceLineEndings(" ")}\n");
+                    else
+                        WriteError(output, reload.Message);
+                    break;
                 case "":
                     WriteError(output, "empty request");
                     break;
                 default:
-                    WriteError(output, $"unknown request '{Shorten(verb)}' (expected {ControlProtocol.Stats}, {ControlProtocol.List}, {ControlProtocol.Flush} or {ControlProtocol.ReloadSysctls})");
+                    WriteError(output, $"unknown request '{Shorten(verb)}' (expected {ControlProtocol.Stats}, {ControlProtocol.List}, {ControlProtocol.Flush}, {ControlProtocol.Reload} or {ControlProtocol.ReloadSysctls})");
                     break;
             }
         }

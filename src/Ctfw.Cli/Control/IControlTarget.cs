@@ -23,4 +23,10 @@ internal interface IControlTarget
 
     /// <summary>Re-reads the namespace's live sysctls; null when applied, otherwise why not.</summary>
     string? ReloadSysctls();
+
+    /// <summary>Re-reads the rules file and the sysctls (SIGHUP, `ctfw reload`); on an error the old rules stay in force.</summary>
+    ReloadResult Reload();
 }
+
+/// <summary>What a reload did: <see cref="Message"/> says what is in force now, or why the old rules still are.</summary>
+internal sealed record ReloadResult(bool Ok, string Message);

@@ -1,3 +1,4 @@
+using System.Globalization;
 using Ctfw.Linux;
 using Ctfw.Cli.Control;
 using Ctfw.Conntrack;
@@ -5,6 +6,7 @@ using Ctfw.Firewall;
 using Ctfw.Firewall.Logging;
 using Ctfw.Linux.Nfqueue;
 using Ctfw.Packets;
+using Ctfw.Rules;
 
 namespace Ctfw.Cli.Daemon;
 
@@ -23,9 +25,12 @@ internal sealed class DaemonControl : IControlTarget
     private readonly Func<(ConntrackSettings? Settings, string? Error)>? _rebuild;
     private readonly Lock _reloadLock = new();
 
+    private readonly Ruleset _initialRules;
+
     public DaemonControl(ConntrackEngine engine, IReadOnlyList<QueueWorker> workers, LogSink log, AbLog? abLog, long startMs,
-        Func<(ConntrackSettings? Settings, string? Error)>? rebuild)
+        Func<(ConntrackSettings? Settings, string? Error)>? rebuild, Ruleset rules)
     {
+        _initialRules = rules;
         _engine = engine;
         _workers = workers;
         _log = log;
@@ -168,6 +173,8 @@ internal sealed class DaemonControl : IControlTarget
         Add("log.written", _log.Written);
         Add("log.suppressed", _log.Suppressed);
         Add("settings.reloads", SettingsReloads);
+        Add("rules.reloads", RulesReloads);
+        Add("rules.reload_failures", RulesReloadFailures);
         return s;
     }
 
@@ -184,13 +191,53 @@ internal sealed class DaemonControl : IControlTarget
         if (_rebuild is null)
             return "this ctfw was not started from live sysctls";
         lock (_reloadLock)
+            return ReloadSysctlsLocked();
+    }
+
+    private string? ReloadSysctlsLocked()
+    {
+        (ConntrackSettings? fresh, string? error) = _rebuild!();
+        if (fresh is null)
+            return error ?? "reading the sysctls failed";
+        if (_engine.Settings.CopyRuntimeValuesFrom(fresh).Count > 0)
+            SettingsReloads++;
+        return null;
+    }
+
+    /// <summary>Rules reloads that took effect (<c>rules.reloads</c>) and that failed and left the old rules (<c>rules.reload_failures</c>).</summary>
+    public long RulesReloads { get; private set; }
+
+    public long RulesReloadFailures { get; private set; }
+
+    /// <summary>
+    /// SIGHUP and `ctfw reload`: re-reads the rules file and the sysctls. A ruleset that loads goes
+    /// live in every worker at its next batch, existing flows keep their state, and unchanged rules
+    /// keep their counters; a ruleset with an error leaves the old one in force and the error (every
+    /// <c>file:line:col: message</c>) is returned. Serialised: two reloads never interleave.
+    /// </summary>
+    public ReloadResult Reload()
+    {
+        lock (_reloadLock)
         {
-            (ConntrackSettings? fresh, string? error) = _rebuild();
-            if (fresh is null)
-                return error ?? "reading the sysctls failed";
-            if (_engine.Settings.CopyRuntimeValuesFrom(fresh).Count > 0)
-                SettingsReloads++;
-            return null;
+            Ruleset current = _workers.Count > 0 ? _workers[0].Pipeline.Config.Rules ?? _initialRules : _initialRules;
+            string path = current.FileName;
+            if (!Ruleset.TryLoadFile(path, out Ruleset? fresh, out IReadOnlyList<RuleError> errors) || fresh is null)
+            {
+                RulesReloadFailures++;
+                string detail = errors.Count == 0 ? "unreadable" : string.Join("; ", errors.Select(e => e.ToString()));
+                return new ReloadResult(false, $"{path}: {errors.Count} error{(errors.Count == 1 ? "" : "s")}, the old rules stay in force: {detail}");
+            }
+            int carried = fresh.CarryCountersFrom(current);
+            foreach (QueueWorker worker in _workers)
+            {
+                FirewallConfig old = worker.Pipeline.Config;
+                worker.Pipeline.Reconfigure(new FirewallConfig { Rules = fresh, Shadow = old.Shadow, FailClosed = old.FailClosed });
+            }
+            RulesReloads++;
+            string sysctls = _rebuild is null ? "" : ReloadSysctlsLocked() is { } sysctlError ? $"; sysctls not re-read: {sysctlError}" : "; sysctls re-read";
+            string warnings = fresh.Warnings.Count == 0 ? "" : $"; warnings: {string.Join("; ", fresh.Warnings.Select(w => w.ToString()))}";
+            return new ReloadResult(true, string.Create(CultureInfo.InvariantCulture,
+                $"{fresh.Rules.Count} rules from {path} in force from the next batch; counters kept for {carried} unchanged rules{sysctls}{warnings}"));
         }
     }
 

@@ -82,7 +82,7 @@ internal sealed class FirewallDaemon : IDisposable
         Timer? reloadTimer = null;
         List<Thread> threads = [];
         Thread? housekeeper = null;
-        PosixSignalRegistration? sigterm = null, sigint = null;
+        List<PosixSignalRegistration> signals = [];
         int status = 0;
         try
         {
@@ -105,7 +105,7 @@ internal sealed class FirewallDaemon : IDisposable
                 var environment = new FirewallEnvironment { Interfaces = new InterfaceNames(), IcmpSources = new IcmpSourceSelector(), Log = log, RescueLog = rescueLog };
                 workers.Add(new QueueWorker(socket, new FirewallPipeline(engine.CreateWorker(), config, environment), reject));
             }
-            var target = new DaemonControl(engine, workers, log, abLog, start, _options.RebuildSettings) { Resetter = resetter, StalledAfterMs = _options.StalledAfterMs };
+            var target = new DaemonControl(engine, workers, log, abLog, start, _options.RebuildSettings, _options.Rules) { Resetter = resetter, StalledAfterMs = _options.StalledAfterMs };
             try
             {
                 control = ControlServer.Start(_options.ControlPath ?? ControlPaths.Default(Environment.ProcessId), target);
@@ -120,8 +120,15 @@ internal sealed class FirewallDaemon : IDisposable
                 reloadTimer = new Timer(_ => ReloadQuietly(target), null, SettingsReloadIntervalMs, SettingsReloadIntervalMs);
             }
 
-            sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
-            sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
+            // Every signal whose default action would end the process ends it through the same
+            // cleanup as SIGTERM (rules removed, verdicts flushed); SIGHUP reloads instead.
+            foreach (PosixSignal signal in s_stopSignals)
+                signals.Add(PosixSignalRegistration.Create(signal, OnSignal));
+            signals.Add(PosixSignalRegistration.Create(PosixSignal.SIGHUP, context =>
+            {
+                context.Cancel = true;
+                ThreadPool.QueueUserWorkItem(_ => ReloadAndReport(target));
+            }));
 
             foreach (QueueWorker worker in workers)
             {
@@ -178,8 +185,8 @@ internal sealed class FirewallDaemon : IDisposable
                 thread.Join();
             _stopHousekeeper = true;
             housekeeper?.Join();
-            sigterm?.Dispose();
-            sigint?.Dispose();
+            foreach (PosixSignalRegistration registration in signals)
+                registration.Dispose();
         }
 
         foreach (QueueWorker worker in workers)
@@ -209,6 +216,20 @@ internal sealed class FirewallDaemon : IDisposable
     }
 
     public void Dispose() => _shutdown.Dispose();
+
+    // SIGTERM, SIGINT, SIGQUIT, and by number SIGUSR1 (10), SIGUSR2 (12), SIGALRM (14), SIGVTALRM (26),
+    // SIGPROF (27), SIGXCPU (24), SIGXFSZ (25): each would otherwise end the process without cleanup.
+    private static readonly PosixSignal[] s_stopSignals =
+    [
+        PosixSignal.SIGTERM, PosixSignal.SIGINT, PosixSignal.SIGQUIT,
+        (PosixSignal)10, (PosixSignal)12, (PosixSignal)14, (PosixSignal)26, (PosixSignal)27, (PosixSignal)24, (PosixSignal)25,
+    ];
+
+    private void ReloadAndReport(DaemonControl target)
+    {
+        ReloadResult result = target.Reload();
+        _err.WriteLine(result.Ok ? $"ctfw: reload: {result.Message}" : $"ctfw: reload failed: {result.Message}");
+    }
 
     private void OnSignal(PosixSignalContext context)
     {

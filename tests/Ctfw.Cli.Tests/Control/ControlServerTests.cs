@@ -130,11 +130,11 @@ public sealed class ControlServerTests : IDisposable
     }
 
     [Theory]
-    [InlineData("frobnicate\n", "error: unknown request 'frobnicate' (expected stats, list, flush or reload-sysctls)\n")]
+    [InlineData("frobnicate\n", "error: unknown request 'frobnicate' (expected stats, list, flush, reload or reload-sysctls)\n")]
     [InlineData("\n", "error: empty request\n")]
     [InlineData("stats\textra\n", "error: stats takes no arguments\n")]
     [InlineData("flush now\n", "error: flush takes no arguments\n")]
-    [InlineData("STATS\n", "error: unknown request 'STATS' (expected stats, list, flush or reload-sysctls)\n")]
+    [InlineData("STATS\n", "error: unknown request 'STATS' (expected stats, list, flush, reload or reload-sysctls)\n")]
     public void BadRequest_ErrorLine_ServerKeepsServing(string request, string answer)
     {
         _target.Counters.Add(new("packets", 7));
@@ -294,6 +294,24 @@ public sealed class ControlServerTests : IDisposable
         Assert.Equal([new("a", 1), new("b.c", -2)], ControlClient.ParseStats("a 1\nnonsense\nx y\nb.c -2\n"));
     }
 
+    [Fact]
+    public void Reload_Succeeds_OkWithWhatIsInForce()
+    {
+        using var server = ControlServer.Start(SocketPath, _target);
+        Assert.True(ControlClient.TryRequest(SocketPath, ControlProtocol.Reload, out string body, out string? error), error);
+        Assert.Equal("3 rules from test.rules in force from the next batch\n", body);
+        Assert.Equal(1, _target.RuleReloads);
+    }
+
+    [Fact]
+    public void Reload_BadFile_ErrorNamesTheProblem()
+    {
+        _target.ReloadAnswer = new(false, "r.rules: 1 error, the old rules stay in force: r.rules:5:12: unknown option");
+        using var server = ControlServer.Start(SocketPath, _target);
+        Assert.False(ControlClient.TryRequest(SocketPath, ControlProtocol.Reload, out _, out string? error));
+        Assert.Equal("r.rules: 1 error, the old rules stay in force: r.rules:5:12: unknown option", error);
+    }
+
     private sealed class ThrowingTarget : IControlTarget
     {
         public IReadOnlyList<KeyValuePair<string, long>> Stats() => throw new InvalidOperationException("table gone");
@@ -303,5 +321,7 @@ public sealed class ControlServerTests : IDisposable
         public int Flush() => throw new InvalidOperationException("table gone");
 
         public string? ReloadSysctls() => throw new InvalidOperationException("table gone");
+
+        public ReloadResult Reload() => throw new InvalidOperationException("table gone");
     }
 }

@@ -34,6 +34,17 @@ internal sealed class FakeControlTarget : IControlTarget
             _flows.AddRange(flows);
     }
 
+    /// <summary>What <see cref="Reload"/> answers.</summary>
+    public ReloadResult ReloadAnswer { get; set; } = new(true, "3 rules from test.rules in force from the next batch");
+
+    public int RuleReloads { get; private set; }
+
+    public ReloadResult Reload()
+    {
+        RuleReloads++;
+        return ReloadAnswer;
+    }
+
     public IReadOnlyList<KeyValuePair<string, long>> Stats()
     {
         lock (_lock)
