@@ -664,6 +664,28 @@ internal sealed class ConnTable
             }
         }
     }
+    /// <summary>Buckets in the index; <see cref="CollectLive"/> walks one at a time.</summary>
+    public int BucketCount => _buckets.Length;
+
+    /// <summary>
+    /// Adds to <paramref name="into"/> each entry of bucket <paramref name="bucket"/> that is live and
+    /// whose ORIGINAL link is in this bucket (so a walk over all buckets meets every entry once). Must
+    /// run inside an epoch; the caller re-checks each entry under its lock.
+    /// </summary>
+    public void CollectLive(int bucket, long now, List<int> into)
+    {
+        // Chain walk and Status/Deadline reads as in Lookup; a moving cut, as ForEachLive.
+        int link = Volatile.Read(ref _buckets[bucket]);
+        while (link != 0)
+        {
+            int idx = (link - 1) >> 1;
+            int d = (link - 1) & 1;
+            ref ConnEntry e = ref Entries[idx];
+            link = d == 0 ? Volatile.Read(ref e.NextOrig) : Volatile.Read(ref e.NextReply);
+            if (d == 0 && (Volatile.Read(ref e.Status) & (uint)CtStatus.Dying) == 0 && !IsExpired(Volatile.Read(ref e.Deadline), now))
+                into.Add(idx);
+        }
+    }
 }
 
 [StructLayout(LayoutKind.Explicit, Size = 128)]

@@ -5,7 +5,7 @@ namespace Ctfw.Conntrack;
 /// (<see cref="CreateWorker"/>) classify packets concurrently; exactly one thread at a time calls
 /// <see cref="Maintain"/>. Time is always passed in (milliseconds on any monotonic clock), never read.
 /// </summary>
-public sealed class ConntrackEngine
+public sealed partial class ConntrackEngine
 {
     internal readonly ConnTable Table;
 
@@ -155,6 +155,34 @@ public sealed class ConntrackEngine
                 {
                     if (Table.Kill(idx))
                         killed++;
+                });
+            }
+            finally
+            {
+                Table.Epochs.Exit(_readerSlot);
+            }
+        }
+        return killed;
+    }
+
+    /// <summary>
+    /// Kills every live entry <paramref name="match"/> accepts (`conntrack -D` with filters) and
+    /// returns copies of those it killed, as they were. Safe while workers classify, as <see cref="Flush"/>.
+    /// </summary>
+    public List<FlowInfo> Kill(long now, Func<FlowInfo, bool> match)
+    {
+        ArgumentNullException.ThrowIfNull(match);
+        var killed = new List<FlowInfo>();
+        lock (_readerLock)
+        {
+            Table.Epochs.Enter(_readerSlot);
+            try
+            {
+                Table.ForEachLive(now, idx =>
+                {
+                    FlowInfo flow = FlowInfo.From(Table, idx, now);
+                    if (match(flow) && Table.Kill(idx))
+                        killed.Add(flow);
                 });
             }
             finally

@@ -199,6 +199,30 @@ internal sealed class TombstoneStore
         }
     }
 
+    // ---- state file (any thread) ----
+
+    /// <summary>The ring's oldest slot, read racily: where a walk in stored order starts (a hint).</summary>
+    public int HeadHint => Volatile.Read(ref _head); // benign race: a stale head only shifts the walk's order
+
+    /// <summary>A whole copy of slot <paramref name="slot"/> if it holds a live tombstone (seqlock read, as <see cref="TryFind"/>).</summary>
+    public bool TryCopyLive(int slot, out Tombstone copy)
+    {
+        for (int restart = 0; restart < MaxRestarts; restart++)
+        {
+            ref Tombstone s = ref _slots[slot];
+            long t1 = Volatile.Read(ref s.Tag); // seqlock read begin (acquire)
+            if ((t1 & StateMask) != SlotLive)
+                break;
+            copy = s;
+            // Full fence: the copy completes before the tag is read again (seqlock read side).
+            Interlocked.MemoryBarrier();
+            if (Volatile.Read(ref s.Tag) == t1)
+                return true;
+        }
+        copy = default;
+        return false;
+    }
+
     // ---- workers ----
 
     /// <summary>

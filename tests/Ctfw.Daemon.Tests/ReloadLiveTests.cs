@@ -33,7 +33,7 @@ public sealed class ReloadLiveTests
     private const string Broken = Header + "-A FORWARD -p udp --no-such-option 1 -j ACCEPT\nCOMMIT\n";
 
     [Fact(Timeout = 180_000)]
-    public async Task Sighup_EditedRules_NewRuleAtOnceFlowKeptBadFileKeepsOldRulesOtherSignalCleansUp()
+    public async Task Sighup_EditedRules_NewRuleAtOnceFlowKeptUntilDeletedBadFileKeepsOldRulesOtherSignalCleansUp()
     {
         using var lab = new GatewayLab();
         string tag = $"{Environment.ProcessId}-{Guid.NewGuid():N}";
@@ -63,6 +63,13 @@ public sealed class ReloadLiveTests
             Assert.Equal("now", await RunUdpLiveTests.Exchange(lab, lab.ServerV4, 5360, "now"));  // the new rule, at once
             Assert.Equal("two", await Say(flow, "two"));                                          // the old flow kept its state
             Assert.Equal("timeout", await RunUdpLiveTests.Exchange(lab, lab.ServerV4, 5353, "fresh")); // NEW to 5353 no longer allowed
+
+            // The tightened rules leave the old flow alive until its entry goes: `conntrack -D` ends it.
+            ToolResult delete = CtfwProcess.Run(TimeSpan.FromSeconds(30), "conntrack", "-D", "-p", "udp", "--dport", "5353", "--control", control);
+            Assert.Equal(0, delete.ExitCode);
+            Assert.Contains("dport=5353", delete.StdOut);
+            Assert.Contains("1 flow entries have been deleted", delete.StdErr);
+            Assert.Equal("timeout", await Say(flow, "three"));
 
             File.WriteAllText(rules, Broken);
             ToolResult reload = CtfwProcess.Run(TimeSpan.FromSeconds(30), "reload", "--control", control);

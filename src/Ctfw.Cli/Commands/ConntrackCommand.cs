@@ -14,15 +14,19 @@ internal static class ConntrackCommand
         List,
         Count,
         Flush,
+        Delete,
     }
 
     private static readonly string s_usage = """
-        Usage: ctfw conntrack [-L | -C | -F] [FILTER]... [--pid N | --control PATH]
+        Usage: ctfw conntrack [-L | -C | -D | -F] [FILTER]... [--pid N | --control PATH]
 
         The connection table of a running `ctfw run`, as conntrack-tools shows the kernel's.
 
           -L, --dump            list the entries that match every FILTER (the default)
           -C, --count           print how many entries match
+          -D, --delete          remove the entries that match every FILTER (all without a filter),
+                                printing them as they were; their next packets are classified afresh
+                                (e.g. dropped after a reload that no longer allows them)
           -F, --flush           remove every entry
 
         Filters:
@@ -49,12 +53,13 @@ internal static class ConntrackCommand
                 "-L" or "--dump" => Mode.List,
                 "-C" or "--count" => Mode.Count,
                 "-F" or "--flush" => Mode.Flush,
+                "-D" or "--delete" => Mode.Delete,
                 _ => null,
             };
             if (command is Mode m)
             {
                 if (mode != null && mode != m)
-                    cl.Fail("use one of -L, -C and -F");
+                    cl.Fail("use one of -L, -C, -D and -F");
                 mode = m;
             }
             else if (!instance.TryParse(cl, arg) && cl.Error == null && !filter.TryParse(cl, arg) && cl.Error == null)
@@ -82,14 +87,18 @@ internal static class ConntrackCommand
             return 0;
         }
 
+        if (mode == Mode.Delete)
+        {
+            if (!ControlClient.TryRequest(path, ControlProtocol.DeleteRequest(filter.Args), out string deleted, out error))
+                return StatsCommand.Failed(error!, 1);
+            Console.Out.Write(deleted);
+            Console.Error.WriteLine($"ctfw conntrack: {Lines(deleted)} flow entries have been deleted.");
+            return 0;
+        }
+
         if (!ControlClient.TryRequest(path, ControlProtocol.ListRequest(filter.Args), out string body, out error))
             return StatsCommand.Failed(error!, 1);
-        int entries = 0;
-        foreach (char c in body)
-        {
-            if (c == '\n')
-                entries++;
-        }
+        int entries = Lines(body);
         if (mode == Mode.Count)
         {
             Console.Out.WriteLine(entries.ToString(CultureInfo.InvariantCulture));
@@ -98,5 +107,16 @@ internal static class ConntrackCommand
         Console.Out.Write(body);
         Console.Error.WriteLine($"ctfw conntrack: {entries} flow entries have been shown.");
         return 0;
+    }
+
+    private static int Lines(string body)
+    {
+        int lines = 0;
+        foreach (char c in body)
+        {
+            if (c == '\n')
+                lines++;
+        }
+        return lines;
     }
 }

@@ -8,6 +8,7 @@ internal static class ControlProtocol
     public const string Flush = "flush";
     public const string ReloadSysctls = "reload-sysctls";
     public const string Reload = "reload";
+    public const string Delete = "delete";
 
     /// <summary>Bytes of one request line, newline included.</summary>
     public const int MaxRequestBytes = 4096;
@@ -19,6 +20,11 @@ internal static class ControlProtocol
     public const int SendTimeoutMs = 10_000;
 
     /// <summary>The `list` request line for filter arguments (as <see cref="ConntrackFilter.Args"/> gives them).</summary>
-    public static string ListRequest(IReadOnlyList<string> filterArgs) =>
-        filterArgs.Count == 0 ? List : List + "\t" + string.Join('\t', filterArgs);
+    public static string ListRequest(IReadOnlyList<string> filterArgs) => WithArgs(List, filterArgs);
+
+    /// <summary>The `delete` request line for filter arguments.</summary>
+    public static string DeleteRequest(IReadOnlyList<string> filterArgs) => WithArgs(Delete, filterArgs);
+
+    private static string WithArgs(string verb, IReadOnlyList<string> args) =>
+        args.Count == 0 ? verb : verb + "\t" + string.Join('\t', args);
 }

@@ -20,6 +20,7 @@ namespace Ctfw.Cli.Control;
 /// <item>`list [ARG]…` — ARGs are <see cref="ConntrackFilter"/> options and values, one per word;
 /// body: one `conntrack -L` line (<see cref="ConntrackListing.Format"/>) per matching entry.</item>
 /// <item>`flush` — body: one line, the number of entries removed.</item>
+/// <item>`delete [ARG]…` — as `list`, but kills the matching entries; body: the killed entries as they were.</item>
 /// <item>`reload-sysctls` — empty body.</item>
 /// <item>`reload` — re-reads the rules file and the sysctls (<see cref="IControlTarget.Reload"/>); body: one
 /// line saying what is in force; an error (the old rules stay) names every <c>file:line:col</c>.</item>
@@ -263,6 +264,9 @@ internal sealed class ControlServer : IDisposable
                 case ControlProtocol.List:
                     List(output, args.ToArray());
                     break;
+                case ControlProtocol.Delete:
+                    Delete(output, args.ToArray());
+                    break;
                 case ControlProtocol.Flush:
                     int removed = _target.Flush();
                     output.Write(string.Create(CultureInfo.InvariantCulture, $"ok\n{removed}\n"));
@@ -284,7 +288,7 @@ internal sealed class ControlServer : IDisposable
                     WriteError(output, "empty request");
                     break;
                 default:
-                    WriteError(output, $"unknown request '{Shorten(verb)}' (expected {ControlProtocol.Stats}, {ControlProtocol.List}, {ControlProtocol.Flush}, {ControlProtocol.Reload} or {ControlProtocol.ReloadSysctls})");
+                    WriteError(output, $"unknown request '{Shorten(verb)}' (expected {ControlProtocol.Stats}, {ControlProtocol.List}, {ControlProtocol.Flush}, {ControlProtocol.Delete}, {ControlProtocol.Reload} or {ControlProtocol.ReloadSysctls})");
                     break;
             }
         }
@@ -293,6 +297,23 @@ internal sealed class ControlServer : IDisposable
             // The daemon failed, not the connection. Every branch calls the target before it
             // writes `ok`, so the error is the whole answer.
             WriteError(output, $"{verb} failed: {e.Message}");
+        }
+    }
+
+    private void Delete(StreamWriter output, string[] args)
+    {
+        ConntrackFilter? filter = ConntrackFilter.Parse(args, out string? error);
+        if (filter == null)
+        {
+            WriteError(output, error!);
+            return;
+        }
+        List<FlowInfo> deleted = _target.Delete((flow, now) => filter.Matches(flow, now), out _);
+        output.Write("ok\n");
+        foreach (FlowInfo flow in deleted)
+        {
+            output.Write(ConntrackListing.Format(flow));
+            output.Write('\n');
         }
     }
 

@@ -21,6 +21,9 @@ internal interface IControlTarget
     /// <summary>Kills every entry, like `conntrack -F`; returns how many there were.</summary>
     int Flush();
 
+    /// <summary>Kills the entries <paramref name="match"/> accepts, like `conntrack -D`; returns them as they were, with the clock (ms).</summary>
+    List<FlowInfo> Delete(Func<FlowInfo, long, bool> match, out long nowMs);
+
     /// <summary>Re-reads the namespace's live sysctls; null when applied, otherwise why not.</summary>
     string? ReloadSysctls();
 

@@ -186,6 +186,13 @@ internal sealed class DaemonControl : IControlTarget
 
     public int Flush() => _engine.Flush(DaemonClock.NowMs());
 
+    public List<FlowInfo> Delete(Func<FlowInfo, long, bool> match, out long nowMs)
+    {
+        long now = DaemonClock.NowMs();
+        nowMs = now;
+        return _engine.Kill(now, flow => match(flow, now));
+    }
+
     public string? ReloadSysctls()
     {
         if (_rebuild is null)

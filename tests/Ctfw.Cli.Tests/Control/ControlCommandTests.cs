@@ -179,7 +179,7 @@ public sealed class ControlCommandTests : IDisposable
     }
 
     [Theory]
-    [InlineData("use one of -L, -C and -F", "conntrack", "-L", "-F")]
+    [InlineData("use one of -L, -C, -D and -F", "conntrack", "-L", "-F")]
     [InlineData("-F empties the whole table; filters apply to -L and -C", "conntrack", "-F", "-p", "tcp")]
     [InlineData("unknown option '--frob' for conntrack", "conntrack", "--frob")]
     [InlineData("unknown option 'tcp' for conntrack", "conntrack", "-L", "tcp")]

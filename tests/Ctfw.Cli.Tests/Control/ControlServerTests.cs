@@ -108,6 +108,21 @@ public sealed class ControlServerTests : IDisposable
     }
 
     [Fact]
+    public void Delete_WithFilters_KillsOnlyMatchingEntriesAndListsThem()
+    {
+        FlowInfo web = Flows.Tcp("10.0.0.1", 40000, "10.0.0.2", 80), ssh = Flows.Tcp("10.0.0.1", 40001, "10.0.0.3", 22);
+        FlowInfo dns = Flows.Udp("10.0.0.1", 5353, "10.0.0.2", 53);
+        _target.Add(web, ssh, dns);
+        using var server = ControlServer.Start(SocketPath, _target);
+        Assert.Equal(ConntrackListing.Format(ssh) + "\n", Request(SocketPath, ControlProtocol.DeleteRequest(["-p", "tcp", "--dport", "22"])));
+        Assert.Equal(2, _target.FlowCount);
+        Assert.Equal("", Request(SocketPath, ControlProtocol.DeleteRequest(["-p", "tcp", "--dport", "22"])));
+        Assert.False(ControlClient.TryRequest(SocketPath, "delete\t-p\tbogus", out _, out string? error));
+        Assert.StartsWith("-p bogus: expected", error);
+        Assert.Equal(2, _target.FlowCount);
+    }
+
+    [Fact]
     public void Flush_RemovesEverything_ReturnsCount()
     {
         _target.Add(Flows.Tcp("10.0.0.1", 1, "10.0.0.2", 2), Flows.Udp("10.0.0.1", 1, "10.0.0.2", 2), Flows.Ping("10.0.0.1", "10.0.0.2", 9));
@@ -130,11 +145,11 @@ public sealed class ControlServerTests : IDisposable
     }
 
     [Theory]
-    [InlineData("frobnicate\n", "error: unknown request 'frobnicate' (expected stats, list, flush, reload or reload-sysctls)\n")]
+    [InlineData("frobnicate\n", "error: unknown request 'frobnicate' (expected stats, list, flush, delete, reload or reload-sysctls)\n")]
     [InlineData("\n", "error: empty request\n")]
     [InlineData("stats\textra\n", "error: stats takes no arguments\n")]
     [InlineData("flush now\n", "error: flush takes no arguments\n")]
-    [InlineData("STATS\n", "error: unknown request 'STATS' (expected stats, list, flush, reload or reload-sysctls)\n")]
+    [InlineData("STATS\n", "error: unknown request 'STATS' (expected stats, list, flush, delete, reload or reload-sysctls)\n")]
     public void BadRequest_ErrorLine_ServerKeepsServing(string request, string answer)
     {
         _target.Counters.Add(new("packets", 7));
@@ -323,5 +338,7 @@ public sealed class ControlServerTests : IDisposable
         public string? ReloadSysctls() => throw new InvalidOperationException("table gone");
 
         public ReloadResult Reload() => throw new InvalidOperationException("table gone");
+
+        public List<FlowInfo> Delete(Func<FlowInfo, long, bool> match, out long nowMs) => throw new InvalidOperationException("table gone");
     }
 }

@@ -45,6 +45,17 @@ internal sealed class FakeControlTarget : IControlTarget
         return ReloadAnswer;
     }
 
+    public List<FlowInfo> Delete(Func<FlowInfo, long, bool> match, out long nowMs)
+    {
+        nowMs = NowMs;
+        lock (_lock)
+        {
+            List<FlowInfo> deleted = _flows.FindAll(f => match(f, NowMs));
+            _flows.RemoveAll(f => match(f, NowMs));
+            return deleted;
+        }
+    }
+
     public IReadOnlyList<KeyValuePair<string, long>> Stats()
     {
         lock (_lock)
