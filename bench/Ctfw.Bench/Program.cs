@@ -16,6 +16,15 @@ if (args.Contains("--expiry-pause"))
     ExpiryPause.Print(pause, Console.Out);
     return pause.Bad == 0 && pause.Allocated == 0 ? 0 : 1;
 }
+if (Array.IndexOf(args, "--state-file") is int sf and >= 0)
+{
+    string dir = sf + 1 < args.Length && !args[sf + 1].StartsWith("--", StringComparison.Ordinal) ? args[sf + 1]
+        : Environment.GetEnvironmentVariable("CTFW_ARTIFACTS") is { Length: > 0 } art ? art : Path.GetTempPath();
+    Directory.CreateDirectory(dir);
+    StatePersistence.Result state = StatePersistence.Measure(dir, TimeSpan.FromSeconds(2));
+    StatePersistence.Print(state, Console.Out);
+    return state.Bad == 0 && state.Met ? 0 : 1;
+}
 if (args.Contains("--decision-ab"))
     return DecisionAb.Run(Console.Out, rounds: 100);
 if (args.Contains("--memory"))

@@ -664,6 +664,7 @@ internal sealed class ConnTable
             }
         }
     }
+
     /// <summary>Buckets in the index; <see cref="CollectLive"/> walks one at a time.</summary>
     public int BucketCount => _buckets.Length;
 

@@ -1,0 +1,390 @@
+using System.Buffers.Binary;
+using Ctfw.Packets;
+
+namespace Ctfw.Conntrack;
+
+/// <summary>What <see cref="ConntrackEngine.WriteState"/> wrote.</summary>
+public readonly record struct StateWriteResult(long Entries, long Tombstones, long Bytes);
+
+// State that survives the process: the table and the tombstones to a stream and back (format in StateFile.cs).
+public sealed partial class ConntrackEngine
+{
+    /// <summary>
+    /// Writes every live entry and live tombstone to <paramref name="output"/> (format: <see cref="StateFile"/>)
+    /// while workers keep classifying. Timeouts are stored relative to <paramref name="nowMs"/> (engine
+    /// clock) with <paramref name="wallClockUnixMs"/> (UTC) as the write time.
+    /// </summary>
+    /// <remarks>
+    /// <para><b>Consistency.</b> Each entry is copied under its own lock (the one a worker holds for a
+    /// tracker step), so one entry's fields — the two directions' windows, state, status, deadline and
+    /// ages — come from between two packets, never from the middle of one; a lock-free read, as listings
+    /// do, could pair one packet's td_end with another's td_maxwin and make the restored entry judge the
+    /// next segment differently. The set is a moving cut, like <c>conntrack -L</c>: entries created or
+    /// killed during the walk may or may not be in it.</para>
+    /// <para><b>Cost to workers.</b> No global stop: the walk takes one entry lock at a time for a copy
+    /// of ~200 bytes. It holds the reader epoch slot only while it collects and copies one block
+    /// (about <see cref="StateFile.RecordsPerBlock"/> entries), and leaves it before writing the block, so
+    /// stream I/O never delays reclamation. Memory: one block buffer, never a copy of the table.</para>
+    /// </remarks>
+    public StateWriteResult WriteState(Stream output, long nowMs, long wallClockUnixMs)
+    {
+        ArgumentNullException.ThrowIfNull(output);
+        var block = new byte[StateFile.BlockHeaderSize + (StateFile.RecordsPerBlock * 2 * StateFile.EntrySize)];
+        var header = new byte[StateFile.HeaderSize];
+        StateFile.WriteHeader(header, wallClockUnixMs, nowMs, Settings.Max);
+        output.Write(header);
+        long bytes = StateFile.HeaderSize;
+
+        // Entries, a block at a time.
+        var picked = new List<int>(StateFile.RecordsPerBlock * 2);
+        int maxRecords = (block.Length - StateFile.BlockHeaderSize) / StateFile.EntrySize;
+        long entries = 0;
+        int bucket = 0;
+        int buckets = Table.BucketCount;
+        while (bucket < buckets)
+        {
+            int n = 0;
+            lock (_readerLock)
+            {
+                Table.Epochs.Enter(_readerSlot);
+                try
+                {
+                    picked.Clear();
+                    while (bucket < buckets && picked.Count < StateFile.RecordsPerBlock)
+                        Table.CollectLive(bucket++, nowMs, picked);
+                    foreach (int idx in picked)
+                    {
+                        if (n == maxRecords)
+                        {
+                            // A pathological chain: write the full block inside the epoch rather than grow.
+                            bytes += FlushBlock(output, block, StateFile.KindEntries, n, StateFile.EntrySize);
+                            entries += n;
+                            n = 0;
+                        }
+                        if (CopyEntry(idx, nowMs, block.AsSpan(StateFile.BlockHeaderSize + (n * StateFile.EntrySize), StateFile.EntrySize)))
+                            n++;
+                    }
+                }
+                finally
+                {
+                    Table.Epochs.Exit(_readerSlot);
+                }
+            }
+            if (n > 0)
+            {
+                bytes += FlushBlock(output, block, StateFile.KindEntries, n, StateFile.EntrySize);
+                entries += n;
+            }
+        }
+
+        // Tombstones: a seqlock copy per slot, in stored order from the (racily read) head.
+        long tombstones = 0;
+        TombstoneStore? store = Table.Tombstones;
+        if (store != null)
+        {
+            int perBlock = Math.Min(StateFile.RecordsPerBlock, (block.Length - StateFile.BlockHeaderSize) / StateFile.TombstoneSize);
+            int n = 0;
+            int head = store.HeadHint;
+            for (int i = 0; i < store.Capacity; i++)
+            {
+                int slot = (head + i) % store.Capacity;
+                if (!store.TryCopyLive(slot, out Tombstone t) || nowMs - t.ExpiredAtMs > store.WindowMs || t.ExpiredAtMs - nowMs > 0)
+                    continue;
+                StateFile.WriteTombstone(block.AsSpan(StateFile.BlockHeaderSize + (n * StateFile.TombstoneSize)), t, nowMs);
+                if (++n == perBlock)
+                {
+                    bytes += FlushBlock(output, block, StateFile.KindTombstones, n, StateFile.TombstoneSize);
+                    tombstones += n;
+                    n = 0;
+                }
+            }
+            if (n > 0)
+            {
+                bytes += FlushBlock(output, block, StateFile.KindTombstones, n, StateFile.TombstoneSize);
+                tombstones += n;
+            }
+        }
+
+        Span<byte> end = stackalloc byte[StateFile.BlockHeaderSize + StateFile.EndPayloadSize];
+        BinaryPrimitives.WriteUInt64LittleEndian(end[StateFile.BlockHeaderSize..], (ulong)entries);
+        BinaryPrimitives.WriteUInt64LittleEndian(end[(StateFile.BlockHeaderSize + 8)..], (ulong)tombstones);
+        StateFile.SealBlock(end, StateFile.KindEnd, 0, StateFile.EndPayloadSize);
+        output.Write(end);
+        bytes += end.Length;
+        return new StateWriteResult(entries, tombstones, bytes);
+    }
+
+    /// <summary>Encodes entry <paramref name="idx"/> from a copy taken under its lock; false if it died or expired meanwhile.</summary>
+    private bool CopyEntry(int idx, long now, Span<byte> record)
+    {
+        ref ConnEntry e = ref Table.Entries[idx];
+        Table.Lock(idx);
+        // Under the lock: no tracker step is half done. Status is still ORed lock-free by killers, so
+        // Dying may be set right after this read: the entry is then written though already dead, as a
+        // listing would show it; the restore gives it its remaining timeout (a moving cut).
+        uint status = Volatile.Read(ref e.Status);
+        ConnEntry copy = e;
+        FlowAge age = Table.Ages[idx];
+        Table.Unlock(idx);
+        if ((status & (uint)CtStatus.Dying) != 0 || copy.Deadline - now <= 0)
+            return false;
+        StateFile.WriteEntry(record, copy, age, now);
+        return true;
+    }
+
+    private static int FlushBlock(Stream output, byte[] block, uint kind, int count, int recordSize)
+    {
+        int payload = count * recordSize;
+        StateFile.SealBlock(block, kind, count, payload);
+        output.Write(block, 0, StateFile.BlockHeaderSize + payload);
+        return StateFile.BlockHeaderSize + payload;
+    }
+
+    /// <summary>
+    /// Restores a state file written by <see cref="WriteState"/> into this engine, which must be fresh
+    /// (no entries) and not yet in use: call it before workers classify and before the first
+    /// <see cref="Maintain"/>. The whole file is checked first (checksums, lengths, counts, every
+    /// record's fields); only a whole file is applied. Entries whose remaining timeout has run out
+    /// during the downtime (wall clock now − wall clock at the write) are skipped; the others are
+    /// inserted as confirmed with what is left (armed by the next <see cref="Maintain"/>, as every
+    /// insert), until nf_conntrack_max (no early drop). Never throws for what the stream holds or
+    /// how reading it fails: the result says what happened.
+    /// </summary>
+    /// <returns>True when the file was whole and applied (<see cref="StateRestoreStatus.Restored"/>).</returns>
+    public bool RestoreState(Stream input, long nowMs, long wallClockUnixMs, out StateRestoreResult result)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        if (Table.Count != 0)
+        {
+            result = new StateRestoreResult(StateRestoreStatus.EngineNotEmpty, $"the table holds {Table.Count} entries; restore into a fresh engine");
+            return false;
+        }
+        MemoryStream? copy = null;
+        int restoredSoFar = 0;
+        try
+        {
+            Stream s = input;
+            if (!input.CanSeek)
+            {
+                // Two passes need a second look: buffer a stream that cannot seek (a pipe).
+                copy = new MemoryStream();
+                input.CopyTo(copy);
+                copy.Position = 0;
+                s = copy;
+            }
+            long start = s.Position;
+            var reader = new StateReader(s);
+            StateRestoreResult check = reader.Check(out long writtenAt);
+            if (check.Status != StateRestoreStatus.Restored)
+            {
+                result = check;
+                return false;
+            }
+            s.Position = start + StateFile.HeaderSize;
+            long downtime = Math.Max(0, wallClockUnixMs - writtenAt);
+            result = Apply(reader, nowMs, downtime, ref restoredSoFar);
+            return true;
+        }
+        catch (Exception ex) when (ex is IOException or NotSupportedException or ObjectDisposedException or UnauthorizedAccessException)
+        {
+            // Only a stream that fails between the check and the apply gets here with entries in: undo them.
+            if (restoredSoFar > 0)
+                Flush(nowMs);
+            result = new StateRestoreResult(StateRestoreStatus.ReadError, $"reading the state file failed: {ex.Message}");
+            return false;
+        }
+        finally
+        {
+            copy?.Dispose();
+        }
+    }
+
+    private StateRestoreResult Apply(StateReader reader, long now, long downtime, ref int restored)
+    {
+        int expired = 0, overLimit = 0, duplicates = 0, tombRestored = 0, tombSkipped = 0;
+        TombstoneStore? store = Table.Tombstones;
+        while (reader.Next(out uint kind, out int count, out ReadOnlySpan<byte> payload))
+        {
+            if (kind == StateFile.KindEnd)
+                break;
+            for (int i = 0; i < count; i++)
+            {
+                if (kind == StateFile.KindEntries)
+                {
+                    ReadOnlySpan<byte> r = payload.Slice(i * StateFile.EntrySize, StateFile.EntrySize);
+                    long left = BinaryPrimitives.ReadInt64LittleEndian(r[40..]) - downtime;
+                    if (left <= 0)
+                        expired++;
+                    else if (Table.Count >= Table.Max)
+                        overLimit++;
+                    else if (InsertRestored(r, now, left, downtime))
+                        restored++;
+                    else
+                        duplicates++;
+                }
+                else
+                {
+                    ReadOnlySpan<byte> r = payload.Slice(i * StateFile.TombstoneSize, StateFile.TombstoneSize);
+                    long expiredAt = now - (BinaryPrimitives.ReadInt64LittleEndian(r[40..]) + downtime);
+                    if (store == null || now - expiredAt > store.WindowMs)
+                    {
+                        tombSkipped++;
+                        continue;
+                    }
+                    ConnTuple t = StateFile.ReadTuple(r);
+                    // The housekeeper's own call: a restore runs before the housekeeper does.
+                    store.Add(t, Table.Hash(t), StateFile.ReadTcp(r[48..]), expiredAt, now);
+                    tombRestored++;
+                }
+            }
+        }
+        return new StateRestoreResult(StateRestoreStatus.Restored,
+            $"restored {restored} entries ({expired} expired while down, {overLimit} over nf_conntrack_max, {duplicates} duplicates), {tombRestored} tombstones ({tombSkipped} skipped)")
+        {
+            Restored = restored,
+            Expired = expired,
+            OverLimit = overLimit,
+            Duplicates = duplicates,
+            TombstonesRestored = tombRestored,
+            TombstonesSkipped = tombSkipped,
+            DowntimeMs = downtime,
+        };
+    }
+
+    private bool InsertRestored(ReadOnlySpan<byte> r, long now, long left, long downtime)
+    {
+        ConnTuple t = StateFile.ReadTuple(r);
+        int idx = Table.Allocate(Table.Hash(t), now); // below max (checked), so no early drop
+        if (idx < 0)
+            return false;
+        ref ConnEntry e = ref Table.Entries[idx];
+        // Private to this thread until TryInsert links it (its CAS publishes everything below).
+        e.Orig = t;
+        e.Status = BinaryPrimitives.ReadUInt32LittleEndian(r[48..]);
+        e.Deadline = now + left;
+        e.Tcp = default;
+        if (t.Protocol == IpProto.Tcp)
+            e.Tcp = StateFile.ReadTcp(r[56..]);
+        else
+            e.StreamTs = now + BinaryPrimitives.ReadInt64LittleEndian(r[56..]) - downtime;
+        e.NextOrig = 0;
+        e.NextReply = 0;
+        e.TimerNext = -1;
+        e.TimerPrev = -1;
+        ref FlowAge age = ref Table.Ages[idx];
+        age.StateSinceMs = now - BinaryPrimitives.ReadInt64LittleEndian(r[112..]) - downtime;
+        age.ZeroWindowSince0 = now - BinaryPrimitives.ReadInt64LittleEndian(r[120..]) - downtime;
+        age.ZeroWindowSince1 = now - BinaryPrimitives.ReadInt64LittleEndian(r[128..]) - downtime;
+        if (Table.TryInsert(idx, now))
+            return true;
+        Table.Free(idx);
+        return false;
+    }
+
+    /// <summary>Reads the blocks of a state file; <see cref="Check"/> validates the whole file, <see cref="Next"/> replays it.</summary>
+    private sealed class StateReader(Stream stream)
+    {
+        private readonly byte[] _blockHeader = new byte[StateFile.BlockHeaderSize];
+        private byte[] _payload = new byte[StateFile.RecordsPerBlock * StateFile.EntrySize];
+
+        public StateRestoreResult Check(out long writtenAt)
+        {
+            writtenAt = 0;
+            Span<byte> h = stackalloc byte[StateFile.HeaderSize];
+            int got = stream.ReadAtLeast(h, StateFile.HeaderSize, throwOnEndOfStream: false);
+            if (got == 0)
+                return Fail(StateRestoreStatus.Truncated, "the state file is empty");
+            int m = Math.Min(got, StateFile.Magic.Length);
+            if (!h[..m].SequenceEqual(StateFile.Magic[..m]))
+                return Fail(StateRestoreStatus.ForeignFormat, "not a ctfw state file (bad magic)");
+            if (got < StateFile.HeaderSize)
+                return Fail(StateRestoreStatus.Truncated, $"the header ends after {got} of {StateFile.HeaderSize} bytes");
+            ushort version = BinaryPrimitives.ReadUInt16LittleEndian(h[8..]);
+            if (version > StateFile.Version)
+                return Fail(StateRestoreStatus.NewerVersion, $"format version {version} is newer than this ctfw reads ({StateFile.Version})");
+            if (BinaryPrimitives.ReadUInt32LittleEndian(h[60..]) != Crc32C.Compute(0, h[..60]))
+                return Fail(StateRestoreStatus.Damaged, "header checksum mismatch");
+            if (version != StateFile.Version
+                || BinaryPrimitives.ReadUInt16LittleEndian(h[10..]) != StateFile.HeaderSize
+                || BinaryPrimitives.ReadUInt16LittleEndian(h[12..]) != StateFile.EntrySize
+                || BinaryPrimitives.ReadUInt16LittleEndian(h[14..]) != StateFile.TombstoneSize)
+                return Fail(StateRestoreStatus.Damaged, $"unsupported header (version {version}, sizes)");
+            writtenAt = BinaryPrimitives.ReadInt64LittleEndian(h[16..]);
+
+            long entries = 0, tombstones = 0, block = 0;
+            while (true)
+            {
+                StateRestoreResult? bad = ReadBlock(out uint kind, out int count, out ReadOnlySpan<byte> payload, block);
+                if (bad != null)
+                    return bad.Value;
+                if (kind == StateFile.KindEnd)
+                {
+                    ulong e = BinaryPrimitives.ReadUInt64LittleEndian(payload);
+                    ulong t = BinaryPrimitives.ReadUInt64LittleEndian(payload[8..]);
+                    if (e != (ulong)entries || t != (ulong)tombstones)
+                        return Fail(StateRestoreStatus.Damaged, $"the end block counts {e} entries and {t} tombstones, the blocks hold {entries} and {tombstones}");
+                    if (stream.ReadByte() >= 0)
+                        return Fail(StateRestoreStatus.Damaged, "bytes after the end block");
+                    return new StateRestoreResult(StateRestoreStatus.Restored, "ok");
+                }
+                int size = kind == StateFile.KindEntries ? StateFile.EntrySize : StateFile.TombstoneSize;
+                for (int i = 0; i < count; i++)
+                {
+                    ReadOnlySpan<byte> r = payload.Slice(i * size, size);
+                    string? why = kind == StateFile.KindEntries ? StateFile.CheckEntry(r) : StateFile.CheckTombstone(r);
+                    if (why != null)
+                        return Fail(StateRestoreStatus.Damaged, $"block {block}, record {i}: {why}");
+                }
+                if (kind == StateFile.KindEntries)
+                    entries += count;
+                else
+                    tombstones += count;
+                block++;
+            }
+        }
+
+        /// <summary>The next block of a file <see cref="Check"/> accepted (the stream rewound to the first block).</summary>
+        public bool Next(out uint kind, out int count, out ReadOnlySpan<byte> payload)
+        {
+            StateRestoreResult? bad = ReadBlock(out kind, out count, out payload, 0);
+            if (bad != null)
+                throw new IOException($"the state file changed after it was checked: {bad.Value.Message}");
+            return kind != StateFile.KindEnd;
+        }
+
+        private StateRestoreResult? ReadBlock(out uint kind, out int count, out ReadOnlySpan<byte> payload, long block)
+        {
+            kind = 0;
+            count = 0;
+            payload = default;
+            int got = stream.ReadAtLeast(_blockHeader, StateFile.BlockHeaderSize, throwOnEndOfStream: false);
+            if (got < StateFile.BlockHeaderSize)
+                return Fail(StateRestoreStatus.Truncated, got == 0 ? $"the file ends before its end block (after {block} blocks)" : $"block {block}: header cut short");
+            kind = BinaryPrimitives.ReadUInt32LittleEndian(_blockHeader);
+            uint n = BinaryPrimitives.ReadUInt32LittleEndian(_blockHeader.AsSpan(4));
+            uint length = BinaryPrimitives.ReadUInt32LittleEndian(_blockHeader.AsSpan(8));
+            uint expected = kind switch
+            {
+                StateFile.KindEntries => n * (ulong)StateFile.EntrySize <= StateFile.MaxPayload ? n * StateFile.EntrySize : uint.MaxValue,
+                StateFile.KindTombstones => n * (ulong)StateFile.TombstoneSize <= StateFile.MaxPayload ? n * StateFile.TombstoneSize : uint.MaxValue,
+                StateFile.KindEnd => n == 0 ? StateFile.EndPayloadSize : uint.MaxValue,
+                _ => uint.MaxValue,
+            };
+            if (length != expected || length > StateFile.MaxPayload)
+                return Fail(StateRestoreStatus.Damaged, $"block {block}: kind {kind}, {n} records and {length} bytes do not fit");
+            if (_payload.Length < length)
+                _payload = new byte[length];
+            got = stream.ReadAtLeast(_payload.AsSpan(0, (int)length), (int)length, throwOnEndOfStream: false);
+            if (got < length)
+                return Fail(StateRestoreStatus.Truncated, $"block {block}: payload ends after {got} of {length} bytes");
+            payload = _payload.AsSpan(0, (int)length);
+            uint crc = Crc32C.Compute(Crc32C.Compute(0, _blockHeader.AsSpan(0, 12)), payload);
+            if (crc != BinaryPrimitives.ReadUInt32LittleEndian(_blockHeader.AsSpan(12)))
+                return Fail(StateRestoreStatus.Damaged, $"block {block}: checksum mismatch");
+            count = (int)n;
+            return null;
+        }
+
+        private static StateRestoreResult Fail(StateRestoreStatus status, string message) => new(status, message);
+    }
+}

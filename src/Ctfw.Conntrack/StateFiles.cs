@@ -1,0 +1,71 @@
+using System.Globalization;
+
+namespace Ctfw.Conntrack;
+
+/// <summary>
+/// File handling around <see cref="ConntrackEngine.WriteState"/>/<see cref="ConntrackEngine.RestoreState"/>
+/// for the daemon: the engine itself only sees streams. Time is passed in, as everywhere in the core.
+/// </summary>
+public static class StateFiles
+{
+    /// <summary>
+    /// Replaces <paramref name="path"/> atomically with what <paramref name="write"/> writes: into a
+    /// temporary file in the same directory (so the rename stays on one file system), flushed to disk
+    /// (fsync), then renamed over the old file. A reader sees the old file or the new one, never a
+    /// half-written one; on any failure the temporary file is removed and the old file stays.
+    /// </summary>
+    public static void WriteAtomic(string path, Action<Stream> write)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        ArgumentNullException.ThrowIfNull(write);
+        string full = Path.GetFullPath(path);
+        string temp = Path.Combine(Path.GetDirectoryName(full) ?? ".",
+            string.Create(CultureInfo.InvariantCulture, $".{Path.GetFileName(full)}.tmp-{Environment.ProcessId}"));
+        try
+        {
+            using (var fs = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16))
+            {
+                write(fs);
+                fs.Flush(flushToDisk: true); // fsync before the rename: a crash must not leave a renamed, empty file
+            }
+            File.Move(temp, full, overwrite: true); // rename(2): atomic within one directory
+        }
+        catch
+        {
+            TryDelete(temp);
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Moves a state file that could not be restored out of the way, to <c>PATH.bad-yyyyMMddTHHmmssZ</c>
+    /// (a counter appended if that exists), so the next checkpoint does not overwrite the evidence.
+    /// Returns the new path.
+    /// </summary>
+    public static string MoveAside(string path, DateTime utcNow)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        string stem = string.Create(CultureInfo.InvariantCulture, $"{path}.bad-{utcNow.ToUniversalTime():yyyyMMdd'T'HHmmss'Z'}");
+        string target = stem;
+        for (int i = 1; File.Exists(target); i++)
+            target = string.Create(CultureInfo.InvariantCulture, $"{stem}.{i}");
+        File.Move(path, target);
+        return target;
+    }
+
+    private static void TryDelete(string path)
+    {
+        try
+        {
+            File.Delete(path);
+        }
+        catch (IOException)
+        {
+            // Best effort: the temporary name is per process and is overwritten by the next checkpoint.
+        }
+        catch (UnauthorizedAccessException)
+        {
+            // As above.
+        }
+    }
+}
