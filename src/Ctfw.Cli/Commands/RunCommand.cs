@@ -46,6 +46,11 @@ internal static class RunCommand
         + "  --reset-on-expiry     when an ESTABLISHED or half-closed TCP entry expires, send each endpoint a\n"
         + "                        correctly sequenced RST from the gateway (rate limited, counted)\n"
         + "  --stalled-after S     zero-window age from which `ctfw stats` counts a flow as stalled (default 10)\n"
+        + "  --state-file PATH     keep the connection table across restarts: restored at start (entries whose\n"
+        + "                        time ran out while ctfw was down are left out), written atomically on\n"
+        + "                        SIGTERM/SIGINT and every --state-interval seconds (default 5); a damaged\n"
+        + "                        or foreign file is moved aside (PATH.bad-TIME) and ctfw starts empty\n"
+        + "  --state-interval S    seconds between checkpoints of --state-file (1..3600, default 5)\n"
         + "  --control PATH        control socket for `ctfw stats` / `ctfw conntrack` (default\n"
         + "                        /run/ctfw/ctfw-PID.sock)\n\n"
         + "Conntrack settings start from this namespace's live sysctls, then:\n" + SettingsOptions.Help;
@@ -56,7 +61,8 @@ internal static class RunCommand
         var settingsOptions = new SettingsOptions();
         // The daemon judges this namespace's traffic: its sysctls are the baseline, files and --set refine them.
         settingsOptions.TryParse(cl, "--sysctl-live");
-        string? rulesPath = null;
+        string? rulesPath = null, statePath = null;
+        int? stateInterval = null;
         ushort first = 0, last = 0;
         List<IptablesHook> install = [];
         bool failClosed = false;
@@ -156,6 +162,16 @@ internal static class RunCommand
                 if (!int.TryParse(stalled, NumberStyles.None, CultureInfo.InvariantCulture, out stalledAfter) || stalledAfter is < 1 or > 86400)
                     cl.Fail($"--stalled-after {stalled}: expected 1..86400 seconds");
             }
+            else if (cl.TryValue(arg, "--state-file", out string statePathValue))
+            {
+                statePath = Path.GetFullPath(statePathValue);
+            }
+            else if (cl.TryValue(arg, "--state-interval", out string interval))
+            {
+                if (!int.TryParse(interval, NumberStyles.None, CultureInfo.InvariantCulture, out int seconds) || seconds is < 1 or > 3600)
+                    cl.Fail($"--state-interval {interval}: expected 1..3600 seconds");
+                stateInterval = seconds;
+            }
             else if (arg == "--reset-on-expiry")
             {
                 resetOnExpiry = true;
@@ -177,6 +193,8 @@ internal static class RunCommand
         }
         if (rulesPath is null)
             return Program.Fail("run needs --rules FILE (try `ctfw run --help`)");
+        if (stateInterval is not null && statePath is null)
+            return Program.Fail("--state-interval needs --state-file");
         if (!ab && (abEnforceCtfw || abShift != KernelStateMark.DefaultShift))
             return Program.Fail("--ab-enforce and --ab-mark-shift need --ab kernel");
         if (ab && install.Count == 0)
@@ -202,6 +220,8 @@ internal static class RunCommand
             ResetOnExpiry = resetOnExpiry,
             StalledAfterMs = stalledAfter * 1000L,
             ReceiveBufferBytes = receiveBuffer,
+            StatePath = statePath,
+            StateIntervalMs = (stateInterval ?? 5) * 1000,
             RebuildSettings = () => (settingsOptions.Build(out string? error), error),
         };
         using var daemon = new FirewallDaemon(options, Console.Error);

@@ -36,6 +36,12 @@ internal sealed record DaemonOptions(
     /// <summary>Netlink receive buffer per queue socket, bytes (forced past net.core.rmem_max; needs CAP_NET_ADMIN).</summary>
     public int ReceiveBufferBytes { get; init; } = 8 << 20;
 
+    /// <summary><c>--state-file</c>: where the table is kept across restarts (absolute); null when off.</summary>
+    public string? StatePath { get; init; }
+
+    /// <summary><c>--state-interval</c>: milliseconds between checkpoints.</summary>
+    public int StateIntervalMs { get; init; } = 5000;
+
     /// <summary>Control socket path; null = <see cref="Control.ControlPaths.Default"/> for this pid.</summary>
     public string? ControlPath { get; init; }
 

@@ -73,6 +73,9 @@ internal sealed class FirewallDaemon : IDisposable
             CollectExpired = _options.ResetOnExpiry,
         };
         ExpiryResetter? resetter = null;
+        // Restored before any worker or the housekeeper runs: RestoreState wants an engine nobody else touches yet.
+        StateKeeper? state = _options.StatePath is { } statePath ? new StateKeeper(engine, statePath, _options.StateIntervalMs, _err) : null;
+        state?.Restore();
         var log = new LogSink(_err);
         AbLog? abLog = _options.AbMark is null ? null : new AbLog(_err);
         RescueLog? rescueLog = _options.Rescue.Mode == RescueMode.Off ? null : new RescueLog(_err);
@@ -138,6 +141,7 @@ internal sealed class FirewallDaemon : IDisposable
             }
             housekeeper = new Thread(() => Housekeep(engine, resetter)) { Name = "ctfw-housekeeper", IsBackground = true };
             housekeeper.Start();
+            state?.Start();
 
             if (_options.Install.Count > 0)
             {
@@ -185,6 +189,9 @@ internal sealed class FirewallDaemon : IDisposable
                 thread.Join();
             _stopHousekeeper = true;
             housekeeper?.Join();
+            // After the workers: the last packets' state is in the file.
+            state?.StopAndWrite();
+            state?.Dispose();
             foreach (PosixSignalRegistration registration in signals)
                 registration.Dispose();
         }
@@ -259,7 +266,8 @@ internal sealed class FirewallDaemon : IDisposable
     private string DescribeExtras() =>
         (_options.Rescue.Mode == RescueMode.Off ? "" : string.Create(CultureInfo.InvariantCulture,
             $", rescue {_options.Rescue.Mode.ToString().ToLowerInvariant()} ({_options.Rescue.WindowSeconds} s window)"))
-        + (_options.ResetOnExpiry ? ", reset on expiry" : "");
+        + (_options.ResetOnExpiry ? ", reset on expiry" : "")
+        + (_options.StatePath is { } path ? string.Create(CultureInfo.InvariantCulture, $", state file {path} (every {_options.StateIntervalMs / 1000} s)") : "");
 
     private string DescribeShadow() => _options.AbMark is not { } mark ? ""
         : string.Create(CultureInfo.InvariantCulture,

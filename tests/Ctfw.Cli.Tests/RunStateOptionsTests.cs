@@ -1,0 +1,26 @@
+namespace Ctfw.Cli.Tests;
+
+/// <summary>`ctfw run` refuses bad --state-file/--state-interval combinations before touching anything.</summary>
+[Collection("Console")]
+public sealed class RunStateOptionsTests
+{
+    [Theory]
+    [InlineData("--state-interval needs --state-file", "--state-interval", "5")]
+    [InlineData("--state-interval 0: expected 1..3600 seconds", "--state-file", "/tmp/x.state", "--state-interval", "0")]
+    [InlineData("--state-interval soon: expected 1..3600 seconds", "--state-file", "/tmp/x.state", "--state-interval", "soon")]
+    public void Run_BadStateOptions_UsageErrorExit2(string message, params string[] extra)
+    {
+        string rules = Path.Combine(Path.GetTempPath(), $"ctfw-state-opts-{Guid.NewGuid():N}.rules");
+        File.WriteAllText(rules, "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n");
+        try
+        {
+            var (code, _, err) = ConsoleCapture.Run(["run", "--rules", rules, .. extra]);
+            Assert.Equal(2, code);
+            Assert.Contains(message, err);
+        }
+        finally
+        {
+            File.Delete(rules);
+        }
+    }
+}
