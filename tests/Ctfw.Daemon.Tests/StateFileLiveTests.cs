@@ -27,9 +27,11 @@ public sealed class StateFileLiveTests
         """;
 
     [Theory(Timeout = 180_000)]
-    [InlineData(true, "two")]
-    [InlineData(false, "timeout")]
-    public async Task Restart_TcpConversation_SurvivesOnlyWithTheStateFile(bool withStateFile, string expectedAfterRestart)
+    [InlineData(true, false, "two")]
+    [InlineData(false, false, "timeout")]
+    [InlineData(true, true, "two")]     // kill -9: the last checkpoint carries the connection
+    [InlineData(false, true, "timeout")]
+    public async Task Restart_TcpConversation_SurvivesOnlyWithTheStateFile(bool withStateFile, bool kill9, string expectedAfterRestart)
     {
         using var lab = new GatewayLab();
         string tag = $"{Environment.ProcessId}-{Guid.NewGuid():N}";
@@ -37,7 +39,7 @@ public sealed class StateFileLiveTests
         string state = Path.Combine(Path.GetTempPath(), $"ctfw-state-{tag}.state");
         File.WriteAllText(rules, Strict);
         string[] args = ["run", "--rules", rules, "--queue", "15", "--install", "FORWARD", "--set", "nf_conntrack_tcp_loose=0",
-            .. (withStateFile ? new[] { "--state-file", state } : [])];
+            .. (withStateFile ? new[] { "--state-file", state, "--state-interval", "1" } : [])];
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(150));
         try
         {
@@ -58,9 +60,20 @@ public sealed class StateFileLiveTests
                 await client.ConnectAsync(new IPEndPoint(lab.ServerV4, 5002), cts.Token);
                 Assert.Equal("one", await Say(client, "one"));
 
-                Assert.True(first.Signal(ChildProcess.SigTerm));
-                Assert.Equal(0, first.WaitForExit(TimeSpan.FromSeconds(30)));
-                if (withStateFile)
+                if (kill9)
+                {
+                    await Task.Delay(TimeSpan.FromSeconds(2.5), cts.Token); // at least one checkpoint after the handshake
+                    Assert.True(first.Signal(ChildProcess.SigKill));
+                    Assert.NotNull(first.WaitForExit(TimeSpan.FromSeconds(30)));
+                    if (withStateFile)
+                        Assert.True(File.Exists(state));
+                }
+                else
+                {
+                    Assert.True(first.Signal(ChildProcess.SigTerm));
+                    Assert.Equal(0, first.WaitForExit(TimeSpan.FromSeconds(30)));
+                }
+                if (withStateFile && !kill9)
                 {
                     Assert.Contains($"ctfw: state written to {state}: 1 entries", first.StdErr);
                     Assert.True(File.Exists(state));
