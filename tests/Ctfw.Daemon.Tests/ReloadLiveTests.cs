@@ -53,7 +53,7 @@ public sealed class ReloadLiveTests
             using Socket flow = NetworkNamespace.Run(NetworkNamespace.PathOf(lab.Client),
                 () => new Socket(lab.ServerV4.AddressFamily, SocketType.Dgram, ProtocolType.Udp));
             flow.Connect(new System.Net.IPEndPoint(lab.ServerV4, 5353));
-            Assert.Equal("one", await Say(flow, "one"));
+            Assert.Equal("one", await Talk.Say(flow, "one"));
             Assert.Equal("timeout", await RunUdpLiveTests.Exchange(lab, lab.ServerV4, 5360, "early"));
 
             File.WriteAllText(rules, After);
@@ -61,7 +61,7 @@ public sealed class ReloadLiveTests
             Assert.True(ctfw.WaitForLine(OutputStream.StdErr, "ctfw: reload: ", TimeSpan.FromSeconds(20)), ctfw.StdErr);
             Assert.Contains("counters kept for 1 unchanged rules", ctfw.StdErr);
             Assert.Equal("now", await RunUdpLiveTests.Exchange(lab, lab.ServerV4, 5360, "now"));  // the new rule, at once
-            Assert.Equal("two", await Say(flow, "two"));                                          // the old flow kept its state
+            Assert.Equal("two", await Talk.Say(flow, "two"));                                          // the old flow kept its state
             Assert.Equal("timeout", await RunUdpLiveTests.Exchange(lab, lab.ServerV4, 5353, "fresh")); // NEW to 5353 no longer allowed
 
             // The tightened rules leave the old flow alive until its entry goes: `conntrack -D` ends it.
@@ -69,7 +69,7 @@ public sealed class ReloadLiveTests
             Assert.Equal(0, delete.ExitCode);
             Assert.Contains("dport=5353", delete.StdOut);
             Assert.Contains("1 flow entries have been deleted", delete.StdErr);
-            Assert.Equal("timeout", await Say(flow, "three"));
+            Assert.Equal("timeout", await Talk.Say(flow, "three"));
 
             File.WriteAllText(rules, Broken);
             ToolResult reload = CtfwProcess.Run(TimeSpan.FromSeconds(30), "reload", "--control", control);
@@ -95,22 +95,6 @@ public sealed class ReloadLiveTests
             foreach (Socket s in servers)
                 s.Dispose();
             File.Delete(rules);
-        }
-    }
-
-    private static async Task<string> Say(Socket socket, string message)
-    {
-        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(3));
-        try
-        {
-            await socket.SendAsync(System.Text.Encoding.ASCII.GetBytes(message), SocketFlags.None, cts.Token);
-            byte[] buffer = new byte[1500];
-            int n = await socket.ReceiveAsync(buffer, SocketFlags.None, cts.Token);
-            return System.Text.Encoding.ASCII.GetString(buffer, 0, n);
-        }
-        catch (OperationCanceledException)
-        {
-            return "timeout";
         }
     }
 }

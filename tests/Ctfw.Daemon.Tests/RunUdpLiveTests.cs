@@ -136,21 +136,6 @@ public sealed class RunUdpLiveTests
         using Socket socket = NetworkNamespace.Run(NetworkNamespace.PathOf(lab.Client),
             () => new Socket(server.AddressFamily, SocketType.Dgram, ProtocolType.Udp));
         socket.Connect(new IPEndPoint(server, port));
-        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(3));
-        try
-        {
-            await socket.SendAsync(System.Text.Encoding.ASCII.GetBytes(message), SocketFlags.None, cts.Token);
-            byte[] buffer = new byte[1500];
-            int n = await socket.ReceiveAsync(buffer, SocketFlags.None, cts.Token);
-            return System.Text.Encoding.ASCII.GetString(buffer, 0, n);
-        }
-        catch (OperationCanceledException)
-        {
-            return "timeout";
-        }
-        catch (SocketException e) when (e.SocketErrorCode == SocketError.ConnectionRefused)
-        {
-            return "refused";
-        }
+        return await Talk.Say(socket, message);
     }
 }

@@ -58,7 +58,7 @@ public sealed class StateFileLiveTests
                 using Socket client = NetworkNamespace.Run(NetworkNamespace.PathOf(lab.Client),
                     () => new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp));
                 await client.ConnectAsync(new IPEndPoint(lab.ServerV4, 5002), cts.Token);
-                Assert.Equal("one", await Say(client, "one"));
+                Assert.Equal("one", await Talk.Say(client, "one", timeoutSeconds: 4));
 
                 if (kill9)
                 {
@@ -85,7 +85,7 @@ public sealed class StateFileLiveTests
                     Assert.Contains($"ctfw: restored 1 entries from {state}", second.StdErr);
                 // The restarted ctfw judges the next segment: ESTABLISHED from the restored entry, or
                 // INVALID (no entry, loose pickup off) and dropped without it.
-                Assert.Equal(expectedAfterRestart, await Say(client, "two"));
+                Assert.Equal(expectedAfterRestart, await Talk.Say(client, "two", timeoutSeconds: 4));
                 second.Signal(ChildProcess.SigTerm);
                 Assert.Equal(0, second.WaitForExit(TimeSpan.FromSeconds(30)));
             }
@@ -145,22 +145,6 @@ public sealed class StateFileLiveTests
         }
         catch (Exception e) when (e is OperationCanceledException or SocketException or ObjectDisposedException)
         {
-        }
-    }
-
-    private static async Task<string> Say(Socket socket, string message)
-    {
-        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(4));
-        try
-        {
-            await socket.SendAsync(Encoding.ASCII.GetBytes(message), SocketFlags.None, cts.Token);
-            byte[] buffer = new byte[256];
-            int n = await socket.ReceiveAsync(buffer, SocketFlags.None, cts.Token);
-            return Encoding.ASCII.GetString(buffer, 0, n);
-        }
-        catch (OperationCanceledException)
-        {
-            return "timeout";
         }
     }
 }

@@ -94,17 +94,7 @@ internal static class ExpiryPause
         stop.Set();
         housekeeper.Join();
 
-        long over1Ms = 0;
-        for (int us = 1000; us < histogram.Length; us++)
-            over1Ms += histogram[us];
-        long rank = (long)Math.Ceiling(batches * 0.999), seen = 0;
-        int p999 = 0;
-        for (; p999 < histogram.Length; p999++)
-        {
-            seen += histogram[p999];
-            if (seen >= rank)
-                break;
-        }
+        (long over1Ms, int p999) = Summarize(histogram, batches);
         return new Phase(batches, Ms(max), p999, over1Ms, expired, Ms(longestMaintain), ticks);
     }
 
@@ -119,6 +109,23 @@ internal static class ExpiryPause
     private static void Line(TextWriter o, string name, in Phase p) =>
         o.WriteLine($"  {name,-24} {p.Batches,10:N0} batches  longest {p.MaxBatchMs,7:F3} ms  p99.9 {p.P999BatchUs,5:F0} µs  >1 ms: {p.BatchesOver1Ms,4}" +
             $"   housekeeper: {p.Expired:N0} expired in {p.Ticks} ticks, longest Maintain {p.LongestMaintainMs:F2} ms");
+
+    /// <summary>Batches over 1 ms and the 99.9th percentile (µs) of a histogram of batch times in µs.</summary>
+    internal static (long Over1Ms, int P999Us) Summarize(long[] histogram, long batches)
+    {
+        long over1Ms = 0;
+        for (int us = 1000; us < histogram.Length; us++)
+            over1Ms += histogram[us];
+        long rank = (long)Math.Ceiling(batches * 0.999), seen = 0;
+        int p999 = 0;
+        for (; p999 < histogram.Length; p999++)
+        {
+            seen += histogram[p999];
+            if (seen >= rank)
+                break;
+        }
+        return (over1Ms, p999);
+    }
 
     private static double Ms(long ticks) => ticks * 1000.0 / Stopwatch.Frequency;
 }

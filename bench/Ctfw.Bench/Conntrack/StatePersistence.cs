@@ -115,17 +115,7 @@ internal static class StatePersistence
             batches++;
         }
         worker.Join();
-        long over1Ms = 0;
-        for (int us = 1000; us < histogram.Length; us++)
-            over1Ms += histogram[us];
-        long rank = (long)Math.Ceiling(batches * 0.999), seen = 0;
-        int p999 = 0;
-        for (; p999 < histogram.Length; p999++)
-        {
-            seen += histogram[p999];
-            if (seen >= rank)
-                break;
-        }
+        (long over1Ms, int p999) = ExpiryPause.Summarize(histogram, batches);
         return new ExpiryPause.Phase(batches, Ms(max), p999, over1Ms, 0, 0, 0);
     }
 

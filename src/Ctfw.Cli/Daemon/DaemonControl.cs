@@ -25,12 +25,13 @@ internal sealed class DaemonControl : IControlTarget
     private readonly Func<(ConntrackSettings? Settings, string? Error)>? _rebuild;
     private readonly Lock _reloadLock = new();
 
-    private readonly Ruleset _initialRules;
+    // The ruleset in force: the start's, then each reload's (written and read under _reloadLock).
+    private Ruleset _rules;
 
     public DaemonControl(ConntrackEngine engine, IReadOnlyList<QueueWorker> workers, LogSink log, AbLog? abLog, long startMs,
         Func<(ConntrackSettings? Settings, string? Error)>? rebuild, Ruleset rules)
     {
-        _initialRules = rules;
+        _rules = rules;
         _engine = engine;
         _workers = workers;
         _log = log;
@@ -226,7 +227,7 @@ internal sealed class DaemonControl : IControlTarget
     {
         lock (_reloadLock)
         {
-            Ruleset current = _workers.Count > 0 ? _workers[0].Pipeline.Config.Rules ?? _initialRules : _initialRules;
+            Ruleset current = _rules;
             string path = current.FileName;
             if (!Ruleset.TryLoadFile(path, out Ruleset? fresh, out IReadOnlyList<RuleError> errors) || fresh is null)
             {
@@ -240,6 +241,7 @@ internal sealed class DaemonControl : IControlTarget
                 FirewallConfig old = worker.Pipeline.Config;
                 worker.Pipeline.Reconfigure(new FirewallConfig { Rules = fresh, Shadow = old.Shadow, FailClosed = old.FailClosed });
             }
+            _rules = fresh;
             RulesReloads++;
             string sysctls = _rebuild is null ? "" : ReloadSysctlsLocked() is { } sysctlError ? $"; sysctls not re-read: {sysctlError}" : "; sysctls re-read";
             string warnings = fresh.Warnings.Count == 0 ? "" : $"; warnings: {string.Join("; ", fresh.Warnings.Select(w => w.ToString()))}";
