@@ -225,6 +225,60 @@ public sealed class IptablesInstallerTests
         Assert.DoesNotContain(runner.Commands, c => c.Contains("-t mangle -N", StringComparison.Ordinal));
     }
 
+    [Fact]
+    public void TakeOver_RulesOfTheRunningPredecessor_OursGoInFirstThenItsAreDeleted_ChainKept()
+    {
+        var runner = new FakeRunner();
+        string previous = IptablesInstaller.OwnTag(); // alive, as the predecessor still is during a takeover
+        runner.ListOutput["iptables"] = Head +
+            "-N CTFW\n" +
+            $"-A INPUT -m comment --comment \"{previous}\" -j CTFW\n" +
+            $"-A CTFW -m comment --comment \"{previous}\" -j NFQUEUE --queue-num 0 --queue-bypass\n";
+
+        IptablesInstaller installer = IptablesInstaller.Install(new IptablesOptions { Ipv6 = false, Hooks = [IptablesHook.Input] }, runner, Tag, previous);
+
+        string[] expected =
+        [
+            "iptables -w -t filter -S",
+            "iptables -w -t mangle -S",
+            // No -N: the chain exists and still sends packets to the queue through the old rule.
+            "iptables -w -t filter -A CTFW -m comment --comment ctfw:1:1 -j NFQUEUE --queue-num 0 --queue-bypass",
+            "iptables -w -t filter -I INPUT 1 -m comment --comment ctfw:1:1 -j CTFW",
+            $"iptables -w -t filter -D INPUT -m comment --comment {previous} -j CTFW",
+            $"iptables -w -t filter -D CTFW -m comment --comment {previous} -j NFQUEUE --queue-num 0 --queue-bypass",
+        ];
+        Assert.Equal(expected, runner.Commands);
+        Assert.Equal(2, installer.TakenOver.Count);
+        Assert.Empty(installer.RemovedLeftovers);
+
+        // The chain is ours now: our stop removes it.
+        runner.Commands.Clear();
+        installer.Remove();
+        Assert.Equal("iptables -w -t filter -X CTFW", runner.Commands[^1]);
+    }
+
+    [Fact]
+    public void TakeOver_PredecessorHadShadowMarksThisRunDoesNot_ItsMangleChainIsRemoved()
+    {
+        var runner = new FakeRunner();
+        string previous = IptablesInstaller.OwnTag();
+        runner.ListOutput["iptables mangle"] = Head +
+            "-N CTFW\n" +
+            $"-A FORWARD -m comment --comment \"{previous}\" -j CTFW\n" +
+            $"-A CTFW -m comment --comment \"{previous}\" -m conntrack --ctstate NEW -j MARK --set-xmark 0x1000000/0xf000000\n";
+
+        IptablesInstaller installer = IptablesInstaller.Install(new IptablesOptions { Ipv6 = false, Hooks = [IptablesHook.Forward] }, runner, Tag, previous);
+
+        Assert.Contains("iptables -w -t filter -N CTFW", runner.Commands);
+        Assert.Equal(
+            [
+                $"iptables -t mangle -D FORWARD -m comment --comment {previous} -j CTFW",
+                $"iptables -t mangle -D CTFW -m comment --comment {previous} -m conntrack --ctstate NEW -j MARK --set-xmark 0x1000000/0xf000000",
+                "iptables -t mangle -X CTFW",
+            ],
+            installer.TakenOver);
+    }
+
     private sealed class FakeRunner : ICommandRunner
     {
         public List<string> Commands { get; } = [];

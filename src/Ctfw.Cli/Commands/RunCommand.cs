@@ -14,6 +14,7 @@ internal static class RunCommand
         + "                [--ab kernel [--ab-enforce kernel|ctfw] [--ab-mark-shift N]] [--control PATH]\n"
         + "                [--rescue [tombstone|loose]] [--rescue-window SECONDS] [--reset-on-expiry] [--stalled-after S]\n"
         + "                [--copy-range BYTES] [--queue-maxlen N] [--rcvbuf BYTES]\n"
+        + "                [--state-file PATH [--state-interval S]] [--takeover | --takeover-from PID|PATH]\n"
         + "                [--set NAME=VALUE]... [--sysctl-file FILE] [--sysctl-live]\n\n"
         + "Filters the packets of NFQUEUE queues in the current network namespace with conntrack and the\n"
         + "ruleset, until SIGTERM or SIGINT (or any other signal that would end it: SIGQUIT, SIGUSR1, ...);\n"
@@ -51,6 +52,10 @@ internal static class RunCommand
         + "                        SIGTERM/SIGINT and every --state-interval seconds (default 5); a damaged\n"
         + "                        or foreign file is moved aside (PATH.bad-TIME) and ctfw starts empty\n"
         + "  --state-interval S    seconds between checkpoints of --state-file (1..3600, default 5)\n"
+        + "  --takeover            upgrade without a gap: take the queues (the bound sockets themselves), the\n"
+        + "                        connection table and the iptables rules over from the running ctfw (the\n"
+        + "                        only one, or --takeover-from PID|SOCKET); packets wait in the kernel queue\n"
+        + "                        meanwhile; the queues and their settings must be the same\n"
         + "  --control PATH        control socket for `ctfw stats` / `ctfw conntrack` (default\n"
         + "                        /run/ctfw/ctfw-PID.sock)\n\n"
         + "Conntrack settings start from this namespace's live sysctls, then:\n" + SettingsOptions.Help;
@@ -77,6 +82,8 @@ internal static class RunCommand
         int stalledAfter = Control.FlowAges.DefaultStalledAfterSeconds;
         uint queueMaxLength = 4096;
         int receiveBuffer = 8 << 20;
+        bool takeover = false;
+        string? takeoverFrom = null;
         while (cl.TryNext(out string arg))
         {
             if (arg is "-h" or "--help")
@@ -172,6 +179,15 @@ internal static class RunCommand
                     cl.Fail($"--state-interval {interval}: expected 1..3600 seconds");
                 stateInterval = seconds;
             }
+            else if (arg == "--takeover")
+            {
+                takeover = true;
+            }
+            else if (cl.TryValue(arg, "--takeover-from", out string from))
+            {
+                takeover = true;
+                takeoverFrom = from;
+            }
             else if (arg == "--reset-on-expiry")
             {
                 resetOnExpiry = true;
@@ -203,6 +219,14 @@ internal static class RunCommand
                 + "(see docs/AB.md), or every packet counts as unmarked");
         }
 
+        string? takeoverPath = null;
+        if (takeover)
+        {
+            takeoverPath = ResolveTakeover(takeoverFrom, out string? takeoverError);
+            if (takeoverPath is null)
+                return Program.Fail($"--takeover: {takeoverError}");
+        }
+
         if (Program.LoadRules(rulesPath, "started") is not { } ruleset)
             return 2;
 
@@ -221,11 +245,40 @@ internal static class RunCommand
             StalledAfterMs = stalledAfter * 1000L,
             ReceiveBufferBytes = receiveBuffer,
             StatePath = statePath,
+            TakeoverFrom = takeoverPath,
             StateIntervalMs = (stateInterval ?? 5) * 1000,
             RebuildSettings = () => (settingsOptions.Build(out string? error), error),
         };
         using var daemon = new FirewallDaemon(options, Console.Error);
         return daemon.Run();
+    }
+
+    /// <summary>The control socket of the ctfw to take over: PID, a socket path, or the only one running.</summary>
+    private static string? ResolveTakeover(string? from, out string? error)
+    {
+        error = null;
+        if (from is null)
+        {
+            List<Control.RunningInstance> running = Control.ControlPaths.FindRunning().FindAll(r => r.Pid != Environment.ProcessId);
+            if (running.Count == 1)
+                return running[0].SocketPath;
+            error = running.Count == 0
+                ? $"no running ctfw to take over (no control socket in {Control.ControlPaths.RunDirectory}; give --takeover-from PID|SOCKET)"
+                : $"{running.Count} ctfw instances are running (pids {string.Join(", ", running.Select(r => r.Pid.ToString(CultureInfo.InvariantCulture)))}); choose one with --takeover-from PID";
+            return null;
+        }
+        if (int.TryParse(from, NumberStyles.None, CultureInfo.InvariantCulture, out int pid) && pid > 0)
+        {
+            string path = Control.ControlPaths.Default(pid);
+            if (File.Exists(path))
+                return path;
+            error = $"no ctfw with pid {pid} (no control socket {path})";
+            return null;
+        }
+        if (File.Exists(from))
+            return from;
+        error = $"--takeover-from {from}: neither a pid nor an existing control socket";
+        return null;
     }
 
     private static bool TryParseQueue(string text, out ushort queue) =>

@@ -9,6 +9,7 @@ internal static class ControlProtocol
     public const string ReloadSysctls = "reload-sysctls";
     public const string Reload = "reload";
     public const string Delete = "delete";
+    public const string Takeover = "takeover";
 
     /// <summary>Bytes of one request line, newline included.</summary>
     public const int MaxRequestBytes = 4096;

@@ -24,6 +24,7 @@ namespace Ctfw.Cli.Control;
 /// <item>`reload-sysctls` — empty body.</item>
 /// <item>`reload` — re-reads the rules file and the sysctls (<see cref="IControlTarget.Reload"/>); body: one
 /// line saying what is in force; an error (the old rules stay) names every <c>file:line:col</c>.</item>
+/// <item>`takeover PID` — the upgrade hand-over, a conversation of its own (see <see cref="Daemon.HandoverProtocol"/>).</item>
 /// </list>
 /// The server answers `ok\n` and the body, or a single `error: MESSAGE\n`, then closes. A client that
 /// connects and closes without a byte gets no answer (that is how liveness is probed).
@@ -184,6 +185,14 @@ internal sealed class ControlServer : IDisposable
         string? line = ReadRequest(client, out string? error);
         if (line == null && error == null)
             return;
+        if (error == null && line!.StartsWith(ControlProtocol.Takeover, StringComparison.Ordinal)
+            && (line.Length == ControlProtocol.Takeover.Length || line[ControlProtocol.Takeover.Length] is '\t' or ' '))
+        {
+            // A conversation, not a request/answer: the target speaks the hand-over protocol itself.
+            string[] words = line.Contains('\t', StringComparison.Ordinal) ? line.Split('\t') : line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            _target.HandOver(client, words[1..]);
+            return;
+        }
         using var output = new StreamWriter(new NetworkStream(client, ownsSocket: false), s_utf8, 1 << 16);
         if (error != null)
             WriteError(output, error);

@@ -29,6 +29,12 @@ internal interface IControlTarget
 
     /// <summary>Re-reads the rules file and the sysctls (SIGHUP, `ctfw reload`); on an error the old rules stay in force.</summary>
     ReloadResult Reload();
+
+    /// <summary>
+    /// The upgrade hand-over (`takeover PID`): the target talks to <paramref name="client"/> itself
+    /// (<see cref="Daemon.HandoverProtocol"/>) and writes its own `error: …` line when it cannot.
+    /// </summary>
+    void HandOver(System.Net.Sockets.Socket client, IReadOnlyList<string> args);
 }
 
 /// <summary>What a reload did: <see cref="Message"/> says what is in force now, or why the old rules still are.</summary>

@@ -223,6 +223,17 @@ internal sealed class DaemonControl : IControlTarget
     /// keep their counters; a ruleset with an error leaves the old one in force and the error (every
     /// <c>file:line:col: message</c>) is returned. Serialised: two reloads never interleave.
     /// </summary>
+    /// <summary>The hand-over to a `ctfw run --takeover`; null until the daemon has set it up.</summary>
+    public HandoverSource? Handover { get; set; }
+
+    public void HandOver(System.Net.Sockets.Socket client, IReadOnlyList<string> args)
+    {
+        if (Handover is { } source)
+            source.Serve(client, args);
+        else
+            HandoverProtocol.WriteLine(client, "error: this ctfw is not ready to hand over yet");
+    }
+
     public ReloadResult Reload()
     {
         lock (_reloadLock)

@@ -42,6 +42,9 @@ internal sealed record DaemonOptions(
     /// <summary><c>--state-interval</c>: milliseconds between checkpoints.</summary>
     public int StateIntervalMs { get; init; } = 5000;
 
+    /// <summary><c>--takeover</c>: the running ctfw's control socket to take the queues and table from; null when off.</summary>
+    public string? TakeoverFrom { get; init; }
+
     /// <summary>Control socket path; null = <see cref="Control.ControlPaths.Default"/> for this pid.</summary>
     public string? ControlPath { get; init; }
 

@@ -47,24 +47,28 @@ internal sealed class FirewallDaemon : IDisposable
         List<NfqueueSocket> sockets = [];
         IptablesInstaller? installer = null;
         RawIpSender? reject = null;
+        HandoverTarget? takeover = null;
         try
         {
-            for (int q = _options.QueueFirst; q <= _options.QueueLast; q++)
+            if (_options.TakeoverFrom is { } from)
             {
-                sockets.Add(NfqueueSocket.Open(new NfqueueOptions
-                {
-                    Queue = (ushort)q,
-                    FailOpen = !_options.FailClosed,
-                    CopyRange = _options.CopyRange,
-                    MaxQueueLength = _options.QueueMaxLength,
-                    ReceiveBufferBytes = _options.ReceiveBufferBytes,
-                }));
+                takeover = HandoverTarget.Begin(from, _options, QueueOptions);
+                sockets.AddRange(takeover.Sockets);
+            }
+            else
+            {
+                for (int q = _options.QueueFirst; q <= _options.QueueLast; q++)
+                    sockets.Add(NfqueueSocket.Open(QueueOptions((ushort)q)));
             }
         }
         catch (ErrnoException e)
         {
             DisposeAll(sockets);
             return SetupFailure(e.Message);
+        }
+        catch (IOException e)
+        {
+            return SetupFailure($"--takeover: {e.Message}; the running ctfw goes on filtering");
         }
 
         long start = DaemonClock.NowMs();
@@ -75,7 +79,20 @@ internal sealed class FirewallDaemon : IDisposable
         ExpiryResetter? resetter = null;
         // Restored before any worker or the housekeeper runs: RestoreState wants an engine nobody else touches yet.
         StateKeeper? state = _options.StatePath is { } statePath ? new StateKeeper(engine, statePath, _options.StateIntervalMs, _err) : null;
-        state?.Restore();
+        TakeoverReport? takeoverReport = null;
+        if (takeover is not null)
+        {
+            takeoverReport = CompleteTakeover(takeover, engine);
+            if (takeoverReport is null)
+            {
+                takeover.Dispose();
+                return 1;
+            }
+        }
+        else
+        {
+            state?.Restore();
+        }
         var log = new LogSink(_err);
         AbLog? abLog = _options.AbMark is null ? null : new AbLog(_err);
         RescueLog? rescueLog = _options.Rescue.Mode == RescueMode.Off ? null : new RescueLog(_err);
@@ -86,6 +103,7 @@ internal sealed class FirewallDaemon : IDisposable
         List<Thread> threads = [];
         Thread? housekeeper = null;
         List<PosixSignalRegistration> signals = [];
+        HandoverSource? handover = null;
         int status = 0;
         try
         {
@@ -109,14 +127,10 @@ internal sealed class FirewallDaemon : IDisposable
                 workers.Add(new QueueWorker(socket, new FirewallPipeline(engine.CreateWorker(), config, environment), reject));
             }
             var target = new DaemonControl(engine, workers, log, abLog, start, _options.RebuildSettings, _options.Rules) { Resetter = resetter, StalledAfterMs = _options.StalledAfterMs };
-            try
-            {
-                control = ControlServer.Start(_options.ControlPath ?? ControlPaths.Default(Environment.ProcessId), target);
-            }
-            catch (IOException e)
-            {
-                _err.WriteLine($"ctfw: warning: no control socket ({e.Message}); `ctfw stats` and `ctfw conntrack` cannot reach this run");
-            }
+            handover = new HandoverSource(engine, workers, _options, state, () => installer?.Tag, _err, _shutdown.Set);
+            target.Handover = handover;
+            if (takeover is null)
+                control = StartControl(target);
             if (_options.RebuildSettings is not null)
             {
                 // Kernel conntrack applies a sysctl write from the next packet on; re-read once a second.
@@ -133,6 +147,13 @@ internal sealed class FirewallDaemon : IDisposable
                 ThreadPool.QueueUserWorkItem(_ => ReloadAndReport(target));
             }));
 
+            List<NfqueueKernelCounters?> countersAtResume = [];
+            if (takeover is not null)
+            {
+                foreach (NfqueueSocket socket in sockets)
+                    countersAtResume.Add(socket.TryReadKernelCounters(out NfqueueKernelCounters c) ? c : null);
+            }
+            long resumedAt = System.Diagnostics.Stopwatch.GetTimestamp();
             foreach (QueueWorker worker in workers)
             {
                 var thread = new Thread(() => worker.Run(_shutdown.Set)) { Name = $"ctfw-queue-{worker.Queue.Queue}", IsBackground = true };
@@ -142,12 +163,26 @@ internal sealed class FirewallDaemon : IDisposable
             housekeeper = new Thread(() => Housekeep(engine, resetter)) { Name = "ctfw-housekeeper", IsBackground = true };
             housekeeper.Start();
             state?.Start();
+            if (takeover is not null)
+            {
+                takeoverReport!.ResumedTimestamp = resumedAt;
+                takeoverReport.Counters = countersAtResume;
+                _err.WriteLine(takeoverReport.Describe(_options));
+                // The old process exits within milliseconds of `bye`; its control socket path and
+                // its iptables rules are free to take once it is gone.
+                if (!WaitForExit(takeover.Offer.Pid, TimeSpan.FromSeconds(10)))
+                    _err.WriteLine($"ctfw: warning: pid {takeover.Offer.Pid} has not exited 10 s after the hand-over");
+                control = StartControl(target);
+                takeover.Dispose();
+                if (_options.Install.Count == 0 && takeover.Offer.IptablesTag is not null)
+                    _err.WriteLine($"ctfw: note: the NFQUEUE rules pid {takeover.Offer.Pid} installed stay in place (this run has no --install); the next run with --install removes them");
+            }
 
             if (_options.Install.Count > 0)
             {
                 try
                 {
-                    installer = IptablesInstaller.Install(new IptablesOptions
+                    var iptablesOptions = new IptablesOptions
                     {
                         Hooks = _options.Install,
                         QueueFirst = _options.QueueFirst,
@@ -156,7 +191,12 @@ internal sealed class FirewallDaemon : IDisposable
                         // ctfw's own REJECT answers must not come back to it through OUTPUT.
                         Match = ["-m", "mark", "!", "--mark", "0x" + RawIpSender.Mark.ToString("x8", CultureInfo.InvariantCulture)],
                         ShadowMark = _options.AbMark,
-                    });
+                    };
+                    installer = takeover?.Offer.IptablesTag is { } previousTag
+                        ? IptablesInstaller.TakeOver(iptablesOptions, previousTag)
+                        : IptablesInstaller.Install(iptablesOptions);
+                    if (installer.TakenOver.Count > 0)
+                        _err.WriteLine($"ctfw: took over the NFQUEUE rules of pid {takeover!.Offer.Pid} ({installer.TakenOver.Count} rules replaced by this run's, jumps never absent)");
                 }
                 catch (Exception e) when (e is InvalidOperationException or ArgumentException or System.ComponentModel.Win32Exception)
                 {
@@ -178,7 +218,8 @@ internal sealed class FirewallDaemon : IDisposable
         {
             reloadTimer?.Dispose();
             control?.Dispose();
-            if (installer is not null)
+            bool handedOver = handover is { HandedOverTo: > 0 };
+            if (installer is not null && !handedOver)
             {
                 foreach (string failure in installer.Remove())
                     _err.WriteLine($"ctfw: removing iptables rule failed: {failure}");
@@ -189,8 +230,12 @@ internal sealed class FirewallDaemon : IDisposable
                 thread.Join();
             _stopHousekeeper = true;
             housekeeper?.Join();
-            // After the workers: the last packets' state is in the file.
-            state?.StopAndWrite();
+            // After the workers: the last packets' state is in the file. After a hand-over the
+            // table is the new process's, and so is the file.
+            if (handedOver)
+                state?.StopWithoutWrite();
+            else
+                state?.StopAndWrite();
             state?.Dispose();
             foreach (PosixSignalRegistration registration in signals)
                 registration.Dispose();
@@ -218,11 +263,87 @@ internal sealed class FirewallDaemon : IDisposable
             resetter.Dispose();
         }
         DisposeAll(sockets);
+        foreach (QueueWorker worker in workers)
+            worker.Dispose();
         reject?.Dispose();
         return status;
     }
 
     public void Dispose() => _shutdown.Dispose();
+
+    private NfqueueOptions QueueOptions(ushort queue) => new()
+    {
+        Queue = queue,
+        FailOpen = !_options.FailClosed,
+        CopyRange = _options.CopyRange,
+        MaxQueueLength = _options.QueueMaxLength,
+        ReceiveBufferBytes = _options.ReceiveBufferBytes,
+    };
+
+    private ControlServer? StartControl(DaemonControl target)
+    {
+        try
+        {
+            return ControlServer.Start(_options.ControlPath ?? ControlPaths.Default(Environment.ProcessId), target);
+        }
+        catch (IOException e)
+        {
+            _err.WriteLine($"ctfw: warning: no control socket ({e.Message}); `ctfw stats` and `ctfw conntrack` cannot reach this run");
+            return null;
+        }
+    }
+
+    /// <summary>
+    /// The new process's half of a takeover after the sockets arrived: restore the table, then
+    /// `done`/`bye`. Null (after one line saying why) when the old process keeps the queues.
+    /// </summary>
+    private TakeoverReport? CompleteTakeover(HandoverTarget takeover, ConntrackEngine engine)
+    {
+        long restoreStart = System.Diagnostics.Stopwatch.GetTimestamp();
+        StateRestoreResult restored = takeover.Restore(engine);
+        if (restored.Status != StateRestoreStatus.Restored)
+        {
+            string why = $"the handed-over table did not restore ({restored.Status}: {restored.Message})";
+            takeover.Abort(why);
+            _err.WriteLine($"ctfw: --takeover: {why}; pid {takeover.Offer.Pid} goes on filtering");
+            return null;
+        }
+        double restoreMs = System.Diagnostics.Stopwatch.GetElapsedTime(restoreStart).TotalMilliseconds;
+        if (!takeover.Complete(out string? error))
+        {
+            takeover.Abort(error ?? "no bye");
+            _err.WriteLine($"ctfw: --takeover: the hand-over did not complete ({error}); pid {takeover.Offer.Pid} keeps the queues");
+            return null;
+        }
+        return new TakeoverReport(takeover.Offer, restored, restoreMs);
+    }
+
+    private static bool WaitForExit(int pid, TimeSpan timeout)
+    {
+        long deadline = Environment.TickCount64 + (long)timeout.TotalMilliseconds;
+        while (IsRunning(pid))
+        {
+            if (Environment.TickCount64 > deadline)
+                return false;
+            Thread.Sleep(5);
+        }
+        return true;
+    }
+
+    /// <summary>False once the process is gone or a zombie (state Z or X in /proc/PID/stat) waiting for its parent.</summary>
+    private static bool IsRunning(int pid)
+    {
+        try
+        {
+            string stat = File.ReadAllText(string.Create(CultureInfo.InvariantCulture, $"/proc/{pid}/stat"));
+            int close = stat.LastIndexOf(')');
+            return close < 0 || close + 2 >= stat.Length || stat[close + 2] is not ('Z' or 'X');
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return false;
+        }
+    }
 
     // SIGTERM, SIGINT, SIGQUIT, and by number SIGUSR1 (10), SIGUSR2 (12), SIGALRM (14), SIGVTALRM (26),
     // SIGPROF (27), SIGXCPU (24), SIGXFSZ (25): each would otherwise end the process without cleanup.

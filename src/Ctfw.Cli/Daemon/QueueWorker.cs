@@ -10,7 +10,7 @@ namespace Ctfw.Cli.Daemon;
 /// verdicts in receive order. The thread owns its socket and its pipeline; the decision itself,
 /// counters included, lives in the pipeline.
 /// </summary>
-internal sealed class QueueWorker
+internal sealed class QueueWorker : IDisposable
 {
     private readonly NfqueueSocket _queue;
     private readonly FirewallPipeline _pipeline;
@@ -52,22 +52,65 @@ internal sealed class QueueWorker
 
     public void RequestStop() => _stop = true;
 
-    /// <summary>Runs until <see cref="RequestStop"/>, then verdicts what is still queued and flushes.</summary>
+    // The upgrade hand-over (see Handover.cs): the control thread asks the worker to pause between
+    // batches; the worker flushes its verdicts, sets _paused and waits on _resume. Resume lets it go
+    // on; Abandon ends Run at once without reading or answering anything more — the socket and the
+    // packets waiting in it now belong to the process that took over.
+    private volatile bool _pauseRequested;
+    private volatile bool _abandoned;
+    private readonly ManualResetEventSlim _paused = new();
+    private readonly ManualResetEventSlim _resume = new();
+
+    /// <summary>Asks the worker to stop between two batches with every verdict sent (see <see cref="WaitPaused"/>).</summary>
+    public void RequestPause()
+    {
+        _resume.Reset();
+        _paused.Reset();
+        _pauseRequested = true;
+    }
+
+    /// <summary>Waits until the worker has paused (or ended); false on timeout.</summary>
+    public bool WaitPaused(TimeSpan timeout) => _paused.Wait(timeout);
+
+    /// <summary>Lets a paused worker go on receiving.</summary>
+    public void Resume()
+    {
+        _pauseRequested = false;
+        _resume.Set();
+    }
+
+    /// <summary>Frees the pause events; call after the thread running <see cref="Run"/> has been joined.</summary>
+    public void Dispose()
+    {
+        _paused.Dispose();
+        _resume.Dispose();
+    }
+
+    /// <summary>Ends a paused worker without touching its socket again.</summary>
+    public void Abandon()
+    {
+        _abandoned = true;
+        _stop = true;
+        _resume.Set();
+    }
+
+    /// <summary>Runs until <see cref="RequestStop"/>, then verdicts what is still queued and flushes (unless abandoned to a takeover).</summary>
     public void Run(Action onFailure)
     {
         ThreadId = Ctfw.Linux.ResourceUsage.CurrentThreadId();
         (_pipeline.Environment.Interfaces as InterfaceNames)?.Refresh(DaemonClock.NowMs());
         long allocatedAtStart = GC.GetAllocatedBytesForCurrentThread();
-        while (!_stop)
+        try
         {
-            if (!ReceiveBatch())
-            {
-                onFailure();
+            if (!Loop(onFailure, allocatedAtStart))
                 return;
-            }
-            // Publishes a whole 64-bit value to the control thread (no torn read on 32-bit).
-            Volatile.Write(ref _allocatedBytes, GC.GetAllocatedBytesForCurrentThread() - allocatedAtStart);
         }
+        finally
+        {
+            _paused.Set(); // a hand-over waiting for this worker never waits for one that has ended
+        }
+        if (_abandoned)
+            return;
         // Packets queued before the stop still get their verdict: the socket's close would drop them.
         int drained;
         do
@@ -78,6 +121,33 @@ internal sealed class QueueWorker
         }
         while (drained > 0);
         _queue.Verdicts.Flush();
+    }
+
+    /// <summary>The receive loop; false when the socket failed (after <paramref name="onFailure"/>).</summary>
+    private bool Loop(Action onFailure, long allocatedAtStart)
+    {
+        while (!_stop)
+        {
+            // Only with nothing held from the last recvmmsg: a packet read but not answered would
+            // otherwise be stranded (the next owner of the socket never sees it again).
+            if (_pauseRequested && !_queue.HoldsPackets)
+            {
+                _queue.Verdicts.Flush();
+                _paused.Set();
+                _resume.Wait();
+                if (_abandoned)
+                    return true;
+                continue;
+            }
+            if (!ReceiveBatch())
+            {
+                onFailure();
+                return false;
+            }
+            // Publishes a whole 64-bit value to the control thread (no torn read on 32-bit).
+            Volatile.Write(ref _allocatedBytes, GC.GetAllocatedBytesForCurrentThread() - allocatedAtStart);
+        }
+        return true;
     }
 
     private bool ReceiveBatch()

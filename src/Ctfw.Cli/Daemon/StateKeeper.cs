@@ -86,7 +86,33 @@ internal sealed class StateKeeper : IDisposable
     private void Loop()
     {
         while (!_stop.Wait(_intervalMs))
-            Write(final: false);
+        {
+            if (!_suspended)
+                Write(final: false);
+        }
+    }
+
+    // Set while a takeover is under way: the table then belongs to the hand-over, and if it
+    // succeeds to the next process, which checkpoints on its own.
+    private volatile bool _suspended;
+
+    /// <summary>Skips checkpoints until <see cref="ResumeCheckpoints"/>; waits for one in progress to finish.</summary>
+    public void SuspendCheckpoints()
+    {
+        _suspended = true;
+        lock (_writeLock)
+        {
+        }
+    }
+
+    public void ResumeCheckpoints() => _suspended = false;
+
+    /// <summary>Stops the checkpoints without a last write: after a hand-over the next process owns the table.</summary>
+    public void StopWithoutWrite()
+    {
+        _suspended = true;
+        _stop.Set();
+        _thread?.Join();
     }
 
     /// <summary>Stops the checkpoints and writes the table a last time (the workers have stopped by now).</summary>

@@ -41,16 +41,30 @@ public sealed class IptablesInstaller : IDisposable
     public static IptablesInstaller Install(IptablesOptions options, ICommandRunner? runner = null) =>
         Install(options, runner ?? ProcessCommandRunner.Instance, OwnTag());
 
-    internal static IptablesInstaller Install(IptablesOptions options, ICommandRunner runner, string tag)
+    internal static IptablesInstaller Install(IptablesOptions options, ICommandRunner runner, string tag) =>
+        Install(options, runner, tag, adoptTag: null);
+
+    /// <summary>
+    /// Installs this run's rules in place of the ones tagged <paramref name="previousTag"/> — a ctfw
+    /// that handed its queues over (<c>--takeover</c>) and left its rules in: this run's rules go in
+    /// first (jumps inserted before the old ones, NFQUEUE rules appended to the same chain), then
+    /// the old ones are deleted, so at every moment a complete set sends packets to the queues.
+    /// <see cref="TakenOver"/> lists what was replaced. Other leftovers are removed as by <see cref="Install"/>.
+    /// </summary>
+    public static IptablesInstaller TakeOver(IptablesOptions options, string previousTag, ICommandRunner? runner = null) =>
+        Install(options, runner ?? ProcessCommandRunner.Instance, OwnTag(), previousTag);
+
+    internal static IptablesInstaller Install(IptablesOptions options, ICommandRunner runner, string tag, string? adoptTag)
     {
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
-        var installer = new IptablesInstaller(options, runner, tag);
+        var installer = new IptablesInstaller(options, runner, tag) { _adoptTag = adoptTag };
         try
         {
             installer.RemovedLeftovers = installer.RemoveLeftovers();
             foreach (string tool in installer.Tools())
                 installer.InstallFamily(tool);
+            installer.TakenOver = installer.RemoveAdopted();
             return installer;
         }
         catch
@@ -58,6 +72,41 @@ public sealed class IptablesInstaller : IDisposable
             installer.Remove();
             throw;
         }
+    }
+
+    // --takeover: the previous run's tag, its rules as found (deleted once ours are in), and the
+    // (tool, table) pairs whose chain it created and we now reuse.
+    private string? _adoptTag;
+    private readonly List<(string Tool, string Table, List<string> Tokens)> _adopted = [];
+    private readonly HashSet<(string Tool, string Table)> _adoptedChains = [];
+
+    /// <summary>Rules of the previous run replaced by <see cref="TakeOver"/>, as "iptables -D …" lines.</summary>
+    public IReadOnlyList<string> TakenOver { get; private set; } = [];
+
+    private List<string> RemoveAdopted()
+    {
+        List<string> removed = [];
+        // Jumps first, as for leftovers: a jump never points at a rule being deleted.
+        _adopted.Sort((a, b) => (a.Tokens[1] == _options.Chain).CompareTo(b.Tokens[1] == _options.Chain));
+        foreach ((string tool, string table, List<string> tokens) in _adopted)
+        {
+            tokens[0] = "-D";
+            CommandResult result = Run(tool, table, [.. tokens]);
+            if (result.ExitCode != 0)
+                throw Failure(tool, table, [.. tokens], result);
+            removed.Add($"{tool} -t {table} {string.Join(' ', tokens)}");
+        }
+        _adopted.Clear();
+        foreach ((string tool, string table) in _adoptedChains)
+        {
+            if (_chainsCreated.Contains((tool, table)))
+                continue; // ours now
+            CommandResult result = Run(tool, table, "-X", _options.Chain);
+            if (result.ExitCode != 0)
+                throw Failure(tool, table, ["-X", _options.Chain], result);
+            removed.Add($"{tool} -t {table} -X {_options.Chain}");
+        }
+        return removed;
     }
 
     /// <summary>
@@ -148,6 +197,12 @@ public sealed class IptablesInstaller : IDisposable
 
     private void CreateChain(string tool, string table)
     {
+        if (_adoptedChains.Contains((tool, table)))
+        {
+            // The previous run's chain, still holding its rules: ours are appended after them.
+            _chainsCreated.Add((tool, table));
+            return;
+        }
         CommandResult create = Run(tool, table, "-N", _options.Chain);
         if (create.ExitCode != 0)
             throw Failure(tool, table, ["-N", _options.Chain], create);
@@ -218,6 +273,13 @@ public sealed class IptablesInstaller : IDisposable
                     otherRulesInChain++;
                 continue;
             }
+            if (tag == _adoptTag)
+            {
+                _adopted.Add((tool, table, tokens));
+                if (tokens[1] == _options.Chain)
+                    _adoptedChains.Add((tool, table));
+                continue;
+            }
             if (tag != Tag && IsAlive(tag))
             {
                 throw new InvalidOperationException(
@@ -235,7 +297,15 @@ public sealed class IptablesInstaller : IDisposable
                 throw Failure(tool, table, [.. tokens], result);
             removed.Add($"{tool} -t {table} {string.Join(' ', tokens)}");
         }
-        if (chainExists && otherRulesInChain == 0)
+        if (chainExists && _adoptedChains.Contains((tool, table)))
+        {
+            if (otherRulesInChain > 0)
+            {
+                throw new InvalidOperationException(
+                    $"{tool} -t {table}: chain {_options.Chain} holds {otherRulesInChain} rule(s) ctfw did not add; remove them or choose another chain name");
+            }
+        }
+        else if (chainExists && otherRulesInChain == 0)
         {
             CommandResult result = Run(tool, table, "-X", _options.Chain);
             if (result.ExitCode != 0)

@@ -34,6 +34,7 @@ public enum Errno
     EOPNOTSUPP = 95,
     EAFNOSUPPORT = 97,
     EADDRINUSE = 98,
+    ECONNRESET = 104,
     ENOBUFS = 105,
     ECONNREFUSED = 111,
 }

@@ -53,7 +53,8 @@ public sealed record NfqueueOptions
     /// <summary>Longest the configuration requests may wait for the kernel's acknowledgements.</summary>
     public TimeSpan SetupTimeout { get; init; } = TimeSpan.FromSeconds(5);
 
-    internal uint EffectiveCopyRange => CopyRange == 0 || CopyRange > Nfqnl.MaxCopyRange ? Nfqnl.MaxCopyRange : CopyRange;
+    /// <summary>The copy range the queue is configured with: <see cref="CopyRange"/>, or the kernel's maximum for 0 or more.</summary>
+    public uint EffectiveCopyRange => CopyRange == 0 || CopyRange > Nfqnl.MaxCopyRange ? Nfqnl.MaxCopyRange : CopyRange;
 
     /// <summary>
     /// One receive slot: the copied packet plus headroom for every other attribute (headers, interface

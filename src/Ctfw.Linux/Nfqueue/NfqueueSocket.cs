@@ -155,6 +155,64 @@ public sealed class NfqueueSocket : IDisposable, IDatagramSender
     }
 
     /// <summary>
+    /// Takes over a socket another process bound to <see cref="NfqueueOptions.Queue"/> and handed over
+    /// (<see cref="DescriptorPassing"/>): no BIND, no queue configuration — the kernel's queue instance,
+    /// its settings and every packet waiting in it stay exactly as they were; only this process's
+    /// socket options (receive buffer, timeout) are applied. Checks that the descriptor is a netlink
+    /// socket whose port id owns the queue. Throws <see cref="ErrnoException"/> with a one-line cause.
+    /// </summary>
+    public static NfqueueSocket Adopt(SafeHandle descriptor, NfqueueOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(descriptor);
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        Interop.Shim.EnsureCompatible();
+        if (descriptor is not SocketHandle socket || socket.IsInvalid || socket.IsClosed)
+            throw new ErrnoException($"NFQUEUE queue {options.Queue}: the handed-over descriptor is not an open socket", Errno.EBADF);
+        var queue = new NfqueueSocket(options, socket, TryOpenQueueFile());
+        try
+        {
+            queue.CheckHandedOver();
+            queue.ConfigureSocket();
+            return queue;
+        }
+        catch
+        {
+            queue.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// True while datagrams read by the last recvmmsg have not all been returned by <see cref="Receive"/>:
+    /// those packets exist only in this process, so the socket must not change hands before they are answered.
+    /// </summary>
+    public bool HoldsPackets => _slotIndex < _slotCount;
+
+    /// <summary>The bound socket, for <see cref="DescriptorPassing.Send"/> to a process that takes over.</summary>
+    public SafeHandle Descriptor => _socket;
+
+    private unsafe void CheckHandedOver()
+    {
+        int domain = 0, protocol = 0;
+        uint length = sizeof(int);
+        if (Interop.GetSockOpt(_socket, LibC.SOL_SOCKET, LibC.SO_DOMAIN, &domain, &length) != 0)
+            throw ErrnoException.FromLastError("getsockopt(SO_DOMAIN) on the handed-over descriptor");
+        length = sizeof(int);
+        if (Interop.GetSockOpt(_socket, LibC.SOL_SOCKET, LibC.SO_PROTOCOL, &protocol, &length) != 0)
+            throw ErrnoException.FromLastError("getsockopt(SO_PROTOCOL) on the handed-over descriptor");
+        if (domain != LibC.AF_NETLINK || protocol != Interop.NetlinkNetfilter)
+            throw new ErrnoException($"NFQUEUE queue {Options.Queue}: the handed-over descriptor is not a NETLINK_NETFILTER socket (domain {domain}, protocol {protocol})", Errno.ENOTSOCK);
+        var address = new Interop.SockAddrNl();
+        length = (uint)sizeof(Interop.SockAddrNl);
+        if (Interop.GetSockName(_socket, &address, &length) != 0)
+            throw ErrnoException.FromLastError("getsockname(AF_NETLINK) on the handed-over descriptor");
+        PortId = address.PortId;
+        if (File.Exists(QueueOwner.QueueFile) && (!QueueOwner.TryFindPort(Options.Queue, out uint owner) || owner != PortId))
+            throw new ErrnoException($"NFQUEUE queue {Options.Queue} is not bound to the handed-over socket (port id {PortId})", Errno.ENODEV);
+    }
+
+    /// <summary>
     /// Fills <paramref name="packets"/> with queued packets: first any still held from the previous
     /// receive, else from one recvmmsg. Flushes pending verdicts before it would block, then blocks
     /// for at most <see cref="NfqueueOptions.ReceiveTimeout"/>. Returns the number of packets (0 on

@@ -340,5 +340,7 @@ public sealed class ControlServerTests : IDisposable
         public ReloadResult Reload() => throw new InvalidOperationException("table gone");
 
         public List<FlowInfo> Delete(Func<FlowInfo, long, bool> match, out long nowMs) => throw new InvalidOperationException("table gone");
+
+        public void HandOver(System.Net.Sockets.Socket client, IReadOnlyList<string> args) => throw new InvalidOperationException("table gone");
     }
 }

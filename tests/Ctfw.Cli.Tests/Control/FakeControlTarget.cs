@@ -39,6 +39,15 @@ internal sealed class FakeControlTarget : IControlTarget
 
     public int RuleReloads { get; private set; }
 
+    /// <summary>The arguments of each `takeover` request; the fake answers with one error line.</summary>
+    public List<IReadOnlyList<string>> Takeovers { get; } = [];
+
+    public void HandOver(System.Net.Sockets.Socket client, IReadOnlyList<string> args)
+    {
+        Takeovers.Add(args);
+        client.Send(System.Text.Encoding.UTF8.GetBytes("error: no takeover in the fake\n"));
+    }
+
     public ReloadResult Reload()
     {
         RuleReloads++;
