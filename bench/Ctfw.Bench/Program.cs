@@ -25,6 +25,13 @@ if (Array.IndexOf(args, "--state-file") is int sf and >= 0)
     StatePersistence.Print(state, Console.Out);
     return state.Bad == 0 && state.Met ? 0 : 1;
 }
+if (Array.IndexOf(args, "--make-state") is int ms and >= 0 && ms + 1 < args.Length)
+{
+    int flows = ms + 2 < args.Length && int.TryParse(args[ms + 2], out int n) ? n : StatePersistence.Flows;
+    long entries = StatePersistence.MakeFile(args[ms + 1], flows);
+    Console.WriteLine($"{entries} entries written to {args[ms + 1]}");
+    return 0;
+}
 if (args.Contains("--decision-ab"))
     return DecisionAb.Run(Console.Out, rounds: 100);
 if (args.Contains("--memory"))

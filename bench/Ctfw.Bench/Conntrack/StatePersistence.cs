@@ -61,6 +61,20 @@ internal static class StatePersistence
         return new Result(Ms(writeTicks), bytes, written.Entries, Ms(r1 - r0), Ms(r2 - r1), restored.Restored, b, w, bad, restored.Message);
     }
 
+    /// <summary>
+    /// `--make-state FILE [FLOWS]`: writes a state file of <paramref name="flows"/> synthetic flows (as
+    /// <see cref="Measure"/> uses) for live measurements with a daemon — the takeover gap at 1 M
+    /// flows (bench/takeover-gap.sh). Returns the number of entries written.
+    /// </summary>
+    public static long MakeFile(string path, int flows)
+    {
+        var trace = new EstablishedTrace(1_000, seed: 5, max: flows + 10_000);
+        Fill(trace.Engine.Table, trace.Flows, flows, trace.Now);
+        StateWriteResult written = default;
+        StateFiles.WriteAtomic(path, s => written = trace.Engine.WriteState(s, trace.Now, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()));
+        return written.Entries;
+    }
+
     /// <summary>Synthetic flows <paramref name="first"/>..: even ones TCP ESTABLISHED with scaled windows, odd ones UDP assured.</summary>
     private static void Fill(ConnTable table, int first, int count, long now)
     {
