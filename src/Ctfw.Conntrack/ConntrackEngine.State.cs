@@ -199,56 +199,131 @@ public sealed partial class ConntrackEngine
         }
     }
 
+    /// <summary>Counts of one restore, block by block.</summary>
+    private struct ApplyCounts
+    {
+        public int Restored, Expired, OverLimit, Duplicates, TombRestored, TombSkipped;
+
+        public readonly StateRestoreResult Result(long downtime) => new(StateRestoreStatus.Restored,
+            $"restored {Restored} entries ({Expired} expired while down, {OverLimit} over nf_conntrack_max, {Duplicates} duplicates), {TombRestored} tombstones ({TombSkipped} skipped)")
+        {
+            Restored = Restored,
+            Expired = Expired,
+            OverLimit = OverLimit,
+            Duplicates = Duplicates,
+            TombstonesRestored = TombRestored,
+            TombstonesSkipped = TombSkipped,
+            DowntimeMs = downtime,
+        };
+    }
+
     private StateRestoreResult Apply(StateReader reader, long now, long downtime, ref int restored)
     {
-        int expired = 0, overLimit = 0, duplicates = 0, tombRestored = 0, tombSkipped = 0;
-        TombstoneStore? store = Table.Tombstones;
+        var counts = new ApplyCounts();
         while (reader.Next(out uint kind, out int count, out ReadOnlySpan<byte> payload))
         {
-            if (kind == StateFile.KindEnd)
-                break;
-            for (int i = 0; i < count; i++)
+            ApplyBlock(kind, count, payload, now, downtime, ref counts);
+            restored = counts.Restored;
+        }
+        return counts.Result(downtime);
+    }
+
+    private void ApplyBlock(uint kind, int count, ReadOnlySpan<byte> payload, long now, long downtime, ref ApplyCounts c)
+    {
+        TombstoneStore? store = Table.Tombstones;
+        for (int i = 0; i < count; i++)
+        {
+            if (kind == StateFile.KindEntries)
             {
+                ReadOnlySpan<byte> r = payload.Slice(i * StateFile.EntrySize, StateFile.EntrySize);
+                long left = BinaryPrimitives.ReadInt64LittleEndian(r[40..]) - downtime;
+                if (left <= 0)
+                    c.Expired++;
+                else if (Table.Count >= Table.Max)
+                    c.OverLimit++;
+                else if (InsertRestored(r, now, left, downtime))
+                    c.Restored++;
+                else
+                    c.Duplicates++;
+            }
+            else
+            {
+                ReadOnlySpan<byte> r = payload.Slice(i * StateFile.TombstoneSize, StateFile.TombstoneSize);
+                long expiredAt = now - (BinaryPrimitives.ReadInt64LittleEndian(r[40..]) + downtime);
+                if (store == null || now - expiredAt > store.WindowMs)
+                {
+                    c.TombSkipped++;
+                    continue;
+                }
+                ConnTuple t = StateFile.ReadTuple(r);
+                // The housekeeper's own call: a restore runs before the housekeeper does.
+                store.Add(t, Table.Hash(t), StateFile.ReadTcp(r[48..]), expiredAt, now);
+                c.TombRestored++;
+            }
+        }
+    }
+
+    /// <summary>
+    /// <see cref="RestoreState"/> in one pass, for a stream that is read once (the takeover's
+    /// connection): the header and each block are checked — checksum, sizes, every record's fields —
+    /// as they arrive and applied at once, with no copy of the stream in memory. If anything is wrong
+    /// later (a damaged block, a cut stream, end counts that do not match) every entry applied so far
+    /// is removed again, so as with <see cref="RestoreState"/> only a whole state is ever kept.
+    /// Tombstones (a few thousand at most) are held back until the end block has checked out.
+    /// </summary>
+    public bool RestoreStateStreaming(Stream input, long nowMs, long wallClockUnixMs, out StateRestoreResult result)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        if (Table.Count != 0)
+        {
+            result = new StateRestoreResult(StateRestoreStatus.EngineNotEmpty, $"the table holds {Table.Count} entries; restore into a fresh engine");
+            return false;
+        }
+        var counts = new ApplyCounts();
+        var pendingTombstones = new List<(int Count, byte[] Payload)>();
+        try
+        {
+            var reader = new StateReader(input);
+            StateRestoreResult? bad = reader.ReadHeader(out long writtenAt);
+            long downtime = Math.Max(0, wallClockUnixMs - writtenAt);
+            long entries = 0, tombstones = 0, block = 0;
+            while (bad == null)
+            {
+                bad = reader.ReadChecked(out uint kind, out int count, out ReadOnlySpan<byte> payload, block, entries, tombstones, out bool end);
+                if (bad != null || end)
+                    break;
                 if (kind == StateFile.KindEntries)
                 {
-                    ReadOnlySpan<byte> r = payload.Slice(i * StateFile.EntrySize, StateFile.EntrySize);
-                    long left = BinaryPrimitives.ReadInt64LittleEndian(r[40..]) - downtime;
-                    if (left <= 0)
-                        expired++;
-                    else if (Table.Count >= Table.Max)
-                        overLimit++;
-                    else if (InsertRestored(r, now, left, downtime))
-                        restored++;
-                    else
-                        duplicates++;
+                    ApplyBlock(kind, count, payload, nowMs, downtime, ref counts);
+                    entries += count;
                 }
                 else
                 {
-                    ReadOnlySpan<byte> r = payload.Slice(i * StateFile.TombstoneSize, StateFile.TombstoneSize);
-                    long expiredAt = now - (BinaryPrimitives.ReadInt64LittleEndian(r[40..]) + downtime);
-                    if (store == null || now - expiredAt > store.WindowMs)
-                    {
-                        tombSkipped++;
-                        continue;
-                    }
-                    ConnTuple t = StateFile.ReadTuple(r);
-                    // The housekeeper's own call: a restore runs before the housekeeper does.
-                    store.Add(t, Table.Hash(t), StateFile.ReadTcp(r[48..]), expiredAt, now);
-                    tombRestored++;
+                    // Tombstones cannot be taken back one by one: kept aside until the whole state checked out.
+                    pendingTombstones.Add((count, payload.ToArray()));
+                    tombstones += count;
                 }
+                block++;
             }
+            if (bad != null)
+            {
+                if (Table.Count > 0)
+                    Flush(nowMs);
+                result = bad.Value;
+                return false;
+            }
+            foreach ((int count, byte[] payload) in pendingTombstones)
+                ApplyBlock(StateFile.KindTombstones, count, payload, nowMs, downtime, ref counts);
+            result = counts.Result(downtime);
+            return true;
         }
-        return new StateRestoreResult(StateRestoreStatus.Restored,
-            $"restored {restored} entries ({expired} expired while down, {overLimit} over nf_conntrack_max, {duplicates} duplicates), {tombRestored} tombstones ({tombSkipped} skipped)")
+        catch (Exception ex) when (ex is IOException or NotSupportedException or ObjectDisposedException or UnauthorizedAccessException or InvalidDataException)
         {
-            Restored = restored,
-            Expired = expired,
-            OverLimit = overLimit,
-            Duplicates = duplicates,
-            TombstonesRestored = tombRestored,
-            TombstonesSkipped = tombSkipped,
-            DowntimeMs = downtime,
-        };
+            if (Table.Count > 0)
+                Flush(nowMs);
+            result = new StateRestoreResult(StateRestoreStatus.ReadError, $"reading the state failed: {ex.Message}");
+            return false;
+        }
     }
 
     private bool InsertRestored(ReadOnlySpan<byte> r, long now, long left, long downtime)
@@ -289,6 +364,59 @@ public sealed partial class ConntrackEngine
 
         public StateRestoreResult Check(out long writtenAt)
         {
+            if (ReadHeader(out writtenAt) is { } badHeader)
+                return badHeader;
+            long entries = 0, tombstones = 0, block = 0;
+            while (true)
+            {
+                StateRestoreResult? bad = ReadChecked(out uint kind, out int count, out _, block, entries, tombstones, out bool end);
+                if (bad != null)
+                    return bad.Value;
+                if (end)
+                    return new StateRestoreResult(StateRestoreStatus.Restored, "ok");
+                if (kind == StateFile.KindEntries)
+                    entries += count;
+                else
+                    tombstones += count;
+                block++;
+            }
+        }
+
+        /// <summary>
+        /// The next block with every record checked; at the end block (<paramref name="end"/>) its counts
+        /// are compared with <paramref name="entries"/> and <paramref name="tombstones"/> and nothing may follow.
+        /// </summary>
+        public StateRestoreResult? ReadChecked(out uint kind, out int count, out ReadOnlySpan<byte> payload, long block, long entries, long tombstones, out bool end)
+        {
+            end = false;
+            StateRestoreResult? bad = ReadBlock(out kind, out count, out payload, block);
+            if (bad != null)
+                return bad;
+            if (kind == StateFile.KindEnd)
+            {
+                end = true;
+                ulong e = BinaryPrimitives.ReadUInt64LittleEndian(payload);
+                ulong t = BinaryPrimitives.ReadUInt64LittleEndian(payload[8..]);
+                if (e != (ulong)entries || t != (ulong)tombstones)
+                    return Fail(StateRestoreStatus.Damaged, $"the end block counts {e} entries and {t} tombstones, the blocks hold {entries} and {tombstones}");
+                if (stream.ReadByte() >= 0)
+                    return Fail(StateRestoreStatus.Damaged, "bytes after the end block");
+                return null;
+            }
+            int size = kind == StateFile.KindEntries ? StateFile.EntrySize : StateFile.TombstoneSize;
+            for (int i = 0; i < count; i++)
+            {
+                ReadOnlySpan<byte> r = payload.Slice(i * size, size);
+                string? why = kind == StateFile.KindEntries ? StateFile.CheckEntry(r) : StateFile.CheckTombstone(r);
+                if (why != null)
+                    return Fail(StateRestoreStatus.Damaged, $"block {block}, record {i}: {why}");
+            }
+            return null;
+        }
+
+        /// <summary>Reads and checks the header; null when it is good (then <paramref name="writtenAt"/> is the write time).</summary>
+        public StateRestoreResult? ReadHeader(out long writtenAt)
+        {
             writtenAt = 0;
             Span<byte> h = stackalloc byte[StateFile.HeaderSize];
             int got = stream.ReadAtLeast(h, StateFile.HeaderSize, throwOnEndOfStream: false);
@@ -310,37 +438,7 @@ public sealed partial class ConntrackEngine
                 || BinaryPrimitives.ReadUInt16LittleEndian(h[14..]) != StateFile.TombstoneSize)
                 return Fail(StateRestoreStatus.Damaged, $"unsupported header (version {version}, sizes)");
             writtenAt = BinaryPrimitives.ReadInt64LittleEndian(h[16..]);
-
-            long entries = 0, tombstones = 0, block = 0;
-            while (true)
-            {
-                StateRestoreResult? bad = ReadBlock(out uint kind, out int count, out ReadOnlySpan<byte> payload, block);
-                if (bad != null)
-                    return bad.Value;
-                if (kind == StateFile.KindEnd)
-                {
-                    ulong e = BinaryPrimitives.ReadUInt64LittleEndian(payload);
-                    ulong t = BinaryPrimitives.ReadUInt64LittleEndian(payload[8..]);
-                    if (e != (ulong)entries || t != (ulong)tombstones)
-                        return Fail(StateRestoreStatus.Damaged, $"the end block counts {e} entries and {t} tombstones, the blocks hold {entries} and {tombstones}");
-                    if (stream.ReadByte() >= 0)
-                        return Fail(StateRestoreStatus.Damaged, "bytes after the end block");
-                    return new StateRestoreResult(StateRestoreStatus.Restored, "ok");
-                }
-                int size = kind == StateFile.KindEntries ? StateFile.EntrySize : StateFile.TombstoneSize;
-                for (int i = 0; i < count; i++)
-                {
-                    ReadOnlySpan<byte> r = payload.Slice(i * size, size);
-                    string? why = kind == StateFile.KindEntries ? StateFile.CheckEntry(r) : StateFile.CheckTombstone(r);
-                    if (why != null)
-                        return Fail(StateRestoreStatus.Damaged, $"block {block}, record {i}: {why}");
-                }
-                if (kind == StateFile.KindEntries)
-                    entries += count;
-                else
-                    tombstones += count;
-                block++;
-            }
+            return null;
         }
 
         /// <summary>The next block of a file <see cref="Check"/> accepted (the stream rewound to the first block).</summary>

@@ -352,8 +352,17 @@ public class StateFileTests
     /// <summary>Restores into a small fresh engine and checks that nothing at all came in.</summary>
     private static StateRestoreResult RestoreNothing(byte[] file)
     {
+        // The one-pass restore (the takeover's) must refuse the same files, and undo what it applied.
+        var streaming = new ConntrackEngine(Harness.With("nf_conntrack_max=64"), RestoredClock, maxWorkers: 1, hashSeed: 1, rescue: s_smallRescue);
+        Assert.False(streaming.RestoreStateStreaming(new ForwardOnlyStream(file), RestoredClock, Wall, out StateRestoreResult s), "a damaged stream was restored");
+        Assert.NotEqual(StateRestoreStatus.Restored, s.Status);
+        Assert.False(string.IsNullOrEmpty(s.Message));
+        Assert.Equal(0, streaming.Count);
+        Assert.Equal(0, streaming.RescueStats.TombstonesLive);
+
         var engine = new ConntrackEngine(Harness.With("nf_conntrack_max=64"), RestoredClock, maxWorkers: 1, hashSeed: 1, rescue: s_smallRescue);
         bool ok = engine.RestoreState(new MemoryStream(file), RestoredClock, Wall, out StateRestoreResult r);
+        Assert.Equal(r.Status, s.Status);
         Assert.False(ok, "a damaged file was restored");
         Assert.NotEqual(StateRestoreStatus.Restored, r.Status);
         Assert.False(string.IsNullOrEmpty(r.Message));
@@ -371,6 +380,12 @@ public class StateFileTests
         Assert.True(engine.RestoreState(new MemoryStream(file), RestoredClock, Wall, out StateRestoreResult r), r.Message);
         Assert.Equal(3, r.Restored);
         Assert.Equal(1, r.TombstonesRestored);
+
+        var streaming = new ConntrackEngine(Harness.With("nf_conntrack_max=64"), RestoredClock, maxWorkers: 1, hashSeed: 1, rescue: s_smallRescue);
+        Assert.True(streaming.RestoreStateStreaming(new ForwardOnlyStream(file), RestoredClock, Wall, out StateRestoreResult s), s.Message);
+        Assert.Equal(r.Message, s.Message);
+        Assert.Equal(engine.Count, streaming.Count);
+        Assert.Equal(1, streaming.RescueStats.TombstonesLive);
     }
 
     [Fact]

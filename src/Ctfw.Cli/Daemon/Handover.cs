@@ -403,7 +403,7 @@ internal sealed class HandoverTarget : IDisposable
         _connection.ReceiveTimeout = (int)HandoverProtocol.StepTimeout.TotalMilliseconds;
         using var buffered = new BufferedStream(raw, 1 << 16);
         var chunks = new ChunkedReadStream(buffered);
-        engine.RestoreState(chunks, DaemonClock.NowMs(), DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), out StateRestoreResult result);
+        engine.RestoreStateStreaming(chunks, DaemonClock.NowMs(), DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), out StateRestoreResult result);
         // A restore that stopped early (bad state) leaves chunks unread: drain so `done`/`abort` is read cleanly.
         Span<byte> sink = stackalloc byte[4096];
         while (chunks.Read(sink) > 0)
