@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Ctfw.Bench.Fixtures;
 using Ctfw.Conntrack;
+using Ctfw.Linux;
 using Ctfw.Packets;
 
 namespace Ctfw.Bench.Conntrack;

@@ -1,5 +1,6 @@
 using System.Globalization;
 using Ctfw.Conntrack;
+using Ctfw.Linux;
 
 namespace Ctfw.Cli.Daemon;
 

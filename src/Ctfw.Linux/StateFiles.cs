@@ -1,10 +1,11 @@
 using System.Globalization;
+using Tmds.Linux;
 
-namespace Ctfw.Conntrack;
+namespace Ctfw.Linux;
 
 /// <summary>
-/// File handling around <see cref="ConntrackEngine.WriteState"/>/<see cref="ConntrackEngine.RestoreState"/>
-/// for the daemon: the engine itself only sees streams. Time is passed in, as everywhere in the core.
+/// File handling around <see cref="Conntrack.ConntrackEngine.WriteState"/>/<see cref="Conntrack.ConntrackEngine.RestoreState"/>
+/// for the daemon: the engine itself only sees streams.
 /// </summary>
 public static class StateFiles
 {
@@ -12,7 +13,8 @@ public static class StateFiles
     /// Replaces <paramref name="path"/> atomically with what <paramref name="write"/> writes: into a
     /// temporary file in the same directory (so the rename stays on one file system), flushed to disk
     /// (fsync), then renamed over the old file. A reader sees the old file or the new one, never a
-    /// half-written one; on any failure the temporary file is removed and the old file stays.
+    /// half-written one; on any failure the temporary file is removed and the old file stays. The
+    /// directory is synced after the rename, so the new name survives a power loss too.
     /// </summary>
     public static void WriteAtomic(string path, Action<Stream> write)
     {
@@ -34,6 +36,29 @@ public static class StateFiles
         {
             TryDelete(temp);
             throw;
+        }
+        // The rename lives in the directory: until the directory is on disk, a power loss may bring
+        // back the old name (or none, for the first checkpoint).
+        SyncDirectory(Path.GetDirectoryName(full) ?? ".");
+    }
+
+    /// <summary>fsync(2) of a directory (Tmds.LibC: .NET cannot open a directory as a file). Throws <see cref="IOException"/>.</summary>
+    private static unsafe void SyncDirectory(string directory)
+    {
+        byte[] name = System.Text.Encoding.UTF8.GetBytes(directory + "\0");
+        int fd;
+        fixed (byte* p = name)
+            fd = LibC.open(p, LibC.O_RDONLY | LibC.O_DIRECTORY | LibC.O_CLOEXEC, 0);
+        if (fd < 0)
+            throw new IOException($"opening directory {directory} to sync it failed: {ErrnoException.Describe(Interop.GetLastErrno())}");
+        try
+        {
+            if (LibC.fsync(fd) != 0)
+                throw new IOException($"fsync of directory {directory} failed: {ErrnoException.Describe(Interop.GetLastErrno())}");
+        }
+        finally
+        {
+            _ = LibC.close(fd);
         }
     }
 

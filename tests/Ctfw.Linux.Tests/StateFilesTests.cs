@@ -1,4 +1,4 @@
-namespace Ctfw.Conntrack.Tests;
+namespace Ctfw.Linux.Tests;
 
 /// <summary>The daemon's file handling around the state file: atomic replace, and moving a bad file aside.</summary>
 public sealed class StateFilesTests : IDisposable
