@@ -1,0 +1,417 @@
+using System.Diagnostics;
+using Ctfw.Conntrack;
+using Tmds.Linux;
+
+namespace Ctfw.Linux.Netlink;
+
+/// <summary>Settings of a <see cref="CtnetlinkSocket"/>; the defaults suit a table of millions of entries.</summary>
+public sealed record CtnetlinkOptions
+{
+    /// <summary>
+    /// SO_RCVBUF asked for (SO_RCVBUFFORCE first). A create batch's acknowledgements wait here until read:
+    /// each is its own small skb (about 1 KiB of truesize), so this bounds how many messages a batch may hold.
+    /// </summary>
+    public int ReceiveBufferBytes { get; init; } = 8 << 20;
+
+    /// <summary>Create messages are packed into datagrams of at most this many bytes (one sendto each).</summary>
+    public int CreateBatchBytes { get; init; } = 64 << 10;
+
+    /// <summary>How long to wait for the kernel's next answer before giving up.</summary>
+    public TimeSpan ReplyTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Dumps started at most, when one is interrupted (NLM_F_DUMP_INTR) or overruns the socket.</summary>
+    public int DumpAttempts { get; init; } = 3;
+
+    internal void Validate()
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(ReceiveBufferBytes, 64 << 10, nameof(ReceiveBufferBytes));
+        ArgumentOutOfRangeException.ThrowIfLessThan(CreateBatchBytes, CtnetlinkCodec.MaxCreateSize, nameof(CreateBatchBytes));
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(CreateBatchBytes, 1 << 20, nameof(CreateBatchBytes));
+        ArgumentOutOfRangeException.ThrowIfLessThan(DumpAttempts, 1, nameof(DumpAttempts));
+        if (ReplyTimeout <= TimeSpan.Zero)
+            throw new ArgumentOutOfRangeException(nameof(ReplyTimeout), "must be positive");
+    }
+}
+
+/// <summary>
+/// A ctnetlink socket (NETLINK_NETFILTER, subsystem CTNETLINK) in the network namespace of the thread
+/// that called <see cref="Open"/> (use <see cref="NetworkNamespace.Run"/> for another one): dumps the
+/// kernel's conntrack table, creates entries in it, flushes it. Needs CAP_NET_ADMIN in that namespace.
+/// One thread at a time. Setup failures, a refused dump or flush and a broken socket throw
+/// <see cref="ErrnoException"/>; per-entry outcomes are counted in the results.
+/// </summary>
+public sealed class CtnetlinkSocket : IDisposable
+{
+    /// <summary>Netlink dumps come in skbs of at most 32 KiB; twice that leaves no room for MSG_TRUNC.</summary>
+    private const int ReceiveSize = 64 << 10;
+
+    /// <summary>An acknowledgement is 36 bytes with NETLINK_CAP_ACK; a longer one is cut, its error code still whole.</summary>
+    private const int AckSlotSize = 64;
+
+    private readonly SocketHandle _socket;
+    private readonly byte[] _rx = new byte[ReceiveSize];
+    private readonly byte[] _tx;
+    // Acknowledgements come one datagram each: read up to Shim.MaxBatch of them per recvmmsg.
+    private readonly byte[] _acks = GC.AllocateUninitializedArray<byte>(Interop.Shim.MaxBatch * AckSlotSize, pinned: true);
+    private readonly Interop.Shim.RxSlot[] _ackSlots = new Interop.Shim.RxSlot[Interop.Shim.MaxBatch];
+    private uint _sequence;
+
+    private CtnetlinkSocket(CtnetlinkOptions options, SocketHandle socket)
+    {
+        Options = options;
+        _socket = socket;
+        _tx = new byte[options.CreateBatchBytes];
+        unsafe
+        {
+            // Pinned (POH): the address is stable for the array's life, so the slots can carry it.
+            byte* acks = (byte*)System.Runtime.InteropServices.Marshal.UnsafeAddrOfPinnedArrayElement(_acks, 0);
+            for (int i = 0; i < _ackSlots.Length; i++)
+            {
+                _ackSlots[i].Buffer = (ulong)(acks + (i * AckSlotSize));
+                _ackSlots[i].Capacity = AckSlotSize;
+            }
+        }
+    }
+
+    public CtnetlinkOptions Options { get; }
+
+    /// <summary>The netlink port id the kernel assigned.</summary>
+    public uint PortId { get; private set; }
+
+    /// <summary>Opens and configures the socket in the calling thread's network namespace.</summary>
+    public static CtnetlinkSocket Open(CtnetlinkOptions? options = null)
+    {
+        options ??= new CtnetlinkOptions();
+        options.Validate();
+        Interop.Shim.EnsureCompatible();
+        SocketHandle socket = Interop.Socket(LibC.AF_NETLINK, LibC.SOCK_RAW | LibC.SOCK_CLOEXEC, Interop.NetlinkNetfilter);
+        if (socket.IsInvalid)
+        {
+            Errno errno = Interop.GetLastErrno();
+            socket.Dispose();
+            throw new ErrnoException($"socket(AF_NETLINK, NETLINK_NETFILTER) failed: {ErrnoException.Describe(errno)}", errno);
+        }
+        var ct = new CtnetlinkSocket(options, socket);
+        try
+        {
+            ct.Configure();
+            return ct;
+        }
+        catch
+        {
+            ct.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Dumps every entry of the namespace's table (IPCTNL_MSG_CT_GET, NLM_F_DUMP, AF_UNSPEC), reading the
+    /// multipart answer until NLMSG_DONE. A dump the kernel marks NLM_F_DUMP_INTR, or one that overran
+    /// the socket (ENOBUFS), is started again, up to <see cref="CtnetlinkOptions.DumpAttempts"/> times;
+    /// the result says if the last one was still incomplete. Entries that cannot be decoded are counted
+    /// with their reasons. Throws when the kernel refuses the dump (e.g. EPERM) or does not answer.
+    /// </summary>
+    public CtnetlinkDumpResult Dump()
+    {
+        var clock = Stopwatch.StartNew();
+        CtnetlinkDumpReader? reader = null;
+        bool incomplete = true;
+        int attempts = 0, datagrams = 0;
+        while (attempts < Options.DumpAttempts && incomplete)
+        {
+            attempts++;
+            DiscardPending();
+            reader = new CtnetlinkDumpReader(++_sequence);
+            Send(_tx.AsSpan(0, CtnetlinkCodec.WriteDumpRequest(_tx, reader.Sequence)), "the dump request");
+            bool overrun = false;
+            while (!reader.Done)
+            {
+                Errno error = Receive(blocking: true, out int length, out bool truncated);
+                if (error == Errno.ENOBUFS)
+                {
+                    overrun = true; // answers were dropped: this walk is missing entries
+                    break;
+                }
+                if (error != Errno.None)
+                    throw ReceiveFailure(error, "the dump");
+                datagrams++;
+                reader.Read(_rx.AsSpan(0, length), truncated);
+            }
+            if (reader.Error != Errno.None)
+                throw new ErrnoException($"the kernel refused the conntrack dump: {ErrnoException.Describe(reader.Error)}", reader.Error);
+            incomplete = overrun || reader.Interrupted;
+        }
+        return new CtnetlinkDumpResult(reader!.Entries, reader.UnparsedReasons)
+        {
+            Unparsed = reader.Unparsed,
+            Attempts = attempts,
+            Incomplete = incomplete,
+            Datagrams = datagrams,
+            Elapsed = clock.Elapsed,
+        };
+    }
+
+    /// <summary>
+    /// Creates <paramref name="connections"/> in the kernel table (IPCTNL_MSG_CT_NEW with NLM_F_CREATE |
+    /// NLM_F_EXCL | NLM_F_ACK, see <see cref="CtnetlinkCodec.WriteCreate"/>), packing as many messages
+    /// into each datagram as <see cref="CtnetlinkOptions.CreateBatchBytes"/> allows: the kernel handles a
+    /// datagram's messages one after the other inside the sendto, then each acknowledgement is read back
+    /// and matched by sequence number. An entry that exists already is left as it is (EEXIST).
+    /// </summary>
+    public CtnetlinkCreateResult Create(IReadOnlyList<KernelConnection> connections)
+    {
+        ArgumentNullException.ThrowIfNull(connections);
+        var clock = Stopwatch.StartNew();
+        var tally = new CreateTally();
+        DiscardPending(); // a stale ENOBUFS would otherwise count this batch's acknowledgements as lost
+        // Acknowledgements of one batch must fit the receive buffer at once (see ReceiveBufferBytes).
+        int maxMessages = Math.Max(1, Options.ReceiveBufferBytes / 2048);
+        int next = 0;
+        while (next < connections.Count)
+        {
+            uint first = _sequence + 1;
+            int used = 0, messages = 0;
+            while (next < connections.Count && used + CtnetlinkCodec.MaxCreateSize <= _tx.Length && messages < maxMessages)
+            {
+                int length = CtnetlinkCodec.WriteCreate(_tx.AsSpan(used), _sequence + 1, connections[next++], out string? refusal);
+                if (length == 0)
+                {
+                    tally.Fail(Errno.EINVAL, "not sent: " + refusal);
+                    continue;
+                }
+                _sequence++;
+                used += length;
+                messages++;
+            }
+            if (messages == 0)
+                continue;
+            Errno sent = TrySend(_tx.AsSpan(0, used));
+            if (sent != Errno.None)
+            {
+                // The datagram never reached ctnetlink: none of its entries was created.
+                for (int i = 0; i < messages; i++)
+                    tally.Fail(sent, $"sendto: {ErrnoException.Describe(sent)}");
+                continue;
+            }
+            tally.Datagrams++;
+            CollectAcks(first, messages, ref tally);
+        }
+        return tally.Result(clock.Elapsed);
+    }
+
+    /// <summary>Deletes every entry of the namespace's table (IPCTNL_MSG_CT_DELETE without a tuple), acknowledged.</summary>
+    public void Flush()
+    {
+        DiscardPending();
+        uint sequence = ++_sequence;
+        Send(_tx.AsSpan(0, CtnetlinkCodec.WriteFlushRequest(_tx, sequence)), "the flush request");
+        while (true)
+        {
+            Errno error = Receive(blocking: true, out int length, out bool truncated);
+            if (error != Errno.None)
+                throw ReceiveFailure(error, "the flush");
+            var reader = new NetlinkMessageReader(_rx.AsSpan(0, length), truncated);
+            while (reader.TryRead(out NlMsgHdr header, out int offset, out int msgLength, out _))
+            {
+                if (header.Type == NlMsgHdr.TypeError && header.Sequence == sequence
+                    && CtnetlinkCodec.TryReadError(_rx.AsSpan(offset, msgLength), out Errno answer))
+                {
+                    if (answer != Errno.None)
+                        throw new ErrnoException($"the kernel refused the conntrack flush: {ErrnoException.Describe(answer)}", answer);
+                    return;
+                }
+            }
+        }
+    }
+
+    public void Dispose() => _socket.Dispose();
+
+    /// <summary>
+    /// Reads acknowledgements until each of the batch's <paramref name="count"/> messages from sequence
+    /// <paramref name="first"/> has one: a recvmmsg takes up to <see cref="Interop.Shim.MaxBatch"/> of
+    /// them, so a 100 000-entry create costs a few hundred receive calls, not one per entry.
+    /// </summary>
+    private unsafe void CollectAcks(uint first, int count, ref CreateTally tally)
+    {
+        var answered = new bool[count];
+        int pending = count;
+        bool lost = false;
+        while (pending > 0)
+        {
+            // After an overrun the rest may still be queued: take what is there, then stop.
+            Errno error = Errno.None;
+            int received;
+            fixed (Interop.Shim.RxSlot* slots = _ackSlots)
+            {
+                received = Interop.Shim.RecvBatch(_socket, slots, (uint)Math.Min(pending, _ackSlots.Length),
+                    lost ? Interop.Shim.RecvNonblocking : Interop.Shim.RecvWaitForOne, &error);
+            }
+            tally.ReceiveCalls++;
+            if (received < 0)
+            {
+                if (error == Errno.EINTR)
+                    continue;
+                if (error == Errno.ENOBUFS)
+                {
+                    lost = true; // the kernel dropped acknowledgements: those never read stay unconfirmed
+                    continue;
+                }
+                if (error == Errno.EAGAIN)
+                    break; // nothing more will come (reply timeout, or drained after an overrun)
+                throw ReceiveFailure(error, "create acknowledgements");
+            }
+            for (int i = 0; i < received; i++)
+            {
+                ref readonly Interop.Shim.RxSlot slot = ref _ackSlots[i];
+                if (slot.SourcePort != 0)
+                    continue; // not from the kernel
+                ReadOnlySpan<byte> datagram = _acks.AsSpan(i * AckSlotSize, (int)slot.Length);
+                var reader = new NetlinkMessageReader(datagram, (slot.Flags & Interop.Shim.RxTruncated) != 0);
+                while (reader.TryRead(out NlMsgHdr header, out int offset, out int msgLength, out _))
+                {
+                    uint index = header.Sequence - first;
+                    if (header.Type != NlMsgHdr.TypeError || index >= (uint)count || answered[index]
+                        || !CtnetlinkCodec.TryReadError(datagram.Slice(offset, msgLength), out Errno answer))
+                        continue;
+                    answered[index] = true;
+                    pending--;
+                    if (answer == Errno.None)
+                        tally.Created++;
+                    else if (answer == Errno.EEXIST)
+                        tally.Existed++;
+                    else
+                        tally.Fail(answer, ErrnoException.Describe(answer));
+                }
+            }
+        }
+        tally.Unconfirmed += pending;
+    }
+
+    private unsafe void Configure()
+    {
+        var address = new Interop.SockAddrNl { Family = (ushort)(int)LibC.AF_NETLINK };
+        if (Interop.Bind(_socket, &address, (uint)sizeof(Interop.SockAddrNl)) != 0)
+            throw ErrnoException.FromLastError("bind(AF_NETLINK)");
+        uint addressLength = (uint)sizeof(Interop.SockAddrNl);
+        if (Interop.GetSockName(_socket, &address, &addressLength) != 0)
+            throw ErrnoException.FromLastError("getsockname(AF_NETLINK)");
+        PortId = address.PortId;
+
+        // FORCE variants ignore net.core.[rw]mem_max but need CAP_NET_ADMIN, which ctnetlink needs anyway.
+        int receive = Options.ReceiveBufferBytes;
+        if (Interop.SetSockOpt(_socket, LibC.SOL_SOCKET, LibC.SO_RCVBUFFORCE, &receive, sizeof(int)) != 0
+            && Interop.SetSockOpt(_socket, LibC.SOL_SOCKET, LibC.SO_RCVBUF, &receive, sizeof(int)) != 0)
+            throw ErrnoException.FromLastError($"setsockopt(SO_RCVBUF, {receive})");
+        // netlink_sendmsg refuses a datagram longer than the send buffer (EMSGSIZE).
+        int send = Math.Max(Options.CreateBatchBytes * 2, 256 << 10);
+        if (Interop.SetSockOpt(_socket, LibC.SOL_SOCKET, LibC.SO_SNDBUFFORCE, &send, sizeof(int)) != 0
+            && Interop.SetSockOpt(_socket, LibC.SOL_SOCKET, LibC.SO_SNDBUF, &send, sizeof(int)) != 0)
+            throw ErrnoException.FromLastError($"setsockopt(SO_SNDBUF, {send})");
+        // Acknowledgements without the echoed request: 36 bytes each instead of the whole message.
+        int on = 1;
+        if (Interop.SetSockOpt(_socket, LibC.SOL_NETLINK, Interop.NetlinkCapAck, &on, sizeof(int)) != 0)
+            throw ErrnoException.FromLastError("setsockopt(NETLINK_CAP_ACK)");
+        long micros = (long)Math.Ceiling(Options.ReplyTimeout.TotalMicroseconds);
+        var timeout = new Interop.TimeVal { Seconds = micros / 1_000_000, Microseconds = micros % 1_000_000 };
+        if (Interop.SetSockOpt(_socket, LibC.SOL_SOCKET, LibC.SO_RCVTIMEO, &timeout, (uint)sizeof(Interop.TimeVal)) != 0)
+            throw ErrnoException.FromLastError("setsockopt(SO_RCVTIMEO)");
+    }
+
+    private void Send(ReadOnlySpan<byte> request, string what)
+    {
+        Errno error = TrySend(request);
+        if (error != Errno.None)
+            throw new ErrnoException($"sending {what} to ctnetlink failed: {ErrnoException.Describe(error)}", error);
+    }
+
+    private unsafe Errno TrySend(ReadOnlySpan<byte> datagram)
+    {
+        var kernel = new Interop.SockAddrNl { Family = (ushort)(int)LibC.AF_NETLINK };
+        while (true)
+        {
+            fixed (byte* p = datagram)
+            {
+                if (Interop.SendTo(_socket, p, (nuint)datagram.Length, 0, &kernel, (uint)sizeof(Interop.SockAddrNl)) >= 0)
+                    return Errno.None;
+            }
+            Errno error = Interop.GetLastErrno();
+            if (error != Errno.EINTR)
+                return error;
+        }
+    }
+
+    /// <summary>
+    /// One datagram from the kernel into <see cref="_rx"/> (others' datagrams are skipped). EAGAIN means
+    /// the reply timeout passed (blocking) or nothing is queued (non-blocking); EINTR is retried.
+    /// </summary>
+    private unsafe Errno Receive(bool blocking, out int length, out bool truncated)
+    {
+        while (true)
+        {
+            var source = default(Interop.SockAddrNl);
+            uint sourceLength = (uint)sizeof(Interop.SockAddrNl);
+            nint n;
+            fixed (byte* p = _rx)
+                n = Interop.RecvFrom(_socket, p, (nuint)_rx.Length, LibC.MSG_TRUNC | (blocking ? 0 : LibC.MSG_DONTWAIT), &source, &sourceLength);
+            if (n < 0)
+            {
+                Errno error = Interop.GetLastErrno();
+                if (error == Errno.EINTR)
+                    continue;
+                length = 0;
+                truncated = false;
+                return error;
+            }
+            if (source.PortId != 0)
+                continue; // not from the kernel
+            truncated = n > _rx.Length;
+            length = (int)Math.Min(n, _rx.Length);
+            return Errno.None;
+        }
+    }
+
+    /// <summary>Drops whatever an earlier, abandoned exchange left queued (and a pending ENOBUFS).</summary>
+    private void DiscardPending()
+    {
+        while (true)
+        {
+            Errno error = Receive(blocking: false, out _, out _);
+            if (error is not (Errno.None or Errno.ENOBUFS))
+                return;
+        }
+    }
+
+    private ErrnoException ReceiveFailure(Errno error, string what) => error == Errno.EAGAIN
+        ? new ErrnoException($"ctnetlink did not answer {what} within {Options.ReplyTimeout.TotalSeconds} s", error)
+        : new ErrnoException($"receiving {what} from ctnetlink failed: {ErrnoException.Describe(error)}", error);
+
+    private struct CreateTally
+    {
+        public int Created, Existed, Failed, Unconfirmed, Datagrams, ReceiveCalls;
+        public Errno FirstError;
+        public string? FirstErrorText;
+
+        public void Fail(Errno error, string text)
+        {
+            Failed++;
+            if (FirstErrorText == null)
+            {
+                FirstError = error;
+                FirstErrorText = text;
+            }
+        }
+
+        public readonly CtnetlinkCreateResult Result(TimeSpan elapsed) => new()
+        {
+            Created = Created,
+            Existed = Existed,
+            Failed = Failed,
+            Unconfirmed = Unconfirmed,
+            FirstError = FirstError,
+            FirstErrorText = FirstErrorText,
+            Datagrams = Datagrams,
+            ReceiveCalls = ReceiveCalls,
+            Elapsed = elapsed,
+        };
+    }
+}
