@@ -92,6 +92,70 @@ public sealed partial class CtnetlinkLiveTests(ITestOutputHelper output)
         }
     }
 
+    public static TheoryData<uint, int, uint> StatusOnCreate => new()
+    {
+        // CTA_STATUS sent, errno of the answer, status the dump then shows (nf_ct_change_status_common).
+        { 0x00E, 0, 0x00E },                        // SEEN_REPLY | ASSURED | CONFIRMED
+        { 0x006, (int)Errno.EBUSY, 0 },             // without CONFIRMED: differs from what create set
+        { 0x00F, (int)Errno.EBUSY, 0 },             // EXPECTED: only through CTA_TUPLE_MASTER
+        { 0x20E, (int)Errno.EBUSY, 0 },             // DYING
+        { 0x40E, 0, 0x40E },                        // FIXED_TIMEOUT is settable
+        { 0x00A, 0, 0x00A },                        // SEEN_REPLY without ASSURED
+        { 0x00C, 0, 0x00C },                        // ASSURED without SEEN_REPLY: accepted as it is
+        { 0xC1FE, 0, 0x00E },                       // NAT, SEQ_ADJUST, NAT_DONE, OFFLOAD, HW_OFFLOAD: IPS_UNCHANGEABLE_MASK, ignored
+        { 0x1000E, 0, 0x00E },                      // bits above __IPS_MAX_BIT: ignored
+        { 0x200E, 0, 0x200E },                      // HELPER: not in the mask, set although no helper is attached
+    };
+
+    [Theory]
+    [MemberData(nameof(StatusOnCreate))]
+    public void Create_StatusBits_KernelAcceptsConfirmedPlusTheChangeableOnes(uint status, int errno, uint dumped)
+    {
+        using var lab = new NetnsLab();
+        KernelConnection c = Entry(Tuple("10.2.0.1", "10.2.0.2", IpProto.Udp, 1000, 2000), Replied, 100);
+        var message = new byte[CtnetlinkCodec.MaxCreateSize];
+        int length = CtnetlinkCodec.WriteCreate(message, 1, c, out _);
+        // The codec sends only what a create accepts: patch CTA_STATUS to ask for more.
+        var attributes = new NetlinkAttributeReader(message.AsSpan(20, length - 20));
+        while (attributes.TryRead(out ushort type, out _) && type != Ctnetlink.Status)
+        {
+        }
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(message.AsSpan(20 + attributes.PayloadOffset), status);
+
+        (Errno answer, CtnetlinkDumpResult dump) = InB(lab, () =>
+        {
+            Errno e = SendOne(message.AsSpan(0, length));
+            using CtnetlinkSocket ct = CtnetlinkSocket.Open();
+            return (e, ct.Dump());
+        });
+
+        Assert.Equal((Errno)errno, answer);
+        if (errno == 0)
+            Assert.Equal(dumped, (uint)Assert.Single(dump.Entries).Status);
+        else
+            Assert.Empty(dump.Entries);
+    }
+
+    /// <summary>One raw request on a socket of its own; returns the errno of its acknowledgement.</summary>
+    private static unsafe Errno SendOne(ReadOnlySpan<byte> request)
+    {
+        using SocketHandle socket = Interop.Socket(Tmds.Linux.LibC.AF_NETLINK, Tmds.Linux.LibC.SOCK_RAW | Tmds.Linux.LibC.SOCK_CLOEXEC, Interop.NetlinkNetfilter);
+        Assert.False(socket.IsInvalid);
+        var kernel = new Interop.SockAddrNl { Family = (ushort)Tmds.Linux.LibC.AF_NETLINK };
+        fixed (byte* p = request)
+            Assert.Equal(request.Length, (int)Interop.SendTo(socket, p, (nuint)request.Length, 0, &kernel, (uint)sizeof(Interop.SockAddrNl)));
+        // ctnetlink handles the request inside sendto: the answer is queued already.
+        var answer = new byte[256];
+        var source = default(Interop.SockAddrNl);
+        uint sourceLength = (uint)sizeof(Interop.SockAddrNl);
+        nint n;
+        fixed (byte* p = answer)
+            n = Interop.RecvFrom(socket, p, (nuint)answer.Length, Tmds.Linux.LibC.MSG_DONTWAIT, &source, &sourceLength);
+        Assert.True(n > 0);
+        Assert.True(CtnetlinkCodec.TryReadError(answer.AsSpan(0, (int)n), out Errno error));
+        return error;
+    }
+
     [Fact]
     public void Dump_RealLoopbackTcp_EstablishedWithTheSocketsWindowScales()
     {
