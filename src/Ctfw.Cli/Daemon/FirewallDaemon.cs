@@ -44,6 +44,13 @@ internal sealed class FirewallDaemon : IDisposable
     /// <summary>Runs until a signal; returns the exit status (0 after a clean stop, 1 on a setup or socket failure).</summary>
     public int Run()
     {
+        // The engine first (its table is allocated here): with --takeover everything that can be ready
+        // is ready before the running ctfw pauses, so the gap holds only the hand-over itself.
+        long start = DaemonClock.NowMs();
+        var engine = new ConntrackEngine(_options.Settings, start, maxWorkers: Math.Max(8, _options.QueueLast - _options.QueueFirst + 1), rescue: _options.Rescue)
+        {
+            CollectExpired = _options.ResetOnExpiry,
+        };
         List<NfqueueSocket> sockets = [];
         IptablesInstaller? installer = null;
         RawIpSender? reject = null;
@@ -71,11 +78,6 @@ internal sealed class FirewallDaemon : IDisposable
             return SetupFailure($"--takeover: {e.Message}; the running ctfw goes on filtering");
         }
 
-        long start = DaemonClock.NowMs();
-        var engine = new ConntrackEngine(_options.Settings, start, maxWorkers: Math.Max(8, sockets.Count), rescue: _options.Rescue)
-        {
-            CollectExpired = _options.ResetOnExpiry,
-        };
         ExpiryResetter? resetter = null;
         // Restored before any worker or the housekeeper runs: RestoreState wants an engine nobody else touches yet.
         StateKeeper? state = _options.StatePath is { } statePath ? new StateKeeper(engine, statePath, _options.StateIntervalMs, _err) : null;

@@ -510,7 +510,7 @@ internal sealed class TakeoverReport(HandoverOffer offer, StateRestoreResult res
                 ? string.Create(CultureInfo.InvariantCulture,
                     $"{Waited} packets waited in the kernel queue, which filled up (--queue-maxlen {options.QueueMaxLength}): packets beyond it were {(options.FailClosed ? $"dropped ({Dropped})" : "passed unchecked (fail-open; the kernel does not count them)")}")
                 : string.Create(CultureInfo.InvariantCulture,
-                    $"{Arrived} packets arrived meanwhile and waited in the kernel queue ({Waited} waiting now), none passed unchecked, {Dropped} dropped");
+                    $"{Waited} packets waited in the kernel queue ({Arrived} of them arrived during the gap), none passed unchecked, {Dropped} dropped");
         return string.Create(CultureInfo.InvariantCulture,
             $"ctfw: took over {queues} from pid {Offer.Pid}: gap {GapMs:F1} ms (its last verdict to this run's first receive; restoring {Restored.Restored} entries took {RestoreMs:F1} ms of it); {packets}");
     }
