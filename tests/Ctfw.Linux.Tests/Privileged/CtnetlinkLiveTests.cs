@@ -283,6 +283,16 @@ public sealed partial class CtnetlinkLiveTests(ITestOutputHelper output)
         Assert.Equal(Count, dump.Entries.Count);
         Assert.Equal(Count, dump.Entries.Select(e => e.Original).Distinct().Count());
         Assert.False(dump.Incomplete);
+
+        // The engine's side of the same switch-over: adopt the dump, export it back.
+        var engine = new ConntrackEngine(new ConntrackSettings(), 0);
+        var clock = Stopwatch.StartNew();
+        AdoptResult adopted = engine.Adopt(dump.Entries, 0);
+        TimeSpan adopting = clock.Elapsed;
+        clock.Restart();
+        List<KernelConnection> exported = engine.ExportConnections(0);
+        output.WriteLine($"{adopted.Message} in {adopting.TotalMilliseconds:0} ms; exported {exported.Count} in {clock.Elapsed.TotalMilliseconds:0} ms");
+        Assert.Equal((Count, Count), (adopted.Adopted, exported.Count));
     }
 
     /// <summary>Packets dropped by the INVALID rules, from iptables-save's counters.</summary>
