@@ -56,6 +56,21 @@ public static class CtnetlinkCodec
     /// under their own mask. Returns the length, or 0 with <paramref name="refusal"/> when the kernel
     /// could not take the entry (it would answer EINVAL or create something else).
     /// </summary>
+    /// <summary>IPCTNL_MSG_CT_DELETE of the entry holding <paramref name="connection"/>'s original tuple (either direction), acknowledged.</summary>
+    public static int WriteDelete(Span<byte> destination, uint sequence, in KernelConnection connection)
+    {
+        if (destination.Length < MaxCreateSize)
+            throw new ArgumentException($"a delete needs a buffer of {MaxCreateSize} bytes", nameof(destination));
+        ConnTuple o = connection.Original;
+        byte family = o.IsV6 ? Ctnetlink.AfInet6 : Ctnetlink.AfInet;
+        int end = NetlinkWriter.WriteNfHeader(destination, Ctnetlink.MsgDelete, NlMsgHdr.FlagRequest | NlMsgHdr.FlagAck, sequence, family, 0);
+        end = WriteTuple(destination, end, Ctnetlink.TupleOrig, o);
+        if (o.Zone != 0)
+            end = WriteUInt16BigEndian(destination, end, Ctnetlink.Zone, o.Zone);
+        NetlinkWriter.Finish(destination, 0, end);
+        return end;
+    }
+
     public static int WriteCreate(Span<byte> destination, uint sequence, in KernelConnection connection, out string? refusal)
     {
         if (destination.Length < MaxCreateSize)

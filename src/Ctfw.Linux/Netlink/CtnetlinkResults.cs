@@ -46,6 +46,9 @@ public readonly record struct CtnetlinkCreateResult
     /// <summary>Refused by the kernel with another error, or not sent because the kernel could not take it.</summary>
     public int Failed { get; init; }
 
+    /// <summary>With replaceExisting: entries the kernel had, deleted and created again from ours (included in <see cref="Created"/>).</summary>
+    public int Replaced { get; init; }
+
     /// <summary>Sent, but the answer never came (acknowledgements lost to ENOBUFS, or no answer in time).</summary>
     public int Unconfirmed { get; init; }
 
@@ -63,7 +66,9 @@ public readonly record struct CtnetlinkCreateResult
     public TimeSpan Elapsed { get; init; }
 
     public string Message =>
-        $"created {Created} kernel entries in {Elapsed.TotalMilliseconds:0} ms ({Datagrams} datagrams, {ReceiveCalls} receive calls), {Existed} existed already, {Failed} failed"
+        $"created {Created} kernel entries in {Elapsed.TotalMilliseconds:0} ms ({Datagrams} datagrams, {ReceiveCalls} receive calls), "
+        + (Replaced > 0 ? $"{Replaced} of them in place of the kernel's own, " : "")
+        + $"{Existed} existed already, {Failed} failed"
         + (FirstErrorText != null ? $" (first: {FirstErrorText})" : "")
         + (Unconfirmed > 0 ? $", {Unconfirmed} unconfirmed" : "");
 }

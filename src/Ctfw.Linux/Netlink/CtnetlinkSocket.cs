@@ -157,47 +157,79 @@ public sealed class CtnetlinkSocket : IDisposable
     /// NLM_F_EXCL | NLM_F_ACK, see <see cref="CtnetlinkCodec.WriteCreate"/>), packing as many messages
     /// into each datagram as <see cref="CtnetlinkOptions.CreateBatchBytes"/> allows: the kernel handles a
     /// datagram's messages one after the other inside the sendto, then each acknowledgement is read back
-    /// and matched by sequence number. An entry that exists already is left as it is (EEXIST).
+    /// and matched by sequence number. An entry that exists already is left as it is (EEXIST), unless
+    /// <paramref name="replaceExisting"/>: then the kernel's entry for the tuple (in either direction)
+    /// is deleted and ours created in its place — for a switch back to kernel filtering, where ctfw's
+    /// view of the flow is the one that saw its traffic.
     /// </summary>
-    public CtnetlinkCreateResult Create(IReadOnlyList<KernelConnection> connections)
+    public CtnetlinkCreateResult Create(IReadOnlyList<KernelConnection> connections, bool replaceExisting = false)
     {
         ArgumentNullException.ThrowIfNull(connections);
         var clock = Stopwatch.StartNew();
         var tally = new CreateTally();
+        List<int>? existed = replaceExisting ? [] : null;
+        Send(connections, Enumerable.Range(0, connections.Count).ToList(), delete: false, ref tally, existed);
+        if (existed is { Count: > 0 })
+        {
+            var deletes = new CreateTally();
+            Send(connections, existed, delete: true, ref deletes, null);
+            tally.Existed -= existed.Count;
+            int createdBefore = tally.Created;
+            Send(connections, existed, delete: false, ref tally, null);
+            tally.Replaced = tally.Created - createdBefore;
+            if (deletes.FirstErrorText != null && deletes.FirstError != Errno.ENOENT && tally.FirstErrorText == null)
+                tally.Fail(deletes.FirstError, "deleting the kernel's entry: " + deletes.FirstErrorText);
+        }
+        return tally.Result(clock.Elapsed);
+    }
+
+    /// <summary>Creates (or deletes) <paramref name="connections"/>[<paramref name="indexes"/>] in batches; EEXIST indexes go to <paramref name="existed"/>.</summary>
+    private void Send(IReadOnlyList<KernelConnection> connections, List<int> indexes, bool delete, ref CreateTally tally, List<int>? existed)
+    {
         DiscardPending(); // a stale ENOBUFS would otherwise count this batch's acknowledgements as lost
         // Acknowledgements of one batch must fit the receive buffer at once (see ReceiveBufferBytes).
         int maxMessages = Math.Max(1, Options.ReceiveBufferBytes / 2048);
+        var batch = new List<int>(Math.Min(maxMessages, indexes.Count));
         int next = 0;
-        while (next < connections.Count)
+        while (next < indexes.Count)
         {
             uint first = _sequence + 1;
-            int used = 0, messages = 0;
-            while (next < connections.Count && used + CtnetlinkCodec.MaxCreateSize <= _tx.Length && messages < maxMessages)
+            int used = 0;
+            batch.Clear();
+            while (next < indexes.Count && used + CtnetlinkCodec.MaxCreateSize <= _tx.Length && batch.Count < maxMessages)
             {
-                int length = CtnetlinkCodec.WriteCreate(_tx.AsSpan(used), _sequence + 1, connections[next++], out string? refusal);
-                if (length == 0)
+                int index = indexes[next++];
+                int length;
+                if (delete)
                 {
-                    tally.Fail(Errno.EINVAL, "not sent: " + refusal);
-                    continue;
+                    length = CtnetlinkCodec.WriteDelete(_tx.AsSpan(used), _sequence + 1, connections[index]);
+                }
+                else
+                {
+                    length = CtnetlinkCodec.WriteCreate(_tx.AsSpan(used), _sequence + 1, connections[index], out string? refusal);
+                    if (length == 0)
+                    {
+                        tally.Fail(Errno.EINVAL, "not sent: " + refusal);
+                        continue;
+                    }
                 }
                 _sequence++;
                 used += length;
-                messages++;
+                batch.Add(index);
             }
-            if (messages == 0)
+            if (batch.Count == 0)
                 continue;
             Errno sent = TrySend(_tx.AsSpan(0, used));
             if (sent != Errno.None)
             {
                 // The datagram never reached ctnetlink: none of its entries was created.
-                for (int i = 0; i < messages; i++)
+                for (int i = 0; i < batch.Count; i++)
                     tally.Fail(sent, $"sendto: {ErrnoException.Describe(sent)}");
                 continue;
             }
             tally.Datagrams++;
-            CollectAcks(first, messages, ref tally);
+            CollectAcks(first, batch, ref tally, existed);
         }
-        return tally.Result(clock.Elapsed);
     }
 
     /// <summary>Deletes every entry of the namespace's table (IPCTNL_MSG_CT_DELETE without a tuple), acknowledged.</summary>
@@ -232,8 +264,9 @@ public sealed class CtnetlinkSocket : IDisposable
     /// <paramref name="first"/> has one: a recvmmsg takes up to <see cref="Interop.Shim.MaxBatch"/> of
     /// them, so a 100 000-entry create costs a few hundred receive calls, not one per entry.
     /// </summary>
-    private unsafe void CollectAcks(uint first, int count, ref CreateTally tally)
+    private unsafe void CollectAcks(uint first, List<int> batch, ref CreateTally tally, List<int>? existed)
     {
+        int count = batch.Count;
         var answered = new bool[count];
         int pending = count;
         bool lost = false;
@@ -279,7 +312,10 @@ public sealed class CtnetlinkSocket : IDisposable
                     if (answer == Errno.None)
                         tally.Created++;
                     else if (answer == Errno.EEXIST)
+                    {
                         tally.Existed++;
+                        existed?.Add(batch[(int)index]);
+                    }
                     else
                         tally.Fail(answer, ErrnoException.Describe(answer));
                 }
@@ -388,7 +424,7 @@ public sealed class CtnetlinkSocket : IDisposable
 
     private struct CreateTally
     {
-        public int Created, Existed, Failed, Unconfirmed, Datagrams, ReceiveCalls;
+        public int Created, Existed, Failed, Unconfirmed, Datagrams, ReceiveCalls, Replaced;
         public Errno FirstError;
         public string? FirstErrorText;
 
@@ -406,6 +442,7 @@ public sealed class CtnetlinkSocket : IDisposable
         {
             Created = Created,
             Existed = Existed,
+            Replaced = Replaced,
             Failed = Failed,
             Unconfirmed = Unconfirmed,
             FirstError = FirstError,

@@ -92,6 +92,34 @@ public sealed partial class CtnetlinkLiveTests(ITestOutputHelper output)
         }
     }
 
+    [Fact]
+    public void Create_ReplaceExisting_KernelsReversedEntryGivesWayToOurs()
+    {
+        using var lab = new NetnsLab();
+        // The kernel's view: a UDP flow it saw start from the server (pushes), never answered.
+        KernelConnection kernels = Entry(Tuple("10.1.0.3", "10.1.0.1", IpProto.Udp, 53, 5353), CtStatus.Confirmed, 30);
+        // ctfw's: the client subscribed, the server answers: ASSURED, the other way round.
+        KernelConnection ours = Entry(Tuple("10.1.0.1", "10.1.0.3", IpProto.Udp, 5353, 53), Replied, 120);
+        KernelConnection fresh = Entry(Tuple("10.1.0.1", "10.1.0.3", IpProto.Udp, 5400, 53), Replied, 120);
+
+        (CtnetlinkCreateResult keep, CtnetlinkCreateResult replace, CtnetlinkDumpResult dump) = InB(lab, () =>
+        {
+            using CtnetlinkSocket ct = CtnetlinkSocket.Open();
+            ct.Flush();
+            Assert.Equal(1, ct.Create([kernels]).Created);
+            CtnetlinkCreateResult k = ct.Create([ours]);
+            return (k, ct.Create([ours, fresh], replaceExisting: true), ct.Dump());
+        });
+
+        output.WriteLine(replace.Message);
+        Assert.Equal((0, 1, 0), (keep.Created, keep.Existed, keep.Replaced)); // by default the kernel's stays
+        Assert.Equal((2, 0, 1, 0), (replace.Created, replace.Existed, replace.Replaced, replace.Failed));
+        Assert.Equal(2, dump.Entries.Count);
+        KernelConnection now = Assert.Single(dump.Entries, d => d.Original.SrcId == 5353);
+        Assert.Equal(ours.Original, now.Original);
+        Assert.Equal(Replied, now.Status);
+    }
+
     public static TheoryData<uint, int, uint> StatusOnCreate => new()
     {
         // CTA_STATUS sent, errno of the answer, status the dump then shows (nf_ct_change_status_common).
