@@ -15,6 +15,7 @@ internal static class RunCommand
         + "                [--rescue [tombstone|loose]] [--rescue-window SECONDS] [--reset-on-expiry] [--stalled-after S]\n"
         + "                [--copy-range BYTES] [--queue-maxlen N] [--rcvbuf BYTES]\n"
         + "                [--state-file PATH [--state-interval S]] [--takeover | --takeover-from PID|PATH]\n"
+        + "                [--import-kernel] [--export-kernel-on-exit]\n"
         + "                [--set NAME=VALUE]... [--sysctl-file FILE] [--sysctl-live]\n\n"
         + "Filters the packets of NFQUEUE queues in the current network namespace with conntrack and the\n"
         + "ruleset, until SIGTERM or SIGINT (or any other signal that would end it: SIGQUIT, SIGUSR1, ...);\n"
@@ -56,6 +57,12 @@ internal static class RunCommand
         + "                        connection table and the iptables rules over from the running ctfw (the\n"
         + "                        only one, or --takeover-from PID|SOCKET); packets wait in the kernel queue\n"
         + "                        meanwhile; the queues and their settings must be the same\n"
+        + "  --import-kernel       at start, adopt the connections kernel conntrack tracks in this namespace\n"
+        + "                        (ctnetlink dump: tuples, TCP state, window scales and flags, status,\n"
+        + "                        timeout); a TCP entry learns its sequence windows from its next packets\n"
+        + "  --export-kernel-on-exit  when stopping, write ctfw's entries into the kernel's table (replacing\n"
+        + "                        the kernel's own for the same flows) before removing the NFQUEUE rules,\n"
+        + "                        so kernel filtering takes over the connections\n"
         + "  --control PATH        control socket for `ctfw stats` / `ctfw conntrack` (default\n"
         + "                        /run/ctfw/ctfw-PID.sock)\n\n"
         + "Conntrack settings start from this namespace's live sysctls, then:\n" + SettingsOptions.Help;
@@ -84,6 +91,7 @@ internal static class RunCommand
         int receiveBuffer = 8 << 20;
         bool takeover = false;
         string? takeoverFrom = null;
+        bool importKernel = false, exportKernel = false;
         while (cl.TryNext(out string arg))
         {
             if (arg is "-h" or "--help")
@@ -179,6 +187,14 @@ internal static class RunCommand
                     cl.Fail($"--state-interval {interval}: expected 1..3600 seconds");
                 stateInterval = seconds;
             }
+            else if (arg == "--import-kernel")
+            {
+                importKernel = true;
+            }
+            else if (arg == "--export-kernel-on-exit")
+            {
+                exportKernel = true;
+            }
             else if (arg == "--takeover")
             {
                 takeover = true;
@@ -219,6 +235,8 @@ internal static class RunCommand
                 + "(see docs/AB.md), or every packet counts as unmarked");
         }
 
+        if (takeover && importKernel)
+            return Program.Fail("--takeover and --import-kernel: a takeover gets its table from the running ctfw");
         string? takeoverPath = null;
         if (takeover)
         {
@@ -246,6 +264,8 @@ internal static class RunCommand
             ReceiveBufferBytes = receiveBuffer,
             StatePath = statePath,
             TakeoverFrom = takeoverPath,
+            ImportKernel = importKernel,
+            ExportKernelOnExit = exportKernel,
             StateIntervalMs = (stateInterval ?? 5) * 1000,
             RebuildSettings = () => (settingsOptions.Build(out string? error), error),
         };

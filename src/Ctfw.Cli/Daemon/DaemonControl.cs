@@ -43,6 +43,9 @@ internal sealed class DaemonControl : IControlTarget
     /// <summary>Zero-window age from which a flow counts in <c>stalled.flows</c>.</summary>
     public long StalledAfterMs { get; init; } = FlowAges.DefaultStalledAfterSeconds * 1000L;
 
+    /// <summary>Entries adopted from kernel conntrack at start (--import-kernel); null when not asked for.</summary>
+    public int? AdoptedFromKernel { get; init; }
+
     /// <summary>The --reset-on-expiry sender, when enabled.</summary>
     public ExpiryResetter? Resetter { get; init; }
 
@@ -158,6 +161,8 @@ internal sealed class DaemonControl : IControlTarget
         Add("table.max", _engine.Settings.Max);
         Add("table.early_drops", _engine.EarlyDrops);
         Add("table.alloc_failures", _engine.AllocFailures);
+        if (AdoptedFromKernel is { } adopted)
+            Add("table.adopted_from_kernel", adopted);
         Add("gc.gen0", GC.CollectionCount(0));
         Add("gc.gen1", GC.CollectionCount(1));
         Add("gc.gen2", GC.CollectionCount(2));

@@ -45,6 +45,12 @@ internal sealed record DaemonOptions(
     /// <summary><c>--takeover</c>: the running ctfw's control socket to take the queues and table from; null when off.</summary>
     public string? TakeoverFrom { get; init; }
 
+    /// <summary><c>--import-kernel</c>: adopt the kernel's conntrack table of the namespace at start.</summary>
+    public bool ImportKernel { get; init; }
+
+    /// <summary><c>--export-kernel-on-exit</c>: write ctfw's entries into the kernel's table when stopping.</summary>
+    public bool ExportKernelOnExit { get; init; }
+
     /// <summary>Control socket path; null = <see cref="Control.ControlPaths.Default"/> for this pid.</summary>
     public string? ControlPath { get; init; }
 

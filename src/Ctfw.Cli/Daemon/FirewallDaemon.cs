@@ -6,6 +6,7 @@ using Ctfw.Firewall;
 using Ctfw.Firewall.Logging;
 using Ctfw.Linux;
 using Ctfw.Linux.Firewall;
+using Ctfw.Linux.Netlink;
 using Ctfw.Linux.Nfqueue;
 using Ctfw.Packets;
 
@@ -95,6 +96,18 @@ internal sealed class FirewallDaemon : IDisposable
         {
             state?.Restore();
         }
+        AdoptResult? imported = null;
+        if (_options.ImportKernel)
+        {
+            // After the state file (its entries carry windows; the kernel's duplicates are skipped),
+            // before the first packet.
+            imported = ImportKernel(engine);
+            if (imported is null)
+            {
+                DisposeAll(sockets);
+                return 1;
+            }
+        }
         var log = new LogSink(_err);
         AbLog? abLog = _options.AbMark is null ? null : new AbLog(_err);
         RescueLog? rescueLog = _options.Rescue.Mode == RescueMode.Off ? null : new RescueLog(_err);
@@ -128,7 +141,12 @@ internal sealed class FirewallDaemon : IDisposable
                 var environment = new FirewallEnvironment { Interfaces = new InterfaceNames(), IcmpSources = new IcmpSourceSelector(), Log = log, RescueLog = rescueLog };
                 workers.Add(new QueueWorker(socket, new FirewallPipeline(engine.CreateWorker(), config, environment), reject));
             }
-            var target = new DaemonControl(engine, workers, log, abLog, start, _options.RebuildSettings, _options.Rules) { Resetter = resetter, StalledAfterMs = _options.StalledAfterMs };
+            var target = new DaemonControl(engine, workers, log, abLog, start, _options.RebuildSettings, _options.Rules)
+            {
+                Resetter = resetter,
+                StalledAfterMs = _options.StalledAfterMs,
+                AdoptedFromKernel = imported?.Adopted,
+            };
             handover = new HandoverSource(engine, workers, _options, state, () => installer?.Tag, _err, _shutdown.Set);
             target.Handover = handover;
             if (takeover is null)
@@ -221,6 +239,10 @@ internal sealed class FirewallDaemon : IDisposable
             reloadTimer?.Dispose();
             control?.Dispose();
             bool handedOver = handover is { HandedOverTo: > 0 };
+            // The way back to kernel filtering: the kernel gets ctfw's entries while ctfw still
+            // judges every packet, so no packet meets the kernel's rules before its entry is there.
+            if (_options.ExportKernelOnExit && !handedOver)
+                ExportKernel(engine);
             if (installer is not null && !handedOver)
             {
                 foreach (string failure in installer.Remove())
@@ -318,6 +340,43 @@ internal sealed class FirewallDaemon : IDisposable
             return null;
         }
         return new TakeoverReport(takeover.Offer, restored, restoreMs);
+    }
+
+    /// <summary>`--import-kernel`: the kernel's table of this namespace adopted into the engine; null (after one line) when the dump failed.</summary>
+    private AdoptResult? ImportKernel(ConntrackEngine engine)
+    {
+        CtnetlinkDumpResult dump;
+        try
+        {
+            using CtnetlinkSocket ct = CtnetlinkSocket.Open();
+            dump = ct.Dump();
+        }
+        catch (ErrnoException e)
+        {
+            _err.WriteLine($"ctfw: --import-kernel: dumping the kernel's conntrack table failed: {e.Message}");
+            return null;
+        }
+        AdoptResult adopted = engine.Adopt(dump.Entries, DaemonClock.NowMs());
+        _err.WriteLine($"ctfw: imported from kernel conntrack: {dump.Message}; {adopted.Message}; adopted TCP entries take their sequence windows from their next packet in each direction");
+        if (dump.Incomplete)
+            _err.WriteLine("ctfw: warning: --import-kernel: the kernel's dump stayed incomplete (the table changed under it); entries it missed are picked up or refused as new flows");
+        return adopted;
+    }
+
+    /// <summary>`--export-kernel-on-exit`: ctfw's entries written into the kernel table (replacing the kernel's own for the same tuples).</summary>
+    private void ExportKernel(ConntrackEngine engine)
+    {
+        try
+        {
+            List<KernelConnection> entries = engine.ExportConnections(DaemonClock.NowMs());
+            using CtnetlinkSocket ct = CtnetlinkSocket.Open();
+            CtnetlinkCreateResult result = ct.Create(entries, replaceExisting: true);
+            _err.WriteLine($"ctfw: exported {entries.Count} entries to kernel conntrack: {result.Message}");
+        }
+        catch (ErrnoException e)
+        {
+            _err.WriteLine($"ctfw: --export-kernel-on-exit: writing the entries into the kernel's table failed: {e.Message}");
+        }
     }
 
     private static bool WaitForExit(int pid, TimeSpan timeout)
