@@ -1,6 +1,6 @@
 namespace Ctfw.Cli.Tests;
 
-/// <summary>`ctfw run` refuses bad --state-file/--state-interval combinations before touching anything.</summary>
+/// <summary>`ctfw run` refuses bad --state-file/--state-interval/--takeover/--import-kernel combinations before touching anything.</summary>
 [Collection("Console")]
 public sealed class RunStateOptionsTests
 {
@@ -8,6 +8,9 @@ public sealed class RunStateOptionsTests
     [InlineData("--state-interval needs --state-file", "--state-interval", "5")]
     [InlineData("--state-interval 0: expected 1..3600 seconds", "--state-file", "/tmp/x.state", "--state-interval", "0")]
     [InlineData("--state-interval soon: expected 1..3600 seconds", "--state-file", "/tmp/x.state", "--state-interval", "soon")]
+    [InlineData("--takeover and --import-kernel: a takeover gets its table from the running ctfw", "--takeover", "--import-kernel")]
+    [InlineData("--takeover: no ctfw with pid 999999999", "--takeover-from", "999999999")]
+    [InlineData("--takeover-from /nonexistent/ctfw.sock: neither a pid nor an existing control socket", "--takeover-from", "/nonexistent/ctfw.sock")]
     public void Run_BadStateOptions_UsageErrorExit2(string message, params string[] extra)
     {
         string rules = Path.Combine(Path.GetTempPath(), $"ctfw-state-opts-{Guid.NewGuid():N}.rules");
