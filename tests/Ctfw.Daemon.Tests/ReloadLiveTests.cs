@@ -1,16 +1,19 @@
 using System.Net.Sockets;
 using Ctfw.Linux;
+using Xunit.Abstractions;
 
 namespace Ctfw.Daemon.Tests;
 
 /// <summary>
 /// Reload without a restart: SIGHUP and `ctfw reload` swap in the edited rules file at once, flows
 /// keep their state, a file with an error leaves the old rules in force, and a signal whose default
-/// action would kill the process ends it through the same cleanup as SIGTERM.
+/// action would kill the process ends it through the same cleanup as SIGTERM. Issue 12 part 5 case d:
+/// a long-lived TCP conversation and UDP stream under a strict ruleset go on untouched through a
+/// SIGHUP whose new rule works at once, and break when the same rules are applied by a restart.
 /// </summary>
 [Trait("Tier", "Privileged")]
 [Collection(PrivilegedCollection.Name)]
-public sealed class ReloadLiveTests
+public sealed class ReloadLiveTests(ITestOutputHelper output)
 {
     private const string Header = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n";
 
@@ -31,6 +34,86 @@ public sealed class ReloadLiveTests
         """;
 
     private const string Broken = Header + "-A FORWARD -p udp --no-such-option 1 -j ACCEPT\nCOMMIT\n";
+
+    [Theory(Timeout = 120_000)]
+    [InlineData(true)]
+    [InlineData(false)] // the operator applies the edited rules by a restart (no state file) instead
+    public async Task EditedRules_SighupOrRestart_NewRuleAtOnceConversationKeptOnlyBySighup(bool sighup)
+    {
+        const int TcpPort = 5004, UdpPort = 5005, NewPort = 5006;
+        using var lab = new GatewayLab();
+        lab.Listen(NewPort);
+        string tag = $"{Environment.ProcessId}-{Guid.NewGuid():N}";
+        string rules = Path.Combine(Path.GetTempPath(), $"ctfw-reload-{tag}.rules");
+        File.WriteAllText(rules, Conversation.StrictRules(lab, TcpPort, UdpPort));
+        string[] args = ["run", "--rules", rules, "--queue", "14", "--install", "FORWARD", "--set", "nf_conntrack_tcp_loose=0"];
+        var startTimeout = TimeSpan.FromSeconds(30);
+        var echoTimeout = TimeSpan.FromSeconds(3);
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(100));
+        try
+        {
+            using ChildProcess first = CtfwProcess.Start(lab.Gateway, args);
+            Assert.True(first.WaitForLine(OutputStream.StdErr, "ctfw: running", startTimeout), first.StdErr);
+            await using Conversation conversation = await Conversation.StartAsync(lab, TcpPort, UdpPort, cts.Token);
+            Assert.True(await conversation.WaitForProgressAsync(5, 5, TimeSpan.FromSeconds(20)), conversation.Report().Describe());
+            Assert.Equal("timeout", await lab.TryEcho(lab.ServerV4, NewPort, "early", echoTimeout));
+
+            File.WriteAllText(rules, Conversation.StrictRules(lab, TcpPort, UdpPort,
+                $"-A FORWARD -d {lab.ServerV4}/32 -p tcp -m tcp --dport {NewPort} --tcp-flags FIN,SYN,RST,ACK SYN -m conntrack --ctstate NEW -j ACCEPT"));
+            ChildProcess? second = null;
+            try
+            {
+                conversation.MarkEvent();
+                if (sighup)
+                {
+                    Assert.True(first.Signal(1)); // SIGHUP
+                    Assert.True(first.WaitForLine(OutputStream.StdErr, "ctfw: reload: ", TimeSpan.FromSeconds(20)), first.StdErr);
+                }
+                else
+                {
+                    Assert.True(first.Signal(ChildProcess.SigTerm));
+                    Assert.Equal(0, first.WaitForExit(startTimeout));
+                    second = CtfwProcess.Start(lab.Gateway, args);
+                    Assert.True(second.WaitForLine(OutputStream.StdErr, "ctfw: running", startTimeout), second.StdErr);
+                }
+                Assert.Equal("now", await lab.TryEcho(lab.ServerV4, NewPort, "now", echoTimeout)); // the new rule, at once
+
+                if (sighup)
+                {
+                    bool kept = await conversation.WaitForProgressAsync(5, 5, TimeSpan.FromSeconds(20));
+                    if (!kept && first.Signal(ChildProcess.SigTerm))
+                        first.WaitForExit(startTimeout); // for its summary: what it judged INVALID, and why
+                    Assert.True(kept, $"{conversation.Report().Describe()}\n{first.StdErr}");
+                    ConversationReport report = await conversation.StopAsync();
+                    Conversation.RecordGap(output, "d-sighup-reload", report);
+                    Assert.True(report.Intact, report.Describe());
+                }
+                else
+                {
+                    // The restarted ctfw has no entries: the client's segments are INVALID, the pushes NEW from outside.
+                    bool[] progress = await Task.WhenAll(
+                        conversation.WaitForProgressAsync(1, 0, TimeSpan.FromSeconds(5)),
+                        conversation.WaitForProgressAsync(0, 1, TimeSpan.FromSeconds(5)));
+                    ConversationReport report = await conversation.StopAsync(TimeSpan.Zero);
+                    Conversation.RecordGap(output, "d-restart-instead-of-reload", report);
+                    Assert.False(progress[0], "TCP kept going: " + report.Describe());
+                    Assert.False(progress[1], "UDP pushes kept arriving: " + report.Describe());
+                }
+                ChildProcess running = second ?? first;
+                Assert.True(running.Signal(ChildProcess.SigTerm));
+                Assert.Equal(0, running.WaitForExit(startTimeout));
+            }
+            finally
+            {
+                second?.Dispose();
+            }
+        }
+        finally
+        {
+            cts.Cancel();
+            File.Delete(rules);
+        }
+    }
 
     [Fact(Timeout = 180_000)]
     public async Task Sighup_EditedRules_NewRuleAtOnceFlowKeptUntilDeletedBadFileKeepsOldRulesOtherSignalCleansUp()
