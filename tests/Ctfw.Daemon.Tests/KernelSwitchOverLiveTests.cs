@@ -43,6 +43,7 @@ public sealed class KernelSwitchOverLiveTests(ITestOutputHelper output)
             string[] args = ["run", "--rules", rules, "--queue", "17", "--install", "FORWARD", "--set", "nf_conntrack_tcp_loose=0",
                 "--control", Path.Combine(Path.GetTempPath(), $"ctfw-switch-{tag}.sock"),
                 .. (import ? new[] { "--import-kernel" } : []), .. (export ? new[] { "--export-kernel-on-exit" } : [])];
+            talk.MarkEvent(); // the gaps quoted cover both switches
             using ChildProcess ctfw = CtfwProcess.Start(lab.Gateway, args);
             Assert.True(ctfw.WaitForLine(OutputStream.StdErr, "ctfw: running", TimeSpan.FromSeconds(30)), ctfw.StdErr);
             Tool.RunIn(lab.Gateway, ["iptables", "-t", "raw", "-A", .. s_notrack]);

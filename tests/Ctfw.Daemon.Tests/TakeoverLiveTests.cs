@@ -42,6 +42,7 @@ public sealed class TakeoverLiveTests(ITestOutputHelper output)
             Assert.True(await talk.WaitForProgressAsync(5, 5, TimeSpan.FromSeconds(10)), talk.Report().Describe());
 
             ChildProcess second;
+            talk.MarkEvent();
             if (takeover)
             {
                 second = CtfwProcess.Start(lab.Gateway, [.. common, "--control", newControl, "--takeover-from", oldControl]);
