@@ -1,3 +1,4 @@
+using System.Text;
 using Ctfw.Conntrack;
 using Ctfw.Firewall;
 using Ctfw.Firewall.Logging;
@@ -18,20 +19,34 @@ internal sealed class Gateway : IDisposable
     public static readonly IpAddress Client6 = Addr("2001:db8::10");
     public static readonly IpAddress Server6 = Addr("2001:db8:1::20");
 
-    public Gateway(string? rules, ConntrackSettings? settings = null, bool failClosed = false, ShadowMode? shadow = null, StringWriter? log = null)
+    private readonly StringBuilder _log = new();
+
+    public Gateway(string? rules, ConntrackSettings? settings = null, bool failClosed = false, ShadowMode? shadow = null)
     {
         Engine = new ConntrackEngine(settings ?? new ConntrackSettings(), Now, hashSeed: 7);
-        LogText = log ?? new StringWriter();
         Pipeline = new FirewallPipeline(Engine.CreateWorker(), Config(rules, failClosed, shadow), new FirewallEnvironment
         {
             Interfaces = new FixedInterfaceNames((Lan, "lan0"), (Wan, "wan0")),
-            Log = new LogSink(LogText),
+            Log = new LogSink(Lines),
         });
     }
 
     public ConntrackEngine Engine { get; }
     public FirewallPipeline Pipeline { get; }
-    public StringWriter LogText { get; }
+
+    /// <summary>Where the LOG lines go (the daemon's log writer thread is played by <see cref="LogText"/>).</summary>
+    public LogQueue Lines { get; } = new(64);
+
+    /// <summary>Every LOG line queued so far, each with its newline.</summary>
+    public string LogText
+    {
+        get
+        {
+            QueuedLines.DrainInto(Lines, _log);
+            return _log.ToString();
+        }
+    }
+
     public MemoryQueue Queue { get; } = new();
     public long Now { get; set; } = 1_000_000;
 

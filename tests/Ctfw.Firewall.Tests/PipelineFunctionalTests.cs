@@ -209,8 +209,8 @@ public sealed class PipelineFunctionalTests
     public void ShadowMode_KernelAnswerDrivesRulesAndDisagreementIsCounted()
     {
         var mark = new KernelStateMark(KernelStateMark.DefaultShift);
-        var abText = new StringWriter();
-        var shadow = new ShadowMode(mark, EnforceCtfw: false, new AbLog(abText));
+        var abLines = new LogQueue(64);
+        var shadow = new ShadowMode(mark, EnforceCtfw: false, new AbLog(abLines));
         using var gw = new Gateway(GatewayRules, ConntrackSettingsWith("nf_conntrack_tcp_loose=0"), shadow: shadow);
         // A mid-stream ACK: ctfw (loose off) says INVALID, the "kernel" says ESTABLISHED.
         byte[] ack = Gateway.Tcp(true, 40011, 80, TcpFlags.Ack, 1, 1);
@@ -223,7 +223,7 @@ public sealed class PipelineFunctionalTests
         Assert.Equal(FirewallVerdict.Accept, o[0].Verdict);
         Assert.Equal(1, gw.Pipeline.Counters.AbCompared);
         Assert.Equal(0, gw.Pipeline.Counters.AbAgreed);
-        Assert.Contains("kernel ESTABLISHED ORIGINAL, ctfw INVALID", abText.ToString());
+        Assert.Contains("kernel ESTABLISHED ORIGINAL, ctfw INVALID", QueuedLines.Drain(abLines));
 
         // Enforcing ctfw's answer: the same packet is dropped by the INVALID rule.
         gw.Pipeline.Reconfigure(Gateway.Config(GatewayRules, shadow: shadow with { EnforceCtfw = true }));
@@ -236,7 +236,7 @@ public sealed class PipelineFunctionalTests
     [Fact]
     public void ShadowMode_UnmarkedPacket_CountedAndCtfwAnswerUsed()
     {
-        var shadow = new ShadowMode(new KernelStateMark(KernelStateMark.DefaultShift), false, new AbLog(new StringWriter()));
+        var shadow = new ShadowMode(new KernelStateMark(KernelStateMark.DefaultShift), false, new AbLog(new LogQueue(64)));
         using var gw = new Gateway(GatewayRules, shadow: shadow);
         var o = gw.ForwardOne(Gateway.Tcp(true, 40012, 80, TcpFlags.Syn, 1000, 0));
         Assert.Equal(FirewallVerdict.Accept, o.Verdict);

@@ -269,7 +269,9 @@ internal static class RunCommand
             StateIntervalMs = (stateInterval ?? 5) * 1000,
             RebuildSettings = () => (settingsOptions.Build(out string? error), error),
         };
-        using var daemon = new FirewallDaemon(options, Console.Error);
+        // Its own stream on fd 2, not Console.Error: the daemon's log writer may sit in a write for
+        // ever when stderr is not read, and must not hold Console.Error's lock while it does.
+        using var daemon = new FirewallDaemon(options, Console.OpenStandardError());
         return daemon.Run();
     }
 

@@ -49,6 +49,9 @@ internal sealed class DaemonControl : IControlTarget
     /// <summary>The --reset-on-expiry sender, when enabled.</summary>
     public ExpiryResetter? Resetter { get; init; }
 
+    /// <summary>The stderr writer and its queue: lines lost to a full queue, waiting, failed.</summary>
+    public required LogWriter Output { get; init; }
+
     private long _agesAtMs = long.MinValue / 2;
     private int _halfClosed;
     private int _stalled;
@@ -178,6 +181,9 @@ internal sealed class DaemonControl : IControlTarget
         Add("process.rss_anon_bytes", ResourceUsage.AnonymousResidentBytes());
         Add("log.written", _log.Written);
         Add("log.suppressed", _log.Suppressed);
+        Add("log.lost", Output.Queue.Lost);
+        Add("log.pending", Output.Queue.Pending);
+        Add("log.write_errors", Output.WriteErrors);
         Add("settings.reloads", SettingsReloads);
         Add("rules.reloads", RulesReloads);
         Add("rules.reload_failures", RulesReloadFailures);

@@ -22,13 +22,24 @@ namespace Ctfw.Cli.Daemon;
 /// the jumps are removed while the workers still answer, then the workers drain what is queued,
 /// flush their verdicts and close.
 /// </para>
+/// <para>
+/// Nothing but the <see cref="LogWriter"/> thread writes to stderr: LOG, A/B and rescue lines and
+/// the daemon's own lines go into one <see cref="LogQueue"/> without waiting, so a stderr that is
+/// slow or not read at all costs lines (counted in <c>log.lost</c>), never packets, and the stop
+/// gives the writer <see cref="OutputDeadline"/> for what is left before the process exits anyway.
+/// </para>
 /// </summary>
 internal sealed class FirewallDaemon : IDisposable
 {
     private const int HousekeepingIntervalMs = 10;
     private const int HousekeepingBudget = 16_384;
 
+    /// <summary>How long the stop waits for queued lines to be written (a blocked stderr gets no more).</summary>
+    internal static readonly TimeSpan OutputDeadline = TimeSpan.FromSeconds(2);
+
     private readonly DaemonOptions _options;
+    private readonly LogWriter _output;
+    // The daemon's own lines: into the output queue, never waiting for stderr.
     private readonly TextWriter _err;
     private readonly ManualResetEventSlim _shutdown = new();
 
@@ -36,14 +47,32 @@ internal sealed class FirewallDaemon : IDisposable
     // read is fresh and not hoisted out of the loop (the stop is seen ≤ one 10 ms tick late).
     private volatile bool _stopHousekeeper;
 
-    public FirewallDaemon(DaemonOptions options, TextWriter err)
+    /// <param name="stderr">Where the log writer thread writes every line (the process's fd 2 as a raw stream).</param>
+    public FirewallDaemon(DaemonOptions options, Stream stderr)
     {
         _options = options;
-        _err = err;
+        var lines = new LogQueue();
+        _output = new LogWriter(lines, stderr);
+        _err = new LogQueueTextWriter(lines);
     }
 
     /// <summary>Runs until a signal; returns the exit status (0 after a clean stop, 1 on a setup or socket failure).</summary>
     public int Run()
+    {
+        _output.Start();
+        try
+        {
+            return Filter();
+        }
+        finally
+        {
+            // The rules are gone and the verdicts flushed by now; the lines get a deadline, then the
+            // process ends with the writer still in its write if stderr never drains.
+            _output.Stop(OutputDeadline);
+        }
+    }
+
+    private int Filter()
     {
         // The engine first (its table is allocated here): with --takeover everything that can be ready
         // is ready before the running ctfw pauses, so the gap holds only the hand-over itself.
@@ -108,9 +137,9 @@ internal sealed class FirewallDaemon : IDisposable
                 return 1;
             }
         }
-        var log = new LogSink(_err);
-        AbLog? abLog = _options.AbMark is null ? null : new AbLog(_err);
-        RescueLog? rescueLog = _options.Rescue.Mode == RescueMode.Off ? null : new RescueLog(_err);
+        var log = new LogSink(_output.Queue);
+        AbLog? abLog = _options.AbMark is null ? null : new AbLog(_output.Queue);
+        RescueLog? rescueLog = _options.Rescue.Mode == RescueMode.Off ? null : new RescueLog(_output.Queue);
         ShadowMode? shadow = _options.AbMark is { } abMark ? new ShadowMode(abMark, _options.AbEnforceCtfw, abLog!) : null;
         List<QueueWorker> workers = [];
         ControlServer? control = null;
@@ -144,6 +173,7 @@ internal sealed class FirewallDaemon : IDisposable
             var target = new DaemonControl(engine, workers, log, abLog, start, _options.RebuildSettings, _options.Rules)
             {
                 Resetter = resetter,
+                Output = _output,
                 StalledAfterMs = _options.StalledAfterMs,
                 AdoptedFromKernel = imported?.Adopted,
             };
@@ -519,6 +549,7 @@ internal sealed class FirewallDaemon : IDisposable
             w.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"ctfw: queue {worker.Queue.Queue}: packets {s.Packets}, {kernel}, enobufs {s.EnobufsErrors}, lost verdicts {s.LostVerdicts}, verdict errors {s.VerdictErrors}"));
         }
-        w.WriteLine(string.Create(CultureInfo.InvariantCulture, $"ctfw: log lines {log.Written}, suppressed {log.Suppressed}; conntrack entries at stop {entries}"));
+        w.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"ctfw: log lines {log.Written}, suppressed {log.Suppressed}; output lines lost {_output.Queue.Lost} (buffer full: stderr slow or not read), write errors {_output.WriteErrors}; conntrack entries at stop {entries}"));
     }
 }

@@ -21,9 +21,9 @@ public sealed class AbLog
 
     private readonly RateLimitedLines _lines;
 
-    public AbLog(TextWriter writer)
+    public AbLog(LogQueue queue)
     {
-        _lines = new RateLimitedLines(writer, "ctfw: ab: ", "disagreement lines", PerSecond, Burst);
+        _lines = new RateLimitedLines(queue, "ctfw: ab: ", "disagreement lines", PerSecond, Burst);
     }
 
     public long Written => _lines.Written;

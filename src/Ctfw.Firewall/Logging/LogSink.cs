@@ -3,9 +3,12 @@ using Ctfw.Rules;
 namespace Ctfw.Firewall.Logging;
 
 /// <summary>
-/// Writes LOG lines to stderr, rate limited like the kernel's <c>-m limit</c> default for log
-/// floods (<see cref="Burst"/> lines, refilled at <see cref="PerSecond"/> per second, shared by all
-/// workers). Only packets that hit a LOG rule come here; the line is formatted on the stack.
+/// LOG lines, rate limited like the kernel's <c>-m limit</c> default for log floods
+/// (<see cref="Burst"/> lines, refilled at <see cref="PerSecond"/> per second, shared by all
+/// workers), into the <see cref="LogQueue"/> that the daemon's log writer thread empties to
+/// stderr. Only packets that hit a LOG rule come here; the line is formatted on the stack and copied
+/// into the queue's own memory, so a LOG hit never waits for the output and allocates nothing (but
+/// the suppression notice that follows a rate-limited spell).
 /// </summary>
 public sealed class LogSink
 {
@@ -14,9 +17,9 @@ public sealed class LogSink
 
     private readonly RateLimitedLines _lines;
 
-    public LogSink(TextWriter writer)
+    public LogSink(LogQueue queue)
     {
-        _lines = new RateLimitedLines(writer, "ctfw: ", "LOG lines", PerSecond, Burst);
+        _lines = new RateLimitedLines(queue, "ctfw: ", "LOG lines", PerSecond, Burst);
     }
 
     public long Written => _lines.Written;

@@ -19,9 +19,9 @@ public sealed class RescueLog
 
     private readonly RateLimitedLines _lines;
 
-    public RescueLog(TextWriter writer)
+    public RescueLog(LogQueue queue)
     {
-        _lines = new RateLimitedLines(writer, "ctfw: rescue: ", "lines", PerSecond, Burst);
+        _lines = new RateLimitedLines(queue, "ctfw: rescue: ", "lines", PerSecond, Burst);
     }
 
     public long Written => _lines.Written;
