@@ -151,7 +151,21 @@ public sealed partial class ConntrackEngine
     /// how reading it fails: the result says what happened.
     /// </summary>
     /// <returns>True when the file was whole and applied (<see cref="StateRestoreStatus.Restored"/>).</returns>
-    public bool RestoreState(Stream input, long nowMs, long wallClockUnixMs, out StateRestoreResult result)
+    public bool RestoreState(Stream input, long nowMs, long wallClockUnixMs, out StateRestoreResult result) =>
+        RestoreState(input, nowMs, wallClockUnixMs, relearnTcpWindows: false, out result);
+
+    /// <inheritdoc cref="RestoreState(Stream, long, long, out StateRestoreResult)"/>
+    /// <param name="relearnTcpWindows">
+    /// True when packets may have passed while nobody tracked them — a restart: the jumps were
+    /// removed at stop, or the queue was bypassed after a kill -9, and a checkpoint is up to an
+    /// interval old. The stored sequence windows are then stale (the next ACK acknowledges data the
+    /// entry never saw and would be INVALID, stalling the connection), so TCP entries keep their
+    /// state, scales and portable flags but forget their windows: the next segment of each direction
+    /// takes its window from the packet, as for a connection picked up mid-stream (spec §13.4, what
+    /// the kernel does with entries created over ctnetlink). False keeps the windows exactly: a
+    /// hand-over during which no packet went unseen.
+    /// </param>
+    public bool RestoreState(Stream input, long nowMs, long wallClockUnixMs, bool relearnTcpWindows, out StateRestoreResult result)
     {
         ArgumentNullException.ThrowIfNull(input);
         if (Table.Count != 0)
@@ -182,7 +196,7 @@ public sealed partial class ConntrackEngine
             }
             s.Position = start + StateFile.HeaderSize;
             long downtime = Math.Max(0, wallClockUnixMs - writtenAt);
-            result = Apply(reader, nowMs, downtime, ref restoredSoFar);
+            result = Apply(reader, nowMs, downtime, relearnTcpWindows, ref restoredSoFar);
             return true;
         }
         catch (Exception ex) when (ex is IOException or NotSupportedException or ObjectDisposedException or UnauthorizedAccessException)
@@ -217,18 +231,18 @@ public sealed partial class ConntrackEngine
         };
     }
 
-    private StateRestoreResult Apply(StateReader reader, long now, long downtime, ref int restored)
+    private StateRestoreResult Apply(StateReader reader, long now, long downtime, bool relearn, ref int restored)
     {
         var counts = new ApplyCounts();
         while (reader.Next(out uint kind, out int count, out ReadOnlySpan<byte> payload))
         {
-            ApplyBlock(kind, count, payload, now, downtime, ref counts);
+            ApplyBlock(kind, count, payload, now, downtime, relearn, ref counts);
             restored = counts.Restored;
         }
         return counts.Result(downtime);
     }
 
-    private void ApplyBlock(uint kind, int count, ReadOnlySpan<byte> payload, long now, long downtime, ref ApplyCounts c)
+    private void ApplyBlock(uint kind, int count, ReadOnlySpan<byte> payload, long now, long downtime, bool relearn, ref ApplyCounts c)
     {
         TombstoneStore? store = Table.Tombstones;
         for (int i = 0; i < count; i++)
@@ -241,7 +255,7 @@ public sealed partial class ConntrackEngine
                     c.Expired++;
                 else if (Table.Count >= Table.Max)
                     c.OverLimit++;
-                else if (InsertRestored(r, now, left, downtime))
+                else if (InsertRestored(r, now, left, downtime, relearn))
                     c.Restored++;
                 else
                     c.Duplicates++;
@@ -294,7 +308,7 @@ public sealed partial class ConntrackEngine
                     break;
                 if (kind == StateFile.KindEntries)
                 {
-                    ApplyBlock(kind, count, payload, nowMs, downtime, ref counts);
+                    ApplyBlock(kind, count, payload, nowMs, downtime, relearn: false, ref counts);
                     entries += count;
                 }
                 else
@@ -313,7 +327,7 @@ public sealed partial class ConntrackEngine
                 return false;
             }
             foreach ((int count, byte[] payload) in pendingTombstones)
-                ApplyBlock(StateFile.KindTombstones, count, payload, nowMs, downtime, ref counts);
+                ApplyBlock(StateFile.KindTombstones, count, payload, nowMs, downtime, relearn: false, ref counts);
             result = counts.Result(downtime);
             return true;
         }
@@ -326,7 +340,7 @@ public sealed partial class ConntrackEngine
         }
     }
 
-    private bool InsertRestored(ReadOnlySpan<byte> r, long now, long left, long downtime)
+    private bool InsertRestored(ReadOnlySpan<byte> r, long now, long left, long downtime, bool relearn)
     {
         ConnTuple t = StateFile.ReadTuple(r);
         int idx = Table.Allocate(Table.Hash(t), now); // below max (checked), so no early drop
@@ -339,7 +353,11 @@ public sealed partial class ConntrackEngine
         e.Deadline = now + left;
         e.Tcp = default;
         if (t.Protocol == IpProto.Tcp)
+        {
             e.Tcp = StateFile.ReadTcp(r[56..]);
+            if (relearn)
+                ForgetWindows(ref e.Tcp);
+        }
         else
             e.StreamTs = now + BinaryPrimitives.ReadInt64LittleEndian(r[56..]) - downtime;
         e.NextOrig = 0;
@@ -354,6 +372,27 @@ public sealed partial class ConntrackEngine
             return true;
         Table.Free(idx);
         return false;
+    }
+
+    /// <summary>
+    /// Both directions' windows to zero (td_maxwin 0: the next segment re-initialises them), the
+    /// flags whose value behind them is gone cleared (MAXACK_SET, DATA_UNACKNOWLEDGED, the challenge
+    /// ACK expectation), last-packet memory and retransmission count reset; state, scales and the
+    /// portable flags (WINDOW_SCALE, SACK_PERM, CLOSE_INIT, BE_LIBERAL) kept.
+    /// </summary>
+    internal static void ForgetWindows(ref TcpConn tcp)
+    {
+        tcp.Seen0 = default;
+        tcp.Seen1 = default;
+        tcp.Flags0 &= KernelConnection.PortableTcpFlags;
+        tcp.Flags1 &= KernelConnection.PortableTcpFlags;
+        tcp.LastSeq = tcp.LastAck = tcp.LastEnd = 0;
+        tcp.LastWin = 0;
+        tcp.LastDir = 0;
+        tcp.LastWscale = 0;
+        tcp.LastFlags = 0;
+        tcp.Retrans = 0;
+        tcp.LastIndex = TcpTracker.IdxNone;
     }
 
     /// <summary>Reads the blocks of a state file; <see cref="Check"/> validates the whole file, <see cref="Next"/> replays it.</summary>

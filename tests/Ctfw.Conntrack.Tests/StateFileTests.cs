@@ -133,6 +133,42 @@ public class StateFileTests
         Assert.True(y.State == CtState.Invalid || y.Ignored, $"restored: {y.State}, ignored {y.Ignored}, {y.Reason}");
     }
 
+    /// <summary>
+    /// A restart lets packets pass unseen (the jumps are removed at stop; after a kill -9 the queue is
+    /// bypassed and the checkpoint is older still): the server's next ACK acknowledges data the
+    /// restored entry never saw. With the windows kept it is INVALID and the connection stalls (the
+    /// failure the live test measured); the daemon's restore learns the windows again instead, and
+    /// once learned they judge as before.
+    /// </summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Tcp_TrafficUnseenDuringRestart_StaleWindowsStallUnlessLearnedAgain(bool relearn)
+    {
+        using var a = new Harness();
+        for (int i = 0; i < 8; i++)
+            Step(a, i);
+        byte[] file = Write(a);
+        // While ctfw is down: 20 000 bytes from the client, acknowledged by the server.
+        for (uint off = 0; off < 20_000; off += 1000)
+            a.C(Ack | Psh, Cisn + 101 + off, Sisn + 1201, win: 502, len: 1000);
+
+        using var b = Fresh(a);
+        Assert.True(b.Engine.RestoreState(new MemoryStream(file), b.Now, Wall, relearn, out StateRestoreResult r), r.Message);
+        b.Engine.Maintain(b.Now);
+        Classification ack = b.S(Ack, Sisn + 1201, Cisn + 20_101, win: 509);
+        if (!relearn)
+        {
+            Assert.Equal(CtState.Invalid, ack.State);
+            return;
+        }
+        ack.Is(CtState.Established, CtDirection.Reply, TcpState.Established);
+        b.C(Ack | Psh, Cisn + 20_101, Sisn + 1201, win: 502, len: 100).Is(CtState.Established, CtDirection.Original, TcpState.Established);
+        b.S(Ack, Sisn + 1201, Cisn + 20_201, win: 509).Is(CtState.Established, CtDirection.Reply, TcpState.Established);
+        Assert.Equal(CtState.Invalid, b.C(Ack | Psh, Cisn + 1_000_000_000, Sisn + 1201, win: 502, len: 100).State); // windows judge again
+        b.C(Fin | Ack, Cisn + 20_201, Sisn + 1201, win: 502).Is(CtState.Established, CtDirection.Original, TcpState.FinWait);
+    }
+
     [Fact]
     public void Udp_AssuredAndUnreplied_RestoredWithStatusAndTimeouts()
     {

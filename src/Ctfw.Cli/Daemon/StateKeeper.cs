@@ -51,7 +51,9 @@ internal sealed class StateKeeper : IDisposable
         try
         {
             using var stream = new FileStream(_path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan);
-            ok = _engine.RestoreState(stream, DaemonClock.NowMs(), DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), out result);
+            // Packets passed unseen while ctfw was down (jumps removed at stop, or the queue bypassed
+            // after a kill -9): the stored TCP windows are stale and are learned again.
+            ok = _engine.RestoreState(stream, DaemonClock.NowMs(), DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), relearnTcpWindows: true, out result);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -61,7 +63,7 @@ internal sealed class StateKeeper : IDisposable
         if (ok)
         {
             _err.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"ctfw: restored {result.Restored} entries from {_path} (down {result.DowntimeMs / 1000.0:F1} s; {result.Expired} expired meanwhile, {result.OverLimit} over nf_conntrack_max, {result.Duplicates} duplicates; tombstones {result.TombstonesRestored} restored, {result.TombstonesSkipped} skipped)"));
+                $"ctfw: restored {result.Restored} entries from {_path} (down {result.DowntimeMs / 1000.0:F1} s; {result.Expired} expired meanwhile, {result.OverLimit} over nf_conntrack_max, {result.Duplicates} duplicates; tombstones {result.TombstonesRestored} restored, {result.TombstonesSkipped} skipped; TCP windows learned again from the next packets)"));
             return;
         }
         string aside;
