@@ -77,7 +77,7 @@ public sealed class IptablesInstallerTests
     }
 
     [Fact]
-    public void Install_LeftoversOfADeadRun_AreDeletedJumpsFirstThenTheChain()
+    public void Install_LeftoversOfADeadRun_OursGoInFirstThenTheirsAreDeletedJumpsFirst_ChainReused()
     {
         var runner = new FakeRunner();
         runner.ListOutput["iptables"] = Head +
@@ -86,17 +86,29 @@ public sealed class IptablesInstallerTests
             "-A CTFW -p udp -m comment --comment \"ctfw:999999999:5\" -j NFQUEUE --queue-num 0 --queue-bypass\n" +
             "-A INPUT -m comment --comment \"ctfw:999999999:5\" -j CTFW\n";
 
-        IptablesInstaller installer = IptablesInstaller.Install(new IptablesOptions { Ipv6 = false }, runner, Tag);
+        IptablesInstaller installer = IptablesInstaller.Install(new IptablesOptions { Ipv6 = false, Hooks = [IptablesHook.Input] }, runner, Tag);
 
         Assert.Equal(
             [
                 "iptables -t filter -D INPUT -m comment --comment ctfw:999999999:5 -j CTFW",
                 "iptables -t filter -D CTFW -p udp -m comment --comment ctfw:999999999:5 -j NFQUEUE --queue-num 0 --queue-bypass",
-                "iptables -t filter -X CTFW",
             ],
             installer.RemovedLeftovers);
-        Assert.Equal("iptables -w -t filter -N CTFW", runner.Commands[5]);
+        // No moment without a jump: ours (in the chain the dead run left) before theirs go.
+        Assert.Equal(
+            [
+                "iptables -w -t filter -S",
+                "iptables -w -t mangle -S",
+                "iptables -w -t filter -A CTFW -m comment --comment ctfw:1:1 -j NFQUEUE --queue-num 0 --queue-bypass",
+                "iptables -w -t filter -I INPUT 1 -m comment --comment ctfw:1:1 -j CTFW",
+                "iptables -w -t filter -D INPUT -m comment --comment ctfw:999999999:5 -j CTFW",
+                "iptables -w -t filter -D CTFW -p udp -m comment --comment ctfw:999999999:5 -j NFQUEUE --queue-num 0 --queue-bypass",
+            ],
+            runner.Commands);
         Assert.DoesNotContain(runner.Commands, c => c.Contains("10.0.0.0/8", StringComparison.Ordinal)); // not ours: untouched
+        runner.Commands.Clear();
+        installer.Remove();
+        Assert.Equal("iptables -w -t filter -X CTFW", runner.Commands[^1]); // the chain is ours now
     }
 
     [Fact]

@@ -9,7 +9,8 @@ namespace Ctfw.Linux.Firewall;
 /// a jump to it inserted first in each requested built-in chain. Every rule carries the comment
 /// <c>ctfw:PID:STARTTIME</c>, which is how <see cref="Remove"/> deletes exactly what was added and how
 /// the next <see cref="Install"/> recognises and deletes rules left by a run that crashed (its
-/// process is gone, or the pid now belongs to a different process start). Rules of a ctfw that is
+/// process is gone, or the pid now belongs to a different process start) — after its own are in,
+/// reusing the chain, so there is no moment without jumps to the queues. Rules of a ctfw that is
 /// still running make Install fail instead. Setup path only: runs the iptables binaries as processes.
 /// </summary>
 public sealed class IptablesInstaller : IDisposable
@@ -61,10 +62,16 @@ public sealed class IptablesInstaller : IDisposable
         var installer = new IptablesInstaller(options, runner, tag) { _adoptTag = adoptTag };
         try
         {
-            installer.RemovedLeftovers = installer.RemoveLeftovers();
+            installer.Survey();
             foreach (string tool in installer.Tools())
                 installer.InstallFamily(tool);
-            installer.TakenOver = installer.RemoveAdopted();
+            // Ours are in: only now go the rules of a dead run and of the run we take over from, so
+            // a complete set of jumps sends packets to the queues at every moment.
+            List<string> leftovers = installer.DeleteFound(installer._stale);
+            List<string> takenOver = installer.DeleteFound(installer._adopted);
+            (installer._adoptTag is null ? leftovers : takenOver).AddRange(installer.DeleteForeignChains());
+            installer.RemovedLeftovers = leftovers;
+            installer.TakenOver = takenOver;
             return installer;
         }
         catch
@@ -74,21 +81,23 @@ public sealed class IptablesInstaller : IDisposable
         }
     }
 
-    // --takeover: the previous run's tag, its rules as found (deleted once ours are in), and the
-    // (tool, table) pairs whose chain it created and we now reuse.
+    // Found at install: the rules of the run we take over from (--takeover, _adoptTag) and of dead
+    // runs (leftovers), deleted once ours are in; and the (tool, table) pairs whose chain already
+    // existed (holding only such rules), which we reuse instead of creating.
     private string? _adoptTag;
     private readonly List<(string Tool, string Table, List<string> Tokens)> _adopted = [];
-    private readonly HashSet<(string Tool, string Table)> _adoptedChains = [];
+    private readonly List<(string Tool, string Table, List<string> Tokens)> _stale = [];
+    private readonly HashSet<(string Tool, string Table)> _existingChains = [];
 
     /// <summary>Rules of the previous run replaced by <see cref="TakeOver"/>, as "iptables -D …" lines.</summary>
     public IReadOnlyList<string> TakenOver { get; private set; } = [];
 
-    private List<string> RemoveAdopted()
+    private List<string> DeleteFound(List<(string Tool, string Table, List<string> Tokens)> found)
     {
         List<string> removed = [];
-        // Jumps first, as for leftovers: a jump never points at a rule being deleted.
-        _adopted.Sort((a, b) => (a.Tokens[1] == _options.Chain).CompareTo(b.Tokens[1] == _options.Chain));
-        foreach ((string tool, string table, List<string> tokens) in _adopted)
+        // Jumps first: a jump never points at a chain being emptied.
+        found.Sort((a, b) => (a.Tokens[1] == _options.Chain).CompareTo(b.Tokens[1] == _options.Chain));
+        foreach ((string tool, string table, List<string> tokens) in found)
         {
             tokens[0] = "-D";
             CommandResult result = Run(tool, table, [.. tokens]);
@@ -96,17 +105,24 @@ public sealed class IptablesInstaller : IDisposable
                 throw Failure(tool, table, [.. tokens], result);
             removed.Add($"{tool} -t {table} {string.Join(' ', tokens)}");
         }
-        _adopted.Clear();
-        foreach ((string tool, string table) in _adoptedChains)
+        found.Clear();
+        return removed;
+    }
+
+    /// <summary>Deletes the chains found at install in tables this run does not use (now empty).</summary>
+    private List<string> DeleteForeignChains()
+    {
+        List<string> lines = [];
+        foreach ((string tool, string table) in _existingChains)
         {
             if (_chainsCreated.Contains((tool, table)))
                 continue; // ours now
             CommandResult result = Run(tool, table, "-X", _options.Chain);
             if (result.ExitCode != 0)
                 throw Failure(tool, table, ["-X", _options.Chain], result);
-            removed.Add($"{tool} -t {table} -X {_options.Chain}");
+            lines.Add($"{tool} -t {table} -X {_options.Chain}");
         }
-        return removed;
+        return lines;
     }
 
     /// <summary>
@@ -197,9 +213,9 @@ public sealed class IptablesInstaller : IDisposable
 
     private void CreateChain(string tool, string table)
     {
-        if (_adoptedChains.Contains((tool, table)))
+        if (_existingChains.Contains((tool, table)))
         {
-            // The previous run's chain, still holding its rules: ours are appended after them.
+            // A previous run's chain, still holding its rules: ours are appended after them.
             _chainsCreated.Add((tool, table));
             return;
         }
@@ -240,26 +256,24 @@ public sealed class IptablesInstaller : IDisposable
     }
 
     /// <summary>
-    /// Deletes every ctfw-tagged rule whose run is gone, then the ctfw chain if nothing else is left
-    /// in it. Throws if a live ctfw owns rules (two daemons would fight over the chain).
+    /// Finds every ctfw-tagged rule: a dead run's (deleted after our install), the one we take over
+    /// from (likewise), a live ctfw's (throws: two daemons would fight over the chain). An existing
+    /// chain is reused if it holds nothing else.
     /// </summary>
-    private List<string> RemoveLeftovers()
+    private void Survey()
     {
-        List<string> removed = [];
         foreach (string tool in Tools())
         {
             foreach (string table in Tables)
-                RemoveLeftovers(tool, table, removed);
+                Survey(tool, table);
         }
-        return removed;
     }
 
-    private void RemoveLeftovers(string tool, string table, List<string> removed)
+    private void Survey(string tool, string table)
     {
         string[] rules = ListRules(tool, table);
         bool chainExists = false;
         int otherRulesInChain = 0;
-        List<List<string>> stale = [];
         foreach (string line in rules)
         {
             List<string> tokens = Tokenize(line);
@@ -276,8 +290,6 @@ public sealed class IptablesInstaller : IDisposable
             if (tag == _adoptTag)
             {
                 _adopted.Add((tool, table, tokens));
-                if (tokens[1] == _options.Chain)
-                    _adoptedChains.Add((tool, table));
                 continue;
             }
             if (tag != Tag && IsAlive(tag))
@@ -285,38 +297,16 @@ public sealed class IptablesInstaller : IDisposable
                 throw new InvalidOperationException(
                     $"{tool} -t {table}: rules tagged '{tag}' belong to a ctfw that is still running ({line}); stop it first");
             }
-            stale.Add(tokens);
+            _stale.Add((tool, table, tokens));
         }
-        // Jumps first, so no packet jumps into a chain being emptied.
-        stale.Sort((a, b) => (a[1] == _options.Chain).CompareTo(b[1] == _options.Chain));
-        foreach (List<string> tokens in stale)
-        {
-            tokens[0] = "-D";
-            CommandResult result = Run(tool, table, [.. tokens]);
-            if (result.ExitCode != 0)
-                throw Failure(tool, table, [.. tokens], result);
-            removed.Add($"{tool} -t {table} {string.Join(' ', tokens)}");
-        }
-        if (chainExists && _adoptedChains.Contains((tool, table)))
-        {
-            if (otherRulesInChain > 0)
-            {
-                throw new InvalidOperationException(
-                    $"{tool} -t {table}: chain {_options.Chain} holds {otherRulesInChain} rule(s) ctfw did not add; remove them or choose another chain name");
-            }
-        }
-        else if (chainExists && otherRulesInChain == 0)
-        {
-            CommandResult result = Run(tool, table, "-X", _options.Chain);
-            if (result.ExitCode != 0)
-                throw Failure(tool, table, ["-X", _options.Chain], result);
-            removed.Add($"{tool} -t {table} -X {_options.Chain}");
-        }
-        else if (chainExists)
+        if (!chainExists)
+            return;
+        if (otherRulesInChain > 0)
         {
             throw new InvalidOperationException(
                 $"{tool} -t {table}: chain {_options.Chain} exists and holds {otherRulesInChain} rule(s) ctfw did not add; remove them or choose another chain name");
         }
+        _existingChains.Add((tool, table));
     }
 
     private string[] ListRules(string tool, string table)
