@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text;
 using Ctfw.Rules.Compilation;
 using Ctfw.Rules.Parsing;
@@ -66,21 +67,51 @@ public sealed partial class Ruleset
         return true;
     }
 
-    /// <summary>Reads <paramref name="path"/> and loads it; errors name the file as given. I/O errors become one RuleError at 0:0.</summary>
+    /// <summary>
+    /// Reads <paramref name="path"/> and loads it; errors name the file as given. I/O errors, and a
+    /// file over <see cref="RulesetLimits.MaxFileBytes"/>, become one RuleError at 0:0.
+    /// </summary>
     public static bool TryLoadFile(string path, out Ruleset? ruleset, out IReadOnlyList<RuleError> errors)
     {
-        string text;
+        ruleset = null;
+        string? text;
         try
         {
-            text = File.ReadAllText(path);
+            text = ReadBounded(path);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
         {
-            ruleset = null;
             errors = [new RuleError(path, 0, 0, $"cannot read the rules file: {e.Message}")];
             return false;
         }
+        if (text is null)
+        {
+            errors = [new RuleError(path, 0, 0, string.Create(CultureInfo.InvariantCulture,
+                $"the rules file is larger than {RulesetLimits.MaxFileBytes} bytes ({RulesetLimits.MaxFileBytes >> 20} MiB), the most ctfw reads"))];
+            return false;
+        }
         return TryLoad(text, path, out ruleset, out errors);
+    }
+
+    /// <summary>The file's text as File.ReadAllText decodes it, or null when it holds more than <see cref="RulesetLimits.MaxFileBytes"/>.</summary>
+    private static string? ReadBounded(string path)
+    {
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1, FileOptions.SequentialScan);
+        if (stream.CanSeek && stream.Length > RulesetLimits.MaxFileBytes)
+            return null;
+        // A device or pipe has no length, and a file may grow: the read is bounded too. UTF-8 never
+        // decodes to more chars than bytes, so a file within the limit fits.
+        using var reader = new StreamReader(stream, Encoding.UTF8, detectEncodingFromByteOrderMarks: true, bufferSize: 1 << 16);
+        var text = new StringBuilder(stream.CanSeek ? (int)stream.Length : 1 << 16);
+        char[] buffer = new char[1 << 16];
+        int n;
+        while ((n = reader.Read(buffer, 0, buffer.Length)) > 0)
+        {
+            if (text.Length + (long)n > RulesetLimits.MaxFileBytes)
+                return null;
+            text.Append(buffer, 0, n);
+        }
+        return text.ToString();
     }
 
     /// <summary>The built-in chain's policy.</summary>

@@ -19,6 +19,10 @@ internal sealed class RulesetParser
     private readonly List<RuleError> _warnings = [];
     private readonly List<Token> _tokens = [];
     private int _line;
+    /// <summary>Compiled rules the table will hold so far: each rule's source × destination pairs.</summary>
+    private long _expandedRules;
+    /// <summary>Set when the table went over <see cref="RulesetLimits.MaxRules"/>: every later rule would too.</summary>
+    private bool _stop;
 
     public RulesetParser(string fileName) => _file = fileName;
 
@@ -27,15 +31,19 @@ internal sealed class RulesetParser
 
     public TableDraft? Parse(string text)
     {
-        string[] lines = text.Split('\n');
         TableDraft? table = null;
         bool open = false, skipping = false;
         string openName = "";
         int openLine = 0, openColumn = 1;
-        for (int n = 0; n < lines.Length && _errors.Count < MaxErrors; n++)
+        // Line by line over the text, not Split: a big file is not held twice.
+        for (int start = 0, n = 0; start <= text.Length && _errors.Count < MaxErrors && !_stop; n++)
         {
+            int end = text.IndexOf('\n', start);
+            if (end < 0)
+                end = text.Length;
+            string line = text[start..end];
+            start = end + 1;
             _line = n + 1;
-            string line = lines[n];
             int first = 0;
             while (first < line.Length && line[first] is ' ' or '\t' or '\r')
                 first++;
@@ -103,7 +111,7 @@ internal sealed class RulesetParser
                 ParseCommand(table!);
         }
 
-        if ((open || skipping) && _errors.Count < MaxErrors)
+        if ((open || skipping) && _errors.Count < MaxErrors && !_stop)
             ErrorAt(openLine, openColumn, $"missing COMMIT: table '{openName}' is still open at the end of the file");
         if (table is null && _errors.Count == 0)
             ErrorAt(1, 1, "no '*filter' table; expected '*filter', chain declarations (:INPUT ACCEPT [0:0]), rules (-A ...) and COMMIT");
@@ -270,8 +278,18 @@ internal sealed class RulesetParser
                 for (int k = next; k < _tokens.Count; k++)
                     options.Add(_tokens[k]);
                 RuleDraft? rule = ParseRule(chain, options, packets, bytes);
-                if (rule is not null)
-                    chain.Rules.Insert(insertAt, rule);
+                if (rule is null)
+                    return;
+                // Counted as parsed, so an oversized table stops here instead of being built and then refused.
+                _expandedRules += (long)Math.Max(1, rule.Sources.Count) * Math.Max(1, rule.Destinations.Count);
+                if (_expandedRules > RulesetLimits.MaxRules)
+                {
+                    Error(command.Column, $"too many rules: this one brings the table to {_expandedRules} rules; ctfw loads at most "
+                        + $"{RulesetLimits.MaxRules} (a rule with -s/-d lists counts once per source and destination pair, as iptables expands it)");
+                    _stop = true;
+                    return;
+                }
+                chain.Rules.Insert(insertAt, rule);
                 return;
             }
             case "-N" or "--new-chain":
@@ -425,6 +443,13 @@ internal sealed class RulesetParser
                 if (!Once(source ? rule.Sources.Count > 0 : rule.Destinations.Count > 0, option) || !Value(options, ref k, option, out Token value))
                     return false;
                 List<AddressSpec> list = source ? rule.Sources : rule.Destinations;
+                // Counted before anything is parsed: the list is multiplied by the other one at compile time.
+                int count = value.Text.AsSpan().Count(',') + 1;
+                if (count > RulesetLimits.MaxAddressesPerList)
+                {
+                    return Fail(value, $"'{option.Text}' lists {count} addresses; ctfw takes at most {RulesetLimits.MaxAddressesPerList} in one list "
+                        + "(iptables-restore refuses any longer list: 'Parameter too long!' past 1023 characters); split it over several rules");
+                }
                 string[] items = value.Text.Split(',');
                 if (negated && items.Length > 1)
                     return Fail(option, "'!' cannot negate a list of addresses");
