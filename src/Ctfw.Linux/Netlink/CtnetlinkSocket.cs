@@ -326,32 +326,16 @@ public sealed class CtnetlinkSocket : IDisposable
 
     private unsafe void Configure()
     {
-        var address = new Interop.SockAddrNl { Family = (ushort)(int)LibC.AF_NETLINK };
-        if (Interop.Bind(_socket, &address, (uint)sizeof(Interop.SockAddrNl)) != 0)
-            throw ErrnoException.FromLastError("bind(AF_NETLINK)");
-        uint addressLength = (uint)sizeof(Interop.SockAddrNl);
-        if (Interop.GetSockName(_socket, &address, &addressLength) != 0)
-            throw ErrnoException.FromLastError("getsockname(AF_NETLINK)");
-        PortId = address.PortId;
-
+        PortId = NetlinkSockets.BindAnyPort(_socket);
         // FORCE variants ignore net.core.[rw]mem_max but need CAP_NET_ADMIN, which ctnetlink needs anyway.
-        int receive = Options.ReceiveBufferBytes;
-        if (Interop.SetSockOpt(_socket, LibC.SOL_SOCKET, LibC.SO_RCVBUFFORCE, &receive, sizeof(int)) != 0
-            && Interop.SetSockOpt(_socket, LibC.SOL_SOCKET, LibC.SO_RCVBUF, &receive, sizeof(int)) != 0)
-            throw ErrnoException.FromLastError($"setsockopt(SO_RCVBUF, {receive})");
+        NetlinkSockets.SetReceiveBuffer(_socket, Options.ReceiveBufferBytes);
         // netlink_sendmsg refuses a datagram longer than the send buffer (EMSGSIZE).
-        int send = Math.Max(Options.CreateBatchBytes * 2, 256 << 10);
-        if (Interop.SetSockOpt(_socket, LibC.SOL_SOCKET, LibC.SO_SNDBUFFORCE, &send, sizeof(int)) != 0
-            && Interop.SetSockOpt(_socket, LibC.SOL_SOCKET, LibC.SO_SNDBUF, &send, sizeof(int)) != 0)
-            throw ErrnoException.FromLastError($"setsockopt(SO_SNDBUF, {send})");
+        NetlinkSockets.SetSendBuffer(_socket, Math.Max(Options.CreateBatchBytes * 2, 256 << 10));
         // Acknowledgements without the echoed request: 36 bytes each instead of the whole message.
         int on = 1;
         if (Interop.SetSockOpt(_socket, LibC.SOL_NETLINK, Interop.NetlinkCapAck, &on, sizeof(int)) != 0)
             throw ErrnoException.FromLastError("setsockopt(NETLINK_CAP_ACK)");
-        long micros = (long)Math.Ceiling(Options.ReplyTimeout.TotalMicroseconds);
-        var timeout = new Interop.TimeVal { Seconds = micros / 1_000_000, Microseconds = micros % 1_000_000 };
-        if (Interop.SetSockOpt(_socket, LibC.SOL_SOCKET, LibC.SO_RCVTIMEO, &timeout, (uint)sizeof(Interop.TimeVal)) != 0)
-            throw ErrnoException.FromLastError("setsockopt(SO_RCVTIMEO)");
+        NetlinkSockets.SetReceiveTimeout(_socket, Options.ReplyTimeout);
     }
 
     private void Send(ReadOnlySpan<byte> request, string what)

@@ -203,11 +203,7 @@ public sealed class NfqueueSocket : IDisposable, IDatagramSender
             throw ErrnoException.FromLastError("getsockopt(SO_PROTOCOL) on the handed-over descriptor");
         if (domain != LibC.AF_NETLINK || protocol != Interop.NetlinkNetfilter)
             throw new ErrnoException($"NFQUEUE queue {Options.Queue}: the handed-over descriptor is not a NETLINK_NETFILTER socket (domain {domain}, protocol {protocol})", Errno.ENOTSOCK);
-        var address = new Interop.SockAddrNl();
-        length = (uint)sizeof(Interop.SockAddrNl);
-        if (Interop.GetSockName(_socket, &address, &length) != 0)
-            throw ErrnoException.FromLastError("getsockname(AF_NETLINK) on the handed-over descriptor");
-        PortId = address.PortId;
+        PortId = NetlinkSockets.PortIdOf(_socket);
         if (File.Exists(QueueOwner.QueueFile) && (!QueueOwner.TryFindPort(Options.Queue, out uint owner) || owner != PortId))
             throw new ErrnoException($"NFQUEUE queue {Options.Queue} is not bound to the handed-over socket (port id {PortId})", Errno.ENODEV);
     }
@@ -441,31 +437,12 @@ public sealed class NfqueueSocket : IDisposable, IDatagramSender
         }
     }
 
-    private unsafe void BindPort()
-    {
-        var address = new Interop.SockAddrNl { Family = (ushort)(int)LibC.AF_NETLINK };
-        if (Interop.Bind(_socket, &address, (uint)sizeof(Interop.SockAddrNl)) != 0)
-            throw ErrnoException.FromLastError("bind(AF_NETLINK)");
-        uint length = (uint)sizeof(Interop.SockAddrNl);
-        if (Interop.GetSockName(_socket, &address, &length) != 0)
-            throw ErrnoException.FromLastError("getsockname(AF_NETLINK)");
-        PortId = address.PortId;
-    }
+    private void BindPort() => PortId = NetlinkSockets.BindAnyPort(_socket);
 
     private unsafe void ConfigureSocket()
     {
-        int size = Options.ReceiveBufferBytes;
         // SO_RCVBUFFORCE ignores net.core.rmem_max but needs CAP_NET_ADMIN; SO_RCVBUF is capped by it.
-        if (Interop.SetSockOpt(_socket, LibC.SOL_SOCKET, LibC.SO_RCVBUFFORCE, &size, sizeof(int)) != 0 &&
-            Interop.SetSockOpt(_socket, LibC.SOL_SOCKET, LibC.SO_RCVBUF, &size, sizeof(int)) != 0)
-        {
-            throw ErrnoException.FromLastError($"setsockopt(SO_RCVBUF, {size})");
-        }
-        int granted = 0;
-        uint grantedLength = sizeof(int);
-        if (Interop.GetSockOpt(_socket, LibC.SOL_SOCKET, LibC.SO_RCVBUF, &granted, &grantedLength) != 0)
-            throw ErrnoException.FromLastError("getsockopt(SO_RCVBUF)");
-        ReceiveBufferBytes = granted;
+        ReceiveBufferBytes = NetlinkSockets.SetReceiveBuffer(_socket, Options.ReceiveBufferBytes);
 
         if (Options.NoEnobufs)
         {
@@ -474,10 +451,7 @@ public sealed class NfqueueSocket : IDisposable, IDatagramSender
                 throw ErrnoException.FromLastError("setsockopt(NETLINK_NO_ENOBUFS)");
         }
 
-        long micros = (long)Math.Ceiling(Options.ReceiveTimeout.TotalMicroseconds);
-        var timeout = new Interop.TimeVal { Seconds = micros / 1_000_000, Microseconds = micros % 1_000_000 };
-        if (Interop.SetSockOpt(_socket, LibC.SOL_SOCKET, LibC.SO_RCVTIMEO, &timeout, (uint)sizeof(Interop.TimeVal)) != 0)
-            throw ErrnoException.FromLastError("setsockopt(SO_RCVTIMEO)");
+        NetlinkSockets.SetReceiveTimeout(_socket, Options.ReceiveTimeout);
     }
 
     private void ConfigureQueue()
