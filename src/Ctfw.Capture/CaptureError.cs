@@ -11,7 +11,10 @@ public enum CaptureErrorKind
     BadBlockLength,
     /// <summary>pcapng trailing block total length differs from the leading one.</summary>
     BlockLengthMismatch,
-    /// <summary>Record or block longer than <see cref="CaptureReader.MaxRecordLength"/>.</summary>
+    /// <summary>
+    /// Refused as libpcap refuses it: a packet over <see cref="CaptureReader.MaxRecordLength"/> or over
+    /// its pcapng interface's snaplen, or a pcapng block over <see cref="CaptureReader.MaxBlockLength"/>.
+    /// </summary>
     RecordTooLarge,
     /// <summary>The file ends inside a header, record or block.</summary>
     Truncated,

@@ -7,6 +7,7 @@ public sealed partial class CaptureReader
     private const int PcapRecordHeaderLength = 16;
 
     private int _pcapLinkType;
+    private int _pcapSnapLength;     // the header's, as libpcap adjusts it: never 0, never over MaxRecordLength
     private long _pcapFractionToNs;  // 1000 for microsecond files, 1 for nanosecond files
 
     /*  File header
@@ -43,6 +44,7 @@ public sealed partial class CaptureReader
             return Fail(CaptureErrorKind.UnsupportedVersion, $"pcap version {major}.{U16(header, 6)} (only 2.x exists)");
 
         _pcapLinkType = (int)(U32(header, 20) & 0xFFFF);
+        _pcapSnapLength = EffectiveSnapLength(U32(header, 16));
         _format = Format.Pcap;
         Consume(PcapHeaderLength);
         return Step.Continue;
@@ -61,9 +63,12 @@ public sealed partial class CaptureReader
         if (_buffer.Length < PcapRecordHeaderLength)
             return Need(PcapRecordHeaderLength, "record header");
 
+        // libpcap's sf-pcap.c: over MAXIMUM_SNAPLEN is damage ("invalid packet capture length");
+        // over the file's snaplen is salvaged, the record cut to the snaplen and the rest skipped.
         uint capturedLength = U32(Peek(PcapRecordHeaderLength), 8);
         if (capturedLength > MaxRecordLength)
-            return Fail(CaptureErrorKind.RecordTooLarge, $"record claims {capturedLength} captured bytes");
+            return Fail(CaptureErrorKind.RecordTooLarge,
+                $"record claims {capturedLength} captured bytes; libpcap reads at most {MaxRecordLength} (MAXIMUM_SNAPLEN)");
 
         int length = PcapRecordHeaderLength + (int)capturedLength;
         if (_buffer.Length < length)
@@ -71,8 +76,9 @@ public sealed partial class CaptureReader
 
         ReadOnlySpan<byte> bytes = Peek(length);
         long timestamp = U32(bytes, 0) * 1_000_000_000L + U32(bytes, 4) * _pcapFractionToNs;
+        int kept = Math.Min((int)capturedLength, _pcapSnapLength);
         record = new CaptureRecord(_index++, _offset, 0, _pcapLinkType, timestamp, U32(bytes, 12),
-            bytes[PcapRecordHeaderLength..]);
+            bytes.Slice(PcapRecordHeaderLength, kept));
         Consume(length);
         return Step.Record;
     }

@@ -52,8 +52,9 @@ public sealed partial class CaptureReader
         uint length = U32(head, 4);
         if (length < MinBlockLength || length % 4 != 0)
             return Fail(CaptureErrorKind.BadBlockLength, $"block type 0x{type:X} has total length {length}");
-        if (length > MaxRecordLength)
-            return Fail(CaptureErrorKind.RecordTooLarge, $"block type 0x{type:X} has total length {length}");
+        if (length > MaxBlockLength)
+            return Fail(CaptureErrorKind.RecordTooLarge,
+                $"block type 0x{type:X} has total length {length}; libpcap reads blocks of at most {MaxBlockLength} bytes");
         if (_buffer.Length < length)
             return Need(length, "block");
 
@@ -177,12 +178,21 @@ public sealed partial class CaptureReader
             return Fail(CaptureErrorKind.UnknownInterface,
                 $"packet on interface {interfaceId}, but the section describes {_interfaceCount}");
 
+        ref readonly Interface description = ref _interfaces[interfaceId];
+        // libpcap refuses a packet over its interface's snaplen ("invalid packet capture length");
+        // over MAXIMUM_SNAPLEN it hands one over when the snaplen allows it and tcpdump skips it as an
+        // invalid header: refused here either way.
         uint capturedLength = U32(body, 12);
+        if (capturedLength > MaxRecordLength)
+            return Fail(CaptureErrorKind.RecordTooLarge,
+                $"captured length {capturedLength} is over {MaxRecordLength}, libpcap's MAXIMUM_SNAPLEN");
+        if (capturedLength > EffectiveSnapLength(description.SnapLength))
+            return Fail(CaptureErrorKind.RecordTooLarge,
+                $"captured length {capturedLength} is over interface {interfaceId}'s snaplen of {description.SnapLength}; libpcap refuses it");
         if (capturedLength > body.Length - 20)
             return Fail(CaptureErrorKind.MalformedBlock,
                 $"captured length {capturedLength} exceeds the {body.Length - 20} bytes the block holds");
 
-        ref readonly Interface description = ref _interfaces[interfaceId];
         ulong ticks = (ulong)U32(body, 4) << 32 | U32(body, 8);
         record = new CaptureRecord(_index++, _offset, (int)interfaceId, description.LinkType,
             description.ToNanoseconds(ticks), U32(body, 16), body.Slice(20, (int)capturedLength));
@@ -202,13 +212,11 @@ public sealed partial class CaptureReader
         if (_interfaceCount == 0)
             return Fail(CaptureErrorKind.UnknownInterface, "simple packet block before any interface description");
 
-        // The captured length is implicit: the original length cut by the snaplen, never past the
-        // block (whose tail may be padding).
+        // The captured length is implicit: the original length cut by the snaplen (0 meaning
+        // MAXIMUM_SNAPLEN, as in libpcap), never past the block (whose tail may be padding).
         ref readonly Interface description = ref _interfaces[0];
         uint originalLength = U32(body, 0);
-        long capturedLength = Math.Min(originalLength, body.Length - 4);
-        if (description.SnapLength != 0)
-            capturedLength = Math.Min(capturedLength, description.SnapLength);
+        long capturedLength = Math.Min(Math.Min(originalLength, body.Length - 4), EffectiveSnapLength(description.SnapLength));
 
         record = new CaptureRecord(_index++, _offset, 0, description.LinkType, timestamp: 0, originalLength,
             body.Slice(4, (int)capturedLength));

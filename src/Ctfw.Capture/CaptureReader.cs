@@ -18,10 +18,19 @@ namespace Ctfw.Capture;
 public sealed partial class CaptureReader : IDisposable
 {
     /// <summary>
-    /// Longest accepted pcap record or pcapng block. No capture tool writes more (libpcap caps snaplen
-    /// at 256 KiB); a longer length is damage, and believing it would make us buffer that much.
+    /// Most captured bytes of one packet: libpcap's MAXIMUM_SNAPLEN (pcap-int.h), what tcpdump
+    /// captures by default and the most libpcap reads for every link type ctfw understands. A pcap
+    /// record or pcapng packet claiming more is refused where its header is, before any of it is
+    /// buffered; a pcap file's own smaller snaplen cuts a longer record, as libpcap does.
     /// </summary>
-    public const int MaxRecordLength = 256 * 1024 * 1024;
+    public const int MaxRecordLength = 262144;
+
+    /// <summary>
+    /// Longest pcapng block: libpcap's INITIAL_MAX_BLOCKSIZE (sf-pcapng.c, "pcapng block size N >
+    /// maximum 16777216"), which it raises only for link types ctfw does not read. Checked on the
+    /// block header, before the block is buffered.
+    /// </summary>
+    public const int MaxBlockLength = 16 * 1024 * 1024;
 
     // Large enough that few records straddle segments, small enough to stay out of the LOH.
     private const int PipeSegmentSize = 64 * 1024;
@@ -164,10 +173,17 @@ public sealed partial class CaptureReader : IDisposable
             return first[..length];
 
         if (_scratch.Length < length)
-            _scratch = new byte[Math.Max(length, Math.Min(2 * _scratch.Length, MaxRecordLength))];
+            _scratch = new byte[Math.Max(length, Math.Min(2 * _scratch.Length, MaxBlockLength))];
         _buffer.Slice(0, length).CopyTo(_scratch);
         return _scratch.AsSpan(0, length);
     }
+
+    /// <summary>
+    /// A header's snaplen as libpcap's pcapint_adjust_snapshot takes it (0 or over INT_MAX: the
+    /// maximum), never above <see cref="MaxRecordLength"/>, which no packet is allowed to pass anyway.
+    /// </summary>
+    private static int EffectiveSnapLength(uint snapLength) =>
+        snapLength is 0 or > MaxRecordLength ? MaxRecordLength : (int)snapLength;
 
     private ushort U16(ReadOnlySpan<byte> span, int offset) => _bigEndian
         ? BinaryPrimitives.ReadUInt16BigEndian(span[offset..])

@@ -21,6 +21,7 @@ public sealed class PcapWriter : IDisposable
     private readonly Stream _stream;
     private readonly bool _leaveOpen;
     private readonly bool _nanosecond;
+    private readonly int _snapLength;
 
     /// <summary>Writes the file header at once, so that even a recording with no packets is a valid file.</summary>
     public PcapWriter(Stream stream, int linkType,
@@ -34,6 +35,7 @@ public sealed class PcapWriter : IDisposable
         _stream = stream;
         _leaveOpen = leaveOpen;
         _nanosecond = resolution == PcapTimestampResolution.Nanosecond;
+        _snapLength = Math.Min(snapLength, CaptureReader.MaxRecordLength);
 
         Span<byte> header = stackalloc byte[24];
         BinaryPrimitives.WriteUInt32LittleEndian(header, _nanosecond ? 0xA1B23C4D : 0xA1B2C3D4);
@@ -54,7 +56,8 @@ public sealed class PcapWriter : IDisposable
         // pcap keeps unsigned 32-bit seconds: 1970 to 2106.
         ArgumentOutOfRangeException.ThrowIfNegative(timestampNanoseconds);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(timestampNanoseconds / 1_000_000_000, uint.MaxValue);
-        ArgumentOutOfRangeException.ThrowIfGreaterThan(frame.Length, CaptureReader.MaxRecordLength, nameof(frame));
+        // Longer frames would be cut (to the snaplen) or refused (over MAXIMUM_SNAPLEN) by every reader.
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(frame.Length, _snapLength, nameof(frame));
         long original = originalLength ?? frame.Length;
         ArgumentOutOfRangeException.ThrowIfLessThan(original, frame.Length, nameof(originalLength));
         ArgumentOutOfRangeException.ThrowIfGreaterThan(original, uint.MaxValue, nameof(originalLength));

@@ -68,10 +68,11 @@ internal sealed class PcapBuilder
 {
     private readonly ByteWriter _w;
 
-    public PcapBuilder(bool bigEndian = false, bool nanosecond = false, int linkType = 1, ushort major = 2, uint magic = 0)
+    public PcapBuilder(bool bigEndian = false, bool nanosecond = false, int linkType = 1, ushort major = 2, uint magic = 0,
+        uint snapLength = 65535)
     {
         _w = new ByteWriter { BigEndian = bigEndian };
-        _w.U32(magic != 0 ? magic : nanosecond ? 0xA1B23C4D : 0xA1B2C3D4).U16(major).U16(4).U32(0).U32(0).U32(65535).U32((uint)linkType);
+        _w.U32(magic != 0 ? magic : nanosecond ? 0xA1B23C4D : 0xA1B2C3D4).U16(major).U16(4).U32(0).U32(0).U32(snapLength).U32((uint)linkType);
     }
 
     public List<int> RecordStarts { get; } = [];

@@ -6,6 +6,7 @@ namespace Ctfw.Capture.Tests;
 public class CaptureReaderDamageTests
 {
     private const uint TooLarge = CaptureReader.MaxRecordLength + 4;
+    private const uint BlockTooLarge = CaptureReader.MaxBlockLength + 4;
 
     /// <summary>A little-endian section, one Ethernet interface and two good packets.</summary>
     private static PcapngBuilder TwoGoodPackets(bool bigEndian = false) =>
@@ -129,7 +130,7 @@ public class CaptureReaderDamageTests
     {
         var file = TwoGoodPackets().Enhanced(0, 3, Frame(20, 3));
 
-        AssertDamage(Patch32(file.ToArray(), file.Blocks[^1].Start + 4, TooLarge), CaptureErrorKind.RecordTooLarge, file.Blocks[^1].Start, 2);
+        AssertDamage(Patch32(file.ToArray(), file.Blocks[^1].Start + 4, BlockTooLarge), CaptureErrorKind.RecordTooLarge, file.Blocks[^1].Start, 2);
     }
 
     [Theory]

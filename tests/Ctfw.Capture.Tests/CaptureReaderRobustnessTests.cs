@@ -99,7 +99,7 @@ public class CaptureReaderRobustnessTests
                     break;
                 case 1:
                     // Lengths and ids are where parsers break: write plausible and absurd ones.
-                    uint[] interesting = [0, 1, 4, 8, 12, 13, 0x7FFFFFFF, 0xFFFFFFFF, CaptureReader.MaxRecordLength, 0x0A0D0D0A, (uint)file.Count];
+                    uint[] interesting = [0, 1, 4, 8, 12, 13, 0x7FFFFFFF, 0xFFFFFFFF, CaptureReader.MaxRecordLength, CaptureReader.MaxRecordLength + 1, CaptureReader.MaxBlockLength, 0x0A0D0D0A, (uint)file.Count];
                     byte[] word = new byte[4];
                     BinaryPrimitives.WriteUInt32LittleEndian(word, interesting[random.Next(interesting.Length)]);
                     if (random.Next(2) == 0)

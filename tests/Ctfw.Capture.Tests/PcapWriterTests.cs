@@ -82,4 +82,17 @@ public class PcapWriterTests
         Assert.Throws<ArgumentOutOfRangeException>(() => writer.Write(0, [1, 2], originalLength: 1));
         Assert.Throws<ArgumentOutOfRangeException>(() => new PcapWriter(new MemoryStream(), 70000));
     }
+
+    [Fact]
+    public void Write_FrameOverTheSnaplenOrMaximumSnaplen_Throws()
+    {
+        // A reader would cut the first (libpcap salvages to the snaplen) and refuse the second.
+        using var small = new PcapWriter(new MemoryStream(), LinkTypes.Raw, snapLength: 100);
+        small.Write(0, new byte[100]);
+        Assert.Throws<ArgumentOutOfRangeException>(() => small.Write(0, new byte[101]));
+
+        using var huge = new PcapWriter(new MemoryStream(), LinkTypes.Raw, snapLength: int.MaxValue);
+        huge.Write(0, new byte[CaptureReader.MaxRecordLength]);
+        Assert.Throws<ArgumentOutOfRangeException>(() => huge.Write(0, new byte[CaptureReader.MaxRecordLength + 1]));
+    }
 }
