@@ -55,6 +55,17 @@ public sealed class LayoutTests
     }
 
     [Fact]
+    public void UnixIdentityConstants_MatchTheHeaders() =>
+        AssertAll(
+        [
+            ("SOL_SOCKET", UnixIdentity.SolSocket), ("SO_PEERCRED", UnixIdentity.SoPeerCred),
+            ("sizeof struct ucred", UnixIdentity.UcredLength), ("offsetof struct ucred.pid", 0),
+            ("offsetof struct ucred.uid", 4), ("offsetof struct ucred.gid", 8),
+            ("S_IFMT", UnixIdentity.SIfMt), ("S_IFREG", UnixIdentity.SIfReg), ("S_IFDIR", UnixIdentity.SIfDir),
+            ("S_IFLNK", UnixIdentity.SIfLnk), ("S_IFSOCK", UnixIdentity.SIfSock),
+        ]);
+
+    [Fact]
     public void ErrnoEnum_MatchesErrnoH()
     {
         List<(string, long)> checks = [];
@@ -263,6 +274,7 @@ public sealed class LayoutTests
         #include <netinet/in.h>
         #include <sys/resource.h>
         #include <sys/socket.h>
+        #include <sys/stat.h>
         #include <unistd.h>
         #include <sys/time.h>
         #include <sys/uio.h>
@@ -328,6 +340,10 @@ public sealed class LayoutTests
             V(EPERM) V(ENOENT) V(ESRCH) V(EINTR) V(EIO) V(EBADF) V(EAGAIN) V(ENOMEM) V(EACCES) V(EFAULT) V(EBUSY) V(EEXIST)
             V(ENODEV) V(EINVAL) V(ENFILE) V(EMFILE) V(ENOSPC) V(ERANGE) V(ENOSYS) V(ENOTSOCK) V(EMSGSIZE) V(EPROTOTYPE)
             V(ENOPROTOOPT) V(EPROTONOSUPPORT) V(EOPNOTSUPP) V(EAFNOSUPPORT) V(EADDRINUSE) V(ECONNRESET) V(ENOBUFS) V(ECONNREFUSED)
+            V(ENOTDIR) V(ENAMETOOLONG) V(ELOOP)
+
+            V(SO_PEERCRED) S(struct ucred) O(struct ucred, pid) O(struct ucred, uid) O(struct ucred, gid)
+            V(S_IFMT) V(S_IFREG) V(S_IFDIR) V(S_IFLNK) V(S_IFSOCK)
             return 0;
         }
         """;

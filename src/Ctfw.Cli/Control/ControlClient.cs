@@ -32,15 +32,17 @@ internal static class ControlClient
         string answer;
         try
         {
-            using var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-            int ms = (int)Math.Clamp(timeout.TotalMilliseconds, 1, int.MaxValue);
-            socket.SendTimeout = ms;
-            socket.ReceiveTimeout = ms;
-            socket.Connect(new UnixDomainSocketEndPoint(path));
+            using Socket socket = Connect(path, timeout);
+            socket.ReceiveTimeout = Milliseconds(timeout);
             using var stream = new NetworkStream(socket, ownsSocket: false);
             stream.Write(s_utf8.GetBytes(request + "\n"));
             socket.Shutdown(SocketShutdown.Send);
             answer = ReadAnswer(stream);
+        }
+        catch (ControlTrustException e)
+        {
+            error = e.Message;
+            return false;
         }
         catch (SocketException e)
         {
@@ -81,6 +83,34 @@ internal static class ControlClient
             error = $"unexpected answer from {path}: '{(status.Length > 80 ? status[..80] + "…" : status)}'";
         return false;
     }
+
+    /// <summary>
+    /// Connects to the control socket at <paramref name="path"/> once <see cref="ControlTrust"/> finds
+    /// it trustworthy, and checks who listens on it. Throws <see cref="ControlTrustException"/> (one
+    /// line: what is wrong, how to fix it) when either is not to be believed, <see cref="SocketException"/>
+    /// when nothing answers. <paramref name="timeout"/> bounds the connect (a full backlog blocks it).
+    /// </summary>
+    public static Socket Connect(string path, TimeSpan timeout)
+    {
+        if (ControlTrust.CheckSocket(path) is { } refusal)
+            throw new ControlTrustException(refusal);
+        var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        try
+        {
+            socket.SendTimeout = Milliseconds(timeout);
+            socket.Connect(new UnixDomainSocketEndPoint(path));
+            if (ControlTrust.CheckServer(socket, path) is { } server)
+                throw new ControlTrustException(server);
+            return socket;
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+    }
+
+    private static int Milliseconds(TimeSpan timeout) => (int)Math.Clamp(timeout.TotalMilliseconds, 1, int.MaxValue);
 
     /// <summary>
     /// Everything up to end of stream. A reset after some data still counts as the end: the
@@ -145,5 +175,23 @@ internal static class ControlClient
         {
             return false;
         }
+    }
+}
+
+/// <summary>A control socket, or the process behind it, that is not to be believed; the message says why and what to do.</summary>
+internal sealed class ControlTrustException : IOException
+{
+    public ControlTrustException()
+    {
+    }
+
+    public ControlTrustException(string message)
+        : base(message)
+    {
+    }
+
+    public ControlTrustException(string message, Exception innerException)
+        : base(message, innerException)
+    {
     }
 }

@@ -38,12 +38,14 @@ internal static class ControlPaths
     /// <summary>
     /// Sockets in <see cref="RunDirectory"/> whose daemon is alive, by pid. A socket whose pid has
     /// no /proc entry is removed, unless something still answers on it (a daemon in another pid
-    /// namespace sharing the directory): then it is listed.
+    /// namespace sharing the directory): then it is listed. Nothing is removed from a directory
+    /// <see cref="ControlTrust"/> refuses; what is listed there is refused when it is connected to.
     /// </summary>
     public static List<RunningInstance> FindRunning()
     {
         var found = new List<RunningInstance>();
         string dir = RunDirectory;
+        bool trusted = ControlTrust.CheckDirectory(dir) is null;
         IEnumerable<string> files;
         try
         {
@@ -57,7 +59,7 @@ internal static class ControlPaths
         {
             if (!TryParsePid(file, out int pid))
                 continue;
-            if (Directory.Exists(string.Create(CultureInfo.InvariantCulture, $"/proc/{pid}")) || ControlClient.Answers(file))
+            if (!trusted || Directory.Exists(string.Create(CultureInfo.InvariantCulture, $"/proc/{pid}")) || ControlClient.Answers(file))
             {
                 found.Add(new RunningInstance(pid, file));
                 continue;

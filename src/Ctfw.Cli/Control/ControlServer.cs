@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Net.Sockets;
 using System.Text;
 using Ctfw.Conntrack;
+using Ctfw.Linux;
 
 namespace Ctfw.Cli.Control;
 
@@ -10,7 +11,9 @@ namespace Ctfw.Cli.Control;
 /// The control socket of a running daemon: `ctfw stats`, `ctfw conntrack` and `ctfw lab` talk to
 /// it. One background thread serves one connection at a time; nothing here is on the packet path.
 /// <para>
-/// Protocol. An AF_UNIX SOCK_STREAM socket at a path (mode 0600, in a 0700 directory: root only).
+/// Protocol. An AF_UNIX SOCK_STREAM socket at a path (mode 0600, in a directory only root or the
+/// daemon's user can write, checked before binding and by every client: <see cref="ControlTrust"/>);
+/// clients running as another uid are answered with an error only.
 /// The client sends one request line of UTF-8 ending in `\n` (at most
 /// <see cref="ControlProtocol.MaxRequestBytes"/> bytes, within <see cref="ControlProtocol.RequestTimeoutMs"/> ms;
 /// end of stream also ends it). Words are separated by tabs (by spaces when the line has no tab,
@@ -54,7 +57,8 @@ internal sealed class ControlServer : IDisposable
     /// <summary>
     /// Binds <paramref name="path"/> and starts serving. Creates the directory (0700) when missing
     /// and replaces a socket file nobody answers on. Throws <see cref="IOException"/> with a
-    /// one-line message when a live server owns the path or the socket cannot be made.
+    /// one-line message when the directory is one others could write (<see cref="ControlTrust"/>),
+    /// something other than a socket is at the path, a live server owns it, or the socket cannot be made.
     /// </summary>
     public static ControlServer Start(string path, IControlTarget target)
     {
@@ -72,7 +76,13 @@ internal sealed class ControlServer : IDisposable
                 throw new IOException($"cannot create control socket directory {dir}: {e.Message}", e);
             }
         }
-        if (File.Exists(path))
+        if (ControlTrust.CheckDirectoryOf(path) is { } unsafeDirectory)
+            throw new IOException(unsafeDirectory);
+        // lstat, not File.Exists: a link or a file at the path is not ours to remove.
+        Errno existing = UnixIdentity.TryLstat(path, out UnixFileStatus status);
+        if (existing == Errno.None && status.Kind != UnixFileKind.Socket)
+            throw new IOException($"{path} exists and is not a socket ({ControlTrust.Describe(status.Kind)}); remove it or choose another --control path");
+        if (existing == Errno.None)
         {
             if (ControlClient.Answers(path))
                 throw new IOException($"control socket {path} is in use by another running ctfw");
@@ -182,9 +192,14 @@ internal sealed class ControlServer : IDisposable
     private void Handle(Socket client)
     {
         client.SendTimeout = ControlProtocol.SendTimeoutMs;
+        string? refused = ControlTrust.CheckClient(client);
+        // An untrusted client's request is read too (bounded as any), never acted on: closing with
+        // it unread would reset the connection and cut the refusal off.
         string? line = ReadRequest(client, out string? error);
         if (line == null && error == null)
             return;
+        if (refused != null)
+            error = refused;
         if (error == null && line!.StartsWith(ControlProtocol.Takeover, StringComparison.Ordinal)
             && (line.Length == ControlProtocol.Takeover.Length || line[ControlProtocol.Takeover.Length] is '\t' or ' '))
         {

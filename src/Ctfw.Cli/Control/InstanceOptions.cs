@@ -41,7 +41,8 @@ internal sealed class InstanceOptions
 
     /// <summary>
     /// The control socket to talk to, or null with a one-line <paramref name="error"/> and the exit
-    /// status to end with.
+    /// status to end with. The run directory is checked (<see cref="ControlTrust"/>) before a socket
+    /// found in it is chosen; every socket, --control's too, is checked again when connected to.
     /// </summary>
     public string? Resolve(out string? error, out int exitCode)
     {
@@ -49,6 +50,12 @@ internal sealed class InstanceOptions
         exitCode = 0;
         if (_control != null)
             return _control;
+        if (Directory.Exists(ControlPaths.RunDirectory) && ControlTrust.CheckDirectory(ControlPaths.RunDirectory) is { } refusal)
+        {
+            error = refusal;
+            exitCode = 1;
+            return null;
+        }
         if (_pid != 0)
         {
             string path = ControlPaths.Default(_pid);

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using System.Text;
+using Ctfw.Cli.Control;
 using Ctfw.Conntrack;
 using Ctfw.Linux;
 using Ctfw.Linux.Nfqueue;
@@ -330,23 +331,23 @@ internal sealed class HandoverTarget : IDisposable
 
     /// <summary>
     /// Asks the ctfw at <paramref name="controlPath"/> for its queues. Throws <see cref="IOException"/>
-    /// with a one-line reason when it cannot (the running ctfw then goes on filtering).
+    /// with a one-line reason when it cannot (the running ctfw then goes on filtering), or when the
+    /// socket or the process serving it is not to be trusted (<see cref="ControlTrust"/>).
     /// </summary>
     public static HandoverTarget Begin(string controlPath, DaemonOptions options, Func<ushort, NfqueueOptions> queueOptions)
     {
-        var connection = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        Socket connection;
+        try
+        {
+            connection = ControlClient.Connect(controlPath, HandoverProtocol.StepTimeout);
+        }
+        catch (SocketException e)
+        {
+            throw new IOException($"cannot reach the running ctfw at {controlPath}: {e.Message}", e);
+        }
         List<NfqueueSocket> sockets = [];
         try
         {
-            connection.SendTimeout = (int)HandoverProtocol.StepTimeout.TotalMilliseconds;
-            try
-            {
-                connection.Connect(new UnixDomainSocketEndPoint(controlPath));
-            }
-            catch (SocketException e)
-            {
-                throw new IOException($"cannot reach the running ctfw at {controlPath}: {e.Message}", e);
-            }
             HandoverProtocol.WriteLine(connection, string.Create(CultureInfo.InvariantCulture, $"{HandoverProtocol.Request}\t{Environment.ProcessId}"));
             string line = HandoverProtocol.ReadLine(connection, HandoverProtocol.StepTimeout);
             HandoverOffer offer = HandoverOffer.Parse(line, out string? error)
