@@ -13,7 +13,7 @@ namespace Ctfw.Linux.Firewall;
 /// reusing the chain, so there is no moment without jumps to the queues. Rules of a ctfw that is
 /// still running make Install fail instead. Setup path only: runs the iptables binaries as processes.
 /// </summary>
-public sealed class IptablesInstaller : IDisposable
+public sealed partial class IptablesInstaller : IDisposable
 {
     private const string TagPrefix = "ctfw:";
 
@@ -131,6 +131,13 @@ public sealed class IptablesInstaller : IDisposable
     /// Idempotent.
     /// </summary>
     public IReadOnlyList<string> Remove()
+    {
+        // Under the check's lock: a check under way finishes first, and none repairs after this.
+        lock (_gate)
+            return RemoveLocked();
+    }
+
+    private List<string> RemoveLocked()
     {
         List<string> failures = [];
         if (_removed)
@@ -325,15 +332,19 @@ public sealed class IptablesInstaller : IDisposable
             yield return "ip6tables";
     }
 
-    private CommandResult Run(string tool, string table, params string[] arguments)
+    private CommandResult Run(string tool, string table, params string[] arguments) => Run(_runner, null, tool, table, arguments);
+
+    private CommandResult Run(ICommandRunner runner, string? waitSeconds, string tool, string table, params string[] arguments)
     {
-        // -w: wait for the xtables lock (legacy backend) instead of failing when another tool holds it.
+        // -w: wait for the xtables lock (legacy backend) instead of failing when another tool holds
+        // it; for as long as it takes at setup, at most waitSeconds for a check.
+        string[] wait = waitSeconds is null ? ["-w"] : ["-w", waitSeconds];
         List<string> argv = _options.NetworkNamespace is { } ns
-            ? ["nsenter", $"--net={NetworkNamespace.PathOf(ns)}", "--", tool, "-w", "-t", table, .. arguments]
-            : [tool, "-w", "-t", table, .. arguments];
+            ? ["nsenter", $"--net={NetworkNamespace.PathOf(ns)}", "--", tool, .. wait, "-t", table, .. arguments]
+            : [tool, .. wait, "-t", table, .. arguments];
         try
         {
-            return _runner.Run(argv);
+            return runner.Run(argv);
         }
         catch (System.ComponentModel.Win32Exception e)
         {

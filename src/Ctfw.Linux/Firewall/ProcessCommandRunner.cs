@@ -7,7 +7,13 @@ public sealed class ProcessCommandRunner : ICommandRunner
 {
     public static readonly ProcessCommandRunner Instance = new();
 
-    private static readonly TimeSpan s_timeout = TimeSpan.FromSeconds(30);
+    private readonly TimeSpan _timeout;
+
+    /// <param name="timeout">How long a command may run before it is killed and <see cref="TimeoutException"/> thrown (default 30 s).</param>
+    public ProcessCommandRunner(TimeSpan? timeout = null)
+    {
+        _timeout = timeout ?? TimeSpan.FromSeconds(30);
+    }
 
     public CommandResult Run(IReadOnlyList<string> arguments)
     {
@@ -25,10 +31,10 @@ public sealed class ProcessCommandRunner : ICommandRunner
         process.StandardInput.Close();
         Task<string> stdout = process.StandardOutput.ReadToEndAsync();
         Task<string> stderr = process.StandardError.ReadToEndAsync();
-        if (!process.WaitForExit(s_timeout))
+        if (!process.WaitForExit(_timeout))
         {
             process.Kill(entireProcessTree: true);
-            throw new TimeoutException($"`{string.Join(' ', arguments)}` did not finish within {s_timeout.TotalSeconds} s");
+            throw new TimeoutException($"`{string.Join(' ', arguments)}` did not finish within {_timeout.TotalSeconds} s");
         }
         return new CommandResult(process.ExitCode, stdout.GetAwaiter().GetResult(), stderr.GetAwaiter().GetResult());
     }
