@@ -10,7 +10,7 @@ namespace Ctfw.Cli.Commands;
 /// <summary>`ctfw run`: parses the options, loads the ruleset, then hands over to <see cref="FirewallDaemon"/>.</summary>
 internal static class RunCommand
 {
-    private const string Usage = "Usage: ctfw run --rules FILE [--queue N | --queues N-M] [--install CHAINS] [--fail-closed]\n"
+    private const string Usage = "Usage: ctfw run --rules FILE [--queue N | --queues N-M] [--install CHAINS [--on-rules-lost reinstall|exit|warn]] [--fail-closed]\n"
         + "                [--ab kernel [--ab-enforce kernel|ctfw] [--ab-mark-shift N]] [--control PATH]\n"
         + "                [--rescue [tombstone|loose]] [--rescue-window SECONDS] [--reset-on-expiry] [--stalled-after S]\n"
         + "                [--copy-range BYTES] [--queue-maxlen N] [--rcvbuf BYTES]\n"
@@ -27,6 +27,10 @@ internal static class RunCommand
         + "  --queues N-M          one queue and one worker thread per number, N to M\n"
         + "  --install CHAINS      put NFQUEUE jumps into these filter chains (INPUT,OUTPUT,FORWARD) for\n"
         + "                        IPv4 and IPv6, removed at exit (queue-balance for a range)\n"
+        + "  --on-rules-lost WHAT  once a second ctfw checks that its installed rules are still there and\n"
+        + "                        its jumps first in their chains; when not (iptables -F, a firewall\n"
+        + "                        reload), it says so and puts them back (reinstall, default) or stops\n"
+        + "                        and exits 3 (exit), or only says so (warn)\n"
         + "  --fail-closed         drop instead of accept while ctfw cannot take packets (no queue\n"
         + "                        bypass, no fail-open)\n"
         + "  --copy-range BYTES    bytes of each packet to copy from the kernel (default all)\n"
@@ -92,6 +96,7 @@ internal static class RunCommand
         bool takeover = false;
         string? takeoverFrom = null;
         bool importKernel = false, exportKernel = false;
+        RulesLostAction? onRulesLost = null;
         while (cl.TryNext(out string arg))
         {
             if (arg is "-h" or "--help")
@@ -212,6 +217,18 @@ internal static class RunCommand
             {
                 controlPath = control;
             }
+            else if (cl.TryValue(arg, "--on-rules-lost", out string lostAction))
+            {
+                onRulesLost = lostAction switch
+                {
+                    "reinstall" => RulesLostAction.Reinstall,
+                    "exit" => RulesLostAction.Exit,
+                    "warn" => RulesLostAction.Warn,
+                    _ => null,
+                };
+                if (onRulesLost is null)
+                    cl.Fail($"--on-rules-lost {lostAction}: expected reinstall, exit or warn");
+            }
             else if (arg == "--fail-closed")
             {
                 failClosed = true;
@@ -225,6 +242,8 @@ internal static class RunCommand
         }
         if (rulesPath is null)
             return Program.Fail("run needs --rules FILE (try `ctfw run --help`)");
+        if (onRulesLost is not null && install.Count == 0)
+            return Program.Fail("--on-rules-lost needs --install (ctfw checks only the rules it installed)");
         if (stateInterval is not null && statePath is null)
             return Program.Fail("--state-interval needs --state-file");
         if (!ab && (abEnforceCtfw || abShift != KernelStateMark.DefaultShift))
@@ -266,6 +285,7 @@ internal static class RunCommand
             TakeoverFrom = takeoverPath,
             ImportKernel = importKernel,
             ExportKernelOnExit = exportKernel,
+            OnRulesLost = onRulesLost ?? RulesLostAction.Reinstall,
             StateIntervalMs = (stateInterval ?? 5) * 1000,
             RebuildSettings = () => (settingsOptions.Build(out string? error), error),
         };

@@ -56,6 +56,15 @@ internal sealed class DaemonControl : IControlTarget
     private int _halfClosed;
     private int _stalled;
 
+    /// <summary>The self-check of the installed iptables rules; set once they are in (null without --install).</summary>
+    public JumpWatch? Jumps
+    {
+        get => Volatile.Read(ref _jumps);
+        set => Volatile.Write(ref _jumps, value); // publishes a started watch to the control thread
+    }
+
+    private JumpWatch? _jumps;
+
     /// <summary>Sysctl reloads that changed at least one value.</summary>
     public long SettingsReloads { get; private set; }
 
@@ -184,6 +193,16 @@ internal sealed class DaemonControl : IControlTarget
         Add("log.lost", Output.Queue.Lost);
         Add("log.pending", Output.Queue.Pending);
         Add("log.write_errors", Output.WriteErrors);
+        if (Jumps is { } jumps)
+        {
+            Add("iptables.checks", jumps.Checks);
+            Add("iptables.check_failures", jumps.CheckFailures);
+            Add("iptables.losses", jumps.Losses);
+            Add("iptables.reinstalls", jumps.Reinstalls);
+            Add("iptables.reinstall_failures", jumps.RepairFailures);
+            Add("iptables.check_last_us", jumps.LastCheckUs);
+            Add("iptables.check_max_us", jumps.MaxCheckUs);
+        }
         Add("settings.reloads", SettingsReloads);
         Add("rules.reloads", RulesReloads);
         Add("rules.reload_failures", RulesReloadFailures);

@@ -51,6 +51,9 @@ internal sealed record DaemonOptions(
     /// <summary><c>--export-kernel-on-exit</c>: write ctfw's entries into the kernel's table when stopping.</summary>
     public bool ExportKernelOnExit { get; init; }
 
+    /// <summary><c>--on-rules-lost</c>: what happens when the installed iptables rules disappear or move.</summary>
+    public RulesLostAction OnRulesLost { get; init; }
+
     /// <summary>Control socket path; null = <see cref="Control.ControlPaths.Default"/> for this pid.</summary>
     public string? ControlPath { get; init; }
 

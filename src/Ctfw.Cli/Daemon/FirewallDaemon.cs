@@ -148,6 +148,7 @@ internal sealed class FirewallDaemon : IDisposable
         Thread? housekeeper = null;
         List<PosixSignalRegistration> signals = [];
         HandoverSource? handover = null;
+        JumpWatch? jumps = null;
         int status = 0;
         try
         {
@@ -255,6 +256,20 @@ internal sealed class FirewallDaemon : IDisposable
                 }
                 if (installer is { RemovedLeftovers.Count: > 0 })
                     _err.WriteLine($"ctfw: removed {installer.RemovedLeftovers.Count} iptables rules left by a run that is gone");
+                if (installer is not null && status == 0)
+                {
+                    try
+                    {
+                        installer.PrepareCheck();
+                        jumps = new JumpWatch(installer, _options.OnRulesLost, _err, _shutdown.Set);
+                        jumps.Start();
+                        target.Jumps = jumps;
+                    }
+                    catch (Exception e) when (e is InvalidOperationException or TimeoutException)
+                    {
+                        _err.WriteLine($"ctfw: WARNING: the installed rules cannot be checked ({FirstLine(e.Message)}); a flush of iptables would go unnoticed");
+                    }
+                }
             }
 
             if (status == 0)
@@ -273,6 +288,8 @@ internal sealed class FirewallDaemon : IDisposable
             // judges every packet, so no packet meets the kernel's rules before its entry is there.
             if (_options.ExportKernelOnExit && !handedOver)
                 ExportKernel(engine);
+            // The check ends before the rules go: it must not put back what the stop removes.
+            jumps?.Stop(TimeSpan.FromSeconds(10));
             if (installer is not null && !handedOver)
             {
                 foreach (string failure in installer.Remove())
@@ -302,6 +319,14 @@ internal sealed class FirewallDaemon : IDisposable
                 _err.WriteLine($"ctfw: {failure}");
                 status = 1;
             }
+        }
+        if (jumps is not null)
+        {
+            _err.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"ctfw: iptables self-check: checks {jumps.Checks}, failed {jumps.CheckFailures}, rules lost {jumps.Losses} time(s), reinstall commands {jumps.Reinstalls}, reinstall failures {jumps.RepairFailures}, last check {jumps.LastCheckUs / 1000.0:F1} ms, slowest {jumps.MaxCheckUs / 1000.0:F1} ms"));
+            if (jumps.GaveUp && status == 0)
+                status = JumpWatch.ExitStatus;
+            jumps.Dispose();
         }
         PrintCounters(workers, log, abLog, DaemonClock.NowMs() - start, engine.Count);
         if (_options.Rescue.Mode != RescueMode.Off)
