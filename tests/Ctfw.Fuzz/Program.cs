@@ -1,0 +1,93 @@
+using System.Text;
+using Ctfw.Capture;
+using Ctfw.Cli.Control;
+using Ctfw.Cli.Daemon;
+using Ctfw.Packets;
+using Ctfw.Rules;
+using SharpFuzz;
+
+namespace Ctfw.Fuzz;
+
+/// <summary>
+/// One afl-fuzz target per argument. Each reads one input from afl and runs the code the daemon runs
+/// on untrusted bytes; any exception escaping it is a crash for afl. tests/fuzz.sh instruments the
+/// project's assemblies and drives afl-fuzz; tests/Ctfw.Fuzz/corpus/TARGET holds the seeds.
+/// </summary>
+internal static class Program
+{
+    private static readonly (string Name, Action<byte[]> Run)[] Targets =
+    [
+        ("packet", Packet),
+        ("capture", Capture),
+        ("rules", Rules),
+        ("control", Control),
+    ];
+
+    private static readonly UTF8Encoding s_utf8 = new(encoderShouldEmitUTF8Identifier: false);
+
+    private static int Main(string[] args)
+    {
+        if (args.Length is 1 or 2)
+        {
+            foreach ((string name, Action<byte[]> run) in Targets)
+            {
+                if (name != args[0])
+                    continue;
+                if (args.Length == 2)
+                    run(File.ReadAllBytes(args[1])); // reproduce one input outside afl
+                else
+                    Fuzzer.OutOfProcess.Run(stream => run(ReadAll(stream)));
+                return 0;
+            }
+        }
+        Console.Error.WriteLine($"usage: Ctfw.Fuzz TARGET [INPUT]; targets: {string.Join(", ", Targets.Select(t => t.Name))}");
+        return 2;
+    }
+
+    private static byte[] ReadAll(Stream stream)
+    {
+        using var copy = new MemoryStream();
+        stream.CopyTo(copy);
+        return copy.ToArray();
+    }
+
+    /// <summary>The NFQUEUE payload path: parse, then the checksum check the tracker asks for.</summary>
+    private static void Packet(byte[] input)
+    {
+        if (PacketParser.Parse(input, out ParsedPacket parsed) == InvalidReason.None)
+            Checksums.VerifyTransport(input, parsed);
+    }
+
+    /// <summary>`ctfw replay FILE`: every record, then the reader's verdict on the rest.</summary>
+    private static void Capture(byte[] input)
+    {
+        using var reader = new CaptureReader(new MemoryStream(input));
+        while (reader.TryRead(out CaptureRecord record))
+        {
+            if (LinkLayer.TryGetNetworkPacket(record.LinkType, record.Frame, out ReadOnlySpan<byte> payload, out _))
+                PacketParser.Parse(payload, out _);
+        }
+        _ = reader.Error?.ToString();
+    }
+
+    /// <summary>`ctfw run --rules FILE` and `reload`, with the errors formatted as they are printed.</summary>
+    private static void Rules(byte[] input)
+    {
+        if (!Ruleset.TryLoad(s_utf8.GetString(input), "fuzz.rules", out _, out IReadOnlyList<RuleError> errors))
+            _ = string.Join('\n', errors);
+    }
+
+    /// <summary>
+    /// What the control socket parses from its peer: a request line's filter words (split as the
+    /// server splits them) and, on the first line only, a hand-over offer.
+    /// </summary>
+    private static void Control(byte[] input)
+    {
+        string text = s_utf8.GetString(input);
+        int eol = text.IndexOf('\n', StringComparison.Ordinal);
+        string line = eol < 0 ? text : text[..eol];
+        string[] words = line.Contains('\t', StringComparison.Ordinal) ? line.Split('\t') : line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        ConntrackFilter.Parse(words.Length == 0 ? words : words[1..], out _);
+        HandoverOffer.Parse(line, out _);
+    }
+}
