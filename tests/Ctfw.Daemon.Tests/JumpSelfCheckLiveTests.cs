@@ -95,6 +95,81 @@ public sealed class JumpSelfCheckLiveTests
         Assert.DoesNotContain("ctfw:", o.IptablesAfterStop, StringComparison.Ordinal);
     }
 
+    [Fact(Timeout = 120_000)]
+    public async Task Run_CheckFailsOrHangs_CountedAndReported_StopNotHeld()
+    {
+        // iptables and ip6tables behind wrappers: with a flag file they fail as a held xtables lock
+        // does, or hang; the check must count and report that, not crash, and not hold the stop.
+        using var lab = new GatewayLab();
+        string dir = Directory.CreateTempSubdirectory("ctfw-jumps-").FullName;
+        string rules = Path.Combine(dir, "rules");
+        string control = Path.Combine(dir, "ctfw.sock");
+        File.WriteAllText(rules, Ruleset);
+        try
+        {
+            foreach (string tool in (string[])["iptables", "ip6tables"])
+            {
+                string wrapper = Path.Combine(dir, tool);
+                File.WriteAllText(wrapper, $$"""
+                    #!/bin/sh
+                    [ -e {{dir}}/hang ] && exec sleep 60
+                    [ -e {{dir}}/fail ] && { echo "Another app is currently holding the xtables lock. Stopped waiting after 2s." >&2; exit 4; }
+                    exec /usr/sbin/{{tool}} "$@"
+
+                    """);
+                Tool.Run("chmod", "700", wrapper);
+            }
+            using ChildProcess ctfw = CtfwProcess.StartCommand("env", $"PATH={dir}:{Environment.GetEnvironmentVariable("PATH")}",
+                "ip", "netns", "exec", lab.Gateway, "dotnet", CtfwProcess.Dll,
+                "run", "--rules", rules, "--queue", "32", "--install", "FORWARD", "--control", control);
+            Assert.True(ctfw.WaitForLine(OutputStream.StdErr, "ctfw: running", TimeSpan.FromSeconds(30)), ctfw.StdErr);
+
+            File.WriteAllText(Path.Combine(dir, "fail"), "");
+            Assert.True(ctfw.WaitForLine(OutputStream.StdErr, "ctfw: WARNING: checking the NFQUEUE rules failed", TimeSpan.FromSeconds(5)), ctfw.StdErr);
+            await Task.Delay(1500);
+            long failures = Stat(control, "iptables.check_failures");
+            File.Delete(Path.Combine(dir, "fail"));
+            Assert.True(ctfw.WaitForLine(OutputStream.StdErr, "ctfw: checking the NFQUEUE rules works again", TimeSpan.FromSeconds(5)), ctfw.StdErr);
+
+            // A hung iptables under a check, then SIGTERM: the check's process is killed after 5 s at
+            // most, and the stop removes the rules after it (the wrapper is fine again by then).
+            File.WriteAllText(Path.Combine(dir, "hang"), "");
+            await Task.Delay(1500);
+            var stopping = Stopwatch.StartNew();
+            ctfw.Signal(ChildProcess.SigTerm);
+            await Task.Delay(500);
+            File.Delete(Path.Combine(dir, "hang"));
+            int? exit = await ctfw.WaitForExitAsync(TimeSpan.FromSeconds(15));
+            TimeSpan stopTime = stopping.Elapsed;
+            string iptables = Tool.RunIn(lab.Gateway, "iptables-save");
+            _output.WriteLine($"check failures counted while failing: {failures}; stop with a hung check: exit {exit} after {stopTime.TotalSeconds:F2} s");
+            foreach (string line in ctfw.StdErr.Split('\n').Where(l => l.Contains("iptables", StringComparison.Ordinal) || l.Contains("NFQUEUE rules", StringComparison.Ordinal)))
+                _output.WriteLine(line);
+
+            Assert.True(failures >= 1, $"iptables.check_failures {failures}");
+            Assert.Equal(0, exit);
+            Assert.True(stopTime < TimeSpan.FromSeconds(8), $"stop took {stopTime.TotalSeconds:F2} s");
+            Assert.DoesNotContain("ctfw:", iptables, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    private static long Stat(string control, string name)
+    {
+        if (ControlClient.TryGetStats(control, out List<KeyValuePair<string, long>> list, out _))
+        {
+            foreach (KeyValuePair<string, long> kv in list)
+            {
+                if (kv.Key == name)
+                    return kv.Value;
+            }
+        }
+        return -1;
+    }
+
     private sealed record Outcome(int Probes, int Passed, TimeSpan? LastPassAfterFlush, int PassedAtEnd, string AllowedAtEnd, int? Exit, string IptablesAfterStop);
 
     private async Task<(Outcome, string StdErr, Dictionary<string, long> Stats)> FlushUnder(string action, string flush)
