@@ -5,7 +5,7 @@
 # Installs afl++ (apt, as root) and the sharpfuzz tool (dotnet tool, into the work directory) when
 # missing. Exits non-zero when afl found a crash (an exception escaping a parser): the inputs are
 # kept under $CTFW_FUZZ_DIR/out/TARGET/default/crashes, with the command that reproduces them.
-# Work directory: $CTFW_FUZZ_DIR, default /tmp/ctfw-fuzz. docs/FUZZING.md has the long run.
+# Work directory: $CTFW_FUZZ_DIR, default /tmp/ctfw-fuzz-PATH-OF-THE-CHECKOUT. docs/FUZZING.md has the long run.
 set -uo pipefail
 root="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)"
 targets=(packet capture rules control)
@@ -15,7 +15,7 @@ if [[ $1 != all ]]; then
     targets=("$1")
 fi
 seconds=$2
-work="${CTFW_FUZZ_DIR:-/tmp/ctfw-fuzz}"
+work="${CTFW_FUZZ_DIR:-/tmp/ctfw-fuzz${root//\//-}}"  # one per checkout: parallel runs of two clones do not collide
 mkdir -p "$work"
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 
