@@ -192,6 +192,8 @@ public sealed class JumpSelfCheckLiveTests
             Assert.Equal("timeout", await lab.TryEcho(lab.ServerV4, Forbidden, "before", TimeSpan.FromMilliseconds(500)));
             Assert.Equal("ok", await lab.TryEcho(lab.ServerV4, Allowed, "ok", TimeSpan.FromSeconds(3)));
 
+            // At a random point of the check's 1 s period: the gap runs from the flush to the next check.
+            await Task.Delay(Random.Shared.Next(0, 1000));
             Tool.RunIn(lab.Gateway, "sh", "-c", flush);
             var sinceFlush = Stopwatch.StartNew();
             int probes = 0, passed = 0;
