@@ -193,29 +193,38 @@ public sealed class IptablesCheckTests
     }
 
     [Fact]
-    public void Check_RacingRemove_NeverLeavesRulesBehind()
+    public void Check_RemoveDuringACheck_WaitsForItAndNothingIsPutBackAfter()
     {
-        // The stop's Remove against checks that repair a flushed table: whatever the interleaving,
-        // nothing of ours is left once both are done (a repair after Remove would leave rules).
-        for (int round = 0; round < 50; round++)
+        // The stop's Remove arrives while a check that will repair a flushed table is listing: the
+        // check holds Remove off until its repair is done, so Remove takes everything out. Without
+        // the shared lock Remove runs at once and the check's repair then leaves rules behind.
+        var fake = new FakeIptables();
+        IptablesInstaller installer = Installed(fake);
+        fake.Flush("iptables", "filter");
+        using var listing = new ManualResetEventSlim();
+        using var removed = new ManualResetEventSlim();
+        Thread? checker = null;
+        fake.Before = line =>
         {
-            var fake = new FakeIptables();
-            IptablesInstaller installer = Installed(fake);
-            fake.Flush("iptables", "filter");
-            using var go = new Barrier(2);
-            var checker = new Thread(() =>
+            if (Thread.CurrentThread == checker && line.EndsWith(" -S", StringComparison.Ordinal) && !listing.IsSet)
             {
-                go.SignalAndWait();
-                for (int i = 0; i < 20; i++)
-                    installer.Check(repair: true);
-            });
-            checker.Start();
-            go.SignalAndWait();
-            installer.Remove();
-            checker.Join();
-            Assert.DoesNotContain(fake.Table("iptables", "filter").Values.SelectMany(r => r), r => r.Contains(Tag, StringComparison.Ordinal));
-            Assert.DoesNotContain(fake.Table("ip6tables", "filter").Values.SelectMany(r => r), r => r.Contains(Tag, StringComparison.Ordinal));
-        }
+                listing.Set();
+                removed.Wait(TimeSpan.FromMilliseconds(300));
+            }
+        };
+        IptablesCheckResult result = default;
+        checker = new Thread(() => result = installer.Check(repair: true));
+        checker.Start();
+        Assert.True(listing.Wait(TimeSpan.FromSeconds(5)));
+
+        installer.Remove();
+        removed.Set();
+        checker.Join();
+
+        Assert.Equal(IptablesCheckOutcome.Repaired, result.Outcome);
+        Assert.DoesNotContain(fake.Table("iptables", "filter").Values.SelectMany(r => r), r => r.Contains(Tag, StringComparison.Ordinal));
+        Assert.DoesNotContain("CTFW", fake.Table("iptables", "filter").Keys);
+        Assert.Equal(IptablesCheckOutcome.Removed, installer.Check(repair: true).Outcome);
     }
 
     /// <summary>A filter and a mangle table per tool, changed by the commands as iptables would.</summary>
@@ -227,6 +236,9 @@ public sealed class IptablesCheckTests
 
         /// <summary>A result to return instead of running the command (or a throw), null to run it.</summary>
         public Func<string, CommandResult?> Fail { get; set; } = _ => null;
+
+        /// <summary>Runs before each command, outside the fake's lock (a test can hold a thread there).</summary>
+        public Action<string> Before { get; set; } = _ => { };
 
         public Dictionary<string, List<string>> Table(string tool, string table)
         {
@@ -256,6 +268,7 @@ public sealed class IptablesCheckTests
 
         public CommandResult Run(IReadOnlyList<string> arguments)
         {
+            Before(string.Join(' ', arguments));
             lock (this)
             {
                 string line = string.Join(' ', arguments);
