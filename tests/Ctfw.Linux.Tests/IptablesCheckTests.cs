@@ -108,6 +108,22 @@ public sealed class IptablesCheckTests
     }
 
     [Fact]
+    public void Check_RuleInsertedInsideCtfwsChain_IsReportedAndDeleted()
+    {
+        var fake = new FakeIptables();
+        IptablesInstaller installer = Installed(fake);
+        fake.Table("iptables", "filter")["CTFW"].Insert(0, "-A CTFW -p tcp -j ACCEPT"); // iptables -I CTFW 1 ... : a bypass
+
+        IptablesCheckResult result = installer.Check(repair: true);
+
+        Assert.Equal(IptablesCheckOutcome.Repaired, result.Outcome);
+        Assert.Equal(["iptables -t filter: rule 1 of CTFW was not put there by this ctfw: -A CTFW -p tcp -j ACCEPT"], result.Problems);
+        Assert.Equal(["iptables -w 2 -t filter -D CTFW 1"], fake.Commands.Skip(2));
+        Assert.DoesNotContain(fake.Table("iptables", "filter")["CTFW"], r => r.Contains("ACCEPT", StringComparison.Ordinal));
+        Assert.Equal(IptablesCheckOutcome.Intact, installer.Check(repair: true).Outcome);
+    }
+
+    [Fact]
     public void Check_WithoutRepair_ReportsLostAndChangesNothing()
     {
         var fake = new FakeIptables();

@@ -144,7 +144,8 @@ public sealed partial class IptablesInstaller
 
     // What one table lacks: its chain, rules of the chain (indexes into _added), jumps missing or
     // displaced (index into _added, and the displaced one's current rule number, 0 when missing).
-    private sealed record Damage(string Tool, string Table, bool ChainMissing, List<int> MissingRules, List<(int Rule, int Position)> Jumps);
+    // Foreign: rule numbers in ctfw's own chain of rules this run did not put there.
+    private sealed record Damage(string Tool, string Table, bool ChainMissing, List<int> MissingRules, List<(int Rule, int Position)> Jumps, List<int> Foreign);
 
     private void Inspect(string tool, string table, List<string> problems, List<Damage> damage)
     {
@@ -156,7 +157,22 @@ public sealed partial class IptablesInstaller
         bool chainMissing = !chains.Contains(_options.Chain);
         if (chainMissing)
             problems.Add($"{tool} -t {table}: chain {_options.Chain} missing");
-        var d = new Damage(tool, table, chainMissing, [], []);
+        var d = new Damage(tool, table, chainMissing, [], [], []);
+        // ctfw's chain is ctfw's: a rule someone put there (above the NFQUEUE rule an ACCEPT bypasses
+        // ctfw, below it nothing reaches it) is not ours to keep.
+        int inChain = 0;
+        foreach (string line in lines)
+        {
+            List<string> tokens = Tokenize(line);
+            if (tokens.Count < 2 || tokens[0] != "-A" || tokens[1] != _options.Chain)
+                continue;
+            inChain++;
+            if (!TryGetTag(tokens, out string tag) || tag != Tag)
+            {
+                problems.Add(string.Create(CultureInfo.InvariantCulture, $"{tool} -t {table}: rule {inChain} of {_options.Chain} was not put there by this ctfw: {line}"));
+                d.Foreign.Add(inChain);
+            }
+        }
         // What is still there, per chain, consumed as rules are matched (a rule listed twice counts twice).
         var remaining = new Dictionary<string, List<(string Line, int Position)>>();
         foreach ((string chain, List<(string Line, int Position)> list) in ours)
@@ -190,7 +206,7 @@ public sealed partial class IptablesInstaller
                 d.Jumps.Add((i, position));
             }
         }
-        if (d.ChainMissing || d.MissingRules.Count > 0 || d.Jumps.Count > 0)
+        if (d.ChainMissing || d.MissingRules.Count > 0 || d.Jumps.Count > 0 || d.Foreign.Count > 0)
             damage.Add(d);
     }
 
@@ -198,6 +214,12 @@ public sealed partial class IptablesInstaller
     private int Repair(Damage d)
     {
         int commands = 0;
+        // Foreign rules out of ctfw's chain first, from the last, so the numbers still hold.
+        for (int f = d.Foreign.Count - 1; f >= 0; f--)
+        {
+            Checked(d.Tool, d.Table, ["-D", _options.Chain, d.Foreign[f].ToString(CultureInfo.InvariantCulture)]);
+            commands++;
+        }
         if (d.ChainMissing)
         {
             Checked(d.Tool, d.Table, ["-N", _options.Chain]);
