@@ -5,7 +5,8 @@
 #   2. builds the solution (warnings are errors),
 #   3. unit tier: packet parsing, capture files, conntrack core, CLI/replay of kernel recordings,
 #      then the functional tier: the firewall pipeline in process behind an in-memory queue (no root),
-#   4. privileged tier (root only): live-kernel scenarios in network namespaces.
+#   4. fuzzing: afl++ over SharpFuzz-instrumented parsers, 20 s per target (tests/fuzz.sh; installs afl++),
+#   5. privileged tier (root only): live-kernel scenarios in network namespaces.
 # Prints a closing line "tests: N passed, M failed" and exits non-zero on any failure.
 set -uo pipefail
 root="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)"
@@ -62,6 +63,23 @@ run_tier tests/Ctfw.Conntrack.Tests
 run_tier tests/Ctfw.Cli.Tests
 [[ -d tests/Ctfw.Rules.Tests ]] && run_tier tests/Ctfw.Rules.Tests
 run_tier tests/Ctfw.Firewall.Tests
+# Coverage-guided fuzzing (afl++ and SharpFuzz, docs/FUZZING.md): 20 s per target, each target one test.
+if command -v afl-fuzz >/dev/null 2>&1 || [[ $(id -u) -eq 0 ]]; then
+    echo "== fuzz (20 s per target)"
+    fuzz_log=$(mktemp)
+    bash tests/fuzz.sh all 20 2>&1 | tee "$fuzz_log"
+    fuzz_rc=${PIPESTATUS[0]}
+    fuzz_ok=$(grep -cE "^fuzz [a-z]+: .*, 0 crashes" "$fuzz_log")
+    passed=$((passed + fuzz_ok))
+    if [[ $fuzz_rc -ne 0 ]]; then
+        status=1
+        failed=$((failed + $(grep -cE "^fuzz [a-z]+: " "$fuzz_log") - fuzz_ok))
+        [[ $(grep -cE "^fuzz [a-z]+: " "$fuzz_log") -eq $fuzz_ok ]] && failed=$((failed + 1))
+    fi
+    rm -f "$fuzz_log"
+else
+    echo "== fuzz skipped: afl-fuzz missing and not root to install afl++"
+fi
 if [[ $(id -u) -eq 0 ]]; then
     run_tier tests/Ctfw.Linux.Tests
     run_tier tests/Ctfw.Kernel.Tests
