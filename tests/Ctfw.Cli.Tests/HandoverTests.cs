@@ -9,7 +9,7 @@ namespace Ctfw.Cli.Tests;
 public sealed class HandoverTests
 {
     private static HandoverOffer Offer(bool failClosed = false, uint maxLength = 4096) => new(
-        4242, 15, 16, failClosed, 65531, maxLength, "ctfw:4242:99", 123456789,
+        4242, 15, 16, failClosed, 65531, maxLength, false, "ctfw:4242:99", 123456789,
         [new NfqueueKernelCounters(15, 0, 3, 0, 0, 1, 2, 1000), null]);
 
     [Fact]
@@ -25,6 +25,7 @@ public sealed class HandoverTests
         Assert.False(parsed.FailClosed);
         Assert.Equal(65531u, parsed.CopyRange);
         Assert.Equal(4096u, parsed.MaxLength);
+        Assert.False(parsed.QueueFullAccept);
         Assert.Equal("ctfw:4242:99", parsed.IptablesTag);
         Assert.Equal(123456789, parsed.PausedTimestamp);
         Assert.Equal(new NfqueueKernelCounters(15, 0, 3, 0, 0, 1, 2, 1000), parsed.Counters[0]);
@@ -46,6 +47,19 @@ public sealed class HandoverTests
     {
         HandoverOffer offer = Offer() with { IptablesTag = null };
         Assert.Null(HandoverOffer.Parse(offer.Encode(), out _)!.IptablesTag);
+    }
+
+    [Fact]
+    public void Offer_FromACtfwBeforeQueueFull_WasFailOpenOnAFullQueue()
+    {
+        string line = Offer().Encode().Replace("\tqueue_full=drop", "", StringComparison.Ordinal);
+        Assert.DoesNotContain("queue_full", line, StringComparison.Ordinal);
+
+        HandoverOffer? parsed = HandoverOffer.Parse(line, out string? error);
+
+        Assert.Null(error);
+        Assert.True(parsed!.QueueFullAccept);
+        Assert.Contains("--queue-full accept there, drop here", parsed.Mismatch(Options(15, 16), 65531), StringComparison.Ordinal);
     }
 
     private static DaemonOptions Options(ushort first, ushort last, bool failClosed = false, uint maxLength = 4096)

@@ -13,7 +13,7 @@ internal static class RunCommand
     private const string Usage = "Usage: ctfw run --rules FILE [--queue N | --queues N-M] [--install CHAINS [--on-rules-lost reinstall|exit|warn]] [--fail-closed]\n"
         + "                [--ab kernel [--ab-enforce kernel|ctfw] [--ab-mark-shift N]] [--control PATH]\n"
         + "                [--rescue [tombstone|loose]] [--rescue-window SECONDS] [--reset-on-expiry] [--stalled-after S]\n"
-        + "                [--copy-range BYTES] [--queue-maxlen N] [--rcvbuf BYTES]\n"
+        + "                [--copy-range BYTES] [--queue-maxlen N] [--rcvbuf BYTES] [--queue-full drop|accept]\n"
         + "                [--state-file PATH [--state-interval S]] [--takeover | --takeover-from PID|PATH]\n"
         + "                [--import-kernel] [--export-kernel-on-exit]\n"
         + "                [--set NAME=VALUE]... [--sysctl-file FILE] [--sysctl-live]\n\n"
@@ -31,12 +31,14 @@ internal static class RunCommand
         + "                        its jumps first in their chains; when not (iptables -F, a firewall\n"
         + "                        reload), it says so and puts them back (reinstall, default) or stops\n"
         + "                        and exits 3 (exit), or only says so (warn)\n"
-        + "  --fail-closed         drop instead of accept while ctfw cannot take packets (no queue\n"
-        + "                        bypass, no fail-open)\n"
+        + "  --fail-closed         drop instead of accept while no ctfw is bound to the queue (crash,\n"
+        + "                        restart): the NFQUEUE rule without --queue-bypass\n"
         + "  --copy-range BYTES    bytes of each packet to copy from the kernel (default all)\n"
-        + "  --queue-maxlen N      packets the kernel holds for ctfw per queue (default 4096); when full,\n"
-        + "                        packets pass unseen (fail-open) or are dropped (--fail-closed)\n"
-        + "  --rcvbuf BYTES        netlink receive buffer per queue (default 8388608); when full, as above\n"
+        + "  --queue-maxlen N      packets the kernel holds for ctfw per queue (default 4096)\n"
+        + "  --rcvbuf BYTES        netlink receive buffer per queue (default 8388608)\n"
+        + "  --queue-full WHAT     packets that find the queue or the buffer full (overload, a flood): drop\n"
+        + "                        (default; the kernel counts them, stats unjudged_dropped, TCP resends)\n"
+        + "                        or accept (they pass unjudged and uncounted, forbidden ones included)\n"
         + "  --ab kernel           shadow mode: compare every packet's ctstate with kernel conntrack's,\n"
         + "                        carried in mark bits by mangle rules (installed with --install);\n"
         + "                        count agreement per ctstate pair and log disagreements (docs/AB.md)\n"
@@ -82,6 +84,7 @@ internal static class RunCommand
         ushort first = 0, last = 0;
         List<IptablesHook> install = [];
         bool failClosed = false;
+        bool? queueFullAccept = null;
         uint copyRange = 0xFFFF;
         bool ab = false;
         bool abEnforceCtfw = false;
@@ -233,6 +236,12 @@ internal static class RunCommand
             {
                 failClosed = true;
             }
+            else if (cl.TryValue(arg, "--queue-full", out string queueFull))
+            {
+                queueFullAccept = queueFull switch { "drop" => false, "accept" => true, _ => null };
+                if (queueFullAccept is null)
+                    cl.Fail($"--queue-full {queueFull}: expected drop or accept");
+            }
             else if (!settingsOptions.TryParse(cl, arg) && cl.Error == null)
             {
                 cl.Fail($"unknown option '{arg}' for run");
@@ -252,6 +261,14 @@ internal static class RunCommand
         {
             Console.Error.WriteLine("ctfw: note: --ab kernel without --install: the mangle rules that carry the kernel's ctstate must be in place "
                 + "(see docs/AB.md), or every packet counts as unmarked");
+        }
+
+        if (failClosed && queueFullAccept == true)
+            return Program.Fail("--fail-closed and --queue-full accept: fail-closed drops what ctfw cannot judge; choose one");
+        if (queueFullAccept == true)
+        {
+            Console.Error.WriteLine("ctfw: warning: --queue-full accept: under overload, packets that find the queue full pass without "
+                + "a verdict, including ones the rules forbid, and neither ctfw nor the kernel counts them");
         }
 
         if (takeover && importKernel)
@@ -277,6 +294,7 @@ internal static class RunCommand
             AbEnforceCtfw = abEnforceCtfw,
             ControlPath = controlPath,
             QueueMaxLength = queueMaxLength,
+            QueueFullAccept = queueFullAccept ?? false,
             Rescue = new RescueOptions { Mode = rescue, WindowSeconds = rescueWindow },
             ResetOnExpiry = resetOnExpiry,
             StalledAfterMs = stalledAfter * 1000L,

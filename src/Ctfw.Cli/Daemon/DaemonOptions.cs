@@ -30,8 +30,18 @@ internal sealed record DaemonOptions(
     /// <summary>Zero-window age from which `ctfw stats` counts a flow as stalled (<c>--stalled-after</c>).</summary>
     public long StalledAfterMs { get; init; } = Control.FlowAges.DefaultStalledAfterSeconds * 1000L;
 
-    /// <summary>NFQUEUE queue length (packets waiting for ctfw) before the kernel bypasses (fail-open) or drops.</summary>
+    /// <summary>NFQUEUE queue length (packets waiting for ctfw) before the kernel drops (or, with
+    /// <see cref="QueueFullAccept"/>, accepts unjudged) what finds it full.</summary>
     public uint QueueMaxLength { get; init; } = 4096;
+
+    /// <summary>
+    /// <c>--queue-full accept</c>: the queue's NFQA_CFG_F_FAIL_OPEN flag, so packets that find the
+    /// queue (or the socket buffer) full pass without a verdict, and the kernel counts none of them.
+    /// Off by default (<c>drop</c>): they are dropped and counted (queue_dropped / user_dropped), TCP
+    /// retransmits them, and nothing the rules forbid passes. Independent of <see cref="FailClosed"/>,
+    /// which is about no ctfw being bound at all (the rule's --queue-bypass).
+    /// </summary>
+    public bool QueueFullAccept { get; init; }
 
     /// <summary>Netlink receive buffer per queue socket, bytes (forced past net.core.rmem_max; needs CAP_NET_ADMIN).</summary>
     public int ReceiveBufferBytes { get; init; } = 8 << 20;

@@ -353,7 +353,7 @@ internal sealed class FirewallDaemon : IDisposable
     private NfqueueOptions QueueOptions(ushort queue) => new()
     {
         Queue = queue,
-        FailOpen = !_options.FailClosed,
+        FailOpen = _options.QueueFullAccept,
         CopyRange = _options.CopyRange,
         MaxQueueLength = _options.QueueMaxLength,
         ReceiveBufferBytes = _options.ReceiveBufferBytes,

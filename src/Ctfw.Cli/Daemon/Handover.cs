@@ -20,7 +20,7 @@ namespace Ctfw.Cli.Daemon;
 /// is dropped for it (fail-closed); packets only wait, up to --queue-maxlen.
 /// <code>
 /// new → old   takeover␉PID
-/// old → new   ok␉pid=…␉queues=F-L␉fail_closed=0|1␉copy_range=N␉maxlen=N␉tag=…␉paused=TICKS␉qN=queued,dropped,user_dropped,last_id…
+/// old → new   ok␉pid=…␉queues=F-L␉fail_closed=0|1␉copy_range=N␉maxlen=N␉queue_full=drop|accept␉tag=…␉paused=TICKS␉qN=queued,dropped,user_dropped,last_id…
 ///             (or error: MESSAGE)
 /// new → old   go  |  abort␉WHY        (the new process checks the queues and their settings match its own)
 /// old → new   one byte 'F' carrying the sockets (SCM_RIGHTS, queue order), then the table as
@@ -81,6 +81,7 @@ internal sealed record HandoverOffer(
     bool FailClosed,
     uint CopyRange,
     uint MaxLength,
+    bool QueueFullAccept,
     string? IptablesTag,
     long PausedTimestamp,
     IReadOnlyList<NfqueueKernelCounters?> Counters)
@@ -89,7 +90,7 @@ internal sealed record HandoverOffer(
     {
         var b = new StringBuilder("ok");
         b.Append(CultureInfo.InvariantCulture, $"\tpid={Pid}\tqueues={QueueFirst}-{QueueLast}\tfail_closed={(FailClosed ? 1 : 0)}");
-        b.Append(CultureInfo.InvariantCulture, $"\tcopy_range={CopyRange}\tmaxlen={MaxLength}\ttag={IptablesTag ?? "-"}\tpaused={PausedTimestamp}");
+        b.Append(CultureInfo.InvariantCulture, $"\tcopy_range={CopyRange}\tmaxlen={MaxLength}\tqueue_full={(QueueFullAccept ? "accept" : "drop")}\ttag={IptablesTag ?? "-"}\tpaused={PausedTimestamp}");
         for (int i = 0; i < Counters.Count; i++)
         {
             if (Counters[i] is { } c)
@@ -144,7 +145,10 @@ internal sealed record HandoverOffer(
                 ? new NfqueueKernelCounters((ushort)q, 0, queued, 0, 0, dropped, user, lastId)
                 : null);
         }
-        return new HandoverOffer((int)pid, first, last, failClosed != 0, (uint)copyRange, (uint)maxLength, tag == "-" ? null : tag, paused, counters);
+        // A ctfw from before --queue-full sends no such field: its queues were fail-open on a full queue.
+        bool queueFullAccept = fields.GetValueOrDefault("queue_full", "accept") != "drop";
+        return new HandoverOffer((int)pid, first, last, failClosed != 0, (uint)copyRange, (uint)maxLength, queueFullAccept,
+            tag == "-" ? null : tag, paused, counters);
     }
 
     /// <summary>Why a process with <paramref name="options"/> cannot take these queues over as they are; null when it can.</summary>
@@ -155,6 +159,8 @@ internal sealed record HandoverOffer(
             problems.Add($"queues {QueueFirst}-{QueueLast} there, {options.QueueFirst}-{options.QueueLast} here");
         if (options.FailClosed != FailClosed)
             problems.Add($"--fail-closed {(FailClosed ? "on" : "off")} there, {(options.FailClosed ? "on" : "off")} here");
+        if (options.QueueFullAccept != QueueFullAccept)
+            problems.Add($"--queue-full {(QueueFullAccept ? "accept" : "drop")} there, {(options.QueueFullAccept ? "accept" : "drop")} here");
         if (options.QueueMaxLength != MaxLength)
             problems.Add($"--queue-maxlen {MaxLength} there, {options.QueueMaxLength} here");
         if (copyRange != CopyRange)
@@ -232,7 +238,7 @@ internal sealed class HandoverSource
             foreach (QueueWorker worker in _workers)
                 counters.Add(worker.Queue.TryReadKernelCounters(out NfqueueKernelCounters c) ? c : null);
             var offer = new HandoverOffer(Environment.ProcessId, _options.QueueFirst, _options.QueueLast, _options.FailClosed,
-                _workers[0].Queue.Options.EffectiveCopyRange, _options.QueueMaxLength, _iptablesTag(), pausedAt, counters);
+                _workers[0].Queue.Options.EffectiveCopyRange, _options.QueueMaxLength, _options.QueueFullAccept, _iptablesTag(), pausedAt, counters);
             HandoverProtocol.WriteLine(client, offer.Encode());
 
             string answer = HandoverProtocol.ReadLine(client, HandoverProtocol.StepTimeout);
@@ -509,7 +515,7 @@ internal sealed class TakeoverReport(HandoverOffer offer, StateRestoreResult res
             ? "kernel queue counters unavailable"
             : QueueFilled
                 ? string.Create(CultureInfo.InvariantCulture,
-                    $"{Waited} packets waited in the kernel queue, which filled up (--queue-maxlen {options.QueueMaxLength}): packets beyond it were {(options.FailClosed ? $"dropped ({Dropped})" : "passed unchecked (fail-open; the kernel does not count them)")}")
+                    $"{Waited} packets waited in the kernel queue, which filled up (--queue-maxlen {options.QueueMaxLength}): packets beyond it were {(options.QueueFullAccept ? "passed unchecked (--queue-full accept; the kernel does not count them)" : $"dropped ({Dropped})")}")
                 : string.Create(CultureInfo.InvariantCulture,
                     $"{Waited} packets waited in the kernel queue ({Arrived} of them arrived during the gap), none passed unchecked, {Dropped} dropped");
         return string.Create(CultureInfo.InvariantCulture,

@@ -56,8 +56,8 @@ internal sealed class LabDaemon : IDisposable
         string controlPath = Path.Combine(ControlPaths.RunDirectory, $"ctfw-lab-{Environment.ProcessId}.sock");
         argv.AddRange(["run", "--rules", rulesPath, "--install", "FORWARD", "--ab", "kernel", "--control", controlPath, "--queue", "0",
             // A 2-core machine also runs the traffic programs: give ctfw seconds of slack, not
-            // milliseconds, before the queue overflows into fail-open (packets the kernel classified
-            // but ctfw never saw would make the two trackers drift apart).
+            // milliseconds, before the queue overflows (packets the kernel classified but ctfw never
+            // saw would make the two trackers drift apart).
             "--queue-maxlen", "65536", "--rcvbuf", "268435456"]);
 
         var psi = new ProcessStartInfo(argv[0])

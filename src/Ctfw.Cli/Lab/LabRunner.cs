@@ -17,7 +17,7 @@ internal sealed record LabRow(string Name, long Sent, long Compared, long Agreed
 
     /// <summary>
     /// Every packet sent reached ctfw with the kernel's answer, none passed the gateway without
-    /// reaching ctfw (<see cref="Missed"/>: queue overflow into fail-open), and all of them agreed.
+    /// reaching ctfw (<see cref="Missed"/>: queue overflow, dropped after kernel conntrack saw it), and all of them agreed.
     /// </summary>
     public bool Passed => Note is null && Missed == 0 && Compared == Agreed && (Sent < 0 || Compared == Sent);
 }
@@ -196,7 +196,8 @@ internal sealed class LabRunner
         long compared = Delta(before, after, "ab.compared");
         long packets = Delta(before, after, "packets");
         // The mangle jump counts every packet the kernel classified on its way to the queue; what
-        // ctfw did not receive went past it (queue or socket buffer full, and fail-open accepts).
+        // ctfw did not receive was dropped at the full queue or socket buffer (kernel conntrack had
+        // already seen it, so the two trackers saw different traffic).
         long missed = Math.Max(0, KernelMarked(lab) - kernelBefore - packets);
         _rows.Add(new LabRow("real traffic", packets, compared, Delta(before, after, "ab.agreed"),
             _traffic is { Succeeded: true } ? null : "traffic generators failed", missed));
@@ -293,7 +294,7 @@ internal sealed class LabRunner
         foreach (LabRow r in _rows)
         {
             string mark = r.Passed ? "" : "   <-- " + (r.Note
-                ?? (r.Missed > 0 ? $"{r.Missed} packets went past ctfw (queue full, fail-open): the trackers saw different traffic"
+                ?? (r.Missed > 0 ? $"{r.Missed} packets never reached ctfw (queue full): the trackers saw different traffic"
                 : r.Compared != r.Sent && r.Sent >= 0 ? $"{r.Compared} of {r.Sent} compared" : "disagreement"));
             w.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{r.Name.PadRight(width)}  {r.Compared,9}  {r.Agreed,9}  {r.Disagreed,9}{mark}"));
         }
