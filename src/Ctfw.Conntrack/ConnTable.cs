@@ -45,6 +45,13 @@ internal sealed class ConnTable
     private PaddedInt _armHead;
     private PaddedLong _earlyDrops;
     private PaddedLong _allocFailures;
+    private PaddedLong _fullDrops;
+    private PaddedLong _slotShortages;
+    private PaddedLong _insertFailed;
+    private PaddedLong _reclaimsOnDemand;
+    // 1 while one thread removes: unlinks, works the timer wheel and the retired ring, reclaims. The
+    // housekeeper waits for it; an allocating worker only tries (it never waits on the packet path).
+    private PaddedInt _remover;
 
     public readonly EpochManager Epochs;
     public readonly TimerWheel Wheel;
@@ -94,6 +101,21 @@ internal sealed class ConnTable
     public long EarlyDrops => Volatile.Read(ref _earlyDrops.Value);
 
     public long AllocFailures => Volatile.Read(ref _allocFailures.Value);
+
+    /// <summary>New flows refused because the table was full and early drop found nothing to evict
+    /// near their bucket (the kernel's "table full, dropping packet"; conntrack -S <c>drop</c>).</summary>
+    public long FullDrops => Volatile.Read(ref _fullDrops.Value);
+
+    /// <summary>New flows refused with a place free in <see cref="Count"/> but no entry to hold them:
+    /// every spare entry was killed too recently to reuse. Part of <see cref="AllocFailures"/>.</summary>
+    public long SlotShortages => Volatile.Read(ref _slotShortages.Value);
+
+    /// <summary>Confirms refused because a live entry already held the tuple (insert clash; the
+    /// packet is then dropped for TCP/ICMP, or joins the entry for UDP and the rest).</summary>
+    public long InsertFailed => Volatile.Read(ref _insertFailed.Value);
+
+    /// <summary>Times an allocating worker unlinked and reclaimed killed entries itself.</summary>
+    public long ReclaimsOnDemand => Volatile.Read(ref _reclaimsOnDemand.Value);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public ulong Hash(in ConnTuple t) => _hasher.Hash(t);
@@ -228,6 +250,15 @@ internal sealed class ConnTable
     /// When the table is full, early-drops unassured entries near that bucket (§3.3). Returns −1
     /// when nothing could be evicted (the kernel then drops the packet).
     /// </summary>
+    /// <remarks>
+    /// An early drop frees a place in <see cref="Count"/> at once, but the killed entry's memory
+    /// can be reused only after a grace period. The spare entries (capacity beyond
+    /// <see cref="Max"/>) bridge that; when they run out — a flood at table max kills one entry per
+    /// packet — the allocating worker unlinks and reclaims the killed entries itself
+    /// (<see cref="TryReclaimNow"/>) instead of refusing flows until the next housekeeping tick.
+    /// Entries killed before the worker's current batch are reusable then; those killed during it
+    /// are not (the worker may still hold their indexes), so the spares must cover one batch.
+    /// </remarks>
     public int Allocate(ulong hash, long now)
     {
         // Reserve a place first, atomically (the kernel's atomic_inc_return on the count): two workers
@@ -235,16 +266,96 @@ internal sealed class ConnTable
         if (Interlocked.Increment(ref _count.Value) > Max && !EarlyDrop(hash, now))
         {
             Interlocked.Decrement(ref _count.Value);
-            Interlocked.Increment(ref _allocFailures.Value); // statistic; atomic so no concurrent increment is lost
+            Interlocked.Increment(ref _fullDrops.Value); // statistics; atomic so no concurrent increment is lost
+            Interlocked.Increment(ref _allocFailures.Value);
             return -1;
         }
         int idx = PopFree();
+        if (idx < 0 && TryReclaimNow())
+            idx = PopFree();
         if (idx < 0)
         {
             Interlocked.Decrement(ref _count.Value);
+            Interlocked.Increment(ref _slotShortages.Value);
             Interlocked.Increment(ref _allocFailures.Value);
         }
         return idx;
+    }
+
+    /// <summary>
+    /// Unlinks the killed entries and reuses those past their grace period, on the calling worker,
+    /// if no other thread is removing at the moment (never waits). True when it ran.
+    /// </summary>
+    private bool TryReclaimNow()
+    {
+        // CAS: exactly one remover at a time (the single-remover rule of the chains, the wheel and the
+        // retired ring). Taken by the housekeeper, it is refilling the free stack itself: give up.
+        if (Interlocked.CompareExchange(ref _remover.Value, 1, 0) != 0)
+            return false;
+        try
+        {
+            RemoveKilled();
+            Reclaim();
+        }
+        finally
+        {
+            Volatile.Write(ref _remover.Value, 0); // release: our unlinks and pushes precede the next remover
+        }
+        Interlocked.Increment(ref _reclaimsOnDemand.Value);
+        return true;
+    }
+
+    /// <summary>
+    /// A worker's end of batch: when entries were killed since the last removal (an early drop per
+    /// new flow under a flood), unlinks and reclaims them now rather than on the housekeeping tick,
+    /// so the spare entries are refilled once per batch. One atomic read when nothing was killed.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void ReclaimAfterBatch()
+    {
+        // Acquire read of the kill stack's head; a stale 0 only defers the work to the next batch or tick.
+        if (Volatile.Read(ref _killHead.Value) != 0)
+            TryReclaimNow();
+    }
+
+    private void AcquireRemover()
+    {
+        // The housekeeper's side: a worker holds this for one short pass (its kills and a reclaim).
+        var spin = default(SpinWait);
+        while (Interlocked.CompareExchange(ref _remover.Value, 1, 0) != 0)
+            spin.SpinOnce();
+    }
+
+    private void ReleaseRemover() => Volatile.Write(ref _remover.Value, 0);
+
+    /// <summary>
+    /// Arms the newly inserted entries and unlinks and retires the killed ones. Order matters: take
+    /// the kill stack before the arm stack. Every killed entry was pushed to the arm stack before it
+    /// became reachable, hence before its kill, so it is armed here or was armed by an earlier pass
+    /// (reversed, an entry inserted and killed between the two takes would be retired and reused
+    /// while still on the next arm stack: the wheel would then arm a recycled entry). Each Exchange
+    /// is a full fence, so the two are not reordered, and an acquire: the pushers' links are visible.
+    /// Holder of the remover flag only.
+    /// </summary>
+    private void RemoveKilled()
+    {
+        int kills = Interlocked.Exchange(ref _killHead.Value, 0);
+        int arms = Interlocked.Exchange(ref _armHead.Value, 0);
+        while (arms != 0)
+        {
+            int idx = arms - 1;
+            arms = Entries[idx].TimerNext;
+            Entries[idx].TimerNext = -1;
+            Wheel.Arm(idx);
+        }
+        while (kills != 0)
+        {
+            int idx = kills - 1;
+            kills = Entries[idx].AuxNext;
+            Wheel.Remove(idx);
+            Unlink(idx);
+            Retire(idx);
+        }
     }
 
     /// <summary>Returns an entry that was never published (its packet was INVALID or dropped).</summary>
@@ -326,10 +437,12 @@ internal sealed class ConnTable
     public bool TryInsert(int idx, long now)
     {
         ref ConnEntry e = ref Entries[idx];
-        if (Lookup(e.Orig, Hash(e.Orig), now, out _) >= 0)
+        if (Lookup(e.Orig, Hash(e.Orig), now, out _) >= 0
+            || (e.Orig.TryInvert(out ConnTuple reply) && Lookup(reply, Hash(reply), now, out _) >= 0))
+        {
+            Interlocked.Increment(ref _insertFailed.Value); // statistic
             return false;
-        if (e.Orig.TryInvert(out ConnTuple reply) && Lookup(reply, Hash(reply), now, out _) >= 0)
-            return false;
+        }
         Insert(idx);
         return true;
     }
@@ -474,84 +587,106 @@ internal sealed class ConnTable
         return false;
     }
 
+    /// <summary>Entries the housekeeper expires per hold of the remover flag: a worker that needs
+    /// entries back waits at most this many expiries' time before it can reclaim them itself.</summary>
+    private const int ExpiryChunk = 256;
+
     /// <summary>
-    /// Housekeeping, by one thread at a time: arm new entries, fire due timers (at most
-    /// <paramref name="budget"/> entries examined), unlink killed entries, and reuse entries no
-    /// worker can see any more. Returns the number of entries expired.
+    /// Housekeeping, by one thread at a time: arm new entries, unlink killed entries, fire due timers
+    /// (at most <paramref name="budget"/> entries examined), and reuse entries no worker can see any
+    /// more. Returns the number of entries expired. Shares the remover role with allocating workers
+    /// (<see cref="TryReclaimNow"/>): it takes the flag in short holds, so they rarely find it taken.
     /// </summary>
     public int Maintain(long now, int budget = int.MaxValue)
     {
-        // Order matters: take the kill stack before the arm stack. Every killed entry was pushed to
-        // the arm stack before it became reachable, hence before its kill, so it is armed below.
-        // (Reversed, an entry inserted and killed between the two takes would be retired and reused
-        // while still on the next arm stack: the wheel would then arm a recycled entry.) Each Exchange
-        // is a full fence, so the two are not reordered, and an acquire: the pushers' links are visible.
-        int kills = Interlocked.Exchange(ref _killHead.Value, 0);
-        int arms = Interlocked.Exchange(ref _armHead.Value, 0);
-        while (arms != 0)
+        AcquireRemover();
+        try
         {
-            int idx = arms - 1;
-            arms = Entries[idx].TimerNext;
-            Entries[idx].TimerNext = -1;
-            Wheel.Arm(idx);
+            RemoveKilled();
+            Wheel.Advance(now);
+        }
+        finally
+        {
+            ReleaseRemover();
         }
 
-        Wheel.Advance(now);
         int expired = 0;
         TombstoneStore? tombstones = Tombstones;
         // May be switched on or off between calls. Acquire, pairing with the release in
         // ConntrackEngine.CollectExpired: a feed we see is fully constructed. Read once per call.
         ExpiryFeed? feed = Volatile.Read(ref Feed);
-        for (int work = 0; work < budget; work++)
+        bool more = true;
+        for (int work = 0; more && work < budget;)
         {
-            int idx = Wheel.PopDue();
-            if (idx < 0)
-                break;
-            ref ConnEntry e = ref Entries[idx];
-            // A fresh read of the lock-free Dying bit; only a shortcut, the OR below decides.
-            if ((Volatile.Read(ref e.Status) & (uint)CtStatus.Dying) != 0)
-                continue; // on the kill stack; unlinked from there
-            // The lock orders us against a worker refreshing the deadline; the atomic OR decides
-            // against a concurrent Kill (which takes no lock): exactly one of us retires the entry.
-            Lock(idx);
-            long deadline = Volatile.Read(ref e.Deadline); // stable under the lock; Volatile for a whole 64-bit read
-            bool expiredNow = IsExpired(deadline, now);
-            // The tombstone is stored before Dying is set, under the lock: a rescuing worker that
-            // finds the expired entry dying (or gone) is then sure to find its tombstone.
-            if (expiredNow && tombstones != null && e.Orig.Protocol == Packets.IpProto.Tcp && TombstoneStore.Keeps(e.Tcp.State))
-                tombstones.Add(e.Orig, Hash(e.Orig), e.Tcp, deadline, now);
-            bool won = expiredNow && (Interlocked.Or(ref e.Status, (uint)CtStatus.Dying) & (uint)CtStatus.Dying) == 0;
-            if (won && feed != null && e.Orig.Protocol == Packets.IpProto.Tcp && ExpiryFeed.Reports(e.Tcp.State))
+            AcquireRemover();
+            try
             {
-                feed.Add(new ExpiredTcpFlow(e.Orig, e.Tcp.State, e.Tcp.Seen0.TdEnd, e.Tcp.Seen1.TdEnd,
-                    e.Tcp.Seen0.TdMaxAck, e.Tcp.Seen1.TdMaxAck, deadline));
+                for (int chunk = 0; chunk < ExpiryChunk && work < budget; chunk++, work++)
+                {
+                    int idx = Wheel.PopDue();
+                    if (idx < 0)
+                    {
+                        more = false;
+                        break;
+                    }
+                    if (Expire(idx, now, tombstones, feed))
+                        expired++;
+                }
             }
-            Unlock(idx);
-            if (!expiredNow)
+            finally
             {
-                Wheel.Arm(idx); // refreshed since it was armed: lazy re-arm
-                continue;
+                ReleaseRemover();
             }
-            if (!won)
-                continue; // killed meanwhile: the kill stack unlinks and retires it
-            Interlocked.Decrement(ref _count.Value); // the winner of the Dying OR gives the place back, as Kill
-            Unlink(idx);
-            Retire(idx);
-            expired++;
         }
 
-        while (kills != 0)
+        AcquireRemover();
+        try
         {
-            int idx = kills - 1;
-            kills = Entries[idx].AuxNext;
-            Wheel.Remove(idx);
-            Unlink(idx);
-            Retire(idx);
+            RemoveKilled(); // killed while the timers fired: no need to wait for the next tick
+            tombstones?.Trim(now, budget);
+            Reclaim();
         }
-
-        tombstones?.Trim(now, budget);
-        Reclaim();
+        finally
+        {
+            ReleaseRemover();
+        }
         return expired;
+    }
+
+    /// <summary>One fired entry: re-armed if refreshed, else retired. True when it expired. Remover only.</summary>
+    private bool Expire(int idx, long now, TombstoneStore? tombstones, ExpiryFeed? feed)
+    {
+        ref ConnEntry e = ref Entries[idx];
+        // A fresh read of the lock-free Dying bit; only a shortcut, the OR below decides.
+        if ((Volatile.Read(ref e.Status) & (uint)CtStatus.Dying) != 0)
+            return false; // on the kill stack; unlinked from there
+        // The lock orders us against a worker refreshing the deadline; the atomic OR decides
+        // against a concurrent Kill (which takes no lock): exactly one of us retires the entry.
+        Lock(idx);
+        long deadline = Volatile.Read(ref e.Deadline); // stable under the lock; Volatile for a whole 64-bit read
+        bool expiredNow = IsExpired(deadline, now);
+        // The tombstone is stored before Dying is set, under the lock: a rescuing worker that
+        // finds the expired entry dying (or gone) is then sure to find its tombstone.
+        if (expiredNow && tombstones != null && e.Orig.Protocol == Packets.IpProto.Tcp && TombstoneStore.Keeps(e.Tcp.State))
+            tombstones.Add(e.Orig, Hash(e.Orig), e.Tcp, deadline, now);
+        bool won = expiredNow && (Interlocked.Or(ref e.Status, (uint)CtStatus.Dying) & (uint)CtStatus.Dying) == 0;
+        if (won && feed != null && e.Orig.Protocol == Packets.IpProto.Tcp && ExpiryFeed.Reports(e.Tcp.State))
+        {
+            feed.Add(new ExpiredTcpFlow(e.Orig, e.Tcp.State, e.Tcp.Seen0.TdEnd, e.Tcp.Seen1.TdEnd,
+                e.Tcp.Seen0.TdMaxAck, e.Tcp.Seen1.TdMaxAck, deadline));
+        }
+        Unlock(idx);
+        if (!expiredNow)
+        {
+            Wheel.Arm(idx); // refreshed since it was armed: lazy re-arm
+            return false;
+        }
+        if (!won)
+            return false; // killed meanwhile: the kill stack unlinks and retires it
+        Interlocked.Decrement(ref _count.Value); // the winner of the Dying OR gives the place back, as Kill
+        Unlink(idx);
+        Retire(idx);
+        return true;
     }
 
     private void Unlink(int idx)

@@ -105,6 +105,18 @@ public sealed partial class ConntrackEngine
 
     public long AllocFailures => Table.AllocFailures;
 
+    /// <summary>New flows refused because the table was full and nothing near their bucket could be early-dropped.</summary>
+    public long FullDrops => Table.FullDrops;
+
+    /// <summary>New flows refused for want of a reusable entry while places were free (part of <see cref="AllocFailures"/>).</summary>
+    public long SlotShortages => Table.SlotShortages;
+
+    /// <summary>Confirms refused because the tuple was already in the table (insert clash).</summary>
+    public long InsertFailed => Table.InsertFailed;
+
+    /// <summary>Times a worker reclaimed killed entries itself because none were free.</summary>
+    public long ReclaimsOnDemand => Table.ReclaimsOnDemand;
+
     /// <summary>Expire, unlink and recycle; see <see cref="ConnTable.Maintain"/>. Returns entries expired.</summary>
     public int Maintain(long now, int budget = int.MaxValue) => Table.Maintain(now, budget);
 

@@ -36,7 +36,16 @@ public sealed class ConntrackWorker : IDisposable
 
     public void Enter() => _table.Epochs.Enter(_epochSlot);
 
-    public void Exit() => _table.Epochs.Exit(_epochSlot);
+    /// <summary>
+    /// Leaves the batch. Entries this batch killed (early drops, RSTs) are unlinked and, with no other
+    /// worker inside, reusable at once: this worker holds no index any more. Never waits: when the
+    /// housekeeper is removing at the moment, it takes them instead.
+    /// </summary>
+    public void Exit()
+    {
+        _table.Epochs.Exit(_epochSlot);
+        _table.ReclaimAfterBatch();
+    }
 
     private int _disposed;
 

@@ -64,6 +64,53 @@ public class TableTests
     }
 
     [Fact]
+    public void Flood_AtTableMax_EarlyDropFreesAnEntryAtOnceWithoutHousekeeping()
+    {
+        // Issue 13: at nf_conntrack_max every new flow of a flood early-drops one entry, but a killed
+        // entry came back only on the housekeeping tick, so once the spare entries (1 024 here) were
+        // used up, new flows were refused as table-full (48 % of a flood, 1.31 M refusals). Here no
+        // Maintain runs during the flood at all: 100 batches of 64 new flows, 6 400 early drops, more
+        // than six times the spares. The worker must reclaim the killed entries itself.
+        const int Max = 4096;
+        using var h = new Harness(Harness.With($"nf_conntrack_max={Max}"));
+        for (int i = 0; i < Max; i++)
+        {
+            h.ClientPort = (ushort)(20_000 + i);
+            h.Udp(true).Is(CtState.New, O);
+        }
+        Assert.True(h.Engine.Table.Capacity - Max < 100 * 64, "the flood must need more entries than the spares");
+
+        int admitted = 0, refused = 0;
+        var ctx = new PacketContext { VerifyChecksums = true };
+        for (int batch = 0; batch < 100; batch++)
+        {
+            h.Worker.Enter();
+            for (int i = 0; i < 64; i++)
+            {
+                h.ClientPort = (ushort)(30_000 + batch * 64 + i);
+                h.Worker.Process(h.UdpBytes(true), h.Now, ctx, out Classification r);
+                if (r.State == CtState.New)
+                    admitted++;
+                else
+                {
+                    Assert.Equal(InvalidReason.TableFull, r.Reason);
+                    refused++;
+                }
+            }
+            h.Worker.Exit();
+            Assert.True(h.Engine.Count <= Max, $"count {h.Engine.Count} > nf_conntrack_max");
+        }
+
+        Assert.Equal(0, h.Engine.SlotShortages);
+        Assert.Equal(refused, h.Engine.FullDrops); // only where early drop found nothing near the bucket
+        Assert.True(admitted >= 6_300, $"{admitted} of 6 400 new flows admitted ({refused} refused)");
+        Assert.True(h.Engine.EarlyDrops >= admitted, "each admitted flow evicted an unassured one");
+        Assert.True(h.Engine.ReclaimsOnDemand > 0);
+        // An early drop kills every unassured entry of the first non-empty bucket, so a few more than one.
+        Assert.InRange(h.Engine.Count, Max - 64, Max);
+    }
+
+    [Fact]
     public void Capacity_FullOfAssured_NewFlowDroppedTableFullAndNothingEvicted()
     {
         using Harness h = Full(64, assured: true);

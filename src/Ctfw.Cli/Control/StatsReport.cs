@@ -18,7 +18,7 @@ internal static class StatsReport
     private static readonly string[] s_verdictOrder = ["accept", "drop", "reject", "confirm_drop"];
     private static readonly string[] s_abOrder = ["compared", "agreed", "disagreed", "unmarked", "dir_mismatch"];
     private static readonly string[] s_queueOrder = ["packets", "queue_dropped", "user_dropped", "enobufs", "verdict_errors", "lost_verdicts"];
-    private static readonly string[] s_tableOrder = ["entries", "max", "early_drops", "alloc_failures"];
+    private static readonly string[] s_tableOrder = ["entries", "max", "early_drops", "alloc_failures", "full_drops", "slot_shortages", "insert_failed", "reclaims_on_demand"];
 
     public static string Format(IReadOnlyList<KeyValuePair<string, long>> stats)
     {
@@ -86,6 +86,9 @@ internal static class StatsReport
                 Row("uptime", Duration(uptime), "", indent: false);
             if (Take("packets") is long packets)
                 Row("packets", Number(packets), uptime > 0 ? Invariant($"  {packets * 1000.0 / uptime:F1}/s") : "", indent: false);
+            // Never judged: the kernel dropped them at a full queue (or socket buffer); TCP resends them.
+            if (Take("unjudged_dropped") is long unjudged)
+                Row("unjudged", Number(unjudged), unjudged > 0 ? "  dropped at a full queue" : "", indent: false);
         }
 
         /// <summary>A section of counters under <paramref name="prefix"/>, known names first, each with its share of the section.</summary>

@@ -115,6 +115,7 @@ internal sealed class DaemonControl : IControlTarget
         foreach (QueueWorker worker in _workers)
             verdictsSent += worker.Queue.Statistics.VerdictsSent;
         Add("verdicts_sent", verdictsSent);
+        long unjudged = 0;
         foreach (QueueWorker worker in _workers)
         {
             string q = $"queue.{worker.Queue.Queue}.";
@@ -135,11 +136,16 @@ internal sealed class DaemonControl : IControlTarget
             {
                 Add(q + "queue_dropped", k.QueueDropped);
                 Add(q + "user_dropped", k.UserDropped);
+                unjudged += (long)k.QueueDropped + k.UserDropped;
             }
             Add(q + "enobufs", st.EnobufsErrors);
             Add(q + "verdict_errors", st.VerdictErrors);
             Add(q + "lost_verdicts", st.LostVerdicts);
         }
+        // Packets the kernel dropped for want of room in a queue or its socket buffer: never judged,
+        // never passed (with --queue-full accept they pass instead and nobody counts them). Since the
+        // queues were bound: the kernel keeps these per queue instance, not per process.
+        Add("unjudged_dropped", unjudged);
         if (_engine.Rescue.Mode != RescueMode.Off)
         {
             RescueCounters r = _engine.RescueStats;
@@ -173,6 +179,10 @@ internal sealed class DaemonControl : IControlTarget
         Add("table.max", _engine.Settings.Max);
         Add("table.early_drops", _engine.EarlyDrops);
         Add("table.alloc_failures", _engine.AllocFailures);
+        Add("table.full_drops", _engine.FullDrops);
+        Add("table.slot_shortages", _engine.SlotShortages);
+        Add("table.insert_failed", _engine.InsertFailed);
+        Add("table.reclaims_on_demand", _engine.ReclaimsOnDemand);
         if (AdoptedFromKernel is { } adopted)
             Add("table.adopted_from_kernel", adopted);
         Add("gc.gen0", GC.CollectionCount(0));
