@@ -99,6 +99,8 @@ internal static class QuickRun
         failures += DecisionScenario(o, "NEW SYN accepted", DecisionFixture.New(accepted: true, 1 << 16), 1 << 16);
         failures += DecisionScenario(o, "NEW SYN dropped", DecisionFixture.New(accepted: false, 1 << 16), 1 << 16);
         GC.Collect();
+        failures += FloodScenario(o);
+        GC.Collect();
 
         o.WriteLine($"  (classify done at {wall.Elapsed.TotalSeconds:F1} s)");
 
@@ -156,6 +158,75 @@ internal static class QuickRun
         if (f.Unexpected != 0)
         {
             o.WriteLine($"FAIL decision {name}: {f.Unexpected} of {f.Packets} packets not {f.Expected}");
+            failures++;
+        }
+        return failures;
+    }
+
+    /// <summary>
+    /// A SYN flood at nf_conntrack_max (issue 13): every SYN is a fresh tuple, the table is full of
+    /// unassured entries, so each one early-drops a victim; the worker reclaims its victims when it
+    /// leaves each 64-packet batch, and no housekeeping runs at all. Checks that no new flow was
+    /// refused for want of an entry (slot shortage) and that the path does not allocate.
+    /// </summary>
+    private static int FloodScenario(TextWriter o)
+    {
+        const int Max = 65_536, PerRep = 1 << 16, Batch = 64;
+        const long Now = 1_000_000;
+        var settings = new ConntrackSettings();
+        if (settings.Set("nf_conntrack_max", Max.ToString(System.Globalization.CultureInfo.InvariantCulture)) is { } error)
+            throw new InvalidOperationException(error);
+        var engine = new ConntrackEngine(settings, Now, maxWorkers: 2, hashSeed: 1);
+        ConntrackWorker worker = engine.CreateWorker();
+        byte[] buffer = GC.AllocateArray<byte>(PerRep * 64, pinned: true);
+        var offsets = new int[PerRep];
+        var lengths = new int[PerRep];
+        int offset = 0;
+        for (int i = 0; i < PerRep; i++)
+        {
+            var spec = new TcpSpec
+            {
+                Src = SyntheticFlows.Client(i),
+                Dst = SyntheticFlows.Server(i),
+                SrcPort = 1024,
+                DstPort = SyntheticFlows.ServerPort,
+                Seq = unchecked((uint)i * 2654435761u),
+                Flags = TcpFlags.Syn,
+                Window = 64240,
+                Mss = 1460,
+            };
+            offsets[i] = offset;
+            lengths[i] = PacketBuilder.Tcp(buffer.AsSpan(offset), spec);
+            offset += lengths[i];
+        }
+        ushort generation = 0;
+        long notNew = 0;
+        Stat flood = Measure(() =>
+        {
+            // A new source port each repetition: every SYN is a tuple the table has not seen.
+            generation++;
+            long created = 0;
+            for (int b = 0; b < PerRep; b += Batch)
+            {
+                worker.Enter();
+                for (int i = b; i < b + Batch; i++)
+                {
+                    Span<byte> packet = buffer.AsSpan(offsets[i], lengths[i]);
+                    System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(packet[20..], (ushort)(1024 + generation));
+                    worker.Process(packet, Now, s_noChecksum, out Classification r);
+                    created += r.State == CtState.New ? 1 : 0;
+                }
+                worker.Exit();
+            }
+            notNew += PerRep - created;
+            return created;
+        }, PerRep);
+        int failures = Report(o, "NEW SYN flood at table max (early drop)", flood, zeroAlloc: true);
+        o.WriteLine($"  (flood: {engine.EarlyDrops:N0} early drops, {engine.FullDrops:N0} refused table-full, {engine.SlotShortages} slot shortages, " +
+            $"{engine.ReclaimsOnDemand:N0} worker reclaims, {notNew:N0} SYNs not NEW, table {engine.Count:N0}/{Max:N0})");
+        if (engine.SlotShortages != 0 || engine.Count > Max || engine.EarlyDrops == 0 || notNew > engine.FullDrops)
+        {
+            o.WriteLine("FAIL flood at table max: new flows refused for want of an entry, table over max, or no early drop");
             failures++;
         }
         return failures;
