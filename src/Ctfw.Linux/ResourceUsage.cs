@@ -32,41 +32,11 @@ public static class ResourceUsage
     public static bool TryGetThreadTimes(int threadId, out long userMicroseconds, out long systemMicroseconds)
     {
         userMicroseconds = systemMicroseconds = 0;
-        string text;
-        try
-        {
-            text = File.ReadAllText($"/proc/self/task/{threadId.ToString(CultureInfo.InvariantCulture)}/stat");
-        }
-        catch (IOException)
-        {
+        if (!ProcStat.TryReadFile(string.Create(CultureInfo.InvariantCulture, $"/proc/self/task/{threadId}/stat"), out ProcStat stat))
             return false;
-        }
-        catch (UnauthorizedAccessException)
-        {
-            return false;
-        }
-        if (!TryParseStatTimes(text, out long userTicks, out long systemTicks))
-            return false;
-        userMicroseconds = userTicks * 1_000_000 / s_ticksPerSecond;
-        systemMicroseconds = systemTicks * 1_000_000 / s_ticksPerSecond;
+        userMicroseconds = stat.UserTicks * 1_000_000 / s_ticksPerSecond;
+        systemMicroseconds = stat.SystemTicks * 1_000_000 / s_ticksPerSecond;
         return true;
-    }
-
-    /// <summary>
-    /// utime and stime (fields 14 and 15) of a /proc/PID/stat line. The command name (field 2) may hold
-    /// spaces and parentheses, so fields are counted from the last ')'.
-    /// </summary>
-    public static bool TryParseStatTimes(string stat, out long userTicks, out long systemTicks)
-    {
-        userTicks = systemTicks = 0;
-        int close = stat.LastIndexOf(')');
-        if (close < 0)
-            return false;
-        string[] fields = stat[(close + 1)..].Split(' ', StringSplitOptions.RemoveEmptyEntries);
-        // fields[0] is field 3 (state); utime is field 14 → index 11, stime → index 12.
-        return fields.Length > 12
-            && long.TryParse(fields[11], NumberStyles.None, CultureInfo.InvariantCulture, out userTicks)
-            && long.TryParse(fields[12], NumberStyles.None, CultureInfo.InvariantCulture, out systemTicks);
     }
 
     /// <summary>

@@ -6,11 +6,23 @@ namespace Ctfw.Linux.Tests;
 public class ResourceUsageTests
 {
     [Fact]
-    public void TryParseStatTimes_CommandWithSpacesAndParentheses_ReadsUtimeAndStime()
+    public void ProcStat_CommandWithSpacesAndParentheses_ReadsEveryField()
     {
         const string Stat = "4242 (ctfw (q) 7) S 1 4242 4242 0 -1 4194560 1200 0 0 0 731 59 0 0 20 0 9 0 100 0 0";
-        Assert.True(ResourceUsage.TryParseStatTimes(Stat, out long user, out long sys));
-        Assert.Equal((731L, 59L), (user, sys));
+        Assert.True(ProcStat.TryParse(Stat, out ProcStat stat));
+        Assert.Equal(new ProcStat(4242, "ctfw (q) 7", 'S', 1, 731, 59, 100), stat);
+        Assert.False(stat.HasExited);
+        Assert.True(ProcStat.TryParse(Stat.Replace(") S ", ") Z ", StringComparison.Ordinal), out ProcStat zombie) && zombie.HasExited);
+    }
+
+    [Fact]
+    public void ProcStat_ThisProcess_IsReadAndRunning()
+    {
+        Assert.True(ProcStat.TryRead(Environment.ProcessId, out ProcStat stat));
+        Assert.Equal(Environment.ProcessId, stat.Pid);
+        Assert.False(stat.HasExited);
+        Assert.True(stat.StartTime > 0);
+        Assert.False(ProcStat.TryRead(int.MaxValue, out _)); // above pid_max: no such process
     }
 
     [Theory]
@@ -29,8 +41,10 @@ public class ResourceUsageTests
     [InlineData("4242 ctfw S 1")]
     [InlineData("4242 (ctfw) S 1 2 3")]
     [InlineData("4242 (ctfw) S 1 4242 4242 0 -1 4194560 1200 0 0 0 x 59")]
-    public void TryParseStatTimes_Malformed_ReturnsFalse(string stat) =>
-        Assert.False(ResourceUsage.TryParseStatTimes(stat, out _, out _));
+    [InlineData("4242 (ctfw) S 1 4242 4242 0 -1 4194560 1200 0 0 0 731 59 0 0 20 0 9 0 x 0 0")]
+    [InlineData("x (ctfw) S 1 4242 4242 0 -1 4194560 1200 0 0 0 731 59 0 0 20 0 9 0 100 0 0")]
+    public void ProcStat_Malformed_ReturnsFalse(string stat) =>
+        Assert.False(ProcStat.TryParse(stat, out _));
 
     [Fact]
     public void CurrentThread_TimesAndProcessTimes_MoveWithWork()

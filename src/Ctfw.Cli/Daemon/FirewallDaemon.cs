@@ -447,19 +447,7 @@ internal sealed class FirewallDaemon : IDisposable
     }
 
     /// <summary>False once the process is gone or a zombie (state Z or X in /proc/PID/stat) waiting for its parent.</summary>
-    private static bool IsRunning(int pid)
-    {
-        try
-        {
-            string stat = File.ReadAllText(string.Create(CultureInfo.InvariantCulture, $"/proc/{pid}/stat"));
-            int close = stat.LastIndexOf(')');
-            return close < 0 || close + 2 >= stat.Length || stat[close + 2] is not ('Z' or 'X');
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            return false;
-        }
-    }
+    private static bool IsRunning(int pid) => ProcStat.TryRead(pid, out ProcStat stat) && !stat.HasExited;
 
     // SIGTERM, SIGINT, SIGQUIT, and by number SIGUSR1 (10), SIGUSR2 (12), SIGALRM (14), SIGVTALRM (26),
     // SIGPROF (27), SIGXCPU (24), SIGXFSZ (25): each would otherwise end the process without cleanup.

@@ -47,14 +47,9 @@ public static class ProcStats
         pid = 0;
         name = "";
         cpu = default;
-        int open = stat.IndexOf(" (", StringComparison.Ordinal);
-        int close = stat.LastIndexOf(')');
-        if (open <= 0 || close < open || !int.TryParse(stat.AsSpan(0, open), NumberStyles.None, CultureInfo.InvariantCulture, out pid))
+        if (!Ctfw.Linux.ProcStat.TryParse(stat, out Ctfw.Linux.ProcStat parsed))
             return false;
-        name = stat[(open + 2)..close];
-        if (!Ctfw.Linux.ResourceUsage.TryParseStatTimes(stat, out long user, out long system))
-            return false;
-        cpu = new CpuTicks(user, system);
+        (pid, name, cpu) = (parsed.Pid, parsed.Comm, new CpuTicks(parsed.UserTicks, parsed.SystemTicks));
         return true;
     }
 

@@ -71,38 +71,9 @@ internal static class ProcessTree
     internal static bool TryRead(int pid, out Entry entry)
     {
         entry = default;
-        string stat;
-        try
-        {
-            stat = File.ReadAllText($"/proc/{pid}/stat");
-        }
-        catch (IOException)
-        {
+        if (!Ctfw.Linux.ProcStat.TryRead(pid, out Ctfw.Linux.ProcStat stat))
             return false;
-        }
-        catch (UnauthorizedAccessException)
-        {
-            return false;
-        }
-        return TryParseStat(stat, out entry);
-    }
-
-    internal static bool TryParseStat(string stat, out Entry entry)
-    {
-        entry = default;
-        int open = stat.IndexOf(" (", StringComparison.Ordinal);
-        int close = stat.LastIndexOf(')');
-        if (open <= 0 || close < open || !int.TryParse(stat.AsSpan(0, open), NumberStyles.None, CultureInfo.InvariantCulture, out int pid))
-            return false;
-        string[] f = stat[(close + 1)..].Split(' ', StringSplitOptions.RemoveEmptyEntries);
-        // f[0] is field 3 (state), so field N is f[N - 3].
-        if (f.Length < 20 || f[0].Length != 1
-            || !int.TryParse(f[1], NumberStyles.None, CultureInfo.InvariantCulture, out int ppid)
-            || !ulong.TryParse(f[19], NumberStyles.None, CultureInfo.InvariantCulture, out ulong start))
-        {
-            return false;
-        }
-        entry = new Entry(pid, ppid, start, f[0][0]);
+        entry = new Entry(stat.Pid, stat.ParentPid, stat.StartTime, stat.State);
         return true;
     }
 }

@@ -382,24 +382,8 @@ public sealed partial class IptablesInstaller : IDisposable
         return ReadStartTime(pid) == parts[1];
     }
 
-    private static string? ReadStartTime(int pid)
-    {
-        try
-        {
-            string stat = File.ReadAllText($"/proc/{pid}/stat");
-            // comm (field 2) may contain spaces and parentheses: count fields after the last ')'.
-            string[] rest = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-            return rest.Length > 19 ? rest[19] : null; // field 22 overall = index 19 after pid and comm
-        }
-        catch (IOException)
-        {
-            return null;
-        }
-        catch (UnauthorizedAccessException)
-        {
-            return null;
-        }
-    }
+    private static string? ReadStartTime(int pid) =>
+        ProcStat.TryRead(pid, out ProcStat stat) ? stat.StartTime.ToString(CultureInfo.InvariantCulture) : null;
 
     /// <summary>Splits an iptables -S line: whitespace-separated, double quotes group, backslash escapes inside quotes.</summary>
     internal static List<string> Tokenize(string line)
