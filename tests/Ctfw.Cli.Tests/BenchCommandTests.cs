@@ -45,6 +45,21 @@ public sealed class BenchCommandTests
         Assert.Equal("/tmp/r.md", o.Output);
     }
 
+    [Fact]
+    public void TryParse_WorkloadsFlood_OnlyWhenNamed()
+    {
+        BenchOptions? flood = BenchCommand.TryParse(["bench", "--workloads", "flood"], out string? error, out _);
+        Assert.Null(error);
+        Assert.Equal([BenchWorkload.Flood], flood!.Workloads);
+        Assert.Equal([BenchWorkload.Udp, BenchWorkload.Flood], BenchCommand.TryParse(["bench", "--workloads", "flood,udp"], out _, out _)!.Workloads);
+        // Neither the default nor "all" runs the flood: it changes the kernel's global nf_conntrack_max and takes minutes.
+        Assert.DoesNotContain(BenchWorkload.Flood, BenchCommand.TryParse(["bench", "--workloads", "all"], out _, out _)!.Workloads);
+        Assert.DoesNotContain(BenchWorkload.Flood, BenchCommand.TryParse(["bench"], out _, out _)!.Workloads);
+        Assert.Equal([BenchWorkload.Tcp, BenchWorkload.Udp, BenchWorkload.Conn, BenchWorkload.Lat, BenchWorkload.Flood],
+            BenchCommand.TryParse(["bench", "--workloads", "all,flood"], out _, out _)!.Workloads);
+        Assert.Equal("flood", BenchNames.Of(BenchWorkload.Flood));
+    }
+
     [Theory]
     [InlineData("--reps", "0", "--reps 0: expected 1..100")]
     [InlineData("--reps", "x", "--reps x: expected 1..100")]
@@ -55,6 +70,7 @@ public sealed class BenchCommandTests
     [InlineData("--copy-range", "10", "--copy-range 10: expected bytes 64..65535")]
     [InlineData("--setups", "plain,nft", "--setups plain,nft: unknown set-up 'nft'")]
     [InlineData("--workloads", "", "--workloads : no workload given")]
+    [InlineData("--workloads", "floods", "--workloads floods: unknown workload 'floods' (known: tcp, udp, conn, lat, flood, all)")]
     public void Run_BadValue_OneLineErrorExitTwo(string option, string value, string message)
     {
         var (code, output, err) = ConsoleCapture.Run("bench", option, value);

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Runtime.InteropServices;
 using Ctfw.Cli.Control;
 using Ctfw.Lab.Bench;
+using Ctfw.Lab.Flood;
 using Ctfw.Lab.Network;
 using Ctfw.Lab.Traffic;
 
@@ -29,6 +30,12 @@ internal static class BenchCommand
           udp     iperf3 UDP, 64-byte payloads, unpaced, 2 streams: packets/s received, loss
           conn    wrk against nginx with Connection: close: new connections/s, errors
           lat     ping every 2 ms under a paced 1 Gbit/s TCP load: RTT p50 / p99 / max
+          flood   (only when named; not in the default or in all) the hostile load, on namespaces
+                  of its own (ctfwh-PID-*): 15 s random-source SYN flood + 64-byte UDP overload at
+                  nf_conntrack_max=5000 (the kernel's global value is set for its run and restored)
+                  with 3 conversations, a new connection every 100 ms and a forbidden-port probe;
+                  under kernel, ctfw1 and ctfw2 (others have no table), figures side by side.
+                  Named alone, only the flood runs (no line-rate part, soak or scale step)
         then a steady-state soak of ctfw1 under mixed load (GC counts, allocations per packet) and
         ctfw1's memory with 1 M concurrent flows in its table. Prints
         progress on stderr and a markdown report on stdout. Exit status 0 when every measurement ran
@@ -38,7 +45,7 @@ internal static class BenchCommand
           --reps N          repetitions of every measurement (default 3)
           --seconds S       length of each measurement (default 10)
           --setups LIST     comma list of set-ups (default all)
-          --workloads LIST  comma list of workloads (default all)
+          --workloads LIST  comma list of workloads (default tcp,udp,conn,lat; flood when named)
           --soak S          length of the ctfw1 soak, 0 to skip (default 60)
           --scale FLOWS     concurrent UDP flows put into ctfw1's table to measure its memory,
                             0 to skip (default 1000000)
@@ -93,14 +100,32 @@ internal static class BenchCommand
         RemoveStaleSockets();
         try
         {
-            BenchRun run = new BenchRunner(options, host, Console.Error, cancel.Token).Run();
-            string report = BenchReport.Render(run);
+            // The flood runs on namespaces of its own after the line-rate part (see HostileBench).
+            BenchOptions lineRate = options with { Workloads = [.. options.Workloads.Where(w => w != BenchWorkload.Flood)] };
+            bool flood = options.Workloads.Contains(BenchWorkload.Flood);
+            string report = "";
+            bool complete = true;
+            if (lineRate.Workloads.Count > 0)
+            {
+                BenchRun run = new BenchRunner(lineRate, host, Console.Error, cancel.Token).Run();
+                report = BenchReport.Render(run);
+                complete = run.Complete;
+            }
+            if (flood)
+            {
+                HostileLab.RemoveLeftovers();
+                IReadOnlyList<HostileBench.Entry> entries = HostileBench.Run(options.Setups, host.CtfwCommand, ReadStats, options.Queue, Console.Error, cancel.Token);
+                if (entries.Count == 0)
+                    Console.Error.WriteLine("ctfw bench: flood: none of the set-ups has a conntrack (kernel, ctfw1, ctfw2)");
+                report += (report.Length > 0 ? "\n" : "") + HostileBench.Render(entries);
+                complete &= entries.All(e => e.Result is not null);
+            }
             Console.Out.Write(report);
             if (options.Output is { } output)
                 File.WriteAllText(output, report);
-            if (!run.Complete)
+            if (!complete)
                 Console.Error.WriteLine("ctfw bench: some measurements failed (see Failures in the report)");
-            return run.Complete ? 0 : 1;
+            return complete ? 0 : 1;
         }
         catch (Exception e) when (cancel.IsCancellationRequested || e is OperationCanceledException)
         {
