@@ -104,7 +104,9 @@ public sealed class HostileLoadLiveTests
     /// <summary>
     /// Kernel conntrack under case a's load, with the same ruleset and table size (the global
     /// nf_conntrack_max set for the run and restored): the figures ctfw's are compared with. Asserted
-    /// only where the kernel has no choice (no queue, so nothing unjudged passes; a bounded table).
+    /// only where the kernel has no choice (no queue, so nothing unjudged passes; a bounded table —
+    /// within one entry per CPU: the kernel counts an entry before it checks the max, so racing
+    /// allocations overshoot it for a moment).
     /// </summary>
     [Fact(Timeout = TestTimeoutMs)]
     public async Task KernelConntrack_SameIpv4Load_FiguresRecorded()
@@ -113,7 +115,7 @@ public sealed class HostileLoadLiveTests
         HostileResult kernel = await RunAsync("kernel", new HostileFirewall { Name = "kernel conntrack", Kind = HostileFirewallKind.Kernel }, new HostileLoad());
         Assert.Equal(before, KernelMaxNow());
         Assert.Equal(0, kernel.ForbiddenPassed);
-        Assert.True(kernel.TableWithinMax, "the kernel's count exceeded nf_conntrack_max");
+        Assert.True(kernel.TableEntriesMax <= 5000 + Environment.ProcessorCount, $"the kernel's count reached {kernel.TableEntriesMax}, above nf_conntrack_max 5000");
         Assert.Contains(kernel.Samples, s => s.TableEntries > 0);
     }
 
