@@ -315,8 +315,8 @@ public sealed class JumpWatchTests : IDisposable
             Lines);
         Assert.Single(_iptables.Chains("filter")["CTFW"]);
         Assert.Empty(Forward);
-        // Reinstalls after a failed repair is not asserted: IptablesCheckResult.Reinstalled drops the
-        // commands that succeeded in a table whose repair then failed (the -N and -A above count 0).
+        // The -N and -A that went through before the refused -I count (they were once dropped with it).
+        Assert.Equal(2, watch.Reinstalls);
         long reinstallsBefore = watch.Reinstalls;
 
         // Each check that finds the jump still missing retries; each failure is counted and written.

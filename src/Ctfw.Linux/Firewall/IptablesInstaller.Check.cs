@@ -132,7 +132,7 @@ public sealed partial class IptablesInstaller
             try
             {
                 foreach (Damage d in damage)
-                    commands += Repair(d);
+                    Repair(d, ref commands);
             }
             catch (Exception e) when (e is InvalidOperationException or TimeoutException)
             {
@@ -211,9 +211,10 @@ public sealed partial class IptablesInstaller
     }
 
     /// <summary>Puts back what <paramref name="d"/> lacks in the install order; returns the commands run.</summary>
-    private int Repair(Damage d)
+    /// <summary>Puts one table's damage right; <paramref name="commands"/> counts each command that
+    /// succeeded, also when a later one fails (and throws).</summary>
+    private void Repair(Damage d, ref int commands)
     {
-        int commands = 0;
         // Foreign rules out of ctfw's chain first, from the last, so the numbers still hold.
         for (int f = d.Foreign.Count - 1; f >= 0; f--)
         {
@@ -243,7 +244,6 @@ public sealed partial class IptablesInstaller
                 commands++;
             }
         }
-        return commands;
     }
 
     private void Checked(string tool, string table, string[] arguments)
