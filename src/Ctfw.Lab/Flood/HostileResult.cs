@@ -83,7 +83,9 @@ public sealed record HostileResult
         {
             Line(text, $"ctfw: packets {Num(Stat("packets"))}, unjudged_dropped {Num(Stat("unjudged_dropped"))}, table.early_drops {Num(Stat("table.early_drops"))}, "
                 + $"table.full_drops {Num(Stat("table.full_drops"))}, table.insert_failed {Num(Stat("table.insert_failed"))}, table.alloc_failures {Num(Stat("table.alloc_failures"))}, "
-                + $"log.lost {Num(Stat("log.lost"))}, ab.compared {Num(Stat("ab.compared"))}, ab.disagreed {Num(Stat("ab.disagreed"))}");
+                + $"log.written {Num(Stat("log.written"))}, log.suppressed {Num(Stat("log.suppressed"))}, log.pending {Num(Stat("log.pending"))}, log.lost {Num(Stat("log.lost"))}, ab.compared {Num(Stat("ab.compared"))}, ab.disagreed {Num(Stat("ab.disagreed"))}");
+            string invalid = string.Join(", ", FinalStats.Where(kv => kv.Key.StartsWith("invalid.", StringComparison.Ordinal) && kv.Value > 0).Select(kv => $"{kv.Key} {kv.Value}"));
+            Line(text, $"  verdicts: accept {Num(Stat("verdict.accept"))}, drop {Num(Stat("verdict.drop"))}; {(invalid.Length == 0 ? "no INVALID" : invalid)}");
             foreach (KeyValuePair<string, long> kv in FinalStats.Where(kv => kv.Key.StartsWith("queue.", StringComparison.Ordinal)
                 && (kv.Key.EndsWith(".queue_dropped", StringComparison.Ordinal) || kv.Key.EndsWith(".user_dropped", StringComparison.Ordinal)
                     || kv.Key.EndsWith(".packets", StringComparison.Ordinal) || kv.Key.EndsWith(".enobufs", StringComparison.Ordinal))))
