@@ -62,6 +62,8 @@ struct options
     long payload;       /* -1: the default */
     double rate;        /* packets per second, 0 = unpaced */
     double duration;    /* seconds, 0 = until a signal */
+    double burst_on;    /* --burst ON/PERIOD, seconds: flat out for ON of every PERIOD; 0 = steady */
+    double burst_period;
     bool have_mark;
     uint32_t mark;
     int batch;
@@ -81,7 +83,8 @@ static _Noreturn void usage_error(const char *fmt, const char *arg)
     fprintf(stderr, fmt, arg);
     fprintf(stderr,
             "\nusage: ctfw-flood --kind syn|udp [--family 4|6] --dst ADDR --dport N (--src ADDR | --src-net CIDR)\n"
-            "                  [--size BYTES] [--rate PPS] [--duration SECONDS] [--mark N] [--batch N]\n");
+            "                  [--size BYTES] [--rate PPS | --burst ON_MS/PERIOD_MS] [--duration SECONDS] [--mark N]\n"
+            "                  [--batch N]\n");
     exit(2);
 }
 
@@ -157,7 +160,8 @@ static void parse_options(int argc, char **argv, struct options *o)
         { "src", required_argument, NULL, 's' },      { "src-net", required_argument, NULL, 'n' },
         { "size", required_argument, NULL, 'z' },     { "rate", required_argument, NULL, 'r' },
         { "duration", required_argument, NULL, 't' }, { "mark", required_argument, NULL, 'm' },
-        { "batch", required_argument, NULL, 'b' },    { "help", no_argument, NULL, 'h' },
+        { "batch", required_argument, NULL, 'b' },    { "burst", required_argument, NULL, 'B' },
+        { "help", no_argument, NULL, 'h' },
         { 0, 0, 0, 0 },
     };
     *o = (struct options){ .kind = -1, .payload = -1, .batch = 64 };
@@ -220,6 +224,18 @@ static void parse_options(int argc, char **argv, struct options *o)
         case 'b':
             o->batch = (int)parse_long("--batch", optarg, 1, MAX_BATCH);
             break;
+        case 'B':
+        {
+            /* ON_MS/PERIOD_MS: bursts at the full rate the machine allows, with pauses between. */
+            long on = 0, period = 0;
+            int consumed = 0;
+            if (sscanf(optarg, "%ld/%ld%n", &on, &period, &consumed) != 2 || optarg[consumed] != '\0'
+                || on < 1 || period <= on || period > 3600000)
+                usage_error("--burst wants ON_MS/PERIOD_MS with 1 <= ON_MS < PERIOD_MS <= 3600000, not '%s'", optarg);
+            o->burst_on = (double)on / 1000;
+            o->burst_period = (double)period / 1000;
+            break;
+        }
         case 'h':
             usage_error("%s", "a flood generator for ctfw's hostile-load tests");
         default:
@@ -236,6 +252,8 @@ static void parse_options(int argc, char **argv, struct options *o)
         usage_error("--dport is required%s", "");
     if (!o->have_src)
         usage_error("--src or --src-net is required%s", "");
+    if (o->burst_period > 0 && o->rate > 0)
+        usage_error("give one of --rate and --burst%s", "");
     if (given_family != 0 && given_family != dst_family)
         usage_error("--family %s does not match the --dst address", given_family == 4 ? "4" : "6");
     if (src_family != dst_family)
@@ -531,6 +549,29 @@ int main(int argc, char **argv)
 
     while (!s_stop && now_seconds() < end)
     {
+        if (o.burst_period > 0)
+        {
+            /* Between bursts: sleep to the start of the next period (absolute, so no drift). */
+            double elapsed = now_seconds() - start;
+            double phase = elapsed - (double)(long long)(elapsed / o.burst_period) * o.burst_period; /* no libm */
+            if (phase >= o.burst_on)
+            {
+                double at = elapsed - phase + o.burst_period;
+                if (start + at >= end)
+                    break;
+                struct timespec when = { .tv_sec = first.tv_sec + (time_t)at,
+                                         .tv_nsec = first.tv_nsec + (long)((at - (double)(time_t)at) * 1e9) };
+                if (when.tv_nsec >= 1000000000L)
+                {
+                    when.tv_sec++;
+                    when.tv_nsec -= 1000000000L;
+                }
+                while (!s_stop && clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &when, NULL) == EINTR)
+                {
+                }
+                continue;
+            }
+        }
         for (int i = 0; i < batch; i++)
             fill_packet(&o, &t, buffers + (size_t)i * t.length);
         /* sendmmsg stops at the first failing message: count it, step over it, send the rest. A full

@@ -43,6 +43,9 @@ public sealed class FloodGeneratorTests
     [InlineData("--size is for --kind udp only", "--kind", "syn", "--dst", "10.0.0.1", "--dport", "80", "--src", "10.0.0.2", "--size", "10")]
     [InlineData("--src or --src-net is required", "--kind", "syn", "--dst", "10.0.0.1", "--dport", "80")]
     [InlineData("unknown or incomplete option '--speed'", "--kind", "syn", "--speed", "9")]
+    [InlineData("--burst wants ON_MS/PERIOD_MS with 1 <= ON_MS < PERIOD_MS", "--kind", "udp", "--dst", "10.0.0.1", "--dport", "9", "--src", "10.0.0.2", "--burst", "300/200")]
+    [InlineData("--burst wants ON_MS/PERIOD_MS", "--kind", "udp", "--dst", "10.0.0.1", "--dport", "9", "--src", "10.0.0.2", "--burst", "100")]
+    [InlineData("give one of --rate and --burst", "--kind", "udp", "--dst", "10.0.0.1", "--dport", "9", "--src", "10.0.0.2", "--burst", "100/500", "--rate", "5")]
     public void Run_BadArgument_ExitsWithTwoAndSaysWhy(string message, params string[] args)
     {
         (int exit, string stderr) = RunTool(args);
@@ -73,6 +76,17 @@ public sealed class FloodGeneratorTests
         Assert.Equal(
             ["--kind", "syn", "--family", "6", "--dst", "fd00::1", "--dport", "443", "--src", "fd00::2", "--rate", "20000", "--mark", "7"],
             FloodGenerator.Arguments(spec));
+    }
+
+    [Fact]
+    public void Arguments_Bursts_SpelledAsOnSlashPeriod_AndNotWithARate()
+    {
+        var spec = new FloodSpec(FloodKind.Udp, IPAddress.Parse("10.0.0.1"), 9) { Source = IPAddress.Parse("10.0.0.2"), Burst = (100, 500) };
+        Assert.Equal(
+            ["--kind", "udp", "--family", "4", "--dst", "10.0.0.1", "--dport", "9", "--src", "10.0.0.2", "--burst", "100/500", "--duration", "15"],
+            FloodGenerator.Arguments(spec));
+        Assert.Throws<ArgumentException>(() => FloodGenerator.Arguments(spec with { RatePps = 1000 }));
+        Assert.Throws<ArgumentException>(() => FloodGenerator.Arguments(spec with { Burst = (500, 500) }));
     }
 
     [Fact]

@@ -33,6 +33,12 @@ public sealed record FloodSpec(FloodKind Kind, IPAddress Destination, int Destin
     /// <summary>Packets per second; 0 = as fast as possible.</summary>
     public long RatePps { get; init; }
 
+    /// <summary>
+    /// Bursts instead of a steady stream: flat out for <c>OnMs</c> of every <c>PeriodMs</c>, silent in
+    /// between (a load that overruns a queue in each burst and lets it drain after). Not with <see cref="RatePps"/>.
+    /// </summary>
+    public (int OnMs, int PeriodMs)? Burst { get; init; }
+
     /// <summary>How long to send; <see cref="Timeout.InfiniteTimeSpan"/> (or zero) until <see cref="FloodGenerator.Stop"/>.</summary>
     public TimeSpan Duration { get; init; } = TimeSpan.FromSeconds(15);
 
@@ -128,6 +134,8 @@ public sealed class FloodGenerator : IAsyncDisposable
         ArgumentOutOfRangeException.ThrowIfLessThan(spec.DestinationPort, 1, nameof(spec));
         ArgumentOutOfRangeException.ThrowIfGreaterThan(spec.DestinationPort, 65535, nameof(spec));
         ArgumentOutOfRangeException.ThrowIfNegative(spec.RatePps, nameof(spec));
+        if (spec.Burst is (int on, int period) && (on < 1 || period <= on || spec.RatePps > 0))
+            throw new ArgumentException("Burst wants 1 <= OnMs < PeriodMs, and no RatePps", nameof(spec));
         if (spec.Kind == FloodKind.Syn && spec.PayloadBytes != -1)
             throw new ArgumentException("PayloadBytes is for UDP floods only", nameof(spec));
 
@@ -147,6 +155,8 @@ public sealed class FloodGenerator : IAsyncDisposable
             args.AddRange(["--size", spec.PayloadBytes.ToString(CultureInfo.InvariantCulture)]);
         if (spec.RatePps > 0)
             args.AddRange(["--rate", spec.RatePps.ToString(CultureInfo.InvariantCulture)]);
+        if (spec.Burst is (int onMs, int periodMs))
+            args.AddRange(["--burst", string.Create(CultureInfo.InvariantCulture, $"{onMs}/{periodMs}")]);
         // The tool runs until a signal without --duration.
         if (spec.Duration > TimeSpan.Zero)
             args.AddRange(["--duration", spec.Duration.TotalSeconds.ToString("R", CultureInfo.InvariantCulture)]);
