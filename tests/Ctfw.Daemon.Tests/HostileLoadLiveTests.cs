@@ -16,8 +16,10 @@ namespace Ctfw.Daemon.Tests;
 /// memory — then runs the weak configuration (<c>--queue-full accept</c>: unjudged packets pass
 /// when the queue is full) under the same load and asserts that forbidden packets do pass there, so
 /// each case shows it can fail. Figures go to the test log and to <see cref="FigureDirectory"/>.
-/// The floods run flat out; CTFW_HOSTILE_SYN_PPS and CTFW_HOSTILE_UDP_PPS pace them instead (to find
-/// the rate up to which a configuration meets the targets on a given machine; CI leaves them unset).
+/// The floods run flat out in bursts (<see cref="HostileLoad.DefaultBurst"/>: 200 ms every 1.5 s);
+/// CTFW_HOSTILE_BURST=ON_MS/PERIOD_MS changes the bursts, CTFW_HOSTILE_BURST=steady makes one
+/// unbroken flat-out stream, CTFW_HOSTILE_SYN_PPS and CTFW_HOSTILE_UDP_PPS a steady paced one (to
+/// find the load up to which a configuration meets the targets on a given machine; CI leaves them unset).
 /// </summary>
 [Trait("Tier", "Privileged")]
 [Collection(PrivilegedCollection.Name)]
@@ -121,7 +123,18 @@ public sealed class HostileLoadLiveTests
         Assert.Contains(kernel.Samples, s => s.TableEntries > 0);
     }
 
-    private static HostileLoad Load() => new() { SynRatePps = Pps("CTFW_HOSTILE_SYN_PPS"), UdpRatePps = Pps("CTFW_HOSTILE_UDP_PPS") };
+    private static HostileLoad Load()
+    {
+        HostileLoad load = new() { SynRatePps = Pps("CTFW_HOSTILE_SYN_PPS"), UdpRatePps = Pps("CTFW_HOSTILE_UDP_PPS") };
+        string? burst = Environment.GetEnvironmentVariable("CTFW_HOSTILE_BURST");
+        if (load.SynRatePps > 0 || load.UdpRatePps > 0 || burst == "steady")
+            return load.Steady();
+        return burst?.Split('/') is [string on, string period]
+            && int.TryParse(on, NumberStyles.None, CultureInfo.InvariantCulture, out int onMs)
+            && int.TryParse(period, NumberStyles.None, CultureInfo.InvariantCulture, out int periodMs)
+            ? load with { Burst = (onMs, periodMs) }
+            : load;
+    }
 
     private static long Pps(string variable) =>
         long.TryParse(Environment.GetEnvironmentVariable(variable), NumberStyles.None, CultureInfo.InvariantCulture, out long pps) ? pps : 0;

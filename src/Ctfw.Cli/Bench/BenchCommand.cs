@@ -34,8 +34,9 @@ internal static class BenchCommand
                   of its own (ctfwh-PID-*): 15 s random-source SYN flood + 64-byte UDP overload at
                   nf_conntrack_max=5000 (the kernel's global value is set for its run and restored)
                   with 3 conversations, a new connection every 100 ms and a forbidden-port probe;
-                  under kernel, ctfw1 and ctfw2 (others have no table), figures side by side.
-                  Named alone, only the flood runs (no line-rate part, soak or scale step)
+                  under kernel, ctfw1 and ctfw2 (others have no table), figures side by side, once
+                  in bursts (200 ms flat out every 1.5 s) and once as a steady flat-out stream
+                  (about 4 minutes). Named alone, only the flood runs (no line-rate part, soak or scale)
         then a steady-state soak of ctfw1 under mixed load (GC counts, allocations per packet) and
         ctfw1's memory with 1 M concurrent flows in its table. Prints
         progress on stderr and a markdown report on stdout. Exit status 0 when every measurement ran

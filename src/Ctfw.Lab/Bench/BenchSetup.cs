@@ -29,7 +29,7 @@ public enum BenchWorkload
     /// <summary>
     /// The hostile-load run (Ctfw.Lab.Flood.HostileBench): 15 s random-source SYN flood + 64-byte UDP
     /// overload at nf_conntrack_max=5000 with conversations and probes, on its own namespaces, under
-    /// kernel, ctfw1 and ctfw2. Only when named: not in <see cref="BenchNames.AllWorkloads"/>.
+    /// kernel, ctfw1 and ctfw2, in bursts and steady. Only when named: not in <see cref="BenchNames.AllWorkloads"/>.
     /// </summary>
     Flood,
 }
@@ -41,7 +41,7 @@ public static class BenchNames
 
     /// <summary>
     /// The default workloads, and what <c>all</c> means. The flood is not among them: it takes about
-    /// 40 s per set-up on namespaces of its own and changes the kernel's global nf_conntrack_max for
+    /// 4 minutes on namespaces of its own and changes the kernel's global nf_conntrack_max for
     /// its kernel run, so it runs only when named (<c>--workloads flood</c>).
     /// </summary>
     public static IReadOnlyList<BenchWorkload> AllWorkloads { get; } = [BenchWorkload.Tcp, BenchWorkload.Udp, BenchWorkload.Conn, BenchWorkload.Lat];

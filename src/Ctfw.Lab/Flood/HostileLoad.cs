@@ -9,6 +9,8 @@ namespace Ctfw.Lab.Flood;
 /// highest rate the generator reaches unless paced. Meanwhile: <see cref="Conversations"/> long-lived
 /// TCP echo conversations, the new-connection probe, and the forbidden-port probe (TCP SYNs and UDP
 /// datagrams to <see cref="HostileRules.ForbiddenPort"/>, <see cref="ForbiddenRatePps"/> each).
+/// By default the floods come in bursts (<see cref="DefaultBurst"/>); <see cref="Steady"/> is the
+/// same load as one unbroken stream.
 /// </summary>
 public sealed record HostileLoad
 {
@@ -30,6 +32,25 @@ public sealed record HostileLoad
     /// <summary>Forbidden TCP SYNs per second, and as many forbidden UDP datagrams.</summary>
     public long ForbiddenRatePps { get; init; } = 1000;
 
+    /// <summary>
+    /// 200 ms flat out every 1.5 s. Each burst overruns any NFQUEUE consumer on any machine (tens of
+    /// thousands of packets into a 4 096-packet queue), so the weak configuration's hole shows; the
+    /// silence between lets the queue drain, so whether new connections still open measures the
+    /// firewall rather than a machine saturated for 15 s (a steady flat-out flood on a 2-vCPU VM
+    /// leaves even kernel conntrack at about 60 % of probe connections). 1.5 s, not 1 s: a probe SYN
+    /// lost in a burst is retransmitted 1 s later, outside the next burst.
+    /// </summary>
+    public static readonly (int OnMs, int PeriodMs) DefaultBurst = (200, 1500);
+
+    /// <summary>
+    /// Both floods in bursts: flat out for <c>OnMs</c> of every <c>PeriodMs</c>, silent between.
+    /// Null: one steady stream (flat out, or at the rates given). Not with a rate.
+    /// </summary>
+    public (int OnMs, int PeriodMs)? Burst { get; init; } = DefaultBurst;
+
+    /// <summary>The same load with both floods as one steady stream, flat out.</summary>
+    public HostileLoad Steady() => this with { Burst = null };
+
     public int Conversations { get; init; } = 3;
 
     /// <summary>How long after the flood the conversations get to have every message echoed (TCP retransmission backoff).</summary>
@@ -44,5 +65,6 @@ public sealed record HostileLoad
         UdpOverload ? $" + 64-byte UDP overload {Rate(UdpRatePps)}" : "",
         $"; forbidden probe {ForbiddenRatePps} SYN/s + {ForbiddenRatePps} UDP/s; {Conversations} conversations; new connection every 100 ms");
 
-    private static string Rate(long pps) => pps == 0 ? "at max rate" : $"at {pps} pps";
+    private string Rate(long pps) =>
+        Burst is (int on, int period) ? $"at max rate in {on} ms bursts every {period} ms" : pps == 0 ? "at max rate" : $"at {pps} pps";
 }

@@ -80,11 +80,11 @@ public static class HostileRun
             sampler.MarkFloodStart();
             await using FloodGenerator? syn = load.SynFlood
                 ? FloodGenerator.Start(lab.Client, new FloodSpec(FloodKind.Syn, serverAddress, HostileRules.TcpPort)
-                    { SourceNetwork = HostileLab.FloodNetworkOf(load.Family), RatePps = load.SynRatePps, Duration = load.Duration })
+                    { SourceNetwork = HostileLab.FloodNetworkOf(load.Family), RatePps = load.SynRatePps, Burst = load.Burst, Duration = load.Duration })
                 : null;
             await using FloodGenerator? udp = load.UdpOverload
                 ? FloodGenerator.Start(lab.Client, new FloodSpec(FloodKind.Udp, serverAddress, HostileRules.UdpPort)
-                    { Source = client, RatePps = load.UdpRatePps, Duration = load.Duration })
+                    { Source = client, RatePps = load.UdpRatePps, Burst = load.Burst, Duration = load.Duration })
                 : null;
             using var probing = new CancellationTokenSource(load.Duration);
             Task<ProbeFigures> probe = new NewConnectionProbe(lab.Client, echoEndPoint).RunAsync(probing.Token);
