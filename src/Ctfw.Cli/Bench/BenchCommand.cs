@@ -36,7 +36,7 @@ internal static class BenchCommand
                   with 3 conversations, a new connection every 100 ms and a forbidden-port probe;
                   under kernel, ctfw1 and ctfw2 (others have no table), figures side by side, once
                   in bursts (200 ms flat out every 1.5 s) and once as a steady flat-out stream
-                  (about 4 minutes). Named alone, only the flood runs (no line-rate part, soak or scale)
+                  (about 2 minutes). Named alone, only the flood runs (no line-rate part, soak or scale)
         then a steady-state soak of ctfw1 under mixed load (GC counts, allocations per packet) and
         ctfw1's memory with 1 M concurrent flows in its table. Prints
         progress on stderr and a markdown report on stdout. Exit status 0 when every measurement ran

@@ -41,7 +41,7 @@ public static class BenchNames
 
     /// <summary>
     /// The default workloads, and what <c>all</c> means. The flood is not among them: it takes about
-    /// 4 minutes on namespaces of its own and changes the kernel's global nf_conntrack_max for
+    /// 2 minutes on namespaces of its own and changes the kernel's global nf_conntrack_max for
     /// its kernel run, so it runs only when named (<c>--workloads flood</c>).
     /// </summary>
     public static IReadOnlyList<BenchWorkload> AllWorkloads { get; } = [BenchWorkload.Tcp, BenchWorkload.Udp, BenchWorkload.Conn, BenchWorkload.Lat];
