@@ -261,11 +261,8 @@ internal sealed class ConnTable
     /// </remarks>
     public int Allocate(ulong hash, long now)
     {
-        // Reserve a place first, atomically (the kernel's atomic_inc_return on the count): two workers
-        // can then never both take the last place. The decrements below give the reservation back.
-        if (Interlocked.Increment(ref _count.Value) > Max && !EarlyDrop(hash, now))
+        if (!Reserve(hash, now))
         {
-            Interlocked.Decrement(ref _count.Value);
             Interlocked.Increment(ref _fullDrops.Value); // statistics; atomic so no concurrent increment is lost
             Interlocked.Increment(ref _allocFailures.Value);
             return -1;
@@ -280,6 +277,41 @@ internal sealed class ConnTable
             Interlocked.Increment(ref _allocFailures.Value);
         }
         return idx;
+    }
+
+    /// <summary>
+    /// Takes a place in <see cref="Count"/>, early-dropping when the table is full; false when nothing
+    /// near <paramref name="hash"/> could be evicted. The decrement in <see cref="Free"/> or on a failed
+    /// allocation gives the place back.
+    /// </summary>
+    /// <remarks>
+    /// The kernel increments first and checks after (atomic_inc_return), so its count overshoots
+    /// nf_conntrack_max by up to one per CPU for a moment. Here the place is taken by CAS only below
+    /// <see cref="Max"/>: no reader (`ctfw stats`, the state file) ever sees more entries than the
+    /// maximum, and two workers still never both take the last place. Early drop frees places for
+    /// everyone, so another worker may take them first; a few rounds settle that under any contention
+    /// a flood can produce, and a worker that loses them all refuses the flow as table-full.
+    /// </remarks>
+    private bool Reserve(ulong hash, long now)
+    {
+        const int EarlyDropRounds = 3;
+        int rounds = 0;
+        while (true)
+        {
+            int count = Volatile.Read(ref _count.Value);
+            if (count < Max)
+            {
+                // Full fence; fails only when another worker changed the count meanwhile: look again.
+                if (Interlocked.CompareExchange(ref _count.Value, count + 1, count) == count)
+                    return true;
+                continue;
+            }
+            if (rounds++ == EarlyDropRounds)
+                return false;
+            // Nothing to evict may still have freed places: expired entries met on the way are reaped.
+            if (!EarlyDrop(hash, now) && Volatile.Read(ref _count.Value) >= Max)
+                return false;
+        }
     }
 
     /// <summary>

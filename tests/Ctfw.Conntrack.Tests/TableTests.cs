@@ -111,6 +111,57 @@ public class TableTests
     }
 
     [Fact]
+    public async Task Flood_TwoWorkersAtTableMax_CountNeverSeenAboveMax()
+    {
+        // Issue 13 (hostile-load suite): `ctfw stats` sampled table.entries 5001 with nf_conntrack_max
+        // 5000 under a flood: the kernel-style increment-then-check let the count pass the max for a
+        // moment before early drop took it back. Two workers flood new UDP flows at table max while
+        // this thread reads the count as fast as it can; no reading may exceed the max.
+        const int Max = 512;
+        var settings = Harness.With($"nf_conntrack_max={Max}");
+        var engine = new ConntrackEngine(settings, 1_000_000, maxWorkers: 3, hashSeed: 42);
+        using var stop = new CancellationTokenSource();
+        long admitted = 0;
+        Task[] workers = [.. Enumerable.Range(0, 2).Select(w => Task.Run(() =>
+        {
+            using ConntrackWorker worker = engine.CreateWorker();
+            var buf = new byte[128];
+            var ctx = new PacketContext { VerifyChecksums = false };
+            for (int i = 0; !stop.IsCancellationRequested; i++)
+            {
+                worker.Enter();
+                for (int j = 0; j < 32; j++, i++)
+                {
+                    IpAddress src = IpAddress.FromV4(0x0A000000u + (uint)(w << 22) + (uint)(i & 0x3FFFFF));
+                    int n = PacketBuilder.Udp(buf, false, src, Harness.Server4, (ushort)(1024 + (i >> 22)), 53, 8);
+                    worker.Process(buf.AsSpan(0, n), 1_000_000, ctx, out Classification r);
+                    if (r.State == CtState.New)
+                        Interlocked.Increment(ref admitted);
+                }
+                worker.Exit();
+            }
+        }))];
+        int highest = 0;
+        long readings = 0;
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (clock.ElapsedMilliseconds < 1500 || Interlocked.Read(ref admitted) < 20 * Max)
+        {
+            int count = engine.Count;
+            highest = Math.Max(highest, count);
+            readings++;
+            if (clock.ElapsedMilliseconds > 30_000)
+                break;
+        }
+        stop.Cancel();
+        await Task.WhenAll(workers);
+
+        Assert.True(Interlocked.Read(ref admitted) >= 20 * Max, $"only {admitted} flows admitted: the flood did not run at table max");
+        Assert.True(engine.EarlyDrops > 0);
+        Assert.True(highest <= Max, $"count read {highest} > nf_conntrack_max {Max} (of {readings:N0} readings)");
+        Assert.Equal(Max, highest);
+    }
+
+    [Fact]
     public void Capacity_FullOfAssured_NewFlowDroppedTableFullAndNothingEvicted()
     {
         using Harness h = Full(64, assured: true);
