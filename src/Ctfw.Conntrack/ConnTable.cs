@@ -70,9 +70,13 @@ internal sealed class ConnTable
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(max, 1);
         Max = max;
-        // Slack for entries that are dead but not yet reclaimed (one grace period, a housekeeping tick
-        // or two); the kernel has the slab for that. 1/32 of max holds 3 M retirements a second.
-        int capacity = checked(max + Math.Max(max / 32, 1024));
+        // Spare entries for those killed but not yet reusable (the kernel has the slab for that). A
+        // killed entry is reused once every worker has left the batch it was in: under a flood at
+        // table max each new flow kills one, so the spares must cover the flows of the longest batch
+        // a worker can be stuck in, preempted on a busy machine. 1/32 of max, at least 4 096: 40 ms
+        // of a 100 kpps flood (with 1 024, two queues on 2 vCPUs refused 2 % of a flood for want of
+        // an entry). 4 096 × 128 B is 512 KiB; at the default max (262 144) 1/32 is more anyway.
+        int capacity = checked(max + Math.Max(max / 32, 4096));
         Entries = GC.AllocateArray<ConnEntry>(capacity, pinned: true);
         Ages = new FlowAge[capacity];
         int buckets = (int)BitOperations.RoundUpToPowerOf2((uint)Math.Max(1024, max * 2));

@@ -67,7 +67,7 @@ public class TableTests
     public void Flood_AtTableMax_EarlyDropFreesAnEntryAtOnceWithoutHousekeeping()
     {
         // Issue 13: at nf_conntrack_max every new flow of a flood early-drops one entry, but a killed
-        // entry came back only on the housekeeping tick, so once the spare entries (1 024 here) were
+        // entry came back only on the housekeeping tick, so once the spare entries (4 096 here) were
         // used up, new flows were refused as table-full (48 % of a flood, 1.31 M refusals). Here no
         // Maintain runs during the flood at all: 100 batches of 64 new flows, 6 400 early drops, more
         // than six times the spares. The worker must reclaim the killed entries itself.
@@ -530,7 +530,7 @@ public class TableTests
         // A full table (max entries: more than the slack of free slots beyond it) expires in one call
         // and must be allocatable again at once: with no reader in an epoch, the grace period ends
         // within the same Maintain, so the second round cannot run on the slack alone.
-        var table = new ConnTable(2_000, maxThreads: 1, now: 1_000, hashSeed: 7);
+        var table = new ConnTable(5_000, maxThreads: 1, now: 1_000, hashSeed: 7);
         for (int round = 0; round < 3; round++)
         {
             long now = 1_000 + (round * 100_000L);
