@@ -455,6 +455,22 @@ static double now_seconds(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* Sleeps until `at` seconds after `first` (CLOCK_MONOTONIC, absolute: no drift); a signal that
+   stops the flood ends the sleep. */
+static void sleep_until(const struct timespec *first, double at)
+{
+    struct timespec when = { .tv_sec = first->tv_sec + (time_t)at,
+                             .tv_nsec = first->tv_nsec + (long)((at - (double)(time_t)at) * 1e9) };
+    if (when.tv_nsec >= 1000000000L)
+    {
+        when.tv_sec++;
+        when.tv_nsec -= 1000000000L;
+    }
+    while (!s_stop && clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &when, NULL) == EINTR)
+    {
+    }
+}
+
 /* Errors that would fail every packet alike: the flood is misconfigured, not overloaded. */
 static bool is_fatal(int error)
 {
@@ -559,16 +575,7 @@ int main(int argc, char **argv)
                 double at = elapsed - phase + o.burst_period;
                 if (start + at >= end)
                     break;
-                struct timespec when = { .tv_sec = first.tv_sec + (time_t)at,
-                                         .tv_nsec = first.tv_nsec + (long)((at - (double)(time_t)at) * 1e9) };
-                if (when.tv_nsec >= 1000000000L)
-                {
-                    when.tv_sec++;
-                    when.tv_nsec -= 1000000000L;
-                }
-                while (!s_stop && clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &when, NULL) == EINTR)
-                {
-                }
+                sleep_until(&first, at);
                 continue;
             }
         }
@@ -605,16 +612,7 @@ int main(int argc, char **argv)
             double at = (double)++batches * tick;
             if (start + at >= end)
                 break;
-            struct timespec when = { .tv_sec = first.tv_sec + (time_t)at,
-                                     .tv_nsec = first.tv_nsec + (long)((at - (double)(time_t)at) * 1e9) };
-            if (when.tv_nsec >= 1000000000L)
-            {
-                when.tv_sec++;
-                when.tv_nsec -= 1000000000L;
-            }
-            while (!s_stop && clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &when, NULL) == EINTR)
-            {
-            }
+            sleep_until(&first, at);
         }
     }
     print_result(sent, errors, now_seconds() - start);

@@ -442,29 +442,10 @@ internal sealed class Conversation : IAsyncDisposable
 
     private void TcpReadLoop()
     {
-        byte[] buffer = new byte[4096];
-        var line = new StringBuilder();
         try
         {
-            while (true)
-            {
-                int got = _tcpClient.Receive(buffer);
-                if (got == 0)
-                {
-                    TcpFailed("client receive", "the server closed the connection");
-                    return;
-                }
-                for (int i = 0; i < got; i++)
-                {
-                    if (buffer[i] != (byte)'\n')
-                    {
-                        line.Append((char)buffer[i]);
-                        continue;
-                    }
-                    Echoed(line.ToString());
-                    line.Clear();
-                }
-            }
+            SocketLines.ReadUntilClosed(_tcpClient, Echoed);
+            TcpFailed("client receive", "the server closed the connection");
         }
         catch (Exception e) when (e is SocketException or ObjectDisposedException)
         {

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
+using Ctfw.Lab.Traffic;
 using Ctfw.Linux;
 
 namespace Ctfw.Lab.Flood;
@@ -137,29 +138,10 @@ public sealed class EchoConversation : IDisposable
 
     private void ReadLoop()
     {
-        byte[] buffer = new byte[4096];
-        var line = new StringBuilder();
         try
         {
-            while (true)
-            {
-                int got = _socket.Receive(buffer);
-                if (got == 0)
-                {
-                    Failed("receive", "the server closed the connection");
-                    return;
-                }
-                for (int i = 0; i < got; i++)
-                {
-                    if (buffer[i] != (byte)'\n')
-                    {
-                        line.Append((char)buffer[i]);
-                        continue;
-                    }
-                    Echoed(line.ToString());
-                    line.Clear();
-                }
-            }
+            SocketLines.ReadUntilClosed(_socket, Echoed);
+            Failed("receive", "the server closed the connection");
         }
         catch (Exception e) when (e is SocketException or ObjectDisposedException)
         {
