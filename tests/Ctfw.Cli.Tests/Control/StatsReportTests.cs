@@ -75,6 +75,27 @@ public class StatsReportTests
     }
 
     [Fact]
+    public void Format_UnderAFlood_UnjudgedDropsInTheHeaderAndTableRefusalsInOrder()
+    {
+        string report = StatsReport.Format(Counters(
+            ("packets", 1000), ("unjudged_dropped", 250),
+            ("table.entries", 5000), ("table.max", 5000), ("table.early_drops", 900), ("table.alloc_failures", 7),
+            ("table.full_drops", 7), ("table.slot_shortages", 0), ("table.insert_failed", 2), ("table.reclaims_on_demand", 1)));
+
+        Assert.StartsWith(
+            "packets                             1000\n"
+            + "unjudged                             250  dropped at a full queue\n", report);
+        Assert.Contains(
+            "\ntable\n  entries                           5000  of 5000 (100.00%)\n"
+            + "  early_drops                        900\n"
+            + "  alloc_failures                       7\n"
+            + "  full_drops                           7\n"
+            + "  slot_shortages                       0\n"
+            + "  insert_failed                        2\n"
+            + "  reclaims_on_demand                   1\n", report);
+    }
+
+    [Fact]
     public void Format_NothingCompared_NoMatrix()
     {
         string report = StatsReport.Format(Counters(("packets", 10), ("ab.compared", 0), ("ab.agreed", 0), ("ab.disagreed", 0), ("ab.unmarked", 10), ("ab.NEW.NEW", 0)));
