@@ -43,6 +43,10 @@ internal sealed class FirewallDaemon : IDisposable
     private readonly TextWriter _err;
     private readonly ManualResetEventSlim _shutdown = new();
 
+    // The service manager ($NOTIFY_SOCKET): READY after the queues are bound and the rules in,
+    // RELOADING/READY around a SIGHUP, STOPPING at the stop, WATCHDOG from the workers' progress.
+    private readonly SystemdNotifier _notifier = SystemdNotifier.FromEnvironment();
+
     // Set once at stop by the main thread, read by the housekeeper's loop each turn; volatile so the
     // read is fresh and not hoisted out of the loop (the stop is seen ≤ one 10 ms tick late).
     private volatile bool _stopHousekeeper;
@@ -60,6 +64,8 @@ internal sealed class FirewallDaemon : IDisposable
     public int Run()
     {
         _output.Start();
+        if (_notifier.SetupProblem is { } notifyProblem)
+            _err.WriteLine($"ctfw: warning: {notifyProblem}");
         try
         {
             return Filter();
@@ -146,6 +152,7 @@ internal sealed class FirewallDaemon : IDisposable
         Timer? reloadTimer = null;
         List<Thread> threads = [];
         Thread? housekeeper = null;
+        ServiceWatchdog? watchdog = null;
         List<PosixSignalRegistration> signals = [];
         HandoverSource? handover = null;
         JumpWatch? jumps = null;
@@ -276,11 +283,21 @@ internal sealed class FirewallDaemon : IDisposable
             {
                 _err.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"ctfw: running on queue{(sockets.Count > 1 ? "s" : "")} {Describe()}, {_options.Rules.Rules.Count} rules from {_options.Rules.FileName}{(installer is null ? "" : $", installed on {string.Join(',', _options.Install).ToUpperInvariant()}")}{DescribeShadow()}{DescribeExtras()}{(control is null ? "" : $", control {control.Path}")}"));
+                // Only now: the queues are bound, the workers run and the jumps send them packets.
+                _notifier.Ready(string.Create(CultureInfo.InvariantCulture,
+                    $"filtering queue{(sockets.Count > 1 ? "s" : "")} {Describe()} with {_options.Rules.Rules.Count} rules"));
+                if (_notifier.Enabled && _notifier.WatchdogUsec > 0)
+                {
+                    watchdog = new ServiceWatchdog(_notifier, workers, _err);
+                    watchdog.Start();
+                }
             }
             _shutdown.Wait();
         }
         finally
         {
+            _notifier.Stopping("removing the NFQUEUE rules and flushing verdicts");
+            watchdog?.Dispose();
             reloadTimer?.Dispose();
             control?.Dispose();
             bool handedOver = handover is { HandedOverTo: > 0 };
@@ -348,7 +365,11 @@ internal sealed class FirewallDaemon : IDisposable
         return status;
     }
 
-    public void Dispose() => _shutdown.Dispose();
+    public void Dispose()
+    {
+        _shutdown.Dispose();
+        _notifier.Dispose();
+    }
 
     private NfqueueOptions QueueOptions(ushort queue) => new()
     {
@@ -459,8 +480,11 @@ internal sealed class FirewallDaemon : IDisposable
 
     private void ReloadAndReport(DaemonControl target)
     {
+        _notifier.Reloading();
         ReloadResult result = target.Reload();
         _err.WriteLine(result.Ok ? $"ctfw: reload: {result.Message}" : $"ctfw: reload failed: {result.Message}");
+        // A failed reload leaves the old rules in force: the service is as ready as before.
+        _notifier.Ready(result.Ok ? $"reloaded: {result.Message}" : $"reload failed, old rules in force: {result.Message}");
     }
 
     private void OnSignal(PosixSignalContext context)

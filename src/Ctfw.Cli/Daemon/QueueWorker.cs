@@ -10,7 +10,7 @@ namespace Ctfw.Cli.Daemon;
 /// verdicts in receive order. The thread owns its socket and its pipeline; the decision itself,
 /// counters included, lives in the pipeline.
 /// </summary>
-internal sealed class QueueWorker : IDisposable
+internal sealed class QueueWorker : IDisposable, IWorkerProgress
 {
     private readonly NfqueueSocket _queue;
     private readonly FirewallPipeline _pipeline;
@@ -35,6 +35,8 @@ internal sealed class QueueWorker : IDisposable
 
     public NfqueueSocket Queue => _queue;
 
+    public ushort QueueNumber => _queue.Queue;
+
     /// <summary>The worker thread's kernel id once <see cref="Run"/> started (0 before), for its CPU time in `ctfw stats`.</summary>
     public int ThreadId { get; private set; }
 
@@ -46,6 +48,17 @@ internal sealed class QueueWorker : IDisposable
     public long AllocatedBytes => Volatile.Read(ref _allocatedBytes); // whole 64-bit value on any platform; read by the control thread
 
     private long _allocatedBytes;
+
+    /// <summary>
+    /// Rounds of the receive loop so far (one per batch, or per receive timeout when idle), read by
+    /// the systemd watchdog: a worker that stops counting is stuck.
+    /// </summary>
+    public long Loops => Volatile.Read(ref _loops); // whole 64-bit value; read by the watchdog thread
+
+    private long _loops;
+
+    /// <summary>Paused between batches for a hand-over (not stuck).</summary>
+    public bool IsPaused => _pauseRequested && _paused.IsSet;
 
     /// <summary>Set when the socket became unusable (the loop then ends).</summary>
     public string? Failure { get; private set; }
@@ -128,6 +141,7 @@ internal sealed class QueueWorker : IDisposable
     {
         while (!_stop)
         {
+            Volatile.Write(ref _loops, _loops + 1); // only this thread writes it
             // Only with nothing held from the last recvmmsg: a packet read but not answered would
             // otherwise be stranded (the next owner of the socket never sees it again).
             if (_pauseRequested && !_queue.HoldsPackets)
