@@ -18,6 +18,7 @@ internal static class Program
           sysctls    print the conntrack settings ctfw would use (defaults, file, --set, live)
           stats      print the counters of a running `ctfw run`
           conntrack  list, count or flush the connection table of a running `ctfw run`
+          rules      list the ruleset of a running `ctfw run` with its counters (iptables -L -v -n), or zero them
           reload     make a running `ctfw run` re-read its rules file and sysctls (as SIGHUP does)
           help       show this text, or `ctfw help COMMAND`
 
@@ -51,6 +52,7 @@ internal static class Program
         "stats" => StatsCommand.Run(args),
         "conntrack" => ConntrackCommand.Run(args),
         "reload" => ReloadCommand.Run(args),
+        "rules" => RulesCommand.Run(args),
         _ => Fail($"unknown command '{args[0]}' (try `ctfw --help`)"),
     };
 

@@ -8,12 +8,14 @@ namespace Ctfw.Rules;
 /// with the policy and its counters (or the references of a user chain), then one line per rule:
 /// pkts, bytes, target, prot, opt, in, out, source, destination, and the rule's other matches and
 /// target options. Counts are abbreviated as iptables does (K/M/G/T past 99999) unless
-/// <c>exact</c> (<c>-x</c>). Rules for both families show <c>any</c> for an unset address, since
-/// one ctfw ruleset stands for both iptables and ip6tables.
+/// <c>exact</c> (<c>-x</c>). Without <c>verbose</c> (<c>iptables -L -n</c> without <c>-v</c>) the
+/// counters and the in/out columns are left out, as iptables leaves them out. Rules for both
+/// families show <c>any</c> for an unset address, since one ctfw ruleset stands for both iptables
+/// and ip6tables.
 /// </summary>
 public static class RuleListing
 {
-    public static string Format(Ruleset rules, bool exact = false)
+    public static string Format(Ruleset rules, bool exact = false, bool verbose = true)
     {
         ArgumentNullException.ThrowIfNull(rules);
         var sb = new StringBuilder();
@@ -31,27 +33,43 @@ public static class RuleListing
             first = false;
             if (chain.Builtin is Hook hook)
             {
-                PacketCounters pc = rules.GetPolicyCounters(hook);
                 string policy = chain.Policy == Verdict.Accept ? "ACCEPT" : "DROP";
-                sb.Append(CultureInfo.InvariantCulture, $"Chain {chain.Name} (policy {policy} {pc.Packets} packets, {pc.Bytes} bytes)\n");
+                if (verbose)
+                {
+                    PacketCounters pc = rules.GetPolicyCounters(hook);
+                    sb.Append(CultureInfo.InvariantCulture, $"Chain {chain.Name} (policy {policy} {pc.Packets} packets, {pc.Bytes} bytes)\n");
+                }
+                else
+                {
+                    sb.Append(CultureInfo.InvariantCulture, $"Chain {chain.Name} (policy {policy})\n");
+                }
             }
             else
             {
                 int refs = references.GetValueOrDefault(chain.Name);
                 sb.Append(CultureInfo.InvariantCulture, $"Chain {chain.Name} ({refs} references)\n");
             }
-            sb.Append(exact ? "    pkts      bytes" : " pkts bytes").Append(" target     prot opt in     out     source               destination\n");
+            if (verbose)
+                sb.Append(exact ? "    pkts      bytes" : " pkts bytes").Append(" target     prot opt in     out     source               destination\n");
+            else
+                sb.Append("target     prot opt source               destination\n");
             for (int i = chain.FirstRule; i < chain.FirstRule + chain.RuleCount; i++)
             {
-                RuleInfo rule = rules.Rules[i];
-                PacketCounters c = rules.GetCounters(i);
-                var line = Parse(rule);
-                if (exact)
-                    sb.Append(CultureInfo.InvariantCulture, $"{c.Packets,8} {c.Bytes,10} ");
+                var line = Parse(rules.Rules[i]);
+                if (verbose)
+                {
+                    PacketCounters c = rules.GetCounters(i);
+                    if (exact)
+                        sb.Append(CultureInfo.InvariantCulture, $"{c.Packets,8} {c.Bytes,10} ");
+                    else
+                        sb.Append(Number(c.Packets)).Append(' ').Append(Number(c.Bytes)).Append(' ');
+                    sb.Append(CultureInfo.InvariantCulture,
+                        $"{line.Target,-10} {line.Protocol,-4} {line.Opt,-3} {line.In,-6} {line.Out,-7} {line.Source,-20} {line.Destination,-20}");
+                }
                 else
-                    sb.Append(Number(c.Packets)).Append(' ').Append(Number(c.Bytes)).Append(' ');
-                sb.Append(CultureInfo.InvariantCulture,
-                    $"{line.Target,-10} {line.Protocol,-4} {line.Opt,-3} {line.In,-6} {line.Out,-7} {line.Source,-20} {line.Destination,-20}");
+                {
+                    sb.Append(CultureInfo.InvariantCulture, $"{line.Target,-10} {line.Protocol,-4} {line.Opt,-3} {line.Source,-20} {line.Destination,-20}");
+                }
                 if (line.Extra.Length > 0)
                     sb.Append(' ').Append(line.Extra);
                 sb.Append('\n');

@@ -43,6 +43,50 @@ public sealed class RuleListingTests
         Assert.Contains("       1 ", text.Split('\n').Single(l => l.Contains(" LOG ", StringComparison.Ordinal)));
     }
 
+    [Fact]
+    public void Format_NotVerbose_LeavesOutCountersAndInterfacesLikeIptablesWithoutV()
+    {
+        Ruleset rs = Rules();
+        T.Eval(rs, T.Tcp(dport: 22, src: T.Addr("10.1.2.3")), Hook.Input, CtState.New, inIf: "eth1");
+        string[] lines = RuleListing.Format(rs, verbose: false).Split('\n');
+        Assert.Equal("Chain INPUT (policy DROP)", lines[0]);
+        Assert.Equal("target     prot opt source               destination", lines[1]);
+        Assert.Equal("ACCEPT     all  --  any                  any                  ctstate RELATED,ESTABLISHED", lines[2]);
+        Assert.Equal("ACCEPT     tcp  --  10.0.0.0/8           0.0.0.0/0            dport 22 /* ssh from the LAN */", lines[3]);
+        Assert.Contains("Chain LOGDROP (1 references)", lines);
+        Assert.DoesNotContain(lines, l => l.Contains("packets", StringComparison.Ordinal) || l.Contains("eth1", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Format_LargeCounters_AbbreviatedUnlessExact()
+    {
+        Ruleset rs = T.Table("[1234567:987654321] -A INPUT -p udp -j ACCEPT");
+        string abbreviated = RuleListing.Format(rs).Split('\n')[2];
+        string exact = RuleListing.Format(rs, exact: true).Split('\n')[2];
+        Assert.StartsWith("1235K  988M ACCEPT     udp", abbreviated);
+        Assert.StartsWith(" 1234567  987654321 ACCEPT     udp", exact);
+        Assert.Equal("    pkts      bytes target     prot opt in     out     source               destination", RuleListing.Format(rs, exact: true).Split('\n')[1]);
+    }
+
+    [Fact]
+    public void Format_AfterZeroCounters_ShowsZeroForRulesAndPolicies()
+    {
+        Ruleset rs = Rules();
+        T.Eval(rs, T.Udp(), Hook.Input, CtState.New);
+        Assert.Contains("       1 ", RuleListing.Format(rs, exact: true).Split('\n').Single(l => l.Contains(" LOG ", StringComparison.Ordinal)));
+        rs.ZeroCounters();
+        string text = RuleListing.Format(rs, exact: true);
+        List<string> rows = text.Split('\n').Where(l => l.StartsWith("  ", StringComparison.Ordinal) && !l.Contains("pkts", StringComparison.Ordinal)).ToList();
+        Assert.Equal(6, rows.Count);
+        Assert.All(rows, l => Assert.StartsWith("       0          0 ", l));
+
+        Ruleset policy = T.Table("-A INPUT -p tcp -j ACCEPT", input: "DROP");
+        T.Eval(policy, T.Udp(), Hook.Input, CtState.New);
+        Assert.StartsWith("Chain INPUT (policy DROP 1 packets, ", RuleListing.Format(policy), StringComparison.Ordinal);
+        policy.ZeroCounters();
+        Assert.StartsWith("Chain INPUT (policy DROP 0 packets, 0 bytes)", RuleListing.Format(policy), StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData(0, "    0")]
     [InlineData(99999, "99999")]

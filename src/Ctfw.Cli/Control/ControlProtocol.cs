@@ -10,6 +10,13 @@ internal static class ControlProtocol
     public const string Reload = "reload";
     public const string Delete = "delete";
     public const string Takeover = "takeover";
+    public const string Rules = "rules";
+    public const string ZeroCounters = "zero-counters";
+
+    /// <summary>Words of a `rules` request: iptables' -v and -x, and -Z after the listing.</summary>
+    public const string RulesVerbose = "verbose";
+    public const string RulesExact = "exact";
+    public const string RulesZero = "zero";
 
     /// <summary>Bytes of one request line, newline included.</summary>
     public const int MaxRequestBytes = 4096;
@@ -25,6 +32,19 @@ internal static class ControlProtocol
 
     /// <summary>The `delete` request line for filter arguments.</summary>
     public static string DeleteRequest(IReadOnlyList<string> filterArgs) => WithArgs(Delete, filterArgs);
+
+    /// <summary>The `rules` request line: the listing, laid out as `iptables -L -n` with -v and -x as asked, then zeroed when <paramref name="zero"/>.</summary>
+    public static string RulesRequest(bool verbose, bool exact, bool zero)
+    {
+        List<string> args = [];
+        if (verbose)
+            args.Add(RulesVerbose);
+        if (exact)
+            args.Add(RulesExact);
+        if (zero)
+            args.Add(RulesZero);
+        return WithArgs(Rules, args);
+    }
 
     private static string WithArgs(string verb, IReadOnlyList<string> args) =>
         args.Count == 0 ? verb : verb + "\t" + string.Join('\t', args);

@@ -27,6 +27,9 @@ namespace Ctfw.Cli.Control;
 /// <item>`reload-sysctls` — empty body.</item>
 /// <item>`reload` — re-reads the rules file and the sysctls (<see cref="IControlTarget.Reload"/>); body: one
 /// line saying what is in force; an error (the old rules stay) names every <c>file:line:col</c>.</item>
+/// <item>`rules [verbose] [exact] [zero]` — body: the ruleset in force with its counters in `iptables -L -n`
+/// layout (<see cref="IControlTarget.ListRules"/>; `verbose` is -v, `exact` is -x), zeroed after when `zero` (-L -Z).</item>
+/// <item>`zero-counters` — zeroes every rule and policy counter (`iptables -Z`); empty body.</item>
 /// <item>`takeover PID` — the upgrade hand-over, a conversation of its own (see <see cref="Daemon.HandoverProtocol"/>).</item>
 /// </list>
 /// The server answers `ok\n` and the body, or a single `error: MESSAGE\n`, then closes. A client that
@@ -273,7 +276,7 @@ internal sealed class ControlServer : IDisposable
             : line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
         string verb = words.Length == 0 ? "" : words[0];
         ReadOnlySpan<string> args = words.AsSpan(Math.Min(1, words.Length));
-        if ((verb is ControlProtocol.Stats or ControlProtocol.Flush or ControlProtocol.ReloadSysctls) && args.Length > 0)
+        if ((verb is ControlProtocol.Stats or ControlProtocol.Flush or ControlProtocol.ReloadSysctls or ControlProtocol.ZeroCounters) && args.Length > 0)
         {
             WriteError(output, $"{verb} takes no arguments");
             return;
@@ -308,11 +311,18 @@ internal sealed class ControlServer : IDisposable
                     else
                         WriteError(output, reload.Message);
                     break;
+                case ControlProtocol.Rules:
+                    ListRules(output, args);
+                    break;
+                case ControlProtocol.ZeroCounters:
+                    _target.ZeroCounters();
+                    output.Write("ok\n");
+                    break;
                 case "":
                     WriteError(output, "empty request");
                     break;
                 default:
-                    WriteError(output, $"unknown request '{Shorten(verb)}' (expected {ControlProtocol.Stats}, {ControlProtocol.List}, {ControlProtocol.Flush}, {ControlProtocol.Delete}, {ControlProtocol.Reload} or {ControlProtocol.ReloadSysctls})");
+                    WriteError(output, $"unknown request '{Shorten(verb)}' (expected {ControlProtocol.Stats}, {ControlProtocol.List}, {ControlProtocol.Flush}, {ControlProtocol.Delete}, {ControlProtocol.Reload}, {ControlProtocol.ReloadSysctls}, {ControlProtocol.Rules} or {ControlProtocol.ZeroCounters})");
                     break;
             }
         }
@@ -322,6 +332,32 @@ internal sealed class ControlServer : IDisposable
             // writes `ok`, so the error is the whole answer.
             WriteError(output, $"{verb} failed: {e.Message}");
         }
+    }
+
+    private void ListRules(StreamWriter output, ReadOnlySpan<string> args)
+    {
+        bool verbose = false, exact = false, zero = false;
+        foreach (string arg in args)
+        {
+            switch (arg)
+            {
+                case ControlProtocol.RulesVerbose:
+                    verbose = true;
+                    break;
+                case ControlProtocol.RulesExact:
+                    exact = true;
+                    break;
+                case ControlProtocol.RulesZero:
+                    zero = true;
+                    break;
+                default:
+                    WriteError(output, $"unknown {ControlProtocol.Rules} argument '{Shorten(arg)}' (expected {ControlProtocol.RulesVerbose}, {ControlProtocol.RulesExact} or {ControlProtocol.RulesZero})");
+                    return;
+            }
+        }
+        string listing = _target.ListRules(verbose, exact, zero);
+        output.Write("ok\n");
+        output.Write(listing);
     }
 
     private void Delete(StreamWriter output, string[] args)

@@ -31,6 +31,16 @@ internal interface IControlTarget
     ReloadResult Reload();
 
     /// <summary>
+    /// The ruleset in force with its counters, as <see cref="Ctfw.Rules.RuleListing.Format"/> lays it
+    /// out (`iptables -L -n`, with -v and -x as asked); with <paramref name="zero"/> its counters are
+    /// zeroed right after they were read, as `iptables -L -Z` does.
+    /// </summary>
+    string ListRules(bool verbose, bool exact, bool zero);
+
+    /// <summary>`iptables -Z`: zeroes every rule and policy counter of the ruleset in force.</summary>
+    void ZeroCounters();
+
+    /// <summary>
     /// The upgrade hand-over (`takeover PID`): the target talks to <paramref name="client"/> itself
     /// (<see cref="Daemon.HandoverProtocol"/>) and writes its own `error: …` line when it cannot.
     /// </summary>

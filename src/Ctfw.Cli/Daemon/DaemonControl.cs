@@ -12,7 +12,7 @@ namespace Ctfw.Cli.Daemon;
 
 /// <summary>
 /// The running daemon as the control socket sees it: live counters, the flow table, flush and
-/// sysctl reload. Runs on the control thread (and the reload timer); reads worker counters without
+/// sysctl reload, the ruleset in force with its counters. Runs on the control thread (and the reload timer); reads worker counters without
 /// stopping the workers (see <see cref="FirewallCounters"/> for what that means for exactness).
 /// </summary>
 internal sealed class DaemonControl : IControlTarget
@@ -299,6 +299,37 @@ internal sealed class DaemonControl : IControlTarget
             return new ReloadResult(true, string.Create(CultureInfo.InvariantCulture,
                 $"{fresh.Rules.Count} rules from {path} in force from the next batch; counters kept for {carried} unchanged rules{sysctls}{warnings}"));
         }
+    }
+
+    public string ListRules(bool verbose, bool exact, bool zero)
+    {
+        // The lock keeps a reload from swapping _rules between reading and zeroing (it never waits on workers).
+        lock (_reloadLock)
+        {
+            string listing = RuleListing.Format(_rules, exact, verbose);
+            if (zero)
+                ZeroLocked();
+            return listing;
+        }
+    }
+
+    public void ZeroCounters()
+    {
+        lock (_reloadLock)
+            ZeroLocked();
+    }
+
+    /// <summary>
+    /// Zeroes the counters of the ruleset in force while the workers keep adding to them: no lock on
+    /// the packet path, one atomic exchange per counter (<see cref="Ruleset.ZeroCounters"/>). A packet
+    /// counted while the zero sweeps may be kept or lost, its packet and its bytes independently
+    /// (counted before the exchange of that counter: lost; after: kept). A worker still on the previous ruleset until its next batch (after a
+    /// reload) adds there, not to the zeroed one. One log line, as a reload has.
+    /// </summary>
+    private void ZeroLocked()
+    {
+        _rules.ZeroCounters();
+        Output.Queue.TryEnqueue($"ctfw: rules: counters of {_rules.FileName} zeroed (ctfw rules -Z)");
     }
 
     /// <summary>The ctstate as counter names spell it (iptables' names; ctfw's own drop as DROPPED).</summary>

@@ -145,17 +145,52 @@ public sealed class ControlServerTests : IDisposable
     }
 
     [Theory]
-    [InlineData("frobnicate\n", "error: unknown request 'frobnicate' (expected stats, list, flush, delete, reload or reload-sysctls)\n")]
+    [InlineData("frobnicate\n", "error: unknown request 'frobnicate' (expected stats, list, flush, delete, reload, reload-sysctls, rules or zero-counters)\n")]
     [InlineData("\n", "error: empty request\n")]
     [InlineData("stats\textra\n", "error: stats takes no arguments\n")]
     [InlineData("flush now\n", "error: flush takes no arguments\n")]
-    [InlineData("STATS\n", "error: unknown request 'STATS' (expected stats, list, flush, delete, reload or reload-sysctls)\n")]
+    [InlineData("zero-counters all\n", "error: zero-counters takes no arguments\n")]
+    [InlineData("rules\tverbose\tfast\n", "error: unknown rules argument 'fast' (expected verbose, exact or zero)\n")]
+    [InlineData("STATS\n", "error: unknown request 'STATS' (expected stats, list, flush, delete, reload, reload-sysctls, rules or zero-counters)\n")]
     public void BadRequest_ErrorLine_ServerKeepsServing(string request, string answer)
     {
         _target.Counters.Add(new("packets", 7));
         using var server = ControlServer.Start(SocketPath, _target);
         Assert.Equal(answer, RawExchange(SocketPath, Encoding.UTF8.GetBytes(request)));
         Assert.Equal("packets 7\n", Request(SocketPath, "stats"));
+    }
+
+    [Fact]
+    public void Rules_VerboseExact_ListsTheTargetsRulesetWithCounters()
+    {
+        using var server = ControlServer.Start(SocketPath, _target);
+        string body = Request(SocketPath, ControlProtocol.RulesRequest(verbose: true, exact: true, zero: false));
+        Assert.Equal(Ctfw.Rules.RuleListing.Format(_target.Rules, exact: true, verbose: true), body);
+        Assert.Contains("  123456    7890123 ACCEPT     tcp", body);
+        Assert.Contains(" 123K 7890K ACCEPT     tcp", Request(SocketPath, "rules verbose"));
+        Assert.DoesNotContain("123", Request(SocketPath, "rules"));
+        Assert.Equal(0, _target.Zeroings);
+    }
+
+    [Fact]
+    public void Rules_WithZero_ListsTheCountsThenZeroes()
+    {
+        using var server = ControlServer.Start(SocketPath, _target);
+        Assert.Contains("  123456    7890123 ACCEPT", Request(SocketPath, ControlProtocol.RulesRequest(verbose: true, exact: true, zero: true)));
+        Assert.Equal(1, _target.Zeroings);
+        Assert.Contains("       0          0 ACCEPT", Request(SocketPath, "rules verbose exact"));
+    }
+
+    [Fact]
+    public void ZeroCounters_ZeroesRulesAndPolicies_EmptyBody()
+    {
+        using var server = ControlServer.Start(SocketPath, _target);
+        Assert.StartsWith("Chain INPUT (policy DROP 42 packets, 4200 bytes)", Request(SocketPath, "rules verbose"), StringComparison.Ordinal);
+        Assert.Equal("", Request(SocketPath, ControlProtocol.ZeroCounters));
+        Assert.Equal(1, _target.Zeroings);
+        string after = Request(SocketPath, "rules verbose exact");
+        Assert.StartsWith("Chain INPUT (policy DROP 0 packets, 0 bytes)", after, StringComparison.Ordinal);
+        Assert.Contains("       0          0 ACCEPT", after);
     }
 
     [Fact]
@@ -215,6 +250,10 @@ public sealed class ControlServerTests : IDisposable
         Assert.Equal("list failed: table gone", error);
         Assert.False(ControlClient.TryRequest(SocketPath, "stats", out _, out error));
         Assert.Equal("stats failed: table gone", error);
+        Assert.False(ControlClient.TryRequest(SocketPath, "rules verbose", out _, out error));
+        Assert.Equal("rules failed: rules gone", error);
+        Assert.False(ControlClient.TryRequest(SocketPath, "zero-counters", out _, out error));
+        Assert.Equal("zero-counters failed: rules gone", error);
     }
 
     [Fact]
@@ -342,5 +381,9 @@ public sealed class ControlServerTests : IDisposable
         public List<FlowInfo> Delete(Func<FlowInfo, long, bool> match, out long nowMs) => throw new InvalidOperationException("table gone");
 
         public void HandOver(System.Net.Sockets.Socket client, IReadOnlyList<string> args) => throw new InvalidOperationException("table gone");
+
+        public string ListRules(bool verbose, bool exact, bool zero) => throw new InvalidOperationException("rules gone");
+
+        public void ZeroCounters() => throw new InvalidOperationException("rules gone");
     }
 }

@@ -48,6 +48,33 @@ internal sealed class FakeControlTarget : IControlTarget
         client.Send(System.Text.Encoding.UTF8.GetBytes("error: no takeover in the fake\n"));
     }
 
+    /// <summary>The ruleset `rules` lists: an accepting rule and a policy with counters to show and zero.</summary>
+    public Ctfw.Rules.Ruleset Rules { get; } = LoadRules(
+        "*filter\n:INPUT DROP [42:4200]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n[123456:7890123] -A INPUT -p tcp -j ACCEPT\nCOMMIT\n");
+
+    /// <summary>Zeroings of <see cref="Rules"/>' counters, by `zero-counters` or `rules … zero`.</summary>
+    public int Zeroings { get; private set; }
+
+    public string ListRules(bool verbose, bool exact, bool zero)
+    {
+        string listing = Ctfw.Rules.RuleListing.Format(Rules, exact, verbose);
+        if (zero)
+            ZeroCounters();
+        return listing;
+    }
+
+    public void ZeroCounters()
+    {
+        Rules.ZeroCounters();
+        Zeroings++;
+    }
+
+    private static Ctfw.Rules.Ruleset LoadRules(string text)
+    {
+        Assert.True(Ctfw.Rules.Ruleset.TryLoad(text, "fake.rules", out Ctfw.Rules.Ruleset? rules, out IReadOnlyList<Ctfw.Rules.RuleError> errors), string.Join("; ", errors));
+        return rules!;
+    }
+
     public ReloadResult Reload()
     {
         RuleReloads++;
