@@ -12,7 +12,7 @@ public sealed class NfqueueSetupErrorsTests
         ErrnoException e = NfqueueSetupErrors.Bind(3, errno, ownerPort: null, ownerProcess: null, queueModulePresent: true);
 
         Assert.StartsWith($"binding NFQUEUE queue 3 failed: {errno} (", e.Message, StringComparison.Ordinal);
-        Assert.EndsWith("): needs CAP_NET_ADMIN (run as root)", e.Message, StringComparison.Ordinal);
+        Assert.EndsWith("): needs CAP_NET_ADMIN (run as root, or with AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW: deploy/ctfw.service)", e.Message, StringComparison.Ordinal);
         Assert.Equal(errno, e.Errno);
     }
 

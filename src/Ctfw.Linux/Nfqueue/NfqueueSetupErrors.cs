@@ -6,7 +6,7 @@ namespace Ctfw.Linux.Nfqueue;
 /// </summary>
 internal static class NfqueueSetupErrors
 {
-    public const string NeedsRoot = "needs CAP_NET_ADMIN (run as root)";
+    public const string NeedsRoot = "needs CAP_NET_ADMIN (run as root, or with AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW: deploy/ctfw.service)";
     public const string NoQueueModule = "kernel has no nfnetlink_queue (modprobe nfnetlink_queue)";
 
     public static ErrnoException Socket(Errno errno) => errno is Errno.EPROTONOSUPPORT or Errno.EAFNOSUPPORT

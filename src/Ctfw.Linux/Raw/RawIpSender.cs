@@ -86,7 +86,10 @@ public sealed class RawIpSender : IDisposable
         string name = family == (int)LibC.AF_INET ? "AF_INET" : "AF_INET6";
         if (socket.IsInvalid)
         {
-            error = $"socket({name}, SOCK_RAW, IPPROTO_RAW) failed: errno {Marshal.GetLastPInvokeError()}; REJECT answers of that family are not sent";
+            int errno = Marshal.GetLastPInvokeError();
+            // EPERM: the one capability raw sockets need is missing (a unit without it in AmbientCapabilities).
+            string why = errno == 1 ? "EPERM: needs CAP_NET_RAW" : $"errno {errno}";
+            error = $"socket({name}, SOCK_RAW, IPPROTO_RAW) failed ({why}); REJECT answers of that family are not sent";
             socket.Dispose();
             return null;
         }
