@@ -39,6 +39,42 @@ public static class UnixIdentity
     /// <summary>The effective uid: whose files this process may write, and what peers see through SO_PEERCRED.</summary>
     public static uint EffectiveUserId => Interop.GetEuid();
 
+    /// <summary>The account deploy/ctfw.service runs the daemon as.</summary>
+    public const string ServiceUserName = "ctfw";
+
+    private static readonly Lazy<uint?> s_serviceUserId = new(() =>
+    {
+        try
+        {
+            return FindUserId(File.ReadAllText("/etc/passwd"), ServiceUserName);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    });
+
+    /// <summary>
+    /// The uid of the local account <see cref="ServiceUserName"/> (from /etc/passwd), or null when
+    /// there is none: the dedicated user the service runs as, whose sockets root's `ctfw stats` trusts.
+    /// </summary>
+    public static uint? ServiceUserId => s_serviceUserId.Value;
+
+    /// <summary>The uid of <paramref name="name"/> in passwd(5) text ("name:x:uid:gid:…"), or null.</summary>
+    public static uint? FindUserId(string passwd, string name)
+    {
+        foreach (string line in passwd.Split('\n'))
+        {
+            string[] fields = line.Split(':');
+            if (fields.Length >= 3 && fields[0] == name
+                && uint.TryParse(fields[2], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out uint uid))
+            {
+                return uid;
+            }
+        }
+        return null;
+    }
+
     /// <summary>lstat(2) of <paramref name="path"/>; <see cref="Errno.None"/> on success.</summary>
     public static unsafe Errno TryLstat(string path, out UnixFileStatus status)
     {

@@ -63,4 +63,12 @@ public sealed class UnixIdentityTests : IDisposable
         Assert.False(UnixIdentity.TryGetPeerCredentials(udp, out _));
         Assert.False(UnixIdentity.TryGetPeerCredentials(unconnected, out _));
     }
+
+    [Theory]
+    [InlineData("root:x:0:0:root:/root:/bin/bash\nctfw:x:998:998::/var/lib/ctfw:/usr/sbin/nologin\n", 998u)]
+    [InlineData("ctfwd:x:997:997::/:/bin/false\nxctfw:x:996:996::/:/bin/false\n", null)] // only the exact name
+    [InlineData("ctfw:x:notanumber:1::/:/bin/false\n", null)]
+    [InlineData("", null)]
+    public void FindUserId_OnlyTheExactAccount(string passwd, uint? expected) =>
+        Assert.Equal(expected, UnixIdentity.FindUserId(passwd, UnixIdentity.ServiceUserName));
 }

@@ -35,8 +35,12 @@ internal static class ControlTrust
 
     private const UnixFileMode GroupOrOtherWrite = UnixFileMode.GroupWrite | UnixFileMode.OtherWrite;
 
-    /// <summary>Root or the effective uid of this process.</summary>
-    public static bool IsTrusted(uint uid) => uid == 0 || uid == UnixIdentity.EffectiveUserId;
+    /// <summary>
+    /// Root, the effective uid of this process, or the dedicated service account
+    /// (<see cref="UnixIdentity.ServiceUserName"/>, when it exists): the unit runs the daemon as that
+    /// user, and whoever controls that account controls the daemon anyway.
+    /// </summary>
+    public static bool IsTrusted(uint uid) => uid == 0 || uid == UnixIdentity.EffectiveUserId || uid == UnixIdentity.ServiceUserId;
 
     /// <summary>Why <paramref name="directory"/> cannot hold a control socket, or null when it can (see the class remarks).</summary>
     public static string? CheckDirectory(string directory)
@@ -140,7 +144,7 @@ internal static class ControlTrust
         return IsTrusted(peer.UserId)
             ? null
             : string.Create(CultureInfo.InvariantCulture,
-                $"permission denied: uid {peer.UserId} is neither root nor the uid this ctfw runs as ({UnixIdentity.EffectiveUserId})");
+                $"permission denied: uid {peer.UserId} is neither root nor the uid this ctfw runs as ({UnixIdentity.EffectiveUserId}){(UnixIdentity.ServiceUserId is { } service ? $" nor the {UnixIdentity.ServiceUserName} account ({service})" : "")}");
     }
 
     private static string Absolute(string path) =>
@@ -186,9 +190,10 @@ internal static class ControlTrust
         return null;
     }
 
-    private static string NotTrusted() => UnixIdentity.EffectiveUserId == 0
+    private static string NotTrusted() => (UnixIdentity.EffectiveUserId == 0
         ? "not root"
-        : string.Create(CultureInfo.InvariantCulture, $"neither root nor uid {UnixIdentity.EffectiveUserId} (you)");
+        : string.Create(CultureInfo.InvariantCulture, $"neither root nor uid {UnixIdentity.EffectiveUserId} (you)"))
+        + (UnixIdentity.ServiceUserId is { } service ? string.Create(CultureInfo.InvariantCulture, $" nor the {UnixIdentity.ServiceUserName} account ({service})") : "");
 
     private static string Who(UnixFileMode mode) => (mode & GroupOrOtherWrite) switch
     {
