@@ -324,9 +324,8 @@ internal sealed class ConnTable
     /// </summary>
     private bool TryReclaimNow()
     {
-        // CAS: exactly one remover at a time (the single-remover rule of the chains, the wheel and the
-        // retired ring). Taken by the housekeeper, it is refilling the free stack itself: give up.
-        if (Interlocked.CompareExchange(ref _remover.Value, 1, 0) != 0)
+        // Taken by the housekeeper (or another worker), it is refilling the free stack itself: give up.
+        if (!TryAcquireRemover())
             return false;
         try
         {
@@ -335,7 +334,7 @@ internal sealed class ConnTable
         }
         finally
         {
-            Volatile.Write(ref _remover.Value, 0); // release: our unlinks and pushes precede the next remover
+            ReleaseRemover();
         }
         Interlocked.Increment(ref _reclaimsOnDemand.Value);
         return true;
@@ -354,14 +353,19 @@ internal sealed class ConnTable
             TryReclaimNow();
     }
 
+    // CAS: exactly one remover at a time (the single-remover rule of the chains, the wheel and the
+    // retired ring); a full fence, so the previous remover's unlinks and pushes are visible.
+    private bool TryAcquireRemover() => Interlocked.CompareExchange(ref _remover.Value, 1, 0) == 0;
+
     private void AcquireRemover()
     {
         // The housekeeper's side: a worker holds this for one short pass (its kills and a reclaim).
         var spin = default(SpinWait);
-        while (Interlocked.CompareExchange(ref _remover.Value, 1, 0) != 0)
+        while (!TryAcquireRemover())
             spin.SpinOnce();
     }
 
+    // Release: this remover's unlinks and pushes precede the next remover's acquire.
     private void ReleaseRemover() => Volatile.Write(ref _remover.Value, 0);
 
     /// <summary>
