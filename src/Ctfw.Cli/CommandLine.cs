@@ -1,58 +1,165 @@
+using System.CommandLine;
+using System.CommandLine.Completions;
+using System.CommandLine.Help;
+using System.CommandLine.Invocation;
+using System.CommandLine.Parsing;
+using Ctfw.Cli.Commands;
+
 namespace Ctfw.Cli;
 
-/// <summary>A small, strict argument reader: every problem is one clear line and exit code 2.</summary>
-internal sealed class CommandLine
+/// <summary>
+/// The command tree (System.CommandLine) and the launcher contract around it: every usage problem
+/// is one line on stderr and exit status 2, help goes to stdout with status 0, `-V`/`--version`
+/// print the version, and the `[suggest]` directive answers shell completion (`ctfw completion bash`).
+/// Each command is built by its own factory (`XxxCommand.Create()`); to add one, add it to <see cref="Root()"/>.
+/// </summary>
+internal static class CommandLine
 {
-    private readonly string[] _args;
-    private int _pos;
+    public const int UsageExit = 2;
 
-    public CommandLine(string[] args, int start)
+    private const string Title = "ctfw — userspace firewall with kernel-faithful connection tracking";
+
+    // No response files (`@file` is a capture or rules file name here), POSIX bundling on (`-nvL`).
+    private static readonly ParserConfiguration s_parser = new() { EnablePosixBundling = true, ResponseFileTokenReplacer = null };
+
+    /// <summary>Every command, in the order `ctfw --help` lists them.</summary>
+    public static RootCommand Root() => Root(
+        RunCommand.Create(),
+        Lab.LabCommand.Create(),
+        Bench.BenchCommand.Create(),
+        ReplayCommand.Create(),
+        SysctlsCommand.Create(),
+        StatsCommand.Create(),
+        ConntrackCommand.Create(),
+        RulesCommand.Create(),
+        ReloadCommand.Create(),
+        CompletionCommand.Create());
+
+    /// <summary>A root with these commands plus help and version (tests build one with a single command).</summary>
+    public static RootCommand Root(params CtfwCommand[] commands)
     {
-        _args = args;
-        _pos = start;
+        var root = new RootCommand(Title);
+        root.Options.Clear();
+        root.Directives.Clear();
+        root.Directives.Add(new SuggestDirective());
+        root.Options.Add(new HelpOption("--help", "-h") { Action = new PrintHelp(), Recursive = true });
+        Option<bool> version = Opt.Flag("--version", "print the version", "-V");
+        root.Options.Add(version);
+        foreach (CtfwCommand command in commands)
+            root.Subcommands.Add(command);
+        root.Subcommands.Add(HelpCommand(root));
+        var versionCommand = new CtfwCommand("version", "print the version (as -V and --version do)", "")
+        {
+            ExitCodes = [(0, "always")],
+        };
+        versionCommand.SetAction(_ => PrintVersion());
+        root.Subcommands.Add(versionCommand);
+        root.SetAction(r =>
+        {
+            if (r.GetValue(version))
+                return PrintVersion();
+            Console.Out.Write(Usage(root));
+            return UsageExit;
+        });
+        return root;
     }
 
-    public string? Error { get; private set; }
-
-    public bool TryNext(out string arg)
+    public static int Invoke(RootCommand root, string[] args)
     {
-        if (_pos < _args.Length)
+        ParseResult result = Parse(root, args);
+        if (result.Action is not { ClearsParseErrors: true } && FirstError(result) is { } error)
+            return Program.Fail(error);
+        var invocation = new InvocationConfiguration
         {
-            arg = _args[_pos++];
-            return true;
+            Output = Console.Out,
+            Error = Console.Error,
+            EnableDefaultExceptionHandler = false,
+            ProcessTerminationTimeout = null,
+        };
+        return result.Invoke(invocation);
+    }
+
+    public static ParseResult Parse(Command root, IReadOnlyList<string> args) => root.Parse(args, s_parser);
+
+    /// <summary>The first parse error as the one line ctfw prints (without the `ctfw: ` prefix), or null.</summary>
+    public static string? FirstError(ParseResult result)
+    {
+        if (result.Errors.Count == 0)
+            return null;
+        foreach (ParseError error in result.Errors)
+        {
+            OptionResult? option = error.SymbolResult as OptionResult ?? error.SymbolResult?.Parent as OptionResult;
+            if (option is null)
+                continue;
+            string name = option.IdentifierToken?.Value ?? option.Option.Name;
+            if (option.Tokens.Count == 0 && option.Option.Arity.MinimumNumberOfValues > 0)
+                return $"option {name} needs a value";
+            if (option.Tokens.Count > option.Option.Arity.MaximumNumberOfValues)
+                return $"option {name} given twice";
+            return error.Message;
         }
-        arg = "";
-        return false;
-    }
-
-    /// <summary>The next argument without consuming it (for options with an optional value).</summary>
-    public bool TryPeek(out string arg)
-    {
-        arg = _pos < _args.Length ? _args[_pos] : "";
-        return _pos < _args.Length;
-    }
-
-    /// <summary>Value of an option given as `--name value` or `--name=value`.</summary>
-    public bool TryValue(string arg, string name, out string value)
-    {
-        value = "";
-        if (arg == name)
+        Command command = result.CommandResult.Command;
+        if (result.UnmatchedTokens.Count > 0)
         {
-            if (_pos >= _args.Length)
+            string token = result.UnmatchedTokens[0];
+            if (command is RootCommand)
+                return token.StartsWith('-') ? $"unknown option '{token}' (try `ctfw --help`)" : $"unknown command '{token}' (try `ctfw --help`)";
+            return $"unknown option '{token}' for {command.Name} (see `ctfw {command.Name} --help`)";
+        }
+        return result.Errors[0].Message;
+    }
+
+    /// <summary>`ctfw --help`: the commands, one line each.</summary>
+    public static string Usage(RootCommand root)
+    {
+        var sb = new System.Text.StringBuilder();
+        sb.Append(Title).Append("\n\nUsage: ctfw COMMAND [OPTIONS]\n\nCommands:\n");
+        HelpText.Rows(sb, [.. root.Subcommands.Select(c => ("  " + c.Name, c.Description ?? ""))], column: 13);
+        sb.Append("\nOptions:\n");
+        HelpText.Rows(sb, [("  -h, --help", "show this text"), ("  -V, --version", "print the version")]);
+        sb.Append("\nRun `ctfw COMMAND --help` for the options and exit statuses of a command.\n");
+        return sb.ToString();
+    }
+
+    private static CtfwCommand HelpCommand(RootCommand root)
+    {
+        var command = new CtfwCommand("help", "show this text, or `ctfw help COMMAND`", "[COMMAND]")
+        {
+            ExitCodes = [(0, "help printed"), (UsageExit, "no such command")],
+        };
+        var name = new Argument<string?>("COMMAND") { Arity = ArgumentArity.ZeroOrOne };
+        command.Arguments.Add(name);
+        command.SetAction(r =>
+        {
+            if (r.GetValue(name) is not { } wanted)
             {
-                Error = $"option {name} needs a value";
-                return false;
+                Console.Out.Write(Usage(root));
+                return 0;
             }
-            value = _args[_pos++];
-            return true;
-        }
-        if (arg.StartsWith(name + "=", StringComparison.Ordinal))
-        {
-            value = arg[(name.Length + 1)..];
-            return true;
-        }
-        return false;
+            if (root.Subcommands.FirstOrDefault(c => c.Name == wanted) is not CtfwCommand target)
+                return Program.Fail($"unknown command '{wanted}' (try `ctfw --help`)");
+            Console.Out.Write(target.Help());
+            return 0;
+        });
+        return command;
     }
 
-    public void Fail(string message) => Error ??= message;
+    private static int PrintVersion()
+    {
+        Console.Out.WriteLine(typeof(Program).Assembly.GetName().Version?.ToString() ?? "0");
+        return 0;
+    }
+
+    /// <summary>--help: the command's own help, or the command list at the top.</summary>
+    private sealed class PrintHelp : SynchronousCommandLineAction
+    {
+        public override bool ClearsParseErrors => true;
+
+        public override int Invoke(ParseResult parseResult)
+        {
+            Command command = parseResult.CommandResult.Command;
+            Console.Out.Write(command is CtfwCommand c ? c.Help() : Usage((RootCommand)parseResult.RootCommandResult.Command));
+            return 0;
+        }
+    }
 }

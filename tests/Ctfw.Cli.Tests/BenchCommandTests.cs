@@ -81,7 +81,7 @@ public sealed class BenchCommandTests
     }
 
     [Theory]
-    [InlineData("--frobnicate", "ctfw: unknown option '--frobnicate' for bench")]
+    [InlineData("--frobnicate", "ctfw: unknown option '--frobnicate' for bench (see `ctfw bench --help`)")]
     [InlineData("--reps", "ctfw: option --reps needs a value")]
     public void Run_UnknownOptionOrMissingValue_ExitTwo(string arg, string message)
     {

@@ -1,4 +1,6 @@
+using System.CommandLine;
 using System.Globalization;
+using Ctfw.Cli.Commands;
 using System.Runtime.InteropServices;
 using Ctfw.Cli.Control;
 using Ctfw.Lab.Bench;
@@ -13,60 +15,143 @@ internal static class BenchCommand
 {
     internal const int InterruptedExit = 130;
 
-    private const string Usage = """
-        Usage: ctfw bench [--reps N] [--seconds S] [--setups LIST] [--workloads LIST] [--soak S] [--scale FLOWS] [--quick]
-                          [--copy-range BYTES] [--queue N] [--output FILE]
+    public static CtfwCommand Create() => Create(new Options());
 
-        Builds client / gateway / server network namespaces (ctfwb-PID-*) joined by veth pairs and
-        measures, in one run and alternating the set-ups so that machine drift hits them alike, what the
-        gateway forwards under each set-up:
-          plain   no rules, no conntrack (the machine's limit)
-          kernel  kernel conntrack with rules/bench.rules loaded by iptables-restore
-          cloop   the plain C NFQUEUE accept-all loop (bench/nfq-c-loop), kernel conntrack bypassed
-          ctfw1   ctfw run --rules rules/bench.rules on one queue, kernel conntrack bypassed
-          ctfw2   the same on two queues (two worker threads)
-        and workloads (client → server, IPv4):
-          tcp     iperf3 TCP bulk, 2 streams: Gbit/s
-          udp     iperf3 UDP, 64-byte payloads, unpaced, 2 streams: packets/s received, loss
-          conn    wrk against nginx with Connection: close: new connections/s, errors
-          lat     ping every 2 ms under a paced 1 Gbit/s TCP load: RTT p50 / p99 / max
-          flood   (only when named; not in the default or in all) the hostile load, on namespaces
-                  of its own (ctfwh-PID-*): 15 s random-source SYN flood + 64-byte UDP overload at
-                  nf_conntrack_max=5000 (the kernel's global value is set for its run and restored)
-                  with 3 conversations, a new connection every 100 ms and a forbidden-port probe;
-                  under kernel, ctfw1 and ctfw2 (others have no table), figures side by side, once
-                  in bursts (200 ms flat out every 1.5 s) and once as a steady flat-out stream
-                  (about 2 minutes). Named alone, only the flood runs (no line-rate part, soak or scale)
-        then a steady-state soak of ctfw1 under mixed load (GC counts, allocations per packet) and
-        ctfw1's memory with 1 M concurrent flows in its table. Prints
-        progress on stderr and a markdown report on stdout. Exit status 0 when every measurement ran
-        (missed targets are reported, not an error), 1 on failure, 2 on bad options, 130 when
-        interrupted. Needs root; installs missing tools with apt-get. Removes everything it made.
-
-          --reps N          repetitions of every measurement (default 3)
-          --seconds S       length of each measurement (default 10)
-          --setups LIST     comma list of set-ups (default all)
-          --workloads LIST  comma list of workloads (default tcp,udp,conn,lat; flood when named)
-          --soak S          length of the ctfw1 soak, 0 to skip (default 60)
-          --scale FLOWS     concurrent UDP flows put into ctfw1's table to measure its memory,
-                            0 to skip (default 1000000)
-          --quick           1 rep of 2 s, soak 5 s (flags after it still apply)
-          --copy-range B    NFQUEUE copy range for both the C loop and ctfw (default: whole packets)
-          --queue N         NFQUEUE number (ctfw2 also uses N+1; default 7)
-          --output FILE     also write the report to FILE
-        """;
-
-    public static int Run(string[] args)
+    private static CtfwCommand Create(Options options)
     {
-        BenchOptions? options = TryParse(args, out string? error, out bool help);
-        if (help)
+        var command = new CtfwCommand("bench", "line-rate benchmark: plain, kernel conntrack, a C NFQUEUE loop and ctfw, side by side", "[OPTIONS]")
         {
-            Console.Out.WriteLine(Usage);
-            return 0;
-        }
-        if (options is null)
-            return Program.Fail(error ?? "bad options for bench");
+            Details = """
+                Builds client / gateway / server network namespaces (ctfwb-PID-*) joined by veth pairs and
+                measures, in one run and alternating the set-ups so that machine drift hits them alike, what the
+                gateway forwards under each set-up:
+                  plain   no rules, no conntrack (the machine's limit)
+                  kernel  kernel conntrack with rules/bench.rules loaded by iptables-restore
+                  cloop   the plain C NFQUEUE accept-all loop (bench/nfq-c-loop), kernel conntrack bypassed
+                  ctfw1   ctfw run --rules rules/bench.rules on one queue, kernel conntrack bypassed
+                  ctfw2   the same on two queues (two worker threads)
+                and workloads (client → server, IPv4):
+                  tcp     iperf3 TCP bulk, 2 streams: Gbit/s
+                  udp     iperf3 UDP, 64-byte payloads, unpaced, 2 streams: packets/s received, loss
+                  conn    wrk against nginx with Connection: close: new connections/s, errors
+                  lat     ping every 2 ms under a paced 1 Gbit/s TCP load: RTT p50 / p99 / max
+                  flood   (only when named; not in the default or in all) the hostile load, on namespaces
+                          of its own (ctfwh-PID-*): 15 s random-source SYN flood + 64-byte UDP overload at
+                          nf_conntrack_max=5000 (the kernel's global value is set for its run and restored)
+                          with 3 conversations, a new connection every 100 ms and a forbidden-port probe;
+                          under kernel, ctfw1 and ctfw2 (others have no table), figures side by side, once
+                          in bursts (200 ms flat out every 1.5 s) and once as a steady flat-out stream
+                          (about 2 minutes). Named alone, only the flood runs (no line-rate part, soak or scale)
+                then a steady-state soak of ctfw1 under mixed load (GC counts, allocations per packet) and
+                ctfw1's memory with 1 M concurrent flows in its table. Prints progress on stderr and a markdown
+                report on stdout. Needs root; installs missing tools with apt-get. Removes everything it made.
+                """,
+            ExitCodes =
+            [
+                (0, "every measurement ran (missed targets are reported, not an error)"),
+                (1, "a measurement failed, not root, the checkout or a tool is missing"),
+                (CommandLine.UsageExit, "usage error"),
+                (InterruptedExit, "interrupted (SIGINT, SIGTERM) after removing what it made"),
+            ],
+        };
+        options.AddTo(command);
+        command.SetAction(r => Run(options.Read(r)));
+        return command;
+    }
 
+    /// <summary>Parses `bench ARGS…` (args[0] is "bench"); null with <paramref name="error"/> on a bad option (tests).</summary>
+    internal static BenchOptions? TryParse(string[] args, out string? error, out bool help)
+    {
+        var options = new Options();
+        ParseResult result = CommandLine.Parse(CommandLine.Root(Create(options)), args);
+        help = result.Action is { ClearsParseErrors: true };
+        error = help ? null : CommandLine.FirstError(result);
+        return error is null ? options.Read(result) : null;
+    }
+
+    /// <summary>bench's options and how they make a <see cref="BenchOptions"/>.</summary>
+    private sealed class Options
+    {
+        private readonly Option<int> _reps = Opt.Int("--reps", "N", "repetitions of every measurement (default 3)", 1, 100);
+        private readonly Option<int> _seconds = Opt.Value("--seconds", "S", "length of each measurement (default 10)",
+            (string t, out int v) => Opt.TryInt(t, 1, 3600, out v), "whole seconds 1..3600");
+        private readonly Option<IReadOnlyList<BenchSetup>> _setups = Opt.Value("--setups", "LIST", "comma list of set-ups (default all)",
+            (string t, out IReadOnlyList<BenchSetup> v) => TryNames(t, BenchNames.ParseSetups, out v, out _),
+            (used, t) => $"{used} {t}: {Why(t, BenchNames.ParseSetups)}");
+        private readonly Option<IReadOnlyList<BenchWorkload>> _workloads = Opt.Value("--workloads", "LIST",
+            "comma list of workloads (default tcp,udp,conn,lat; flood only when named)",
+            (string t, out IReadOnlyList<BenchWorkload> v) => TryNames(t, BenchNames.ParseWorkloads, out v, out _),
+            (used, t) => $"{used} {t}: {Why(t, BenchNames.ParseWorkloads)}");
+        private readonly Option<int> _soak = Opt.Value("--soak", "S", "length of the ctfw1 soak, 0 to skip (default 60)",
+            (string t, out int v) => Opt.TryInt(t, 0, 86400, out v), "whole seconds 0..86400");
+        private readonly Option<int> _scale = Opt.Value("--scale", "FLOWS",
+            "concurrent UDP flows put into ctfw1's table to measure its memory, 0 to skip (default 1000000)",
+            (string t, out int v) => Opt.TryInt(t, 0, 4_000_000, out v), "a number of flows 0..4000000");
+        private readonly Option<bool> _quick = Opt.Flag("--quick",
+            $"{BenchOptions.Quick.Reps} rep of {BenchOptions.Quick.Seconds.TotalSeconds:0} s, soak {BenchOptions.Quick.Soak.TotalSeconds:0} s, "
+            + $"scale {BenchOptions.Quick.ScaleFlows} flows (options given explicitly win)");
+        private readonly Option<int> _copyRange = Opt.Value("--copy-range", "B",
+            "NFQUEUE copy range for both the C loop and ctfw (default: whole packets)",
+            (string t, out int v) => Opt.TryInt(t, 64, 65535, out v), "bytes 64..65535");
+        private readonly Option<int> _queue = Opt.Value("--queue", "N", "NFQUEUE number (ctfw2 also uses N+1; default 7)",
+            (string t, out int v) => Opt.TryInt(t, 0, 65534, out v), "0..65534 (ctfw2 also uses the next queue)");
+        private readonly Option<string> _output = Opt.Text("--output", "FILE", "also write the report to FILE");
+
+        public void AddTo(CtfwCommand command)
+        {
+            foreach (Option option in (Option[])[_reps, _seconds, _setups, _workloads, _soak, _scale, _quick, _copyRange, _queue, _output])
+                command.Add(option, null);
+        }
+
+        public BenchOptions Read(ParseResult r)
+        {
+            BenchOptions o = new();
+            if (r.GetValue(_quick))
+                o = o with { Reps = BenchOptions.Quick.Reps, Seconds = BenchOptions.Quick.Seconds, Soak = BenchOptions.Quick.Soak, ScaleFlows = BenchOptions.Quick.ScaleFlows };
+            if (r.Given(_reps))
+                o = o with { Reps = r.GetValue(_reps) };
+            if (r.Given(_seconds))
+                o = o with { Seconds = TimeSpan.FromSeconds(r.GetValue(_seconds)) };
+            if (r.Given(_soak))
+                o = o with { Soak = TimeSpan.FromSeconds(r.GetValue(_soak)) };
+            if (r.Given(_scale))
+                o = o with { ScaleFlows = r.GetValue(_scale) };
+            if (r.Given(_copyRange))
+                o = o with { CopyRange = r.GetValue(_copyRange) };
+            if (r.Given(_queue))
+                o = o with { Queue = r.GetValue(_queue) };
+            if (r.GetValue(_setups) is { } setups)
+                o = o with { Setups = setups };
+            if (r.GetValue(_workloads) is { } workloads)
+                o = o with { Workloads = workloads };
+            if (r.GetValue(_output) is { } output)
+                o = o with { Output = output };
+            return o;
+        }
+
+        // BenchNames says what is wrong in its exception.
+        private static bool TryNames<T>(string text, Func<string, IReadOnlyList<T>> parse, out IReadOnlyList<T> value, out string? why)
+        {
+            try
+            {
+                value = parse(text);
+                why = null;
+                return true;
+            }
+            catch (FormatException e)
+            {
+                value = [];
+                why = e.Message;
+                return false;
+            }
+        }
+
+        private static string? Why<T>(string text, Func<string, IReadOnlyList<T>> parse) =>
+            TryNames(text, parse, out _, out string? why) ? null : why;
+    }
+
+    private static int Run(BenchOptions options)
+    {
         if (!OperatingSystem.IsLinux() || !Environment.IsPrivilegedProcess)
         {
             Console.Error.WriteLine("ctfw bench: needs root (it creates network namespaces, iptables rules and NFQUEUE consumers); run `sudo ./ctfw bench`");
@@ -139,108 +224,6 @@ internal static class BenchCommand
             return 1;
         }
     }
-
-    /// <summary>Parses the options after `bench`; null with <paramref name="error"/> on a bad one.</summary>
-    internal static BenchOptions? TryParse(string[] args, out string? error, out bool help)
-    {
-        var cl = new CommandLine(args, 1);
-        help = false;
-        BenchOptions o = new();
-        while (cl.TryNext(out string arg))
-        {
-            if (arg is "-h" or "--help")
-            {
-                help = true;
-                error = null;
-                return o;
-            }
-            if (arg == "--quick")
-            {
-                o = o with { Reps = BenchOptions.Quick.Reps, Seconds = BenchOptions.Quick.Seconds, Soak = BenchOptions.Quick.Soak, ScaleFlows = BenchOptions.Quick.ScaleFlows };
-            }
-            else if (cl.TryValue(arg, "--reps", out string reps))
-            {
-                if (Int(reps, 1, 100) is int n)
-                    o = o with { Reps = n };
-                else
-                    cl.Fail($"--reps {reps}: expected 1..100");
-            }
-            else if (cl.TryValue(arg, "--seconds", out string seconds))
-            {
-                if (Int(seconds, 1, 3600) is int n)
-                    o = o with { Seconds = TimeSpan.FromSeconds(n) };
-                else
-                    cl.Fail($"--seconds {seconds}: expected whole seconds 1..3600");
-            }
-            else if (cl.TryValue(arg, "--soak", out string soak))
-            {
-                if (Int(soak, 0, 86400) is int n)
-                    o = o with { Soak = TimeSpan.FromSeconds(n) };
-                else
-                    cl.Fail($"--soak {soak}: expected whole seconds 0..86400");
-            }
-            else if (cl.TryValue(arg, "--scale", out string scale))
-            {
-                if (Int(scale, 0, 4_000_000) is int n)
-                    o = o with { ScaleFlows = n };
-                else
-                    cl.Fail($"--scale {scale}: expected a number of flows 0..4000000");
-            }
-            else if (cl.TryValue(arg, "--copy-range", out string copy))
-            {
-                if (Int(copy, 64, 65535) is int n)
-                    o = o with { CopyRange = n };
-                else
-                    cl.Fail($"--copy-range {copy}: expected bytes 64..65535");
-            }
-            else if (cl.TryValue(arg, "--queue", out string queue))
-            {
-                if (Int(queue, 0, 65534) is int n)
-                    o = o with { Queue = n };
-                else
-                    cl.Fail($"--queue {queue}: expected 0..65534 (ctfw2 also uses the next queue)");
-            }
-            else if (cl.TryValue(arg, "--setups", out string setups))
-            {
-                try
-                {
-                    o = o with { Setups = BenchNames.ParseSetups(setups) };
-                }
-                catch (FormatException e)
-                {
-                    cl.Fail($"--setups {setups}: {e.Message}");
-                }
-            }
-            else if (cl.TryValue(arg, "--workloads", out string workloads))
-            {
-                try
-                {
-                    o = o with { Workloads = BenchNames.ParseWorkloads(workloads) };
-                }
-                catch (FormatException e)
-                {
-                    cl.Fail($"--workloads {workloads}: {e.Message}");
-                }
-            }
-            else if (cl.TryValue(arg, "--output", out string output))
-            {
-                if (output.Length == 0)
-                    cl.Fail("--output needs a file name");
-                o = o with { Output = output };
-            }
-            else if (cl.Error == null)
-            {
-                cl.Fail($"unknown option '{arg}' for bench");
-            }
-            if (cl.Error != null)
-                break;
-        }
-        error = cl.Error;
-        return error is null ? o : null;
-    }
-
-    private static int? Int(string text, int min, int max) =>
-        int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out int v) && v >= min && v <= max ? v : null;
 
     /// <summary>This ctfw: the apphost, or dotnet with ctfw.dll (as LabDaemon starts `ctfw run`).</summary>
     private static List<string> SelfCommand()

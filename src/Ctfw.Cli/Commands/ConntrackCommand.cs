@@ -1,10 +1,11 @@
+using System.CommandLine;
 using System.Globalization;
 using Ctfw.Cli.Control;
 
 namespace Ctfw.Cli.Commands;
 
 /// <summary>
-/// `ctfw conntrack`: `conntrack -L/-C/-F` against a running daemon's table, with conntrack-tools'
+/// `ctfw conntrack`: `conntrack -L/-C/-D/-F` against a running daemon's table, with conntrack-tools'
 /// filters and output (entries on stdout, the count line on stderr).
 /// </summary>
 internal static class ConntrackCommand
@@ -17,61 +18,70 @@ internal static class ConntrackCommand
         Delete,
     }
 
-    private static readonly string s_usage = """
-        Usage: ctfw conntrack [-L | -C | -D | -F] [FILTER]... [--pid N | --control PATH]
-
-        The connection table of a running `ctfw run`, as conntrack-tools shows the kernel's.
-
-          -L, --dump            list the entries that match every FILTER (the default)
-          -C, --count           print how many entries match
-          -D, --delete          remove the entries that match every FILTER (all without a filter),
-                                printing them as they were; their next packets are classified afresh
-                                (e.g. dropped after a reload that no longer allows them)
-          -F, --flush           remove every entry
-
-        Filters:
-        """ + "\n" + ConntrackFilter.Help + "\nInstance:\n" + InstanceOptions.Help + "\n" + """
-
-        Exit status: 0 on success, 1 when no daemon answers, 2 for usage errors or several daemons.
-        """;
-
-    public static int Run(string[] args)
+    public static CtfwCommand Create()
     {
-        var cl = new CommandLine(args, 1);
-        var filter = new ConntrackFilter();
-        var instance = new InstanceOptions();
-        Mode? mode = null;
-        while (cl.TryNext(out string arg))
+        var command = new CtfwCommand("conntrack", "list, count, delete or flush the connection table of a running `ctfw run`",
+            "[-L | -C | -D | -F] [FILTER]... [--pid N | --control PATH]")
         {
-            if (arg is "-h" or "--help")
+            Details = "The connection table of a running `ctfw run`, as conntrack-tools shows the kernel's: entries on\n"
+                + "stdout, the count line on stderr. Every FILTER given must match.",
+            ExitCodes = StatsCommand.ControlExitCodes,
+        };
+        (Option<bool> Option, Mode Mode)[] modes =
+        [
+            (Opt.Flag("--dump", "list the entries that match every FILTER (the default)", "-L"), Mode.List),
+            (Opt.Flag("--count", "print how many entries match", "-C"), Mode.Count),
+            (Opt.Flag("--delete", "remove the entries that match every FILTER (all without a filter), printing them as they were; "
+                + "their next packets are classified afresh (e.g. dropped after a reload that no longer allows them)", "-D"), Mode.Delete),
+            (Opt.Flag("--flush", "remove every entry", "-F"), Mode.Flush),
+        ];
+        foreach ((Option<bool> option, _) in modes)
+            command.Add(option, "Commands");
+        List<Option> filters = [];
+        foreach ((string[] names, string? valueName, string description) in ConntrackFilter.Definitions)
+        {
+            // The long name is the option's name, the others its aliases (-p, --proto).
+            string[] aliases = names[..^1];
+            Option option = valueName is null
+                ? Opt.Flag(names[^1], description, aliases)
+                : new Option<string>(names[^1], aliases) { HelpName = valueName, Description = description };
+            filters.Add(option);
+            command.Add(option, "Filters");
+        }
+        var instance = new InstanceOptions();
+        instance.AddTo(command);
+
+        command.SetAction(r =>
+        {
+            Mode? mode = null;
+            foreach ((Option<bool> option, Mode m) in modes)
             {
-                Console.Out.WriteLine(s_usage);
-                return 0;
-            }
-            Mode? command = arg switch
-            {
-                "-L" or "--dump" => Mode.List,
-                "-C" or "--count" => Mode.Count,
-                "-F" or "--flush" => Mode.Flush,
-                "-D" or "--delete" => Mode.Delete,
-                _ => null,
-            };
-            if (command is Mode m)
-            {
+                if (!r.GetValue(option))
+                    continue;
                 if (mode != null && mode != m)
-                    cl.Fail("use one of -L, -C, -D and -F");
+                    return Program.Fail("use one of -L, -C, -D and -F");
                 mode = m;
             }
-            else if (!instance.TryParse(cl, arg) && cl.Error == null && !filter.TryParse(cl, arg) && cl.Error == null)
+            var filter = new ConntrackFilter();
+            foreach (Option option in filters)
             {
-                cl.Fail($"unknown option '{arg}' for conntrack (see `ctfw conntrack --help`)");
+                if (r.GetResult(option) is not { Implicit: false } given)
+                    continue;
+                string value = option is Option<string> valued ? r.GetValue(valued) ?? "" : "";
+                if (filter.Add(Opt.Used(given, option.Name), value) is { } refused)
+                    return Program.Fail(refused);
             }
-            if (cl.Error != null)
-                return Program.Fail(cl.Error);
-        }
-        if (filter.Validate() is string invalid)
-            return Program.Fail(invalid);
-        mode ??= Mode.List;
+            if (instance.Read(r) is { } usage)
+                return Program.Fail(usage);
+            if (filter.Validate() is string invalid)
+                return Program.Fail(invalid);
+            return Execute(mode ?? Mode.List, filter, instance);
+        });
+        return command;
+    }
+
+    private static int Execute(Mode mode, ConntrackFilter filter, InstanceOptions instance)
+    {
         if (mode == Mode.Flush && !filter.IsEmpty)
             return Program.Fail("-F empties the whole table; filters apply to -L and -C");
 

@@ -1,4 +1,4 @@
-using System.Globalization;
+using System.CommandLine;
 using System.Text;
 using Ctfw.Capture;
 using Ctfw.Conntrack;
@@ -15,162 +15,124 @@ namespace Ctfw.Cli.Commands;
 /// </summary>
 internal static class ReplayCommand
 {
-    private const string Usage = """
-        Usage: ctfw replay [OPTIONS] PCAP
+    public const int DamagedExit = 3;
 
-        Classifies every packet of a pcap or pcapng file as Linux conntrack would, with the packet
-        timestamps as the clock, and with --rules gives each the verdict `ctfw run` would give it.
-        Link types: Ethernet, raw IPv4/IPv6, Linux cooked (SLL, SLL2), NULL/LOOP, NFLOG. Output: one
-        line per packet on stdout; a summary (and with --rules the rule counters in the layout of
-        `iptables -L -v -n`) on stderr.
+    /// <summary>`ctfw replay ARGS…` (args[0] is "replay"), the per-packet lines to <paramref name="stdout"/> (tests).</summary>
+    internal static int Run(string[] args, TextWriter? stdout) => CommandLine.Invoke(CommandLine.Root(Create(stdout)), args);
 
-        Options:
-          --format tsv|text     tsv (default): index, ctstate, direction, TCP state, INVALID reason,
-                                and with --rules the verdict (ACCEPT, DROP, REJECT) and the deciding
-                                rule (CHAIN:N, N counting from 1 as `iptables -L --line-numbers`, or
-                                CHAIN:policy), tab-separated; text: adds time, protocol, addresses
-                                and flags
-          --rules FILE          an iptables-save ruleset (as for `ctfw run`): each packet is decided
-                                as the daemon would; a NEW packet the rules drop creates no state
-          --hook FORWARD|INPUT|OUTPUT
-                                the built-in chain the packets enter (default FORWARD)
-          --in IF, --out IF     the input and output interface every packet is given, for -i/-o
-                                (default: none)
-          --summary-only        print only the summary
-          --rescue [tombstone|loose]
-                                let a late FIN/RST through after its entry expired when it fits
-                                the expired entry's windows (tombstone, the default); loose also
-                                accepts a bare FIN/RST with nothing to check (docs/RESCUE.md).
-                                Rescued packets show ESTABLISHED and the reason `rescued`
-          --rescue-window SECONDS
-                                how long after expiry a tombstone is kept (default 120)
-          --checksums auto|verify|off
-                                which packets get their TCP/UDP/ICMP checksum verified (as the
-                                kernel does at PRE_ROUTING). auto (default): those captured whole,
-                                except ones still carrying the checksum-offload placeholder, which
-                                the kernel does not verify either; verify: all captured whole;
-                                off: none, for captures whose checksums are stale for another
-                                reason (rewritten by a tool; a sender whose driver leaves zero or
-                                garbage there, so tcpdump -vv shows "cksum incorrect").
-                                Records cut by the snap length are never verified, and Ethernet
-                                padding after the IP datagram is never part of it
-        """ + SettingsOptions.Help + """
-
-        Exit status: 0 when the whole file was read, 3 when it is damaged (packets before the damage
-        are still classified and printed), 1 when it cannot be opened, 2 for usage errors.
-        """;
-
-    public static int Run(string[] args) => Run(args, null);
-
-    /// <summary>As <see cref="Run(string[])"/>, writing the per-packet lines to <paramref name="stdout"/> when given (tests).</summary>
-    internal static int Run(string[] args, TextWriter? stdout)
+    /// <param name="stdout">where the per-packet lines go (tests); null: the process's stdout</param>
+    public static CtfwCommand Create(TextWriter? stdout = null)
     {
-        var cl = new CommandLine(args, 1);
-        var opts = new SettingsOptions();
-        string format = "tsv";
-        bool summaryOnly = false;
-        RescueMode rescue = RescueMode.Off;
-        int? rescueWindow = null;
-        ChecksumPolicy checksums = ChecksumPolicy.Auto;
-        string? rulesPath = null, inName = null, outName = null;
-        PacketHook? hook = null;
-        string? path = null;
-        while (cl.TryNext(out string arg))
+        var command = new CtfwCommand("replay",
+            "classify every packet of a pcap/pcapng file as kernel conntrack would (and with --rules, give each the verdict `ctfw run` would)",
+            "[OPTIONS] PCAP")
         {
-            if (arg is "-h" or "--help")
-            {
-                Console.Out.WriteLine(Usage);
-                return 0;
-            }
-            if (cl.TryValue(arg, "--format", out string f))
-            {
-                if (f is not ("tsv" or "text"))
-                    cl.Fail($"--format must be tsv or text, not '{f}'");
-                format = f;
-            }
-            else if (arg == "--summary-only")
-            {
-                summaryOnly = true;
-            }
-            else if (arg == "--rescue")
-            {
-                rescue = RescueMode.Tombstone;
-                if (cl.TryPeek(out string next) && TryParseRescueMode(next, out RescueMode mode))
-                {
-                    cl.TryNext(out _);
-                    rescue = mode;
-                }
-            }
-            else if (cl.TryValue(arg, "--rescue", out string m))
-            {
-                if (!TryParseRescueMode(m, out rescue))
-                    cl.Fail($"--rescue takes tombstone or loose, not '{m}'");
-            }
-            else if (cl.TryValue(arg, "--rescue-window", out string w))
-            {
-                if (!int.TryParse(w, NumberStyles.None, CultureInfo.InvariantCulture, out int seconds) || seconds > int.MaxValue / 1000)
-                    cl.Fail($"--rescue-window takes whole seconds, not '{w}'");
-                rescueWindow = seconds;
-            }
-            else if (cl.TryValue(arg, "--checksums", out string c))
-            {
-                if (!ChecksumPolicyNames.TryParse(c, out checksums))
-                    cl.Fail($"--checksums takes {ChecksumPolicyNames.Choices}, not '{c}'");
-            }
-            else if (cl.TryValue(arg, "--rules", out string rulesFile))
-            {
-                rulesPath = rulesFile;
-            }
-            else if (cl.TryValue(arg, "--hook", out string h))
-            {
-                hook = h.ToUpperInvariant() switch
-                {
-                    "FORWARD" => PacketHook.Forward,
-                    "INPUT" => PacketHook.Input,
-                    "OUTPUT" => PacketHook.Output,
-                    _ => null,
-                };
-                if (hook is null)
-                    cl.Fail($"--hook takes FORWARD, INPUT or OUTPUT, not '{h}'");
-            }
-            else if (cl.TryValue(arg, "--in", out string i) || cl.TryValue(arg, "--out", out i))
-            {
-                if (!IfName.TryCreate(i, out _) || i.Length == 0)
-                    cl.Fail($"{(arg.StartsWith("--in", StringComparison.Ordinal) ? "--in" : "--out")} takes an interface name of 1 to {IfName.MaxLength} bytes, not '{i}'");
-                else if (arg.StartsWith("--in", StringComparison.Ordinal))
-                    inName = i;
-                else
-                    outName = i;
-            }
-            else if (!opts.TryParse(cl, arg) && cl.Error == null)
-            {
-                if (arg.StartsWith('-') && arg != "-")
-                    cl.Fail($"unknown option '{arg}' for replay (see `ctfw replay --help`)");
-                else if (path != null)
-                    cl.Fail($"replay takes one capture file; got '{path}' and '{arg}'");
-                else
-                    path = arg;
-            }
-            if (cl.Error != null)
-                return Program.Fail(cl.Error);
-        }
-        if (path == null)
-            return Program.Fail("replay needs a capture file (see `ctfw replay --help`)");
-        if (rescueWindow != null && rescue == RescueMode.Off)
-            return Program.Fail("--rescue-window needs --rescue");
-        if (rulesPath == null && (hook != null || inName != null || outName != null))
-            return Program.Fail("--hook, --in and --out need --rules");
-        ConntrackSettings? settings = opts.Build(out string? error);
-        if (settings == null)
-            return Program.Fail(error!);
-        ReplayFirewall? firewall = null;
-        if (rulesPath != null)
-        {
-            if (Program.LoadRules(rulesPath, "replayed") is not { } rules)
-                return 2;
-            firewall = new ReplayFirewall(rules, hook ?? PacketHook.Forward, inName, outName);
-        }
+            Details = """
+                Classifies every packet of a pcap or pcapng file as Linux conntrack would, with the packet
+                timestamps as the clock, and with --rules gives each the verdict `ctfw run` would give it.
+                Link types: Ethernet, raw IPv4/IPv6, Linux cooked (SLL, SLL2), NULL/LOOP, NFLOG. Output: one
+                line per packet on stdout; a summary (and with --rules the rule counters in the layout of
+                `iptables -L -v -n`) on stderr. PCAP `-` reads standard input.
+                """,
+            ExitCodes =
+            [
+                (0, "the whole file was read"),
+                (1, "the file cannot be opened or read"),
+                (CommandLine.UsageExit, "usage error, or the rules or sysctls do not load"),
+                (DamagedExit, "the file is damaged (packets before the damage are still classified and printed)"),
+            ],
+        };
+        var pcap = new Argument<string[]>("PCAP") { Arity = ArgumentArity.ZeroOrMore };
+        Option<string> format = Opt.Value("--format", "tsv|text",
+            "tsv (default): index, ctstate, direction, TCP state, INVALID reason, and with --rules the verdict (ACCEPT, DROP, "
+            + "REJECT) and the deciding rule (CHAIN:N, N counting from 1 as `iptables -L --line-numbers`, or CHAIN:policy), "
+            + "tab-separated; text: adds time, protocol, addresses and flags",
+            (string t, out string v) => (v = t) is "tsv" or "text", (used, t) => $"{used} must be tsv or text, not '{t}'");
+        Option<string> rules = Opt.Text("--rules", "FILE",
+            "an iptables-save ruleset (as for `ctfw run`): each packet is decided as the daemon would; a NEW packet the rules drop creates no state");
+        Option<PacketHook> hook = Opt.Value("--hook", "FORWARD|INPUT|OUTPUT", "the built-in chain the packets enter (default FORWARD)",
+            (string t, out PacketHook h) => TryParseHook(t, out h), (used, t) => $"{used} takes FORWARD, INPUT or OUTPUT, not '{t}'");
+        Option<string> inName = InterfaceOption("--in", "the input interface every packet is given, for -i (default: none)");
+        Option<string> outName = InterfaceOption("--out", "the output interface every packet is given, for -o (default: none)");
+        Option<bool> summaryOnly = Opt.Flag("--summary-only", "print only the summary");
+        var rescue = new RescueCommandOptions();
+        Option<ChecksumPolicy> checksums = Opt.Value("--checksums", "auto|verify|off",
+            "which packets get their TCP/UDP/ICMP checksum verified (as the kernel does at PRE_ROUTING). auto (default): those "
+            + "captured whole, except ones still carrying the checksum-offload placeholder, which the kernel does not verify either; "
+            + "verify: all captured whole; off: none, for captures whose checksums are stale for another reason (rewritten by a "
+            + "tool; a sender whose driver leaves zero or garbage there, so tcpdump -vv shows \"cksum incorrect\"). Records cut "
+            + "by the snap length are never verified, and Ethernet padding after the IP datagram is never part of it",
+            (string t, out ChecksumPolicy c) => ChecksumPolicyNames.TryParse(t, out c), (used, t) => $"{used} takes {ChecksumPolicyNames.Choices}, not '{t}'");
+        var settings = new SettingsOptions(offerLive: true);
 
+        command.Arguments.Add(pcap);
+        command.Add(format, null);
+        command.Add(rules, null);
+        command.Add(hook, null);
+        command.Add(inName, null);
+        command.Add(outName, null);
+        command.Add(summaryOnly, null);
+        rescue.AddTo(command);
+        command.Add(checksums, null);
+        settings.AddTo(command, "Conntrack settings");
+
+        command.SetAction(r =>
+        {
+            // The parser hands unknown options to the argument: they are not file names here.
+            List<string> paths = [.. r.GetValue(pcap) ?? []];
+            if (paths.Find(p => p.StartsWith('-') && p != "-") is { } unknown)
+                return Program.Fail($"unknown option '{unknown}' for replay (see `ctfw replay --help`)");
+            if (rescue.Read(r, out string? rescueError, out string? notMode) is not { } rescueOptions)
+                return Program.Fail(rescueError!);
+            if (notMode != null && paths.Count > 0)
+                return Program.Fail($"--rescue takes tombstone or loose, not '{notMode}'");
+            if (notMode != null)
+                paths.Add(notMode);
+            if (paths.Count == 0)
+                return Program.Fail("replay needs a capture file (see `ctfw replay --help`)");
+            if (paths.Count > 1)
+                return Program.Fail($"replay takes one capture file; got '{paths[0]}' and '{paths[1]}'");
+            string? rulesPath = r.GetValue(rules);
+            bool hookGiven = r.Given(hook);
+            if (rulesPath == null && (hookGiven || r.GetValue(inName) != null || r.GetValue(outName) != null))
+                return Program.Fail("--hook, --in and --out need --rules");
+            ConntrackSettings? conntrack = settings.Read(r).Build(out string? error);
+            if (conntrack == null)
+                return Program.Fail(error!);
+            ReplayFirewall? firewall = null;
+            if (rulesPath != null)
+            {
+                if (Program.LoadRules(rulesPath, "replayed") is not { } ruleset)
+                    return 2;
+                firewall = new ReplayFirewall(ruleset, hookGiven ? r.GetValue(hook) : PacketHook.Forward, r.GetValue(inName), r.GetValue(outName));
+            }
+            return Replay(paths[0], r.GetValue(format) == "text", r.GetValue(summaryOnly),
+                rescueOptions.Mode == RescueMode.Off ? null : rescueOptions,
+                !r.Given(checksums) ? ChecksumPolicy.Auto : r.GetValue(checksums), conntrack, firewall, stdout);
+        });
+        return command;
+    }
+
+    private static Option<string> InterfaceOption(string name, string description) =>
+        Opt.Value(name, "IF", description, (string t, out string v) => IfName.TryCreate(v = t, out _) && t.Length > 0,
+            (used, t) => $"{used} takes an interface name of 1 to {IfName.MaxLength} bytes, not '{t}'");
+
+    private static bool TryParseHook(string text, out PacketHook hook)
+    {
+        PacketHook? h = text.ToUpperInvariant() switch
+        {
+            "FORWARD" => PacketHook.Forward,
+            "INPUT" => PacketHook.Input,
+            "OUTPUT" => PacketHook.Output,
+            _ => null,
+        };
+        hook = h ?? default;
+        return h is not null;
+    }
+
+    private static int Replay(string path, bool text, bool summaryOnly, RescueOptions? rescueOptions, ChecksumPolicy checksums,
+        ConntrackSettings settings, ReplayFirewall? firewall, TextWriter? stdout)
+    {
         Stream stream;
         try
         {
@@ -183,9 +145,7 @@ internal static class ReplayCommand
         }
 
         using TextWriter output = stdout ?? new StreamWriter(Console.OpenStandardOutput(), new UTF8Encoding(false), 1 << 16);
-        RescueOptions? rescueOptions = rescue == RescueMode.Off ? null
-            : new RescueOptions { Mode = rescue, WindowSeconds = rescueWindow ?? new RescueOptions().WindowSeconds };
-        using var replayer = new Replayer(settings, format == "text", summaryOnly ? null : output, rescueOptions, checksums, firewall);
+        using var replayer = new Replayer(settings, text, summaryOnly ? null : output, rescueOptions, checksums, firewall);
         using (var reader = new CaptureReader(stream))
         {
             while (reader.TryRead(out CaptureRecord record))
@@ -195,20 +155,9 @@ internal static class ReplayCommand
             if (reader.Error is CaptureError damage)
             {
                 Console.Error.WriteLine($"ctfw: {path}: damaged at byte offset {damage.Offset}: {damage.Message} ({replayer.Packets} records before it were classified)");
-                return 3;
+                return DamagedExit;
             }
         }
         return 0;
-    }
-
-    private static bool TryParseRescueMode(string text, out RescueMode mode)
-    {
-        mode = text switch
-        {
-            "tombstone" => RescueMode.Tombstone,
-            "loose" => RescueMode.Loose,
-            _ => RescueMode.Off,
-        };
-        return mode != RescueMode.Off;
     }
 }

@@ -5,45 +5,39 @@ namespace Ctfw.Cli.Commands;
 /// <summary>`ctfw stats`: the counters of a running daemon, as a report or as `name value` lines.</summary>
 internal static class StatsCommand
 {
-    private const string Usage = """
-        Usage: ctfw stats [--raw] [--pid N | --control PATH]
+    /// <summary>The exit statuses of the commands that talk to a running daemon.</summary>
+    internal static readonly (int, string)[] ControlExitCodes =
+    [
+        (0, "success"),
+        (1, "no daemon answers (none running, no such pid or socket, a refused or broken connection)"),
+        (CommandLine.UsageExit, "usage error, or several daemons are running and none was chosen with --pid or --control"),
+    ];
 
-        Prints the counters of a running `ctfw run`: packets per ctstate, verdicts, INVALID reasons,
-        agreement with kernel conntrack, queues, the table, and any other counter the daemon keeps.
-
-          --raw                 `name value` lines exactly as the daemon sends them (for scripts)
-        """ + "\n" + InstanceOptions.Help + "\n" + """
-
-        Exit status: 0 on success, 1 when no daemon answers, 2 for usage errors or several daemons.
-        """;
-
-    public static int Run(string[] args)
+    public static CtfwCommand Create()
     {
-        var cl = new CommandLine(args, 1);
-        var instance = new InstanceOptions();
-        bool raw = false;
-        while (cl.TryNext(out string arg))
+        var command = new CtfwCommand("stats", "print the counters of a running `ctfw run`", "[--raw] [--pid N | --control PATH]")
         {
-            if (arg is "-h" or "--help")
-            {
-                Console.Out.WriteLine(Usage);
-                return 0;
-            }
-            if (arg == "--raw")
-                raw = true;
-            else if (!instance.TryParse(cl, arg) && cl.Error == null)
-                cl.Fail($"unknown option '{arg}' for stats (see `ctfw stats --help`)");
-            if (cl.Error != null)
-                return Program.Fail(cl.Error);
-        }
-
-        string? path = instance.Resolve(out string? error, out int exitCode);
-        if (path == null)
-            return Failed(error!, exitCode);
-        if (!ControlClient.TryRequest(path, ControlProtocol.Stats, out string body, out error))
-            return Failed(error!, 1);
-        Console.Out.Write(raw ? body : StatsReport.Format(ControlClient.ParseStats(body)));
-        return 0;
+            Details = "Prints the counters of a running `ctfw run`: packets per ctstate, verdicts, INVALID reasons,\n"
+                + "agreement with kernel conntrack, queues, the table, and any other counter the daemon keeps.",
+            ExitCodes = ControlExitCodes,
+        };
+        var raw = Opt.Flag("--raw", "`name value` lines exactly as the daemon sends them (for scripts)");
+        var instance = new InstanceOptions();
+        command.Add(raw, null);
+        instance.AddTo(command);
+        command.SetAction(r =>
+        {
+            if (instance.Read(r) is { } usage)
+                return Program.Fail(usage);
+            string? path = instance.Resolve(out string? error, out int exitCode);
+            if (path == null)
+                return Failed(error!, exitCode);
+            if (!ControlClient.TryRequest(path, ControlProtocol.Stats, out string body, out error))
+                return Failed(error!, 1);
+            Console.Out.Write(r.GetValue(raw) ? body : StatsReport.Format(ControlClient.ParseStats(body)));
+            return 0;
+        });
+        return command;
     }
 
     internal static int Failed(string message, int exitCode)

@@ -1,31 +1,26 @@
 namespace Ctfw.Cli.Commands;
 
+/// <summary>`ctfw sysctls`: the effective conntrack settings as name=value lines.</summary>
 internal static class SysctlsCommand
 {
-    private const string Usage = "Usage: ctfw sysctls [--sysctl-file FILE] [--sysctl-live] [--set NAME=VALUE]...\n\n"
-        + "Prints the effective conntrack settings as name=value lines.\n\n" + SettingsOptions.Help;
-
-    public static int Run(string[] args)
+    public static CtfwCommand Create()
     {
-        var cl = new CommandLine(args, 1);
-        var opts = new SettingsOptions();
-        while (cl.TryNext(out string arg))
+        var command = new CtfwCommand("sysctls", "print the conntrack settings ctfw would use (defaults, file, --set, live)", "[OPTIONS]")
         {
-            if (arg is "-h" or "--help")
-            {
-                Console.Out.WriteLine(Usage);
-                return 0;
-            }
-            if (!opts.TryParse(cl, arg) && cl.Error == null)
-                cl.Fail($"unknown option '{arg}' for sysctls");
-            if (cl.Error != null)
-                return Program.Fail(cl.Error);
-        }
-        var settings = opts.Build(out string? error);
-        if (settings == null)
-            return Program.Fail(error!);
-        foreach (string line in settings.Dump())
-            Console.Out.WriteLine(line);
-        return 0;
+            Details = "Prints the effective conntrack settings as name=value lines: the kernel's defaults, then\n"
+                + "--sysctl-live, each --sysctl-file and each --set in that order.",
+            ExitCodes = [(0, "settings printed"), (CommandLine.UsageExit, "usage error, or a sysctl file or --set that does not load")],
+        };
+        var settings = new SettingsOptions(offerLive: true);
+        settings.AddTo(command);
+        command.SetAction(r =>
+        {
+            if (settings.Read(r).Build(out string? error) is not { } built)
+                return Program.Fail(error!);
+            foreach (string line in built.Dump())
+                Console.Out.WriteLine(line);
+            return 0;
+        });
+        return command;
     }
 }

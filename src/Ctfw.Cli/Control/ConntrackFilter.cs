@@ -86,39 +86,38 @@ internal sealed class ConntrackFilter
 
     private bool HasPortFilter => _origSport >= 0 || _origDport >= 0 || _replySport >= 0 || _replyDport >= 0;
 
+    /// <summary>The filter options for a command line: names (the last is the canonical, long one), value name (null for a flag), description.</summary>
+    public static IEnumerable<(string[] Names, string? ValueName, string Description)> Definitions =>
+        s_options.Select(o => (o.Names, o.ValueName, o.Description));
+
     /// <summary>
-    /// Consumes <paramref name="arg"/> (and its value) if it is a filter option. Errors go to
-    /// <see cref="CommandLine.Fail"/>; call <see cref="Validate"/> once every option is read.
+    /// Applies the filter option <paramref name="name"/> (any of its names) with <paramref name="value"/>
+    /// ("" for a flag); an error message, or null. Call <see cref="Validate"/> once every option is in.
     /// </summary>
-    public bool TryParse(CommandLine cl, string arg)
+    public string? Add(string name, string value)
+    {
+        if (Find(name) is not { } option)
+            return $"unknown filter option '{name}'";
+        if (!_given.Add(option))
+            return $"option {name} given twice";
+        if (value.AsSpan().ContainsAny('\t', '\n', '\r'))
+            return $"{name}: value contains a tab or line break";
+        if (option.Set(this, name, value) is string error)
+            return error;
+        _args.Add(option.Canonical);
+        if (option.ValueName != null)
+            _args.Add(value);
+        return null;
+    }
+
+    private static Option? Find(string name)
     {
         foreach (Option option in s_options)
         {
-            foreach (string name in option.Names)
-            {
-                string value = "";
-                if (option.ValueName == null ? arg != name : !cl.TryValue(arg, name, out value))
-                {
-                    if (cl.Error != null)
-                        return true;
-                    continue;
-                }
-                if (!_given.Add(option))
-                    cl.Fail($"option {name} given twice");
-                else if (value.AsSpan().ContainsAny('\t', '\n', '\r'))
-                    cl.Fail($"{name}: value contains a tab or line break");
-                else if (option.Set(this, name, value) is string error)
-                    cl.Fail(error);
-                else
-                {
-                    _args.Add(option.Canonical);
-                    if (option.ValueName != null)
-                        _args.Add(value);
-                }
-                return true;
-            }
+            if (option.Names.Contains(name))
+                return option;
         }
-        return false;
+        return null;
     }
 
     /// <summary>Checks the filters against each other; an error message, or null when they make sense together.</summary>
@@ -146,18 +145,35 @@ internal sealed class ConntrackFilter
         return null;
     }
 
-    /// <summary>Parses a whole argument list (the server side of `list`): options, then cross-checks.</summary>
+    /// <summary>
+    /// Parses a whole argument list (the server side of `list`): option and value as two words or as
+    /// `--option=value`, a flag alone; then cross-checks.
+    /// </summary>
     public static ConntrackFilter? Parse(IReadOnlyList<string> args, out string? error)
     {
         var filter = new ConntrackFilter();
-        var cl = new CommandLine([.. args], 0);
-        while (cl.TryNext(out string arg))
+        for (int i = 0; i < args.Count; i++)
         {
-            if (!filter.TryParse(cl, arg) && cl.Error == null)
-                cl.Fail($"unknown filter option '{arg}'");
-            if (cl.Error != null)
+            string name = args[i];
+            string value = "";
+            int equals = name.IndexOf('=', StringComparison.Ordinal);
+            if (name.StartsWith('-') && equals > 0 && Find(name[..equals]) is { ValueName: not null })
             {
-                error = cl.Error;
+                value = name[(equals + 1)..];
+                name = name[..equals];
+            }
+            else if (Find(name) is { ValueName: not null })
+            {
+                if (i + 1 >= args.Count)
+                {
+                    error = $"option {name} needs a value";
+                    return null;
+                }
+                value = args[++i];
+            }
+            if (filter.Add(name, value) is { } refused)
+            {
+                error = refused;
                 return null;
             }
         }

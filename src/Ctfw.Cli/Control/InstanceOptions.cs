@@ -1,4 +1,6 @@
+using System.CommandLine;
 using System.Globalization;
+using Ctfw.Cli.Commands;
 
 namespace Ctfw.Cli.Control;
 
@@ -8,35 +10,26 @@ namespace Ctfw.Cli.Control;
 /// </summary>
 internal sealed class InstanceOptions
 {
-    public const string Help = """
-          --pid N               the `ctfw run` with this process id (default: the only one running)
-          --control PATH        the control socket at PATH
-        """;
+    private readonly Option<int> _pidOption = Opt.Value("--pid", "N", "the `ctfw run` with this process id (default: the only one running)",
+        (string text, out int pid) => Opt.TryInt(text, 1, int.MaxValue, out pid), (used, text) => $"{used} {text}: expected a process id");
+    private readonly Option<string> _controlOption = Opt.Value("--control", "PATH", "the control socket at PATH",
+        (string text, out string path) => (path = text).Length > 0, (used, _) => $"{used} needs a socket path");
 
     private int _pid;
     private string? _control;
 
-    /// <summary>Consumes the option if it is one of ours (a missing value is left in <see cref="CommandLine.Error"/>).</summary>
-    public bool TryParse(CommandLine cl, string arg)
+    public void AddTo(CtfwCommand command)
     {
-        if (cl.TryValue(arg, "--pid", out string pid))
-        {
-            if (!int.TryParse(pid, NumberStyles.None, CultureInfo.InvariantCulture, out _pid) || _pid <= 0)
-                cl.Fail($"--pid {pid}: expected a process id");
-            else if (_control != null)
-                cl.Fail("use --pid or --control, not both");
-            return true;
-        }
-        if (cl.TryValue(arg, "--control", out string control))
-        {
-            if (control.Length == 0)
-                cl.Fail("--control needs a socket path");
-            else if (_pid != 0)
-                cl.Fail("use --pid or --control, not both");
-            _control = control;
-            return true;
-        }
-        return false;
+        command.Add(_pidOption, "Instance");
+        command.Add(_controlOption, "Instance");
+    }
+
+    /// <summary>Takes the options from the parse; an error message when they contradict each other.</summary>
+    public string? Read(ParseResult result)
+    {
+        _pid = result.GetValue(_pidOption);
+        _control = result.GetValue(_controlOption);
+        return _pid != 0 && _control != null ? "use --pid or --control, not both" : null;
     }
 
     /// <summary>

@@ -1,4 +1,6 @@
+using System.CommandLine;
 using System.Globalization;
+using Ctfw.Cli.Commands;
 using System.Runtime.InteropServices;
 using Ctfw.Lab.Network;
 using Ctfw.Lab.Scenarios;
@@ -9,88 +11,54 @@ namespace Ctfw.Cli.Lab;
 /// <summary>`ctfw lab`: the A/B demonstration against kernel conntrack (see <see cref="LabRunner"/>).</summary>
 internal static class LabCommand
 {
-    private const string Usage = """
-        Usage: ctfw lab [--traffic-seconds N] [--no-traffic] [--no-scenarios] [--scenario TEXT] [--rules FILE]
-                        [--table-checks N] [--heavy] [--list]
-
-        Builds client / gateway / server network namespaces joined by veth pairs (IPv4 and IPv6), runs
-        `ctfw run --ab kernel` in the gateway, plays the scripted scenario corpus (crafted packets from
-        raw sockets; the endpoints' own stacks muted), then real traffic (nginx + wrk HTTP churn, iperf3
-        bulk TCP and small UDP, ping) while comparing `conntrack -L` with `ctfw conntrack -L`. Prints
-        one row per scenario (packets, agreed, disagreed) and a summary; exits 0 only when every packet
-        agreed. Needs root; installs missing tools with apt-get. Removes everything it made on exit,
-        Ctrl-C included (exit status 130 then).
-
-          --traffic-seconds N   real-traffic phase length (default 6; 60 for the soak of docs/AB.md)
-          --no-traffic          scenarios only
-          --no-scenarios        real traffic only
-          --scenario TEXT       only scenarios whose name contains TEXT
-          --rules FILE          the gateway's ruleset (default rules/lab.rules)
-          --table-checks N      table comparisons during the traffic (default 3)
-          --heavy               the benchmark load: 16 HTTP connections per family, unpaced bulk TCP,
-                                64-byte UDP at 40 Mbit/s (about 80 000 packets/s)
-          --list                print the scenario names and exit
-        """;
-
-    public static int Run(string[] args)
+    public static CtfwCommand Create()
     {
-        var cl = new CommandLine(args, 1);
-        string? rules = null;
-        string? filter = null;
-        bool scenarios = true;
-        double trafficSeconds = 6;
-        int tableChecks = 3;
-        TrafficOptions load = TrafficOptions.Default;
-        while (cl.TryNext(out string arg))
+        var command = new CtfwCommand("lab", "prove ctfw classifies like kernel conntrack: namespaces, shadow mode, scenarios, real traffic", "[OPTIONS]")
         {
-            if (arg is "-h" or "--help")
-            {
-                Console.Out.WriteLine(Usage);
-                return 0;
-            }
-            if (arg == "--list")
+            Details = """
+                Builds client / gateway / server network namespaces joined by veth pairs (IPv4 and IPv6), runs
+                `ctfw run --ab kernel` in the gateway, plays the scripted scenario corpus (crafted packets from
+                raw sockets; the endpoints' own stacks muted), then real traffic (nginx + wrk HTTP churn, iperf3
+                bulk TCP and small UDP, ping) while comparing `conntrack -L` with `ctfw conntrack -L`. Prints
+                one row per scenario (packets, agreed, disagreed) and a summary. Needs root; installs missing
+                tools with apt-get. Removes everything it made on exit, Ctrl-C included.
+                """,
+            ExitCodes =
+            [
+                (0, "every packet agreed (or --list)"),
+                (1, "a disagreement, a failure, not root, or a tool that cannot be installed"),
+                (CommandLine.UsageExit, "usage error, or the rules file is missing"),
+                (LabRunner.InterruptedExit, "interrupted (SIGINT, SIGTERM) after removing what it made"),
+            ],
+        };
+        Option<double> trafficSeconds = Opt.Value("--traffic-seconds", "N", "real-traffic phase length (default 6; 60 for the soak of docs/AB.md)",
+            (string t, out double v) => double.TryParse(t, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out v) && v is >= 1 and <= 3600, "1..3600");
+        Option<bool> noTraffic = Opt.Flag("--no-traffic", "scenarios only");
+        Option<bool> noScenarios = Opt.Flag("--no-scenarios", "real traffic only");
+        Option<string> scenario = Opt.Text("--scenario", "TEXT", "only scenarios whose name contains TEXT");
+        Option<string> rulesOption = Opt.Text("--rules", "FILE", "the gateway's ruleset (default rules/lab.rules)");
+        Option<int> tableChecks = Opt.Int("--table-checks", "N", "table comparisons during the traffic (default 3)", 0, 100);
+        Option<bool> heavy = Opt.Flag("--heavy", "the benchmark load: 16 HTTP connections per family, unpaced bulk TCP, 64-byte UDP at 40 Mbit/s (about 80 000 packets/s)");
+        Option<bool> list = Opt.Flag("--list", "print the scenario names and exit");
+        foreach (Option option in (Option[])[trafficSeconds, noTraffic, noScenarios, scenario, rulesOption, tableChecks, heavy, list])
+            command.Add(option, null);
+        command.SetAction(r =>
+        {
+            if (r.GetValue(list))
             {
                 foreach (KernelScenario s in KernelScenarios.All)
                     Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{s.Name,-44} {s.Packets.Count,3} packets  {s.Summary.Split(". ")[0]}"));
                 return 0;
             }
-            if (cl.TryValue(arg, "--rules", out string r))
-            {
-                rules = r;
-            }
-            else if (cl.TryValue(arg, "--scenario", out string f))
-            {
-                filter = f;
-            }
-            else if (cl.TryValue(arg, "--traffic-seconds", out string t))
-            {
-                if (!double.TryParse(t, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out trafficSeconds) || trafficSeconds is < 1 or > 3600)
-                    cl.Fail($"--traffic-seconds {t}: expected 1..3600");
-            }
-            else if (cl.TryValue(arg, "--table-checks", out string c))
-            {
-                if (!int.TryParse(c, NumberStyles.None, CultureInfo.InvariantCulture, out tableChecks) || tableChecks > 100)
-                    cl.Fail($"--table-checks {c}: expected 0..100");
-            }
-            else if (arg == "--heavy")
-            {
-                load = HeavyLoad;
-            }
-            else if (arg == "--no-traffic")
-            {
-                trafficSeconds = 0;
-            }
-            else if (arg == "--no-scenarios")
-            {
-                scenarios = false;
-            }
-            else if (cl.Error == null)
-            {
-                cl.Fail($"unknown option '{arg}' for lab");
-            }
-            if (cl.Error != null)
-                return Program.Fail(cl.Error);
-        }
+            double seconds = r.GetValue(noTraffic) ? 0 : !r.Given(trafficSeconds) ? 6 : r.GetValue(trafficSeconds);
+            return Run(r.GetValue(rulesOption), r.GetValue(scenario), !r.GetValue(noScenarios), seconds,
+                !r.Given(tableChecks) ? 3 : r.GetValue(tableChecks), r.GetValue(heavy) ? HeavyLoad : TrafficOptions.Default);
+        });
+        return command;
+    }
+
+    private static int Run(string? rules, string? filter, bool scenarios, double trafficSeconds, int tableChecks, TrafficOptions load)
+    {
         if (!scenarios && trafficSeconds == 0)
             return Program.Fail("--no-scenarios with --no-traffic leaves nothing to do");
         if (filter is not null && !KernelScenarios.All.Any(s => s.Name.Contains(filter, StringComparison.Ordinal)))

@@ -105,13 +105,10 @@ public class ConntrackFilterTests
     }
 
     [Fact]
-    public void TryParse_NotAFilterOption_LeftForTheCommand()
+    public void Add_NotAFilterOption_RefusedAndNothingAdded()
     {
-        var cl = new CommandLine(["--pid", "5"], 0);
         var filter = new ConntrackFilter();
-        Assert.True(cl.TryNext(out string arg));
-        Assert.False(filter.TryParse(cl, arg));
-        Assert.Null(cl.Error);
+        Assert.Equal("unknown filter option '--pid'", filter.Add("--pid", "5"));
         Assert.True(filter.IsEmpty);
     }
 
@@ -262,10 +259,9 @@ public class ConntrackFilterTests
     [Fact]
     public void Args_RoundTrip_SameFilterOnTheServer()
     {
-        var cl = new CommandLine(["-p", "tcp", "-s", "10.0.0.0/8", "--dport=22", "-u", "ASSURED"], 0);
         var client = new ConntrackFilter();
-        while (cl.TryNext(out string arg))
-            Assert.True(client.TryParse(cl, arg));
+        foreach ((string name, string value) in (ReadOnlySpan<(string, string)>)[("-p", "tcp"), ("-s", "10.0.0.0/8"), ("--dport", "22"), ("-u", "ASSURED")])
+            Assert.Null(client.Add(name, value));
         Assert.Null(client.Validate());
         Assert.Equal(["--proto", "tcp", "--orig-src", "10.0.0.0/8", "--orig-port-dst", "22", "--status", "ASSURED"], client.Args);
         ConntrackFilter server = Parse([.. client.Args]);

@@ -20,16 +20,16 @@ public sealed class RulesCommandTests : IDisposable
     [InlineData("-L", true, false, false, false)]
     [InlineData("-nvL", true, false, true, false)]
     [InlineData("-vxZL", true, true, true, true)]
-    [InlineData("-n", false, false, false, false)]
+    [InlineData("-n", true, false, false, false)]
     [InlineData("--zero", false, true, false, false)]
-    [InlineData("--exact", false, false, false, true)]
-    [InlineData("--verbose", false, false, true, false)]
+    [InlineData("--exact", true, false, false, true)]
+    [InlineData("--verbose", true, false, true, false)]
     [InlineData("--list", true, false, false, false)]
-    public void TryFlags_KnownFlagsAndBundles_Set(string arg, bool list, bool zero, bool verbose, bool exact)
+    public void Parse_KnownFlagsAndBundles_Request(string arg, bool list, bool zero, bool verbose, bool exact)
     {
-        bool l = false, z = false, v = false, x = false;
-        Assert.True(RulesCommand.TryFlags(arg, ref l, ref z, ref v, ref x));
-        Assert.Equal((list, zero, verbose, exact), (l, z, v, x));
+        RulesCommand.Request? request = RulesCommand.Parse([arg], out string? error);
+        Assert.Null(error);
+        Assert.Equal(new RulesCommand.Request(list, zero, verbose, exact), request);
     }
 
     [Theory]
@@ -39,11 +39,11 @@ public sealed class RulesCommandTests : IDisposable
     [InlineData("--pid")]
     [InlineData("L")]
     [InlineData("--numbers")]
-    public void TryFlags_OtherArguments_NotConsumed(string arg)
+    public void Parse_OtherArguments_UsageError(string arg)
     {
-        bool l = false, z = false, v = false, x = false;
-        Assert.False(RulesCommand.TryFlags(arg, ref l, ref z, ref v, ref x));
-        Assert.False(l || z || v || x);
+        Assert.Null(RulesCommand.Parse([arg], out string? error));
+        Assert.NotNull(error);
+        Assert.DoesNotContain('\n', error);
     }
 
     [Fact]
