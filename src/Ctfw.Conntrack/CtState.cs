@@ -8,7 +8,11 @@ public enum CtState : byte
     Established,
     Related,
     Untracked,
-    /// <summary>Not a ctstate: the kernel drops the packet before any rule sees it (table full, reopen race).</summary>
+    /// <summary>
+    /// Not a ctstate: conntrack itself drops the packet before any rule sees it (table full, reopen
+    /// race). Named DROPPED everywhere (replay's lines, stats' counters, the daemon's summary), never
+    /// DROP, which is a rule's verdict.
+    /// </summary>
     Dropped,
 }
 
@@ -71,7 +75,8 @@ public static class CtNames
         CtState.Established => "ESTABLISHED",
         CtState.Related => "RELATED",
         CtState.Untracked => "UNTRACKED",
-        CtState.Dropped => "DROP",
+        // Not DROP: that is a verdict (a rule's, or a policy's); this packet never reached a rule.
+        CtState.Dropped => "DROPPED",
         _ => "INVALID",
     };
 

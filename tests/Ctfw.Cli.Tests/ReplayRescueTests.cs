@@ -81,7 +81,7 @@ public class ReplayRescueTests
         try
         {
             int code = ReplayCommand.Run(["replay", "--set", Established60, .. args, pcap], stdout);
-            return (code, stdout.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries), err.ToString());
+            return (code, [.. stdout.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries).Where(l => !l.StartsWith('#'))], err.ToString());
         }
         finally
         {
@@ -300,7 +300,7 @@ public class ReplayRescueTests
         string pcap = RstPcap();
         var (code, lines, _) = Replay(pcap, "--rescue", "--format", "text");
         Assert.Equal(0, code);
-        Assert.EndsWith(" ESTABLISHED ORIGINAL CLOSE       rescued", lines[6], StringComparison.Ordinal);
+        Assert.Matches(" ESTABLISHED +ORIGINAL +CLOSE +rescued +tcp ", lines[6]);
         Assert.DoesNotContain("rescued", Replay(pcap, "--format", "text").Lines[6], StringComparison.Ordinal);
         File.Delete(pcap);
     }

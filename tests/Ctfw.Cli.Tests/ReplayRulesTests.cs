@@ -78,7 +78,7 @@ public sealed class ReplayRulesTests : IDisposable
         try
         {
             int code = ReplayCommand.Run(["replay", .. args], stdout);
-            return (code, stdout.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries), err.ToString());
+            return (code, [.. stdout.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries).Where(l => !l.StartsWith('#'))], err.ToString());
         }
         finally
         {

@@ -18,6 +18,15 @@ internal static class ConntrackCommand
         Delete,
     }
 
+    /// <summary>What shell completion offers for the filters with a fixed set of values.</summary>
+    private static readonly Dictionary<string, string[]> s_completions = new(StringComparer.Ordinal)
+    {
+        ["--proto"] = ["tcp", "udp", "udplite", "icmp", "icmpv6", "gre", "sctp"],
+        ["--family"] = ["ipv4", "ipv6"],
+        ["--state"] = ["SYN_SENT", "SYN_RECV", "ESTABLISHED", "FIN_WAIT", "CLOSE_WAIT", "LAST_ACK", "TIME_WAIT", "CLOSE", "SYN_SENT2", "NONE"],
+        ["--status"] = ["ASSURED", "SEEN_REPLY", "UNREPLIED"],
+    };
+
     public static CtfwCommand Create()
     {
         var command = new CtfwCommand("conntrack", "list, count, delete or flush the connection table of a running `ctfw run`",
@@ -40,11 +49,14 @@ internal static class ConntrackCommand
         List<Option> filters = [];
         foreach ((string[] names, string? valueName, string description) in ConntrackFilter.Definitions)
         {
-            // The long name is the option's name, the others its aliases (-p, --proto).
+            // The long name is the option's name, the others its aliases (-p, --proto); the help wraps the text itself.
             string[] aliases = names[..^1];
+            string text = description.Replace('\n', ' ');
             Option option = valueName is null
-                ? Opt.Flag(names[^1], description, aliases)
-                : new Option<string>(names[^1], aliases) { HelpName = valueName, Description = description };
+                ? Opt.Flag(names[^1], text, aliases)
+                : new Option<string>(names[^1], aliases) { HelpName = valueName, Description = text };
+            if (s_completions.TryGetValue(names[^1], out string[]? values))
+                option.CompletionSources.Add(values);
             filters.Add(option);
             command.Add(option, "Filters");
         }

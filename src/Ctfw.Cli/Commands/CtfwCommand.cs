@@ -103,12 +103,12 @@ internal static class HelpText
         return sb.ToString().TrimEnd() + "\n";
     }
 
-    /// <summary>`  -L, --list NAME`: short aliases first, then the name, then the value's name.</summary>
+    /// <summary>`  -s, --src, --orig-src ADDR`: short aliases, long aliases, the name, then the value's name.</summary>
     public static string Head(Option option)
     {
         List<string> names = [.. option.Aliases.Where(a => !a.StartsWith("--", StringComparison.Ordinal))];
-        names.Add(option.Name);
         names.AddRange(option.Aliases.Where(a => a.StartsWith("--", StringComparison.Ordinal)));
+        names.Add(option.Name);
         string head = "  " + string.Join(", ", names);
         if (option.HelpName is { Length: > 0 } value)
             head += " " + value;

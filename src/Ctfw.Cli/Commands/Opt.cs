@@ -63,7 +63,15 @@ internal static class Opt
     public static Option<string> Choice(string name, string description, params string[] choices)
     {
         string expected = choices.Length == 2 ? $"{choices[0]} or {choices[1]}" : string.Join(", ", choices[..^1]) + " or " + choices[^1];
-        return Value(name, string.Join('|', choices), description, (string text, out string v) => (v = text) is var _ && choices.Contains(text), expected);
+        return Value(name, string.Join('|', choices), description, (string text, out string v) => (v = text) is var _ && choices.Contains(text), expected)
+            .Completing(choices);
+    }
+
+    /// <summary>The values shell completion offers for the option (`ctfw completion bash`).</summary>
+    public static Option<T> Completing<T>(this Option<T> option, params string[] values)
+    {
+        option.CompletionSources.Add(values);
+        return option;
     }
 
     /// <summary>Whether the option is on the command line (a flag's or a default's implicit result is not).</summary>

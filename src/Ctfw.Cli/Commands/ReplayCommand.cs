@@ -65,6 +65,10 @@ internal static class ReplayCommand
             (string t, out ChecksumPolicy c) => ChecksumPolicyNames.TryParse(t, out c), (used, t) => $"{used} takes {ChecksumPolicyNames.Choices}, not '{t}'");
         var settings = new SettingsOptions(offerLive: true);
 
+        format.Completing("tsv", "text");
+        hook.Completing("FORWARD", "INPUT", "OUTPUT");
+        checksums.Completing("auto", "verify", "off");
+
         command.Arguments.Add(pcap);
         command.Add(format, null);
         command.Add(rules, null);
@@ -133,19 +137,15 @@ internal static class ReplayCommand
     private static int Replay(string path, bool text, bool summaryOnly, RescueOptions? rescueOptions, ChecksumPolicy checksums,
         ConntrackSettings settings, ReplayFirewall? firewall, TextWriter? stdout)
     {
-        Stream stream;
-        try
+        if (Open(path, out string? why) is not { } stream)
         {
-            stream = path == "-" ? Console.OpenStandardInput() : new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            Console.Error.WriteLine($"ctfw: cannot open '{path}': {e.Message}");
+            Console.Error.WriteLine($"ctfw: cannot open '{path}': {why}");
             return 1;
         }
 
         using TextWriter output = stdout ?? new StreamWriter(Console.OpenStandardOutput(), new UTF8Encoding(false), 1 << 16);
         using var replayer = new Replayer(settings, text, summaryOnly ? null : output, rescueOptions, checksums, firewall);
+        replayer.WriteHeader();
         using (var reader = new CaptureReader(stream))
         {
             while (reader.TryRead(out CaptureRecord record))
@@ -159,5 +159,35 @@ internal static class ReplayCommand
             }
         }
         return 0;
+    }
+
+    /// <summary>The capture to read (`-`: stdin), or null with why not in a few words (the runtime's messages mislead: a directory is "access denied").</summary>
+    internal static Stream? Open(string path, out string? why)
+    {
+        why = null;
+        if (path == "-")
+            return Console.OpenStandardInput();
+        if (Directory.Exists(path))
+        {
+            why = "it is a directory, not a capture file";
+            return null;
+        }
+        try
+        {
+            return new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan);
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            why = "no such file";
+        }
+        catch (UnauthorizedAccessException)
+        {
+            why = "permission denied";
+        }
+        catch (IOException e)
+        {
+            why = e.Message;
+        }
+        return null;
     }
 }

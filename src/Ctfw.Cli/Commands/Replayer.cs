@@ -63,7 +63,12 @@ internal sealed class Replayer : IDisposable
                 LinkResult.Truncated => "truncated-link-header",
                 _ => $"unsupported-link-type-{record.LinkType}",
             };
-            _out?.Write(string.Create(CultureInfo.InvariantCulture, $"{index}\tSKIP\t-\t-\t{why}{(_firewall is null ? "" : "\t-\t-")}\n"));
+            if (_out is null)
+                return;
+            if (_text)
+                WriteText(index, record.TimestampNanoseconds, "SKIP", "-", "-", "-", "-", why, "");
+            else
+                _out.Write(string.Create(CultureInfo.InvariantCulture, $"{index}\tSKIP\t-\t-\t{why}{(_firewall is null ? "" : "\t-\t-")}\n"));
             return;
         }
 
@@ -116,10 +121,67 @@ internal sealed class Replayer : IDisposable
                 $"{index}\t{r.State.Name()}\t{r.Direction.Name()}\t{tcp}\t{reason}{(_firewall is null ? "" : $"\t{verdict}\t{rule}")}\n"));
             return;
         }
-        double t = (record.TimestampNanoseconds - _firstNs) / 1e9;
-        string notes = (r.Ignored ? " ignored" : "") + (r.Rescued || r.Reason != InvalidReason.None ? " " + reason : "");
-        _out.Write(string.Create(CultureInfo.InvariantCulture,
-            $"{index,6} {t,12:F6} {Describe(ip),-60} {r.State.Name(),-11} {r.Direction.Name(),-8} {tcp,-11}{(_firewall is null ? notes : $" {verdict,-6} {rule,-16}{notes}")}\n"));
+        string notes = r.Rescued || r.Reason != InvalidReason.None ? reason + (r.Ignored ? ",ignored" : "") : r.Ignored ? "ignored" : "-";
+        WriteText(index, record.TimestampNanoseconds, r.State.Name(), r.Direction.Name(), tcp, verdict, rule, notes, Describe(ip));
+    }
+
+    /// <summary>
+    /// The header line: tab-separated names in tsv, the column titles in text (a leading `#` in both,
+    /// so that tools reading the lines can skip it).
+    /// </summary>
+    public void WriteHeader()
+    {
+        if (_out is null)
+            return;
+        if (!_text)
+        {
+            _out.Write(_firewall is null ? "#index\tctstate\tdirection\ttcp_state\treason\n" : "#index\tctstate\tdirection\ttcp_state\treason\tverdict\trule\n");
+            return;
+        }
+        WriteText(-1, 0, "CTSTATE", "DIRECTION", "TCP", "TARGET", "RULE", "REASON", "PACKET");
+    }
+
+    // Text columns: every one but the last (the packet, whose length varies) is as wide as its widest
+    // value, so the lines align whatever the packets: ctstate (ESTABLISHED), direction (ORIGINAL),
+    // TCP state (ESTABLISHED, SYN_SENT2), verdict (TARGET as iptables -L says: ACCEPT, REJECT), the rule (the longest chain name of
+    // the ruleset with :policy or :N:hotdrop), the reason (the longest INVALID reason, ",ignored").
+    private const int StateWidth = 11, DirectionWidth = 9, TcpWidth = 11, VerdictWidth = 6;
+    private static readonly int s_reasonWidth = ReasonWidth();
+    private int _ruleWidth;
+
+    private void WriteText(long index, long timestampNs, string state, string direction, string tcp, string verdict, string rule, string notes, string packet)
+    {
+        if (_firewall is not null && _ruleWidth == 0)
+            _ruleWidth = RuleWidth(_firewall.Rules);
+        var sb = new StringBuilder(160);
+        if (index < 0)
+            sb.Append('#').Append("INDEX".PadLeft(7)).Append(' ').Append("TIME".PadLeft(12)).Append(' ');
+        else
+            sb.Append(CultureInfo.InvariantCulture, $"{index,8} {(_firstNs == long.MinValue ? 0 : (timestampNs - _firstNs) / 1e9),12:F6} ");
+        sb.Append(state.PadRight(StateWidth)).Append(' ').Append(direction.PadRight(DirectionWidth)).Append(' ').Append(tcp.PadRight(TcpWidth)).Append(' ');
+        if (_firewall is not null)
+            sb.Append(verdict.PadRight(VerdictWidth)).Append(' ').Append(rule.PadRight(_ruleWidth)).Append(' ');
+        sb.Append(notes.PadRight(s_reasonWidth)).Append(' ').Append(packet);
+        _out!.Write(sb.ToString().TrimEnd() + "\n");
+    }
+
+    private static int ReasonWidth()
+    {
+        int width = "unsupported-link-type-65535".Length;
+        for (int i = 0; i < InvalidReasons.Count; i++)
+            width = Math.Max(width, ((InvalidReason)i).Name().Length + ",ignored".Length);
+        return width;
+    }
+
+    private static int RuleWidth(Ruleset rules)
+    {
+        int width = "rules-overflow".Length;
+        foreach (ChainInfo chain in rules.Chains)
+        {
+            int digits = chain.RuleCount.ToString(CultureInfo.InvariantCulture).Length;
+            width = Math.Max(width, chain.Name.Length + 1 + Math.Max("policy".Length, digits + ":hotdrop".Length));
+        }
+        return width;
     }
 
     internal static string VerdictName(FirewallVerdict v) => v switch

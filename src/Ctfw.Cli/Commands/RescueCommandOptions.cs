@@ -23,6 +23,7 @@ internal sealed class RescueCommandOptions
         };
         // The mode is optional, and the parser gives an option's optional value no way back: a word
         // that is no mode is returned by Read as not --rescue's (`replay --rescue x.pcap`).
+        _mode.CompletionSources.Add("tombstone", "loose");
         _mode.CustomParser = result => result.Tokens.Count == 0 ? "tombstone" : result.Tokens[0].Value;
         _window = Opt.Int("--rescue-window", "SECONDS",
             $"how long after expiry a tombstone is kept (1..{MaxWindowSeconds}, default {new RescueOptions().WindowSeconds}); needs --rescue",

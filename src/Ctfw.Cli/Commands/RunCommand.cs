@@ -87,6 +87,10 @@ internal static class RunCommand
         Option<string> control = Opt.Text("--control", "PATH", "control socket for `ctfw stats` / `ctfw conntrack` (default /run/ctfw/ctfw-PID.sock)");
         var settings = new SettingsOptions(offerLive: false);
 
+        install.Completing("INPUT", "OUTPUT", "FORWARD", "INPUT,OUTPUT", "FORWARD,INPUT,OUTPUT");
+        onRulesLost.Completing("reinstall", "exit", "warn");
+        ab.Completing("kernel");
+
         command.Add(rules, null);
         command.Add(queue, null);
         command.Add(queues, null);

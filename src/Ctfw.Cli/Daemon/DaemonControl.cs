@@ -332,6 +332,6 @@ internal sealed class DaemonControl : IControlTarget
         Output.Queue.TryEnqueue($"ctfw: rules: counters of {_rules.FileName} zeroed (ctfw rules -Z)");
     }
 
-    /// <summary>The ctstate as counter names spell it (iptables' names; ctfw's own drop as DROPPED).</summary>
-    internal static string StateName(CtState state) => state == CtState.Dropped ? "DROPPED" : state.Name();
+    /// <summary>The ctstate as counter names spell it (iptables' names; conntrack's own drop as DROPPED).</summary>
+    internal static string StateName(CtState state) => state.Name();
 }

@@ -552,7 +552,7 @@ internal sealed class FirewallDaemon : IDisposable
         var w = _err;
         w.WriteLine(string.Create(CultureInfo.InvariantCulture, $"ctfw: stopped after {elapsedMs / 1000.0:F1} s"));
         w.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"ctfw: packets {total.Packets}: NEW {total.States[(int)CtState.New]}, ESTABLISHED {total.States[(int)CtState.Established]}, RELATED {total.States[(int)CtState.Related]}, INVALID {total.States[(int)CtState.Invalid]}, UNTRACKED {total.States[(int)CtState.Untracked]}, conntrack-drop {total.States[(int)CtState.Dropped]}, no-payload {total.NoPayload}"));
+            $"ctfw: packets {total.Packets}: NEW {total.States[(int)CtState.New]}, ESTABLISHED {total.States[(int)CtState.Established]}, RELATED {total.States[(int)CtState.Related]}, INVALID {total.States[(int)CtState.Invalid]}, UNTRACKED {total.States[(int)CtState.Untracked]}, DROPPED {total.States[(int)CtState.Dropped]}, no-payload {total.NoPayload}"));
         w.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"ctfw: verdicts: accept {total.Accepted}, drop {total.Dropped}, reject {total.Rejected} (answers sent {total.RejectsSent}, send errors {total.RejectSendErrors}), confirm-clash drop {total.ConfirmDrops}"));
         List<string> reasons = [];
