@@ -38,7 +38,7 @@ public readonly ref struct PacketFacts
     public CtDirection Direction { get; init; }
     /// <summary>Conntrack status bits; only the kernel's IPS_SRC_NAT (bit 4) and IPS_DST_NAT (bit 5) are read, for --ctstate SNAT/DNAT.</summary>
     public CtStatus Status { get; init; }
-    /// <summary>skb->mark, printed by LOG as MARK= when not zero.</summary>
+    /// <summary>skb->mark with the bits shadow mode owns cleared: matched by -m mark, printed by LOG as MARK= when not zero.</summary>
     public uint Mark { get; init; }
     /// <summary>The link-layer header as received (the kernel prints it as MAC= on INPUT/FORWARD); empty if unknown.</summary>
     public ReadOnlySpan<byte> MacHeader { get; init; }

@@ -224,6 +224,9 @@ public sealed partial class Ruleset
                 return MultiportMatch(in m, p.SrcPort, p.DstPort) != invert;
             case MatchKind.State:
                 return ((m.States & ctx.StateBit) != 0) != invert;
+            case MatchKind.Mark:
+                // xt_mark's mark_mt. The pipeline has cleared the bits shadow mode owns (docs/AB.md).
+                return ((facts.Mark & m.MarkMask) == m.Mark) != invert;
             case MatchKind.Conntrack:
             {
                 // xt_conntrack's conntrack_mt, including its quirk: with no entry (INVALID, UNTRACKED)

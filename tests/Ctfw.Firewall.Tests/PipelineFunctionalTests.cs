@@ -233,6 +233,24 @@ public sealed class PipelineFunctionalTests
         Assert.Equal(2, gw.Pipeline.Counters.AbCompared);
     }
 
+    [Theory]
+    [InlineData("-A FORWARD -m mark --mark 0x1 -j DROP", 0x1u, FirewallVerdict.Drop)]
+    [InlineData("-A FORWARD -m mark --mark 0x1 -j DROP", 0x2u, FirewallVerdict.Accept)]
+    [InlineData("-A FORWARD -m mark ! --mark 0/0x0f000000 -j DROP", 0x1u, FirewallVerdict.Accept)]
+    [InlineData("-A FORWARD -m mark --mark 0x01000000/0x0f000000 -j DROP", 0x0u, FirewallVerdict.Accept)]
+    public void ShadowMode_MarkMatch_NeverSeesTheShadowBits(string rule, uint ownMark, FirewallVerdict expected)
+    {
+        // The kernel's answer rides in bits 24-27 of the mark; -m mark compares the rest only (docs/AB.md).
+        var mark = new KernelStateMark(KernelStateMark.DefaultShift);
+        var shadow = new ShadowMode(mark, EnforceCtfw: false, new AbLog(new LogQueue(64)));
+        using var gw = new Gateway($"*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n{rule}\nCOMMIT\n", shadow: shadow);
+        byte[] syn = Gateway.Tcp(true, 40014, 80, TcpFlags.Syn, 1000, 0);
+        gw.Queue.Enqueue(syn, Gateway.ForwardMeta(syn, mark.Encode(CtState.New, CtDirection.Original) | ownMark));
+        var o = gw.Queue.Run(gw.Pipeline, gw.Now);
+        Assert.Equal(1, gw.Pipeline.Counters.AbCompared);
+        Assert.Equal(expected, o[0].Verdict);
+    }
+
     [Fact]
     public void ShadowMode_UnmarkedPacket_CountedAndCtfwAnswerUsed()
     {

@@ -5,7 +5,7 @@ namespace Ctfw.Rules.Tests;
 /// <summary>One test per class of load error, asserting the whole message with its file:line:col.</summary>
 public class LoadErrorTests
 {
-    private const string Supported = "comment, conntrack, icmp, icmp6, multiport, state, tcp, udp";
+    private const string Supported = "comment, conntrack, icmp, icmp6, mark, multiport, state, tcp, udp";
 
     [Fact]
     public void Load_UnknownMatch_NamesItAndListsTheSupportedOnes() =>

@@ -119,7 +119,7 @@ internal static class T
 
     public static RuleVerdict Eval(Ruleset rs, TestPacket p, Hook hook = Hook.Input, CtState state = CtState.New,
         CtDirection dir = CtDirection.Original, string? inIf = "", string? outIf = "", CtStatus status = CtStatus.None,
-        Span<int> logs = default)
+        Span<int> logs = default, uint mark = 0)
     {
         var facts = new PacketFacts(hook, ref p.Parsed, p.Bytes, p.Result)
         {
@@ -128,6 +128,7 @@ internal static class T
             State = state,
             Direction = state is CtState.Invalid or CtState.Untracked ? CtDirection.None : dir,
             Status = status,
+            Mark = mark,
         };
         return rs.Evaluate(facts, logs);
     }

@@ -72,7 +72,7 @@ internal enum MatchFlags : ushort
     DportInvert = 1 << 3,
     TcpFlags = 1 << 4,
     TcpFlagsInvert = 1 << 5,
-    /// <summary>Negates the whole match (icmp type, multiport list, state set).</summary>
+    /// <summary>Negates the whole match (icmp type, multiport list, state set, mark).</summary>
     Invert = 1 << 6,
     /// <summary>--icmp-type any (type 0xFF in xt_icmp).</summary>
     IcmpAny = 1 << 7,
@@ -94,4 +94,6 @@ internal struct CompiledMatch
     /// <summary>[PortsStart, PortsEnd) in the port-range array.</summary>
     public int PortsStart, PortsEnd;
     public CtStateMask States;
+    /// <summary>-m mark: matches when (mark &amp; MarkMask) == Mark (xt_mark; Mark is not masked, as the kernel's is not).</summary>
+    public uint Mark, MarkMask;
 }

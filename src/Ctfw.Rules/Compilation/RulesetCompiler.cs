@@ -270,6 +270,11 @@ internal static class RulesetCompiler
                     f |= MatchFlags.Direction | (m.Direction == Ctfw.Conntrack.CtDirection.Reply ? MatchFlags.DirectionReply : 0);
                 c.States = m.States;
                 break;
+            case MatchKind.Mark:
+                if (m.MarkInvert)
+                    f |= MatchFlags.Invert;
+                (c.Mark, c.MarkMask) = (m.Mark, m.MarkMask);
+                break;
         }
         c.Flags = f;
         return c;

@@ -13,6 +13,7 @@ internal enum MatchKind : byte
     State,
     Conntrack,
     Comment,
+    Mark,
 }
 
 internal enum MultiportMode : byte
@@ -56,6 +57,10 @@ internal sealed class MatchDraft
     public CtDirection Direction;
 
     public string? Comment;
+
+    /// <summary>`-m mark [!] --mark VALUE[/MASK]`: (skb->mark &amp; MASK) == VALUE, as xt_mark.</summary>
+    public bool HasMark, MarkInvert;
+    public uint Mark, MarkMask;
 }
 
 /// <summary>A rule line as parsed, before addresses are expanded and jumps resolved.</summary>

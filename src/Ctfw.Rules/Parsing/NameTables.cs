@@ -155,7 +155,7 @@ internal static class NameTables
         ("NONE", 0x00),
     ];
 
-    public const string SupportedMatches = "comment, conntrack, icmp, icmp6, multiport, state, tcp, udp";
+    public const string SupportedMatches = "comment, conntrack, icmp, icmp6, mark, multiport, state, tcp, udp";
     public const string SupportedTargets = "ACCEPT, DROP, LOG, REJECT, RETURN or a user-defined chain";
 
     /// <summary>Real iptables matches ctfw does not implement: named so the error says "not supported" rather than "unknown".</summary>
@@ -163,7 +163,7 @@ internal static class NameTables
     {
         "addrtype", "ah", "bpf", "cgroup", "cluster", "connbytes", "connlabel", "connlimit", "connmark", "cpu",
         "dccp", "devgroup", "dscp", "dst", "ecn", "esp", "eui64", "frag", "hashlimit", "hbh", "helper", "hl",
-        "ipcomp", "iprange", "ipv6header", "ipvs", "length", "limit", "mac", "mark", "mh", "nfacct", "osf",
+        "ipcomp", "iprange", "ipv6header", "ipvs", "length", "limit", "mac", "mh", "nfacct", "osf",
         "owner", "physdev", "pkttype", "policy", "quota", "rateest", "realm", "recent", "rpfilter", "rt", "sctp",
         "set", "socket", "statistic", "string", "tcpmss", "time", "tos", "ttl", "u32", "udplite",
     };

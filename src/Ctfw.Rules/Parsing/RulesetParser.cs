@@ -394,6 +394,7 @@ internal sealed class RulesetParser
                 MatchKind.State when !m.HasState => "'--state'",
                 MatchKind.Conntrack when !m.HasState && !m.HasDirection => "--ctstate or --ctdir",
                 MatchKind.Comment when m.Comment is null => "'--comment'",
+                MatchKind.Mark when !m.HasMark => "'--mark'",
                 _ => null,
             };
             if (missing is not null)
@@ -586,6 +587,7 @@ internal sealed class RulesetParser
             "state" => MatchKind.State,
             "conntrack" => MatchKind.Conntrack,
             "comment" => MatchKind.Comment,
+            "mark" => MatchKind.Mark,
             _ => null,
         };
         if (kind is not MatchKind k)
@@ -633,6 +635,7 @@ internal sealed class RulesetParser
         MatchKind.State => option is "--state",
         MatchKind.Conntrack => option is "--ctstate" or "--ctdir",
         MatchKind.Comment => option is "--comment",
+        MatchKind.Mark => option is "--mark",
         _ => false,
     };
 
@@ -689,6 +692,7 @@ internal sealed class RulesetParser
             "--state" => "'-m state'",
             "--ctstate" or "--ctdir" => "'-m conntrack'",
             "--comment" => "'-m comment'",
+            "--mark" => "'-m mark'",
             "--log-prefix" or "--log-level" or "--log-tcp-sequence" or "--log-tcp-options" or "--log-ip-options" => "'-j LOG'",
             "--reject-with" => "'-j REJECT'",
             _ => null,
@@ -790,6 +794,16 @@ internal sealed class RulesetParser
                 else
                     return Fail(value, $"bad --ctdir '{value.Text}'; expected ORIGINAL or REPLY");
                 m.HasDirection = true;
+                return true;
+            }
+            case "--mark":
+            {
+                if (!Value(options, ref k, option, out value))
+                    return false;
+                if (!ValueParsers.TryParseMark(value.Text, out m.Mark, out m.MarkMask, out error))
+                    return Fail(value, error);
+                m.HasMark = true;
+                m.MarkInvert = negated;
                 return true;
             }
             case "--comment":

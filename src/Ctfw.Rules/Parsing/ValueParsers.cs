@@ -266,6 +266,45 @@ internal static class ValueParsers
         return false;
     }
 
+    /// <summary>
+    /// `--mark VALUE[/MASK]` as libxt_mark reads it (xtables_parse_val_mask): unsigned 32-bit numbers
+    /// in C notation (decimal, 0x hex, 0 octal); without a mask all 32 bits are compared.
+    /// </summary>
+    public static bool TryParseMark(string text, out uint value, out uint mask, out string error)
+    {
+        mask = uint.MaxValue;
+        int slash = text.IndexOf('/', StringComparison.Ordinal);
+        if (!TryParseCNumber(slash < 0 ? text : text[..slash], out value) || (slash >= 0 && !TryParseCNumber(text[(slash + 1)..], out mask)))
+        {
+            error = $"bad mark '{text}'; expected VALUE[/MASK], each a 32-bit number (decimal, 0x hex or 0 octal)";
+            return false;
+        }
+        error = "";
+        return true;
+    }
+
+    /// <summary>strtoul with base 0, whole string, 0..2^32-1: 42, 0x2a, 052.</summary>
+    private static bool TryParseCNumber(string text, out uint value)
+    {
+        value = 0;
+        if (text.Length == 0)
+            return false;
+        int radix = text.Length > 2 && text[0] == '0' && (text[1] is 'x' or 'X') ? 16 : text.Length > 1 && text[0] == '0' ? 8 : 10;
+        ReadOnlySpan<char> digits = text.AsSpan(radix == 16 ? 2 : radix == 8 ? 1 : 0);
+        ulong v = 0;
+        foreach (char c in digits)
+        {
+            int d = c is >= '0' and <= '9' ? c - '0' : c is >= 'a' and <= 'f' ? c - 'a' + 10 : c is >= 'A' and <= 'F' ? c - 'A' + 10 : 99;
+            if (d >= radix)
+                return false;
+            v = v * (ulong)radix + (ulong)d;
+            if (v > uint.MaxValue)
+                return false;
+        }
+        value = (uint)v;
+        return true;
+    }
+
     /// <summary>`--tcp-flags` lists: comma-separated FIN SYN RST PSH ACK URG ALL NONE, any case.</summary>
     public static bool TryParseTcpFlags(string text, out byte flags, out string error)
     {
