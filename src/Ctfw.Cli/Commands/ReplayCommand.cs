@@ -44,9 +44,10 @@ internal static class ReplayCommand
         };
         var pcap = new Argument<string[]>("PCAP") { Arity = ArgumentArity.ZeroOrMore };
         Option<string> format = Opt.Value("--format", "tsv|text",
-            "tsv (default): index, ctstate, direction, TCP state, INVALID reason, and with --rules the verdict (ACCEPT, DROP, "
-            + "REJECT) and the deciding rule (CHAIN:N, N counting from 1 as `iptables -L --line-numbers`, or CHAIN:policy), "
-            + "tab-separated; text: adds time, protocol, addresses and flags",
+            "tsv (default): index, ctstate (DROPPED: conntrack itself dropped it), direction, TCP state, INVALID reason, and "
+            + "with --rules the verdict (ACCEPT, DROP, REJECT) and the deciding rule (CHAIN:N, N counting from 1 as "
+            + "`iptables -L --line-numbers`, or CHAIN:policy), tab-separated; text: adds the time and the packet (protocol, "
+            + "addresses, flags) in aligned columns, the packet last. Both start with a header line beginning with #",
             (string t, out string v) => (v = t) is "tsv" or "text", (used, t) => $"{used} must be tsv or text, not '{t}'");
         Option<string> rules = Opt.Text("--rules", "FILE",
             "an iptables-save ruleset (as for `ctfw run`): each packet is decided as the daemon would; a NEW packet the rules drop creates no state");
