@@ -67,7 +67,7 @@ internal static class CommandLine
     public static int Invoke(RootCommand root, string[] args)
     {
         ParseResult result = Parse(root, args);
-        if (result.Action is not { ClearsParseErrors: true } && FirstError(result) is { } error)
+        if (result.Action is not { ClearsParseErrors: true } && FirstError(result, args) is { } error)
             return Program.Fail(error);
         var invocation = new InvocationConfiguration
         {
@@ -81,8 +81,11 @@ internal static class CommandLine
 
     public static ParseResult Parse(Command root, IReadOnlyList<string> args) => root.Parse(args, s_parser);
 
-    /// <summary>The first parse error as the one line ctfw prints (without the `ctfw: ` prefix), or null.</summary>
-    public static string? FirstError(ParseResult result)
+    /// <summary>
+    /// The first parse error as the one line ctfw prints (without the `ctfw: ` prefix), or null.
+    /// With the <paramref name="args"/> as typed, an unknown letter of a bundle is shown in its bundle (`-Lq`).
+    /// </summary>
+    public static string? FirstError(ParseResult result, IReadOnlyList<string>? args = null)
     {
         if (result.Errors.Count == 0)
             return null;
@@ -102,6 +105,8 @@ internal static class CommandLine
         if (result.UnmatchedTokens.Count > 0)
         {
             string token = result.UnmatchedTokens[0];
+            if (args is not null && !args.Contains(token))
+                token = args.FirstOrDefault(a => a.Length > 2 && a[0] == '-' && a[1] != '-' && a.Contains(token, StringComparison.Ordinal)) ?? token;
             if (command is RootCommand)
                 return token.StartsWith('-') ? $"unknown option '{token}' (try `ctfw --help`)" : $"unknown command '{token}' (try `ctfw --help`)";
             return $"unknown option '{token}' for {command.Name} (see `ctfw {command.Name} --help`)";

@@ -63,8 +63,12 @@ internal static class Opt
     public static Option<string> Choice(string name, string description, params string[] choices)
     {
         string expected = choices.Length == 2 ? $"{choices[0]} or {choices[1]}" : string.Join(", ", choices[..^1]) + " or " + choices[^1];
-        return Value(name, string.Join('|', choices), description, (string text, out string v) => (v = text) is var _ && choices.Contains(text), expected)
-            .Completing(choices);
+        ValueParser<string> parse = (string text, out string value) =>
+        {
+            value = text;
+            return choices.Contains(text);
+        };
+        return Value(name, string.Join('|', choices), description, parse, expected).Completing(choices);
     }
 
     /// <summary>The values shell completion offers for the option (`ctfw completion bash`).</summary>

@@ -65,8 +65,9 @@ internal static class RulesCommand
     {
         Request? request = null;
         CtfwCommand command = Create();
-        ParseResult result = CommandLine.Parse(CommandLine.Root(command), ["rules", .. args]);
-        error = CommandLine.FirstError(result);
+        string[] line = ["rules", .. args];
+        ParseResult result = CommandLine.Parse(CommandLine.Root(command), line);
+        error = CommandLine.FirstError(result, line);
         if (error != null)
             return null;
         bool Flag(string name) => result.GetValue<bool>(name);

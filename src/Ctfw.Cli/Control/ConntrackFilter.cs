@@ -61,9 +61,6 @@ internal sealed class ConntrackFilter
             static (f, o, v) => f.SetStalledAfter(o, v)),
     ];
 
-    /// <summary>The option lines for a command's usage text.</summary>
-    public static readonly string Help = BuildHelp();
-
     private readonly List<string> _args = [];
     private readonly HashSet<Option> _given = new(ReferenceEqualityComparer.Instance);
 
@@ -343,26 +340,6 @@ internal sealed class ConntrackFilter
         if (_unreplied && (_status & CtStatus.SeenReply) != 0)
             return $"{option} {value}: an entry cannot be both SEEN_REPLY and UNREPLIED";
         return null;
-    }
-
-    private static string BuildHelp()
-    {
-        var heads = new string[s_options.Length];
-        int column = 0;
-        for (int i = 0; i < s_options.Length; i++)
-        {
-            heads[i] = $"  {string.Join(", ", s_options[i].Names)} {s_options[i].ValueName}".TrimEnd();
-            column = Math.Max(column, heads[i].Length + 2);
-        }
-        var sb = new StringBuilder();
-        for (int i = 0; i < s_options.Length; i++)
-        {
-            string[] lines = s_options[i].Description.Split('\n');
-            sb.Append(heads[i].PadRight(column)).Append(lines[0]).Append('\n');
-            foreach (string line in lines.AsSpan(1))
-                sb.Append(' ', column).Append(line).Append('\n');
-        }
-        return sb.ToString();
     }
 }
 

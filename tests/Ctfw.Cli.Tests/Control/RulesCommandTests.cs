@@ -44,6 +44,8 @@ public sealed class RulesCommandTests : IDisposable
         Assert.Null(RulesCommand.Parse([arg], out string? error));
         Assert.NotNull(error);
         Assert.DoesNotContain('\n', error);
+        if (arg != "--pid")
+            Assert.Equal($"unknown option '{arg}' for rules (see `ctfw rules --help`)", error);
     }
 
     [Fact]
