@@ -23,7 +23,7 @@ public sealed class UnixIdentityTests : IDisposable
         listener.Bind(new UnixDomainSocketEndPoint(sock));
 
         Assert.Equal(Errno.None, UnixIdentity.TryLstat(file, out UnixFileStatus f));
-        Assert.Equal(new UnixFileStatus(UnixFileKind.Regular, UnixIdentity.EffectiveUserId, UnixFileMode.UserRead | UnixFileMode.GroupWrite | UnixFileMode.StickyBit), f);
+        Assert.Equal(new UnixFileStatus(UnixFileKind.Regular, UnixIdentity.EffectiveUserId, UnixFileMode.UserRead | UnixFileMode.GroupWrite | UnixFileMode.StickyBit) { GroupId = UnixIdentity.EffectiveGroupId }, f);
         Assert.Equal(Errno.None, UnixIdentity.TryLstat(link, out UnixFileStatus l));
         Assert.Equal(UnixFileKind.SymbolicLink, l.Kind);   // the link, not its target
         Assert.Equal(Errno.None, UnixIdentity.TryLstat(_dir, out UnixFileStatus d));

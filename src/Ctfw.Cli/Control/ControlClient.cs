@@ -44,6 +44,11 @@ internal static class ControlClient
             error = e.Message;
             return false;
         }
+        catch (SocketException e) when (e.SocketErrorCode == SocketError.AccessDenied)
+        {
+            error = ControlTrust.PermissionDenied(path);
+            return false;
+        }
         catch (SocketException e)
         {
             error = $"cannot connect to {path}: {e.Message}";

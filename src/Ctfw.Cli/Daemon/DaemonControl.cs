@@ -65,6 +65,15 @@ internal sealed class DaemonControl : IControlTarget
 
     private JumpWatch? _jumps;
 
+    /// <summary>The control socket serving this target, for its <c>control.*</c> counters; set once it listens.</summary>
+    public ControlServer? Control
+    {
+        get => Volatile.Read(ref _control);
+        set => Volatile.Write(ref _control, value); // publishes the started server to the control threads
+    }
+
+    private ControlServer? _control;
+
     /// <summary>Sysctl reloads that changed at least one value.</summary>
     public long SettingsReloads { get; private set; }
 
@@ -212,6 +221,11 @@ internal sealed class DaemonControl : IControlTarget
             Add("iptables.reinstall_failures", jumps.RepairFailures);
             Add("iptables.check_last_us", jumps.LastCheckUs);
             Add("iptables.check_max_us", jumps.MaxCheckUs);
+        }
+        if (Control is { } control)
+        {
+            foreach (KeyValuePair<string, long> counter in control.Counters())
+                s.Add(counter);
         }
         Add("settings.reloads", SettingsReloads);
         Add("rules.reloads", RulesReloads);

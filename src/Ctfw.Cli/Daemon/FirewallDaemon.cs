@@ -188,7 +188,7 @@ internal sealed class FirewallDaemon : IDisposable
             handover = new HandoverSource(engine, workers, _options, state, () => installer?.Tag, _err, _shutdown.Set);
             target.Handover = handover;
             if (takeover is null)
-                control = StartControl(target);
+                target.Control = control = StartControl(target);
             if (_options.RebuildSettings is not null)
             {
                 // Kernel conntrack applies a sysctl write from the next packet on; re-read once a second.
@@ -230,7 +230,7 @@ internal sealed class FirewallDaemon : IDisposable
                 // its iptables rules are free to take once it is gone.
                 if (!WaitForExit(takeover.Offer.Pid, TimeSpan.FromSeconds(10)))
                     _err.WriteLine($"ctfw: warning: pid {takeover.Offer.Pid} has not exited 10 s after the hand-over");
-                control = StartControl(target);
+                target.Control = control = StartControl(target);
                 takeover.Dispose();
                 if (_options.Install.Count == 0 && takeover.Offer.IptablesTag is not null)
                     _err.WriteLine($"ctfw: note: the NFQUEUE rules pid {takeover.Offer.Pid} installed stay in place (this run has no --install); the next run with --install removes them");
@@ -384,7 +384,9 @@ internal sealed class FirewallDaemon : IDisposable
     {
         try
         {
-            return ControlServer.Start(_options.ControlPath ?? ControlPaths.Default(Environment.ProcessId), target);
+            ControlAccess access = ControlAccess.Resolve(_options.ControlGroup, _options.ControlAdminGroup, out string? groupError)
+                ?? throw new IOException(groupError);
+            return ControlServer.Start(_options.ControlPath ?? ControlPaths.Default(Environment.ProcessId), target, access, _err.WriteLine);
         }
         catch (IOException e)
         {
