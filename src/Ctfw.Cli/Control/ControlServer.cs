@@ -12,8 +12,8 @@ namespace Ctfw.Cli.Control;
 /// and `ctfw lab` talk to it. Nothing here is on the packet path.
 /// <para>
 /// Threads. One thread accepts; each accepted connection is served on a thread of its own, at most
-/// <see cref="ControlProtocol.MaxConnections"/> at once (one more is answered `error: busy` and
-/// counted in <c>control.busy</c>), so a client that connects and stalls costs its own thread and
+/// <see cref="ControlProtocol.MaxConnections"/> at once (one more waits up to <see cref="BusyWaitMs"/>
+/// for a free slot, then is answered `error: busy` and counted in <c>control.busy</c>), so a client that connects and stalls costs its own thread and
 /// nobody else's time. Calls into the <see cref="IControlTarget"/> are serialised by one lock
 /// (the target sees one request at a time, as before), held only for the call, never while a
 /// request is read or an answer written. Conversations (`takeover`) run outside that lock.
@@ -66,6 +66,9 @@ internal sealed class ControlServer : IDisposable
     /// <summary>Refused or denied requests are logged at most once per this many ms (the rest are counted in that line).</summary>
     public const int RefusalLogIntervalMs = 10_000;
 
+    /// <summary>How long a connection beyond <see cref="ControlProtocol.MaxConnections"/> waits for a slot before it is answered busy.</summary>
+    public const int BusyWaitMs = 200;
+
     private static readonly UTF8Encoding s_utf8 = new(encoderShouldEmitUTF8Identifier: false);
 
     private readonly Socket _listener;
@@ -78,6 +81,10 @@ internal sealed class ControlServer : IDisposable
     // Guards _connections and the disposed check of the acceptor against Dispose's snapshot.
     private readonly Lock _connectionsLock = new();
     private readonly Dictionary<Socket, Thread> _connections = [];
+    // One per connection being served; a thread gives its slot back as its last act, so a client
+    // that saw its answer end may connect again a moment before the slot is free: the acceptor
+    // waits up to BusyWaitMs for one before it answers busy.
+    private readonly SemaphoreSlim _slots = new(ControlProtocol.MaxConnections, ControlProtocol.MaxConnections);
     private bool _disposed;
 
     private long _accepted;
@@ -291,7 +298,11 @@ internal sealed class ControlServer : IDisposable
                 continue;
             }
             Interlocked.Increment(ref _accepted);
-            bool busy;
+            if (!_slots.Wait(BusyWaitMs))
+            {
+                AnswerBusy(client);
+                continue;
+            }
             lock (_connectionsLock)
             {
                 if (_disposed)
@@ -299,16 +310,10 @@ internal sealed class ControlServer : IDisposable
                     client.Dispose();
                     return;
                 }
-                busy = _connections.Count >= ControlProtocol.MaxConnections;
-                if (!busy)
-                {
-                    var thread = new Thread(Serve) { IsBackground = true, Name = "ctfw control client" };
-                    _connections.Add(client, thread);
-                    thread.Start(client);
-                }
+                var thread = new Thread(Serve) { IsBackground = true, Name = "ctfw control client" };
+                _connections.Add(client, thread);
+                thread.Start(client);
             }
-            if (busy)
-                AnswerBusy(client);
         }
     }
 
@@ -354,6 +359,7 @@ internal sealed class ControlServer : IDisposable
             lock (_connectionsLock)
                 _connections.Remove(client);
             client.Dispose();
+            _slots.Release();
         }
     }
 

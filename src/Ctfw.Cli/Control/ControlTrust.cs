@@ -336,9 +336,9 @@ internal sealed record ControlAccess(ControlGroup? Read, ControlGroup? Admin)
     /// <summary>The end of a connect refusal: the groups that would let the client in.</summary>
     public string GroupsClause() => (Read, Admin) switch
     {
-        (null, null) => " (no --control-group is configured)",
-        ({ } r, null) => $" and not in group {r.Name}",
-        (null, { } a) => $" and not in group {a.Name}",
-        ({ } r, { } a) => $" and in neither group {r.Name} nor {a.Name}",
+        (null, null) => ", and this ctfw has no --control-group",
+        ({ } r, null) => $", and not in group {r.Name}",
+        (null, { } a) => $", and not in group {a.Name}",
+        ({ } r, { } a) => $", and in neither group {r.Name} nor {a.Name}",
     };
 }

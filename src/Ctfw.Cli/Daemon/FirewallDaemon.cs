@@ -56,7 +56,7 @@ internal sealed class FirewallDaemon : IDisposable
     {
         _options = options;
         var lines = new LogQueue();
-        _output = new LogWriter(lines, stderr);
+        _output = new LogWriter(lines, stderr) { JournalPriorities = JournalPriority.StderrIsJournal() };
         _err = new LogQueueTextWriter(lines);
     }
 
@@ -150,6 +150,7 @@ internal sealed class FirewallDaemon : IDisposable
         List<QueueWorker> workers = [];
         ControlServer? control = null;
         Timer? reloadTimer = null;
+        Timer? rateTimer = null;
         List<Thread> threads = [];
         Thread? housekeeper = null;
         ServiceWatchdog? watchdog = null;
@@ -189,6 +190,8 @@ internal sealed class FirewallDaemon : IDisposable
             target.Handover = handover;
             if (takeover is null)
                 target.Control = control = StartControl(target);
+            // The rates next to the totals in `ctfw stats`: one sample a second, off the packet path.
+            rateTimer = new Timer(_ => target.SampleRates(), null, 0, 1000);
             if (_options.RebuildSettings is not null)
             {
                 // Kernel conntrack applies a sysctl write from the next packet on; re-read once a second.
@@ -299,6 +302,7 @@ internal sealed class FirewallDaemon : IDisposable
             _notifier.Stopping("removing the NFQUEUE rules and flushing verdicts");
             watchdog?.Dispose();
             reloadTimer?.Dispose();
+            rateTimer?.Dispose();
             control?.Dispose();
             bool handedOver = handover is { HandedOverTo: > 0 };
             // The way back to kernel filtering: the kernel gets ctfw's entries while ctfw still
