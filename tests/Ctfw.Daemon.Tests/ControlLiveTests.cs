@@ -123,4 +123,65 @@ public sealed class ControlLiveTests : IDisposable
         Assert.True(daemon.Signal(ChildProcess.SigTerm));
         Assert.Equal(0, daemon.WaitForExit(TimeSpan.FromSeconds(30)));
     }
+
+    [Fact]
+    public void Groups_RootAdmin_ReadMemberReadsButCannotFlush_AdminMemberFlushes_NonMemberDenied()
+    {
+        // Two temporary groups (removed whatever happens); the clients are uid 65534 given them by setpriv.
+        string suffix = Guid.NewGuid().ToString("N")[..6];
+        string read = $"ctfwt-r-{suffix}", admin = $"ctfwt-a-{suffix}";
+        Tool.Run(["groupadd", read]);
+        try
+        {
+            Tool.Run(["groupadd", admin]);
+            try
+            {
+                string readGid = Gid(read), adminGid = Gid(admin);
+                using var lab = new GatewayLab();
+                using ChildProcess daemon = StartDaemon(lab, 24, "--control-group", read, "--control-admin-group", admin);
+                Assert.True(daemon.WaitForLine(OutputStream.StdErr, "ctfw: running", TimeSpan.FromSeconds(30)), daemon.StdErr);
+                Assert.Equal($"660 {read}", Tool.Run("stat", "-c", "%a %G", Control).Trim());
+                Assert.Equal($"750 {read}", Tool.Run("stat", "-c", "%a %G", Path.GetDirectoryName(Control)!).Trim());
+
+                // Root: admin.
+                ToolResult rootFlush = CtfwProcess.Run(TimeSpan.FromSeconds(30), "conntrack", "-F", "--control", Control);
+                Assert.True(rootFlush.ExitCode == 0, rootFlush.StdErr);
+
+                // A member of the read-only group: reads, is refused a change with the message.
+                ToolResult stats = AsNobody(readGid, "stats", "--raw", "--control", Control);
+                Assert.True(stats.ExitCode == 0, stats.StdErr);
+                Assert.Contains("\ncontrol.connections ", stats.StdOut);
+                ToolResult rules = AsNobody(readGid, "rules", "--control", Control);
+                Assert.True(rules.ExitCode == 0, rules.StdErr);
+                ToolResult denied = AsNobody(readGid, "conntrack", "-F", "--control", Control);
+                Assert.Equal(1, denied.ExitCode);
+                Assert.Contains($"permission denied: flush needs the admin role (root or group {admin})", denied.StdErr);
+                Assert.True(daemon.WaitForLine(OutputStream.StdErr, "ctfw: control: flush denied to uid 65534", TimeSpan.FromSeconds(10)), daemon.StdErr);
+
+                // A member of both: an admin.
+                ToolResult flush = AsNobody($"{readGid},{adminGid}", "conntrack", "-F", "--control", Control);
+                Assert.True(flush.ExitCode == 0, flush.StdErr);
+                Assert.True(daemon.WaitForLine(OutputStream.StdErr, "ctfw: control: flush by uid 65534", TimeSpan.FromSeconds(10)), daemon.StdErr);
+
+                // In neither: the 0750 directory keeps it out, and `ctfw stats` says who may come in.
+                ToolResult outsider = AsNobody("", "stats", "--control", Control);
+                Assert.Equal(1, outsider.ExitCode);
+                Assert.Contains($"ctfw: permission denied: cannot reach the control socket {Control}; it is for root and members of group {read}", outsider.StdErr);
+
+                Assert.True(daemon.Signal(ChildProcess.SigTerm));
+                Assert.Equal(0, daemon.WaitForExit(TimeSpan.FromSeconds(30)));
+                _output.WriteLine(string.Join('\n', daemon.StdErr.Split('\n').Where(l => l.Contains("control:", StringComparison.Ordinal))));
+            }
+            finally
+            {
+                Tool.Run(checkExit: false, ["groupdel", admin]);
+            }
+        }
+        finally
+        {
+            Tool.Run(checkExit: false, ["groupdel", read]);
+        }
+    }
+
+    private static string Gid(string group) => Tool.Run("getent", "group", group).Split(':')[2];
 }

@@ -104,6 +104,25 @@ public sealed class ControlCommandTests : IDisposable
     }
 
     [Fact]
+    public void Stats_Json_TotalsAndRatesParseBack()
+    {
+        _target.Counters.AddRange([new("uptime_ms", 61_000), new("packets", 10), new("rate.1s.packets", 3), new("rate.60s.packets", 1)]);
+        using ControlServer own = StartOwn();
+        var (code, output, err) = Run("stats", "--json");
+        Assert.Equal(0, code);
+        Assert.Equal("", err);
+        using var doc = System.Text.Json.JsonDocument.Parse(output);
+        Assert.Equal(10, doc.RootElement.GetProperty("counters").GetProperty("packets").GetInt64());
+        Assert.Equal(3, doc.RootElement.GetProperty("rates").GetProperty("1s").GetProperty("packets").GetInt64());
+        Assert.Equal(1, doc.RootElement.GetProperty("rates").GetProperty("60s").GetProperty("packets").GetInt64());
+        Assert.False(doc.RootElement.GetProperty("counters").TryGetProperty("rate.1s.packets", out _));
+
+        (code, _, err) = Run("stats", "--json", "--raw");
+        Assert.Equal(2, code);
+        Assert.Equal("ctfw: use --raw or --json, not both\n", err);
+    }
+
+    [Fact]
     public void Stats_ControlPath_UsedWithoutSearching()
     {
         string path = _dir.File("elsewhere.sock");
