@@ -87,6 +87,8 @@ internal sealed class ControlServer : IDisposable
     private readonly SemaphoreSlim _slots = new(ControlProtocol.MaxConnections, ControlProtocol.MaxConnections);
     private bool _disposed;
 
+    // 1 while a `takeover` conversation runs: changing requests are refused meanwhile.
+    private int _handingOver;
     private long _accepted;
     private long _busy;
     private long _refused;
@@ -340,7 +342,7 @@ internal sealed class ControlServer : IDisposable
         {
             client.Dispose();
         }
-        LogRefusal("a connection answered busy (too many at once)");
+        LogRefusal(static () => "a connection answered busy (too many at once)");
     }
 
     private void Serve(object? state)
@@ -377,21 +379,44 @@ internal sealed class ControlServer : IDisposable
         if (refused != null)
         {
             Interlocked.Increment(ref _refused);
-            LogRefusal(string.Create(CultureInfo.InvariantCulture, $"{Shorten(verb)} refused to {Who(peer)}: not a member of a control group"));
+            LogRefusal(() => $"{Shorten(verb)} refused to {Who(peer)}: not a member of a control group");
             error = refused;
         }
         else if (error == null && role != ControlRole.Admin && !ControlProtocol.IsReadOnly(verb, words.AsSpan(Math.Min(1, words.Length))))
         {
             Interlocked.Increment(ref _denied);
-            LogRefusal($"{Shorten(verb)} denied to {Who(peer)}: read-only");
+            LogRefusal(() => $"{Shorten(verb)} denied to {Who(peer)}: read-only");
             error = $"permission denied: {Shorten(verb)} needs the admin role ({_access.AdminWho()})";
+        }
+        bool changes = !ControlProtocol.IsReadOnly(verb, words.AsSpan(Math.Min(1, words.Length)));
+        if (error == null && changes && Volatile.Read(ref _handingOver) != 0)
+        {
+            // The table and queues are on their way to another process: a change now would be lost
+            // or half-applied there. Reads go on (they never wait for the hand-over).
+            error = $"{Shorten(verb)} refused: a hand-over to another ctfw is in progress; try again on the new one";
         }
         if (error == null && verb == ControlProtocol.Takeover)
         {
-            // A conversation, not a request/answer: the target speaks the hand-over protocol itself.
-            LogChange(ControlProtocol.Takeover, peer, $"hand-over to pid {string.Join(' ', words[1..])} starts");
-            _target.HandOver(client, words[1..]);
-            return;
+            // A conversation, not a request/answer, outside the target lock: the target speaks the
+            // hand-over protocol itself while other clients are served. One at a time (Exchange:
+            // the winner alone sees 0).
+            if (Interlocked.Exchange(ref _handingOver, 1) != 0)
+            {
+                error = "takeover refused: a hand-over to another ctfw is in progress";
+            }
+            else
+            {
+                try
+                {
+                    LogChange(ControlProtocol.Takeover, peer, $"hand-over to pid {string.Join(' ', words[1..])} starts");
+                    _target.HandOver(client, words[1..]);
+                }
+                finally
+                {
+                    Volatile.Write(ref _handingOver, 0); // release: changes may go on here (the hand-over failed or is done)
+                }
+                return;
+            }
         }
         using var output = new StreamWriter(new NetworkStream(client, ownsSocket: false), s_utf8, 1 << 16);
         if (error != null)
@@ -645,7 +670,7 @@ internal sealed class ControlServer : IDisposable
     /// A refusal, busy answer or denial: logged at once when none was for <see cref="RefusalLogIntervalMs"/>,
     /// otherwise counted into the next line, so a client hammering the socket cannot flood the log.
     /// </summary>
-    private void LogRefusal(string what)
+    private void LogRefusal(Func<string> what)
     {
         if (_log is null)
             return;
@@ -655,9 +680,10 @@ internal sealed class ControlServer : IDisposable
             long now = Environment.TickCount64;
             if (now - _refusalLoggedAtMs >= RefusalLogIntervalMs)
             {
+                // Only a line that is written costs the /etc/passwd look-up in what().
                 line = _refusalsUnlogged == 0
-                    ? $"ctfw: control: {what}"
-                    : string.Create(CultureInfo.InvariantCulture, $"ctfw: control: {what} (and {_refusalsUnlogged} more refused or busy in the last {RefusalLogIntervalMs / 1000} s)");
+                    ? $"ctfw: control: {what()}"
+                    : string.Create(CultureInfo.InvariantCulture, $"ctfw: control: {what()} (and {_refusalsUnlogged} more refused or busy in the last {RefusalLogIntervalMs / 1000} s)");
                 _refusalLoggedAtMs = now;
                 _refusalsUnlogged = 0;
             }

@@ -108,6 +108,44 @@ public sealed class ControlServerConcurrencyTests : IDisposable
     }
 
     [Fact]
+    public void HandOverInProgress_ReadsServed_ChangesRefusedUntilItEnds()
+    {
+        _target.Counters.Add(new("packets", 5));
+        _target.Add(Flows.Tcp("10.0.0.1", 1, "10.0.0.2", 2));
+        using var release = new ManualResetEventSlim();
+        _target.ReleaseHandOver = release;
+        using var server = ControlServer.Start(SocketPath, _target);
+        Socket takeover = Silent(SocketPath);
+        takeover.Send("takeover\t4242\n"u8);
+        Assert.True(_target.InHandOver.Wait(TimeSpan.FromSeconds(10)));
+
+        Assert.True(ControlClient.TryRequest(SocketPath, "stats", out string body, out string? error), error);
+        Assert.Equal("packets 5\n", body);
+        Assert.False(ControlClient.TryRequest(SocketPath, "flush", out _, out error));
+        Assert.Equal("flush refused: a hand-over to another ctfw is in progress; try again on the new one", error);
+        Assert.False(ControlClient.TryRequest(SocketPath, "takeover\t4243", out _, out error));
+        Assert.Equal("takeover refused: a hand-over to another ctfw is in progress; try again on the new one", error);
+        Assert.Equal(1, _target.FlowCount);
+
+        release.Set();
+        Assert.Equal("error: no takeover in the fake\n", ReadToEnd(takeover));
+        WaitFor(() => server.Active == 0);
+        Assert.True(ControlClient.TryRequest(SocketPath, "flush", out body, out error), error);
+        Assert.Equal("1\n", body);
+        Assert.Equal([["4242"]], _target.Takeovers);
+    }
+
+    private static string ReadToEnd(Socket socket)
+    {
+        var answer = new StringBuilder();
+        byte[] buffer = new byte[256];
+        int n;
+        while ((n = socket.Receive(buffer)) > 0)
+            answer.Append(Encoding.UTF8.GetString(buffer, 0, n));
+        return answer.ToString();
+    }
+
+    [Fact]
     public void Changes_OneLogLineEachNamingWho_ReadsNone()
     {
         var lines = new List<string>();
