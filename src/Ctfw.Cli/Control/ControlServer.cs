@@ -13,11 +13,14 @@ namespace Ctfw.Cli.Control;
 /// <para>
 /// Threads. One thread accepts; each accepted connection is served on a thread of its own, at most
 /// <see cref="ControlProtocol.MaxConnections"/> at once (one more waits up to <see cref="BusyWaitMs"/>
-/// for a free slot, then is answered `error: busy` and counted in <c>control.busy</c>), so a client that connects and stalls costs its own thread and
-/// nobody else's time. Calls into the <see cref="IControlTarget"/> are serialised by one lock
-/// (the target sees one request at a time, as before), held only for the call, never while a
-/// request is read or an answer written. Conversations (`takeover`) run outside that lock.
-/// <see cref="Dispose"/> closes the listener and every open connection, then joins the threads.
+/// for a free slot, then is answered `error: busy` and counted in <c>control.busy</c>), so a
+/// client that connects and stalls costs its own thread and nobody else's time. Calls into the
+/// <see cref="IControlTarget"/> are serialised by one lock (the target sees one request at a time,
+/// as before), held only for the call, never while a request is read or an answer written.
+/// Conversations (`takeover`, and streams like `events`) run outside that lock; while a takeover
+/// runs, reads are served and changes refused (`error: flush refused: a hand-over to another ctfw
+/// is in progress; …`), one hand-over at a time. <see cref="Dispose"/> closes the listener and
+/// every open connection, then joins the threads.
 /// </para>
 /// <para>
 /// Protocol. An AF_UNIX SOCK_STREAM socket at a path (mode 0600, or 0660 owned by the socket group
@@ -34,8 +37,12 @@ namespace Ctfw.Cli.Control;
 /// group G)`. Anyone else is answered `error: permission denied: …` whatever they ask. Every change
 /// (flush, delete, reload, reload-sysctls, zero-counters, rules … zero, takeover) is logged as one
 /// line naming who made it (`ctfw: control: flush by uid 1000 (alice) pid 4242: 57 entries removed`);
-/// refusals are logged at most once per <see cref="RefusalLogIntervalMs"/> with how many there were, and counted
-/// (<c>control.refused</c>, <c>control.denied</c>).
+/// refusals are logged at most once per <see cref="RefusalLogIntervalMs"/> with how many there
+/// were, and counted (<c>control.refused</c>, <c>control.denied</c>). Groups are looked up by name
+/// in the local /etc/group at start (<see cref="ControlAccess.Resolve"/>); membership is read from
+/// SO_PEERGROUPS, fixed by the kernel at connect, rather than /proc/PID/status of a pid that may
+/// have exited and been reused, or getgrouplist, which says what the group database lists, not
+/// what the client process has.
 /// </para>
 /// <para>
 /// The client sends one request line of UTF-8 ending in `\n` (at most
