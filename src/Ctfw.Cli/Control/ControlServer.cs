@@ -96,6 +96,9 @@ internal sealed class ControlServer : IDisposable
 
     // 1 while a `takeover` conversation runs: changing requests are refused meanwhile.
     private int _handingOver;
+    // Statistics, bumped with Interlocked by the acceptor and the connection threads and read with
+    // Interlocked.Read by Counters(): each is a whole 64-bit value; together they may be a
+    // connection apart (no ordering between them is relied on).
     private long _accepted;
     private long _busy;
     private long _refused;
@@ -396,6 +399,9 @@ internal sealed class ControlServer : IDisposable
             error = $"permission denied: {Shorten(verb)} needs the admin role ({_access.AdminWho()})";
         }
         bool changes = !ControlProtocol.IsReadOnly(verb, words.AsSpan(Math.Min(1, words.Length)));
+        // Fresh read of the flag. Deliberate benign race: a change that read 0 just before a takeover's
+        // Exchange runs as the hand-over begins, as any change did before this gate; the gate is for
+        // the seconds the hand-over lasts, not its first microseconds.
         if (error == null && changes && Volatile.Read(ref _handingOver) != 0)
         {
             // The table and queues are on their way to another process: a change now would be lost
