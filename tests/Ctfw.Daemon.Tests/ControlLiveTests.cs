@@ -183,5 +183,32 @@ public sealed class ControlLiveTests : IDisposable
         }
     }
 
+    [Fact]
+    public void JournalStream_MatchingStderr_LinesCarryPriorities_OtherwisePlain()
+    {
+        using var lab = new GatewayLab();
+        string rules = Path.Combine(_dir.FullName, "r.rules");
+        // As systemd does it: JOURNAL_STREAM names the device and inode of the stream on fd 2 (here the
+        // test's pipe, found by stat -L of the shell's own fd 2).
+        using ChildProcess journal = CtfwProcess.StartCommand("ip", "netns", "exec", lab.Gateway, "sh", "-c",
+            "JOURNAL_STREAM=$(stat -L -c %d:%i /proc/self/fd/2) exec \"$0\" \"$@\"",
+            "dotnet", CtfwProcess.Dll, "run", "--rules", rules, "--queue", "25", "--install", "FORWARD", "--control", Control, "--control-group", "nogroup");
+        Assert.True(journal.WaitForLine(OutputStream.StdErr, "<6>ctfw: running", TimeSpan.FromSeconds(30)), journal.StdErr);
+        Assert.True(CtfwProcess.Run(TimeSpan.FromSeconds(30), "conntrack", "-F", "--control", Control).ExitCode == 0);
+        Assert.True(journal.WaitForLine(OutputStream.StdErr, "<5>ctfw: control: flush by uid 0 (root) pid ", TimeSpan.FromSeconds(10)), journal.StdErr);
+        Assert.True(journal.Signal(ChildProcess.SigTerm));
+        Assert.Equal(0, journal.WaitForExit(TimeSpan.FromSeconds(30)));
+        Assert.All(journal.StdErr.Split('\n', StringSplitOptions.RemoveEmptyEntries), line => Assert.Matches(@"^<[3-7]>", line));
+
+        // A stale JOURNAL_STREAM (stderr redirected since): lines as they are.
+        using ChildProcess plain = CtfwProcess.StartCommand("ip", "netns", "exec", lab.Gateway, "env", "JOURNAL_STREAM=1:1",
+            "dotnet", CtfwProcess.Dll, "run", "--rules", rules, "--queue", "25", "--install", "FORWARD", "--control", Control);
+        Assert.True(plain.WaitForLine(OutputStream.StdErr, "ctfw: running", TimeSpan.FromSeconds(30)), plain.StdErr);
+        Assert.True(plain.Signal(ChildProcess.SigTerm));
+        Assert.Equal(0, plain.WaitForExit(TimeSpan.FromSeconds(30)));
+        Assert.DoesNotContain("<6>", plain.StdErr, StringComparison.Ordinal);
+        Assert.StartsWith("ctfw: ", plain.StdErr, StringComparison.Ordinal);
+    }
+
     private static string Gid(string group) => Tool.Run("getent", "group", group).Split(':')[2];
 }
