@@ -11,6 +11,8 @@ public sealed class RunStateOptionsTests
     [InlineData("--takeover and --import-kernel: a takeover gets its table from the running ctfw", "--takeover", "--import-kernel")]
     [InlineData("--takeover: no ctfw with pid 999999999", "--takeover-from", "999999999")]
     [InlineData("--takeover-from /nonexistent/ctfw.sock: neither a pid nor an existing control socket", "--takeover-from", "/nonexistent/ctfw.sock")]
+    [InlineData("--control-group no-such-group-ctfw: no such group in /etc/group (create it with groupadd, or give a gid)", "--control-group", "no-such-group-ctfw")]
+    [InlineData("--control-admin-group no-such-group-ctfw: no such group in /etc/group (create it with groupadd, or give a gid)", "--control-group", "0", "--control-admin-group", "no-such-group-ctfw")]
     public void Run_BadStateOptions_UsageErrorExit2(string message, params string[] extra)
     {
         string rules = Path.Combine(Path.GetTempPath(), $"ctfw-state-opts-{Guid.NewGuid():N}.rules");

@@ -85,6 +85,11 @@ internal static class RunCommand
             "when stopping, write ctfw's entries into the kernel's table (replacing the kernel's own for the same flows) before "
             + "removing the NFQUEUE rules, so kernel filtering takes over the connections");
         Option<string> control = Opt.Text("--control", "PATH", "control socket for `ctfw stats` / `ctfw conntrack` (default /run/ctfw/ctfw-PID.sock)");
+        Option<string> controlGroup = Opt.Text("--control-group", "GROUP",
+            "members of GROUP (a name in /etc/group or a gid) may read through the control socket: stats, conntrack -L, rules; "
+            + "the socket becomes 0660 owned by GROUP");
+        Option<string> controlAdminGroup = Opt.Text("--control-admin-group", "GROUP",
+            "members of GROUP may also change things through the control socket (flush, delete, reload, rules -Z, takeover), as root can");
         var settings = new SettingsOptions(offerLive: false);
 
         install.Completing("INPUT", "OUTPUT", "FORWARD", "INPUT,OUTPUT", "FORWARD,INPUT,OUTPUT");
@@ -114,6 +119,8 @@ internal static class RunCommand
         command.Add(importKernel, null);
         command.Add(exportKernel, null);
         command.Add(control, null);
+        command.Add(controlGroup, null);
+        command.Add(controlAdminGroup, null);
         settings.AddTo(command, "Conntrack settings");
 
         command.SetAction(r =>
@@ -163,6 +170,10 @@ internal static class RunCommand
                     return Program.Fail($"--takeover: {takeoverError}");
             }
 
+            // Looked up now, so a misspelt group stops the start instead of leaving the daemon without a socket.
+            if (Control.ControlAccess.Resolve(r.GetValue(controlGroup), r.GetValue(controlAdminGroup), out string? groupError) is null)
+                return Program.Fail(groupError!);
+
             if (Program.LoadRules(rulesPath, "started") is not { } ruleset)
                 return 2;
 
@@ -176,6 +187,8 @@ internal static class RunCommand
                 AbMark = abOn ? new KernelStateMark(shift) : null,
                 AbEnforceCtfw = abEnforceCtfw,
                 ControlPath = r.GetValue(control),
+                ControlGroup = r.GetValue(controlGroup),
+                ControlAdminGroup = r.GetValue(controlAdminGroup),
                 QueueMaxLength = r.Given(queueMaxLength) ? (uint)r.GetValue(queueMaxLength) : 4096,
                 QueueFullAccept = queueFullAccept,
                 Rescue = rescueOptions,

@@ -35,13 +35,25 @@ internal static class ControlClient
             using Socket socket = Connect(path, timeout);
             socket.ReceiveTimeout = Milliseconds(timeout);
             using var stream = new NetworkStream(socket, ownsSocket: false);
-            stream.Write(s_utf8.GetBytes(request + "\n"));
-            socket.Shutdown(SocketShutdown.Send);
+            try
+            {
+                stream.Write(s_utf8.GetBytes(request + "\n"));
+                socket.Shutdown(SocketShutdown.Send);
+            }
+            catch (IOException) when (socket.Available > 0)
+            {
+                // The server answered without reading (`error: busy`) and closed: its line is here to read.
+            }
             answer = ReadAnswer(stream);
         }
         catch (ControlTrustException e)
         {
             error = e.Message;
+            return false;
+        }
+        catch (SocketException e) when (e.SocketErrorCode == SocketError.AccessDenied)
+        {
+            error = ControlTrust.PermissionDenied(path);
             return false;
         }
         catch (SocketException e)

@@ -35,45 +35,49 @@ internal static class ControlPaths
         return int.TryParse(digits, NumberStyles.None, CultureInfo.InvariantCulture, out pid) && pid > 0;
     }
 
-    /// <summary>
-    /// Sockets in <see cref="RunDirectory"/> whose daemon is alive, by pid. A socket whose pid has
-    /// no /proc entry is removed, unless something still answers on it (a daemon in another pid
-    /// namespace sharing the directory): then it is listed. Nothing is removed from a directory
-    /// <see cref="ControlTrust"/> refuses; what is listed there is refused when it is connected to.
-    /// </summary>
+    /// <inheritdoc cref="TryFindRunning"/>
     public static List<RunningInstance> FindRunning()
     {
-        var found = new List<RunningInstance>();
+        TryFindRunning(out List<RunningInstance> found, out _);
+        return found;
+    }
+
+    /// <summary>
+    /// Sockets in <see cref="RunDirectory"/> whose daemon is alive, by pid: its pid has a /proc
+    /// entry, or something answers on it (a daemon in another pid namespace sharing the directory).
+    /// Nothing is ever removed here: the socket of a dead daemon is skipped and left for the next
+    /// `ctfw run` on that path (which removes it only if it is its own). False with a one-line
+    /// <paramref name="error"/> when the directory exists but this user may not list it.
+    /// </summary>
+    public static bool TryFindRunning(out List<RunningInstance> found, out string? error)
+    {
+        found = [];
+        error = null;
         string dir = RunDirectory;
-        bool trusted = ControlTrust.CheckDirectory(dir) is null;
         IEnumerable<string> files;
         try
         {
             files = Directory.Exists(dir) ? Directory.GetFiles(dir, Prefix + "*" + Suffix) : [];
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        catch (UnauthorizedAccessException)
         {
-            return found;
+            error = ControlTrust.PermissionDenied(Path.Combine(dir, Prefix + "PID" + Suffix));
+            return false;
+        }
+        catch (IOException e)
+        {
+            error = $"cannot list {dir}: {e.Message}";
+            return false;
         }
         foreach (string file in files)
         {
-            if (!TryParsePid(file, out int pid))
-                continue;
-            if (!trusted || Directory.Exists(string.Create(CultureInfo.InvariantCulture, $"/proc/{pid}")) || ControlClient.Answers(file))
+            if (TryParsePid(file, out int pid)
+                && (Directory.Exists(string.Create(CultureInfo.InvariantCulture, $"/proc/{pid}")) || ControlClient.Answers(file)))
             {
                 found.Add(new RunningInstance(pid, file));
-                continue;
-            }
-            try
-            {
-                File.Delete(file);
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                // Left for someone allowed to remove it; it is still not a running instance.
             }
         }
         found.Sort((a, b) => a.Pid.CompareTo(b.Pid));
-        return found;
+        return true;
     }
 }

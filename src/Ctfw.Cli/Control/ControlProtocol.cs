@@ -18,6 +18,21 @@ internal static class ControlProtocol
     public const string RulesExact = "exact";
     public const string RulesZero = "zero";
 
+    /// <summary>Connections served at once; one more is answered `error: busy` and closed.</summary>
+    public const int MaxConnections = 16;
+
+    /// <summary>
+    /// True when <paramref name="verb"/> with <paramref name="args"/> only reads: `stats`, `list`,
+    /// `rules` without `zero`, `events`. Everything else, unknown words included, needs the admin role,
+    /// so a request added later is closed to read-only clients until it is listed here.
+    /// </summary>
+    public static bool IsReadOnly(string verb, ReadOnlySpan<string> args) => verb switch
+    {
+        Stats or List or "events" => true,
+        Rules => !args.Contains(RulesZero),
+        _ => false,
+    };
+
     /// <summary>Bytes of one request line, newline included.</summary>
     public const int MaxRequestBytes = 4096;
 

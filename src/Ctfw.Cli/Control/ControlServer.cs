@@ -8,18 +8,50 @@ using Ctfw.Linux;
 namespace Ctfw.Cli.Control;
 
 /// <summary>
-/// The control socket of a running daemon: `ctfw stats`, `ctfw conntrack` and `ctfw lab` talk to
-/// it. One background thread serves one connection at a time; nothing here is on the packet path.
+/// The control socket of a running daemon: `ctfw stats`, `ctfw conntrack`, `ctfw rules`, `ctfw reload`
+/// and `ctfw lab` talk to it. Nothing here is on the packet path.
 /// <para>
-/// Protocol. An AF_UNIX SOCK_STREAM socket at a path (mode 0600, in a directory only root or the
-/// daemon's user can write, checked before binding and by every client: <see cref="ControlTrust"/>);
-/// clients running as another uid are answered with an error only.
+/// Threads. One thread accepts; each accepted connection is served on a thread of its own, at most
+/// <see cref="ControlProtocol.MaxConnections"/> at once (one more waits up to <see cref="BusyWaitMs"/>
+/// for a free slot, then is answered `error: busy` and counted in <c>control.busy</c>), so a
+/// client that connects and stalls costs its own thread and nobody else's time. Calls into the
+/// <see cref="IControlTarget"/> are serialised by one lock (the target sees one request at a time,
+/// as before), held only for the call, never while a request is read or an answer written.
+/// Conversations (`takeover`, and streams like `events`) run outside that lock; while a takeover
+/// runs, reads are served and changes refused (`error: flush refused: a hand-over to another ctfw
+/// is in progress; …`), one hand-over at a time. <see cref="Dispose"/> closes the listener and
+/// every open connection, then joins the threads.
+/// </para>
+/// <para>
+/// Protocol. An AF_UNIX SOCK_STREAM socket at a path (mode 0600, or 0660 owned by the socket group
+/// when <c>--control-group</c> / <c>--control-admin-group</c> is given, see
+/// <see cref="ControlAccess.SocketGroup"/>; in a directory only root or the daemon's user can
+/// write, checked before binding and by every client: <see cref="ControlTrust"/>).
+/// </para>
+/// <para>
+/// Roles (<see cref="ControlTrust.Classify"/>, from SO_PEERCRED and SO_PEERGROUPS): admin is root,
+/// the daemon's own uid, the local `ctfw` service account and members of the admin group; read-only
+/// is members of the control group. Read-only clients may send the requests
+/// <see cref="ControlProtocol.IsReadOnly"/> accepts (`stats`, `list`, `rules` without `zero`,
+/// `events`); any other is answered `error: permission denied: REQUEST needs the admin role (root or
+/// group G)`. Anyone else is answered `error: permission denied: …` whatever they ask. Every change
+/// (flush, delete, reload, reload-sysctls, zero-counters, rules … zero, takeover) is logged as one
+/// line naming who made it (`ctfw: control: flush by uid 1000 (alice) pid 4242: 57 entries removed`);
+/// refusals are logged at most once per <see cref="RefusalLogIntervalMs"/> with how many there
+/// were, and counted (<c>control.refused</c>, <c>control.denied</c>). Groups are looked up by name
+/// in the local /etc/group at start (<see cref="ControlAccess.Resolve"/>); membership is read from
+/// SO_PEERGROUPS, fixed by the kernel at connect, rather than /proc/PID/status of a pid that may
+/// have exited and been reused, or getgrouplist, which says what the group database lists, not
+/// what the client process has.
+/// </para>
+/// <para>
 /// The client sends one request line of UTF-8 ending in `\n` (at most
 /// <see cref="ControlProtocol.MaxRequestBytes"/> bytes, within <see cref="ControlProtocol.RequestTimeoutMs"/> ms;
 /// end of stream also ends it). Words are separated by tabs (by spaces when the line has no tab,
 /// for hand-typed requests):
 /// <list type="bullet">
-/// <item>`stats` — body: one `name value` line per counter (<see cref="IControlTarget.Stats"/>).</item>
+/// <item>`stats` — body: one `name value` line per counter (<see cref="IControlTarget.Stats"/>; the
+/// daemon's include this server's <see cref="Counters"/>).</item>
 /// <item>`list [ARG]…` — ARGs are <see cref="ConntrackFilter"/> options and values, one per word;
 /// body: one `conntrack -L` line (<see cref="ConntrackListing.Format"/>) per matching entry.</item>
 /// <item>`flush` — body: one line, the number of entries removed.</item>
@@ -38,35 +70,83 @@ namespace Ctfw.Cli.Control;
 /// </summary>
 internal sealed class ControlServer : IDisposable
 {
+    /// <summary>Refused or denied requests are logged at most once per this many ms (the rest are counted in that line).</summary>
+    public const int RefusalLogIntervalMs = 10_000;
+
+    /// <summary>How long a connection beyond <see cref="ControlProtocol.MaxConnections"/> waits for a slot before it is answered busy.</summary>
+    public const int BusyWaitMs = 200;
+
     private static readonly UTF8Encoding s_utf8 = new(encoderShouldEmitUTF8Identifier: false);
 
     private readonly Socket _listener;
     private readonly IControlTarget _target;
-    private readonly Thread _thread;
-    /// <summary>The connection being served, so Dispose can cut a slow client short.</summary>
-    private Socket? _client;
-    private int _disposed;
+    private readonly ControlAccess _access;
+    private readonly Action<string>? _log;
+    private readonly Thread _acceptor;
+    // Serialises the calls into _target: the target sees one request at a time.
+    private readonly Lock _targetLock = new();
+    // Guards _connections and the disposed check of the acceptor against Dispose's snapshot.
+    private readonly Lock _connectionsLock = new();
+    private readonly Dictionary<Socket, Thread> _connections = [];
+    // One per connection being served; a thread gives its slot back as its last act, so a client
+    // that saw its answer end may connect again a moment before the slot is free: the acceptor
+    // waits up to BusyWaitMs for one before it answers busy.
+    private readonly SemaphoreSlim _slots = new(ControlProtocol.MaxConnections, ControlProtocol.MaxConnections);
+    private bool _disposed;
 
-    private ControlServer(string path, Socket listener, IControlTarget target)
+    // 1 while a `takeover` conversation runs: changing requests are refused meanwhile.
+    private int _handingOver;
+    // Statistics, bumped with Interlocked by the acceptor and the connection threads and read with
+    // Interlocked.Read by Counters(): each is a whole 64-bit value; together they may be a
+    // connection apart (no ordering between them is relied on).
+    private long _accepted;
+    private long _busy;
+    private long _refused;
+    private long _denied;
+    private readonly Lock _refusalLogLock = new();
+    private long _refusalLoggedAtMs = long.MinValue / 2;
+    private long _refusalsUnlogged;
+
+    private ControlServer(string path, Socket listener, IControlTarget target, ControlAccess access, Action<string>? log)
     {
         Path = path;
         _listener = listener;
         _target = target;
-        _thread = new Thread(Serve) { IsBackground = true, Name = "ctfw control" };
+        _access = access;
+        _log = log;
+        _acceptor = new Thread(Accept) { IsBackground = true, Name = "ctfw control" };
     }
 
     public string Path { get; }
 
+    /// <summary>Connections being served now.</summary>
+    public int Active
+    {
+        get
+        {
+            lock (_connectionsLock)
+                return _connections.Count;
+        }
+    }
+
+    /// <summary>Connections answered `error: busy` because <see cref="ControlProtocol.MaxConnections"/> were being served.</summary>
+    public long Busy => Interlocked.Read(ref _busy);
+
     /// <summary>
-    /// Binds <paramref name="path"/> and starts serving. Creates the directory (0700) when missing
-    /// and replaces a socket file nobody answers on. Throws <see cref="IOException"/> with a
-    /// one-line message when the directory is one others could write (<see cref="ControlTrust"/>),
-    /// something other than a socket is at the path, a live server owns it, or the socket cannot be made.
+    /// Binds <paramref name="path"/> and starts serving. Creates the directory (0700, or 0750 owned by
+    /// the socket group) when missing and replaces a socket file nobody answers on, if it is ours.
+    /// Throws <see cref="IOException"/> with a one-line message when the directory is one others
+    /// could write (<see cref="ControlTrust"/>), something other than a socket of our uid is at the path,
+    /// a live server owns it, or the socket cannot be made.
     /// </summary>
-    public static ControlServer Start(string path, IControlTarget target)
+    /// <param name="access">Who besides root and the daemon's uid is served; null: nobody.</param>
+    /// <param name="log">Where the change and refusal lines go (the daemon's non-blocking log queue); null: nowhere.</param>
+    public static ControlServer Start(string path, IControlTarget target, ControlAccess? access = null, Action<string>? log = null)
     {
         if (!OperatingSystem.IsLinux())
             throw new PlatformNotSupportedException("the control socket needs Linux");
+        access ??= ControlAccess.AdminsOnly;
+        ControlGroup? group = access.SocketGroup;
         string? dir = System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path));
         if (!string.IsNullOrEmpty(dir) && !Directory.Exists(dir))
         {
@@ -81,23 +161,9 @@ internal sealed class ControlServer : IDisposable
         }
         if (ControlTrust.CheckDirectoryOf(path) is { } unsafeDirectory)
             throw new IOException(unsafeDirectory);
-        // lstat, not File.Exists: a link or a file at the path is not ours to remove.
-        Errno existing = UnixIdentity.TryLstat(path, out UnixFileStatus status);
-        if (existing == Errno.None && status.Kind != UnixFileKind.Socket)
-            throw new IOException($"{path} exists and is not a socket ({ControlTrust.Describe(status.Kind)}); remove it or choose another --control path");
-        if (existing == Errno.None)
-        {
-            if (ControlClient.Answers(path))
-                throw new IOException($"control socket {path} is in use by another running ctfw");
-            try
-            {
-                File.Delete(path);
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                throw new IOException($"cannot remove stale control socket {path}: {e.Message}", e);
-            }
-        }
+        if (group is not null && !string.IsNullOrEmpty(dir))
+            OpenDirectoryToGroup(dir, group);
+        RemoveStale(path);
 
         var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         bool bound = false;
@@ -105,8 +171,19 @@ internal sealed class ControlServer : IDisposable
         {
             listener.Bind(new UnixDomainSocketEndPoint(path));
             bound = true;
-            File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-            listener.Listen(16);
+            if (group is not null)
+            {
+                // Group first, then the mode: the socket is never 0660 with the daemon's own group.
+                Errno chgrp = UnixIdentity.TryChangeGroup(path, group.Id);
+                if (chgrp != Errno.None)
+                    throw new IOException($"cannot give it to group {group.Name} ({group.Id}): {ErrnoException.Describe(chgrp)}");
+                File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.GroupWrite);
+            }
+            else
+            {
+                File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            }
+            listener.Listen(ControlProtocol.MaxConnections);
         }
         catch (Exception e) when (e is SocketException or IOException or UnauthorizedAccessException or ArgumentException)
         {
@@ -115,24 +192,87 @@ internal sealed class ControlServer : IDisposable
                 TryDelete(path);
             throw new IOException($"cannot listen on control socket {path}: {e.Message}", e);
         }
-        var server = new ControlServer(path, listener, target);
-        server._thread.Start();
+        var server = new ControlServer(path, listener, target, access, log);
+        server._acceptor.Start();
         return server;
     }
 
-    /// <summary>Stops serving (an answer in progress is cut off) and removes the socket file.</summary>
+    /// <summary>
+    /// Lets the socket group reach a directory of ours: group search and read (0750), never write.
+    /// A directory we do not own is left as it is (the operator set it up; systemd's
+    /// RuntimeDirectoryMode says who may enter /run/ctfw).
+    /// </summary>
+    [System.Runtime.Versioning.SupportedOSPlatform("linux")]
+    private static void OpenDirectoryToGroup(string dir, ControlGroup group)
+    {
+        if (UnixIdentity.TryLstat(dir, out UnixFileStatus status) != Errno.None || status.Kind != UnixFileKind.Directory
+            || status.OwnerId != UnixIdentity.EffectiveUserId)
+            return;
+        const UnixFileMode GroupReadSearch = UnixFileMode.GroupRead | UnixFileMode.GroupExecute;
+        if ((status.Mode & UnixFileMode.OtherExecute) != 0 || (status.GroupId == group.Id && (status.Mode & GroupReadSearch) == GroupReadSearch))
+            return;
+        Errno chgrp = UnixIdentity.TryChangeGroup(dir, group.Id);
+        if (chgrp != Errno.None)
+            throw new IOException($"cannot give control socket directory {dir} to group {group.Name} ({group.Id}): {ErrnoException.Describe(chgrp)}");
+        File.SetUnixFileMode(dir, (status.Mode & ~(UnixFileMode.GroupWrite | UnixFileMode.OtherWrite)) | GroupReadSearch);
+    }
+
+    /// <summary>
+    /// Removes a socket at <paramref name="path"/> that nobody answers on, when it is ours: a socket
+    /// (lstat: a link is not followed) owned by this process's uid, in a directory
+    /// <see cref="ControlTrust"/> already accepted. Anything else is refused, even for root: a socket
+    /// another uid made is that user's (or another ctfw's) to remove.
+    /// </summary>
+    private static void RemoveStale(string path)
+    {
+        Errno existing = UnixIdentity.TryLstat(path, out UnixFileStatus status);
+        if (existing == Errno.ENOENT)
+            return;
+        if (existing != Errno.None)
+            throw new IOException($"cannot check {path}: {ErrnoException.Describe(existing)}");
+        if (status.Kind != UnixFileKind.Socket)
+            throw new IOException($"{path} exists and is not a socket ({ControlTrust.Describe(status.Kind)}); remove it or choose another --control path");
+        if (ControlClient.Answers(path))
+            throw new IOException($"control socket {path} is in use by another running ctfw");
+        if (status.OwnerId != UnixIdentity.EffectiveUserId)
+        {
+            throw new IOException(string.Create(CultureInfo.InvariantCulture,
+                $"{path} is a socket nobody answers on but it belongs to uid {status.OwnerId}, not {UnixIdentity.EffectiveUserId} (this ctfw); not removing it: remove it yourself or choose another --control path"));
+        }
+        try
+        {
+            File.Delete(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new IOException($"cannot remove stale control socket {path}: {e.Message}", e);
+        }
+    }
+
+    /// <summary>Stops serving (answers in progress are cut off) and removes the socket file.</summary>
     public void Dispose()
     {
-        // Exchange: exactly one Dispose proceeds. Full fence: the flag is visible before we read _client
-        // below (Serve publishes the client, then reads the flag).
-        if (Interlocked.Exchange(ref _disposed, 1) != 0)
-            return;
+        lock (_connectionsLock)
+        {
+            if (_disposed)
+                return;
+            _disposed = true;
+        }
         // Closing the listener wakes the blocked Accept (the runtime shuts the socket down first).
         _listener.Dispose();
-        // Benign race: may read null just as Serve publishes a client; Serve then sees the flag and
-        // does not answer, except in the narrow window noted at its Volatile.Write (bounded by the timeouts).
-        Volatile.Read(ref _client)?.Dispose();
-        _thread.Join();
+        _acceptor.Join();
+        // The acceptor has ended: no connection is added after this snapshot (it checks _disposed
+        // under the same lock before adding one).
+        KeyValuePair<Socket, Thread>[] open;
+        lock (_connectionsLock)
+            open = [.. _connections];
+        foreach (KeyValuePair<Socket, Thread> connection in open)
+            connection.Key.Dispose(); // wakes a Receive or Send in progress with an error
+        foreach (KeyValuePair<Socket, Thread> connection in open)
+        {
+            if (connection.Value != Thread.CurrentThread) // a conversation that stops the daemon itself
+                connection.Value.Join();
+        }
         // The runtime unlinks a bound path when it closes the socket; this covers runtimes that do not.
         TryDelete(Path);
     }
@@ -149,9 +289,9 @@ internal sealed class ControlServer : IDisposable
         }
     }
 
-    private void Serve()
+    private void Accept()
     {
-        while (Volatile.Read(ref _disposed) == 0) // fresh read each turn of Dispose's flag
+        while (true)
         {
             Socket client;
             try
@@ -160,65 +300,149 @@ internal sealed class ControlServer : IDisposable
             }
             catch (Exception e) when (e is SocketException or ObjectDisposedException)
             {
-                if (Volatile.Read(ref _disposed) != 0) // the listener was closed by Dispose: stop quietly
-                    return;
+                lock (_connectionsLock)
+                {
+                    if (_disposed) // the listener was closed by Dispose: stop quietly
+                        return;
+                }
                 // Out of descriptors or an aborted handshake: do not spin on it.
                 Thread.Sleep(100);
                 continue;
             }
-            using (client)
+            Interlocked.Increment(ref _accepted);
+            if (!_slots.Wait(BusyWaitMs))
             {
-                // Published so Dispose can close it; a stale read there only closes a finished socket twice, which is harmless.
-                // Full fence (Dekker with Dispose's Exchange of _disposed): the client is published
-                // before the flag is read below, so either Serve sees the flag or Dispose sees the
-                // client and closes it. A release-only write could pass the flag read (store-load
-                // reordering, allowed even on x64) and both would miss, leaving Join to wait out the
-                // request/send timeouts.
-                Interlocked.Exchange(ref _client, client);
-                try
-                {
-                    if (Volatile.Read(ref _disposed) == 0) // see above: pairs with Dispose's Exchange
-                        Handle(client);
-                }
-                catch (Exception e) when (e is SocketException or IOException or ObjectDisposedException)
-                {
-                    // The client went away or stopped reading; the next one is unaffected.
-                }
-                finally
-                {
-                    Volatile.Write(ref _client, null); // release; Dispose reading the old socket only disposes it twice
-                }
+                AnswerBusy(client);
+                continue;
             }
+            lock (_connectionsLock)
+            {
+                if (_disposed)
+                {
+                    client.Dispose();
+                    return;
+                }
+                var thread = new Thread(Serve) { IsBackground = true, Name = "ctfw control client" };
+                _connections.Add(client, thread);
+                thread.Start(client);
+            }
+        }
+    }
+
+    /// <summary>
+    /// One line and close, on the accepting thread: a fresh socket's send buffer takes it without
+    /// waiting (the timeout bounds the exception). The request is not read, so the client may see
+    /// a reset after the line; <see cref="ControlClient"/> counts that as the end of the answer.
+    /// </summary>
+    private void AnswerBusy(Socket client)
+    {
+        Interlocked.Increment(ref _busy);
+        try
+        {
+            client.SendTimeout = 100;
+            client.Send(s_utf8.GetBytes(string.Create(CultureInfo.InvariantCulture,
+                $"error: busy: {ControlProtocol.MaxConnections} control connections in progress; try again\n")));
+            client.Shutdown(SocketShutdown.Send);
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            // The client is gone already.
+        }
+        finally
+        {
+            client.Dispose();
+        }
+        LogRefusal(static () => "a connection answered busy (too many at once)");
+    }
+
+    private void Serve(object? state)
+    {
+        var client = (Socket)state!;
+        try
+        {
+            Handle(client);
+        }
+        catch (Exception e) when (e is SocketException or IOException or ObjectDisposedException)
+        {
+            // The client went away, stopped reading, or Dispose closed it; the others are unaffected.
+        }
+        finally
+        {
+            lock (_connectionsLock)
+                _connections.Remove(client);
+            client.Dispose();
+            _slots.Release();
         }
     }
 
     private void Handle(Socket client)
     {
         client.SendTimeout = ControlProtocol.SendTimeoutMs;
-        string? refused = ControlTrust.CheckClient(client);
+        ControlRole role = ControlTrust.Classify(client, _access, out PeerCredentials peer, out string? refused);
         // An untrusted client's request is read too (bounded as any), never acted on: closing with
         // it unread would reset the connection and cut the refusal off.
         string? line = ReadRequest(client, out string? error);
         if (line == null && error == null)
             return;
+        string[] words = line == null ? [] : Words(line);
+        string verb = words.Length == 0 ? "" : words[0];
         if (refused != null)
-            error = refused;
-        if (error == null && line!.StartsWith(ControlProtocol.Takeover, StringComparison.Ordinal)
-            && (line.Length == ControlProtocol.Takeover.Length || line[ControlProtocol.Takeover.Length] is '\t' or ' '))
         {
-            // A conversation, not a request/answer: the target speaks the hand-over protocol itself.
-            string[] words = line.Contains('\t', StringComparison.Ordinal) ? line.Split('\t') : line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
-            _target.HandOver(client, words[1..]);
-            return;
+            Interlocked.Increment(ref _refused);
+            LogRefusal(() => $"{Shorten(verb)} refused to {Who(peer)}: not a member of a control group");
+            error = refused;
+        }
+        else if (error == null && role != ControlRole.Admin && !ControlProtocol.IsReadOnly(verb, words.AsSpan(Math.Min(1, words.Length))))
+        {
+            Interlocked.Increment(ref _denied);
+            LogRefusal(() => $"{Shorten(verb)} denied to {Who(peer)}: read-only");
+            error = $"permission denied: {Shorten(verb)} needs the admin role ({_access.AdminWho()})";
+        }
+        bool changes = !ControlProtocol.IsReadOnly(verb, words.AsSpan(Math.Min(1, words.Length)));
+        // Fresh read of the flag. Deliberate benign race: a change that read 0 just before a takeover's
+        // Exchange runs as the hand-over begins, as any change did before this gate; the gate is for
+        // the seconds the hand-over lasts, not its first microseconds.
+        if (error == null && changes && Volatile.Read(ref _handingOver) != 0)
+        {
+            // The table and queues are on their way to another process: a change now would be lost
+            // or half-applied there. Reads go on (they never wait for the hand-over).
+            error = $"{Shorten(verb)} refused: a hand-over to another ctfw is in progress; try again on the new one";
+        }
+        if (error == null && verb == ControlProtocol.Takeover)
+        {
+            // A conversation, not a request/answer, outside the target lock: the target speaks the
+            // hand-over protocol itself while other clients are served. One at a time (Exchange:
+            // the winner alone sees 0).
+            if (Interlocked.Exchange(ref _handingOver, 1) != 0)
+            {
+                error = "takeover refused: a hand-over to another ctfw is in progress";
+            }
+            else
+            {
+                try
+                {
+                    LogChange(ControlProtocol.Takeover, peer, $"hand-over to pid {string.Join(' ', words[1..])} starts");
+                    _target.HandOver(client, words[1..]);
+                }
+                finally
+                {
+                    Volatile.Write(ref _handingOver, 0); // release: changes may go on here (the hand-over failed or is done)
+                }
+                return;
+            }
         }
         using var output = new StreamWriter(new NetworkStream(client, ownsSocket: false), s_utf8, 1 << 16);
         if (error != null)
             WriteError(output, error);
         else
-            Respond(line!, output);
+            Respond(words, output, peer);
         output.Flush();
         client.Shutdown(SocketShutdown.Send);
     }
+
+    private static string[] Words(string line) => line.Contains('\t', StringComparison.Ordinal)
+        ? line.Split('\t')
+        : line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
 
     /// <summary>
     /// The request line, or null: with an error to answer, or without one when the client closed
@@ -269,11 +493,8 @@ internal sealed class ControlServer : IDisposable
         return s_utf8.GetString(line);
     }
 
-    private void Respond(string line, StreamWriter output)
+    private void Respond(string[] words, StreamWriter output, PeerCredentials peer)
     {
-        string[] words = line.Contains('\t', StringComparison.Ordinal)
-            ? line.Split('\t')
-            : line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
         string verb = words.Length == 0 ? "" : words[0];
         ReadOnlySpan<string> args = words.AsSpan(Math.Min(1, words.Length));
         if ((verb is ControlProtocol.Stats or ControlProtocol.Flush or ControlProtocol.ReloadSysctls or ControlProtocol.ZeroCounters) && args.Length > 0)
@@ -286,36 +507,51 @@ internal sealed class ControlServer : IDisposable
             switch (verb)
             {
                 case ControlProtocol.Stats:
-                    WriteStats(output, _target.Stats());
+                    IReadOnlyList<KeyValuePair<string, long>> stats;
+                    lock (_targetLock)
+                        stats = _target.Stats();
+                    WriteStats(output, stats);
                     break;
                 case ControlProtocol.List:
                     List(output, args.ToArray());
                     break;
                 case ControlProtocol.Delete:
-                    Delete(output, args.ToArray());
+                    Delete(output, args.ToArray(), peer);
                     break;
                 case ControlProtocol.Flush:
-                    int removed = _target.Flush();
+                    int removed;
+                    lock (_targetLock)
+                        removed = _target.Flush();
+                    LogChange(verb, peer, string.Create(CultureInfo.InvariantCulture, $"{removed} entries removed"));
                     output.Write(string.Create(CultureInfo.InvariantCulture, $"ok\n{removed}\n"));
                     break;
                 case ControlProtocol.ReloadSysctls:
-                    if (_target.ReloadSysctls() is string reloadError)
+                    string? reloadError;
+                    lock (_targetLock)
+                        reloadError = _target.ReloadSysctls();
+                    LogChange(verb, peer, reloadError is null ? "sysctls re-read" : $"failed: {reloadError}");
+                    if (reloadError is not null)
                         WriteError(output, reloadError);
                     else
                         output.Write("ok\n");
                     break;
                 case ControlProtocol.Reload:
-                    ReloadResult reload = _target.Reload();
+                    ReloadResult reload;
+                    lock (_targetLock)
+                        reload = _target.Reload();
+                    LogChange(verb, peer, reload.Ok ? reload.Message : $"failed: {reload.Message}");
                     if (reload.Ok)
                         output.Write($"ok\n{reload.Message.ReplaceLineEndings(" ")}\n");
                     else
                         WriteError(output, reload.Message);
                     break;
                 case ControlProtocol.Rules:
-                    ListRules(output, args);
+                    ListRules(output, args, peer);
                     break;
                 case ControlProtocol.ZeroCounters:
-                    _target.ZeroCounters();
+                    lock (_targetLock)
+                        _target.ZeroCounters();
+                    LogChange(verb, peer, "rule and policy counters zeroed");
                     output.Write("ok\n");
                     break;
                 case "":
@@ -330,11 +566,12 @@ internal sealed class ControlServer : IDisposable
         {
             // The daemon failed, not the connection. Every branch calls the target before it
             // writes `ok`, so the error is the whole answer.
+            LogChange(verb, peer, $"failed: {e.Message}", onlyIfChange: true);
             WriteError(output, $"{verb} failed: {e.Message}");
         }
     }
 
-    private void ListRules(StreamWriter output, ReadOnlySpan<string> args)
+    private void ListRules(StreamWriter output, ReadOnlySpan<string> args, PeerCredentials peer)
     {
         bool verbose = false, exact = false, zero = false;
         foreach (string arg in args)
@@ -355,12 +592,16 @@ internal sealed class ControlServer : IDisposable
                     return;
             }
         }
-        string listing = _target.ListRules(verbose, exact, zero);
+        string listing;
+        lock (_targetLock)
+            listing = _target.ListRules(verbose, exact, zero);
+        if (zero)
+            LogChange("rules zero", peer, "listed, then rule and policy counters zeroed");
         output.Write("ok\n");
         output.Write(listing);
     }
 
-    private void Delete(StreamWriter output, string[] args)
+    private void Delete(StreamWriter output, string[] args, PeerCredentials peer)
     {
         ConntrackFilter? filter = ConntrackFilter.Parse(args, out string? error);
         if (filter == null)
@@ -368,7 +609,11 @@ internal sealed class ControlServer : IDisposable
             WriteError(output, error!);
             return;
         }
-        List<FlowInfo> deleted = _target.Delete((flow, now) => filter.Matches(flow, now), out _);
+        List<FlowInfo> deleted;
+        lock (_targetLock)
+            deleted = _target.Delete((flow, now) => filter.Matches(flow, now), out _);
+        LogChange(ControlProtocol.Delete, peer, string.Create(CultureInfo.InvariantCulture,
+            $"{deleted.Count} entries removed{(args.Length == 0 ? "" : " (" + Shorten(string.Join(' ', args)) + ")")}"));
         output.Write("ok\n");
         foreach (FlowInfo flow in deleted)
         {
@@ -385,7 +630,10 @@ internal sealed class ControlServer : IDisposable
             WriteError(output, error!);
             return;
         }
-        List<FlowInfo> flows = _target.Snapshot(out long nowMs);
+        List<FlowInfo> flows;
+        long nowMs;
+        lock (_targetLock)
+            flows = _target.Snapshot(out nowMs);
         output.Write("ok\n");
         foreach (FlowInfo flow in flows)
         {
@@ -404,6 +652,61 @@ internal sealed class ControlServer : IDisposable
         output.Write("ok\n");
         foreach (KeyValuePair<string, long> stat in stats)
             output.Write(string.Create(CultureInfo.InvariantCulture, $"{stat.Key} {stat.Value}\n"));
+    }
+
+    /// <summary>
+    /// The server's own counters, for the target to add to its stats: connections accepted, being
+    /// served, answered busy, refused (no role) and denied (a change asked by a read-only client).
+    /// </summary>
+    public IEnumerable<KeyValuePair<string, long>> Counters()
+    {
+        yield return new("control.connections", Interlocked.Read(ref _accepted));
+        yield return new("control.active", Active);
+        yield return new("control.busy", Interlocked.Read(ref _busy));
+        yield return new("control.refused", Interlocked.Read(ref _refused));
+        yield return new("control.denied", Interlocked.Read(ref _denied));
+    }
+
+    /// <summary>"uid 1000 (alice) pid 4242": who a log line is about.</summary>
+    private static string Who(PeerCredentials peer) =>
+        string.Create(CultureInfo.InvariantCulture, $"uid {peer.UserId}{(UnixIdentity.LocalUserName(peer.UserId) is { } name ? $" ({name})" : "")} pid {peer.ProcessId}");
+
+    /// <summary>One line per change: what, by whom, with what result.</summary>
+    private void LogChange(string what, PeerCredentials peer, string result, bool onlyIfChange = false)
+    {
+        if (_log is null || (onlyIfChange && ControlProtocol.IsReadOnly(what, [])))
+            return;
+        _log($"ctfw: control: {what} by {Who(peer)}: {result.ReplaceLineEndings(" ")}");
+    }
+
+    /// <summary>
+    /// A refusal, busy answer or denial: logged at once when none was for <see cref="RefusalLogIntervalMs"/>,
+    /// otherwise counted into the next line, so a client hammering the socket cannot flood the log.
+    /// </summary>
+    private void LogRefusal(Func<string> what)
+    {
+        if (_log is null)
+            return;
+        string? line = null;
+        lock (_refusalLogLock)
+        {
+            long now = Environment.TickCount64;
+            if (now - _refusalLoggedAtMs >= RefusalLogIntervalMs)
+            {
+                // Only a line that is written costs the /etc/passwd look-up in what().
+                line = _refusalsUnlogged == 0
+                    ? $"ctfw: control: {what()}"
+                    : string.Create(CultureInfo.InvariantCulture, $"ctfw: control: {what()} (and {_refusalsUnlogged} more refused or busy in the last {RefusalLogIntervalMs / 1000} s)");
+                _refusalLoggedAtMs = now;
+                _refusalsUnlogged = 0;
+            }
+            else
+            {
+                _refusalsUnlogged++;
+            }
+        }
+        if (line is not null)
+            _log(line);
     }
 
     private static void WriteError(StreamWriter output, string message) =>

@@ -20,11 +20,14 @@ namespace Ctfw.Cli.Control;
 /// remove or rename ours). A link is only as trusted as the directory it sits in, which is checked
 /// before it is followed.</item>
 /// <item>The socket itself (lstat: not through a link) is a socket, owned by a trusted uid, not
-/// writable by group or others (the daemon makes it 0600).</item>
+/// writable by others (the daemon makes it 0600, or 0660 with its group when a control group is
+/// configured: write permission on a socket is permission to connect, not to replace it).</item>
 /// <item>After connecting, the process that listens on it (SO_PEERCRED) runs as a trusted uid:
 /// that also covers a name planted in a sticky directory between the check and the connect.</item>
-/// <item>The daemon answers only clients whose uid is root or its own; file permissions already
-/// keep others out, this keeps them out if the mode was widened.</item>
+/// <item>The daemon gives each client a role from its SO_PEERCRED and SO_PEERGROUPS
+/// (<see cref="Classify"/>): admin for root, its own uid, the service account and members of the
+/// admin group; read-only for members of the control group; anyone else is refused. File
+/// permissions already keep most others out, this keeps them out if the mode was widened.</item>
 /// </list>
 /// Every refusal is one line saying what is wrong and how to fix it.
 /// </summary>
@@ -104,6 +107,8 @@ internal static class ControlTrust
         Errno errno = UnixIdentity.TryLstat(full, out UnixFileStatus status);
         if (errno == Errno.ENOENT)
             return null;
+        if (errno == Errno.EACCES)
+            return PermissionDenied(full);
         if (errno != Errno.None)
             return $"control socket {full}: cannot check it: {ErrnoException.Describe(errno)}";
         if (status.Kind == UnixFileKind.SymbolicLink)
@@ -112,8 +117,8 @@ internal static class ControlTrust
             return $"{full} is not a socket ({Describe(status.Kind)}); give the path of a ctfw control socket";
         if (!IsTrusted(status.OwnerId))
             return $"control socket {full} belongs to uid {status.OwnerId}, {NotTrusted()}: not made by a ctfw to trust; remove it";
-        if ((status.Mode & GroupOrOtherWrite) != 0)
-            return $"control socket {full} is writable by {Who(status.Mode)} (mode {Octal(status.Mode)}); ctfw makes it 0600: remove it and restart that ctfw";
+        if ((status.Mode & UnixFileMode.OtherWrite) != 0)
+            return $"control socket {full} is writable by {Who(status.Mode)} (mode {Octal(status.Mode)}); ctfw makes it 0600 (0660 with a control group): remove it and restart that ctfw";
         return null;
     }
 
@@ -136,15 +141,70 @@ internal static class ControlTrust
                 $"the process serving {path} (pid {peer.ProcessId}) runs as uid {peer.UserId}, {NotTrusted()}: not a ctfw to trust");
     }
 
-    /// <summary>Why the client at the other end of <paramref name="accepted"/> is not served, or null.</summary>
+    /// <summary>Why the client at the other end of <paramref name="accepted"/> is not served, or null (without groups: admins only).</summary>
     public static string? CheckClient(Socket accepted)
     {
-        if (!UnixIdentity.TryGetPeerCredentials(accepted, out PeerCredentials peer))
-            return "cannot tell who is asking (SO_PEERCRED failed)";
-        return IsTrusted(peer.UserId)
-            ? null
-            : string.Create(CultureInfo.InvariantCulture,
-                $"permission denied: uid {peer.UserId} is neither root nor the uid this ctfw runs as ({UnixIdentity.EffectiveUserId}){(UnixIdentity.ServiceUserId is { } service ? $" nor the {UnixIdentity.ServiceUserName} account ({service})" : "")}");
+        Classify(accepted, ControlAccess.AdminsOnly, out _, out string? refusal);
+        return refusal;
+    }
+
+    /// <summary>
+    /// The role of the client at the other end of <paramref name="accepted"/> under
+    /// <paramref name="access"/>, with its credentials; <see cref="ControlRole.None"/> with a one-line
+    /// <paramref name="refusal"/> when it is not served at all. Groups count by the peer's effective
+    /// gid (SO_PEERCRED) and its supplementary groups (SO_PEERGROUPS), both as the kernel recorded
+    /// them when it connected.
+    /// </summary>
+    public static ControlRole Classify(Socket accepted, ControlAccess access, out PeerCredentials peer, out string? refusal)
+    {
+        refusal = null;
+        if (!UnixIdentity.TryGetPeerCredentials(accepted, out peer))
+        {
+            refusal = "cannot tell who is asking (SO_PEERCRED failed)";
+            return ControlRole.None;
+        }
+        if (IsTrusted(peer.UserId))
+            return ControlRole.Admin;
+        if (access.Admin is not null || access.Read is not null)
+        {
+            uint[] groups = UnixIdentity.TryGetPeerGroups(accepted, out uint[] g) ? g : [];
+            if (access.Admin is { } admin && InGroup(peer, groups, admin.Id))
+                return ControlRole.Admin;
+            if (access.Read is { } read && InGroup(peer, groups, read.Id))
+                return ControlRole.ReadOnly;
+        }
+        refusal = string.Create(CultureInfo.InvariantCulture,
+            $"permission denied: uid {peer.UserId} is not root, not the uid this ctfw runs as ({UnixIdentity.EffectiveUserId}){(UnixIdentity.ServiceUserId is { } service ? $", not the {UnixIdentity.ServiceUserName} account ({service})" : "")}{access.GroupsClause()}");
+        return ControlRole.None;
+    }
+
+    private static bool InGroup(PeerCredentials peer, uint[] groups, uint gid) => peer.GroupId == gid || Array.IndexOf(groups, gid) >= 0;
+
+    /// <summary>
+    /// "permission denied: …" for a socket (or the directory holding it) this user may not reach:
+    /// which account or group the kernel would let in, from the directory's and the socket's owner
+    /// and mode (so the message is right whatever --control-group the daemon was given).
+    /// </summary>
+    public static string PermissionDenied(string socketPath)
+    {
+        string full = Absolute(socketPath);
+        int slash = full.LastIndexOf('/');
+        string dir = slash == 0 ? "/" : full[..slash];
+        string? reachable = null;
+        if (UnixIdentity.TryLstat(full, out UnixFileStatus socket) == Errno.None)
+            reachable = Grantee(socket, UnixFileMode.GroupWrite);
+        else if (UnixIdentity.TryLstat(dir, out UnixFileStatus directory) == Errno.None)
+            reachable = Grantee(directory, UnixFileMode.GroupExecute);
+        return $"permission denied: cannot reach the control socket {full}; it is for {reachable ?? "root"} (a daemon started with --control-group GROUP lets members of GROUP read its counters)";
+    }
+
+    private static string Grantee(UnixFileStatus status, UnixFileMode groupBit)
+    {
+        string owner = status.OwnerId == 0 ? "root" : string.Create(CultureInfo.InvariantCulture, $"root and uid {status.OwnerId}{(UnixIdentity.LocalUserName(status.OwnerId) is { } name ? $" ({name})" : "")}");
+        if ((status.Mode & groupBit) == 0 || status.GroupId == 0)
+            return owner;
+        string group = UnixIdentity.LocalGroupName(status.GroupId) ?? status.GroupId.ToString(CultureInfo.InvariantCulture);
+        return $"{owner} and members of group {group}";
     }
 
     private static string Absolute(string path) =>
@@ -212,5 +272,73 @@ internal static class ControlTrust
         UnixFileKind.SymbolicLink => "a symbolic link",
         UnixFileKind.Socket => "a socket",
         _ => "a device, pipe or other special file",
+    };
+}
+
+/// <summary>What a control client may do: <see cref="ReadOnly"/> reads (stats, list, rules, events), <see cref="Admin"/> also changes.</summary>
+internal enum ControlRole
+{
+    None,
+    ReadOnly,
+    Admin,
+}
+
+/// <summary>A group by name and gid, as given to `--control-group` / `--control-admin-group`.</summary>
+internal sealed record ControlGroup(string Name, uint Id)
+{
+    public override string ToString() => Name;
+}
+
+/// <summary>
+/// Who besides root, the daemon's uid and the service account may use the control socket: members of
+/// <see cref="Admin"/> with every request, members of <see cref="Read"/> with the read-only ones.
+/// </summary>
+internal sealed record ControlAccess(ControlGroup? Read, ControlGroup? Admin)
+{
+    public static readonly ControlAccess AdminsOnly = new(null, null);
+
+    /// <summary>
+    /// The group that owns the socket (and a directory the daemon made) so that its members can
+    /// connect: <see cref="Read"/> when given, else <see cref="Admin"/>. A socket has one group: with
+    /// both, members of the admin group reach it through the read group (put them in both).
+    /// </summary>
+    public ControlGroup? SocketGroup => Read ?? Admin;
+
+    /// <summary>
+    /// Looks the groups up (a name in the local /etc/group, or a number); null with a one-line
+    /// <paramref name="error"/> when one does not exist.
+    /// </summary>
+    public static ControlAccess? Resolve(string? readGroup, string? adminGroup, out string? error)
+    {
+        error = null;
+        ControlGroup? read = null, admin = null;
+        if (readGroup is not null && (read = Lookup("--control-group", readGroup, out error)) is null)
+            return null;
+        if (adminGroup is not null && (admin = Lookup("--control-admin-group", adminGroup, out error)) is null)
+            return null;
+        return new ControlAccess(read, admin);
+    }
+
+    private static ControlGroup? Lookup(string option, string name, out string? error)
+    {
+        error = null;
+        if (name.Length == 0 || UnixIdentity.LocalGroupId(name) is not { } gid)
+        {
+            error = $"{option} {name}: no such group in /etc/group (create it with groupadd, or give a gid)";
+            return null;
+        }
+        return new ControlGroup(name, gid);
+    }
+
+    /// <summary>"root or group G": who may make a change, for a refusal.</summary>
+    public string AdminWho() => Admin is { } admin ? $"root or group {admin.Name}" : "root or the uid ctfw runs as";
+
+    /// <summary>The end of a connect refusal: the groups that would let the client in.</summary>
+    public string GroupsClause() => (Read, Admin) switch
+    {
+        (null, null) => ", and this ctfw has no --control-group",
+        ({ } r, null) => $", and not in group {r.Name}",
+        (null, { } a) => $", and not in group {a.Name}",
+        ({ } r, { } a) => $", and in neither group {r.Name} nor {a.Name}",
     };
 }

@@ -3,8 +3,10 @@ using Ctfw.Conntrack;
 namespace Ctfw.Cli.Control;
 
 /// <summary>
-/// What the control socket asks of a running daemon. Called from the control thread only, one
-/// request at a time, never from a packet worker; implementations may lock and allocate.
+/// What the control socket asks of a running daemon. Called from the control server's connection
+/// threads, one call at a time (<see cref="ControlServer"/> serialises them; <see cref="HandOver"/>,
+/// a long conversation, runs outside that lock), never from a packet worker; implementations may
+/// lock and allocate.
 /// </summary>
 internal interface IControlTarget
 {

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using Ctfw.Cli.Commands;
+using Ctfw.Linux;
 
 namespace Ctfw.Cli.Control;
 
@@ -52,13 +53,19 @@ internal sealed class InstanceOptions
         if (_pid != 0)
         {
             string path = ControlPaths.Default(_pid);
-            if (File.Exists(path))
+            Errno found = UnixIdentity.TryLstat(path, out _);
+            if (found == Errno.None)
                 return path;
-            error = $"no ctfw with pid {_pid} (no control socket {path})";
+            error = found == Errno.EACCES ? ControlTrust.PermissionDenied(path) : $"no ctfw with pid {_pid} (no control socket {path})";
             exitCode = 1;
             return null;
         }
-        List<RunningInstance> running = ControlPaths.FindRunning();
+        if (!ControlPaths.TryFindRunning(out List<RunningInstance> running, out string? listError))
+        {
+            error = listError;
+            exitCode = 1;
+            return null;
+        }
         if (running.Count == 1)
             return running[0].SocketPath;
         if (running.Count == 0)

@@ -7,7 +7,9 @@ namespace Ctfw.Cli.Control;
 /// The human `ctfw stats` report. Known counter families get a layout (ctstates with shares, the
 /// kernel×ctfw agreement matrix, one line per queue); every counter no layout claims is still
 /// printed, grouped by the part of its name before the first dot, so counters a newer daemon adds
-/// show up without a change here.
+/// show up without a change here. Rates (`rate.Ws.NAME`, per second over the last W seconds, from
+/// a daemon that samples them) are shown next to the totals they belong to; <see cref="FormatJson"/>
+/// gives the same counters as one JSON object.
 /// </summary>
 internal static class StatsReport
 {
@@ -32,6 +34,71 @@ internal static class StatsReport
         report.Table();
         report.Rest();
         return report.ToString();
+    }
+
+    private const string RatePrefix = "rate.";
+    private const int RateWidth = 11;
+
+    /// <summary>
+    /// Every counter as JSON: <c>{"counters": {NAME: VALUE, …}, "rates": {"1s": {NAME: PER_SECOND, …},
+    /// "10s": {…}, "60s": {…}}}</c>, counters in the daemon's order, rates by window as the daemon
+    /// sent them (<c>rates</c> is empty when the daemon sends none). Names are the daemon's, unchanged.
+    /// </summary>
+    public static string FormatJson(IReadOnlyList<KeyValuePair<string, long>> stats)
+    {
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>();
+        using (var json = new System.Text.Json.Utf8JsonWriter(buffer, new System.Text.Json.JsonWriterOptions { Indented = true }))
+        {
+            json.WriteStartObject();
+            json.WriteStartObject("counters");
+            var windows = new List<string>();
+            var rates = new Dictionary<string, List<KeyValuePair<string, long>>>(StringComparer.Ordinal);
+            var seen = new HashSet<string>(StringComparer.Ordinal);
+            foreach (KeyValuePair<string, long> stat in stats)
+            {
+                if (!seen.Add(stat.Key))
+                    continue; // a JSON object has each name once: the first value wins
+                if (TrySplitRate(stat.Key, out string window, out string name))
+                {
+                    if (!rates.TryGetValue(window, out List<KeyValuePair<string, long>>? list))
+                    {
+                        windows.Add(window);
+                        rates[window] = list = [];
+                    }
+                    list.Add(new(name, stat.Value));
+                }
+                else
+                {
+                    json.WriteNumber(stat.Key, stat.Value);
+                }
+            }
+            json.WriteEndObject();
+            json.WriteStartObject("rates");
+            foreach (string window in windows)
+            {
+                json.WriteStartObject(window);
+                foreach (KeyValuePair<string, long> rate in rates[window])
+                    json.WriteNumber(rate.Key, rate.Value);
+                json.WriteEndObject();
+            }
+            json.WriteEndObject();
+            json.WriteEndObject();
+        }
+        return Encoding.UTF8.GetString(buffer.WrittenSpan) + "\n";
+    }
+
+    /// <summary>`rate.10s.packets` → ("10s", "packets").</summary>
+    internal static bool TrySplitRate(string key, out string window, out string name)
+    {
+        window = name = "";
+        if (!key.StartsWith(RatePrefix, StringComparison.Ordinal))
+            return false;
+        int dot = key.IndexOf('.', RatePrefix.Length);
+        if (dot < 0 || dot == key.Length - 1 || !key.AsSpan(RatePrefix.Length, dot - RatePrefix.Length).EndsWith("s", StringComparison.Ordinal))
+            return false;
+        window = key[RatePrefix.Length..dot];
+        name = key[(dot + 1)..];
+        return true;
     }
 
     /// <summary>`2h 03m 04s`: the largest unit first, seconds rounded down.</summary>
@@ -69,12 +136,46 @@ internal static class StatsReport
         private readonly Dictionary<string, long> _values = new(StringComparer.Ordinal);
         private readonly HashSet<string> _shown = new(StringComparer.Ordinal);
         private readonly StringBuilder _sb = new();
+        // The rate windows the daemon sent ("1s", "10s", "60s"), in its order.
+        private readonly List<string> _windows = [];
 
         public Report(IReadOnlyList<KeyValuePair<string, long>> stats)
         {
             _stats = stats;
             foreach (KeyValuePair<string, long> stat in stats)
+            {
                 _values[stat.Key] = stat.Value;
+                if (TrySplitRate(stat.Key, out string window, out _) && !_windows.Contains(window))
+                    _windows.Add(window);
+            }
+        }
+
+        /// <summary>The rates of <paramref name="name"/>, one column per window (`12/s`), or empty when the daemon sent none.</summary>
+        private string RateColumns(string name)
+        {
+            var sb = new StringBuilder();
+            bool any = false;
+            foreach (string window in _windows)
+            {
+                long? rate = Take(RatePrefix + window + "." + name);
+                any |= rate.HasValue;
+                sb.Append((rate is long r ? Number(r) + "/s" : "").PadLeft(RateWidth));
+            }
+            return any ? sb.ToString() : "";
+        }
+
+        /// <summary>A section title with the rate columns' headings when there are rates.</summary>
+        private void RateSection(string title, int extraWidth)
+        {
+            if (_windows.Count == 0)
+            {
+                Section(title);
+                return;
+            }
+            var heading = new StringBuilder(title.PadRight(LabelWidth + ValueWidth + extraWidth));
+            foreach (string window in _windows)
+                heading.Append(("last " + window).PadLeft(RateWidth));
+            Section(heading.ToString());
         }
 
         public override string ToString() => _sb.ToString();
@@ -85,7 +186,19 @@ internal static class StatsReport
             if (uptime >= 0)
                 Row("uptime", Duration(uptime), "", indent: false);
             if (Take("packets") is long packets)
-                Row("packets", Number(packets), uptime > 0 ? Invariant($"  {packets * 1000.0 / uptime:F1}/s") : "", indent: false);
+            {
+                string average = uptime > 0 ? Invariant($"  {packets * 1000.0 / uptime:F1}/s") : "";
+                var now = new List<string>();
+                foreach (string window in _windows)
+                {
+                    if (Take(RatePrefix + window + ".packets") is long rate)
+                        now.Add(Invariant($"{rate}/s"));
+                }
+                // "0.1/s since start; last 1s 12/s, 10s 10/s, 60s 9/s"
+                string recent = now.Count == 0 ? ""
+                    : (average.Length == 0 ? "  " : " since start; ") + "last " + string.Join(", ", now.Select((r, i) => $"{_windows[i]} {r}"));
+                Row("packets", Number(packets), average + recent, indent: false);
+            }
             // Never judged: the kernel dropped them at a full queue (or socket buffer); TCP resends them.
             if (Take("unjudged_dropped") is long unjudged)
                 Row("unjudged", Number(unjudged), unjudged > 0 ? "  dropped at a full queue" : "", indent: false);
@@ -100,12 +213,13 @@ internal static class StatsReport
             long total = 0;
             foreach (string name in names)
                 total += _values[prefix + name];
-            Section(title);
+            RateSection(title, 9);
             foreach (string name in names)
             {
                 long value = Take(prefix + name)!.Value;
                 string share = Percent(value, total);
-                Row(name, Number(value), share.Length == 0 ? "" : "  " + share.PadLeft(7));
+                string rates = RateColumns(prefix + name);
+                Row(name, Number(value), share.Length == 0 && rates.Length == 0 ? "" : "  " + share.PadLeft(7) + rates);
             }
         }
 

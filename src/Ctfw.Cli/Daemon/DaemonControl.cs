@@ -65,14 +65,63 @@ internal sealed class DaemonControl : IControlTarget
 
     private JumpWatch? _jumps;
 
+    /// <summary>The control socket serving this target, for its <c>control.*</c> counters; set once it listens.</summary>
+    public ControlServer? Control
+    {
+        get => Volatile.Read(ref _control);
+        set => Volatile.Write(ref _control, value); // publishes the started server to the control threads
+    }
+
+    private ControlServer? _control;
+
     /// <summary>Sysctl reloads that changed at least one value.</summary>
     public long SettingsReloads { get; private set; }
 
-    public IReadOnlyList<KeyValuePair<string, long>> Stats()
+    /// <summary>The counters <see cref="SampleRates"/> follows: packets, verdicts and ctstates.</summary>
+    private static readonly string[] s_rateNames = BuildRateNames();
+
+    private static string[] BuildRateNames()
+    {
+        List<string> names = ["packets", "verdict.accept", "verdict.drop", "verdict.reject"];
+        for (int i = 0; i < FirewallCounters.CtfwStates; i++)
+            names.Add("state." + StateName((CtState)i));
+        return [.. names];
+    }
+
+    private readonly CounterRates _rates = new(s_rateNames);
+    // Guards _rates: the sampling timer writes it, the control thread reads it.
+    private readonly Lock _ratesLock = new();
+
+    /// <summary>
+    /// Records the counters <see cref="CounterRates"/> follows; the daemon calls it once a second
+    /// from a timer. Reads the worker counters as <see cref="Stats"/> does, never stopping a worker.
+    /// </summary>
+    public void SampleRates()
+    {
+        FirewallCounters total = SumCounters();
+        Span<long> values = stackalloc long[s_rateNames.Length];
+        values[0] = total.Packets;
+        values[1] = total.Accepted;
+        values[2] = total.Dropped;
+        values[3] = total.Rejected;
+        for (int i = 0; i < FirewallCounters.CtfwStates; i++)
+            values[4 + i] = total.States[i];
+        long now = DaemonClock.NowMs();
+        lock (_ratesLock)
+            _rates.Sample(now, values);
+    }
+
+    private FirewallCounters SumCounters()
     {
         var total = new FirewallCounters();
         foreach (QueueWorker worker in _workers)
             total.Add(worker.Counters);
+        return total;
+    }
+
+    public IReadOnlyList<KeyValuePair<string, long>> Stats()
+    {
+        FirewallCounters total = SumCounters();
         List<KeyValuePair<string, long>> s = [];
         void Add(string name, long value) => s.Add(new(name, value));
 
@@ -213,9 +262,16 @@ internal sealed class DaemonControl : IControlTarget
             Add("iptables.check_last_us", jumps.LastCheckUs);
             Add("iptables.check_max_us", jumps.MaxCheckUs);
         }
+        if (Control is { } control)
+        {
+            foreach (KeyValuePair<string, long> counter in control.Counters())
+                s.Add(counter);
+        }
         Add("settings.reloads", SettingsReloads);
         Add("rules.reloads", RulesReloads);
         Add("rules.reload_failures", RulesReloadFailures);
+        lock (_ratesLock)
+            _rates.Rates(s);
         return s;
     }
 

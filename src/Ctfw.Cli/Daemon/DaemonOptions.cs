@@ -67,6 +67,12 @@ internal sealed record DaemonOptions(
     /// <summary>Control socket path; null = <see cref="Control.ControlPaths.Default"/> for this pid.</summary>
     public string? ControlPath { get; init; }
 
+    /// <summary><c>--control-group</c>: a group (name or gid) whose members may use the read-only control requests; null: none.</summary>
+    public string? ControlGroup { get; init; }
+
+    /// <summary><c>--control-admin-group</c>: a group (name or gid) whose members may use every control request, as root can; null: none.</summary>
+    public string? ControlAdminGroup { get; init; }
+
     /// <summary>
     /// Rebuilds the settings from the same sources as at start (live sysctls, files, --set), for
     /// `reload-sysctls` and the periodic re-read; null when the settings did not come from live sysctls.

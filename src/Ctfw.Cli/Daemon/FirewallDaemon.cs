@@ -56,7 +56,7 @@ internal sealed class FirewallDaemon : IDisposable
     {
         _options = options;
         var lines = new LogQueue();
-        _output = new LogWriter(lines, stderr);
+        _output = new LogWriter(lines, stderr) { JournalPriorities = JournalPriority.StderrIsJournal() };
         _err = new LogQueueTextWriter(lines);
     }
 
@@ -150,6 +150,7 @@ internal sealed class FirewallDaemon : IDisposable
         List<QueueWorker> workers = [];
         ControlServer? control = null;
         Timer? reloadTimer = null;
+        Timer? rateTimer = null;
         List<Thread> threads = [];
         Thread? housekeeper = null;
         ServiceWatchdog? watchdog = null;
@@ -188,7 +189,9 @@ internal sealed class FirewallDaemon : IDisposable
             handover = new HandoverSource(engine, workers, _options, state, () => installer?.Tag, _err, _shutdown.Set);
             target.Handover = handover;
             if (takeover is null)
-                control = StartControl(target);
+                target.Control = control = StartControl(target);
+            // The rates next to the totals in `ctfw stats`: one sample a second, off the packet path.
+            rateTimer = new Timer(_ => target.SampleRates(), null, 0, 1000);
             if (_options.RebuildSettings is not null)
             {
                 // Kernel conntrack applies a sysctl write from the next packet on; re-read once a second.
@@ -230,7 +233,7 @@ internal sealed class FirewallDaemon : IDisposable
                 // its iptables rules are free to take once it is gone.
                 if (!WaitForExit(takeover.Offer.Pid, TimeSpan.FromSeconds(10)))
                     _err.WriteLine($"ctfw: warning: pid {takeover.Offer.Pid} has not exited 10 s after the hand-over");
-                control = StartControl(target);
+                target.Control = control = StartControl(target);
                 takeover.Dispose();
                 if (_options.Install.Count == 0 && takeover.Offer.IptablesTag is not null)
                     _err.WriteLine($"ctfw: note: the NFQUEUE rules pid {takeover.Offer.Pid} installed stay in place (this run has no --install); the next run with --install removes them");
@@ -299,6 +302,7 @@ internal sealed class FirewallDaemon : IDisposable
             _notifier.Stopping("removing the NFQUEUE rules and flushing verdicts");
             watchdog?.Dispose();
             reloadTimer?.Dispose();
+            rateTimer?.Dispose();
             control?.Dispose();
             bool handedOver = handover is { HandedOverTo: > 0 };
             // The way back to kernel filtering: the kernel gets ctfw's entries while ctfw still
@@ -384,7 +388,9 @@ internal sealed class FirewallDaemon : IDisposable
     {
         try
         {
-            return ControlServer.Start(_options.ControlPath ?? ControlPaths.Default(Environment.ProcessId), target);
+            ControlAccess access = ControlAccess.Resolve(_options.ControlGroup, _options.ControlAdminGroup, out string? groupError)
+                ?? throw new IOException(groupError);
+            return ControlServer.Start(_options.ControlPath ?? ControlPaths.Default(Environment.ProcessId), target, access, _err.WriteLine);
         }
         catch (IOException e)
         {

@@ -40,6 +40,12 @@ internal sealed class LogWriter
 
     public LogQueue Queue => _queue;
 
+    /// <summary>
+    /// Start each line with its syslog priority, <c>&lt;N&gt;</c> (<see cref="JournalPriority.Of"/>): for a
+    /// stream journald reads (<see cref="JournalPriority.StderrIsJournal"/>), which takes the prefix off.
+    /// </summary>
+    public bool JournalPriorities { get; init; }
+
     /// <summary>Lines written to the stream.</summary>
     public long Written => Volatile.Read(ref _written); // statistic: a whole 64-bit read, written by the thread only
 
@@ -80,6 +86,14 @@ internal sealed class LogWriter
 
     private void Append(ReadOnlySpan<char> line)
     {
+        if (JournalPriorities)
+        {
+            if (_buffer.Length - _used < 3)
+                Flush();
+            _buffer[_used++] = (byte)'<';
+            _buffer[_used++] = (byte)('0' + JournalPriority.Of(line));
+            _buffer[_used++] = (byte)'>';
+        }
         while (true)
         {
             OperationStatus status = Utf8.FromUtf16(line, _buffer.AsSpan(_used), out int read, out int written);

@@ -28,7 +28,7 @@ public sealed class ControlCommandTests : IDisposable
     [InlineData("stats")]
     [InlineData("conntrack", "-L")]
     [InlineData("conntrack", "-F")]
-    public void NoInstance_ExitOne_DeadSocketsRemoved(params string[] args)
+    public void NoInstance_ExitOne_DeadSocketsLeftInPlace(params string[] args)
     {
         // Beyond pid_max (2^22), so never a live process.
         string dead = _dir.File("ctfw-99999999.sock");
@@ -37,7 +37,7 @@ public sealed class ControlCommandTests : IDisposable
         Assert.Equal(1, code);
         Assert.Equal("", output);
         Assert.Equal($"ctfw: no running ctfw (no control socket in {_dir.Path})\n", err);
-        Assert.False(File.Exists(dead));
+        Assert.True(File.Exists(dead)); // a reader never deletes; the next `ctfw run` on the path does, if it is its own
     }
 
     [Theory]
@@ -65,14 +65,15 @@ public sealed class ControlCommandTests : IDisposable
     }
 
     [Fact]
-    public void FindRunning_LiveAndDead()
+    public void FindRunning_LiveAndDead_DeadLeftInPlace()
     {
+        // Readers never delete: `ctfw stats` run by anyone leaves a dead daemon's socket for the next `ctfw run` on it.
         File.WriteAllText(_dir.File("ctfw-99999999.sock"), "");
         File.WriteAllText(_dir.File("not-ours.sock"), "");
         using ControlServer own = StartOwn();
         List<RunningInstance> running = ControlPaths.FindRunning();
         Assert.Equal([new RunningInstance(Environment.ProcessId, ControlPaths.Default(Environment.ProcessId))], running);
-        Assert.False(File.Exists(_dir.File("ctfw-99999999.sock")));
+        Assert.True(File.Exists(_dir.File("ctfw-99999999.sock")));
         Assert.True(File.Exists(_dir.File("not-ours.sock")));
     }
 
@@ -100,6 +101,25 @@ public sealed class ControlCommandTests : IDisposable
         (code, output, _) = Run("stats", "--raw");
         Assert.Equal(0, code);
         Assert.Equal("uptime_ms 61000\npackets 10\nstate.NEW 10\nrescue.adopted 2\n", output);
+    }
+
+    [Fact]
+    public void Stats_Json_TotalsAndRatesParseBack()
+    {
+        _target.Counters.AddRange([new("uptime_ms", 61_000), new("packets", 10), new("rate.1s.packets", 3), new("rate.60s.packets", 1)]);
+        using ControlServer own = StartOwn();
+        var (code, output, err) = Run("stats", "--json");
+        Assert.Equal(0, code);
+        Assert.Equal("", err);
+        using var doc = System.Text.Json.JsonDocument.Parse(output);
+        Assert.Equal(10, doc.RootElement.GetProperty("counters").GetProperty("packets").GetInt64());
+        Assert.Equal(3, doc.RootElement.GetProperty("rates").GetProperty("1s").GetProperty("packets").GetInt64());
+        Assert.Equal(1, doc.RootElement.GetProperty("rates").GetProperty("60s").GetProperty("packets").GetInt64());
+        Assert.False(doc.RootElement.GetProperty("counters").TryGetProperty("rate.1s.packets", out _));
+
+        (code, _, err) = Run("stats", "--json", "--raw");
+        Assert.Equal(2, code);
+        Assert.Equal("ctfw: use --raw or --json, not both\n", err);
     }
 
     [Fact]

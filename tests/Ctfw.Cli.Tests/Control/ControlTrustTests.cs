@@ -186,7 +186,21 @@ public sealed class ControlTrustTests : IDisposable
         File.SetUnixFileMode(path, (UnixFileMode)0x1B6);   // 0666
 
         Assert.False(ControlClient.TryRequest(path, "stats", out _, out string? error));
-        Assert.Equal($"control socket {path} is writable by group and others (mode 0666); ctfw makes it 0600: remove it and restart that ctfw", error);
+        Assert.Equal($"control socket {path} is writable by group and others (mode 0666); ctfw makes it 0600 (0660 with a control group): remove it and restart that ctfw", error);
+    }
+
+    [Fact]
+    public void Client_SocketWritableByItsGroup_Accepted()
+    {
+        // 0660 is what --control-group makes: group members may connect; replacing it needs the directory.
+        string path = Path.Combine(Dir("run", Private), "ctfw-1.sock");
+        _target.Counters.Add(new("packets", 4));
+        using var server = ControlServer.Start(path, _target);
+        File.SetUnixFileMode(path, (UnixFileMode)0x1B0);   // 0660
+
+        Assert.Null(ControlTrust.CheckSocket(path));
+        Assert.True(ControlClient.TryRequest(path, "stats", out string body, out string? error), error);
+        Assert.Equal("packets 4\n", body);
     }
 
     [Fact]
@@ -311,7 +325,7 @@ public sealed class ControlTrustTests : IDisposable
         string answer = client.StandardOutput.ReadToEnd();
         client.WaitForExit();
 
-        Assert.Equal("error: permission denied: uid 65534 is neither root nor the uid this ctfw runs as (0)\n", answer);
+        Assert.Equal("error: permission denied: uid 65534 is not root, not the uid this ctfw runs as (0), and this ctfw has no --control-group\n", answer);
     }
 
     private static void Chown(string owner, string path)

@@ -42,9 +42,17 @@ internal sealed class FakeControlTarget : IControlTarget
     /// <summary>The arguments of each `takeover` request; the fake answers with one error line.</summary>
     public List<IReadOnlyList<string>> Takeovers { get; } = [];
 
+    /// <summary>Set while a `takeover` conversation is in the fake; it then waits for <see cref="ReleaseHandOver"/> when that is given.</summary>
+    public ManualResetEventSlim InHandOver { get; } = new();
+
+    /// <summary>When set, HandOver holds the conversation open until it is signalled (a long hand-over).</summary>
+    public ManualResetEventSlim? ReleaseHandOver { get; set; }
+
     public void HandOver(System.Net.Sockets.Socket client, IReadOnlyList<string> args)
     {
         Takeovers.Add(args);
+        InHandOver.Set();
+        ReleaseHandOver?.Wait(TimeSpan.FromSeconds(30));
         client.Send(System.Text.Encoding.UTF8.GetBytes("error: no takeover in the fake\n"));
     }
 
