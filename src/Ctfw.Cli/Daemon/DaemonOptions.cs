@@ -64,6 +64,9 @@ internal sealed record DaemonOptions(
     /// <summary><c>--on-rules-lost</c>: what happens when the installed iptables rules disappear or move.</summary>
     public RulesLostAction OnRulesLost { get; init; }
 
+    /// <summary><c>--metrics ADDR:PORT</c>: where Prometheus metrics are served (<c>/metrics</c>); null when off.</summary>
+    public Metrics.MetricsEndpoint? MetricsEndpoint { get; init; }
+
     /// <summary>Control socket path; null = <see cref="Control.ControlPaths.Default"/> for this pid.</summary>
     public string? ControlPath { get; init; }
 

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Runtime.InteropServices;
 using Ctfw.Cli.Control;
+using Ctfw.Cli.Metrics;
 using Ctfw.Conntrack;
 using Ctfw.Firewall;
 using Ctfw.Firewall.Logging;
@@ -51,6 +52,11 @@ internal sealed class FirewallDaemon : IDisposable
     // read is fresh and not hoisted out of the loop (the stop is seen ≤ one 10 ms tick late).
     private volatile bool _stopHousekeeper;
 
+    // --metrics: bound first (a busy port fails the start before anything else is touched; after a
+    // takeover, once the old process has let go of it), fed by the workers once they exist.
+    private readonly LateMetricsSource _metricsSource = new();
+    private MetricsServer? _metrics;
+
     /// <param name="stderr">Where the log writer thread writes every line (the process's fd 2 as a raw stream).</param>
     public FirewallDaemon(DaemonOptions options, Stream stderr)
     {
@@ -72,6 +78,7 @@ internal sealed class FirewallDaemon : IDisposable
         }
         finally
         {
+            _metrics?.Dispose();
             // The rules are gone and the verdicts flushed by now; the lines get a deadline, then the
             // process ends with the writer still in its write if stderr never drains.
             _output.Stop(OutputDeadline);
@@ -82,6 +89,17 @@ internal sealed class FirewallDaemon : IDisposable
     {
         // The engine first (its table is allocated here): with --takeover everything that can be ready
         // is ready before the running ctfw pauses, so the gap holds only the hand-over itself.
+        if (_options.MetricsEndpoint is { } metricsAt && _options.TakeoverFrom is null)
+        {
+            try
+            {
+                _metrics = MetricsServer.Start(metricsAt, _metricsSource);
+            }
+            catch (IOException e)
+            {
+                return SetupFailure(e.Message);
+            }
+        }
         long start = DaemonClock.NowMs();
         var engine = new ConntrackEngine(_options.Settings, start, maxWorkers: Math.Max(8, _options.QueueLast - _options.QueueFirst + 1), rescue: _options.Rescue)
         {
@@ -186,6 +204,7 @@ internal sealed class FirewallDaemon : IDisposable
                 StalledAfterMs = _options.StalledAfterMs,
                 AdoptedFromKernel = imported?.Adopted,
             };
+            _metricsSource.Inner = new DaemonMetricsSource(engine, workers, target, start, log, abLog);
             handover = new HandoverSource(engine, workers, _options, state, () => installer?.Tag, _err, _shutdown.Set);
             target.Handover = handover;
             if (takeover is null)
@@ -234,6 +253,17 @@ internal sealed class FirewallDaemon : IDisposable
                 if (!WaitForExit(takeover.Offer.Pid, TimeSpan.FromSeconds(10)))
                     _err.WriteLine($"ctfw: warning: pid {takeover.Offer.Pid} has not exited 10 s after the hand-over");
                 target.Control = control = StartControl(target);
+                if (_options.MetricsEndpoint is { } metricsAfter)
+                {
+                    try
+                    {
+                        _metrics = MetricsServer.Start(metricsAfter, _metricsSource);
+                    }
+                    catch (IOException e)
+                    {
+                        _err.WriteLine($"ctfw: warning: no metrics ({e.Message})");
+                    }
+                }
                 takeover.Dispose();
                 if (_options.Install.Count == 0 && takeover.Offer.IptablesTag is not null)
                     _err.WriteLine($"ctfw: note: the NFQUEUE rules pid {takeover.Offer.Pid} installed stay in place (this run has no --install); the next run with --install removes them");
@@ -285,7 +315,7 @@ internal sealed class FirewallDaemon : IDisposable
             if (status == 0)
             {
                 _err.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"ctfw: running on queue{(sockets.Count > 1 ? "s" : "")} {Describe()}, {_options.Rules.Rules.Count} rules from {_options.Rules.FileName}{(installer is null ? "" : $", installed on {string.Join(',', _options.Install).ToUpperInvariant()}")}{DescribeShadow()}{DescribeExtras()}{(control is null ? "" : $", control {control.Path}")}"));
+                    $"ctfw: running on queue{(sockets.Count > 1 ? "s" : "")} {Describe()}, {_options.Rules.Rules.Count} rules from {_options.Rules.FileName}{(installer is null ? "" : $", installed on {string.Join(',', _options.Install).ToUpperInvariant()}")}{DescribeShadow()}{DescribeExtras()}{(control is null ? "" : $", control {control.Path}")}{(_metrics is null ? "" : $", metrics {_metrics.Endpoint.Url}")}"));
                 // Only now: the queues are bound, the workers run and the jumps send them packets.
                 _notifier.Ready(string.Create(CultureInfo.InvariantCulture,
                     $"filtering queue{(sockets.Count > 1 ? "s" : "")} {Describe()} with {_options.Rules.Rules.Count} rules"));
@@ -304,6 +334,7 @@ internal sealed class FirewallDaemon : IDisposable
             reloadTimer?.Dispose();
             rateTimer?.Dispose();
             control?.Dispose();
+            _metrics?.Dispose();
             bool handedOver = handover is { HandedOverTo: > 0 };
             // The way back to kernel filtering: the kernel gets ctfw's entries while ctfw still
             // judges every packet, so no packet meets the kernel's rules before its entry is there.
