@@ -207,7 +207,7 @@ public sealed class BenchRunner
         BenchSetup.Plain => [],
         BenchSetup.Kernel => [["iptables-restore", rulesPath]],
         BenchSetup.CLoop => [["iptables-restore", notrackPath], ["iptables-restore", "--noflush", cloopPath]],
-        BenchSetup.Ctfw1 or BenchSetup.Ctfw2 => [["iptables-restore", notrackPath]],
+        BenchSetup.Ctfw1 or BenchSetup.Ctfw2 or BenchSetup.Ctfw1Scraped => [["iptables-restore", notrackPath]],
         _ => throw new ArgumentOutOfRangeException(nameof(setup), setup, null),
     };
 
@@ -219,6 +219,7 @@ public sealed class BenchRunner
         // The loop's defaults are ctfw's queue settings: copy range all, maxlen 4096, 8 MiB rcvbuf, GSO, fail-open.
         BenchSetup.CLoop => [cloopBinary, "-q", Invariant($"{queue}"), .. CopyArgs("-r", copyRange)],
         BenchSetup.Ctfw1 => [.. ctfw, "run", "--rules", rulesPath, "--queue", Invariant($"{queue}"), "--install", "FORWARD", "--control", controlPath, .. CopyArgs("--copy-range", copyRange)],
+        BenchSetup.Ctfw1Scraped => [.. DaemonArgs(BenchSetup.Ctfw1, queue, cloopBinary, ctfw, rulesPath, controlPath, copyRange)!, "--metrics", MetricsScraper.Endpoint],
         BenchSetup.Ctfw2 => [.. ctfw, "run", "--rules", rulesPath, "--queues", Invariant($"{queue}-{queue + 1}"), "--install", "FORWARD", "--control", controlPath, .. CopyArgs("--copy-range", copyRange)],
         _ => throw new ArgumentOutOfRangeException(nameof(setup), setup, null),
     };
@@ -272,9 +273,17 @@ public sealed class BenchRunner
             if (daemon is not null)
                 WarmUp();
 
+            using MetricsScraper? scraper = setup == BenchSetup.Ctfw1Scraped ? MetricsScraper.Start(_lab.Gateway, TimeSpan.FromMilliseconds(100)) : null;
             Snapshot before = Snap(setup, daemon);
             WorkloadFigures figures = RunWorkload(workload);
             Snapshot after = Snap(setup, daemon);
+            if (scraper is not null)
+            {
+                MetricsScraper.Result scrapes = scraper.Stop();
+                Say(Invariant($"{BenchNames.Of(setup)} {BenchNames.Of(workload)}: {scrapes.Scrapes} scrapes of /metrics, {scrapes.Failures} failed, {scrapes.MeanMs:0.00} ms mean, {scrapes.MaxMs:0.0} ms max, {scrapes.Bytes / Math.Max(1, scrapes.Scrapes)} bytes each"));
+                if (scrapes.Scrapes == 0 || scrapes.Failures > 0)
+                    throw new InvalidOperationException($"the /metrics scraper failed: {scrapes.LastError}");
+            }
             string daemonOutput = "";
             if (daemon is not null)
             {
@@ -371,7 +380,7 @@ public sealed class BenchRunner
         if (daemon is null)
             return new Snapshot(system, null, [], null, []);
         var proc = ProcStats.ReadProcess(daemon.Pid);
-        IReadOnlyDictionary<string, long>? stats = setup is BenchSetup.Ctfw1 or BenchSetup.Ctfw2 ? _host.ReadStats(_host.ControlPath) : null;
+        IReadOnlyDictionary<string, long>? stats = setup is BenchSetup.Ctfw1 or BenchSetup.Ctfw2 or BenchSetup.Ctfw1Scraped ? _host.ReadStats(_host.ControlPath) : null;
         CLoopExit? loop = setup == BenchSetup.CLoop ? CLoopSnapshot(daemon) : null;
         List<KernelQueueRow> queues = ProcStats.ParseKernelQueues(
             Tool.Run(checkExit: false, Tool.InNetns(_lab.Gateway, "cat", "/proc/net/netfilter/nfnetlink_queue")).StdOut);

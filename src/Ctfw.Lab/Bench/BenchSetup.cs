@@ -13,6 +13,11 @@ public enum BenchSetup
     Ctfw1,
     /// <summary>The same on two queues (two worker threads, queue-balance).</summary>
     Ctfw2,
+    /// <summary>
+    /// ctfw1 with <c>--metrics</c> and a scraper reading /metrics every 100 ms from the gateway
+    /// namespace: what Prometheus scraping costs the packet path. Only when named (not in <c>all</c>).
+    /// </summary>
+    Ctfw1Scraped,
 }
 
 /// <summary>The traffic of one measurement, client → server over IPv4.</summary>
@@ -39,6 +44,9 @@ public static class BenchNames
 {
     public static IReadOnlyList<BenchSetup> AllSetups { get; } = [BenchSetup.Plain, BenchSetup.Kernel, BenchSetup.CLoop, BenchSetup.Ctfw1, BenchSetup.Ctfw2];
 
+    /// <summary>Every set-up id the command line accepts: <see cref="AllSetups"/> and ctfw1m.</summary>
+    public static IReadOnlyList<BenchSetup> KnownSetups { get; } = [.. AllSetups, BenchSetup.Ctfw1Scraped];
+
     /// <summary>
     /// The default workloads, and what <c>all</c> means. The flood is not among them: it takes about
     /// 2 minutes on namespaces of its own and changes the kernel's global nf_conntrack_max for
@@ -56,6 +64,7 @@ public static class BenchNames
         BenchSetup.CLoop => "cloop",
         BenchSetup.Ctfw1 => "ctfw1",
         BenchSetup.Ctfw2 => "ctfw2",
+        BenchSetup.Ctfw1Scraped => "ctfw1m",
         _ => throw new ArgumentOutOfRangeException(nameof(setup), setup, null),
     };
 
@@ -70,11 +79,11 @@ public static class BenchNames
     };
 
     /// <summary>True for the set-ups with an NFQUEUE consumer process whose CPU and syscalls are profiled.</summary>
-    public static bool HasDaemon(BenchSetup setup) => setup is BenchSetup.CLoop or BenchSetup.Ctfw1 or BenchSetup.Ctfw2;
+    public static bool HasDaemon(BenchSetup setup) => setup is BenchSetup.CLoop or BenchSetup.Ctfw1 or BenchSetup.Ctfw2 or BenchSetup.Ctfw1Scraped;
 
     /// <summary>Parses a comma list of set-up ids (or <c>all</c>), keeping the canonical order.</summary>
     /// <exception cref="FormatException">An unknown id, or an empty list.</exception>
-    public static IReadOnlyList<BenchSetup> ParseSetups(string text) => ParseList(text, AllSetups, Of, "set-up");
+    public static IReadOnlyList<BenchSetup> ParseSetups(string text) => ParseList(text, AllSetups, Of, "set-up", KnownSetups);
 
     /// <summary>Parses a comma list of workload ids (or <c>all</c>: the default ones), keeping the canonical order.</summary>
     /// <exception cref="FormatException">An unknown id, or an empty list.</exception>
