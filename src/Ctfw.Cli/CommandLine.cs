@@ -31,6 +31,7 @@ internal static class CommandLine
         SysctlsCommand.Create(),
         StatsCommand.Create(),
         ConntrackCommand.Create(),
+        TopCommand.Create(),
         RulesCommand.Create(),
         ReloadCommand.Create(),
         CompletionCommand.Create());

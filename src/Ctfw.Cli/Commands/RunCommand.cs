@@ -90,6 +90,8 @@ internal static class RunCommand
             + "the socket becomes 0660 owned by GROUP");
         Option<string> controlAdminGroup = Opt.Text("--control-admin-group", "GROUP",
             "members of GROUP may also change things through the control socket (flush, delete, reload, rules -Z, takeover), as root can");
+        Option<string> metrics = Opt.Text("--metrics", "ADDR:PORT",
+            "serve Prometheus metrics at http://ADDR:PORT/metrics (an IP literal, [v6]:PORT; 0.0.0.0 for every address)");
         var settings = new SettingsOptions(offerLive: false);
 
         install.Completing("INPUT", "OUTPUT", "FORWARD", "INPUT,OUTPUT", "FORWARD,INPUT,OUTPUT");
@@ -121,6 +123,7 @@ internal static class RunCommand
         command.Add(control, null);
         command.Add(controlGroup, null);
         command.Add(controlAdminGroup, null);
+        command.Add(metrics, null);
         settings.AddTo(command, "Conntrack settings");
 
         command.SetAction(r =>
@@ -174,6 +177,10 @@ internal static class RunCommand
             if (Control.ControlAccess.Resolve(r.GetValue(controlGroup), r.GetValue(controlAdminGroup), out string? groupError) is null)
                 return Program.Fail(groupError!);
 
+            Metrics.MetricsEndpoint? metricsEndpoint = null;
+            if (r.GetValue(metrics) is { } metricsText && !Metrics.MetricsEndpoint.TryParse(metricsText, out metricsEndpoint, out string? metricsError))
+                return Program.Fail(metricsError!);
+
             if (Program.LoadRules(rulesPath, "started") is not { } ruleset)
                 return 2;
 
@@ -189,6 +196,7 @@ internal static class RunCommand
                 ControlPath = r.GetValue(control),
                 ControlGroup = r.GetValue(controlGroup),
                 ControlAdminGroup = r.GetValue(controlAdminGroup),
+                MetricsEndpoint = metricsEndpoint,
                 QueueMaxLength = r.Given(queueMaxLength) ? (uint)r.GetValue(queueMaxLength) : 4096,
                 QueueFullAccept = queueFullAccept,
                 Rescue = rescueOptions,

@@ -1,3 +1,5 @@
+using System.CommandLine;
+using System.Globalization;
 using Ctfw.Cli.Commands.Top;
 using Ctfw.Cli.Control;
 using Spectre.Console;
@@ -29,6 +31,71 @@ internal sealed record TopOptions(string ControlPath, IReadOnlyList<string> Filt
 internal static class TopCommand
 {
     public const double MinIntervalSeconds = 0.1;
+
+    public static CtfwCommand Create()
+    {
+        var command = new CtfwCommand("top", "a live view of a running `ctfw run`'s connection table, like iptstate",
+            "[FILTER]... [-R SECONDS] [--sort COLUMN] [--reverse] [--once] [--pid N | --control PATH]")
+        {
+            Details = "Polls the daemon's control socket (`list` with the FILTERs, and `stats`) every -R seconds and shows\n"
+                + "the flows sorted, with totals and packet rates above. Keys: s next sort column, r reverse,\n"
+                + "b/p/a/t sort by bytes/packets/age/ttl, q quits. AGE is how long this `top` has seen the flow;\n"
+                + "PACKETS and BYTES (both directions) need nf_conntrack_acct=1 in the daemon (`ctfw run --set\n"
+                + "nf_conntrack_acct=1`, or the namespace's sysctl). Not a terminal, or --once: plain text frames.",
+            ExitCodes = StatsCommand.ControlExitCodes,
+        };
+        Option<double> interval = Opt.Value("--interval", "SECONDS", "seconds between refreshes (default 1, at least 0.1)",
+            (string t, out double v) => double.TryParse(t, NumberStyles.Float, CultureInfo.InvariantCulture, out v) && v >= MinIntervalSeconds && v <= 3600,
+            "0.1..3600 seconds", "-R");
+        Option<TopSort> sort = Opt.Value("--sort", "COLUMN", "first sort column: bytes (default), packets, age, ttl, state, proto, src, dst",
+            (string t, out TopSort v) => TopSorts.TryParse(t, out v), "bytes, packets, age, ttl, state, proto, src or dst");
+        Option<bool> reverse = Opt.Flag("--reverse", "reverse the sort order");
+        Option<bool> once = Opt.Flag("--once", "print one frame as plain text and exit");
+        command.Add(interval, null);
+        command.Add(sort, null);
+        command.Add(reverse, null);
+        command.Add(once, null);
+        List<Option> filters = [];
+        foreach ((string[] names, string? valueName, string description) in ConntrackFilter.Definitions)
+        {
+            Option option = valueName is null
+                ? Opt.Flag(names[^1], description, names[..^1])
+                : new Option<string>(names[^1], names[..^1]) { HelpName = valueName, Description = description };
+            filters.Add(option);
+            command.Add(option, "Filters");
+        }
+        var instance = new InstanceOptions();
+        instance.AddTo(command);
+
+        command.SetAction(r =>
+        {
+            var filter = new ConntrackFilter();
+            foreach (Option option in filters)
+            {
+                if (r.GetResult(option) is not { Implicit: false } given)
+                    continue;
+                string value = option is Option<string> valued ? r.GetValue(valued) ?? "" : "";
+                if (filter.Add(Opt.Used(given, option.Name), value) is { } refused)
+                    return Program.Fail(refused);
+            }
+            if (instance.Read(r) is { } usage)
+                return Program.Fail(usage);
+            if (filter.Validate() is string invalid)
+                return Program.Fail(invalid);
+            string? path = instance.Resolve(out string? error, out int exitCode);
+            if (path == null)
+                return StatsCommand.Failed(error!, exitCode);
+            var options = new TopOptions(path, [.. filter.Args])
+            {
+                IntervalSeconds = r.Given(interval) ? r.GetValue(interval) : 1,
+                Once = r.GetValue(once),
+                Sort = r.Given(sort) ? r.GetValue(sort) : TopSort.Bytes,
+                Reverse = r.GetValue(reverse),
+            };
+            return Run(options, Console.Out);
+        });
+        return command;
+    }
 
     public static int Run(TopOptions options, TextWriter stdout)
     {
