@@ -30,6 +30,8 @@ internal static class BenchCommand
                   cloop   the plain C NFQUEUE accept-all loop (bench/nfq-c-loop), kernel conntrack bypassed
                   ctfw1   ctfw run --rules rules/bench.rules on one queue, kernel conntrack bypassed
                   ctfw2   the same on two queues (two worker threads)
+                  ctfw1m  (only when named; not in all) ctfw1 with --metrics 127.0.0.1:9469 and /metrics
+                          scraped every 100 ms from the gateway namespace: what scraping costs
                 and workloads (client → server, IPv4):
                   tcp     iperf3 TCP bulk, 2 streams: Gbit/s
                   udp     iperf3 UDP, 64-byte payloads, unpaced, 2 streams: packets/s received, loss
