@@ -12,6 +12,17 @@ public sealed class BenchNamesTests
         Assert.Equal([BenchWorkload.Udp, BenchWorkload.Lat], BenchNames.ParseWorkloads("lat,udp"));
     }
 
+    [Fact]
+    public void ParseSetups_Ctfw1m_OnlyWhenNamedAndRunsCtfw1WithMetrics()
+    {
+        Assert.Equal([BenchSetup.Ctfw1, BenchSetup.Ctfw1Scraped], BenchNames.ParseSetups("ctfw1m,ctfw1"));
+        Assert.DoesNotContain(BenchSetup.Ctfw1Scraped, BenchNames.ParseSetups("all"));
+        IReadOnlyList<string> ctfw1 = BenchRunner.DaemonArgs(BenchSetup.Ctfw1, 7, "loop", ["ctfw"], "r.rules", "c.sock")!;
+        IReadOnlyList<string> scraped = BenchRunner.DaemonArgs(BenchSetup.Ctfw1Scraped, 7, "loop", ["ctfw"], "r.rules", "c.sock")!;
+        Assert.Equal([.. ctfw1, "--metrics", MetricsScraper.Endpoint], scraped);
+        Assert.Equal(BenchRunner.GatewayCommands(BenchSetup.Ctfw1, "r", "n", "c"), BenchRunner.GatewayCommands(BenchSetup.Ctfw1Scraped, "r", "n", "c"));
+    }
+
     [Theory]
     [InlineData("")]
     [InlineData(",")]
