@@ -16,7 +16,8 @@ internal readonly record struct MetricTarget(MetricFamily Family, string[] Label
 /// <summary>
 /// The mapping from `ctfw stats` names to Prometheus families (names per
 /// https://prometheus.io/docs/practices/naming/: <c>ctfw_</c> prefix, <c>_total</c> on counters,
-/// base units — seconds, bytes). One table, so the exposition, the docs and the tests agree.
+/// base units — seconds, bytes). One table, so the exposition, the docs and the tests agree. The
+/// values of a label partition its family (no "all" value): a sum over a label is a total.
 /// Names a source gives that are not here are not exported (a new stats counter needs a line here).
 /// </summary>
 internal static class MetricFamilies
@@ -75,12 +76,15 @@ internal static class MetricFamilies
     public static readonly MetricFamily Cpu = new("ctfw_process_cpu_seconds_total", MetricKind.Counter, "CPU time of the process.", "mode");
     public static readonly MetricFamily Rss = new("ctfw_process_resident_memory_bytes", MetricKind.Gauge, "Resident memory of the process.");
     public static readonly MetricFamily RssAnon = new("ctfw_process_resident_anonymous_memory_bytes", MetricKind.Gauge, "Anonymous resident memory of the process.");
-    public static readonly MetricFamily LogLines = new("ctfw_log_lines_total", MetricKind.Counter, "Log lines written, suppressed by a rate limit, or lost to a full queue.", "outcome");
+    public static readonly MetricFamily LogLines = new("ctfw_log_lines_total", MetricKind.Counter, "LOG lines written, or suppressed by the rate limit.", "outcome");
+    public static readonly MetricFamily LogLost = new("ctfw_log_lines_lost_total", MetricKind.Counter, "Lines lost to a full output queue (stderr not keeping up).");
     public static readonly MetricFamily LogPending = new("ctfw_log_pending_lines", MetricKind.Gauge, "Log lines waiting to be written.");
     public static readonly MetricFamily LogWriteErrors = new("ctfw_log_write_errors_total", MetricKind.Counter, "Failed writes to stderr.");
-    public static readonly MetricFamily IptablesChecks = new("ctfw_iptables_checks_total", MetricKind.Counter, "Self-checks of the installed iptables rules.", "result");
-    public static readonly MetricFamily IptablesLosses = new("ctfw_iptables_losses_total", MetricKind.Counter, "Times the installed rules were found gone or moved.");
-    public static readonly MetricFamily IptablesReinstalls = new("ctfw_iptables_reinstalls_total", MetricKind.Counter, "Reinstalls of lost rules, by result.", "result");
+    public static readonly MetricFamily IptablesChecks = new("ctfw_iptables_checks_total", MetricKind.Counter, "Self-checks of the installed iptables rules.");
+    public static readonly MetricFamily IptablesCheckFailures = new("ctfw_iptables_check_failures_total", MetricKind.Counter, "Self-checks that could not run.");
+    public static readonly MetricFamily IptablesLosses = new("ctfw_iptables_losses_total", MetricKind.Counter, "Checks that found the installed rules gone or moved.");
+    public static readonly MetricFamily IptablesReinstalls = new("ctfw_iptables_reinstall_commands_total", MetricKind.Counter, "Commands run to put lost rules back.");
+    public static readonly MetricFamily IptablesReinstallFailures = new("ctfw_iptables_reinstall_failures_total", MetricKind.Counter, "Reinstalls that failed.");
     public static readonly MetricFamily SettingsReloads = new("ctfw_settings_reloads_total", MetricKind.Counter, "Sysctl re-reads that changed a value.");
     public static readonly MetricFamily RulesReloads = new("ctfw_rules_reloads_total", MetricKind.Counter, "Rules reloads, by result.", "result");
 
@@ -94,7 +98,7 @@ internal static class MetricFamilies
         ResetFlows, ResetsSent, ResetSendErrors, ResetRateLimited, ResetFeedOverflow,
         Entries, Max, EarlyDrops, AllocFailures, FullDrops, SlotShortages, InsertFailed, ReclaimsOnDemand, Adopted,
         GcCollections, GcAllocated, GcPause, GcHeap, Cpu, Rss, RssAnon,
-        LogLines, LogPending, LogWriteErrors, IptablesChecks, IptablesLosses, IptablesReinstalls,
+        LogLines, LogLost, LogPending, LogWriteErrors, IptablesChecks, IptablesCheckFailures, IptablesLosses, IptablesReinstalls, IptablesReinstallFailures,
         SettingsReloads, RulesReloads,
     ];
 
@@ -146,14 +150,14 @@ internal static class MetricFamilies
         ["process.rss_anon_bytes"] = new(RssAnon, [], 1),
         ["log.written"] = new(LogLines, ["written"], 1),
         ["log.suppressed"] = new(LogLines, ["suppressed"], 1),
-        ["log.lost"] = new(LogLines, ["lost"], 1),
+        ["log.lost"] = new(LogLost, [], 1),
         ["log.pending"] = new(LogPending, [], 1),
         ["log.write_errors"] = new(LogWriteErrors, [], 1),
-        ["iptables.checks"] = new(IptablesChecks, ["any"], 1),
-        ["iptables.check_failures"] = new(IptablesChecks, ["failed"], 1),
+        ["iptables.checks"] = new(IptablesChecks, [], 1),
+        ["iptables.check_failures"] = new(IptablesCheckFailures, [], 1),
         ["iptables.losses"] = new(IptablesLosses, [], 1),
-        ["iptables.reinstalls"] = new(IptablesReinstalls, ["ok"], 1),
-        ["iptables.reinstall_failures"] = new(IptablesReinstalls, ["failed"], 1),
+        ["iptables.reinstalls"] = new(IptablesReinstalls, [], 1),
+        ["iptables.reinstall_failures"] = new(IptablesReinstallFailures, [], 1),
         ["settings.reloads"] = new(SettingsReloads, [], 1),
         ["rules.reloads"] = new(RulesReloads, ["ok"], 1),
         ["rules.reload_failures"] = new(RulesReloads, ["failed"], 1),

@@ -270,10 +270,12 @@ public sealed class BenchRunner
         try
         {
             daemon = StartSetup(setup);
+            // Scraping from before the warm-up: the scrape path is compiled and tiered up by the
+            // measured interval, as under a Prometheus that has been scraping all along.
+            using MetricsScraper? scraper = setup == BenchSetup.Ctfw1Scraped ? MetricsScraper.Start(_lab.Gateway, TimeSpan.FromMilliseconds(100)) : null;
             if (daemon is not null)
                 WarmUp();
 
-            using MetricsScraper? scraper = setup == BenchSetup.Ctfw1Scraped ? MetricsScraper.Start(_lab.Gateway, TimeSpan.FromMilliseconds(100)) : null;
             Snapshot before = Snap(setup, daemon);
             WorkloadFigures figures = RunWorkload(workload);
             Snapshot after = Snap(setup, daemon);
