@@ -369,10 +369,11 @@ internal sealed class ControlServer : IDisposable
             return;
         }
         List<FlowInfo> deleted = _target.Delete((flow, now) => filter.Matches(flow, now), out _);
+        ListingOptions options = _target.ListingOptions;
         output.Write("ok\n");
         foreach (FlowInfo flow in deleted)
         {
-            output.Write(ConntrackListing.Format(flow));
+            output.Write(ConntrackListing.Format(flow, options));
             output.Write('\n');
         }
     }
@@ -386,12 +387,13 @@ internal sealed class ControlServer : IDisposable
             return;
         }
         List<FlowInfo> flows = _target.Snapshot(out long nowMs);
+        ListingOptions options = _target.ListingOptions;
         output.Write("ok\n");
         foreach (FlowInfo flow in flows)
         {
             if (filter.Matches(flow, nowMs))
             {
-                output.Write(ConntrackListing.Format(flow));
+                output.Write(ConntrackListing.Format(flow, options));
                 if (filter.Annotates)
                     output.Write(filter.Annotate(flow, nowMs));
                 output.Write('\n');
