@@ -35,7 +35,7 @@ internal static class TopCommand
     public static CtfwCommand Create()
     {
         var command = new CtfwCommand("top", "a live view of a running `ctfw run`'s connection table, like iptstate",
-            "[FILTER]... [-R SECONDS] [--sort COLUMN] [--reverse] [--once] [--pid N | --control PATH]")
+            "[-R SECONDS] [--sort COLUMN] [--once] [FILTER]... [--pid N | --control PATH]")
         {
             Details = "Polls the daemon's control socket (`list` with the FILTERs, and `stats`) every -R seconds and shows\n"
                 + "the flows sorted, with totals and packet rates above. Keys: s next sort column, r reverse,\n"
