@@ -91,7 +91,7 @@ internal static class RunCommand
         Option<string> controlAdminGroup = Opt.Text("--control-admin-group", "GROUP",
             "members of GROUP may also change things through the control socket (flush, delete, reload, rules -Z, takeover), as root can");
         Option<string> metrics = Opt.Text("--metrics", "ADDR:PORT",
-            "serve Prometheus metrics at http://ADDR:PORT/metrics (an IP literal, [v6]:PORT; 0.0.0.0 for every address)");
+            "serve Prometheus metrics at http://ADDR:PORT/metrics (an IPv4 address; 0.0.0.0 for every one)");
         var settings = new SettingsOptions(offerLive: false);
 
         install.Completing("INPUT", "OUTPUT", "FORWARD", "INPUT,OUTPUT", "FORWARD,INPUT,OUTPUT");

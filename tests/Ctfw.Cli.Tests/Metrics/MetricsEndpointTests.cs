@@ -7,9 +7,7 @@ public class MetricsEndpointTests
 {
     [Theory]
     [InlineData("127.0.0.1:9469", "127.0.0.1", 9469, "127.0.0.1", "http://127.0.0.1:9469/metrics")]
-    [InlineData("[::1]:8080", "::1", 8080, "[::1]", "http://[::1]:8080/metrics")]
     [InlineData("0.0.0.0:9469", "0.0.0.0", 9469, "+", "http://127.0.0.1:9469/metrics")]
-    [InlineData("[::]:9469", "::", 9469, "+", "http://[::1]:9469/metrics")]
     public void TryParse_AddressAndPort_Parsed(string text, string address, int port, string listenerHost, string url)
     {
         Assert.True(MetricsEndpoint.TryParse(text, out MetricsEndpoint? endpoint, out string? error), error);
@@ -22,12 +20,14 @@ public class MetricsEndpointTests
     [Theory]
     [InlineData("9469", "not ADDR:PORT")]
     [InlineData("localhost:9469", "not an IP address")]
-    [InlineData("::1:9469", "in brackets")]
+    [InlineData("::1:9469", "IPv6 is not supported")]
+    [InlineData("[::]:9469", "IPv6 is not supported")]
     [InlineData("127.0.0.1:0", "not a port")]
     [InlineData("127.0.0.1:65536", "not a port")]
     [InlineData("127.0.0.1:-1", "not a port")]
     [InlineData("127.0.0.1:", "not a port")]
     [InlineData("300.0.0.1:80", "not an IP address")]
+    [InlineData("[::1]:9469", "IPv6 is not supported")]
     public void TryParse_Bad_OneLineError(string text, string expected)
     {
         Assert.False(MetricsEndpoint.TryParse(text, out MetricsEndpoint? endpoint, out string? error));

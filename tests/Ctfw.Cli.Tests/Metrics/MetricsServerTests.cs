@@ -37,6 +37,20 @@ public class MetricsServerTests
         Assert.Equal(2, Exposition.Value(Exposition.Parse(second).Samples, "ctfw_conntrack_entries"));
     }
 
+    [Fact(Timeout = 30_000)]
+    public async Task Start_EveryAddress_ServesOnLoopbackWhateverTheHost()
+    {
+        const string listen = "0.0.0.0", scrape = "127.0.0.1";
+        int port = FreePort();
+        Assert.True(MetricsEndpoint.TryParse($"{listen}:{port}", out MetricsEndpoint? endpoint, out string? error), error);
+        using MetricsServer server = MetricsServer.Start(endpoint!, new CountingSource());
+        using var http = new HttpClient();
+
+        string text = await http.GetStringAsync(new Uri($"http://{scrape}:{port}/metrics"));
+
+        Assert.Equal(1, Exposition.Value(Exposition.Parse(text).Samples, "ctfw_conntrack_entries"));
+    }
+
     [Fact]
     public void Start_PortInUse_OneLineErrorNamingIt()
     {
