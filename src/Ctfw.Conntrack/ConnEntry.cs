@@ -23,7 +23,8 @@ namespace Ctfw.Conntrack;
 /// OR/AND by the thread holding the entry lock (others OR Dying concurrently).
 ///
 /// Flow ages live outside the entry, in <see cref="ConnTable.Ages"/> (same index), so the entry
-/// stays two cache lines; the packet path touches them only when something changes.
+/// stays two cache lines; the packet path touches them only when something changes. Accounting
+/// (packets and bytes per direction) lives in <see cref="ConnTable.Acct"/>, same index.
 /// </summary>
 [StructLayout(LayoutKind.Explicit, Size = 128)]
 internal struct ConnEntry
@@ -66,6 +67,25 @@ internal struct FlowAge
     /// <summary>Valid while <see cref="PrivateStatus.ZeroWindow0"/> (ORIGINAL) / the next bit (REPLY) is set.</summary>
     public long ZeroWindowSince0;
     public long ZeroWindowSince1;
+}
+
+/// <summary>
+/// Per-flow accounting (the kernel's `nf_conn_acct`, §13.3 CTA_COUNTERS), indexed like the entry:
+/// packets and bytes (IP total length, the kernel's skb-&gt;len at the conntrack hook) per direction,
+/// counted for every packet the tracker accepted (not for INVALID or TCP-ignored ones, as
+/// nf_ct_refresh_acct). 32 bytes, so two share a cache line.
+/// <para>Every writer holds the entry lock (or owns the entry before it is published), so plain
+/// adds lose nothing — unlike the kernel, which uses atomic64_add because it counts outside
+/// ct-&gt;lock. A flow's packets may arrive on several workers (ARCHITECTURE: threading model), and
+/// the lock is what serialises them. Listings read each field without the lock as one whole aligned
+/// 64-bit value (a benign race: the four may be a packet apart).</para>
+/// </summary>
+internal struct FlowAcct
+{
+    public long Packets0;
+    public long Bytes0;
+    public long Packets1;
+    public long Bytes1;
 }
 
 /// <summary>Per-direction TCP window state (`struct ip_ct_tcp_state`).</summary>

@@ -30,6 +30,8 @@ internal sealed class ConnTable
     internal readonly ConnEntry[] Entries;
     /// <summary>Ages of each entry, same index (see <see cref="FlowAge"/>); outside the entry to keep it 128 bytes.</summary>
     internal readonly FlowAge[] Ages;
+    /// <summary>Packets and bytes of each entry, same index (see <see cref="FlowAcct"/>).</summary>
+    internal readonly FlowAcct[] Acct;
     private readonly int[] _buckets;
     private readonly int _bucketShift;
     private readonly TupleHasher _hasher;
@@ -79,6 +81,7 @@ internal sealed class ConnTable
         int capacity = checked(max + Math.Max(max / 32, 4096));
         Entries = GC.AllocateArray<ConnEntry>(capacity, pinned: true);
         Ages = new FlowAge[capacity];
+        Acct = GC.AllocateArray<FlowAcct>(capacity, pinned: true); // pinned: the batch pass prefetches it
         int buckets = (int)BitOperations.RoundUpToPowerOf2((uint)Math.Max(1024, max * 2));
         _buckets = GC.AllocateArray<int>(buckets, pinned: true); // pinned: prefetch takes its address
         _bucketShift = 64 - BitOperations.Log2((uint)buckets);
@@ -148,9 +151,12 @@ internal sealed class ConnTable
         int link = Volatile.Read(ref _buckets[Bucket(hash)]);
         if (link == 0)
             return;
-        byte* e = (byte*)Unsafe.AsPointer(ref Entries[(link - 1) >> 1]);
+        int idx = (link - 1) >> 1;
+        byte* e = (byte*)Unsafe.AsPointer(ref Entries[idx]);
         Sse.Prefetch0(e);
         Sse.Prefetch0(e + 64);
+        // The accounting slot the packet will add to, if the head is its entry (the common case).
+        Sse.Prefetch0(Unsafe.AsPointer(ref Acct[idx]));
     }
 
     /// <summary>

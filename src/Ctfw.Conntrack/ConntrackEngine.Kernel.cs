@@ -228,6 +228,7 @@ public sealed partial class ConntrackEngine
         e.NextReply = 0;
         e.TimerNext = -1;
         e.TimerPrev = -1;
+        Table.Acct[idx] = default; // counters start here: neither the kernel's nor the state file's are carried over
         ref FlowAge age = ref Table.Ages[idx];
         age.StateSinceMs = now;
         age.ZeroWindowSince0 = now;

@@ -249,6 +249,18 @@ public readonly record struct FlowInfo(ConnTuple Original, ConnTuple Reply, CtSt
     /// <summary>Brought back by a late FIN/RST after expiry, or opened by loose rescue (`[RESCUED]` in listings).</summary>
     public bool Rescued { get; init; }
 
+    /// <summary>Packets of the ORIGINAL direction the tracker accepted (nf_conntrack_acct's `packets=`).</summary>
+    public long PacketsOriginal { get; init; }
+
+    /// <summary>Bytes (IP total length) of those packets.</summary>
+    public long BytesOriginal { get; init; }
+
+    /// <summary>Packets of the REPLY direction the tracker accepted.</summary>
+    public long PacketsReply { get; init; }
+
+    /// <summary>Bytes (IP total length) of those packets.</summary>
+    public long BytesReply { get; init; }
+
     internal static FlowInfo From(ConnTable table, int idx, long now)
     {
         ref ConnEntry e = ref table.Entries[idx];
@@ -259,6 +271,7 @@ public readonly record struct FlowInfo(ConnTuple Original, ConnTuple Reply, CtSt
         // are each one fresh, whole read; the tuple does not change while the entry is live.
         uint status = Volatile.Read(ref e.Status);
         ref FlowAge age = ref table.Ages[idx];
+        ref FlowAcct acct = ref table.Acct[idx];
         bool tcp = orig.Protocol == Packets.IpProto.Tcp;
         return new FlowInfo(orig, reply, (CtStatus)(status & PrivateStatus.Reported),
             tcp ? e.Tcp.State : TcpState.None,
@@ -273,6 +286,11 @@ public readonly record struct FlowInfo(ConnTuple Original, ConnTuple Reply, CtSt
             FinSeenOriginal = tcp && (status & PrivateStatus.FinSeen0) != 0,
             FinSeenReply = tcp && (status & (PrivateStatus.FinSeen0 << 1)) != 0,
             Rescued = (status & (uint)CtStatus.Rescued) != 0,
+            // Benign race: each counter is one whole aligned 64-bit read (x64/arm64); the four may be a packet apart.
+            PacketsOriginal = Volatile.Read(ref acct.Packets0),
+            BytesOriginal = Volatile.Read(ref acct.Bytes0),
+            PacketsReply = Volatile.Read(ref acct.Packets1),
+            BytesReply = Volatile.Read(ref acct.Bytes1),
         };
     }
 }

@@ -18,6 +18,12 @@ public sealed class ConntrackSettings
     public int Max { get; private set; } = DefaultMax;
     public bool Checksum { get; private set; } = true;
     public int LogInvalid { get; private set; }
+    /// <summary>
+    /// nf_conntrack_acct: whether listings and DESTROY events show each direction's `packets= bytes=`.
+    /// ctfw counts always (one add pair per packet on a cache line the batch pass prefetched); the
+    /// knob only decides what is shown, so turning it on shows counts from each flow's start.
+    /// </summary>
+    public bool Acct { get; private set; }
 
     public bool TcpLoose { get; private set; } = true;
     public bool TcpBeLiberal { get; private set; }
@@ -61,6 +67,7 @@ public sealed class ConntrackSettings
     {
         ["nf_conntrack_max"] = new(Kind.Count, (s, v) => s.Max = v),
         ["nf_conntrack_checksum"] = new(Kind.Bool, (s, v) => s.Checksum = v != 0),
+        ["nf_conntrack_acct"] = new(Kind.Bool, (s, v) => s.Acct = v != 0),
         ["nf_conntrack_log_invalid"] = new(Kind.Count, (s, v) => s.LogInvalid = v),
         ["nf_conntrack_tcp_loose"] = new(Kind.Bool, (s, v) => s.TcpLoose = v != 0),
         ["nf_conntrack_tcp_be_liberal"] = new(Kind.Bool, (s, v) => s.TcpBeLiberal = v != 0),
@@ -92,7 +99,7 @@ public sealed class ConntrackSettings
     /// </summary>
     private static readonly HashSet<string> s_ignored = new(StringComparer.Ordinal)
     {
-        "nf_conntrack_acct", "nf_conntrack_buckets", "nf_conntrack_count", "nf_conntrack_events",
+        "nf_conntrack_buckets", "nf_conntrack_count", "nf_conntrack_events",
         "nf_conntrack_expect_max", "nf_conntrack_helper", "nf_conntrack_timestamp",
         "nf_conntrack_frag6_high_thresh", "nf_conntrack_frag6_low_thresh", "nf_conntrack_frag6_timeout",
         "nf_hooks_lwtunnel", "nf_flowtable_tcp_timeout", "nf_flowtable_udp_timeout",
@@ -209,6 +216,7 @@ public sealed class ConntrackSettings
     {
         "nf_conntrack_max" => Max,
         "nf_conntrack_checksum" => Checksum ? 1 : 0,
+        "nf_conntrack_acct" => Acct ? 1 : 0,
         "nf_conntrack_log_invalid" => LogInvalid,
         "nf_conntrack_tcp_loose" => TcpLoose ? 1 : 0,
         "nf_conntrack_tcp_be_liberal" => TcpBeLiberal ? 1 : 0,

@@ -393,6 +393,8 @@ public sealed class ConntrackWorker : IDisposable
             _table.Unlock(idx);
             return false;
         }
+        if (res != L4Result.Invalid && res != L4Result.Ignore)
+            Account(idx, dir, p.IpTotalLength);
         if (res == L4Result.Invalid)
         {
             r.TcpState = e.Tcp.State;
@@ -507,6 +509,7 @@ public sealed class ConntrackWorker : IDisposable
                 break;
         }
 
+        StartAccounting(idx, 0, p.IpTotalLength);
         r.State = CtState.New;
         r.Direction = CtDirection.Original;
         r.Status = (CtStatus)(e.Status & 0xFFFF);
@@ -570,6 +573,29 @@ public sealed class ConntrackWorker : IDisposable
             // Benign race with listings: one that read the bit just before still reports the old time.
             Interlocked.And(ref e.Status, ~zero);
         }
+    }
+
+    /// <summary>
+    /// Adds one packet of <paramref name="bytes"/> to direction <paramref name="dir"/> (entry locked:
+    /// plain adds, see <see cref="FlowAcct"/>). The slot was prefetched with the entry in batches.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void Account(int idx, int dir, int bytes)
+    {
+        ref FlowAcct a = ref _table.Acct[idx];
+        // Packets1/Bytes1 are two longs after Packets0/Bytes0.
+        ref long packets = ref Unsafe.Add(ref a.Packets0, dir << 1);
+        packets++;
+        Unsafe.Add(ref packets, 1) += bytes;
+    }
+
+    /// <summary>A new entry's counters (still private to this thread): the first packet, or none when it was not counted.</summary>
+    private void StartAccounting(int idx, int dir, int bytes)
+    {
+        ref FlowAcct a = ref _table.Acct[idx];
+        a = default;
+        if (bytes > 0)
+            Account(idx, dir, bytes);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -654,6 +680,7 @@ public sealed class ConntrackWorker : IDisposable
         e.TimerNext = -1;
         e.TimerPrev = -1;
         TrackAges(idx, ref e, dir, p, TcpState.None, now);
+        StartAccounting(idx, dir, ignored ? 0 : p.IpTotalLength);
         // Read before it is published; other workers may update it from then on. (Still private to
         // this thread here: Volatile is not needed for ordering, TryInsert's CAS comes after it.)
         TcpState state = e.Tcp.State;
@@ -709,6 +736,8 @@ public sealed class ConntrackWorker : IDisposable
         e.Tcp = trial.Tcp;
         Interlocked.Or(ref e.Status, (uint)(CtStatus.SeenReply | CtStatus.Assured | CtStatus.Rescued)); // atomic: shares the word with Dying
         TrackAges(idx, ref e, dir, p, before, now);
+        if (!ignored)
+            Account(idx, dir, p.IpTotalLength);
         // Last: the deadline makes the entry visible to lookups again (they then wait for our lock).
         // Release: lock-free readers (listings, RELATED reports) that see the new deadline also see the
         // new TCP state and bits; the housekeeper, which expires under the lock, sees it refreshed.
@@ -782,6 +811,7 @@ public sealed class ConntrackWorker : IDisposable
         }
         CapDeadline(ref e, now + _looseTimeoutMs);
         TrackAges(idx, ref e, 0, p, TcpState.None, now);
+        StartAccounting(idx, 0, ignored ? 0 : p.IpTotalLength);
         TcpState state = e.Tcp.State;
         // Private to this thread until TryInsert links it (as in TryRescue); Volatile for uniformity.
         uint status = Volatile.Read(ref e.Status) | (ctx.DeferConfirm ? 0 : (uint)CtStatus.Confirmed);

@@ -614,10 +614,11 @@ internal sealed class ControlServer : IDisposable
             deleted = _target.Delete((flow, now) => filter.Matches(flow, now), out _);
         LogChange(ControlProtocol.Delete, peer, string.Create(CultureInfo.InvariantCulture,
             $"{deleted.Count} entries removed{(args.Length == 0 ? "" : " (" + Shorten(string.Join(' ', args)) + ")")}"));
+        ListingOptions options = _target.ListingOptions;
         output.Write("ok\n");
         foreach (FlowInfo flow in deleted)
         {
-            output.Write(ConntrackListing.Format(flow));
+            output.Write(ConntrackListing.Format(flow, options));
             output.Write('\n');
         }
     }
@@ -634,12 +635,13 @@ internal sealed class ControlServer : IDisposable
         long nowMs;
         lock (_targetLock)
             flows = _target.Snapshot(out nowMs);
+        ListingOptions options = _target.ListingOptions;
         output.Write("ok\n");
         foreach (FlowInfo flow in flows)
         {
             if (filter.Matches(flow, nowMs))
             {
-                output.Write(ConntrackListing.Format(flow));
+                output.Write(ConntrackListing.Format(flow, options));
                 if (filter.Annotates)
                     output.Write(filter.Annotate(flow, nowMs));
                 output.Write('\n');

@@ -20,6 +20,9 @@ internal interface IControlTarget
     /// <summary>A copy of every live flow, and the daemon clock (ms) it was taken at.</summary>
     List<FlowInfo> Snapshot(out long nowMs);
 
+    /// <summary>What `conntrack -L`/`-D`/`-E` lines show besides the entry: accounting when nf_conntrack_acct is on.</summary>
+    ListingOptions ListingOptions => ListingOptions.None;
+
     /// <summary>Kills every entry, like `conntrack -F`; returns how many there were.</summary>
     int Flush();
 

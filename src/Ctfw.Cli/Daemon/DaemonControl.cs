@@ -275,6 +275,9 @@ internal sealed class DaemonControl : IControlTarget
         return s;
     }
 
+    // One bool read of the live settings (reloaded once a second): a benign race with a reload.
+    public ListingOptions ListingOptions => _engine.Settings.Acct ? ListingOptions.Accounting : ListingOptions.None;
+
     public List<FlowInfo> Snapshot(out long nowMs)
     {
         nowMs = DaemonClock.NowMs();
