@@ -83,7 +83,7 @@ internal sealed class ConnTable
         // an entry). 4 096 × 128 B is 512 KiB; at the default max (262 144) 1/32 is more anyway.
         int capacity = checked(max + Math.Max(max / 32, 4096));
         Entries = GC.AllocateArray<ConnEntry>(capacity, pinned: true);
-        Ages = new FlowAge[capacity];
+        Ages = GC.AllocateArray<FlowAge>(capacity, pinned: true); // pinned: PrefetchSide takes its address
         Acct = GC.AllocateArray<FlowAcct>(capacity, pinned: true); // pinned: the batch pass prefetches it
         int buckets = (int)BitOperations.RoundUpToPowerOf2((uint)Math.Max(1024, max * 2));
         _buckets = GC.AllocateArray<int>(buckets, pinned: true); // pinned: prefetch takes its address
@@ -160,6 +160,20 @@ internal sealed class ConnTable
         Sse.Prefetch0(e + 64);
         // The accounting slot the packet will add to, if the head is its entry (the common case).
         Sse.Prefetch0(Unsafe.AsPointer(ref Acct[idx]));
+    }
+
+    /// <summary>
+    /// Prefetches the side data of a freshly allocated entry (its ages and accounting slots), which
+    /// the new-flow path writes after it has filled the entry: their misses overlap the entry's own
+    /// instead of following it (a recycled index under a flood is a cold line in each array).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public unsafe void PrefetchSide(int idx)
+    {
+        if (!Sse.IsSupported)
+            return;
+        Sse.Prefetch0(Unsafe.AsPointer(ref Acct[idx]));
+        Sse.Prefetch0(Unsafe.AsPointer(ref Ages[idx]));
     }
 
     /// <summary>

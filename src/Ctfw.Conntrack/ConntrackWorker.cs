@@ -516,6 +516,7 @@ public sealed class ConntrackWorker : IDisposable
             r.Reason = InvalidReason.TableFull;
             return true;
         }
+        _table.PrefetchSide(idx);
         ref ConnEntry e = ref _table.Entries[idx];
         e.Orig = t;
         e.Status = 0;
