@@ -35,7 +35,7 @@ internal static class ConntrackCommand
     public static CtfwCommand Create()
     {
         var command = new CtfwCommand("conntrack", "list, count, delete or flush the connection table of a running `ctfw run`",
-            "[-L | -C | -D | -F | -E | -S] [FILTER]... [-o extended|json] [-e EVENTS] [--pid N | --control PATH]")
+            "[-L|-C|-D|-F|-E|-S] [FILTER]... [-o FMT] [-e EVENTS] [--pid N|--control PATH]")
         {
             Details = "The connection table of a running `ctfw run`, as conntrack-tools shows the kernel's: entries on\n"
                 + "stdout, the count line on stderr. Every FILTER given must match.",

@@ -32,7 +32,7 @@ internal static class ControlProtocol
     /// </summary>
     public static bool IsReadOnly(string verb, ReadOnlySpan<string> args) => verb switch
     {
-        Stats or List or "events" => true,
+        Stats or List or Events or CpuStats => true,
         Rules => !args.Contains(RulesZero),
         _ => false,
     };
