@@ -68,6 +68,9 @@ internal sealed class ConnTable
     /// <summary>When set, expiring TCP entries are reported here (reset on expiry). Set by the engine.</summary>
     internal ExpiryFeed? Feed;
 
+    /// <summary>Conntrack events (DESTROY on kills and expiries). Set once by the engine, before any packet.</summary>
+    internal ConntrackEvents? Events;
+
     public ConnTable(int max, int maxThreads, long now, ulong? hashSeed = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(max, 1);
@@ -80,7 +83,7 @@ internal sealed class ConnTable
         // an entry). 4 096 × 128 B is 512 KiB; at the default max (262 144) 1/32 is more anyway.
         int capacity = checked(max + Math.Max(max / 32, 4096));
         Entries = GC.AllocateArray<ConnEntry>(capacity, pinned: true);
-        Ages = new FlowAge[capacity];
+        Ages = GC.AllocateArray<FlowAge>(capacity, pinned: true); // pinned: PrefetchSide takes its address
         Acct = GC.AllocateArray<FlowAcct>(capacity, pinned: true); // pinned: the batch pass prefetches it
         int buckets = (int)BitOperations.RoundUpToPowerOf2((uint)Math.Max(1024, max * 2));
         _buckets = GC.AllocateArray<int>(buckets, pinned: true); // pinned: prefetch takes its address
@@ -157,6 +160,20 @@ internal sealed class ConnTable
         Sse.Prefetch0(e + 64);
         // The accounting slot the packet will add to, if the head is its entry (the common case).
         Sse.Prefetch0(Unsafe.AsPointer(ref Acct[idx]));
+    }
+
+    /// <summary>
+    /// Prefetches the side data of a freshly allocated entry (its ages and accounting slots), which
+    /// the new-flow path writes after it has filled the entry: their misses overlap the entry's own
+    /// instead of following it (a recycled index under a flood is a cold line in each array).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public unsafe void PrefetchSide(int idx)
+    {
+        if (!Sse.IsSupported)
+            return;
+        Sse.Prefetch0(Unsafe.AsPointer(ref Acct[idx]));
+        Sse.Prefetch0(Unsafe.AsPointer(ref Ages[idx]));
     }
 
     /// <summary>
@@ -269,10 +286,12 @@ internal sealed class ConnTable
     /// Entries killed before the worker's current batch are reusable then; those killed during it
     /// are not (the worker may still hold their indexes), so the spares must cover one batch.
     /// </remarks>
-    public int Allocate(ulong hash, long now)
+    public int Allocate(ulong hash, long now, EventRing? events = null, WorkerStats? stats = null)
     {
-        if (!Reserve(hash, now))
+        if (!Reserve(hash, now, events, stats))
         {
+            if (stats != null)
+                stats.Drop++; // the owning worker's own counter
             Interlocked.Increment(ref _fullDrops.Value); // statistics; atomic so no concurrent increment is lost
             Interlocked.Increment(ref _allocFailures.Value);
             return -1;
@@ -282,6 +301,8 @@ internal sealed class ConnTable
             idx = PopFree();
         if (idx < 0)
         {
+            if (stats != null)
+                stats.Drop++;
             Interlocked.Decrement(ref _count.Value);
             Interlocked.Increment(ref _slotShortages.Value);
             Interlocked.Increment(ref _allocFailures.Value);
@@ -302,7 +323,7 @@ internal sealed class ConnTable
     /// everyone, so another worker may take them first; a few rounds settle that under any contention
     /// a flood can produce, and a worker that loses them all refuses the flow as table-full.
     /// </remarks>
-    private bool Reserve(ulong hash, long now)
+    private bool Reserve(ulong hash, long now, EventRing? events, WorkerStats? stats)
     {
         const int EarlyDropRounds = 3;
         int rounds = 0;
@@ -319,7 +340,7 @@ internal sealed class ConnTable
             if (rounds++ == EarlyDropRounds)
                 return false;
             // Nothing to evict may still have freed places: expired entries met on the way are reaped.
-            if (!EarlyDrop(hash, now) && Volatile.Read(ref _count.Value) >= Max)
+            if (!EarlyDrop(hash, now, events, stats) && Volatile.Read(ref _count.Value) >= Max)
                 return false;
         }
     }
@@ -540,9 +561,10 @@ internal sealed class ConnTable
 
     /// <summary>
     /// Marks a published entry dead. Exactly one caller wins; it gets true, the entry leaves
-    /// <see cref="Count"/> and goes to the housekeeper for unlinking.
+    /// <see cref="Count"/> and goes to the housekeeper for unlinking. The winner reports the DESTROY
+    /// event into <paramref name="events"/> (its producer ring) while someone listens.
     /// </summary>
-    public bool Kill(int idx)
+    public bool Kill(int idx, EventRing? events = null, long now = 0, bool userspace = false, uint hideStatus = 0)
     {
         ref ConnEntry e = ref Entries[idx];
         // Atomic OR: exactly one of any concurrent killers (RST, reopen, early drop, flush, and
@@ -552,6 +574,9 @@ internal sealed class ConnTable
         uint old = Interlocked.Or(ref e.Status, (uint)CtStatus.Dying);
         if ((old & (uint)CtStatus.Dying) != 0)
             return false;
+        // Before the push: until the kill stack is taken and a grace period passes, the entry is intact.
+        if (events != null && Events is { Active: true } hub)
+            hub.Emit(events, this, idx, ConntrackEventKind.Destroy, now, userspace, hideStatus);
         Interlocked.Decrement(ref _count.Value); // the place is free at once, as nf_conntrack_count
         PushStack(ref _killHead.Value, ref e.AuxNext, idx);
         return true;
@@ -596,7 +621,7 @@ internal sealed class ConnTable
     /// Early drop (§3.3): from the new tuple's bucket, scan up to 8 buckets; in the first that has
     /// any, kill every confirmed, unassured, live entry. Expired entries met on the way are reaped.
     /// </summary>
-    private bool EarlyDrop(ulong hash, long now)
+    private bool EarlyDrop(ulong hash, long now, EventRing? events, WorkerStats? stats)
     {
         int start = Bucket(hash);
         int mask = _buckets.Length - 1;
@@ -618,12 +643,14 @@ internal sealed class ConnTable
                     continue;
                 if (IsExpired(Volatile.Read(ref e.Deadline), now))
                 {
-                    Kill(idx);
+                    Kill(idx, events, now);
                     continue;
                 }
-                if ((s & (uint)(CtStatus.Assured | CtStatus.Confirmed)) == (uint)CtStatus.Confirmed && Kill(idx))
+                if ((s & (uint)(CtStatus.Assured | CtStatus.Confirmed)) == (uint)CtStatus.Confirmed && Kill(idx, events, now))
                 {
                     drops++;
+                    if (stats != null)
+                        stats.EarlyDrop++;
                     Interlocked.Increment(ref _earlyDrops.Value); // statistic; several workers may early-drop at once
                 }
             }
@@ -716,6 +743,9 @@ internal sealed class ConnTable
         if (expiredNow && tombstones != null && e.Orig.Protocol == Packets.IpProto.Tcp && TombstoneStore.Keeps(e.Tcp.State))
             tombstones.Add(e.Orig, Hash(e.Orig), e.Tcp, deadline, now);
         bool won = expiredNow && (Interlocked.Or(ref e.Status, (uint)CtStatus.Dying) & (uint)CtStatus.Dying) == 0;
+        // The housekeeper's ring is written only by the holder of the remover flag (one at a time).
+        if (won && Events is { Active: true } hub)
+            hub.Emit(hub.Housekeeper, this, idx, ConntrackEventKind.Destroy, now);
         if (won && feed != null && e.Orig.Protocol == Packets.IpProto.Tcp && ExpiryFeed.Reports(e.Tcp.State))
         {
             feed.Add(new ExpiredTcpFlow(e.Orig, e.Tcp.State, e.Tcp.Seen0.TdEnd, e.Tcp.Seen1.TdEnd,

@@ -33,6 +33,25 @@ public sealed partial class ConntrackEngine
         if (rescue.Mode != RescueMode.Off)
             Table.Tombstones = new TombstoneStore(rescue.MaxTombstones, rescue.WindowSeconds * 1000L);
         _readerSlot = Table.Epochs.Register();
+        Events = new ConntrackEvents();
+        Table.Events = Events;
+    }
+
+    /// <summary>Conntrack events for `conntrack -E` subscribers (written only while one listens).</summary>
+    public ConntrackEvents Events { get; }
+
+    private readonly List<WorkerStats> _workerStats = [];
+
+    /// <summary>Every worker's `conntrack -S` counters, in creation order (workers that ended included).</summary>
+    public IReadOnlyList<WorkerCounters> WorkerStatistics()
+    {
+        lock (_workerStats)
+        {
+            var list = new List<WorkerCounters>(_workerStats.Count);
+            foreach (WorkerStats w in _workerStats)
+                list.Add(w.Read());
+            return list;
+        }
     }
 
     /// <summary>A snapshot of the rescue counters (all zero with rescue off).</summary>
@@ -93,7 +112,13 @@ public sealed partial class ConntrackEngine
         int slot = Table.Epochs.Register();
         if (slot < 0)
             throw new InvalidOperationException("all worker slots are taken (raise maxWorkers)");
-        return new ConntrackWorker(this, slot);
+        WorkerStats stats;
+        lock (_workerStats)
+        {
+            stats = new WorkerStats(_workerStats.Count);
+            _workerStats.Add(stats);
+        }
+        return new ConntrackWorker(this, slot, stats, Events.AddRing($"worker.{stats.Id}"));
     }
 
     internal void ReleaseWorker(int slot) => Table.Epochs.Unregister(slot);
@@ -165,7 +190,7 @@ public sealed partial class ConntrackEngine
             {
                 Table.ForEachLive(now, idx =>
                 {
-                    if (Table.Kill(idx))
+                    if (Table.Kill(idx, Events.Control, now, userspace: true))
                         killed++;
                 });
             }
@@ -193,7 +218,7 @@ public sealed partial class ConntrackEngine
                 Table.ForEachLive(now, idx =>
                 {
                     FlowInfo flow = FlowInfo.From(Table, idx, now);
-                    if (match(flow) && Table.Kill(idx))
+                    if (match(flow) && Table.Kill(idx, Events.Control, now, userspace: true))
                         killed.Add(flow);
                 });
             }

@@ -1,5 +1,7 @@
+using System.Buffers;
 using System.Globalization;
 using System.Text;
+using System.Text.Json;
 using Ctfw.Packets;
 
 namespace Ctfw.Conntrack;
@@ -68,6 +70,13 @@ public static class ConntrackListing
         return sb.ToString();
     }
 
+    /// <summary>
+    /// One `conntrack -S` line for a worker, as conntrack v1.4.7 prints a CPU's
+    /// (`cpu=0   \tfound=0 invalid=0 … chaintoolong=0 `, trailing space included).
+    /// </summary>
+    public static string FormatCpuStats(in WorkerCounters c) => string.Create(CultureInfo.InvariantCulture,
+        $"cpu={c.Worker,-4}\tfound={c.Found} invalid={c.Invalid} insert={c.Insert} insert_failed={c.InsertFailed} drop={c.Drop} early_drop={c.EarlyDrop} error={c.Error} search_restart={c.SearchRestart} clash_resolve={c.ClashResolve} chaintoolong=0 ");
+
     /// <summary>conntrack-tools' protocol name (`tcp`, `icmpv6`, …; `unknown` for others).</summary>
     public static string ProtocolName(byte proto) => proto switch
     {
@@ -105,6 +114,83 @@ public static class ConntrackListing
         // Not a kernel flag; conntrack-tools prints its other flags in brackets too, so parsers skip it.
         if (f.Rescued)
             sb.Append("[RESCUED] ");
+    }
+
+    /// <summary>
+    /// `-o json`: one object per line (schema in docs/OPERATIONS.md). Every field of <see cref="FlowInfo"/>,
+    /// counters always (ctfw counts whether or not nf_conntrack_acct shows them); with
+    /// <paramref name="kind"/> an event's `event` and `userspace`; with <paramref name="nowMs"/> (listings)
+    /// the ages, which events do not carry.
+    /// </summary>
+    public static string FormatJson(in FlowInfo f, ConntrackEventKind? kind = null, bool userspace = false, long? nowMs = null)
+    {
+        var buffer = new ArrayBufferWriter<byte>(512);
+        using (var w = new Utf8JsonWriter(buffer))
+        {
+            w.WriteStartObject();
+            if (kind is { } k)
+                w.WriteString("event", k switch { ConntrackEventKind.New => "new", ConntrackEventKind.Update => "update", _ => "destroy" });
+            byte proto = f.Original.Protocol;
+            w.WriteString("family", f.Original.IsV6 ? "ipv6" : "ipv4");
+            w.WriteString("protocol", ProtocolName(proto));
+            w.WriteNumber("protonum", proto);
+            w.WriteNumber("timeout", f.TimeoutMs / 1000);
+            w.WriteNumber("timeout_ms", f.TimeoutMs);
+            if (proto == IpProto.Tcp)
+                w.WriteString("state", f.TcpState.Name());
+            w.WritePropertyName("original");
+            WriteTuple(w, f.Original, f.PacketsOriginal, f.BytesOriginal);
+            w.WritePropertyName("reply");
+            WriteTuple(w, f.Reply, f.PacketsReply, f.BytesReply);
+            w.WriteNumber("status", (uint)f.Status);
+            w.WriteBoolean("seen_reply", (f.Status & CtStatus.SeenReply) != 0);
+            w.WriteBoolean("assured", (f.Status & CtStatus.Assured) != 0);
+            w.WriteBoolean("rescued", f.Rescued);
+            w.WriteNumber("zone", f.Original.Zone);
+            if (kind == ConntrackEventKind.Destroy)
+                w.WriteBoolean("userspace", userspace);
+            if (nowMs is { } now)
+            {
+                w.WriteNumber("state_age_ms", now - f.StateSinceMs);
+                if (f.ZeroWindowSinceOriginal != long.MinValue)
+                    w.WriteNumber("zero_window_original_ms", now - f.ZeroWindowSinceOriginal);
+                if (f.ZeroWindowSinceReply != long.MinValue)
+                    w.WriteNumber("zero_window_reply_ms", now - f.ZeroWindowSinceReply);
+                if (proto == IpProto.Tcp)
+                {
+                    w.WriteBoolean("fin_original", f.FinSeenOriginal);
+                    w.WriteBoolean("fin_reply", f.FinSeenReply);
+                }
+            }
+            w.WriteEndObject();
+        }
+        return Encoding.UTF8.GetString(buffer.WrittenSpan);
+    }
+
+    private static void WriteTuple(Utf8JsonWriter w, in ConnTuple t, long packets, long bytes)
+    {
+        w.WriteStartObject();
+        w.WriteString("src", t.Src.Format(t.IsV6));
+        w.WriteString("dst", t.Dst.Format(t.IsV6));
+        switch (t.Protocol)
+        {
+            case IpProto.Tcp or IpProto.Udp or IpProto.UdpLite or IpProto.Sctp:
+                w.WriteNumber("sport", t.SrcId);
+                w.WriteNumber("dport", t.DstId);
+                break;
+            case IpProto.Icmp or IpProto.Icmpv6:
+                w.WriteNumber("type", t.DstId >> 8);
+                w.WriteNumber("code", t.DstId & 0xFF);
+                w.WriteNumber("id", t.SrcId);
+                break;
+            case IpProto.Gre:
+                w.WriteNumber("srckey", t.SrcId);
+                w.WriteNumber("dstkey", t.DstId);
+                break;
+        }
+        w.WriteNumber("packets", packets);
+        w.WriteNumber("bytes", bytes);
+        w.WriteEndObject();
     }
 
     private static void AppendTuple(StringBuilder sb, in ConnTuple t)

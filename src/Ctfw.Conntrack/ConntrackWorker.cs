@@ -20,9 +20,15 @@ public sealed class ConntrackWorker : IDisposable
     private readonly long _looseTimeoutMs;
     private readonly TombstoneStore? _tombstones;
     private readonly RescueTally _tally;
+    private readonly ConntrackEvents _events;
+    private readonly EventRing _ring;
+    private readonly WorkerStats _stats;
 
-    internal ConntrackWorker(ConntrackEngine engine, int epochSlot)
+    internal ConntrackWorker(ConntrackEngine engine, int epochSlot, WorkerStats stats, EventRing ring)
     {
+        _events = engine.Events;
+        _ring = ring;
+        _stats = stats;
         _engine = engine;
         _table = engine.Table;
         _s = engine.Settings;
@@ -142,12 +148,12 @@ public sealed class ConntrackWorker : IDisposable
         if (parseResult != InvalidReason.None)
         {
             Invalid(ref r, parseResult);
-            return false;
+            return Decided(ref r);
         }
         if (ctx.VerifyChecksums && _s.Checksum && !ChecksumOk(packet, p, ref r))
         {
             ReportTcpState(p, now, ctx, ref r);
-            return false;
+            return Decided(ref r);
         }
 
         byte proto = p.Protocol;
@@ -156,19 +162,28 @@ public sealed class ConntrackWorker : IDisposable
             if ((proto == IpProto.Icmp) == p.IsV6)
             {
                 Invalid(ref r, InvalidReason.IcmpWrongFamily);
-                return false;
+                return Decided(ref r);
             }
             if (HandleIcmpSpecial(p, now, ctx, ref r))
-                return false;
+                return Decided(ref r);
         }
         else if (proto == IpProto.Tcp && !TcpTracker.ValidFlags(p.TcpFlags))
         {
             Invalid(ref r, InvalidReason.TcpInvalidFlags);
             ReportTcpState(p, now, ctx, ref r);
-            return false;
+            return Decided(ref r);
         }
         t = ConnTuple.From(p, ctx.Zone);
         return true;
+    }
+
+    /// <summary>The end of <see cref="Prepare"/> for a packet it decided: an INVALID one there is the kernel's `error`.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool Decided(ref Classification r)
+    {
+        if (r.State == CtState.Invalid)
+            _stats.Error++;
+        return false;
     }
 
     /// <summary>Lookup, then the existing-entry or new-entry path (nf_conntrack_in steps 5–9).</summary>
@@ -183,6 +198,8 @@ public sealed class ConntrackWorker : IDisposable
                     return;
                 continue; // a rescue lost a race with another worker: look again
             }
+            if (attempt > 0)
+                _stats.SearchRestart++;
             _table.Lock(idx);
             ref ConnEntry e = ref _table.Entries[idx];
             // Re-check under the lock what Lookup read lock-free. Dying is set without the lock, so
@@ -192,10 +209,11 @@ public sealed class ConntrackWorker : IDisposable
                 _table.Unlock(idx);
                 continue; // died or expired between lookup and lock: look again
             }
+            _stats.Found++;
             if (Existing(idx, ref e, dir, p, now, ref r))
                 return;
             // Repeat: a SYN reopened a closed connection; the old entry is gone, classify afresh.
-            if (!_table.Kill(idx))
+            if (!_table.Kill(idx, _ring, now))
             {
                 r.State = CtState.Dropped;
                 r.Reason = InvalidReason.ReopenRace;
@@ -235,13 +253,34 @@ public sealed class ConntrackWorker : IDisposable
         if (_table.TryInsert(idx, r.Timestamp))
         {
             r.Status |= CtStatus.Confirmed;
+            Inserted(idx, r.Timestamp);
             return true;
         }
         _table.Free(idx);
-        return !ClashDrops(r.Protocol);
+        return !InsertLost(r.Protocol);
     }
 
     private static bool ClashDrops(byte protocol) => protocol is IpProto.Tcp or IpProto.Icmp or IpProto.Icmpv6;
+
+    /// <summary>A lost insert race: counted as the kernel's insert_failed (packet dropped) or clash_resolve. True when the packet drops.</summary>
+    private bool InsertLost(byte protocol)
+    {
+        bool drops = ClashDrops(protocol);
+        if (drops)
+            _stats.InsertFailed++;
+        else
+            _stats.ClashResolve++;
+        return drops;
+    }
+
+    /// <summary>An entry this worker confirmed: counted, and its NEW event while someone listens.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void Inserted(int idx, long now)
+    {
+        _stats.Insert++;
+        if (_events.Active)
+            _events.Emit(_ring, _table, idx, ConntrackEventKind.New, now);
+    }
 
     /// <summary>Discards a new entry whose packet was dropped: the kernel never inserts it.</summary>
     public void Abort(ref Classification r)
@@ -253,14 +292,15 @@ public sealed class ConntrackWorker : IDisposable
         }
     }
 
-    private static void Invalid(ref Classification r, InvalidReason reason)
+    private void Invalid(ref Classification r, InvalidReason reason)
     {
+        _stats.Invalid++;
         r.State = CtState.Invalid;
         r.Direction = CtDirection.None;
         r.Reason = reason;
     }
 
-    private static bool ChecksumOk(ReadOnlySpan<byte> packet, in ParsedPacket p, ref Classification r)
+    private bool ChecksumOk(ReadOnlySpan<byte> packet, in ParsedPacket p, ref Classification r)
     {
         InvalidReason bad = p.Protocol switch
         {
@@ -421,12 +461,18 @@ public sealed class ConntrackWorker : IDisposable
         r.Ignored = res == L4Result.Ignore;
         r.TcpState = p.Protocol == IpProto.Tcp ? e.Tcp.State : TcpState.None;
         r.Status = (CtStatus)(Volatile.Read(ref e.Status) & 0xFFFF); // after the tracker's ORs: fresh read
+        // UPDATE (IPCT_PROTOINFO, IPCT_REPLY, IPCT_ASSURED): one per packet that changed any of them,
+        // never for an entry this packet kills (the kernel delivers nothing for a dying entry).
+        if (res != L4Result.AcceptAndKill && _events.Active
+            && ((((uint)r.Status ^ status) & (uint)(CtStatus.SeenReply | CtStatus.Assured)) != 0 || r.TcpState != r.PreviousTcpState))
+            _events.Emit(_ring, _table, idx, ConntrackEventKind.Update, now);
         _table.Unlock(idx);
 
         if (res == L4Result.AcceptAndKill)
         {
-            // Only a RST was seen in reply (or no reply at all): not a connection worth keeping.
-            _table.Kill(idx);
+            // Only a RST was seen in reply (or no reply at all): not a connection worth keeping. The
+            // kernel kills inside the tracker, before it marks the reply seen: its DESTROY says [UNREPLIED].
+            _table.Kill(idx, _ring, now, hideStatus: (status & (uint)CtStatus.SeenReply) ^ (uint)CtStatus.SeenReply);
             r.TcpState = TcpState.None;
         }
         return true;
@@ -463,13 +509,14 @@ public sealed class ConntrackWorker : IDisposable
             return true;
         }
 
-        int idx = _table.Allocate(hash, now);
+        int idx = _table.Allocate(hash, now, _ring, _stats);
         if (idx < 0)
         {
             r.State = CtState.Dropped;
             r.Reason = InvalidReason.TableFull;
             return true;
         }
+        _table.PrefetchSide(idx);
         ref ConnEntry e = ref _table.Entries[idx];
         e.Orig = t;
         e.Status = 0;
@@ -520,12 +567,13 @@ public sealed class ConntrackWorker : IDisposable
         else if (_table.TryInsert(idx, now))
         {
             r.Status |= CtStatus.Confirmed;
+            Inserted(idx, now);
         }
         else
         {
             // Lost an insert race with another worker creating the same flow.
             _table.Free(idx);
-            if (ClashDrops(p.Protocol))
+            if (InsertLost(p.Protocol))
             {
                 r.State = CtState.Dropped;
                 r.Direction = CtDirection.None;
@@ -658,7 +706,7 @@ public sealed class ConntrackWorker : IDisposable
             return RescueOutcome.Done; // the tombstone stays for a FIN or RST that fits
         }
 
-        idx = _table.Allocate(origHash, now);
+        idx = _table.Allocate(origHash, now, _ring, _stats);
         if (idx < 0)
         {
             r.State = CtState.Dropped;
@@ -692,6 +740,7 @@ public sealed class ConntrackWorker : IDisposable
             _table.Free(idx);
             return RescueOutcome.Retry; // a packet of the same tuple created an entry meanwhile
         }
+        Inserted(idx, now);
         Rescued(dir, state, status, before, ignored, ref r);
         _tally.CountRescued((p.TcpFlags & TcpFlags.Rst) != 0);
         return RescueOutcome.Done;
@@ -742,6 +791,8 @@ public sealed class ConntrackWorker : IDisposable
         // Release: lock-free readers (listings, RELATED reports) that see the new deadline also see the
         // new TCP state and bits; the housekeeper, which expires under the lock, sees it refreshed.
         Volatile.Write(ref e.Deadline, trial.Deadline);
+        if (_events.Active)
+            _events.Emit(_ring, _table, idx, ConntrackEventKind.Update, now); // back from expiry: its state changed
         Rescued(dir, e.Tcp.State, Volatile.Read(ref e.Status), before, ignored, ref r);
         _table.Unlock(idx);
         _tally.CountRescued((p.TcpFlags & TcpFlags.Rst) != 0);
@@ -788,7 +839,7 @@ public sealed class ConntrackWorker : IDisposable
     /// </summary>
     private RescueOutcome OpenClosing(in ConnTuple t, ulong hash, in ParsedPacket p, long now, in PacketContext ctx, ref Classification r)
     {
-        int idx = _table.Allocate(hash, now);
+        int idx = _table.Allocate(hash, now, _ring, _stats);
         if (idx < 0)
         {
             r.State = CtState.Dropped;
@@ -815,10 +866,14 @@ public sealed class ConntrackWorker : IDisposable
         TcpState state = e.Tcp.State;
         // Private to this thread until TryInsert links it (as in TryRescue); Volatile for uniformity.
         uint status = Volatile.Read(ref e.Status) | (ctx.DeferConfirm ? 0 : (uint)CtStatus.Confirmed);
-        if (!ctx.DeferConfirm && !_table.TryInsert(idx, now))
+        if (!ctx.DeferConfirm)
         {
-            _table.Free(idx);
-            return RescueOutcome.Retry; // another packet of the tuple created an entry meanwhile
+            if (!_table.TryInsert(idx, now))
+            {
+                _table.Free(idx);
+                return RescueOutcome.Retry; // another packet of the tuple created an entry meanwhile
+            }
+            Inserted(idx, now);
         }
         Rescued(0, state, status, TcpState.None, ignored, ref r);
         if (ctx.DeferConfirm)

@@ -45,7 +45,7 @@ public sealed class CompletionTests
     [InlineData("ctfw replay --format ", "text tsv")]
     [InlineData("ctfw replay --checksums v", "verify")]
     [InlineData("ctfw conntrack -p ud", "udp udplite")]
-    [InlineData("ctfw conntrack --st", "--stalled --stalled-after --state --status")]
+    [InlineData("ctfw conntrack --st", "--stalled --stalled-after --state --stats --status")]
     [InlineData("ctfw rules --ex", "--exact")]
     [InlineData("ctfw completion ", "--help -h bash")]
     public void Bash_LineSoFar_OffersWhatTheParserAccepts(string line, string expected)

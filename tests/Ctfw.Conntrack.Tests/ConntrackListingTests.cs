@@ -139,3 +139,72 @@ public class ConntrackListingTests
         Assert.Contains("nf_conntrack_acct=1", s.Dump());
     }
 }
+
+/// <summary>`-o json`: one object per line with every field of the flow (schema in docs/OPERATIONS.md).</summary>
+public class ConntrackJsonTests
+{
+    [Fact]
+    public void Json_Listing_HasTuplesCountersAndAges()
+    {
+        ConnTuple t = default;
+        t.Src = IpAddress.FromV4(0x0A000001);
+        t.Dst = IpAddress.FromV4(0x0A000002);
+        t.SrcId = 40000;
+        t.DstId = 443;
+        t.Protocol = IpProto.Tcp;
+        t.IpVersion = 4;
+        Assert.True(t.TryInvert(out ConnTuple reply));
+        var f = new FlowInfo(t, reply, CtStatus.SeenReply | CtStatus.Assured | CtStatus.Confirmed, TcpState.Established, 431_999_500)
+        {
+            PacketsOriginal = 4, BytesOriginal = 221, PacketsReply = 3, BytesReply = 170,
+            StateSinceMs = 9_000, ZeroWindowSinceReply = 9_500, FinSeenOriginal = true,
+        };
+        string line = ConntrackListing.FormatJson(f, nowMs: 10_000);
+        Assert.DoesNotContain('\n', line);
+        using var doc = System.Text.Json.JsonDocument.Parse(line);
+        var root = doc.RootElement;
+        Assert.False(root.TryGetProperty("event", out _));
+        Assert.Equal("ipv4", root.GetProperty("family").GetString());
+        Assert.Equal("tcp", root.GetProperty("protocol").GetString());
+        Assert.Equal(6, root.GetProperty("protonum").GetInt32());
+        Assert.Equal(431999, root.GetProperty("timeout").GetInt64());
+        Assert.Equal("ESTABLISHED", root.GetProperty("state").GetString());
+        Assert.Equal("10.0.0.1", root.GetProperty("original").GetProperty("src").GetString());
+        Assert.Equal(443, root.GetProperty("original").GetProperty("dport").GetInt32());
+        Assert.Equal(4, root.GetProperty("original").GetProperty("packets").GetInt64());
+        Assert.Equal(221, root.GetProperty("original").GetProperty("bytes").GetInt64());
+        Assert.Equal("10.0.0.2", root.GetProperty("reply").GetProperty("src").GetString());
+        Assert.Equal(170, root.GetProperty("reply").GetProperty("bytes").GetInt64());
+        Assert.True(root.GetProperty("assured").GetBoolean());
+        Assert.True(root.GetProperty("seen_reply").GetBoolean());
+        Assert.Equal(14u, root.GetProperty("status").GetUInt32());
+        Assert.Equal(1_000, root.GetProperty("state_age_ms").GetInt64());
+        Assert.Equal(500, root.GetProperty("zero_window_reply_ms").GetInt64());
+        Assert.False(root.TryGetProperty("zero_window_original_ms", out _));
+        Assert.True(root.GetProperty("fin_original").GetBoolean());
+        Assert.False(root.GetProperty("fin_reply").GetBoolean());
+    }
+
+    [Fact]
+    public void Json_DestroyEvent_NamesTheEventAndUserspace()
+    {
+        ConnTuple t = default;
+        t.Src = IpAddress.FromV4(0x7F000001);
+        t.Dst = IpAddress.FromV4(0x7F000001);
+        t.SrcId = 7878;
+        t.DstId = 8 << 8;
+        t.Protocol = IpProto.Icmp;
+        t.IpVersion = 4;
+        Assert.True(t.TryInvert(out ConnTuple reply));
+        var f = new FlowInfo(t, reply, CtStatus.Confirmed, TcpState.None, 0);
+        using var doc = System.Text.Json.JsonDocument.Parse(ConntrackListing.FormatJson(f, ConntrackEventKind.Destroy, userspace: true));
+        var root = doc.RootElement;
+        Assert.Equal("destroy", root.GetProperty("event").GetString());
+        Assert.True(root.GetProperty("userspace").GetBoolean());
+        Assert.False(root.TryGetProperty("state", out _));
+        Assert.Equal(8, root.GetProperty("original").GetProperty("type").GetInt32());
+        Assert.Equal(0, root.GetProperty("reply").GetProperty("type").GetInt32());
+        Assert.Equal(7878, root.GetProperty("reply").GetProperty("id").GetInt32());
+        Assert.False(root.TryGetProperty("state_age_ms", out _));
+    }
+}

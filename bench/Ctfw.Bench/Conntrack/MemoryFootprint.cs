@@ -16,11 +16,11 @@ namespace Ctfw.Bench.Conntrack;
 internal static class MemoryFootprint
 {
     public readonly record struct Result(int Max, int Capacity, long ManagedAfterCreate, long RssAfterCreate, long RssAfterFill,
-        long EntriesBytes, long BucketBytes, long RetiredBytes, long AgesBytes, int EntryArrayOffsetMod64, long ProcessRssFilled)
+        long EntriesBytes, long BucketBytes, long RetiredBytes, long AgesBytes, long AcctBytes, int EntryArrayOffsetMod64, long ProcessRssFilled)
     {
         public double ManagedPerFlow => (double)ManagedAfterCreate / Max;
         public double RssPerFlow => (double)RssAfterFill / Max;
-        public long ComputedBytes => EntriesBytes + BucketBytes + RetiredBytes + AgesBytes;
+        public long ComputedBytes => EntriesBytes + BucketBytes + RetiredBytes + AgesBytes + AcctBytes;
     }
 
     public static Result Measure(int max)
@@ -48,6 +48,7 @@ internal static class MemoryFootprint
             (long)buckets * sizeof(int),
             (long)t.Capacity * Unsafe.SizeOf<(int, uint)>(),
             (long)t.Capacity * Unsafe.SizeOf<FlowAge>(),
+            (long)t.Capacity * Unsafe.SizeOf<FlowAcct>(),
             EntryAlignment(t),
             rss2);
         GC.KeepAlive(engine);
@@ -60,7 +61,7 @@ internal static class MemoryFootprint
         o.WriteLine($"  managed heap delta   {r.ManagedAfterCreate / 1048576.0,8:F1} MiB = {r.ManagedPerFlow,6:F1} B/flow");
         o.WriteLine($"  RSS delta (filled)   {r.RssAfterFill / 1048576.0,8:F1} MiB = {r.RssPerFlow,6:F1} B/flow   (after create, before fill: {r.RssAfterCreate / 1048576.0:F1} MiB)");
         o.WriteLine($"  by array: entries {r.EntriesBytes / (double)r.Max:F1} + buckets {r.BucketBytes / (double)r.Max:F1} + retired ring {r.RetiredBytes / (double)r.Max:F1}" +
-            $" + flow ages {r.AgesBytes / (double)r.Max:F1} = {r.ComputedBytes / (double)r.Max:F1} B/flow  ({Unsafe.SizeOf<ConnEntry>()} B per entry slot)");
+            $" + flow ages {r.AgesBytes / (double)r.Max:F1} + accounting {r.AcctBytes / (double)r.Max:F1} = {r.ComputedBytes / (double)r.Max:F1} B/flow  ({Unsafe.SizeOf<ConnEntry>()} B per entry slot)");
         o.WriteLine($"  whole process RSS, table filled: {r.ProcessRssFilled / 1048576.0:F1} MiB = {r.ProcessRssFilled / 1e6:F1} MB (target for 1 M flows: <= 200 MB)");
         o.WriteLine($"  entry array starts at byte {r.EntryArrayOffsetMod64} of a cache line: each entry spans {(r.EntryArrayOffsetMod64 == 0 ? 2 : 3)} lines");
     }

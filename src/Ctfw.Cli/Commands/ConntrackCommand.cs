@@ -1,12 +1,15 @@
 using System.CommandLine;
 using System.Globalization;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+using System.Text;
 using Ctfw.Cli.Control;
 
 namespace Ctfw.Cli.Commands;
 
 /// <summary>
-/// `ctfw conntrack`: `conntrack -L/-C/-D/-F` against a running daemon's table, with conntrack-tools'
-/// filters and output (entries on stdout, the count line on stderr).
+/// `ctfw conntrack`: `conntrack -L/-C/-D/-F/-E/-S` against a running daemon's table, with
+/// conntrack-tools' filters and output (entries on stdout, the count line on stderr).
 /// </summary>
 internal static class ConntrackCommand
 {
@@ -16,6 +19,8 @@ internal static class ConntrackCommand
         Count,
         Flush,
         Delete,
+        Events,
+        Stats,
     }
 
     /// <summary>What shell completion offers for the filters with a fixed set of values.</summary>
@@ -30,7 +35,7 @@ internal static class ConntrackCommand
     public static CtfwCommand Create()
     {
         var command = new CtfwCommand("conntrack", "list, count, delete or flush the connection table of a running `ctfw run`",
-            "[-L | -C | -D | -F] [FILTER]... [--pid N | --control PATH]")
+            "[-L|-C|-D|-F|-E|-S] [FILTER]... [-o FMT] [-e EVENTS] [--pid N|--control PATH]")
         {
             Details = "The connection table of a running `ctfw run`, as conntrack-tools shows the kernel's: entries on\n"
                 + "stdout, the count line on stderr. Every FILTER given must match.",
@@ -43,6 +48,9 @@ internal static class ConntrackCommand
             (Opt.Flag("--delete", "remove the entries that match every FILTER (all without a filter), printing them as they were; "
                 + "their next packets are classified afresh (e.g. dropped after a reload that no longer allows them)", "-D"), Mode.Delete),
             (Opt.Flag("--flush", "remove every entry", "-F"), Mode.Flush),
+            (Opt.Flag("--event", "print NEW, UPDATE and DESTROY events of the entries that match every FILTER as they "
+                + "happen, until interrupted", "-E"), Mode.Events),
+            (Opt.Flag("--stats", "print each worker's counters, as conntrack -S prints each CPU's", "-S"), Mode.Stats),
         ];
         foreach ((Option<bool> option, _) in modes)
             command.Add(option, "Commands");
@@ -60,6 +68,10 @@ internal static class ConntrackCommand
             filters.Add(option);
             command.Add(option, "Filters");
         }
+        var output = Opt.Text("--output", "FORMAT", "-L, -D, -E: extended (the layer-3 protocol first) or json (one object per line)", "-o");
+        command.Add(output, "Output");
+        var eventMask = Opt.Text("--event-mask", "EVENTS", "-E: NEW, UPDATE, DESTROY or ALL, comma-separated (default ALL)", "-e");
+        command.Add(eventMask, "Output");
         var instance = new InstanceOptions();
         instance.AddTo(command);
 
@@ -87,15 +99,38 @@ internal static class ConntrackCommand
                 return Program.Fail(usage);
             if (filter.Validate() is string invalid)
                 return Program.Fail(invalid);
-            return Execute(mode ?? Mode.List, filter, instance);
+            List<string> extra = [];
+            Mode chosen = mode ?? Mode.List;
+            if (r.GetValue(output) is string format)
+            {
+                if (chosen is not (Mode.List or Mode.Delete or Mode.Events))
+                    return Program.Fail("-o applies to -L, -D and -E");
+                if (OutputOptions.ParseFormat(format, out _) is string badFormat)
+                    return Program.Fail(badFormat);
+                extra.AddRange([OutputOptions.Output, format]);
+            }
+            if (r.GetValue(eventMask) is string mask)
+            {
+                if (chosen != Mode.Events)
+                    return Program.Fail("-e applies to -E");
+                if (OutputOptions.ParseMask(mask, out _) is string badMask)
+                    return Program.Fail(badMask);
+                extra.AddRange([OutputOptions.EventMaskOption, mask]);
+            }
+            return Execute(chosen, filter, extra, instance);
         });
         return command;
     }
 
-    private static int Execute(Mode mode, ConntrackFilter filter, InstanceOptions instance)
+    private static int Execute(Mode mode, ConntrackFilter filter, List<string> extra, InstanceOptions instance)
     {
         if (mode == Mode.Flush && !filter.IsEmpty)
             return Program.Fail("-F empties the whole table; filters apply to -L and -C");
+        if (mode == Mode.Stats && !filter.IsEmpty)
+            return Program.Fail("-S prints counters; filters apply to -L, -C, -D and -E");
+        if (mode == Mode.Events && filter.Annotates)
+            return Program.Fail("--half-closed and --stalled filter listings, not events");
+        List<string> args = [.. filter.Args, .. extra];
 
         string? path = instance.Resolve(out string? error, out int exitCode);
         if (path == null)
@@ -109,16 +144,27 @@ internal static class ConntrackCommand
             return 0;
         }
 
+        if (mode == Mode.Stats)
+        {
+            if (!ControlClient.TryRequest(path, ControlProtocol.CpuStats, out string cpus, out error))
+                return StatsCommand.Failed(error!, 1);
+            Console.Out.Write(cpus);
+            return 0;
+        }
+
+        if (mode == Mode.Events)
+            return StreamEvents(path, args);
+
         if (mode == Mode.Delete)
         {
-            if (!ControlClient.TryRequest(path, ControlProtocol.DeleteRequest(filter.Args), out string deleted, out error))
+            if (!ControlClient.TryRequest(path, ControlProtocol.DeleteRequest(args), out string deleted, out error))
                 return StatsCommand.Failed(error!, 1);
             Console.Out.Write(deleted);
             Console.Error.WriteLine($"ctfw conntrack: {Lines(deleted)} flow entries have been deleted.");
             return 0;
         }
 
-        if (!ControlClient.TryRequest(path, ControlProtocol.ListRequest(filter.Args), out string body, out error))
+        if (!ControlClient.TryRequest(path, ControlProtocol.ListRequest(args), out string body, out error))
             return StatsCommand.Failed(error!, 1);
         int entries = Lines(body);
         if (mode == Mode.Count)
@@ -128,6 +174,72 @@ internal static class ConntrackCommand
         }
         Console.Out.Write(body);
         Console.Error.WriteLine($"ctfw conntrack: {entries} flow entries have been shown.");
+        return 0;
+    }
+
+    /// <summary>
+    /// `-E`: event lines to stdout as they come, until the daemon ends the stream or SIGINT/SIGTERM;
+    /// then, as conntrack, the count on stderr. A `lost N` line from the daemon becomes a warning on
+    /// stderr (conntrack's on ENOBUFS): this client read too slowly and N events are gone.
+    /// </summary>
+    private static int StreamEvents(string path, List<string> args)
+    {
+        Socket socket;
+        try
+        {
+            socket = ControlClient.Connect(path, ControlClient.DefaultTimeout);
+        }
+        catch (ControlTrustException e)
+        {
+            return StatsCommand.Failed(e.Message, 1);
+        }
+        catch (Exception e) when (e is SocketException or ArgumentException)
+        {
+            return StatsCommand.Failed($"cannot connect to {path}: {e.Message}", 1);
+        }
+        long shown = 0;
+        int interrupted = 0;
+        void Stop(PosixSignalContext context)
+        {
+            context.Cancel = true;
+            Volatile.Write(ref interrupted, 1);
+            // Wakes the blocked read; the server sees the close and drops the subscription.
+            socket.Shutdown(SocketShutdown.Both);
+        }
+        using PosixSignalRegistration sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
+        using PosixSignalRegistration sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
+        using (socket)
+        {
+            try
+            {
+                // The request only: the send side stays open, its close is how the server learns we left.
+                socket.Send(Encoding.UTF8.GetBytes(ControlProtocol.EventsRequest(args) + "\n"));
+                using var reader = new StreamReader(new NetworkStream(socket, ownsSocket: false), new UTF8Encoding(false));
+                string? status = reader.ReadLine();
+                if (status != "ok")
+                {
+                    string why = status is null ? $"{path} closed the connection without answering"
+                        : status.StartsWith("error: ", StringComparison.Ordinal) ? status["error: ".Length..] : $"unexpected answer '{status}'";
+                    return StatsCommand.Failed(why, 1);
+                }
+                while (reader.ReadLine() is string line)
+                {
+                    if (line.StartsWith("lost ", StringComparison.Ordinal))
+                    {
+                        Console.Error.WriteLine($"WARNING: {line["lost ".Length..]} events were lost: this client did not keep up (conntrack: ENOBUFS)");
+                        continue;
+                    }
+                    Console.Out.WriteLine(line);
+                    shown++;
+                }
+            }
+            catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException)
+            {
+                if (Volatile.Read(ref interrupted) == 0)
+                    return StatsCommand.Failed($"talking to {path}: {e.Message}", 1);
+            }
+        }
+        Console.Error.WriteLine($"ctfw conntrack: {shown} flow events have been shown.");
         return 0;
     }
 

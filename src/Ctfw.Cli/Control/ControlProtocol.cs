@@ -12,6 +12,10 @@ internal static class ControlProtocol
     public const string Takeover = "takeover";
     public const string Rules = "rules";
     public const string ZeroCounters = "zero-counters";
+    /// <summary>`conntrack -E`: a stream of event lines until the client closes.</summary>
+    public const string Events = "events";
+    /// <summary>`conntrack -S`: one `cpu=N …` line per worker.</summary>
+    public const string CpuStats = "cpu-stats";
 
     /// <summary>Words of a `rules` request: iptables' -v and -x, and -Z after the listing.</summary>
     public const string RulesVerbose = "verbose";
@@ -28,7 +32,7 @@ internal static class ControlProtocol
     /// </summary>
     public static bool IsReadOnly(string verb, ReadOnlySpan<string> args) => verb switch
     {
-        Stats or List or "events" => true,
+        Stats or List or Events or CpuStats => true,
         Rules => !args.Contains(RulesZero),
         _ => false,
     };
@@ -44,6 +48,9 @@ internal static class ControlProtocol
 
     /// <summary>The `list` request line for filter arguments (as <see cref="ConntrackFilter.Args"/> gives them).</summary>
     public static string ListRequest(IReadOnlyList<string> filterArgs) => WithArgs(List, filterArgs);
+
+    /// <summary>The `events` request line: filter arguments plus `--output`/`--event-mask` words.</summary>
+    public static string EventsRequest(IReadOnlyList<string> args) => WithArgs(Events, args);
 
     /// <summary>The `delete` request line for filter arguments.</summary>
     public static string DeleteRequest(IReadOnlyList<string> filterArgs) => WithArgs(Delete, filterArgs);

@@ -63,6 +63,11 @@ namespace Ctfw.Cli.Control;
 /// layout (<see cref="IControlTarget.ListRules"/>; `verbose` is -v, `exact` is -x), zeroed after when `zero` (-L -Z).</item>
 /// <item>`zero-counters` — zeroes every rule and policy counter (`iptables -Z`); empty body.</item>
 /// <item>`takeover PID` — the upgrade hand-over, a conversation of its own (see <see cref="Daemon.HandoverProtocol"/>).</item>
+/// <item>`events [ARG]…` — `conntrack -E`: ARGs are filter words plus `--output FORMAT` and
+/// `--event-mask MASK`; `ok`, then event lines (and `lost N` lines) until the client closes
+/// (<see cref="ConntrackEventStream"/>, which takes the connection over).</item>
+/// <item>`cpu-stats` — `conntrack -S`: one `cpu=N found=…` line per worker.</item>
+/// <item>`list` and `delete` also take `--output extended|json`.</item>
 /// </list>
 /// The server answers `ok\n` and the body, or a single `error: MESSAGE\n`, then closes. A client that
 /// connects and closes without a byte gets no answer (that is how liveness is probed).
@@ -358,9 +363,10 @@ internal sealed class ControlServer : IDisposable
     private void Serve(object? state)
     {
         var client = (Socket)state!;
+        bool kept = false;
         try
         {
-            Handle(client);
+            kept = Handle(client);
         }
         catch (Exception e) when (e is SocketException or IOException or ObjectDisposedException)
         {
@@ -370,12 +376,14 @@ internal sealed class ControlServer : IDisposable
         {
             lock (_connectionsLock)
                 _connections.Remove(client);
-            client.Dispose();
+            if (!kept) // an events subscriber's socket belongs to the event stream now (and holds no slot)
+                client.Dispose();
             _slots.Release();
         }
     }
 
-    private void Handle(Socket client)
+    /// <summary>Serves one connection; true when something else took the socket over (`events`).</summary>
+    private bool Handle(Socket client)
     {
         client.SendTimeout = ControlProtocol.SendTimeoutMs;
         ControlRole role = ControlTrust.Classify(client, _access, out PeerCredentials peer, out string? refused);
@@ -383,7 +391,7 @@ internal sealed class ControlServer : IDisposable
         // it unread would reset the connection and cut the refusal off.
         string? line = ReadRequest(client, out string? error);
         if (line == null && error == null)
-            return;
+            return false;
         string[] words = line == null ? [] : Words(line);
         string verb = words.Length == 0 ? "" : words[0];
         if (refused != null)
@@ -428,8 +436,13 @@ internal sealed class ControlServer : IDisposable
                 {
                     Volatile.Write(ref _handingOver, 0); // release: changes may go on here (the hand-over failed or is done)
                 }
-                return;
+                return false;
             }
+        }
+        if (error == null && verb == ControlProtocol.Events)
+        {
+            // `conntrack -E`: the event stream takes the connection over (and answers ok or an error itself).
+            return _target.StreamEvents(client, words[1..]);
         }
         using var output = new StreamWriter(new NetworkStream(client, ownsSocket: false), s_utf8, 1 << 16);
         if (error != null)
@@ -438,6 +451,7 @@ internal sealed class ControlServer : IDisposable
             Respond(words, output, peer);
         output.Flush();
         client.Shutdown(SocketShutdown.Send);
+        return false;
     }
 
     private static string[] Words(string line) => line.Contains('\t', StringComparison.Ordinal)
@@ -497,7 +511,7 @@ internal sealed class ControlServer : IDisposable
     {
         string verb = words.Length == 0 ? "" : words[0];
         ReadOnlySpan<string> args = words.AsSpan(Math.Min(1, words.Length));
-        if ((verb is ControlProtocol.Stats or ControlProtocol.Flush or ControlProtocol.ReloadSysctls or ControlProtocol.ZeroCounters) && args.Length > 0)
+        if ((verb is ControlProtocol.Stats or ControlProtocol.Flush or ControlProtocol.ReloadSysctls or ControlProtocol.ZeroCounters or ControlProtocol.CpuStats) && args.Length > 0)
         {
             WriteError(output, $"{verb} takes no arguments");
             return;
@@ -554,11 +568,17 @@ internal sealed class ControlServer : IDisposable
                     LogChange(verb, peer, "rule and policy counters zeroed");
                     output.Write("ok\n");
                     break;
+                case ControlProtocol.CpuStats:
+                    IReadOnlyList<WorkerCounters> cpus = _target.WorkerStatistics();
+                    output.Write("ok\n");
+                    foreach (WorkerCounters c in cpus)
+                        output.Write(ConntrackListing.FormatCpuStats(c) + "\n");
+                    break;
                 case "":
                     WriteError(output, "empty request");
                     break;
                 default:
-                    WriteError(output, $"unknown request '{Shorten(verb)}' (expected {ControlProtocol.Stats}, {ControlProtocol.List}, {ControlProtocol.Flush}, {ControlProtocol.Delete}, {ControlProtocol.Reload}, {ControlProtocol.ReloadSysctls}, {ControlProtocol.Rules} or {ControlProtocol.ZeroCounters})");
+                    WriteError(output, $"unknown request '{Shorten(verb)}' (expected {ControlProtocol.Stats}, {ControlProtocol.List}, {ControlProtocol.Flush}, {ControlProtocol.Delete}, {ControlProtocol.Events}, {ControlProtocol.CpuStats}, {ControlProtocol.Reload}, {ControlProtocol.ReloadSysctls}, {ControlProtocol.Rules} or {ControlProtocol.ZeroCounters})");
                     break;
             }
         }
@@ -603,6 +623,11 @@ internal sealed class ControlServer : IDisposable
 
     private void Delete(StreamWriter output, string[] args, PeerCredentials peer)
     {
+        if (OutputOptions.Split(args, allowMask: false, out OutputFormat format, out _, out args) is string outputError)
+        {
+            WriteError(output, outputError);
+            return;
+        }
         ConntrackFilter? filter = ConntrackFilter.Parse(args, out string? error);
         if (filter == null)
         {
@@ -610,21 +635,27 @@ internal sealed class ControlServer : IDisposable
             return;
         }
         List<FlowInfo> deleted;
+        long deletedAt;
         lock (_targetLock)
-            deleted = _target.Delete((flow, now) => filter.Matches(flow, now), out _);
+            deleted = _target.Delete((flow, now) => filter.Matches(flow, now), out deletedAt);
         LogChange(ControlProtocol.Delete, peer, string.Create(CultureInfo.InvariantCulture,
             $"{deleted.Count} entries removed{(args.Length == 0 ? "" : " (" + Shorten(string.Join(' ', args)) + ")")}"));
         ListingOptions options = _target.ListingOptions;
         output.Write("ok\n");
         foreach (FlowInfo flow in deleted)
         {
-            output.Write(ConntrackListing.Format(flow, options));
+            output.Write(OutputOptions.FormatEntry(flow, format, options, deletedAt));
             output.Write('\n');
         }
     }
 
     private void List(StreamWriter output, string[] args)
     {
+        if (OutputOptions.Split(args, allowMask: false, out OutputFormat format, out _, out args) is string outputError)
+        {
+            WriteError(output, outputError);
+            return;
+        }
         ConntrackFilter? filter = ConntrackFilter.Parse(args, out string? error);
         if (filter == null)
         {
@@ -641,8 +672,8 @@ internal sealed class ControlServer : IDisposable
         {
             if (filter.Matches(flow, nowMs))
             {
-                output.Write(ConntrackListing.Format(flow, options));
-                if (filter.Annotates)
+                output.Write(OutputOptions.FormatEntry(flow, format, options, nowMs));
+                if (filter.Annotates && format != OutputFormat.Json)
                     output.Write(filter.Annotate(flow, nowMs));
                 output.Write('\n');
             }

@@ -29,6 +29,20 @@ internal interface IControlTarget
     /// <summary>Kills the entries <paramref name="match"/> accepts, like `conntrack -D`; returns them as they were, with the clock (ms).</summary>
     List<FlowInfo> Delete(Func<FlowInfo, long, bool> match, out long nowMs);
 
+    /// <summary>
+    /// `conntrack -E` (the `events` request): takes <paramref name="client"/> as an event subscriber
+    /// (<see cref="ConntrackEventStream.Subscribe"/>); true when it now owns the socket, false when it
+    /// answered an error and the caller closes.
+    /// </summary>
+    bool StreamEvents(System.Net.Sockets.Socket client, IReadOnlyList<string> args)
+    {
+        client.Send("error: this target has no conntrack events\n"u8);
+        return false;
+    }
+
+    /// <summary>`conntrack -S`: each worker's counters (<see cref="WorkerCounters"/>).</summary>
+    IReadOnlyList<WorkerCounters> WorkerStatistics() => [];
+
     /// <summary>Re-reads the namespace's live sysctls; null when applied, otherwise why not.</summary>
     string? ReloadSysctls();
 

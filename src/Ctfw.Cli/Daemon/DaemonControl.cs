@@ -15,7 +15,7 @@ namespace Ctfw.Cli.Daemon;
 /// sysctl reload, the ruleset in force with its counters. Runs on the control thread (and the reload timer); reads worker counters without
 /// stopping the workers (see <see cref="FirewallCounters"/> for what that means for exactness).
 /// </summary>
-internal sealed class DaemonControl : IControlTarget
+internal sealed class DaemonControl : IControlTarget, IDisposable
 {
     private readonly ConntrackEngine _engine;
     private readonly IReadOnlyList<QueueWorker> _workers;
@@ -38,7 +38,17 @@ internal sealed class DaemonControl : IControlTarget
         _abLog = abLog;
         _startMs = startMs;
         _rebuild = rebuild;
+        _eventStream = new ConntrackEventStream(engine.Events, () => ListingOptions);
     }
+
+    private readonly ConntrackEventStream _eventStream;
+
+    public bool StreamEvents(System.Net.Sockets.Socket client, IReadOnlyList<string> args) => _eventStream.Subscribe(client, args);
+
+    public IReadOnlyList<WorkerCounters> WorkerStatistics() => _engine.WorkerStatistics();
+
+    /// <summary>Ends the event subscriptions (the daemon stops; the control server is closed first).</summary>
+    public void Dispose() => _eventStream.Dispose();
 
     /// <summary>Zero-window age from which a flow counts in <c>stalled.flows</c>.</summary>
     public long StalledAfterMs { get; init; } = FlowAges.DefaultStalledAfterSeconds * 1000L;
@@ -267,6 +277,11 @@ internal sealed class DaemonControl : IControlTarget
             foreach (KeyValuePair<string, long> counter in control.Counters())
                 s.Add(counter);
         }
+        Add("events.subscribers", _eventStream.Subscribers);
+        Add("events.dropped", _engine.Events.DroppedTotal);
+        foreach (KeyValuePair<string, long> d in _engine.Events.Dropped)
+            Add("events.dropped." + d.Key, d.Value);
+        Add("events.lost", _eventStream.Lost);
         Add("settings.reloads", SettingsReloads);
         Add("rules.reloads", RulesReloads);
         Add("rules.reload_failures", RulesReloadFailures);

@@ -167,6 +167,7 @@ internal sealed class FirewallDaemon : IDisposable
         ShadowMode? shadow = _options.AbMark is { } abMark ? new ShadowMode(abMark, _options.AbEnforceCtfw, abLog!) : null;
         List<QueueWorker> workers = [];
         ControlServer? control = null;
+        DaemonControl? target = null;
         Timer? reloadTimer = null;
         Timer? rateTimer = null;
         List<Thread> threads = [];
@@ -197,7 +198,7 @@ internal sealed class FirewallDaemon : IDisposable
                 var environment = new FirewallEnvironment { Interfaces = new InterfaceNames(), IcmpSources = new IcmpSourceSelector(), Log = log, RescueLog = rescueLog };
                 workers.Add(new QueueWorker(socket, new FirewallPipeline(engine.CreateWorker(), config, environment), reject));
             }
-            var target = new DaemonControl(engine, workers, log, abLog, start, _options.RebuildSettings, _options.Rules)
+            target = new DaemonControl(engine, workers, log, abLog, start, _options.RebuildSettings, _options.Rules)
             {
                 Resetter = resetter,
                 Output = _output,
@@ -335,6 +336,7 @@ internal sealed class FirewallDaemon : IDisposable
             rateTimer?.Dispose();
             control?.Dispose();
             _metrics?.Dispose();
+            target?.Dispose(); // after the control server: no new event subscriber comes
             bool handedOver = handover is { HandedOverTo: > 0 };
             // The way back to kernel filtering: the kernel gets ctfw's entries while ctfw still
             // judges every packet, so no packet meets the kernel's rules before its entry is there.

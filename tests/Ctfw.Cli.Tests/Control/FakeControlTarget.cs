@@ -39,6 +39,22 @@ internal sealed class FakeControlTarget : IControlTarget
 
     public int RuleReloads { get; private set; }
 
+    /// <summary>The event stream `events` subscribes to; null answers with the interface's default error.</summary>
+    public ConntrackEventStream? EventStream { get; set; }
+
+    public bool StreamEvents(System.Net.Sockets.Socket client, IReadOnlyList<string> args)
+    {
+        if (EventStream is { } stream)
+            return stream.Subscribe(client, args);
+        client.Send("error: no events in the fake\n"u8);
+        return false;
+    }
+
+    /// <summary>What `cpu-stats` lists.</summary>
+    public List<WorkerCounters> Workers { get; } = [];
+
+    public IReadOnlyList<WorkerCounters> WorkerStatistics() => Workers;
+
     /// <summary>The arguments of each `takeover` request; the fake answers with one error line.</summary>
     public List<IReadOnlyList<string>> Takeovers { get; } = [];
 
