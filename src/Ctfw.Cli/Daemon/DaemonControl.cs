@@ -131,8 +131,25 @@ internal sealed class DaemonControl : IControlTarget, IDisposable
 
     public IReadOnlyList<KeyValuePair<string, long>> Stats()
     {
+        List<KeyValuePair<string, long>> s = Counters(withZeros: false, scanTable: true);
+        lock (_ratesLock)
+            _rates.Rates(s);
+        return s;
+    }
+
+    /// <summary>
+    /// Every counter, named as `ctfw stats` names them: the answer to `stats` (without the rates) and
+    /// what a metrics scrape reads (<see cref="Metrics.DaemonMetricsSource"/>). <paramref name="withZeros"/>
+    /// lists the INVALID reasons and the A/B matrix cells that are still 0 (a Prometheus series that exists
+    /// from the first scrape gives rate() a start). <paramref name="scanTable"/> refreshes the half-closed
+    /// and stalled counts (a full table scan, at most once a second) — only the control thread, which
+    /// holds the target lock, may ask for it; without it those two lines are left out. Reads the
+    /// per-worker counters and the engine's padded counters whole; takes no lock a worker takes.
+    /// </summary>
+    internal List<KeyValuePair<string, long>> Counters(bool withZeros, bool scanTable)
+    {
         FirewallCounters total = SumCounters();
-        List<KeyValuePair<string, long>> s = [];
+        List<KeyValuePair<string, long>> s = new(192);
         void Add(string name, long value) => s.Add(new(name, value));
 
         Add("uptime_ms", DaemonClock.NowMs() - _startMs);
@@ -148,7 +165,7 @@ internal sealed class DaemonControl : IControlTarget, IDisposable
         Add("reject.send_errors", total.RejectSendErrors);
         for (int i = 1; i < total.InvalidReasons.Length; i++)
         {
-            if (total.InvalidReasons[i] > 0)
+            if (withZeros || total.InvalidReasons[i] > 0)
                 Add("invalid." + ((InvalidReason)i).Name(), total.InvalidReasons[i]);
         }
         if (_abLog is not null)
@@ -165,7 +182,7 @@ internal sealed class DaemonControl : IControlTarget, IDisposable
                 for (int c = 0; c < FirewallCounters.CtfwStates; c++)
                 {
                     long n = total.AbMatrix[k * FirewallCounters.CtfwStates + c];
-                    if (n > 0)
+                    if (withZeros || n > 0)
                         Add($"ab.{StateName((CtState)k)}.{StateName((CtState)c)}", n);
                 }
             }
@@ -225,15 +242,18 @@ internal sealed class DaemonControl : IControlTarget, IDisposable
             Add("reset.rate_limited", resetter.Suppressed);
             Add("reset.feed_overflow", _engine.ExpiredDropped);
         }
-        // A full table scan: at most once a second, however often stats are polled (the lab polls per packet).
-        long now = DaemonClock.NowMs();
-        if (now - _agesAtMs >= 1000)
+        if (scanTable)
         {
-            (_halfClosed, _stalled) = FlowAges.Count(_engine, now, StalledAfterMs);
-            _agesAtMs = now;
+            // A full table scan: at most once a second, however often stats are polled (the lab polls per packet).
+            long now = DaemonClock.NowMs();
+            if (now - _agesAtMs >= 1000)
+            {
+                (_halfClosed, _stalled) = FlowAges.Count(_engine, now, StalledAfterMs);
+                _agesAtMs = now;
+            }
+            Add("halfclosed.flows", _halfClosed);
+            Add("stalled.flows", _stalled);
         }
-        Add("halfclosed.flows", _halfClosed);
-        Add("stalled.flows", _stalled);
         Add("table.entries", _engine.Count);
         Add("table.max", _engine.Settings.Max);
         Add("table.early_drops", _engine.EarlyDrops);
@@ -244,9 +264,8 @@ internal sealed class DaemonControl : IControlTarget, IDisposable
         Add("table.reclaims_on_demand", _engine.ReclaimsOnDemand);
         if (AdoptedFromKernel is { } adopted)
             Add("table.adopted_from_kernel", adopted);
-        Add("gc.gen0", GC.CollectionCount(0));
-        Add("gc.gen1", GC.CollectionCount(1));
-        Add("gc.gen2", GC.CollectionCount(2));
+        for (int g = 0; g <= GC.MaxGeneration; g++)
+            Add("gc.gen" + g.ToString(CultureInfo.InvariantCulture), GC.CollectionCount(g));
         Add("gc.allocated_bytes", GC.GetTotalAllocatedBytes(precise: false));
         Add("gc.pause_us", (long)GC.GetTotalPauseDuration().TotalMicroseconds);
         Add("gc.heap_bytes", GC.GetTotalMemory(forceFullCollection: false));
@@ -285,8 +304,6 @@ internal sealed class DaemonControl : IControlTarget, IDisposable
         Add("settings.reloads", SettingsReloads);
         Add("rules.reloads", RulesReloads);
         Add("rules.reload_failures", RulesReloadFailures);
-        lock (_ratesLock)
-            _rates.Rates(s);
         return s;
     }
 

@@ -205,7 +205,7 @@ internal sealed class FirewallDaemon : IDisposable
                 StalledAfterMs = _options.StalledAfterMs,
                 AdoptedFromKernel = imported?.Adopted,
             };
-            _metricsSource.Inner = new DaemonMetricsSource(engine, workers, target, start, log, abLog);
+            _metricsSource.Inner = new DaemonMetricsSource(target);
             handover = new HandoverSource(engine, workers, _options, state, () => installer?.Tag, _err, _shutdown.Set);
             target.Handover = handover;
             if (takeover is null)
