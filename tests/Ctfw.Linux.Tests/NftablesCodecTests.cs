@@ -21,6 +21,8 @@ public sealed class NftablesCodecTests
     private const string NftNewTable = "28000000000a01000100000000000000010000000900010063746677000000000800020000000000";
     private const string NftNewSet4 = "80000000090a01040100000000000000010000000900010063746677000000000b000200666c6f7773340000080003000000003008000400001c734d080005000000001008000a00000000010c000b00000000000000753014000d00000400000000030800040d0000000100140011800c000100636f756e7465720004000280";
     private const string NftNewSet6 = "80000000090a01040100000000000000010000000900010063746677000000000b000200666c6f77733600000800030000000030080004000020834d080005000000002808000a00000000010c000b00000000000000753014000d00000400000000030800040d0000000100140011800c000100636f756e7465720004000280";
+    // ...with "size 1048576;" added
+    private const string NftNewSet4Sized = "8c000000090a01040100000000000000010000000900010063746677000000000b000200666c6f7773340000080003000000003008000400001c734d080005000000001008000a00000000010c00098008000100001000000c000b00000000000000753014000d00000400000000030800040d0000000100140011800c000100636f756e7465720004000280";
     // nft add element inet ctfw flows4 '{ 10.0.0.1 . 10.0.0.2 . 1234 . 80 timeout 60s }'
     private const string NftNewElem4 = "600000000c0a01040100000000000000010000000900010063746677000000000b000200666c6f777334000008000400000000012c000380280001800c000400000000000000ea6018000180140001000a0000010a00000204d2000000500000";
     // nft add element inet ctfw flows6 '{ fd00::1 . fd00::2 . 1234 . 80 timeout 90s }'
@@ -117,6 +119,14 @@ public sealed class NftablesCodecTests
         byte[] nft = Without(WithAck(Hex(v6 ? NftNewSet6 : NftNewSet4)), 13 /* NFTA_SET_USERDATA */);
         Assert.Equal(Dump(nft), Dump(ours));
         Assert.Equal(v6 ? 0x20834du : 0x1c734du, (v6 ? Set6 : Set4).KeyType);
+    }
+
+    [Fact]
+    public void WriteNewSet_WithMaxElements_DescSizeAsNftSendsIt()
+    {
+        NftFlowSet sized = Set4 with { MaxElements = 1 << 20 };
+        byte[] ours = Written(b => NftablesCodec.WriteNewSet(b, 0, 1, sized, setId: 1));
+        Assert.Equal(Dump(Without(WithAck(Hex(NftNewSet4Sized)), 13)), Dump(ours));
     }
 
     [Fact]
@@ -505,7 +515,7 @@ public sealed class NftablesCodecTests
             ("NFTA_HOOK_HOOKNUM", Nftables.Nftables.HookNumber), ("NFTA_HOOK_PRIORITY", Nftables.Nftables.HookPriority),
             ("NFTA_SET_TABLE", Nftables.Nftables.SetTable), ("NFTA_SET_NAME", Nftables.Nftables.SetName), ("NFTA_SET_FLAGS", Nftables.Nftables.SetFlags),
             ("NFTA_SET_KEY_TYPE", Nftables.Nftables.SetKeyType), ("NFTA_SET_KEY_LEN", Nftables.Nftables.SetKeyLength), ("NFTA_SET_ID", Nftables.Nftables.SetId),
-            ("NFTA_SET_TIMEOUT", Nftables.Nftables.SetTimeout), ("NFTA_SET_EXPR", Nftables.Nftables.SetExpr),
+            ("NFTA_SET_TIMEOUT", Nftables.Nftables.SetTimeout), ("NFTA_SET_DESC", Nftables.Nftables.SetDesc), ("NFTA_SET_DESC_SIZE", Nftables.Nftables.SetDescSize), ("NFTA_SET_EXPR", Nftables.Nftables.SetExpr),
             ("NFT_SET_TIMEOUT", Nftables.Nftables.SetFlagTimeout), ("NFT_SET_EVAL", Nftables.Nftables.SetFlagEval),
             ("NFTA_SET_ELEM_LIST_TABLE", Nftables.Nftables.ElemListTable), ("NFTA_SET_ELEM_LIST_SET", Nftables.Nftables.ElemListSet),
             ("NFTA_SET_ELEM_LIST_ELEMENTS", Nftables.Nftables.ElemListElements), ("NFTA_LIST_ELEM", Nftables.Nftables.ListElem),
@@ -575,7 +585,7 @@ public sealed class NftablesCodecTests
             V(NFTA_CHAIN_TABLE) V(NFTA_CHAIN_NAME) V(NFTA_CHAIN_HOOK) V(NFTA_CHAIN_POLICY) V(NFTA_CHAIN_TYPE)
             V(NFTA_HOOK_HOOKNUM) V(NFTA_HOOK_PRIORITY)
             V(NFTA_SET_TABLE) V(NFTA_SET_NAME) V(NFTA_SET_FLAGS) V(NFTA_SET_KEY_TYPE) V(NFTA_SET_KEY_LEN) V(NFTA_SET_ID)
-            V(NFTA_SET_TIMEOUT) V(NFTA_SET_EXPR) V(NFT_SET_TIMEOUT) V(NFT_SET_EVAL)
+            V(NFTA_SET_TIMEOUT) V(NFTA_SET_EXPR) V(NFTA_SET_DESC) V(NFTA_SET_DESC_SIZE) V(NFT_SET_TIMEOUT) V(NFT_SET_EVAL)
             V(NFTA_SET_ELEM_LIST_TABLE) V(NFTA_SET_ELEM_LIST_SET) V(NFTA_SET_ELEM_LIST_ELEMENTS) V(NFTA_LIST_ELEM)
             V(NFTA_SET_ELEM_KEY) V(NFTA_SET_ELEM_FLAGS) V(NFTA_SET_ELEM_TIMEOUT) V(NFTA_SET_ELEM_EXPIRATION)
             V(NFTA_SET_ELEM_EXPR) V(NFTA_SET_ELEM_EXPRESSIONS)

@@ -33,6 +33,12 @@ public sealed record NftFlowSet
     /// <summary>NFPROTO_INET (1), NFPROTO_IPV4 (2) or NFPROTO_IPV6 (10).</summary>
     public byte Family { get; }
 
+    /// <summary>
+    /// NFTA_SET_DESC_SIZE, nft's <c>size</c>: the most elements the set takes (ENFILE past it). Null: the
+    /// kernel's default, which for a dynamic set is 65 535 (as <c>nft list</c> shows).
+    /// </summary>
+    public uint? MaxElements { get; init; }
+
     /// <summary>Each element gets a counter (the set's NFTA_SET_EXPR).</summary>
     public bool Counters { get; init; } = true;
 

@@ -58,6 +58,8 @@ internal static class Nftables
     public const ushort SetFlags = 3;
     public const ushort SetKeyType = 4;
     public const ushort SetKeyLength = 5;
+    public const ushort SetDesc = 9;
+    public const ushort SetDescSize = 1;   // enum nft_set_desc_attributes
     public const ushort SetId = 10;
     public const ushort SetTimeout = 11;
     public const ushort SetExpr = 17;

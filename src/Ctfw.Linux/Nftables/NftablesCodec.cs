@@ -10,7 +10,7 @@ namespace Ctfw.Linux.Nftables;
 //    NFNL_MSG_BATCH_BEGIN   family AF_UNSPEC, res_id = NFNL_SUBSYS_NFTABLES (be16)
 //    NFT_MSG_NEWTABLE       NFTA_TABLE_NAME (string) · NFTA_TABLE_FLAGS (be32)
 //    NFT_MSG_NEWSET         NFTA_SET_TABLE · NAME · FLAGS (be32) · KEY_TYPE (be32) · KEY_LEN (be32) · ID (be32)
-//                           · TIMEOUT (be64 ms) · EXPR (nested: NFTA_EXPR_NAME "counter", NFTA_EXPR_DATA {})
+//                           · [DESC (nested: NFTA_SET_DESC_SIZE be32)] · TIMEOUT (be64 ms) · EXPR (nested: NFTA_EXPR_NAME "counter", NFTA_EXPR_DATA {})
 //    NFT_MSG_NEWSETELEM     NFTA_SET_ELEM_LIST_TABLE · LIST_SET · LIST_ELEMENTS (nested) ─┐
 //      (DEL/DESTROYSETELEM: the same without timeouts)                                 │
 //        NFTA_LIST_ELEM (nested) ── NFTA_SET_ELEM_TIMEOUT (be64 ms) · NFTA_SET_ELEM_KEY ─┴─ NFTA_DATA_VALUE (key bytes)
@@ -75,7 +75,7 @@ public static class NftablesCodec
     public static int WriteNewSet(Span<byte> d, int offset, uint sequence, NftFlowSet set, uint setId)
     {
         ArgumentNullException.ThrowIfNull(set);
-        int size = NetlinkWriter.NfHeaderSize + StringSize(set.Table) + StringSize(set.Name) + (4 * 8) + 12 + 20;
+        int size = NetlinkWriter.NfHeaderSize + StringSize(set.Table) + StringSize(set.Name) + (4 * 8) + 12 + 12 + 20;
         if (d.Length - offset < size)
             return -1;
         int end = Header(d, offset, Nftables.MsgNewSet, Request | Ack | Nftables.FlagCreate, sequence, set.Family);
@@ -85,6 +85,13 @@ public static class NftablesCodec
         end = NetlinkWriter.WriteUInt32BigEndian(d, end, Nftables.SetKeyType, set.KeyType);
         end = NetlinkWriter.WriteUInt32BigEndian(d, end, Nftables.SetKeyLength, (uint)NftFlowKey.LengthOf(set.IsV6));
         end = NetlinkWriter.WriteUInt32BigEndian(d, end, Nftables.SetId, setId);
+        if (set.MaxElements is uint maxElements)
+        {
+            int desc = end;
+            end = BeginNest(d, end, Nftables.SetDesc);
+            end = NetlinkWriter.WriteUInt32BigEndian(d, end, Nftables.SetDescSize, maxElements);
+            EndNest(d, desc, end);
+        }
         end = WriteUInt64BigEndian(d, end, Nftables.SetTimeout, Milliseconds(set.DefaultTimeout));
         if (set.Counters)
         {
