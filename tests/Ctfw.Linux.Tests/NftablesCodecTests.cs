@@ -190,6 +190,69 @@ public sealed class NftablesCodecTests
         Assert.Equal(-1, NftablesCodec.WriteNewElements(new byte[1 << 20], 0, 1, Set4, tooMany));
     }
 
+    // nft add rule inet ctfw bypass meta l4proto tcp tcp flags & (fin|syn|rst) == 0 ip saddr . ip daddr . th sport . th dport @flows4
+    //   update @flows4 { ip saddr . ip daddr . th sport . th dport } meta mark set 0x40000000
+    private const string NftRuleTcp4 = "d4030000060a010c0100000000000000010000000900010063746677000000000b0002006279706173730000a803048024000180090001006d6574610000000014000280080002000000001008000100000000012c00018008000100636d700020000280080001000000000108000200000000000c0003800500010006000000340001800c0001007061796c6f6164002400028008000100000000010800020000000002080003000000000d08000400000000014c0001800c00010062697477697365003c00028008000100000000010800020000000001080006000000000008000300000000010c00048005000100070000000c00058005000100000000002c00018008000100636d700020000280080001000000000108000200000000000c000380050001000000000024000180090001006d6574610000000014000280080002000000000f08000100000000012c00018008000100636d700020000280080001000000000108000200000000000c0003800500010002000000340001800c0001007061796c6f6164002400028008000100000000010800020000000001080003000000000c0800040000000004340001800c0001007061796c6f616400240002800800010000000009080002000000000108000300000000100800040000000004340001800c0001007061796c6f61640024000280080001000000000a080002000000000208000300000000000800040000000002340001800c0001007061796c6f61640024000280080001000000000b080002000000000208000300000000020800040000000002300001800b0001006c6f6f6b757000002000028008000200000000010b000100666c6f77733400000800040000000001340001800c0001007061796c6f6164002400028008000100000000010800020000000001080003000000000c0800040000000004340001800c0001007061796c6f616400240002800800010000000009080002000000000108000300000000100800040000000004340001800c0001007061796c6f61640024000280080001000000000a080002000000000208000300000000000800040000000002340001800c0001007061796c6f61640024000280080001000000000b080002000000000208000300000000020800040000000002380001800b00010064796e736574000028000280080004000000000108000300000000010b000100666c6f777334000008000200000000012c0001800e000100696d6d6564696174650000001800028008000100000000010c000280080001000000004024000180090001006d657461000000001400028008000200000000030800030000000001";
+    // nft add rule inet ctfw bypass meta l4proto udp ip6 saddr . ip6 daddr . th sport . th dport @flows6 meta mark set 0x40000000
+    private const string NftRuleUdp6 = "20020000060a010c0100000000000000010000000900010063746677000000000b0002006279706173730000f401048024000180090001006d6574610000000014000280080002000000001008000100000000012c00018008000100636d700020000280080001000000000108000200000000000c000380050001001100000024000180090001006d6574610000000014000280080002000000000f08000100000000012c00018008000100636d700020000280080001000000000108000200000000000c000380050001000a000000340001800c0001007061796c6f616400240002800800010000000001080002000000000108000300000000080800040000000010340001800c0001007061796c6f616400240002800800010000000002080002000000000108000300000000180800040000000010340001800c0001007061796c6f616400240002800800010000000003080002000000000208000300000000000800040000000002340001800c0001007061796c6f616400240002800800010000000011080002000000000208000300000000020800040000000002300001800b0001006c6f6f6b757000002000028008000200000000010b000100666c6f777336000008000400000000022c0001800e000100696d6d6564696174650000001800028008000100000000010c000280080001000000004024000180090001006d657461000000001400028008000200000000030800030000000001";
+
+    /// <summary>
+    /// nft's rule with ctfw's differences: NLM_F_ACK, and no NFTA_LOOKUP_SET_ID / NFTA_DYNSET_SET_ID
+    /// (nft's in-transaction set references; the kernel finds the set by name). Those are 8-byte
+    /// attributes inside the lookup's and dynset's data nests, so the nests, the expression list and
+    /// the message shrink by 8 for each.
+    /// </summary>
+    private static byte[] WithoutSetIds(string nftHex)
+    {
+        byte[] nft = Hex(nftHex);
+        List<byte> m = [.. nft.AsSpan(0, 20)];
+        m.AddRange(Rebuild(nft.AsSpan(20), expression: null));
+        byte[] result = WithAck([.. m]);
+        BinaryPrimitives.WriteUInt32LittleEndian(result, (uint)result.Length);
+        return result;
+    }
+
+    /// <summary>Copies attributes, recursing into nests (NLA_F_NESTED, as nft marks them), leaving out the set ids of lookup and dynset data.</summary>
+    private static List<byte> Rebuild(ReadOnlySpan<byte> attributes, string? expression)
+    {
+        List<byte> output = [];
+        string? name = null;
+        for (int offset = 0; offset + 4 <= attributes.Length;)
+        {
+            int length = BinaryPrimitives.ReadUInt16LittleEndian(attributes[offset..]);
+            ushort type = BinaryPrimitives.ReadUInt16LittleEndian(attributes[(offset + 2)..]);
+            ReadOnlySpan<byte> payload = attributes.Slice(offset + 4, length - 4);
+            offset += (length + 3) & ~3;
+            if (type == 1 && payload.Length > 1 && payload[^1] == 0)
+                name = System.Text.Encoding.ASCII.GetString(payload[..^1]); // NFTA_EXPR_NAME, seen before NFTA_EXPR_DATA
+            bool setId = (expression == "lookup" && type == 4) || (expression == "dynset" && type == 2);
+            if (setId)
+                continue;
+            List<byte> body = (type & NlAttr.FlagNested) != 0
+                ? Rebuild(payload, (type & NlAttr.TypeMask) == 2 ? name : null)
+                : [.. payload];
+            byte[] header = new byte[4];
+            BinaryPrimitives.WriteUInt16LittleEndian(header, (ushort)(4 + body.Count));
+            BinaryPrimitives.WriteUInt16LittleEndian(header.AsSpan(2), type);
+            output.AddRange(header);
+            output.AddRange(body);
+            while (output.Count % 4 != 0)
+                output.Add(0);
+        }
+        return output;
+    }
+
+    [Fact]
+    public void FlowRule_TcpV4WithRefresh_AndUdpV6WithoutIt_AsNftCompilesThem()
+    {
+        byte[] tcp4 = Written(b => NftFlowRule.Write(b, 0, 1, Set4, "bypass", protocol: 6, refresh: true, mark: 0x40000000));
+        byte[] udp6 = Written(b => NftFlowRule.Write(b, 0, 1, Set6, "bypass", protocol: 17, refresh: false, mark: 0x40000000));
+        Assert.Equal(Dump(WithoutSetIds(NftRuleTcp4)), Dump(tcp4));
+        Assert.Equal(Dump(WithoutSetIds(NftRuleUdp6)), Dump(udp6));
+        Assert.Equal(Hex(NftRuleTcp4).Length - 16, tcp4.Length);
+        Assert.Equal(Hex(NftRuleUdp6).Length - 8, udp6.Length);
+    }
+
     // ---- Batches ----
 
     [Fact]
@@ -527,6 +590,22 @@ public sealed class NftablesCodecTests
             ("NF_INET_PRE_ROUTING", Nftables.Nftables.HookPrerouting), ("NF_INET_LOCAL_IN", Nftables.Nftables.HookInput),
             ("NF_INET_FORWARD", Nftables.Nftables.HookForward), ("NF_INET_LOCAL_OUT", Nftables.Nftables.HookOutput), ("NF_ACCEPT", Nftables.Nftables.VerdictAccept),
             ("NFT_NAME_MAXLEN-1", Nftables.Nftables.MaxNameLength),
+            ("NFT_MSG_NEWRULE", Nftables.Nftables.MsgNewRule & 0xFF), ("NLM_F_APPEND", Nftables.Nftables.FlagAppend),
+            ("NFTA_RULE_TABLE", Nftables.Nftables.RuleTable), ("NFTA_RULE_CHAIN", Nftables.Nftables.RuleChain), ("NFTA_RULE_EXPRESSIONS", Nftables.Nftables.RuleExpressions),
+            ("NFT_REG_1", Nftables.Nftables.Reg1), ("NFT_REG32_00", Nftables.Nftables.Reg32First),
+            ("NFTA_META_DREG", Nftables.Nftables.MetaDreg), ("NFTA_META_KEY", Nftables.Nftables.MetaKey), ("NFTA_META_SREG", Nftables.Nftables.MetaSreg),
+            ("NFT_META_MARK", Nftables.Nftables.MetaMark), ("NFT_META_NFPROTO", Nftables.Nftables.MetaNfproto), ("NFT_META_L4PROTO", Nftables.Nftables.MetaL4proto),
+            ("NFTA_CMP_SREG", Nftables.Nftables.CmpSreg), ("NFTA_CMP_OP", Nftables.Nftables.CmpOp), ("NFTA_CMP_DATA", Nftables.Nftables.CmpData), ("NFT_CMP_EQ", Nftables.Nftables.CmpEq),
+            ("NFTA_PAYLOAD_DREG", Nftables.Nftables.PayloadDreg), ("NFTA_PAYLOAD_BASE", Nftables.Nftables.PayloadBase),
+            ("NFTA_PAYLOAD_OFFSET", Nftables.Nftables.PayloadOffset), ("NFTA_PAYLOAD_LEN", Nftables.Nftables.PayloadLength),
+            ("NFT_PAYLOAD_NETWORK_HEADER", Nftables.Nftables.PayloadNetworkHeader), ("NFT_PAYLOAD_TRANSPORT_HEADER", Nftables.Nftables.PayloadTransportHeader),
+            ("NFTA_BITWISE_SREG", Nftables.Nftables.BitwiseSreg), ("NFTA_BITWISE_DREG", Nftables.Nftables.BitwiseDreg), ("NFTA_BITWISE_LEN", Nftables.Nftables.BitwiseLength),
+            ("NFTA_BITWISE_MASK", Nftables.Nftables.BitwiseMask), ("NFTA_BITWISE_XOR", Nftables.Nftables.BitwiseXor), ("NFTA_BITWISE_OP", Nftables.Nftables.BitwiseOp),
+            ("NFT_BITWISE_MASK_XOR", Nftables.Nftables.BitwiseMaskXor),
+            ("NFTA_LOOKUP_SET", Nftables.Nftables.LookupSet), ("NFTA_LOOKUP_SREG", Nftables.Nftables.LookupSreg),
+            ("NFTA_DYNSET_SET_NAME", Nftables.Nftables.DynsetSetName), ("NFTA_DYNSET_OP", Nftables.Nftables.DynsetOp),
+            ("NFTA_DYNSET_SREG_KEY", Nftables.Nftables.DynsetSregKey), ("NFT_DYNSET_OP_UPDATE", Nftables.Nftables.DynsetOpUpdate),
+            ("NFTA_IMMEDIATE_DREG", Nftables.Nftables.ImmediateDreg), ("NFTA_IMMEDIATE_DATA", Nftables.Nftables.ImmediateData),
         ];
         List<string> failures = [];
         foreach ((string name, long value) in checks)
@@ -592,6 +671,13 @@ public sealed class NftablesCodecTests
             V(NFTA_DATA_VALUE) V(NFTA_EXPR_NAME) V(NFTA_EXPR_DATA) V(NFTA_COUNTER_BYTES) V(NFTA_COUNTER_PACKETS)
             V(NF_INET_PRE_ROUTING) V(NF_INET_LOCAL_IN) V(NF_INET_FORWARD) V(NF_INET_LOCAL_OUT) V(NF_ACCEPT)
             printf("NFT_NAME_MAXLEN-1 %d\n", NFT_NAME_MAXLEN - 1);
+            V(NFT_MSG_NEWRULE) V(NLM_F_APPEND) V(NFTA_RULE_TABLE) V(NFTA_RULE_CHAIN) V(NFTA_RULE_EXPRESSIONS) V(NFT_REG_1) V(NFT_REG32_00)
+            V(NFTA_META_DREG) V(NFTA_META_KEY) V(NFTA_META_SREG) V(NFT_META_MARK) V(NFT_META_NFPROTO) V(NFT_META_L4PROTO)
+            V(NFTA_CMP_SREG) V(NFTA_CMP_OP) V(NFTA_CMP_DATA) V(NFT_CMP_EQ)
+            V(NFTA_PAYLOAD_DREG) V(NFTA_PAYLOAD_BASE) V(NFTA_PAYLOAD_OFFSET) V(NFTA_PAYLOAD_LEN) V(NFT_PAYLOAD_NETWORK_HEADER) V(NFT_PAYLOAD_TRANSPORT_HEADER)
+            V(NFTA_BITWISE_SREG) V(NFTA_BITWISE_DREG) V(NFTA_BITWISE_LEN) V(NFTA_BITWISE_MASK) V(NFTA_BITWISE_XOR) V(NFTA_BITWISE_OP) V(NFT_BITWISE_MASK_XOR)
+            V(NFTA_LOOKUP_SET) V(NFTA_LOOKUP_SREG) V(NFTA_DYNSET_SET_NAME) V(NFTA_DYNSET_OP) V(NFTA_DYNSET_SREG_KEY) V(NFT_DYNSET_OP_UPDATE)
+            V(NFTA_IMMEDIATE_DREG) V(NFTA_IMMEDIATE_DATA)
             return 0;
         }
         """;

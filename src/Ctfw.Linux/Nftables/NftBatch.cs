@@ -12,6 +12,7 @@ public enum NftOperationKind
     AddChain,
     AddElements,
     DeleteElements,
+    AddRule,
 }
 
 /// <summary>
@@ -100,6 +101,14 @@ public sealed class NftBatch
         NftFlowSet.CheckName(chain, nameof(chain));
         return Append(NftablesCodec.WriteNewBaseChain(Room, _used, NextSequence, family, table, chain, hook, priority),
             new(NftOperationKind.AddChain, $"{FamilyName(family)} {table} {chain}"));
+    }
+
+    /// <summary>The bypass rule of <see cref="NftFlowRule.Write"/>, appended to <paramref name="chain"/> of the set's table.</summary>
+    public bool AddFlowRule(NftFlowSet set, string chain, byte protocol, bool refresh, uint mark)
+    {
+        ArgumentNullException.ThrowIfNull(set);
+        return Append(NftFlowRule.Write(Room, _used, NextSequence, set, chain, protocol, refresh, mark),
+            new(NftOperationKind.AddRule, $"{FamilyName(set.Family)} {set.Table} {chain} ({(protocol == 6 ? "tcp" : $"protocol {protocol}")} @{set.Name})"));
     }
 
     /// <summary>

@@ -93,6 +93,61 @@ internal static class Nftables
     public const ushort CounterBytes = 1;
     public const ushort CounterPackets = 2;
 
+    public const ushort MsgNewRule = (Subsystem << 8) | 6;
+    public const ushort FlagAppend = 0x800;  // NLM_F_APPEND
+
+    // enum nft_rule_attributes
+    public const ushort RuleTable = 1;
+    public const ushort RuleChain = 2;
+    public const ushort RuleExpressions = 4;
+
+    // Registers: NFT_REG_1..4 name 16-byte registers, NFT_REG32_00..15 the same space in 4-byte steps.
+    public const uint Reg1 = 1;
+    public const uint Reg32First = 8;
+
+    // enum nft_meta_attributes, enum nft_meta_keys
+    public const ushort MetaDreg = 1;
+    public const ushort MetaKey = 2;
+    public const ushort MetaSreg = 3;
+    public const uint MetaMark = 3;
+    public const uint MetaNfproto = 15;
+    public const uint MetaL4proto = 16;
+
+    // enum nft_cmp_attributes, NFT_CMP_EQ
+    public const ushort CmpSreg = 1;
+    public const ushort CmpOp = 2;
+    public const ushort CmpData = 3;
+    public const uint CmpEq = 0;
+
+    // enum nft_payload_attributes, enum nft_payload_bases
+    public const ushort PayloadDreg = 1;
+    public const ushort PayloadBase = 2;
+    public const ushort PayloadOffset = 3;
+    public const ushort PayloadLength = 4;
+    public const uint PayloadNetworkHeader = 1;
+    public const uint PayloadTransportHeader = 2;
+
+    // enum nft_bitwise_attributes, NFT_BITWISE_MASK_XOR (formerly _BOOL)
+    public const ushort BitwiseSreg = 1;
+    public const ushort BitwiseDreg = 2;
+    public const ushort BitwiseLength = 3;
+    public const ushort BitwiseMask = 4;
+    public const ushort BitwiseXor = 5;
+    public const ushort BitwiseOp = 6;
+    public const uint BitwiseMaskXor = 0;
+
+    // enum nft_lookup_attributes, enum nft_dynset_attributes, NFT_DYNSET_OP_UPDATE
+    public const ushort LookupSet = 1;
+    public const ushort LookupSreg = 2;
+    public const ushort DynsetSetName = 1;
+    public const ushort DynsetOp = 3;
+    public const ushort DynsetSregKey = 4;
+    public const uint DynsetOpUpdate = 1;
+
+    // enum nft_immediate_attributes
+    public const ushort ImmediateDreg = 1;
+    public const ushort ImmediateData = 2;
+
     // Netfilter hooks (NF_INET_*) and verdicts for a base chain's policy.
     public const uint HookPrerouting = 0;
     public const uint HookInput = 1;

@@ -257,6 +257,85 @@ public sealed partial class NftablesLiveTests(ITestOutputHelper output)
         Assert.InRange(updated.Expiration, TimeSpan.FromSeconds(25), Set4.DefaultTimeout);
     }
 
+    [Fact]
+    public void FlowRules_ListedAsNftPrintsItsOwn_MarkTheSetsPackets_CountOncePerPacket()
+    {
+        using var lab = new NetnsLab();
+        const ushort SourcePort = 40124, DestinationPort = 5002;
+        const int Datagrams = 20, Payload = 50;
+        const uint Mark = 0x40000000;
+        var key = new NftFlowKey(IpAddress.FromV4(ToHostOrder(lab.AddressA4)), IpAddress.FromV4(ToHostOrder(lab.AddressB4)), SourcePort, DestinationPort, false);
+        NftBatchResult setUp = InB(lab, () =>
+        {
+            using NftablesSocket nft = NftablesSocket.Open();
+            NftBatch batch = nft.CreateBatch();
+            batch.AddTable("ctfw");
+            batch.AddSet(Set4);
+            batch.AddSet(Set6);
+            batch.AddBaseChain("ctfw", "bypass", Nftables.Nftables.HookInput, -10);
+            batch.AddFlowRule(Set4, "bypass", protocol: 6, refresh: true, Mark);
+            batch.AddFlowRule(Set4, "bypass", protocol: 17, refresh: false, Mark);
+            batch.AddFlowRule(Set6, "bypass", protocol: 17, refresh: false, Mark);
+            batch.AddElements(Set4, [new NftElement(key, TimeSpan.FromSeconds(20))]);
+            return Commit(nft, batch);
+        });
+        Assert.True(setUp.Committed, setUp.Message);
+        string chain = Tool.RunIn(lab.B, "nft", "list", "chain", "inet", "ctfw", "bypass");
+        output.WriteLine(chain);
+        Assert.Contains("tcp flags ! fin,syn,rst ip saddr . ip daddr . tcp sport . tcp dport @flows4 update @flows4 { ip saddr . ip daddr . tcp sport . tcp dport } meta mark set 0x40000000\n", chain, StringComparison.Ordinal);
+        Assert.Contains("ip saddr . ip daddr . udp sport . udp dport @flows4 meta mark set 0x40000000\n", chain, StringComparison.Ordinal);
+        Assert.Contains("ip6 saddr . ip6 daddr . udp sport . udp dport @flows6 meta mark set 0x40000000\n", chain, StringComparison.Ordinal);
+        // An observer after the bypass chain counts the marked packets.
+        Tool.RunIn(lab.B, "nft", "add", "chain", "inet", "ctfw", "observe", "{", "type", "filter", "hook", "input", "priority", "0", ";", "}");
+        Tool.RunIn(lab.B, "nft", "add", "rule", "inet", "ctfw", "observe", "meta", "mark", "0x40000000", "counter");
+
+        using Socket receiver = lab.Udp(lab.B, v6: false, bindPort: DestinationPort);
+        using Socket sender = lab.Udp(lab.A, v6: false, bindPort: SourcePort);
+        using Socket other = lab.Udp(lab.A, v6: false, bindPort: SourcePort + 1); // not in the set: not marked
+        for (int i = 0; i < Datagrams; i++)
+        {
+            sender.SendTo(new byte[Payload], new IPEndPoint(lab.AddressB4, DestinationPort));
+            other.SendTo(new byte[Payload], new IPEndPoint(lab.AddressB4, DestinationPort));
+        }
+        Assert.Equal(2 * Datagrams, NetnsLab.Drain(receiver, 2 * Datagrams).Count);
+
+        NftSetDumpResult dump = InB(lab, () =>
+        {
+            using NftablesSocket nft = NftablesSocket.Open();
+            return nft.DumpElements(Set4);
+        });
+        NftElementState e = Assert.Single(dump.Elements);
+        Assert.Equal(((ulong)Datagrams, (ulong)(Datagrams * (28 + Payload))), (e.Packets, e.Bytes));
+        string observed = Tool.RunIn(lab.B, "nft", "list", "chain", "inet", "ctfw", "observe");
+        Assert.Contains($"meta mark 0x40000000 counter packets {Datagrams} bytes {Datagrams * (28 + Payload)}", observed, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void AddExistingElement_WithoutExcl_ReArmsItsTimeoutAndExpiration()
+    {
+        using var lab = new NetnsLab();
+        NftFlowKey key = Key("10.0.0.1", "10.0.0.2", 1, 2);
+        (NftSetDumpResult before, NftSetDumpResult after) = InB(lab, () =>
+        {
+            using NftablesSocket nft = NftablesSocket.Open();
+            NftBatch batch = nft.CreateBatch();
+            batch.AddTable("ctfw");
+            batch.AddSet(Set4);
+            batch.AddElements(Set4, [new NftElement(key, TimeSpan.FromSeconds(10))]);
+            Assert.True(Commit(nft, batch).Committed);
+            Thread.Sleep(1200);
+            NftSetDumpResult a = nft.DumpElements(Set4);
+            batch.Clear();
+            batch.AddElements(Set4, [new NftElement(key, TimeSpan.FromSeconds(120))]);
+            Assert.True(Commit(nft, batch).Committed);
+            return (a, nft.DumpElements(Set4));
+        });
+        Assert.InRange(Assert.Single(before.Elements).Expiration, TimeSpan.FromSeconds(7), TimeSpan.FromSeconds(8.9));
+        NftElementState e = Assert.Single(after.Elements);
+        Assert.Equal(TimeSpan.FromSeconds(120), e.Timeout);
+        Assert.InRange(e.Expiration, TimeSpan.FromSeconds(115), TimeSpan.FromSeconds(120));
+    }
+
     private static uint ToHostOrder(IPAddress address)
     {
         byte[] b = address.GetAddressBytes();
