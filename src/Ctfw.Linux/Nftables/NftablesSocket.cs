@@ -1,0 +1,292 @@
+using System.Diagnostics;
+using Ctfw.Linux.Netlink;
+using Tmds.Linux;
+
+namespace Ctfw.Linux.Nftables;
+
+/// <summary>Settings of an <see cref="NftablesSocket"/>.</summary>
+public sealed record NftablesOptions
+{
+    /// <summary>
+    /// SO_RCVBUF asked for (SO_RCVBUFFORCE first). A batch's acknowledgements wait here until read, one
+    /// skb each (~800 bytes of truesize), so this bounds the messages of a batch: one per 2 KiB.
+    /// </summary>
+    public int ReceiveBufferBytes { get; init; } = 8 << 20;
+
+    /// <summary>Largest batch datagram: the send buffer is sized for it (netlink refuses a longer datagram with EMSGSIZE).</summary>
+    public int MaxBatchBytes { get; init; } = 1 << 20;
+
+    /// <summary>How long to wait for the kernel's next answer.</summary>
+    public TimeSpan ReplyTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Messages one batch may hold (their acknowledgements must fit the receive buffer at once).</summary>
+    public int MaxOperations => Math.Max(1, ReceiveBufferBytes / 2048);
+
+    internal void Validate()
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(ReceiveBufferBytes, 64 << 10, nameof(ReceiveBufferBytes));
+        ArgumentOutOfRangeException.ThrowIfLessThan(MaxBatchBytes, 4 << 10, nameof(MaxBatchBytes));
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(MaxBatchBytes, 16 << 20, nameof(MaxBatchBytes));
+        if (ReplyTimeout <= TimeSpan.Zero)
+            throw new ArgumentOutOfRangeException(nameof(ReplyTimeout), "must be positive");
+    }
+}
+
+/// <summary>
+/// An nf_tables socket (NETLINK_NETFILTER) in the network namespace of the thread that called
+/// <see cref="Open"/> (<see cref="NetworkNamespace.Run"/> for another): commits batches built with
+/// <see cref="NftBatch"/> in one sendto each and maps every acknowledgement back to its operation,
+/// and dumps a set's elements with their timeouts, expirations and counters. Needs CAP_NET_ADMIN.
+/// One thread at a time. Setup failures and a broken socket throw <see cref="ErrnoException"/>; what
+/// the kernel answers to a request (EEXIST, ENOENT, EPERM …) comes back in the results.
+/// </summary>
+public sealed class NftablesSocket : IDisposable
+{
+    /// <summary>A dump skb is at most 32 KiB; twice that leaves room to spare.</summary>
+    private const int ReceiveSize = 64 << 10;
+
+    /// <summary>An acknowledgement is 36 bytes with NETLINK_CAP_ACK.</summary>
+    private const int AckSlotSize = 64;
+
+    private readonly SocketHandle _socket;
+    private readonly byte[] _rx = new byte[ReceiveSize];
+    private readonly byte[] _tx = new byte[1024];
+    private readonly byte[] _acks = GC.AllocateUninitializedArray<byte>(Interop.Shim.MaxBatch * AckSlotSize, pinned: true);
+    private readonly Interop.Shim.RxSlot[] _ackSlots = new Interop.Shim.RxSlot[Interop.Shim.MaxBatch];
+    private uint _sequence;
+
+    private NftablesSocket(NftablesOptions options, SocketHandle socket)
+    {
+        Options = options;
+        _socket = socket;
+        // Distinct from other sockets' numbers only for reading traces; the kernel matches by port id.
+        _sequence = (uint)Environment.TickCount;
+        unsafe
+        {
+            // Pinned (POH): the address is stable for the array's life, so the slots can carry it.
+            byte* acks = (byte*)System.Runtime.InteropServices.Marshal.UnsafeAddrOfPinnedArrayElement(_acks, 0);
+            for (int i = 0; i < _ackSlots.Length; i++)
+            {
+                _ackSlots[i].Buffer = (ulong)(acks + (i * AckSlotSize));
+                _ackSlots[i].Capacity = AckSlotSize;
+            }
+        }
+    }
+
+    public NftablesOptions Options { get; }
+
+    public uint PortId { get; private set; }
+
+    /// <summary>Opens and configures the socket in the calling thread's network namespace.</summary>
+    public static NftablesSocket Open(NftablesOptions? options = null)
+    {
+        options ??= new NftablesOptions();
+        options.Validate();
+        Interop.Shim.EnsureCompatible();
+        SocketHandle socket = Interop.Socket(LibC.AF_NETLINK, LibC.SOCK_RAW | LibC.SOCK_CLOEXEC, Interop.NetlinkNetfilter);
+        if (socket.IsInvalid)
+        {
+            Errno errno = Interop.GetLastErrno();
+            socket.Dispose();
+            throw new ErrnoException($"socket(AF_NETLINK, NETLINK_NETFILTER) failed: {ErrnoException.Describe(errno)}", errno);
+        }
+        var nft = new NftablesSocket(options, socket);
+        try
+        {
+            nft.Configure();
+            return nft;
+        }
+        catch
+        {
+            nft.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>A batch as large as this socket sends.</summary>
+    public NftBatch CreateBatch() => new(Options.MaxBatchBytes);
+
+    /// <summary>
+    /// Sends <paramref name="batch"/> (renumbered from this socket's sequence) in one sendto and reads
+    /// an acknowledgement for each of its operations. The kernel applies the batch all or nothing:
+    /// <see cref="NftBatchResult.Committed"/> only when every operation was acknowledged with success.
+    /// </summary>
+    public NftBatchResult Commit(NftBatch batch)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        int operations = batch.Operations.Count;
+        if (operations > Options.MaxOperations)
+            throw new InvalidOperationException($"a batch of {operations} messages: their acknowledgements would not fit the receive buffer ({Options.MaxOperations} at most)");
+        if (batch.Length > Options.MaxBatchBytes)
+            throw new InvalidOperationException($"a batch of {batch.Length} bytes: more than the {Options.MaxBatchBytes} the send buffer was sized for");
+        var clock = Stopwatch.StartNew();
+        DiscardPending(); // a stale ENOBUFS would otherwise count this batch's acknowledgements as lost
+        batch.Renumber(_sequence + 1);
+        _sequence += (uint)operations + 2;
+        ReadOnlySpan<byte> datagram = batch.Datagram();
+        if (operations == 0)
+            return new NftBatchResult { Bytes = datagram.Length, Elapsed = clock.Elapsed };
+        Errno sent = TrySend(datagram);
+        if (sent != Errno.None)
+            return new NftBatchResult { Operations = operations, SendError = sent, Bytes = datagram.Length, Elapsed = clock.Elapsed };
+        var acks = new NftBatchAckReader(batch.BeginSequence, operations);
+        CollectAcks(acks);
+        List<NftOperationError> errors = [];
+        for (int i = 0; i < operations; i++)
+        {
+            if (acks.Answered(i) && acks.ErrorOf(i) != Errno.None)
+                errors.Add(new NftOperationError(i, batch.Operations[i], acks.ErrorOf(i)));
+        }
+        return new NftBatchResult
+        {
+            Operations = operations,
+            Errors = errors,
+            Unanswered = acks.BatchError != Errno.None ? 0 : acks.Pending,
+            BatchError = acks.BatchError,
+            Bytes = datagram.Length,
+            Elapsed = clock.Elapsed,
+        };
+    }
+
+    /// <summary>Every element of <paramref name="set"/> with its timeout, time left and counter (GETSETELEM dump).</summary>
+    public NftSetDumpResult DumpElements(NftFlowSet set)
+    {
+        ArgumentNullException.ThrowIfNull(set);
+        var clock = Stopwatch.StartNew();
+        DiscardPending();
+        var reader = new NftSetDumpReader(++_sequence);
+        int length = NftablesCodec.WriteDumpElements(_tx, reader.Sequence, set);
+        Errno sent = TrySend(_tx.AsSpan(0, length));
+        if (sent != Errno.None)
+            throw new ErrnoException($"sending the element dump request to nf_tables failed: {ErrnoException.Describe(sent)}", sent);
+        int datagrams = 0;
+        bool overrun = false;
+        while (!reader.Done)
+        {
+            Errno error = Receive(out int received, out bool truncated);
+            if (error == Errno.ENOBUFS)
+            {
+                overrun = true;
+                break;
+            }
+            if (error != Errno.None)
+                throw ReceiveFailure(error, "the element dump");
+            datagrams++;
+            reader.Read(_rx.AsSpan(0, received), truncated);
+        }
+        return new NftSetDumpResult(reader.Elements)
+        {
+            Error = overrun ? Errno.ENOBUFS : reader.Error,
+            Interrupted = reader.Interrupted,
+            Unparsed = reader.Unparsed,
+            FirstUnparsedReason = reader.FirstUnparsedReason,
+            Datagrams = datagrams,
+            Elapsed = clock.Elapsed,
+        };
+    }
+
+    public void Dispose() => _socket.Dispose();
+
+    /// <summary>Reads acknowledgements, up to <see cref="Interop.Shim.MaxBatch"/> per recvmmsg, until each operation has one or none will come.</summary>
+    private unsafe void CollectAcks(NftBatchAckReader acks)
+    {
+        bool lost = false;
+        while (!acks.Done)
+        {
+            // After an overrun the rest may still be queued: take what is there, then stop.
+            Errno error = Errno.None;
+            int received;
+            fixed (Interop.Shim.RxSlot* slots = _ackSlots)
+            {
+                received = Interop.Shim.RecvBatch(_socket, slots, (uint)Math.Min(acks.Pending, _ackSlots.Length),
+                    lost ? Interop.Shim.RecvNonblocking : Interop.Shim.RecvWaitForOne, &error);
+            }
+            if (received < 0)
+            {
+                if (error == Errno.EINTR)
+                    continue;
+                if (error == Errno.ENOBUFS)
+                {
+                    lost = true;
+                    continue;
+                }
+                if (error == Errno.EAGAIN)
+                    return; // reply timeout, or drained after an overrun: the rest stay unanswered
+                throw ReceiveFailure(error, "batch acknowledgements");
+            }
+            for (int i = 0; i < received; i++)
+            {
+                ref readonly Interop.Shim.RxSlot slot = ref _ackSlots[i];
+                if (slot.SourcePort != 0)
+                    continue; // not from the kernel
+                acks.Read(_acks.AsSpan(i * AckSlotSize, (int)slot.Length), (slot.Flags & Interop.Shim.RxTruncated) != 0);
+            }
+        }
+    }
+
+    private unsafe void Configure()
+    {
+        PortId = NetlinkSockets.BindAnyPort(_socket);
+        NetlinkSockets.SetReceiveBuffer(_socket, Options.ReceiveBufferBytes);
+        // netlink_sendmsg refuses a datagram longer than the send buffer less 32 bytes (EMSGSIZE).
+        NetlinkSockets.SetSendBuffer(_socket, Options.MaxBatchBytes + (64 << 10));
+        // Acknowledgements without the echoed request: 36 bytes each instead of the whole message.
+        int on = 1;
+        if (Interop.SetSockOpt(_socket, LibC.SOL_NETLINK, Interop.NetlinkCapAck, &on, sizeof(int)) != 0)
+            throw ErrnoException.FromLastError("setsockopt(NETLINK_CAP_ACK)");
+        NetlinkSockets.SetReceiveTimeout(_socket, Options.ReplyTimeout);
+    }
+
+    private unsafe Errno TrySend(ReadOnlySpan<byte> datagram)
+    {
+        var kernel = new Interop.SockAddrNl { Family = (ushort)(int)LibC.AF_NETLINK };
+        while (true)
+        {
+            fixed (byte* p = datagram)
+            {
+                if (Interop.SendTo(_socket, p, (nuint)datagram.Length, 0, &kernel, (uint)sizeof(Interop.SockAddrNl)) >= 0)
+                    return Errno.None;
+            }
+            Errno error = Interop.GetLastErrno();
+            if (error != Errno.EINTR)
+                return error;
+        }
+    }
+
+    private unsafe Errno Receive(out int length, out bool truncated, bool blocking = true)
+    {
+        while (true)
+        {
+            var source = default(Interop.SockAddrNl);
+            uint sourceLength = (uint)sizeof(Interop.SockAddrNl);
+            nint n;
+            fixed (byte* p = _rx)
+                n = Interop.RecvFrom(_socket, p, (nuint)_rx.Length, LibC.MSG_TRUNC | (blocking ? 0 : LibC.MSG_DONTWAIT), &source, &sourceLength);
+            if (n < 0)
+            {
+                Errno error = Interop.GetLastErrno();
+                if (error == Errno.EINTR)
+                    continue;
+                length = 0;
+                truncated = false;
+                return error;
+            }
+            if (source.PortId != 0)
+                continue;
+            truncated = n > _rx.Length;
+            length = (int)Math.Min(n, _rx.Length);
+            return Errno.None;
+        }
+    }
+
+    private void DiscardPending()
+    {
+        while (Receive(out _, out _, blocking: false) is Errno.None or Errno.ENOBUFS)
+        {
+        }
+    }
+
+    private ErrnoException ReceiveFailure(Errno error, string what) => error == Errno.EAGAIN
+        ? new ErrnoException($"nf_tables did not answer {what} within {Options.ReplyTimeout.TotalSeconds} s", error)
+        : new ErrnoException($"receiving {what} from nf_tables failed: {ErrnoException.Describe(error)}", error);
+}
