@@ -88,6 +88,13 @@ internal static class MetricFamilies
     public static readonly MetricFamily SettingsReloads = new("ctfw_settings_reloads_total", MetricKind.Counter, "Sysctl re-reads that changed a value.");
     public static readonly MetricFamily RulesReloads = new("ctfw_rules_reloads_total", MetricKind.Counter, "Rules reloads, by result.", "result");
 
+    public static readonly MetricFamily EventSubscribers = new("ctfw_event_subscribers", MetricKind.Gauge, "`ctfw conntrack -E` subscribers connected.");
+    public static readonly MetricFamily EventsDropped = new("ctfw_events_dropped_total", MetricKind.Counter, "Conntrack events dropped because a producer's ring was full.");
+    public static readonly MetricFamily EventsLost = new("ctfw_events_lost_total", MetricKind.Counter, "Conntrack events a slow subscriber lost (its backlog was full).");
+    public static readonly MetricFamily ControlConnections = new("ctfw_control_connections_total", MetricKind.Counter, "Connections accepted on the control socket.");
+    public static readonly MetricFamily ControlActive = new("ctfw_control_connections_active", MetricKind.Gauge, "Control connections being served.");
+    public static readonly MetricFamily ControlRefusals = new("ctfw_control_refusals_total", MetricKind.Counter, "Control connections or requests turned away: busy (no free slot), refused (not allowed to connect), denied (a change without the admin role).", "reason");
+
     public static readonly IReadOnlyList<MetricFamily> All =
     [
         Uptime, PacketsSeen, NoPayload, Packets, Verdicts, RejectsSent, RejectSendErrors, Invalid,
@@ -100,6 +107,7 @@ internal static class MetricFamilies
         GcCollections, GcAllocated, GcPause, GcHeap, Cpu, Rss, RssAnon,
         LogLines, LogLost, LogPending, LogWriteErrors, IptablesChecks, IptablesCheckFailures, IptablesLosses, IptablesReinstalls, IptablesReinstallFailures,
         SettingsReloads, RulesReloads,
+        EventSubscribers, EventsDropped, EventsLost, ControlConnections, ControlActive, ControlRefusals,
     ];
 
     private static readonly Dictionary<string, MetricTarget> s_exact = new(StringComparer.Ordinal)
@@ -161,6 +169,14 @@ internal static class MetricFamilies
         ["settings.reloads"] = new(SettingsReloads, [], 1),
         ["rules.reloads"] = new(RulesReloads, ["ok"], 1),
         ["rules.reload_failures"] = new(RulesReloads, ["failed"], 1),
+        ["events.subscribers"] = new(EventSubscribers, [], 1),
+        ["events.dropped"] = new(EventsDropped, [], 1),
+        ["events.lost"] = new(EventsLost, [], 1),
+        ["control.connections"] = new(ControlConnections, [], 1),
+        ["control.active"] = new(ControlActive, [], 1),
+        ["control.busy"] = new(ControlRefusals, ["busy"], 1),
+        ["control.refused"] = new(ControlRefusals, ["refused"], 1),
+        ["control.denied"] = new(ControlRefusals, ["denied"], 1),
     };
 
     private static readonly Dictionary<string, (MetricFamily Family, string? Second, double Scale)> s_queue = new(StringComparer.Ordinal)

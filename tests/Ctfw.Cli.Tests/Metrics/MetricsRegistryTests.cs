@@ -57,6 +57,14 @@ public class MetricsRegistryTests
         source.Set("gc.gen0", 3);
         source.Set("gc.pause_us", 250);
         source.Set("process.cpu_sys_us", 2_000_000);
+        source.Set("events.subscribers", 2);
+        source.Set("events.dropped", 13);
+        source.Set("events.lost", 14);
+        source.Set("control.connections", 21);
+        source.Set("control.active", 1);
+        source.Set("control.busy", 15);
+        source.Set("control.refused", 16);
+        source.Set("control.denied", 17);
         source.Set("some.future_counter", 77);
         return source;
     }
@@ -92,6 +100,14 @@ public class MetricsRegistryTests
         Assert.Equal(3, Exposition.Value(samples, "ctfw_gc_collections_total", ("generation", "0")));
         Assert.Equal(0.00025, Exposition.Value(samples, "ctfw_gc_pause_seconds_total"), 9);
         Assert.Equal(2, Exposition.Value(samples, "ctfw_process_cpu_seconds_total", ("mode", "system")));
+        Assert.Equal(2, Exposition.Value(samples, "ctfw_event_subscribers"));
+        Assert.Equal(13, Exposition.Value(samples, "ctfw_events_dropped_total"));
+        Assert.Equal(14, Exposition.Value(samples, "ctfw_events_lost_total"));
+        Assert.Equal(21, Exposition.Value(samples, "ctfw_control_connections_total"));
+        Assert.Equal(1, Exposition.Value(samples, "ctfw_control_connections_active"));
+        Assert.Equal(15, Exposition.Value(samples, "ctfw_control_refusals_total", ("reason", "busy")));
+        Assert.Equal(16, Exposition.Value(samples, "ctfw_control_refusals_total", ("reason", "refused")));
+        Assert.Equal(17, Exposition.Value(samples, "ctfw_control_refusals_total", ("reason", "denied")));
         Assert.DoesNotContain(samples, s => s.Name.Contains("future", StringComparison.Ordinal));
     }
 
