@@ -64,6 +64,9 @@ internal struct FlowAge
 {
     /// <summary>When the TCP state last changed (for other protocols: when the entry was created).</summary>
     public long StateSinceMs;
+    /// <summary>When the entry was created (engine clock, ms); for a restored entry when its state last changed,
+    /// for one adopted from the kernel or brought back by a rescue when that happened.</summary>
+    public long CreatedMs;
     /// <summary>Valid while <see cref="PrivateStatus.ZeroWindow0"/> (ORIGINAL) / the next bit (REPLY) is set.</summary>
     public long ZeroWindowSince0;
     public long ZeroWindowSince1;

@@ -231,6 +231,7 @@ public sealed partial class ConntrackEngine
         Table.Acct[idx] = default; // counters start here: neither the kernel's nor the state file's are carried over
         ref FlowAge age = ref Table.Ages[idx];
         age.StateSinceMs = now;
+        age.CreatedMs = now; // the kernel's own start time is not asked for (nf_conntrack_timestamp)
         age.ZeroWindowSince0 = now;
         age.ZeroWindowSince1 = now;
         if (!Table.TryInsert(idx, now))

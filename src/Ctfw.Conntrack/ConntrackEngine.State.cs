@@ -367,6 +367,7 @@ public sealed partial class ConntrackEngine
         Table.Acct[idx] = default; // counters start here: neither the kernel's nor the state file's are carried over
         ref FlowAge age = ref Table.Ages[idx];
         age.StateSinceMs = now - BinaryPrimitives.ReadInt64LittleEndian(r[112..]) - downtime;
+        age.CreatedMs = age.StateSinceMs; // the file has no creation time: the state change is the oldest it knows
         age.ZeroWindowSince0 = now - BinaryPrimitives.ReadInt64LittleEndian(r[120..]) - downtime;
         age.ZeroWindowSince1 = now - BinaryPrimitives.ReadInt64LittleEndian(r[128..]) - downtime;
         if (Table.TryInsert(idx, now))

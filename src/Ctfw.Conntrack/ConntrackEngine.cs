@@ -259,6 +259,9 @@ public readonly record struct FlowInfo(ConnTuple Original, ConnTuple Reply, CtSt
     /// <summary>When the TCP state last changed, on the engine's clock (ms); for other protocols when the entry was created.</summary>
     public long StateSinceMs { get; init; }
 
+    /// <summary>When the entry was created, on the engine's clock (ms); see <c>FlowAge.CreatedMs</c> for restored, adopted and rescued entries.</summary>
+    public long CreatedMs { get; init; }
+
     /// <summary>Since when the ORIGINAL sender has advertised a zero receive window (ms); <see cref="long.MinValue"/> when it does not.</summary>
     public long ZeroWindowSinceOriginal { get; init; } = long.MinValue;
 
@@ -303,6 +306,7 @@ public readonly record struct FlowInfo(ConnTuple Original, ConnTuple Reply, CtSt
             Math.Max(0, Volatile.Read(ref e.Deadline) - now))
         {
             StateSinceMs = Volatile.Read(ref age.StateSinceMs),
+            CreatedMs = Volatile.Read(ref age.CreatedMs),
             // Benign race: a bit and its time may be one packet apart; the time is written before the bit is set.
             // (TrackAges: time store, then the bit's fenced OR; the Status read above is an acquire, so a
             // set bit we saw comes with a time at least as new.)

@@ -151,6 +151,7 @@ public static class ConntrackListing
                 w.WriteBoolean("userspace", userspace);
             if (nowMs is { } now)
             {
+                w.WriteNumber("age_ms", now - f.CreatedMs);
                 w.WriteNumber("state_age_ms", now - f.StateSinceMs);
                 if (f.ZeroWindowSinceOriginal != long.MinValue)
                     w.WriteNumber("zero_window_original_ms", now - f.ZeroWindowSinceOriginal);

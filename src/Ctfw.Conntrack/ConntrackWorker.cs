@@ -556,6 +556,7 @@ public sealed class ConntrackWorker : IDisposable
                 break;
         }
 
+        _table.Ages[idx].CreatedMs = now; // the line the switch above wrote StateSinceMs on
         StartAccounting(idx, 0, p.IpTotalLength);
         r.State = CtState.New;
         r.Direction = CtDirection.Original;
@@ -728,6 +729,7 @@ public sealed class ConntrackWorker : IDisposable
         e.TimerNext = -1;
         e.TimerPrev = -1;
         TrackAges(idx, ref e, dir, p, TcpState.None, now);
+        _table.Ages[idx].CreatedMs = now;
         StartAccounting(idx, dir, ignored ? 0 : p.IpTotalLength);
         // Read before it is published; other workers may update it from then on. (Still private to
         // this thread here: Volatile is not needed for ordering, TryInsert's CAS comes after it.)
@@ -862,6 +864,7 @@ public sealed class ConntrackWorker : IDisposable
         }
         CapDeadline(ref e, now + _looseTimeoutMs);
         TrackAges(idx, ref e, 0, p, TcpState.None, now);
+        _table.Ages[idx].CreatedMs = now;
         StartAccounting(idx, 0, ignored ? 0 : p.IpTotalLength);
         TcpState state = e.Tcp.State;
         // Private to this thread until TryInsert links it (as in TryRescue); Volatile for uniformity.

@@ -157,7 +157,7 @@ public class ConntrackJsonTests
         var f = new FlowInfo(t, reply, CtStatus.SeenReply | CtStatus.Assured | CtStatus.Confirmed, TcpState.Established, 431_999_500)
         {
             PacketsOriginal = 4, BytesOriginal = 221, PacketsReply = 3, BytesReply = 170,
-            StateSinceMs = 9_000, ZeroWindowSinceReply = 9_500, FinSeenOriginal = true,
+            StateSinceMs = 9_000, CreatedMs = 4_000, ZeroWindowSinceReply = 9_500, FinSeenOriginal = true,
         };
         string line = ConntrackListing.FormatJson(f, nowMs: 10_000);
         Assert.DoesNotContain('\n', line);
@@ -178,6 +178,7 @@ public class ConntrackJsonTests
         Assert.True(root.GetProperty("assured").GetBoolean());
         Assert.True(root.GetProperty("seen_reply").GetBoolean());
         Assert.Equal(14u, root.GetProperty("status").GetUInt32());
+        Assert.Equal(6_000, root.GetProperty("age_ms").GetInt64());
         Assert.Equal(1_000, root.GetProperty("state_age_ms").GetInt64());
         Assert.Equal(500, root.GetProperty("zero_window_reply_ms").GetInt64());
         Assert.False(root.TryGetProperty("zero_window_original_ms", out _));

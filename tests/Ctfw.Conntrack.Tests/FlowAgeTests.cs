@@ -42,6 +42,32 @@ public class FlowAgeTests
     }
 
     [Fact]
+    public void Created_StaysAtTheFirstPacketThroughEveryStateChange()
+    {
+        using var h = new Harness();
+        long t0 = h.Now;
+        h.C(Syn, Cisn, 0);
+        h.Sleep(1);
+        h.S(Syn | Ack, Sisn, Cisn + 1);
+        h.Sleep(2);
+        h.C(Ack, Cisn + 1, Sisn + 1);
+        h.Sleep(3);
+        h.C(Fin | Ack, Cisn + 1, Sisn + 1);
+        FlowInfo f = F(h);
+        Assert.Equal(TcpState.FinWait, f.TcpState);
+        Assert.Equal(t0, f.CreatedMs);
+        Assert.Equal(t0 + 6000, f.StateSinceMs);
+
+        h.ClientPort = 31_000;
+        long tUdp = h.Now;
+        h.Udp(true);
+        h.Sleep(4);
+        h.Udp(false);
+        FlowInfo udp = h.Engine.Snapshot(h.Now).Single(x => x.Original.SrcId == 31_000);
+        Assert.Equal(tUdp, udp.CreatedMs);
+    }
+
+    [Fact]
     public void StateSince_MovesOnEachStateChangeOnly()
     {
         using var h = new Harness();

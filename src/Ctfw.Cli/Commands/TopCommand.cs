@@ -113,7 +113,8 @@ internal static class TopCommand
     private static bool TryPoll(TopOptions options, TopModel model, out TopFrame? frame, out string? error)
     {
         frame = null;
-        if (!ControlClient.TryRequest(options.ControlPath, ControlProtocol.ListRequest(options.FilterArgs), out string listing, out error))
+        // JSON: the entry's age and, with accounting on, its counters (docs/OPERATIONS.md, -o json).
+        if (!ControlClient.TryRequest(options.ControlPath, ControlProtocol.ListRequest([.. options.FilterArgs, OutputOptions.Output, "json"]), out string listing, out error))
             return false;
         // The header's totals; a daemon that cannot say them still gets its flows shown.
         ControlClient.TryGetStats(options.ControlPath, out List<KeyValuePair<string, long>> stats, out _);

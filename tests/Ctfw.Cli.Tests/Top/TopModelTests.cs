@@ -30,6 +30,55 @@ public class TopModelTests
         Assert.False(f.Unreplied);
     }
 
+    /// <summary>A `-o json` line as the daemon writes it (what `top` asks for): ConntrackListing.FormatJson itself.</summary>
+    private static string JsonLine(long createdMs, long nowMs, bool counters)
+    {
+        ConnTuple t = default;
+        t.Src = IpAddress.FromV4(0x0A000009);
+        t.Dst = IpAddress.FromV4(0x0A000001);
+        t.SrcId = 40000;
+        t.DstId = 22;
+        t.Protocol = IpProto.Tcp;
+        t.IpVersion = 4;
+        Assert.True(t.TryInvert(out ConnTuple reply));
+        var f = new FlowInfo(t, reply, CtStatus.SeenReply | CtStatus.Assured | CtStatus.Confirmed, TcpState.Established, 431_999_000)
+        {
+            CreatedMs = createdMs,
+            StateSinceMs = createdMs,
+            PacketsOriginal = counters ? 4 : 0, BytesOriginal = counters ? 221 : 0,
+            PacketsReply = counters ? 3 : 0, BytesReply = counters ? 170 : 0,
+        };
+        return ConntrackListing.FormatJson(f, nowMs: nowMs);
+    }
+
+    [Fact]
+    public void TryParse_JsonLine_TupleStateCountersAndTheEntrysAge()
+    {
+        TopFlow f = Parse(JsonLine(createdMs: 1_000, nowMs: 126_000, counters: true));
+        Assert.Equal(("tcp", "ESTABLISHED", "10.0.0.9", "40000", "10.0.0.1", "22"), (f.Protocol, f.State, f.Source, f.SourcePort, f.Destination, f.DestinationPort));
+        Assert.Equal(431999, f.TtlSeconds);
+        Assert.Equal(125, f.AgeSeconds);
+        Assert.True(f.Assured);
+        Assert.False(f.Unreplied);
+        Assert.Equal(7, f.Packets);
+        Assert.Equal(391, f.Bytes);
+    }
+
+    [Fact]
+    public void Update_JsonLines_AgeIsTheEntrysOwnFromTheFirstPoll()
+    {
+        var model = new TopModel(TopSort.Age);
+        TopFrame frame = model.Update(JsonLine(createdMs: 1_000, nowMs: 61_000, counters: false) + "\n", [], nowMs: 5_000, DateTime.UnixEpoch);
+        Assert.Equal(60, Assert.Single(frame.Rows).AgeSeconds);
+    }
+
+    [Theory]
+    [InlineData("{")]
+    [InlineData("{}")]
+    [InlineData("{\"protocol\":\"tcp\",\"timeout\":\"x\"}")]
+    [InlineData("{\"protocol\":\"tcp\",\"timeout\":5,\"original\":[]}")]
+    public void TryParse_BrokenJson_False(string line) => Assert.False(TopFlow.TryParse(line, out _));
+
     [Fact]
     public void TryParse_ExtendedForm_SameAsPlain()
     {

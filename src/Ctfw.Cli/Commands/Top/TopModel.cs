@@ -25,9 +25,9 @@ internal sealed record TopFrame(TopHeader Header, IReadOnlyList<TopRow> Rows);
 
 /// <summary>
 /// `ctfw top` without the terminal: turns each poll's `list` and `stats` answers into a sorted
-/// frame, keeps the sort order the keys change, and remembers when each flow was first seen (the
-/// listing carries no creation time, so "age" is how long this `top` has seen the flow — like
-/// iptstate, whose TTL column is the kernel's; ours is too).
+/// frame, keeps the sort order the keys change, and remembers when each flow was first seen: "age"
+/// is the entry's own age when the daemon gives it (JSON's <c>age_ms</c>), else how long this `top`
+/// has seen the flow (a daemon whose listing carries no creation time).
 /// </summary>
 internal sealed class TopModel
 {
@@ -96,7 +96,7 @@ internal sealed class TopModel
             accounting |= flow!.Packets is not null;
             long first = _firstSeenMs.TryGetValue(flow.Key, out long f) ? f : nowMs;
             seen[flow.Key] = first;
-            rows.Add(new TopRow(flow, Math.Max(0, (nowMs - first) / 1000)));
+            rows.Add(new TopRow(flow, flow.AgeSeconds ?? Math.Max(0, (nowMs - first) / 1000)));
         }
         _firstSeenMs = seen; // flows gone from the table are forgotten
         rows.Sort(Compare);
