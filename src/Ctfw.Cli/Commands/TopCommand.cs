@@ -39,7 +39,7 @@ internal static class TopCommand
         {
             Details = "Polls the daemon's control socket (`list` with the FILTERs, and `stats`) every -R seconds and shows\n"
                 + "the flows sorted, with totals and packet rates above. Keys: s next sort column, r reverse,\n"
-                + "b/p/a/t sort by bytes/packets/age/ttl, q quits. AGE is how long this `top` has seen the flow;\n"
+                + "b/p/a/t sort by bytes/packets/age/ttl, q quits. AGE is the time since the entry was created;\n"
                 + "PACKETS and BYTES (both directions) need nf_conntrack_acct=1 in the daemon (`ctfw run --set\n"
                 + "nf_conntrack_acct=1`, or the namespace's sysctl). Not a terminal, or --once: plain text frames.",
             ExitCodes = StatsCommand.ControlExitCodes,
