@@ -76,7 +76,9 @@ internal struct FlowAge
 /// Per-flow accounting (the kernel's `nf_conn_acct`, §13.3 CTA_COUNTERS), indexed like the entry:
 /// packets and bytes (IP total length, the kernel's skb-&gt;len at the conntrack hook) per direction,
 /// counted for every packet the tracker accepted (not for INVALID or TCP-ignored ones, as
-/// nf_ct_refresh_acct). 32 bytes, so two share a cache line.
+/// nf_ct_refresh_acct). 32 bytes, so two share a cache line. The array exists only once
+/// nf_conntrack_acct has been on (<see cref="ConnTable.EnableAccounting"/>), as the kernel adds
+/// its acct extension only while the sysctl is on.
 /// <para>Every writer holds the entry lock (or owns the entry before it is published), so plain
 /// adds lose nothing — unlike the kernel, which uses atomic64_add because it counts outside
 /// ct-&gt;lock. A flow's packets may arrive on several workers (ARCHITECTURE: threading model), and

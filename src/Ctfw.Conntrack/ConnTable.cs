@@ -30,8 +30,11 @@ internal sealed class ConnTable
     internal readonly ConnEntry[] Entries;
     /// <summary>Ages of each entry, same index (see <see cref="FlowAge"/>); outside the entry to keep it 128 bytes.</summary>
     internal readonly FlowAge[] Ages;
-    /// <summary>Packets and bytes of each entry, same index (see <see cref="FlowAcct"/>).</summary>
-    internal readonly FlowAcct[] Acct;
+    /// <summary>
+    /// Packets and bytes of each entry, same index (see <see cref="FlowAcct"/>); null until
+    /// nf_conntrack_acct is first on (<see cref="EnableAccounting"/>), then kept for good.
+    /// </summary>
+    internal FlowAcct[]? Acct;
     private readonly int[] _buckets;
     private readonly int _bucketShift;
     private readonly TupleHasher _hasher;
@@ -84,7 +87,6 @@ internal sealed class ConnTable
         int capacity = checked(max + Math.Max(max / 32, 4096));
         Entries = GC.AllocateArray<ConnEntry>(capacity, pinned: true);
         Ages = GC.AllocateArray<FlowAge>(capacity, pinned: true); // pinned: PrefetchSide takes its address
-        Acct = GC.AllocateArray<FlowAcct>(capacity, pinned: true); // pinned: the batch pass prefetches it
         int buckets = (int)BitOperations.RoundUpToPowerOf2((uint)Math.Max(1024, max * 2));
         _buckets = GC.AllocateArray<int>(buckets, pinned: true); // pinned: prefetch takes its address
         _bucketShift = 64 - BitOperations.Log2((uint)buckets);
@@ -102,6 +104,21 @@ internal sealed class ConnTable
     }
 
     public int Capacity => Entries.Length;
+
+    /// <summary>
+    /// Allocates <see cref="Acct"/> if it is not there yet: at start with nf_conntrack_acct=1, or
+    /// when a settings reload turns it on. Never on the packet path (32 B per slot, zeroed). Every
+    /// slot starts at zero, so entries already live count from here on.
+    /// </summary>
+    internal void EnableAccounting()
+    {
+        if (Volatile.Read(ref Acct) != null)
+            return;
+        FlowAcct[] acct = GC.AllocateArray<FlowAcct>(Capacity, pinned: true); // pinned: the batch pass prefetches it
+        // Full fence (a release at least): the zeroed array is visible before its reference. Once
+        // set it is never replaced or cleared, since workers may hold it; a second caller keeps the first's.
+        Interlocked.CompareExchange(ref Acct, acct, null);
+    }
 
     /// <summary>Live entries (confirmed or being created), as nf_conntrack_count.</summary>
     // Statistics read from any thread: Volatile gives a fresh, whole (also on 32-bit) value and orders
@@ -159,11 +176,14 @@ internal sealed class ConnTable
         Sse.Prefetch0(e);
         Sse.Prefetch0(e + 64);
         // The accounting slot the packet will add to, if the head is its entry (the common case).
-        Sse.Prefetch0(Unsafe.AsPointer(ref Acct[idx]));
+        // Benign race: a plain read of a reference set once (EnableAccounting); null skips a hint.
+        FlowAcct[]? acct = Acct;
+        if (acct != null)
+            Sse.Prefetch0(Unsafe.AsPointer(ref acct[idx]));
     }
 
     /// <summary>
-    /// Prefetches the side data of a freshly allocated entry (its ages and accounting slots), which
+    /// Prefetches the side data of a freshly allocated entry (its ages and, when counted, accounting slots), which
     /// the new-flow path writes after it has filled the entry: their misses overlap the entry's own
     /// instead of following it (a recycled index under a flood is a cold line in each array).
     /// </summary>
@@ -172,7 +192,9 @@ internal sealed class ConnTable
     {
         if (!Sse.IsSupported)
             return;
-        Sse.Prefetch0(Unsafe.AsPointer(ref Acct[idx]));
+        FlowAcct[]? acct = Acct; // benign race, as in PrefetchChainHead
+        if (acct != null)
+            Sse.Prefetch0(Unsafe.AsPointer(ref acct[idx]));
         Sse.Prefetch0(Unsafe.AsPointer(ref Ages[idx]));
     }
 

@@ -228,7 +228,8 @@ public sealed partial class ConntrackEngine
         e.NextReply = 0;
         e.TimerNext = -1;
         e.TimerPrev = -1;
-        Table.Acct[idx] = default; // counters start here: neither the kernel's nor the state file's are carried over
+        if (Table.Acct is { } acct) // read once: set off this path, never cleared (ConnTable.EnableAccounting)
+            acct[idx] = default; // counters start here: neither the kernel's nor the state file's are carried over
         ref FlowAge age = ref Table.Ages[idx];
         age.StateSinceMs = now;
         age.CreatedMs = now; // the kernel's own start time is not asked for (nf_conntrack_timestamp)

@@ -364,7 +364,8 @@ public sealed partial class ConntrackEngine
         e.NextReply = 0;
         e.TimerNext = -1;
         e.TimerPrev = -1;
-        Table.Acct[idx] = default; // counters start here: neither the kernel's nor the state file's are carried over
+        if (Table.Acct is { } acct) // read once: set off this path, never cleared (ConnTable.EnableAccounting)
+            acct[idx] = default; // counters start here: neither the kernel's nor the state file's are carried over
         ref FlowAge age = ref Table.Ages[idx];
         age.StateSinceMs = now - BinaryPrimitives.ReadInt64LittleEndian(r[112..]) - downtime;
         age.CreatedMs = age.StateSinceMs; // the file has no creation time: the state change is the oldest it knows

@@ -32,10 +32,34 @@ public sealed partial class ConntrackEngine
         // Allocated only when used: the store costs 128 B per tombstone slot whether or not it fills.
         if (rescue.Mode != RescueMode.Off)
             Table.Tombstones = new TombstoneStore(rescue.MaxTombstones, rescue.WindowSeconds * 1000L);
+        // As the kernel's acct extension: only with nf_conntrack_acct=1 (32 B per slot otherwise saved).
+        if (settings.Acct)
+            Table.EnableAccounting();
         _readerSlot = Table.Epochs.Register();
         Events = new ConntrackEvents();
         Table.Events = Events;
     }
+
+    /// <summary>
+    /// A sysctl reload (SIGHUP, `ctfw reload`, `reload-sysctls`): copies every value but
+    /// nf_conntrack_max into <see cref="Settings"/> (<see cref="ConntrackSettings.CopyRuntimeValuesFrom"/>)
+    /// and returns the names that changed. nf_conntrack_acct turned on allocates the accounting array
+    /// here, before the setting shows, so a listing that sees the knob on finds the array; from then
+    /// on every packet is counted, live entries from zero (the kernel gives those no counters at all).
+    /// Turned off, the array stays (workers may hold it) and counting goes on; listings hide the
+    /// counters while it is off, and `-o json` still shows them (as the kernel's dumps show the
+    /// counters of entries that have the extension).
+    /// </summary>
+    public List<string> ReloadSettings(ConntrackSettings fresh)
+    {
+        ArgumentNullException.ThrowIfNull(fresh);
+        if (fresh.Acct)
+            Table.EnableAccounting();
+        return Settings.CopyRuntimeValuesFrom(fresh);
+    }
+
+    /// <summary>Whether packets are being counted (the accounting array exists: nf_conntrack_acct has been on).</summary>
+    public bool Accounting => Volatile.Read(ref Table.Acct) != null; // fresh read of what EnableAccounting published
 
     /// <summary>Conntrack events for `conntrack -E` subscribers (written only while one listens).</summary>
     public ConntrackEvents Events { get; }
@@ -289,6 +313,12 @@ public readonly record struct FlowInfo(ConnTuple Original, ConnTuple Reply, CtSt
     /// <summary>Bytes (IP total length) of those packets.</summary>
     public long BytesReply { get; init; }
 
+    /// <summary>
+    /// Whether the four counters above were kept (accounting was on: the entry had the kernel's acct
+    /// extension); false means no counters, not zero ones, and `-o json` leaves them out.
+    /// </summary>
+    public bool HasAccounting { get; init; }
+
     internal static FlowInfo From(ConnTable table, int idx, long now)
     {
         ref ConnEntry e = ref table.Entries[idx];
@@ -299,7 +329,18 @@ public readonly record struct FlowInfo(ConnTuple Original, ConnTuple Reply, CtSt
         // are each one fresh, whole read; the tuple does not change while the entry is live.
         uint status = Volatile.Read(ref e.Status);
         ref FlowAge age = ref table.Ages[idx];
-        ref FlowAcct acct = ref table.Acct[idx];
+        // Benign race: a plain read of a reference set once and never cleared (ConnTable.EnableAccounting).
+        FlowAcct[]? counted = table.Acct;
+        FlowAcct acct = default;
+        if (counted != null)
+        {
+            // Benign race: each counter is one whole aligned 64-bit read (x64/arm64); the four may be a packet apart.
+            ref FlowAcct a = ref counted[idx];
+            acct.Packets0 = Volatile.Read(ref a.Packets0);
+            acct.Bytes0 = Volatile.Read(ref a.Bytes0);
+            acct.Packets1 = Volatile.Read(ref a.Packets1);
+            acct.Bytes1 = Volatile.Read(ref a.Bytes1);
+        }
         bool tcp = orig.Protocol == Packets.IpProto.Tcp;
         return new FlowInfo(orig, reply, (CtStatus)(status & PrivateStatus.Reported),
             tcp ? e.Tcp.State : TcpState.None,
@@ -316,6 +357,7 @@ public readonly record struct FlowInfo(ConnTuple Original, ConnTuple Reply, CtSt
             FinSeenReply = tcp && (status & (PrivateStatus.FinSeen0 << 1)) != 0,
             Rescued = (status & (uint)CtStatus.Rescued) != 0,
             // Benign race: each counter is one whole aligned 64-bit read (x64/arm64); the four may be a packet apart.
+            HasAccounting = counted != null,
             PacketsOriginal = Volatile.Read(ref acct.Packets0),
             BytesOriginal = Volatile.Read(ref acct.Bytes0),
             PacketsReply = Volatile.Read(ref acct.Packets1),

@@ -25,6 +25,8 @@ internal struct EventRecord
     public TcpState TcpState;
     public ConntrackEventKind Kind;
     public bool Userspace;
+    /// <summary><see cref="Acct"/> holds counters (accounting was on); otherwise it is zero and means none.</summary>
+    public bool Counted;
 }
 
 /// <summary>
@@ -222,6 +224,7 @@ public sealed class ConntrackEvents
         var flow = new FlowInfo(r.Orig, reply, (CtStatus)(r.Status & PrivateStatus.Reported), r.TcpState, r.TimeoutMs)
         {
             Rescued = (r.Status & (uint)CtStatus.Rescued) != 0,
+            HasAccounting = r.Counted,
             PacketsOriginal = r.Acct.Packets0,
             BytesOriginal = r.Acct.Bytes0,
             PacketsReply = r.Acct.Packets1,
@@ -238,7 +241,6 @@ public sealed class ConntrackEvents
     internal void Emit(EventRing ring, ConnTable table, int idx, ConntrackEventKind kind, long now, bool userspace = false, uint hideStatus = 0)
     {
         ref ConnEntry e = ref table.Entries[idx];
-        ref FlowAcct a = ref table.Acct[idx];
         EventRecord r;
         // One global order across producers; a padded word touched only while someone listens.
         r.Sequence = Interlocked.Increment(ref _sequence.Value);
@@ -247,10 +249,18 @@ public sealed class ConntrackEvents
         // Benign race, as FlowInfo.From: each field one whole read, the set possibly a packet apart
         // when another worker updates the entry meanwhile (the caller may or may not hold its lock).
         r.TimeoutMs = Math.Max(0, Volatile.Read(ref e.Deadline) - now);
-        r.Acct.Packets0 = Volatile.Read(ref a.Packets0);
-        r.Acct.Bytes0 = Volatile.Read(ref a.Bytes0);
-        r.Acct.Packets1 = Volatile.Read(ref a.Packets1);
-        r.Acct.Bytes1 = Volatile.Read(ref a.Bytes1);
+        // Benign race: a plain read of a reference set once and never cleared (ConnTable.EnableAccounting).
+        FlowAcct[]? counted = table.Acct;
+        r.Counted = counted != null;
+        r.Acct = default;
+        if (counted != null)
+        {
+            ref FlowAcct a = ref counted[idx];
+            r.Acct.Packets0 = Volatile.Read(ref a.Packets0);
+            r.Acct.Bytes0 = Volatile.Read(ref a.Bytes0);
+            r.Acct.Packets1 = Volatile.Read(ref a.Packets1);
+            r.Acct.Bytes1 = Volatile.Read(ref a.Bytes1);
+        }
         r.Status = Volatile.Read(ref e.Status) & (PrivateStatus.Reported | (uint)CtStatus.Rescued) & ~hideStatus;
         r.TcpState = e.Orig.Protocol == IpProto.Tcp ? e.Tcp.State : TcpState.None;
         r.Kind = kind;

@@ -11,7 +11,7 @@ namespace Ctfw.Conntrack;
 public enum ListingOptions
 {
     None = 0,
-    /// <summary>`packets=N bytes=N` after each direction's tuple (the kernel with nf_conntrack_acct=1).</summary>
+    /// <summary>`packets=N bytes=N` after each direction's tuple (the kernel with nf_conntrack_acct=1), for flows that have them (<see cref="FlowInfo.HasAccounting"/>).</summary>
     Accounting = 1,
     /// <summary>`-o extended`: the layer-3 name and number first (`ipv4     2 `, `ipv6     10 `).</summary>
     Extended = 2,
@@ -37,7 +37,7 @@ public static class ConntrackListing
     public static string Format(in FlowInfo f, ListingOptions options = ListingOptions.None)
     {
         var sb = new StringBuilder(200);
-        AppendEntry(sb, f, options, f.TimeoutMs / 1000, skipZeroTimeout: false, counters: (options & ListingOptions.Accounting) != 0);
+        AppendEntry(sb, f, options, f.TimeoutMs / 1000, skipZeroTimeout: false, counters: (options & ListingOptions.Accounting) != 0 && f.HasAccounting);
         sb.Append("mark=0 ");
         if (f.Original.Zone != 0)
             sb.Append(CultureInfo.InvariantCulture, $"zone={f.Original.Zone} ");
@@ -48,7 +48,7 @@ public static class ConntrackListing
     /// <summary>
     /// `conntrack -E` (`    [NEW] tcp      6 120 SYN_SENT src=…`). As the kernel's event messages: no
     /// mark and use; the timeout left out when below a second (an expired entry's DESTROY); the
-    /// counters only in DESTROY and only with accounting on. <paramref name="userspace"/> marks a
+    /// counters only in DESTROY, only with accounting on, and only when the flow has them. <paramref name="userspace"/> marks a
     /// DESTROY a control request caused (`conntrack -D`/`-F`), conntrack-tools' `[USERSPACE]`.
     /// </summary>
     public static string FormatEvent(ConntrackEventKind kind, in FlowInfo f, ListingOptions options, bool userspace)
@@ -60,7 +60,7 @@ public static class ConntrackListing
             ConntrackEventKind.Update => " [UPDATE] ",
             _ => "[DESTROY] ",
         });
-        bool counters = kind == ConntrackEventKind.Destroy && (options & ListingOptions.Accounting) != 0;
+        bool counters = kind == ConntrackEventKind.Destroy && (options & ListingOptions.Accounting) != 0 && f.HasAccounting;
         AppendEntry(sb, f, options, f.TimeoutMs / 1000, skipZeroTimeout: true, counters);
         if (f.Original.Zone != 0)
             sb.Append(CultureInfo.InvariantCulture, $"zone={f.Original.Zone} ");
@@ -118,7 +118,8 @@ public static class ConntrackListing
 
     /// <summary>
     /// `-o json`: one object per line (schema in docs/OPERATIONS.md). Every field of <see cref="FlowInfo"/>,
-    /// counters always (ctfw counts whether or not nf_conntrack_acct shows them); with
+    /// each direction's `packets` and `bytes` only when the flow has them (<see cref="FlowInfo.HasAccounting"/>:
+    /// accounting was on); with
     /// <paramref name="kind"/> an event's `event` and `userspace`; with <paramref name="nowMs"/> (listings)
     /// the ages, which events do not carry.
     /// </summary>
@@ -139,9 +140,9 @@ public static class ConntrackListing
             if (proto == IpProto.Tcp)
                 w.WriteString("state", f.TcpState.Name());
             w.WritePropertyName("original");
-            WriteTuple(w, f.Original, f.PacketsOriginal, f.BytesOriginal);
+            WriteTuple(w, f.Original, f.HasAccounting, f.PacketsOriginal, f.BytesOriginal);
             w.WritePropertyName("reply");
-            WriteTuple(w, f.Reply, f.PacketsReply, f.BytesReply);
+            WriteTuple(w, f.Reply, f.HasAccounting, f.PacketsReply, f.BytesReply);
             w.WriteNumber("status", (uint)f.Status);
             w.WriteBoolean("seen_reply", (f.Status & CtStatus.SeenReply) != 0);
             w.WriteBoolean("assured", (f.Status & CtStatus.Assured) != 0);
@@ -168,7 +169,7 @@ public static class ConntrackListing
         return Encoding.UTF8.GetString(buffer.WrittenSpan);
     }
 
-    private static void WriteTuple(Utf8JsonWriter w, in ConnTuple t, long packets, long bytes)
+    private static void WriteTuple(Utf8JsonWriter w, in ConnTuple t, bool counters, long packets, long bytes)
     {
         w.WriteStartObject();
         w.WriteString("src", t.Src.Format(t.IsV6));
@@ -189,8 +190,11 @@ public static class ConntrackListing
                 w.WriteNumber("dstkey", t.DstId);
                 break;
         }
-        w.WriteNumber("packets", packets);
-        w.WriteNumber("bytes", bytes);
+        if (counters)
+        {
+            w.WriteNumber("packets", packets);
+            w.WriteNumber("bytes", bytes);
+        }
         w.WriteEndObject();
     }
 

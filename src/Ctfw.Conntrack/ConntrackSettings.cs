@@ -19,9 +19,10 @@ public sealed class ConntrackSettings
     public bool Checksum { get; private set; } = true;
     public int LogInvalid { get; private set; }
     /// <summary>
-    /// nf_conntrack_acct: whether listings and DESTROY events show each direction's `packets= bytes=`.
-    /// ctfw counts always (one add pair per packet on a cache line the batch pass prefetched); the
-    /// knob only decides what is shown, so turning it on shows counts from each flow's start.
+    /// nf_conntrack_acct: whether flows are counted (packets and bytes per direction) and listings and
+    /// DESTROY events show `packets= bytes=`. As in the kernel, off costs nothing: the counters'
+    /// array is allocated only when it is on at start or a reload turns it on
+    /// (<see cref="ConntrackEngine.ReloadSettings"/>); flows live then count from that moment.
     /// </summary>
     public bool Acct { get; private set; }
 

@@ -626,12 +626,25 @@ public sealed class ConntrackWorker : IDisposable
 
     /// <summary>
     /// Adds one packet of <paramref name="bytes"/> to direction <paramref name="dir"/> (entry locked:
-    /// plain adds, see <see cref="FlowAcct"/>). The slot was prefetched with the entry in batches.
+    /// plain adds, see <see cref="FlowAcct"/>), when accounting is on. The slot was prefetched with
+    /// the entry in batches.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void Account(int idx, int dir, int bytes)
     {
-        ref FlowAcct a = ref _table.Acct[idx];
+        // Benign race: a plain read of a reference set once, off the packet path, and never cleared
+        // (ConnTable.EnableAccounting; .NET publishes the zeroed array with its reference). A worker
+        // that still reads null as accounting is turned on misses that moment's packets, which were
+        // not counted before either. A reused slot cannot be missed this way: reuse follows a grace
+        // period whose epoch fences make the array visible to the reusing worker.
+        FlowAcct[]? acct = _table.Acct;
+        if (acct != null)
+            Add(ref acct[idx], dir, bytes);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Add(ref FlowAcct a, int dir, int bytes)
+    {
         // Packets1/Bytes1 are two longs after Packets0/Bytes0.
         ref long packets = ref Unsafe.Add(ref a.Packets0, dir << 1);
         packets++;
@@ -641,10 +654,13 @@ public sealed class ConntrackWorker : IDisposable
     /// <summary>A new entry's counters (still private to this thread): the first packet, or none when it was not counted.</summary>
     private void StartAccounting(int idx, int dir, int bytes)
     {
-        ref FlowAcct a = ref _table.Acct[idx];
+        FlowAcct[]? acct = _table.Acct; // benign race, as in Account
+        if (acct == null)
+            return;
+        ref FlowAcct a = ref acct[idx];
         a = default;
         if (bytes > 0)
-            Account(idx, dir, bytes);
+            Add(ref a, dir, bytes);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -20,7 +20,7 @@ public class ConntrackEventTests
     [Fact]
     public void TcpConnection_OpenAndClose_GivesTheKernelsEventSequence()
     {
-        using var h = new Harness();
+        using var h = new Harness(Harness.With("nf_conntrack_acct=1"));
         h.Engine.Events.Subscribe();
         h.C(Syn, 100, 0);
         h.S(Syn | Ack, 500, 101);
@@ -51,7 +51,7 @@ public class ConntrackEventTests
     [Fact]
     public void ReplyRst_ToSyn_GivesNewThenUnrepliedDestroy()
     {
-        using var h = new Harness();
+        using var h = new Harness(Harness.With("nf_conntrack_acct=1"));
         h.Engine.Events.Subscribe();
         h.C(Syn, 100, 0);
         h.S(Rst | Ack, 0, 101);
@@ -65,7 +65,7 @@ public class ConntrackEventTests
     [Fact]
     public void Udp_RequestReplyExpiry_NewUpdateDestroyWithoutTimeout()
     {
-        using var h = new Harness(Harness.With("nf_conntrack_udp_timeout=2"));
+        using var h = new Harness(Harness.With("nf_conntrack_acct=1", "nf_conntrack_udp_timeout=2"));
         h.Engine.Events.Subscribe();
         h.Udp(true, len: 1);
         h.Udp(false, len: 2);
@@ -79,6 +79,24 @@ public class ConntrackEventTests
             $" [UPDATE] udp      17 2 {O} {R}",
             $"[DESTROY] udp      17 {O} packets=1 bytes=29 {R} packets=2 bytes=60",
         ], Lines(h));
+    }
+
+    [Fact]
+    public void AcctOff_Destroy_HasNoCounters()
+    {
+        using var h = new Harness(); // nf_conntrack_acct=0, the kernel's default
+        h.Engine.Events.Subscribe();
+        h.Udp(true, len: 1);
+        h.Udp(false, len: 2);
+        Assert.Equal(1, h.Engine.Flush(h.Now));
+        var events = new List<ConntrackEvent>();
+        h.Engine.Events.TakeAll(events);
+        ConntrackEvent destroy = events[^1];
+        Assert.Equal(ConntrackEventKind.Destroy, destroy.Kind);
+        Assert.False(destroy.Flow.HasAccounting);
+        // Even asked for: the flow has no counters to show (the kernel's event carries no CTA_COUNTERS).
+        Assert.DoesNotContain("packets=", ConntrackListing.FormatEvent(destroy.Kind, destroy.Flow, ListingOptions.Accounting, destroy.Userspace));
+        Assert.DoesNotContain("\"packets\"", ConntrackListing.FormatJson(destroy.Flow, destroy.Kind, destroy.Userspace));
     }
 
     [Fact]
@@ -144,8 +162,10 @@ public class ConntrackEventTests
         Assert.Equal([ConntrackEventKind.New, ConntrackEventKind.Update, ConntrackEventKind.Destroy], events.Select(e => e.Kind));
     }
 
-    [Fact]
-    public void PacketPath_WithSubscriber_AllocatesZeroBytes()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)] // counting, and events reading the counters
+    public void PacketPath_WithSubscriber_AllocatesZeroBytes(bool acct)
     {
         // New flows, replies (UPDATE), expiries (DESTROY): every producer writes, nothing allocates.
         var packets = new List<(byte[] Bytes, bool Reply)>();
@@ -160,7 +180,8 @@ public class ConntrackEventTests
         }
         long Run()
         {
-            var engine = new ConntrackEngine(Harness.With("nf_conntrack_udp_timeout=1"), 0, hashSeed: 5);
+            var engine = new ConntrackEngine(Harness.With("nf_conntrack_udp_timeout=1", $"nf_conntrack_acct={(acct ? 1 : 0)}"), 0, hashSeed: 5);
+            Assert.Equal(acct, engine.Accounting);
             using ConntrackWorker w = engine.CreateWorker();
             engine.Events.Subscribe();
             var drained = new List<ConntrackEvent>(4096);

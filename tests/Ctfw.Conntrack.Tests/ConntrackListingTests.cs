@@ -24,7 +24,7 @@ public class ConntrackListingTests
         Assert.True(t.TryInvert(out ConnTuple reply));
         return new FlowInfo(t, reply, status, tcp, timeoutMs)
         {
-            PacketsOriginal = po, BytesOriginal = bo, PacketsReply = pr, BytesReply = br,
+            HasAccounting = true, PacketsOriginal = po, BytesOriginal = bo, PacketsReply = pr, BytesReply = br,
         };
     }
 
@@ -138,6 +138,17 @@ public class ConntrackListingTests
         Assert.True(s.Acct);
         Assert.Contains("nf_conntrack_acct=1", s.Dump());
     }
+
+    [Fact]
+    public void List_AccountingOptionButFlowNotCounted_ShowsNoCounters()
+    {
+        // An entry without the kernel's acct extension lists without packets=/bytes= even with the option.
+        FlowInfo uncounted = Established with { HasAccounting = false };
+        string line = ConntrackListing.Format(uncounted, ListingOptions.Accounting);
+        Assert.DoesNotContain("packets=", line);
+        Assert.Equal(ConntrackListing.Format(Established, ListingOptions.None), line);
+        Assert.Contains("packets=4 bytes=221", ConntrackListing.Format(Established, ListingOptions.Accounting));
+    }
 }
 
 /// <summary>`-o json`: one object per line with every field of the flow (schema in docs/OPERATIONS.md).</summary>
@@ -156,7 +167,7 @@ public class ConntrackJsonTests
         Assert.True(t.TryInvert(out ConnTuple reply));
         var f = new FlowInfo(t, reply, CtStatus.SeenReply | CtStatus.Assured | CtStatus.Confirmed, TcpState.Established, 431_999_500)
         {
-            PacketsOriginal = 4, BytesOriginal = 221, PacketsReply = 3, BytesReply = 170,
+            HasAccounting = true, PacketsOriginal = 4, BytesOriginal = 221, PacketsReply = 3, BytesReply = 170,
             StateSinceMs = 9_000, CreatedMs = 4_000, ZeroWindowSinceReply = 9_500, FinSeenOriginal = true,
         };
         string line = ConntrackListing.FormatJson(f, nowMs: 10_000);
@@ -207,5 +218,8 @@ public class ConntrackJsonTests
         Assert.Equal(0, root.GetProperty("reply").GetProperty("type").GetInt32());
         Assert.Equal(7878, root.GetProperty("reply").GetProperty("id").GetInt32());
         Assert.False(root.TryGetProperty("state_age_ms", out _));
+        // Not counted (nf_conntrack_acct off): no counters at all, not zero ones.
+        Assert.False(root.GetProperty("original").TryGetProperty("packets", out _));
+        Assert.False(root.GetProperty("reply").TryGetProperty("bytes", out _));
     }
 }

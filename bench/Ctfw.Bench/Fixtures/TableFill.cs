@@ -26,9 +26,10 @@ internal static class TableFill
             e.Orig = t;
             e.Status = (uint)(CtStatus.SeenReply | CtStatus.Assured);
             e.Deadline = deadline(f);
-            // As the packet path: every live flow has its ages and counters written (memory figures count their pages).
+            // As the packet path: every live flow has its ages (and counters, when counted) written (memory figures count their pages).
             table.Ages[idx].StateSinceMs = now;
-            table.Acct[idx] = new FlowAcct { Packets0 = 1, Bytes0 = 60, Packets1 = 1, Bytes1 = 60 };
+            if (table.Acct is { } acct) // only with nf_conntrack_acct=1, as the packet path
+                acct[idx] = new FlowAcct { Packets0 = 1, Bytes0 = 60, Packets1 = 1, Bytes1 = 60 };
             table.Insert(idx);
         }
         if (arm)

@@ -338,7 +338,7 @@ internal sealed class DaemonControl : IControlTarget, IDisposable
         (ConntrackSettings? fresh, string? error) = _rebuild!();
         if (fresh is null)
             return error ?? "reading the sysctls failed";
-        if (_engine.Settings.CopyRuntimeValuesFrom(fresh).Count > 0)
+        if (_engine.ReloadSettings(fresh).Count > 0)
             SettingsReloads++;
         return null;
     }

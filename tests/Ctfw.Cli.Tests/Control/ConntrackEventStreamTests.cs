@@ -15,10 +15,17 @@ public sealed class ConntrackEventStreamTests : IDisposable
 {
     private readonly TempDir _dir = new();
     private readonly FakeControlTarget _target = new();
-    private readonly ConntrackEngine _engine = new(new ConntrackSettings(), 0);
+    private readonly ConntrackEngine _engine = new(AcctOn(), 0);
     private readonly ConntrackWorker _worker;
     private readonly ConntrackEventStream _stream;
     private readonly byte[] _buf = new byte[256];
+
+    private static ConntrackSettings AcctOn()
+    {
+        var s = new ConntrackSettings();
+        Assert.Null(s.Set("nf_conntrack_acct", "1")); // the DESTROY lines below carry counters
+        return s;
+    }
 
     public ConntrackEventStreamTests()
     {

@@ -120,7 +120,7 @@ public class TopModelTests
         Assert.True(original.TryInvert(out ConnTuple reply));
         var flow = new FlowInfo(original, reply, CtStatus.Assured | CtStatus.SeenReply, TcpState.Established, 300_000)
         {
-            PacketsOriginal = 10, BytesOriginal = 1000, PacketsReply = 5, BytesReply = 50_000,
+            HasAccounting = true, PacketsOriginal = 10, BytesOriginal = 1000, PacketsReply = 5, BytesReply = 50_000,
         };
         TopFlow f = Parse(ConntrackListing.Format(flow, ListingOptions.Accounting));
         Assert.Equal(15, f.Packets);
