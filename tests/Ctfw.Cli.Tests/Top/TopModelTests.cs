@@ -45,6 +45,7 @@ public class TopModelTests
         {
             CreatedMs = createdMs,
             StateSinceMs = createdMs,
+            HasAccounting = counters, // without: -o json has no packets/bytes (nf_conntrack_acct off)
             PacketsOriginal = counters ? 4 : 0, BytesOriginal = counters ? 221 : 0,
             PacketsReply = counters ? 3 : 0, BytesReply = counters ? 170 : 0,
         };
@@ -69,7 +70,12 @@ public class TopModelTests
     {
         var model = new TopModel(TopSort.Age);
         TopFrame frame = model.Update(JsonLine(createdMs: 1_000, nowMs: 61_000, counters: false) + "\n", [], nowMs: 5_000, DateTime.UnixEpoch);
-        Assert.Equal(60, Assert.Single(frame.Rows).AgeSeconds);
+        TopRow row = Assert.Single(frame.Rows);
+        Assert.Equal(60, row.AgeSeconds);
+        // Not counted: no counters in the JSON, so top has none (shown as "-"), not zeros.
+        Assert.Null(row.Flow.Packets);
+        Assert.Null(row.Flow.Bytes);
+        Assert.False(frame.Header.Accounting);
     }
 
     [Theory]
