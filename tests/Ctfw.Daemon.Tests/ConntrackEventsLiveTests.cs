@@ -37,76 +37,65 @@ public sealed partial class ConntrackEventsLiveTests
     {
         using var lab = new GatewayLab();
         lab.Listen(Port);
-        string tag = $"{Environment.ProcessId}-{Guid.NewGuid():N}";
-        string rules = Path.Combine(Path.GetTempPath(), $"ctfw-events-{tag}.rules");
-        string control = Path.Combine(Path.GetTempPath(), $"ctfw-events-{tag}.sock");
-        File.WriteAllText(rules, Rules);
-        try
+        using var daemon = new LiveDaemon(lab, "events", Rules, 17, "--set", "nf_conntrack_acct=1", "--set", "nf_conntrack_tcp_timeout_time_wait=2");
+        ChildProcess ctfw = daemon.Process;
+        string control = daemon.ControlPath;
+
+        using ChildProcess events = CtfwProcess.Start(null, "conntrack", "-E", "-p", "tcp", "--dport", $"{Port}", "--control", control);
+        WaitForStat(control, "events.subscribers", v => v == 1);
+
+        Assert.Equal("hello", await lab.TryEcho(lab.ServerV4, Port, "hello", TimeSpan.FromSeconds(10)));
+        string? destroy = events.WaitForLine(OutputStream.StdOut, l => l.StartsWith("[DESTROY]", StringComparison.Ordinal), TimeSpan.FromSeconds(30));
+        Assert.True(destroy != null, events.StdOut + events.StdErr);
+
+        string[] lines = events.StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Match first = NewLine().Match(lines[0]);
+        Assert.True(first.Success, lines[0]);
+        string sport = first.Groups["sport"].Value;
+        string orig = $"src={lab.ClientV4} dst={lab.ServerV4} sport={sport} dport={Port}";
+        string reply = $"src={lab.ServerV4} dst={lab.ClientV4} sport={Port} dport={sport}";
+        Assert.All(lines, l => Assert.Contains(orig, l));
+        Assert.All(lines, l => Assert.Contains(reply, l));
+        // The kernel's sequence for an echo whose client closes first (tests/data/conntrack-tools/events.txt).
+        string[] kinds = lines.Select(l => l[..9].Trim() + " " + StateOf(l)).ToArray();
+        Assert.Equal("[NEW] SYN_SENT", kinds[0]);
+        Assert.Equal("[UPDATE] SYN_RECV", kinds[1]);
+        Assert.Equal("[UPDATE] ESTABLISHED", kinds[2]);
+        Assert.Contains("[ASSURED]", lines[2]);
+        Assert.Equal("[UPDATE] FIN_WAIT", kinds[3]);
+        Assert.Equal("[DESTROY] TIME_WAIT", kinds[^1]);
+        Assert.Equal("[UPDATE] TIME_WAIT", kinds[^2]);
+        Assert.All(kinds[1..^1], k => Assert.StartsWith("[UPDATE]", k));
+        Match counters = DestroyCounters().Match(lines[^1]);
+        Assert.True(counters.Success, lines[^1]);
+        Assert.True(int.Parse(counters.Groups["po"].Value, System.Globalization.CultureInfo.InvariantCulture) >= 4, lines[^1]);
+        Assert.True(int.Parse(counters.Groups["pr"].Value, System.Globalization.CultureInfo.InvariantCulture) >= 3, lines[^1]);
+
+        // A subscriber that never reads: its backlog fills, events are lost and counted, packets flow.
+        using var stalled = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified) { ReceiveBufferSize = 4096 };
+        stalled.Connect(new UnixDomainSocketEndPoint(control));
+        stalled.Send("events\n"u8);
+        WaitForStat(control, "events.subscribers", v => v == 2);
+        var clock = Stopwatch.StartNew();
+        int datagrams = 0;
+        while (Stat(control, "events.lost") == 0)
         {
-            using ChildProcess ctfw = CtfwProcess.Start(lab.Gateway, "run", "--rules", rules, "--queue", "17", "--install", "FORWARD",
-                "--control", control, "--set", "nf_conntrack_acct=1", "--set", "nf_conntrack_tcp_timeout_time_wait=2");
-            Assert.True(ctfw.WaitForLine(OutputStream.StdErr, "ctfw: running", TimeSpan.FromSeconds(30)), ctfw.StdErr);
-
-            using ChildProcess events = CtfwProcess.Start(null, "conntrack", "-E", "-p", "tcp", "--dport", $"{Port}", "--control", control);
-            WaitForStat(control, "events.subscribers", v => v == 1);
-
-            Assert.Equal("hello", await lab.TryEcho(lab.ServerV4, Port, "hello", TimeSpan.FromSeconds(10)));
-            string? destroy = events.WaitForLine(OutputStream.StdOut, l => l.StartsWith("[DESTROY]", StringComparison.Ordinal), TimeSpan.FromSeconds(30));
-            Assert.True(destroy != null, events.StdOut + events.StdErr);
-
-            string[] lines = events.StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries);
-            Match first = NewLine().Match(lines[0]);
-            Assert.True(first.Success, lines[0]);
-            string sport = first.Groups["sport"].Value;
-            string orig = $"src={lab.ClientV4} dst={lab.ServerV4} sport={sport} dport={Port}";
-            string reply = $"src={lab.ServerV4} dst={lab.ClientV4} sport={Port} dport={sport}";
-            Assert.All(lines, l => Assert.Contains(orig, l));
-            Assert.All(lines, l => Assert.Contains(reply, l));
-            // The kernel's sequence for an echo whose client closes first (tests/data/conntrack-tools/events.txt).
-            string[] kinds = lines.Select(l => l[..9].Trim() + " " + StateOf(l)).ToArray();
-            Assert.Equal("[NEW] SYN_SENT", kinds[0]);
-            Assert.Equal("[UPDATE] SYN_RECV", kinds[1]);
-            Assert.Equal("[UPDATE] ESTABLISHED", kinds[2]);
-            Assert.Contains("[ASSURED]", lines[2]);
-            Assert.Equal("[UPDATE] FIN_WAIT", kinds[3]);
-            Assert.Equal("[DESTROY] TIME_WAIT", kinds[^1]);
-            Assert.Equal("[UPDATE] TIME_WAIT", kinds[^2]);
-            Assert.All(kinds[1..^1], k => Assert.StartsWith("[UPDATE]", k));
-            Match counters = DestroyCounters().Match(lines[^1]);
-            Assert.True(counters.Success, lines[^1]);
-            Assert.True(int.Parse(counters.Groups["po"].Value, System.Globalization.CultureInfo.InvariantCulture) >= 4, lines[^1]);
-            Assert.True(int.Parse(counters.Groups["pr"].Value, System.Globalization.CultureInfo.InvariantCulture) >= 3, lines[^1]);
-
-            // A subscriber that never reads: its backlog fills, events are lost and counted, packets flow.
-            using var stalled = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified) { ReceiveBufferSize = 4096 };
-            stalled.Connect(new UnixDomainSocketEndPoint(control));
-            stalled.Send("events\n"u8);
-            WaitForStat(control, "events.subscribers", v => v == 2);
-            var clock = Stopwatch.StartNew();
-            int datagrams = 0;
-            while (Stat(control, "events.lost") == 0)
-            {
-                Assert.True(clock.Elapsed < TimeSpan.FromSeconds(60), $"no event lost after {datagrams} new flows");
-                datagrams += SendUdpFlows(lab, 1000);
-            }
-            Assert.Equal("still", await lab.TryEcho(lab.ServerV4, Port, "still", TimeSpan.FromSeconds(5)));
-            Assert.False(ctfw.HasExited);
-            ToolResult cpu = CtfwProcess.Run(TimeSpan.FromSeconds(30), "conntrack", "-S", "--control", control);
-            Assert.True(cpu.ExitCode == 0, cpu.StdErr);
-            Assert.Matches(@"^cpu=0   \tfound=\d+ invalid=\d+ insert=[1-9]\d* insert_failed=0 drop=0 early_drop=0 error=\d+ search_restart=\d+ clash_resolve=\d+ chaintoolong=0 \n$", cpu.StdOut);
-
-            stalled.Dispose();
-            WaitForStat(control, "events.subscribers", v => v == 1);
-            Assert.True(events.Signal(ChildProcess.SigInt));
-            Assert.Equal(0, events.WaitForExit(TimeSpan.FromSeconds(20)));
-            Assert.Contains("flow events have been shown.", events.StdErr);
-            Assert.True(ctfw.Signal(ChildProcess.SigTerm));
-            Assert.Equal(0, ctfw.WaitForExit(TimeSpan.FromSeconds(20)));
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(60), $"no event lost after {datagrams} new flows");
+            datagrams += SendUdpFlows(lab, 1000);
         }
-        finally
-        {
-            File.Delete(rules);
-        }
+        Assert.Equal("still", await lab.TryEcho(lab.ServerV4, Port, "still", TimeSpan.FromSeconds(5)));
+        Assert.False(ctfw.HasExited);
+        ToolResult cpu = CtfwProcess.Run(TimeSpan.FromSeconds(30), "conntrack", "-S", "--control", control);
+        Assert.True(cpu.ExitCode == 0, cpu.StdErr);
+        Assert.Matches(@"^cpu=0   \tfound=\d+ invalid=\d+ insert=[1-9]\d* insert_failed=0 drop=0 early_drop=0 error=\d+ search_restart=\d+ clash_resolve=\d+ chaintoolong=0 \n$", cpu.StdOut);
+
+        stalled.Dispose();
+        WaitForStat(control, "events.subscribers", v => v == 1);
+        Assert.True(events.Signal(ChildProcess.SigInt));
+        Assert.Equal(0, events.WaitForExit(TimeSpan.FromSeconds(20)));
+        Assert.Contains("flow events have been shown.", events.StdErr);
+        Assert.True(ctfw.Signal(ChildProcess.SigTerm));
+        Assert.Equal(0, ctfw.WaitForExit(TimeSpan.FromSeconds(20)));
     }
 
     private static string StateOf(string line)

@@ -175,69 +175,58 @@ public sealed class JumpSelfCheckLiveTests
     private async Task<(Outcome, string StdErr, Dictionary<string, long> Stats)> FlushUnder(string action, string flush)
     {
         using var lab = new GatewayLab();
-        string tag = $"{Environment.ProcessId}-{Guid.NewGuid():N}"[..16];
-        string rules = Path.Combine(Path.GetTempPath(), $"ctfw-jumps-{tag}.rules");
-        string control = Path.Combine(Path.GetTempPath(), $"ctfw-jumps-{tag}.sock");
-        File.WriteAllText(rules, Ruleset);
-        try
+        lab.Listen(Allowed);
+        lab.Listen(Forbidden);
+        // Sanity: without ctfw the kernel forwards the forbidden port, so a refusal below is ctfw's.
+        Assert.Equal("pre", await lab.TryEcho(lab.ServerV4, Forbidden, "pre", TimeSpan.FromSeconds(3)));
+
+        using var daemon = new LiveDaemon(lab, "jumps", Ruleset, 31, "--on-rules-lost", action);
+        ChildProcess ctfw = daemon.Process;
+        string control = daemon.ControlPath;
+        Assert.Equal("timeout", await lab.TryEcho(lab.ServerV4, Forbidden, "before", TimeSpan.FromMilliseconds(500)));
+        Assert.Equal("ok", await lab.TryEcho(lab.ServerV4, Allowed, "ok", TimeSpan.FromSeconds(3)));
+
+        // At a random point of the check's 1 s period: the gap runs from the flush to the next check.
+        await Task.Delay(Random.Shared.Next(0, 1000));
+        Tool.RunIn(lab.Gateway, "sh", "-c", flush);
+        var sinceFlush = Stopwatch.StartNew();
+        int probes = 0, passed = 0;
+        TimeSpan? lastPass = null;
+        while (sinceFlush.Elapsed < s_watch && !ctfw.HasExited)
         {
-            lab.Listen(Allowed);
-            lab.Listen(Forbidden);
-            // Sanity: without ctfw the kernel forwards the forbidden port, so a refusal below is ctfw's.
-            Assert.Equal("pre", await lab.TryEcho(lab.ServerV4, Forbidden, "pre", TimeSpan.FromSeconds(3)));
-
-            using ChildProcess ctfw = CtfwProcess.Start(lab.Gateway, "run", "--rules", rules, "--queue", "31", "--install", "FORWARD",
-                "--control", control, "--on-rules-lost", action);
-            Assert.True(ctfw.WaitForLine(OutputStream.StdErr, "ctfw: running", TimeSpan.FromSeconds(30)), ctfw.StdErr);
-            Assert.Equal("timeout", await lab.TryEcho(lab.ServerV4, Forbidden, "before", TimeSpan.FromMilliseconds(500)));
-            Assert.Equal("ok", await lab.TryEcho(lab.ServerV4, Allowed, "ok", TimeSpan.FromSeconds(3)));
-
-            // At a random point of the check's 1 s period: the gap runs from the flush to the next check.
-            await Task.Delay(Random.Shared.Next(0, 1000));
-            Tool.RunIn(lab.Gateway, "sh", "-c", flush);
-            var sinceFlush = Stopwatch.StartNew();
-            int probes = 0, passed = 0;
-            TimeSpan? lastPass = null;
-            while (sinceFlush.Elapsed < s_watch && !ctfw.HasExited)
+            // A new connection each time: a forbidden SYN the jumps would send to ctfw.
+            string answer = await lab.TryEcho(lab.ServerV4, Forbidden, "x", TimeSpan.FromMilliseconds(100));
+            probes++;
+            if (answer == "x")
             {
-                // A new connection each time: a forbidden SYN the jumps would send to ctfw.
-                string answer = await lab.TryEcho(lab.ServerV4, Forbidden, "x", TimeSpan.FromMilliseconds(100));
-                probes++;
-                if (answer == "x")
-                {
-                    passed++;
-                    lastPass = sinceFlush.Elapsed;
-                }
+                passed++;
+                lastPass = sinceFlush.Elapsed;
             }
-            int passedAtEnd = 0;
-            for (int i = 0; i < 3 && !ctfw.HasExited; i++)
-            {
-                if (await lab.TryEcho(lab.ServerV4, Forbidden, "y", TimeSpan.FromMilliseconds(300)) == "y")
-                    passedAtEnd++;
-            }
-            string allowedAtEnd = ctfw.HasExited ? "exited" : await lab.TryEcho(lab.ServerV4, Allowed, "8080", TimeSpan.FromSeconds(3));
-            Dictionary<string, long> stats = [];
-            if (!ctfw.HasExited && ControlClient.TryGetStats(control, out List<KeyValuePair<string, long>> list, out _))
-            {
-                foreach (KeyValuePair<string, long> kv in list)
-                    stats[kv.Key] = kv.Value;
-            }
-            ctfw.Signal(ChildProcess.SigTerm);
-            int? exit = await ctfw.WaitForExitAsync(TimeSpan.FromSeconds(15));
-            string iptables = Tool.RunIn(lab.Gateway, "iptables-save");
-            var outcome = new Outcome(probes, passed, lastPass, passedAtEnd, allowedAtEnd, exit, iptables);
-
-            _output.WriteLine($"--on-rules-lost {action}, `{flush}`: {passed}/{probes} forbidden connections got through in the {s_watch.TotalSeconds} s after the flush, the last {lastPass?.TotalSeconds:F2} s after it; {passedAtEnd}/3 at the end; exit {exit}");
-            foreach (string key in stats.Keys.Where(k => k.StartsWith("iptables.", StringComparison.Ordinal)))
-                _output.WriteLine($"{key} {stats[key]}");
-            foreach (string line in ctfw.StdErr.Split('\n').Where(l => l.Contains("iptables", StringComparison.Ordinal) || l.Contains("ALERT", StringComparison.Ordinal)))
-                _output.WriteLine(line);
-            return (outcome, ctfw.StdErr, stats);
         }
-        finally
+        int passedAtEnd = 0;
+        for (int i = 0; i < 3 && !ctfw.HasExited; i++)
         {
-            File.Delete(rules);
+            if (await lab.TryEcho(lab.ServerV4, Forbidden, "y", TimeSpan.FromMilliseconds(300)) == "y")
+                passedAtEnd++;
         }
+        string allowedAtEnd = ctfw.HasExited ? "exited" : await lab.TryEcho(lab.ServerV4, Allowed, "8080", TimeSpan.FromSeconds(3));
+        Dictionary<string, long> stats = [];
+        if (!ctfw.HasExited && ControlClient.TryGetStats(control, out List<KeyValuePair<string, long>> list, out _))
+        {
+            foreach (KeyValuePair<string, long> kv in list)
+                stats[kv.Key] = kv.Value;
+        }
+        ctfw.Signal(ChildProcess.SigTerm);
+        int? exit = await ctfw.WaitForExitAsync(TimeSpan.FromSeconds(15));
+        string iptables = Tool.RunIn(lab.Gateway, "iptables-save");
+        var outcome = new Outcome(probes, passed, lastPass, passedAtEnd, allowedAtEnd, exit, iptables);
+
+        _output.WriteLine($"--on-rules-lost {action}, `{flush}`: {passed}/{probes} forbidden connections got through in the {s_watch.TotalSeconds} s after the flush, the last {lastPass?.TotalSeconds:F2} s after it; {passedAtEnd}/3 at the end; exit {exit}");
+        foreach (string key in stats.Keys.Where(k => k.StartsWith("iptables.", StringComparison.Ordinal)))
+            _output.WriteLine($"{key} {stats[key]}");
+        foreach (string line in ctfw.StdErr.Split('\n').Where(l => l.Contains("iptables", StringComparison.Ordinal) || l.Contains("ALERT", StringComparison.Ordinal)))
+            _output.WriteLine(line);
+        return (outcome, ctfw.StdErr, stats);
     }
 
     private static long Get(Dictionary<string, long> stats, string name) => stats.TryGetValue(name, out long v) ? v : -1;

@@ -15,17 +15,6 @@ namespace Ctfw.Daemon.Tests;
 [Collection(PrivilegedCollection.Name)]
 public sealed class MetricsLiveTests
 {
-    private const string Rules = """
-        *filter
-        :INPUT ACCEPT [0:0]
-        :FORWARD DROP [0:0]
-        :OUTPUT ACCEPT [0:0]
-        -A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
-        -A FORWARD -p udp -m udp --dport 5353 -m conntrack --ctstate NEW -j ACCEPT
-        COMMIT
-
-        """;
-
     private const int Port = 9469;
 
     /// <summary>An HttpClient whose connections are made inside <paramref name="ns"/> (where the daemon's loopback is).</summary>
@@ -73,16 +62,13 @@ public sealed class MetricsLiveTests
     public async Task Metrics_TrafficThroughDaemon_CountersRiseAndAgreeWithStats()
     {
         using var lab = new GatewayLab();
-        string tag = $"{Environment.ProcessId}-{Guid.NewGuid():N}";
-        string rules = Path.Combine(Path.GetTempPath(), $"ctfw-metrics-{tag}.rules");
-        string control = Path.Combine(Path.GetTempPath(), $"ctfw-metrics-{tag}.sock");
-        File.WriteAllText(rules, Rules);
         using var stop = new CancellationTokenSource();
         using Socket server = RunUdpLiveTests.UdpEcho(lab, 5353, v6: false, stop.Token);
         try
         {
-            using ChildProcess ctfw = CtfwProcess.Start(lab.Gateway, "run", "--rules", rules, "--queue", "15", "--install", "FORWARD", "--control", control, "--metrics", $"127.0.0.1:{Port}");
-            Assert.True(ctfw.WaitForLine(OutputStream.StdErr, "ctfw: running", TimeSpan.FromSeconds(30)), ctfw.StdErr);
+            using var daemon = new LiveDaemon(lab, "metrics", LiveDaemon.Udp5353Rules, 15, "--metrics", $"127.0.0.1:{Port}");
+            ChildProcess ctfw = daemon.Process;
+            string control = daemon.ControlPath;
             Assert.Contains($"metrics http://127.0.0.1:{Port}/metrics", ctfw.StdErr, StringComparison.Ordinal);
             using HttpClient http = ClientIn(lab.Gateway);
 
@@ -123,7 +109,6 @@ public sealed class MetricsLiveTests
         finally
         {
             stop.Cancel();
-            File.Delete(rules);
         }
     }
 
@@ -132,7 +117,7 @@ public sealed class MetricsLiveTests
     {
         using var lab = new GatewayLab();
         string rules = Path.Combine(Path.GetTempPath(), $"ctfw-metrics-{Environment.ProcessId}-{Guid.NewGuid():N}.rules");
-        File.WriteAllText(rules, Rules);
+        File.WriteAllText(rules, LiveDaemon.Udp5353Rules);
         using Socket holder = NetworkNamespace.Run(NetworkNamespace.PathOf(lab.Gateway), () =>
         {
             var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);

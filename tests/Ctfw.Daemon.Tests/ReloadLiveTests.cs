@@ -119,18 +119,15 @@ public sealed class ReloadLiveTests(ITestOutputHelper output)
     public async Task Sighup_EditedRules_NewRuleAtOnceFlowKeptUntilDeletedBadFileKeepsOldRulesOtherSignalCleansUp()
     {
         using var lab = new GatewayLab();
-        string tag = $"{Environment.ProcessId}-{Guid.NewGuid():N}";
-        string rules = Path.Combine(Path.GetTempPath(), $"ctfw-reload-{tag}.rules");
-        string control = Path.Combine(Path.GetTempPath(), $"ctfw-reload-{tag}.sock");
-        File.WriteAllText(rules, Before);
         using var stop = new CancellationTokenSource();
         var servers = new List<Socket>();
         try
         {
             foreach (int port in (int[])[5353, 5360])
                 servers.Add(RunUdpLiveTests.UdpEcho(lab, port, v6: false, stop.Token));
-            using ChildProcess ctfw = CtfwProcess.Start(lab.Gateway, "run", "--rules", rules, "--queue", "14", "--install", "FORWARD", "--control", control);
-            Assert.True(ctfw.WaitForLine(OutputStream.StdErr, "ctfw: running", TimeSpan.FromSeconds(30)), ctfw.StdErr);
+            using var daemon = new LiveDaemon(lab, "reload", Before, 14);
+            ChildProcess ctfw = daemon.Process;
+            string rules = daemon.RulesPath, control = daemon.ControlPath;
 
             // One long-lived flow to 5353 (the same client socket throughout).
             using Socket flow = NetworkNamespace.Run(NetworkNamespace.PathOf(lab.Client),
@@ -177,7 +174,6 @@ public sealed class ReloadLiveTests(ITestOutputHelper output)
             stop.Cancel();
             foreach (Socket s in servers)
                 s.Dispose();
-            File.Delete(rules);
         }
     }
 }

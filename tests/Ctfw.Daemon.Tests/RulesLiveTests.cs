@@ -12,31 +12,17 @@ namespace Ctfw.Daemon.Tests;
 [Collection(PrivilegedCollection.Name)]
 public sealed class RulesLiveTests
 {
-    private const string Rules = """
-        *filter
-        :INPUT ACCEPT [0:0]
-        :FORWARD DROP [0:0]
-        :OUTPUT ACCEPT [0:0]
-        -A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
-        -A FORWARD -p udp -m udp --dport 5353 -m conntrack --ctstate NEW -j ACCEPT
-        COMMIT
-
-        """;
-
     [Fact(Timeout = 120_000)]
     public async Task RulesList_TrafficThroughDaemon_AcceptingRuleCountsGrowThenZeroClearsThem()
     {
         using var lab = new GatewayLab();
-        string tag = $"{Environment.ProcessId}-{Guid.NewGuid():N}";
-        string rules = Path.Combine(Path.GetTempPath(), $"ctfw-rules-{tag}.rules");
-        string control = Path.Combine(Path.GetTempPath(), $"ctfw-rules-{tag}.sock");
-        File.WriteAllText(rules, Rules);
         using var stop = new CancellationTokenSource();
         using Socket server = RunUdpLiveTests.UdpEcho(lab, 5353, v6: false, stop.Token);
         try
         {
-            using ChildProcess ctfw = CtfwProcess.Start(lab.Gateway, "run", "--rules", rules, "--queue", "14", "--install", "FORWARD", "--control", control);
-            Assert.True(ctfw.WaitForLine(OutputStream.StdErr, "ctfw: running", TimeSpan.FromSeconds(30)), ctfw.StdErr);
+            using var daemon = new LiveDaemon(lab, "rules", LiveDaemon.Udp5353Rules, 14);
+            ChildProcess ctfw = daemon.Process;
+            string control = daemon.ControlPath;
 
             Assert.Equal((0, 0), NewRuleCounters(control));
             const int Flows = 3;
@@ -58,7 +44,6 @@ public sealed class RulesLiveTests
         finally
         {
             stop.Cancel();
-            File.Delete(rules);
         }
     }
 

@@ -94,16 +94,13 @@ public sealed class TakeoverLiveTests(ITestOutputHelper output)
     public async Task Takeover_ThatDoesNotHappen_LeavesTheRunningCtfwFiltering()
     {
         using var lab = new GatewayLab();
-        string tag = $"{Environment.ProcessId}-{Guid.NewGuid():N}";
-        string rules = Path.Combine(Path.GetTempPath(), $"ctfw-takeover-{tag}.rules");
-        string control = Path.Combine(Path.GetTempPath(), $"ctfw-takeover-{tag}.sock");
-        File.WriteAllText(rules, Conversation.StrictRules(lab, TcpPort, UdpPort));
-        string[] common = ["run", "--rules", rules, "--queue", "16", "--install", "FORWARD", "--set", "nf_conntrack_tcp_loose=0"];
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(150));
         try
         {
-            using ChildProcess running = CtfwProcess.Start(lab.Gateway, [.. common, "--control", control]);
-            Assert.True(running.WaitForLine(OutputStream.StdErr, "ctfw: running", TimeSpan.FromSeconds(30)), running.StdErr);
+            using var daemon = new LiveDaemon(lab, "takeover", Conversation.StrictRules(lab, TcpPort, UdpPort), 16, "--set", "nf_conntrack_tcp_loose=0");
+            ChildProcess running = daemon.Process;
+            string control = daemon.ControlPath;
+            string[] common = ["run", "--rules", daemon.RulesPath, "--queue", "16", "--install", "FORWARD", "--set", "nf_conntrack_tcp_loose=0"];
             await using Conversation talk = await Conversation.StartAsync(lab, TcpPort, UdpPort, cts.Token);
 
             // Different queue settings: refused before anything is handed over; exit 1, one line.
@@ -142,7 +139,6 @@ public sealed class TakeoverLiveTests(ITestOutputHelper output)
         finally
         {
             cts.Cancel();
-            File.Delete(rules);
         }
     }
 

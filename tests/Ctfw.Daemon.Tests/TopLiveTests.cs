@@ -7,31 +7,17 @@ namespace Ctfw.Daemon.Tests;
 [Collection(PrivilegedCollection.Name)]
 public sealed class TopLiveTests
 {
-    private const string Rules = """
-        *filter
-        :INPUT ACCEPT [0:0]
-        :FORWARD DROP [0:0]
-        :OUTPUT ACCEPT [0:0]
-        -A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
-        -A FORWARD -p udp -m udp --dport 5353 -m conntrack --ctstate NEW -j ACCEPT
-        COMMIT
-
-        """;
-
     [Fact(Timeout = 120_000)]
     public async Task TopOnce_FlowThroughDaemon_ShownWithItsCounters()
     {
         using var lab = new GatewayLab();
-        string tag = $"{Environment.ProcessId}-{Guid.NewGuid():N}";
-        string rules = Path.Combine(Path.GetTempPath(), $"ctfw-top-{tag}.rules");
-        string control = Path.Combine(Path.GetTempPath(), $"ctfw-top-{tag}.sock");
-        File.WriteAllText(rules, Rules);
         using var stop = new CancellationTokenSource();
         using Socket server = RunUdpLiveTests.UdpEcho(lab, 5353, v6: false, stop.Token);
         try
         {
-            using ChildProcess ctfw = CtfwProcess.Start(lab.Gateway, "run", "--rules", rules, "--queue", "16", "--install", "FORWARD", "--control", control, "--set", "nf_conntrack_acct=1");
-            Assert.True(ctfw.WaitForLine(OutputStream.StdErr, "ctfw: running", TimeSpan.FromSeconds(30)), ctfw.StdErr);
+            using var daemon = new LiveDaemon(lab, "top", LiveDaemon.Udp5353Rules, 16, "--set", "nf_conntrack_acct=1");
+            ChildProcess ctfw = daemon.Process;
+            string control = daemon.ControlPath;
             Assert.Equal("hello", await RunUdpLiveTests.Exchange(lab, lab.ServerV4, 5353, "hello"));
 
             ToolResult top = CtfwProcess.Run(TimeSpan.FromSeconds(30), "top", "--once", "--control", control, "-p", "udp", "--dport", "5353");
@@ -56,7 +42,6 @@ public sealed class TopLiveTests
         finally
         {
             stop.Cancel();
-            File.Delete(rules);
         }
     }
 }
