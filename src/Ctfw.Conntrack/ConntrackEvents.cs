@@ -30,59 +30,20 @@ internal struct EventRecord
 }
 
 /// <summary>
-/// One producer's events: a bounded single-producer single-consumer ring of <see cref="EventRecord"/>
-/// (the same protocol as <see cref="ExpiryFeed"/>). The producer never waits: a full ring drops the
-/// event and counts it in <see cref="Dropped"/>. "Single producer" is a role, not a thread: the
+/// One producer's events: a <see cref="SpscRing{T}"/> of <see cref="EventRecord"/>. The producer
+/// never waits: a full ring drops the event and counts it in <see cref="SpscRing{T}.Dropped"/>. "Single producer" is a role, not a thread: the
 /// housekeeper's ring is written by whichever thread holds the remover flag, the control ring under
 /// the engine's reader lock; both hand-offs are acquire/release, so successive writers are ordered.
 /// </summary>
-internal sealed class EventRing
+internal sealed class EventRing : SpscRing<EventRecord>
 {
     public const int Capacity = 1024;
 
-    private readonly EventRecord[] _ring = new EventRecord[Capacity];
-    private PaddedLong _head; // next to take; consumer-written
-    private PaddedLong _tail; // next to fill; producer-written
-    private long _dropped;
-
-    public EventRing(string name) => Name = name;
+    public EventRing(string name)
+        : base(Capacity) => Name = name;
 
     /// <summary>Who writes it (`worker.0`, `housekeeper`, `control`), for the per-producer drop counters.</summary>
     public string Name { get; }
-
-    public long Dropped => Volatile.Read(ref _dropped); // statistic: fresh, whole 64-bit read; orders nothing
-
-    /// <summary>Producer: queues one event, or counts it dropped when the ring is full. Never waits, never allocates.</summary>
-    public void Add(in EventRecord record)
-    {
-        long tail = _tail.Value;
-        // Acquire: the consumer has finished reading a slot before we see the head move past it.
-        if (tail - Volatile.Read(ref _head.Value) >= Capacity)
-        {
-            // The producer role is the only writer (so not Interlocked); the volatile store keeps it whole for readers.
-            Volatile.Write(ref _dropped, _dropped + 1);
-            return;
-        }
-        _ring[(int)(tail & (Capacity - 1))] = record;
-        // Release: the slot's contents are visible before the consumer can see it is filled.
-        Volatile.Write(ref _tail.Value, tail + 1);
-    }
-
-    /// <summary>Consumer: takes the oldest queued event.</summary>
-    public bool TryTake(out EventRecord record)
-    {
-        long head = _head.Value;
-        // Acquire: pairs with the producer's release of the tail, so the slot is filled.
-        if (head == Volatile.Read(ref _tail.Value))
-        {
-            record = default;
-            return false;
-        }
-        record = _ring[(int)(head & (Capacity - 1))];
-        // Release: the read of the slot completes before the producer may refill it.
-        Volatile.Write(ref _head.Value, head + 1);
-        return true;
-    }
 
     /// <summary>Consumer: forgets everything queued (the last subscriber left).</summary>
     public void Clear()
