@@ -23,15 +23,6 @@ internal static class ConntrackCommand
         Stats,
     }
 
-    /// <summary>What shell completion offers for the filters with a fixed set of values.</summary>
-    private static readonly Dictionary<string, string[]> s_completions = new(StringComparer.Ordinal)
-    {
-        ["--proto"] = ["tcp", "udp", "udplite", "icmp", "icmpv6", "gre", "sctp"],
-        ["--family"] = ["ipv4", "ipv6"],
-        ["--state"] = ["SYN_SENT", "SYN_RECV", "ESTABLISHED", "FIN_WAIT", "CLOSE_WAIT", "LAST_ACK", "TIME_WAIT", "CLOSE", "SYN_SENT2", "NONE"],
-        ["--status"] = ["ASSURED", "SEEN_REPLY", "UNREPLIED"],
-    };
-
     public static CtfwCommand Create()
     {
         var command = new CtfwCommand("conntrack", "list, count, delete or flush the connection table of a running `ctfw run`",
@@ -54,20 +45,8 @@ internal static class ConntrackCommand
         ];
         foreach ((Option<bool> option, _) in modes)
             command.Add(option, "Commands");
-        List<Option> filters = [];
-        foreach ((string[] names, string? valueName, string description) in ConntrackFilter.Definitions)
-        {
-            // The long name is the option's name, the others its aliases (-p, --proto); the help wraps the text itself.
-            string[] aliases = names[..^1];
-            string text = description.Replace('\n', ' ');
-            Option option = valueName is null
-                ? Opt.Flag(names[^1], text, aliases)
-                : new Option<string>(names[^1], aliases) { HelpName = valueName, Description = text };
-            if (s_completions.TryGetValue(names[^1], out string[]? values))
-                option.CompletionSources.Add(values);
-            filters.Add(option);
-            command.Add(option, "Filters");
-        }
+        var filters = new FilterOptions();
+        filters.AddTo(command);
         var output = Opt.Text("--output", "FORMAT", "-L, -D, -E: extended (the layer-3 protocol first) or json (one object per line)", "-o");
         command.Add(output, "Output");
         var eventMask = Opt.Text("--event-mask", "EVENTS", "-E: NEW, UPDATE, DESTROY or ALL, comma-separated (default ALL)", "-e");
@@ -86,15 +65,8 @@ internal static class ConntrackCommand
                     return Program.Fail("use one of -L, -C, -D and -F");
                 mode = m;
             }
-            var filter = new ConntrackFilter();
-            foreach (Option option in filters)
-            {
-                if (r.GetResult(option) is not { Implicit: false } given)
-                    continue;
-                string value = option is Option<string> valued ? r.GetValue(valued) ?? "" : "";
-                if (filter.Add(Opt.Used(given, option.Name), value) is { } refused)
-                    return Program.Fail(refused);
-            }
+            if (filters.Read(r, out string? refused) is not { } filter)
+                return Program.Fail(refused!);
             if (instance.Read(r) is { } usage)
                 return Program.Fail(usage);
             if (filter.Validate() is string invalid)

@@ -55,29 +55,15 @@ internal static class TopCommand
         command.Add(sort, null);
         command.Add(reverse, null);
         command.Add(once, null);
-        List<Option> filters = [];
-        foreach ((string[] names, string? valueName, string description) in ConntrackFilter.Definitions)
-        {
-            Option option = valueName is null
-                ? Opt.Flag(names[^1], description, names[..^1])
-                : new Option<string>(names[^1], names[..^1]) { HelpName = valueName, Description = description };
-            filters.Add(option);
-            command.Add(option, "Filters");
-        }
+        var filters = new FilterOptions();
+        filters.AddTo(command);
         var instance = new InstanceOptions();
         instance.AddTo(command);
 
         command.SetAction(r =>
         {
-            var filter = new ConntrackFilter();
-            foreach (Option option in filters)
-            {
-                if (r.GetResult(option) is not { Implicit: false } given)
-                    continue;
-                string value = option is Option<string> valued ? r.GetValue(valued) ?? "" : "";
-                if (filter.Add(Opt.Used(given, option.Name), value) is { } refused)
-                    return Program.Fail(refused);
-            }
+            if (filters.Read(r, out string? refused) is not { } filter)
+                return Program.Fail(refused!);
             if (instance.Read(r) is { } usage)
                 return Program.Fail(usage);
             if (filter.Validate() is string invalid)
