@@ -62,16 +62,7 @@ public sealed class CtnetlinkSocket : IDisposable
         Options = options;
         _socket = socket;
         _tx = new byte[options.CreateBatchBytes];
-        unsafe
-        {
-            // Pinned (POH): the address is stable for the array's life, so the slots can carry it.
-            byte* acks = (byte*)System.Runtime.InteropServices.Marshal.UnsafeAddrOfPinnedArrayElement(_acks, 0);
-            for (int i = 0; i < _ackSlots.Length; i++)
-            {
-                _ackSlots[i].Buffer = (ulong)(acks + (i * AckSlotSize));
-                _ackSlots[i].Capacity = AckSlotSize;
-            }
-        }
+        NetlinkSockets.PointSlots(_acks, _ackSlots, AckSlotSize);
     }
 
     public CtnetlinkOptions Options { get; }
@@ -345,62 +336,13 @@ public sealed class CtnetlinkSocket : IDisposable
             throw new ErrnoException($"sending {what} to ctnetlink failed: {ErrnoException.Describe(error)}", error);
     }
 
-    private unsafe Errno TrySend(ReadOnlySpan<byte> datagram)
-    {
-        var kernel = new Interop.SockAddrNl { Family = (ushort)(int)LibC.AF_NETLINK };
-        while (true)
-        {
-            fixed (byte* p = datagram)
-            {
-                if (Interop.SendTo(_socket, p, (nuint)datagram.Length, 0, &kernel, (uint)sizeof(Interop.SockAddrNl)) >= 0)
-                    return Errno.None;
-            }
-            Errno error = Interop.GetLastErrno();
-            if (error != Errno.EINTR)
-                return error;
-        }
-    }
+    private Errno TrySend(ReadOnlySpan<byte> datagram) => NetlinkSockets.TrySendToKernel(_socket, datagram);
 
-    /// <summary>
-    /// One datagram from the kernel into <see cref="_rx"/> (others' datagrams are skipped). EAGAIN means
-    /// the reply timeout passed (blocking) or nothing is queued (non-blocking); EINTR is retried.
-    /// </summary>
-    private unsafe Errno Receive(bool blocking, out int length, out bool truncated)
-    {
-        while (true)
-        {
-            var source = default(Interop.SockAddrNl);
-            uint sourceLength = (uint)sizeof(Interop.SockAddrNl);
-            nint n;
-            fixed (byte* p = _rx)
-                n = Interop.RecvFrom(_socket, p, (nuint)_rx.Length, LibC.MSG_TRUNC | (blocking ? 0 : LibC.MSG_DONTWAIT), &source, &sourceLength);
-            if (n < 0)
-            {
-                Errno error = Interop.GetLastErrno();
-                if (error == Errno.EINTR)
-                    continue;
-                length = 0;
-                truncated = false;
-                return error;
-            }
-            if (source.PortId != 0)
-                continue; // not from the kernel
-            truncated = n > _rx.Length;
-            length = (int)Math.Min(n, _rx.Length);
-            return Errno.None;
-        }
-    }
+    /// <summary>One datagram from the kernel into <see cref="_rx"/> (<see cref="NetlinkSockets.ReceiveFromKernel"/>).</summary>
+    private Errno Receive(bool blocking, out int length, out bool truncated) =>
+        NetlinkSockets.ReceiveFromKernel(_socket, _rx, blocking, out length, out truncated);
 
-    /// <summary>Drops whatever an earlier, abandoned exchange left queued (and a pending ENOBUFS).</summary>
-    private void DiscardPending()
-    {
-        while (true)
-        {
-            Errno error = Receive(blocking: false, out _, out _);
-            if (error is not (Errno.None or Errno.ENOBUFS))
-                return;
-        }
-    }
+    private void DiscardPending() => NetlinkSockets.DiscardPending(_socket, _rx);
 
     private ErrnoException ReceiveFailure(Errno error, string what) => error == Errno.EAGAIN
         ? new ErrnoException($"ctnetlink did not answer {what} within {Options.ReplyTimeout.TotalSeconds} s", error)

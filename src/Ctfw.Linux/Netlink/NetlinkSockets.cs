@@ -60,4 +60,71 @@ internal static class NetlinkSockets
         if (Interop.SetSockOpt(socket, LibC.SOL_SOCKET, LibC.SO_RCVTIMEO, &value, (uint)sizeof(Interop.TimeVal)) != 0)
             throw ErrnoException.FromLastError("setsockopt(SO_RCVTIMEO)");
     }
+
+    /// <summary>Sends one datagram to the kernel (nl_pid 0), retrying EINTR; the errno otherwise.</summary>
+    public static unsafe Errno TrySendToKernel(SocketHandle socket, ReadOnlySpan<byte> datagram)
+    {
+        var kernel = new Interop.SockAddrNl { Family = (ushort)(int)LibC.AF_NETLINK };
+        while (true)
+        {
+            fixed (byte* p = datagram)
+            {
+                if (Interop.SendTo(socket, p, (nuint)datagram.Length, 0, &kernel, (uint)sizeof(Interop.SockAddrNl)) >= 0)
+                    return Errno.None;
+            }
+            Errno error = Interop.GetLastErrno();
+            if (error != Errno.EINTR)
+                return error;
+        }
+    }
+
+    /// <summary>
+    /// One datagram from the kernel into <paramref name="buffer"/> (others' datagrams are skipped). EAGAIN
+    /// means the reply timeout passed (blocking) or nothing is queued (non-blocking); EINTR is retried.
+    /// </summary>
+    public static unsafe Errno ReceiveFromKernel(SocketHandle socket, byte[] buffer, bool blocking, out int length, out bool truncated)
+    {
+        while (true)
+        {
+            var source = default(Interop.SockAddrNl);
+            uint sourceLength = (uint)sizeof(Interop.SockAddrNl);
+            nint n;
+            fixed (byte* p = buffer)
+                n = Interop.RecvFrom(socket, p, (nuint)buffer.Length, LibC.MSG_TRUNC | (blocking ? 0 : LibC.MSG_DONTWAIT), &source, &sourceLength);
+            if (n < 0)
+            {
+                Errno error = Interop.GetLastErrno();
+                if (error == Errno.EINTR)
+                    continue;
+                length = 0;
+                truncated = false;
+                return error;
+            }
+            if (source.PortId != 0)
+                continue; // not from the kernel
+            truncated = n > buffer.Length;
+            length = (int)Math.Min(n, buffer.Length);
+            return Errno.None;
+        }
+    }
+
+    /// <summary>Drops whatever an earlier, abandoned exchange left queued (and a pending ENOBUFS).</summary>
+    public static void DiscardPending(SocketHandle socket, byte[] buffer)
+    {
+        while (ReceiveFromKernel(socket, buffer, blocking: false, out _, out _) is Errno.None or Errno.ENOBUFS)
+        {
+        }
+    }
+
+    /// <summary>Points each receive slot at its <paramref name="slotSize"/>-byte share of <paramref name="pinned"/> (a pinned array: its address is stable for its life).</summary>
+    public static unsafe void PointSlots(byte[] pinned, Interop.Shim.RxSlot[] slots, int slotSize)
+    {
+        byte* start = (byte*)System.Runtime.InteropServices.Marshal.UnsafeAddrOfPinnedArrayElement(pinned, 0);
+        for (int i = 0; i < slots.Length; i++)
+        {
+            slots[i].Buffer = (ulong)(start + (i * slotSize));
+            slots[i].Capacity = (uint)slotSize;
+        }
+    }
 }
+

@@ -61,16 +61,7 @@ public sealed class NftablesSocket : IDisposable
         _socket = socket;
         // Distinct from other sockets' numbers only for reading traces; the kernel matches by port id.
         _sequence = (uint)Environment.TickCount;
-        unsafe
-        {
-            // Pinned (POH): the address is stable for the array's life, so the slots can carry it.
-            byte* acks = (byte*)System.Runtime.InteropServices.Marshal.UnsafeAddrOfPinnedArrayElement(_acks, 0);
-            for (int i = 0; i < _ackSlots.Length; i++)
-            {
-                _ackSlots[i].Buffer = (ulong)(acks + (i * AckSlotSize));
-                _ackSlots[i].Capacity = AckSlotSize;
-            }
-        }
+        NetlinkSockets.PointSlots(_acks, _ackSlots, AckSlotSize);
     }
 
     public NftablesOptions Options { get; }
@@ -237,54 +228,12 @@ public sealed class NftablesSocket : IDisposable
         NetlinkSockets.SetReceiveTimeout(_socket, Options.ReplyTimeout);
     }
 
-    private unsafe Errno TrySend(ReadOnlySpan<byte> datagram)
-    {
-        var kernel = new Interop.SockAddrNl { Family = (ushort)(int)LibC.AF_NETLINK };
-        while (true)
-        {
-            fixed (byte* p = datagram)
-            {
-                if (Interop.SendTo(_socket, p, (nuint)datagram.Length, 0, &kernel, (uint)sizeof(Interop.SockAddrNl)) >= 0)
-                    return Errno.None;
-            }
-            Errno error = Interop.GetLastErrno();
-            if (error != Errno.EINTR)
-                return error;
-        }
-    }
+    private Errno TrySend(ReadOnlySpan<byte> datagram) => NetlinkSockets.TrySendToKernel(_socket, datagram);
 
-    private unsafe Errno Receive(out int length, out bool truncated, bool blocking = true)
-    {
-        while (true)
-        {
-            var source = default(Interop.SockAddrNl);
-            uint sourceLength = (uint)sizeof(Interop.SockAddrNl);
-            nint n;
-            fixed (byte* p = _rx)
-                n = Interop.RecvFrom(_socket, p, (nuint)_rx.Length, LibC.MSG_TRUNC | (blocking ? 0 : LibC.MSG_DONTWAIT), &source, &sourceLength);
-            if (n < 0)
-            {
-                Errno error = Interop.GetLastErrno();
-                if (error == Errno.EINTR)
-                    continue;
-                length = 0;
-                truncated = false;
-                return error;
-            }
-            if (source.PortId != 0)
-                continue;
-            truncated = n > _rx.Length;
-            length = (int)Math.Min(n, _rx.Length);
-            return Errno.None;
-        }
-    }
+    private Errno Receive(out int length, out bool truncated) =>
+        NetlinkSockets.ReceiveFromKernel(_socket, _rx, blocking: true, out length, out truncated);
 
-    private void DiscardPending()
-    {
-        while (Receive(out _, out _, blocking: false) is Errno.None or Errno.ENOBUFS)
-        {
-        }
-    }
+    private void DiscardPending() => NetlinkSockets.DiscardPending(_socket, _rx);
 
     private ErrnoException ReceiveFailure(Errno error, string what) => error == Errno.EAGAIN
         ? new ErrnoException($"nf_tables did not answer {what} within {Options.ReplyTimeout.TotalSeconds} s", error)
