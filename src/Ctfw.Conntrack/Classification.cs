@@ -28,6 +28,13 @@ public struct Classification
     /// because it fit the expired entry's tombstone, or (loose) opened a closing-only entry.
     /// </summary>
     public bool Rescued;
+    /// <summary>
+    /// Offload (issue 15): the packet's flow may be handed to the kernel if the packet is accepted
+    /// (<see cref="ConntrackWorker.Nominate"/>); <see cref="Entry"/> is then its entry.
+    /// </summary>
+    public bool OffloadCandidate;
+    /// <summary>The packet's entry when <see cref="OffloadCandidate"/> is set; otherwise meaningless.</summary>
+    public int Entry;
 }
 
 /// <summary>Per-packet facts that do not come from the packet bytes.</summary>

@@ -51,6 +51,11 @@ internal static class PrivateStatus
     public const uint ZeroWindow0 = 1u << 23;
     /// <summary>The ORIGINAL sender has sent a FIN; REPLY is the next bit.</summary>
     public const uint FinSeen0 = 1u << 25;
+    /// <summary>
+    /// The flow was offloaded at some point: the kernel may have forwarded data ctfw never saw, so a
+    /// segment ahead of ctfw's window re-learns the windows (ConntrackWorker.Existing). Never cleared.
+    /// </summary>
+    public const uint Bypassed = 1u << 27;
 
     public const uint Reported = 0xFFFF;
 }

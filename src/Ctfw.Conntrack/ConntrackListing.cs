@@ -111,6 +111,8 @@ public static class ConntrackListing
             sb.Append(CultureInfo.InvariantCulture, $"packets={f.PacketsReply} bytes={f.BytesReply} ");
         if ((f.Status & CtStatus.Assured) != 0)
             sb.Append("[ASSURED] ");
+        if ((f.Status & CtStatus.Offload) != 0)
+            sb.Append("[OFFLOAD] ");
         // Not a kernel flag; conntrack-tools prints its other flags in brackets too, so parsers skip it.
         if (f.Rescued)
             sb.Append("[RESCUED] ");

@@ -23,6 +23,9 @@ public sealed class ConntrackWorker : IDisposable
     private readonly ConntrackEvents _events;
     private readonly EventRing _ring;
     private readonly WorkerStats _stats;
+    private readonly EngineOffload? _offload;
+    private readonly OffloadRing? _offloadRing;
+    private readonly long _offloadDelayMs;
 
     internal ConntrackWorker(ConntrackEngine engine, int epochSlot, WorkerStats stats, EventRing ring)
     {
@@ -38,6 +41,9 @@ public sealed class ConntrackWorker : IDisposable
         _looseTimeoutMs = engine.Rescue.LooseTimeoutSeconds * 1000L;
         _tombstones = engine.Table.Tombstones;
         _tally = engine.RescueTally;
+        _offload = engine.Offload;
+        _offloadRing = _offload?.NewRing();
+        _offloadDelayMs = _offload?.Policy.DelayMs ?? 0;
     }
 
     public void Enter() => _table.Epochs.Enter(_epochSlot);
@@ -406,6 +412,16 @@ public sealed class ConntrackWorker : IDisposable
             case IpProto.Tcp:
                 r.PreviousTcpState = e.Tcp.State;
                 res = TcpTracker.Packet(ref e, p, dir, now, _s, out reason);
+                if (res == L4Result.Invalid && (status & PrivateStatus.Bypassed) != 0
+                    && reason is InvalidReason.TcpSeqOverUpperBound or InvalidReason.TcpAckOverUpperBound)
+                {
+                    // Offloaded once: the kernel forwarded data ctfw never saw, so a segment ahead of
+                    // ctfw's window is what the flow looks like now. Re-learn the windows from it, as
+                    // after a restart (ForgetWindows), as the kernel's flowtable does on teardown.
+                    ConntrackEngine.ForgetWindows(ref e.Tcp);
+                    _offload?.CountRelearned();
+                    res = TcpTracker.Packet(ref e, p, dir, now, _s, out reason);
+                }
                 if (res is L4Result.Accept or L4Result.Ignore)
                 {
                     TrackAges(idx, ref e, dir, p, r.PreviousTcpState, now);
@@ -461,6 +477,8 @@ public sealed class ConntrackWorker : IDisposable
         r.Ignored = res == L4Result.Ignore;
         r.TcpState = p.Protocol == IpProto.Tcp ? e.Tcp.State : TcpState.None;
         r.Status = (CtStatus)(Volatile.Read(ref e.Status) & 0xFFFF); // after the tracker's ORs: fresh read
+        if (_offloadRing != null)
+            OffloadCheck(idx, ref e, p, res, now, ref r);
         // UPDATE (IPCT_PROTOINFO, IPCT_REPLY, IPCT_ASSURED): one per packet that changed any of them,
         // never for an entry this packet kills (the kernel delivers nothing for a dying entry).
         if (res != L4Result.AcceptAndKill && _events.Active
@@ -476,6 +494,64 @@ public sealed class ConntrackWorker : IDisposable
             r.TcpState = TcpState.None;
         }
         return true;
+    }
+
+    /// <summary>
+    /// Offload, under the entry lock: an offloaded flow that left ESTABLISHED (or dies with this
+    /// packet) is reported for removal at once; a flow that may be offloaded is marked a candidate,
+    /// and <see cref="Nominate"/> puts it forward if the packet is accepted.
+    /// </summary>
+    private void OffloadCheck(int idx, ref ConnEntry e, in ParsedPacket p, L4Result res, long now, ref Classification r)
+    {
+        CtStatus status = r.Status;
+        if ((status & CtStatus.Offload) != 0)
+        {
+            bool ended = res == L4Result.AcceptAndKill || (p.Protocol == IpProto.Tcp && e.Tcp.State != TcpState.Established);
+            if (ended)
+                _offloadRing!.Add(new OffloadRequest(OffloadRequestKind.Remove, idx, e.Orig, 0));
+            return;
+        }
+        if (res != L4Result.Accept || (status & CtStatus.Assured) == 0 || e.Orig.Zone != 0)
+            return;
+        if (p.Protocol == IpProto.Tcp)
+        {
+            if (e.Tcp.State != TcpState.Established || (p.TcpFlags & (TcpFlags.Syn | TcpFlags.Fin | TcpFlags.Rst)) != 0
+                || now - _table.Ages[idx].StateSinceMs < _offloadDelayMs)
+                return;
+        }
+        else if (p.Protocol != IpProto.Udp)
+        {
+            return;
+        }
+        r.OffloadCandidate = true;
+        r.Entry = idx;
+    }
+
+    /// <summary>
+    /// The packet of <paramref name="r"/> was accepted by ruleset generation <paramref name="generation"/>:
+    /// if its flow is a candidate (<see cref="Classification.OffloadCandidate"/>) and not offloaded yet,
+    /// mark it (Offload and Bypassed) and queue it for the offload manager. Inside the batch's epoch;
+    /// never waits (a full ring drops the request, and a later packet nominates the flow again).
+    /// </summary>
+    public void Nominate(ref Classification r, int generation)
+    {
+        if (!r.OffloadCandidate || _offloadRing == null)
+            return;
+        r.OffloadCandidate = false;
+        int idx = r.Entry;
+        ref ConnEntry e = ref _table.Entries[idx];
+        // The OR elects one nominator when packets of the flow are on two workers at once.
+        uint old = Interlocked.Or(ref e.Status, (uint)CtStatus.Offload | PrivateStatus.Bypassed);
+        if ((old & ((uint)CtStatus.Offload | (uint)CtStatus.Dying)) != 0)
+        {
+            if ((old & (uint)CtStatus.Offload) == 0)
+                Interlocked.And(ref e.Status, ~(uint)CtStatus.Offload); // dying: nothing to offload
+            return;
+        }
+        long dropped = _offloadRing.Dropped;
+        _offloadRing.Add(new OffloadRequest(OffloadRequestKind.Add, idx, e.Orig, generation));
+        if (_offloadRing.Dropped != dropped)
+            Interlocked.And(ref e.Status, ~(uint)CtStatus.Offload); // not queued: a later packet tries again
     }
 
     /// <summary>The packet found no entry. Returns false when the lookup must be repeated (a rescue lost a race).</summary>

@@ -54,6 +54,12 @@ public enum CtStatus : uint
     Confirmed = 1 << 3,
     Dying = 1 << 9,
     FixedTimeout = 1 << 10,
+    /// <summary>
+    /// IPS_OFFLOAD: the flow's data packets are forwarded by the kernel without ctfw (docs/OFFLOAD.md);
+    /// set while elements of the flow may be in the offload sets. Printed as [OFFLOAD], as conntrack
+    /// prints the kernel's flowtable entries.
+    /// </summary>
+    Offload = 1 << 14,
 
     /// <summary>ctfw: the entry is linked into the timer wheel (owned by the housekeeper).</summary>
     Armed = 1 << 20,

@@ -73,9 +73,15 @@ internal static class StateFile
 
     public static ReadOnlySpan<byte> Magic => "CTFWSTAT"u8;
 
-    /// <summary>The private status bits a state file carries; the others (lock, Armed, Dying) belong to the running table.</summary>
-    public const uint KeptStatus = PrivateStatus.Reported | (uint)CtStatus.Rescued | PrivateStatus.LooseRescue
-        | PrivateStatus.ZeroWindow0 | (PrivateStatus.ZeroWindow0 << 1) | PrivateStatus.FinSeen0 | (PrivateStatus.FinSeen0 << 1);
+    /// <summary>
+    /// The status bits a state file carries; the others (lock, Armed, Dying) belong to the running
+    /// table, and so does Offload: the offload sets belong to the process (the kernel deletes its owned
+    /// table when it exits), so a restored flow is not offloaded — but keeps Bypassed, since the kernel
+    /// may have forwarded data of it that ctfw never saw.
+    /// </summary>
+    public const uint KeptStatus = (PrivateStatus.Reported & ~(uint)CtStatus.Offload) | (uint)CtStatus.Rescued | PrivateStatus.LooseRescue
+        | PrivateStatus.ZeroWindow0 | (PrivateStatus.ZeroWindow0 << 1) | PrivateStatus.FinSeen0 | (PrivateStatus.FinSeen0 << 1)
+        | PrivateStatus.Bypassed;
 
     public static void WriteHeader(Span<byte> b, long wallClockUnixMs, long nowMs, int max)
     {

@@ -20,6 +20,12 @@ public sealed class FirewallConfig
 
     /// <summary>Drop (rather than accept) packets that arrive without their bytes.</summary>
     public bool FailClosed { get; init; }
+
+    /// <summary>
+    /// Which ruleset this is (the daemon counts reloads). Offload requests carry it, so the offload
+    /// manager can discard what an older ruleset accepted once a reload has emptied the sets.
+    /// </summary>
+    public int Generation { get; init; }
 }
 
 /// <summary>Shadow mode (<c>--ab kernel</c>): where the kernel's answer is, whose answer the rules use, where disagreements go.</summary>

@@ -40,6 +40,7 @@ public sealed class FirewallPipeline : IDisposable
     private Ruleset? _rules;
     private ShadowMode? _shadow;
     private bool _failClosed;
+    private int _generation;
     // Written by Reconfigure on any thread, read by the worker once per batch. The volatile write
     // publishes the fully constructed config (and its ruleset) before the reference; a plain read
     // could see the reference without its fields on a weak memory model, or be hoisted out of the
@@ -99,6 +100,7 @@ public sealed class FirewallPipeline : IDisposable
         _rules = config.Rules;
         _shadow = config.Shadow;
         _failClosed = config.FailClosed;
+        _generation = config.Generation;
     }
 
     /// <summary>Ends a batch: leaves the epoch, so entries removed meanwhile can be reused.</summary>
@@ -252,6 +254,8 @@ public sealed class FirewallPipeline : IDisposable
         {
             d.Cause = DecisionCause.Policy;
             Confirm(ref d);
+            if (ct.OffloadCandidate && d.Verdict == FirewallVerdict.Accept)
+                _conntrack.Nominate(ref ct, _generation);
             return;
         }
 
@@ -272,6 +276,9 @@ public sealed class FirewallPipeline : IDisposable
         {
             case Verdict.Accept:
                 Confirm(ref d);
+                // Offload only what the rules accept without logging: a LOG rule wants every packet.
+                if (ct.OffloadCandidate && d.Verdict == FirewallVerdict.Accept && verdict.LogCount == 0)
+                    _conntrack.Nominate(ref ct, _generation);
                 return;
             case Verdict.Reject:
                 _conntrack.Abort(ref ct);

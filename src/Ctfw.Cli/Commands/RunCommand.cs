@@ -92,6 +92,13 @@ internal static class RunCommand
             "members of GROUP may also change things through the control socket (flush, delete, reload, rules -Z, takeover), as root can");
         Option<string> metrics = Opt.Text("--metrics", "ADDR:PORT",
             "serve Prometheus metrics at http://ADDR:PORT/metrics (an IPv4 address; 0.0.0.0 for every one)");
+        Option<string> offload = Opt.Choice("--offload",
+            "established: hand established TCP and assured UDP flows the rules accept to the kernel's nftables sets, so their data packets "
+            + "skip the queue (needs --install; docs/OFFLOAD.md says what is given up); off (default)", "off", "established");
+        offload.HelpName = "MODE";
+        Option<uint> offloadMark = Opt.Value("--offload-mark", "HEX", "mark bit(s) the kernel ORs into packets of offloaded flows (default 0x40000000)",
+            (string t, out uint v) => TryParseMark(t, out v), "a non-zero hexadecimal mark, e.g. 0x40000000");
+        Option<int> offloadDelay = Opt.Int("--offload-delay", "MS", "a TCP flow is offloaded once ESTABLISHED this long (0..60000, default 100)", 0, 60_000, "ms");
         var settings = new SettingsOptions(offerLive: false);
 
         install.Completing("INPUT", "OUTPUT", "FORWARD", "INPUT,OUTPUT", "FORWARD,INPUT,OUTPUT");
@@ -124,6 +131,9 @@ internal static class RunCommand
         command.Add(controlGroup, null);
         command.Add(controlAdminGroup, null);
         command.Add(metrics, null);
+        command.Add(offload, null);
+        command.Add(offloadMark, null);
+        command.Add(offloadDelay, null);
         settings.AddTo(command, "Conntrack settings");
 
         command.SetAction(r =>
@@ -181,6 +191,15 @@ internal static class RunCommand
             if (r.GetValue(metrics) is { } metricsText && !Metrics.MetricsEndpoint.TryParse(metricsText, out metricsEndpoint, out string? metricsError))
                 return Program.Fail(metricsError!);
 
+            bool offloadOn = r.GetValue(offload) == "established";
+            uint offloadBits = r.Given(offloadMark) ? r.GetValue(offloadMark) : DaemonOptions.DefaultOffloadMark;
+            if (!offloadOn && (r.Given(offloadMark) || r.Given(offloadDelay)))
+                return Program.Fail("--offload-mark and --offload-delay need --offload established");
+            if (offloadOn && hooks.Count == 0)
+                return Program.Fail("--offload established needs --install: ctfw's own iptables chain must accept the marked packets before its NFQUEUE rule");
+            if (offloadOn && abOn && (offloadBits & new KernelStateMark(shift).Mask) != 0)
+                return Program.Fail($"--offload-mark 0x{offloadBits:x8} overlaps the --ab mark bits 0x{new KernelStateMark(shift).Mask:x8}");
+
             if (Program.LoadRules(rulesPath, "started") is not { } ruleset)
                 return 2;
 
@@ -210,6 +229,9 @@ internal static class RunCommand
                 OnRulesLost = r.Given(onRulesLost) ? r.GetValue(onRulesLost) : RulesLostAction.Reinstall,
                 StateIntervalMs = (r.Given(stateInterval) ? r.GetValue(stateInterval) : 5) * 1000,
                 RebuildSettings = () => (sources.Build(out string? error), error),
+                Offload = offloadOn,
+                OffloadMark = offloadBits,
+                OffloadDelayMs = r.Given(offloadDelay) ? r.GetValue(offloadDelay) : 100,
             };
             // Its own stream on fd 2, not Console.Error: the daemon's log writer may sit in a write for
             // ever when stderr is not read, and must not hold Console.Error's lock while it does.
@@ -217,6 +239,12 @@ internal static class RunCommand
             return daemon.Run();
         });
         return command;
+    }
+
+    private static bool TryParseMark(string text, out uint mark)
+    {
+        string digits = text.StartsWith("0x", StringComparison.OrdinalIgnoreCase) ? text[2..] : text;
+        return uint.TryParse(digits, NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out mark) && mark != 0;
     }
 
     private static bool TryParseLost(string text, out RulesLostAction action)

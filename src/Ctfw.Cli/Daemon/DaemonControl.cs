@@ -301,6 +301,22 @@ internal sealed class DaemonControl : IControlTarget, IDisposable
         foreach (KeyValuePair<string, long> d in _engine.Events.Dropped)
             Add("events.dropped." + d.Key, d.Value);
         Add("events.lost", _eventStream.Lost);
+        if (Offload is { } o)
+        {
+            Add("offload.flows", o.Flows);
+            Add("offload.adds", o.Adds);
+            Add("offload.removes", o.Removes);
+            Add("offload.expired", o.Expired);
+            Add("offload.packets", o.Packets);
+            Add("offload.bytes", o.Bytes);
+            Add("offload.errors", o.Errors);
+            Add("offload.discarded", o.Discarded);
+            Add("offload.ring_dropped", _engine.Offload?.Dropped ?? 0);
+            Add("offload.relearned", _engine.Offload?.Relearned ?? 0);
+            Add("offload.batches", o.Batches);
+            Add("offload.observations", o.Observations);
+            Add("offload.observe_last_us", o.LastObserveUs);
+        }
         Add("settings.reloads", SettingsReloads);
         Add("rules.reloads", RulesReloads);
         Add("rules.reload_failures", RulesReloadFailures);
@@ -312,17 +328,45 @@ internal sealed class DaemonControl : IControlTarget, IDisposable
 
     public List<FlowInfo> Snapshot(out long nowMs)
     {
+        Offload?.Sync(); // the kernel's counters until now, into the flows' accounting
         nowMs = DaemonClock.NowMs();
         return _engine.Snapshot(nowMs);
     }
 
-    public int Flush() => _engine.Flush(DaemonClock.NowMs());
+    public int Flush()
+    {
+        // The kernel stops forwarding past ctfw before the entries go (docs/OFFLOAD.md).
+        OffloadFirst(() => Offload!.RemoveAll(), "flush");
+        return _engine.Flush(DaemonClock.NowMs());
+    }
 
     public List<FlowInfo> Delete(Func<FlowInfo, long, bool> match, out long nowMs)
     {
         long now = DaemonClock.NowMs();
         nowMs = now;
+        if (Offload is { Flows: > 0 } offload)
+        {
+            var doomed = new HashSet<ConnTuple>();
+            _engine.ForEachFlow(now, f =>
+            {
+                if ((f.Status & CtStatus.Offload) != 0 && match(f, now))
+                    doomed.Add(f.Original);
+            });
+            if (doomed.Count > 0)
+                OffloadFirst(() => offload.Remove(doomed.Contains), "delete");
+        }
         return _engine.Kill(now, flow => match(flow, now));
+    }
+
+    /// <summary>The offload manager (<c>--offload established</c>); null when off.</summary>
+    public OffloadManager? Offload { get; init; }
+
+    private void OffloadFirst(Func<bool> removal, string what)
+    {
+        if (Offload is null)
+            return;
+        if (!removal())
+            Output.Queue.TryEnqueue($"ctfw: WARNING: {what}: the offload manager did not confirm the removal of offloaded flows within 10 s");
     }
 
     public string? ReloadSysctls()
@@ -381,8 +425,12 @@ internal sealed class DaemonControl : IControlTarget, IDisposable
             foreach (QueueWorker worker in _workers)
             {
                 FirewallConfig old = worker.Pipeline.Config;
-                worker.Pipeline.Reconfigure(new FirewallConfig { Rules = fresh, Shadow = old.Shadow, FailClosed = old.FailClosed });
+                worker.Pipeline.Reconfigure(new FirewallConfig { Rules = fresh, Shadow = old.Shadow, FailClosed = old.FailClosed, Generation = (int)RulesReloads + 1 });
             }
+            // Offloaded flows were accepted by the old rules: out of the kernel's sets, and what the
+            // old rules accepted but the manager has not taken yet is discarded. Flows the new rules
+            // accept are offloaded again by their next packet.
+            OffloadFirst(() => Offload!.RemoveAll((int)RulesReloads + 1), "reload");
             _rules = fresh;
             RulesReloads++;
             string sysctls = _rebuild is null ? "" : ReloadSysctlsLocked() is { } sysctlError ? $"; sysctls not re-read: {sysctlError}" : "; sysctls re-read";

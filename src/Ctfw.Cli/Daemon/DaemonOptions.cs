@@ -67,6 +67,18 @@ internal sealed record DaemonOptions(
     /// <summary><c>--metrics ADDR:PORT</c>: where Prometheus metrics are served (<c>/metrics</c>); null when off.</summary>
     public Metrics.MetricsEndpoint? MetricsEndpoint { get; init; }
 
+    /// <summary>The offload mark bit unless <c>--offload-mark</c> gives another.</summary>
+    public const uint DefaultOffloadMark = 0x4000_0000;
+
+    /// <summary><c>--offload established</c>: established flows go to the kernel's nftables sets (docs/OFFLOAD.md).</summary>
+    public bool Offload { get; init; }
+
+    /// <summary><c>--offload-mark</c>: the bit(s) the offload chain ORs into the mark of packets it lets past the queue.</summary>
+    public uint OffloadMark { get; init; } = DefaultOffloadMark;
+
+    /// <summary><c>--offload-delay</c>: how long a TCP flow must have been ESTABLISHED before it is offloaded (ms).</summary>
+    public long OffloadDelayMs { get; init; } = 100;
+
     /// <summary>Control socket path; null = <see cref="Control.ControlPaths.Default"/> for this pid.</summary>
     public string? ControlPath { get; init; }
 

@@ -9,6 +9,7 @@ using Ctfw.Linux;
 using Ctfw.Linux.Firewall;
 using Ctfw.Linux.Netlink;
 using Ctfw.Linux.Nfqueue;
+using Ctfw.Linux.Offload;
 using Ctfw.Packets;
 
 namespace Ctfw.Cli.Daemon;
@@ -105,6 +106,29 @@ internal sealed class FirewallDaemon : IDisposable
         {
             CollectExpired = _options.ResetOnExpiry,
         };
+        OffloadManager? offload = null;
+        if (_options.Offload)
+        {
+            // Before the queues: a kernel without what offload needs stops the start before anything is bound.
+            engine.EnableOffload(new OffloadPolicy { DelayMs = _options.OffloadDelayMs });
+            try
+            {
+                offload = new OffloadManager(engine, OffloadSets.Create(new OffloadSetsOptions
+                {
+                    Table = string.Create(CultureInfo.InvariantCulture, $"ctfw-{Environment.ProcessId}"),
+                    Hooks = _options.Install,
+                    Mark = _options.OffloadMark,
+                    TcpTimeout = TimeSpan.FromSeconds(_options.Settings.TcpTimeout(TcpState.Established)),
+                    UdpTimeout = TimeSpan.FromSeconds(_options.Settings.UdpTimeoutStream),
+                    // Two elements per flow; a set never holds more flows than the table.
+                    MaxElements = (uint)Math.Min(uint.MaxValue, 2L * Math.Max(1, _options.Settings.Max)),
+                }), _err);
+            }
+            catch (OffloadSetupException e)
+            {
+                return SetupFailure(e.Message);
+            }
+        }
         List<NfqueueSocket> sockets = [];
         IptablesInstaller? installer = null;
         RawIpSender? reject = null;
@@ -125,10 +149,12 @@ internal sealed class FirewallDaemon : IDisposable
         catch (ErrnoException e)
         {
             DisposeAll(sockets);
+            offload?.Dispose();
             return SetupFailure(e.Message);
         }
         catch (IOException e)
         {
+            offload?.Dispose();
             return SetupFailure($"--takeover: {e.Message}; the running ctfw goes on filtering");
         }
 
@@ -142,6 +168,7 @@ internal sealed class FirewallDaemon : IDisposable
             if (takeoverReport is null)
             {
                 takeover.Dispose();
+                offload?.Dispose();
                 return 1;
             }
         }
@@ -158,6 +185,7 @@ internal sealed class FirewallDaemon : IDisposable
             if (imported is null)
             {
                 DisposeAll(sockets);
+                offload?.Dispose();
                 return 1;
             }
         }
@@ -204,6 +232,7 @@ internal sealed class FirewallDaemon : IDisposable
                 Output = _output,
                 StalledAfterMs = _options.StalledAfterMs,
                 AdoptedFromKernel = imported?.Adopted,
+                Offload = offload,
             };
             _metricsSource.Inner = new DaemonMetricsSource(target);
             handover = new HandoverSource(engine, workers, _options, state, () => installer?.Tag, _err, _shutdown.Set);
@@ -243,6 +272,7 @@ internal sealed class FirewallDaemon : IDisposable
             }
             housekeeper = new Thread(() => Housekeep(engine, resetter)) { Name = "ctfw-housekeeper", IsBackground = true };
             housekeeper.Start();
+            offload?.Start();
             state?.Start();
             if (takeover is not null)
             {
@@ -337,6 +367,9 @@ internal sealed class FirewallDaemon : IDisposable
             control?.Dispose();
             _metrics?.Dispose();
             target?.Dispose(); // after the control server: no new event subscriber comes
+            // The offload table goes first: from now on every packet of an offloaded flow comes to the
+            // queue again, while the workers still judge them.
+            offload?.Dispose();
             bool handedOver = handover is { HandedOverTo: > 0 };
             // The way back to kernel filtering: the kernel gets ctfw's entries while ctfw still
             // judges every packet, so no packet meets the kernel's rules before its entry is there.

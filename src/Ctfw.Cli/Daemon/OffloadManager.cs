@@ -1,0 +1,438 @@
+using System.Diagnostics;
+using System.Globalization;
+using Ctfw.Conntrack;
+using Ctfw.Linux;
+using Ctfw.Linux.Nftables;
+using Ctfw.Linux.Offload;
+
+namespace Ctfw.Cli.Daemon;
+
+/// <summary>
+/// The offload manager (issue 15, docs/OFFLOAD.md): one thread, the only user of the nf_tables
+/// socket. Every few milliseconds it takes the workers' requests (flows to offload, offloaded flows
+/// that left ESTABLISHED) and applies them in one transaction; once a second (and before a listing)
+/// it dumps the sets and tells the engine what the kernel forwarded (<see cref="ConntrackEngine.ObserveOffloaded"/>),
+/// which keeps offloaded entries alive while the kernel forwards them and expires idle ones after
+/// their elements are gone. Control requests (flush, delete, reload) run on this thread too and are
+/// waited for, so their elements are out of the kernel before the entries die. Nothing here is on
+/// the packet path: workers only write their rings.
+/// </summary>
+internal sealed class OffloadManager : IDisposable
+{
+    private const int LoopMs = 5;
+    private const int ObserveIntervalMs = 1000;
+    private static readonly TimeSpan s_commandTimeout = TimeSpan.FromSeconds(10);
+
+    private readonly ConntrackEngine _engine;
+    private readonly EngineOffload _hub;
+    private readonly OffloadSets _sets;
+    private readonly TextWriter _err;
+    private readonly Dictionary<ConnTuple, Tracked> _flows = [];
+    private readonly Dictionary<(byte Protocol, NftFlowKey Key), (Tracked Flow, int Dir)> _byKey = [];
+    private readonly List<OffloadRequest> _requests = [];
+    private readonly List<Tracked> _adding = [];
+    private readonly List<Tracked> _removing = [];
+    private readonly List<ConnTuple> _addTuples = [];
+    private readonly List<ConnTuple> _removeTuples = [];
+    private readonly Queue<Command> _commands = new();
+    private readonly ManualResetEventSlim _wake = new();
+    private Thread? _thread;
+    private volatile bool _stop;
+    private int _minGeneration;
+    private long _nextObserveMs;
+    private long _lastErrorLogMs = long.MinValue;
+    private long _errorsSinceLog;
+
+    private sealed class Tracked(OffloadedFlow flow, NftFlowKey keyOriginal, NftFlowKey keyReply)
+    {
+        public OffloadedFlow Flow { get; } = flow;
+        public NftFlowKey KeyOriginal { get; } = keyOriginal;
+        public NftFlowKey KeyReply { get; } = keyReply;
+        public NftElementState? SeenOriginal;
+        public NftElementState? SeenReply;
+        public bool Removing;
+        public bool Idle;
+    }
+
+    private sealed class Command(Action<long> run)
+    {
+        public Action<long> Run { get; } = run;
+        public ManualResetEventSlim Done { get; } = new();
+    }
+
+    public OffloadManager(ConntrackEngine engine, OffloadSets sets, TextWriter err)
+    {
+        _engine = engine;
+        _hub = engine.Offload ?? throw new InvalidOperationException("offload is not enabled in the engine");
+        _sets = sets;
+        _err = err;
+    }
+
+    // Counters: written by the manager thread only (Volatile for whole 64-bit reads by `stats`).
+    private long _adds, _removes, _expired, _errors, _discarded, _packets, _bytes, _observations, _batches, _lastObserveUs, _flowCount;
+
+    public long Flows => Volatile.Read(ref _flowCount);
+    public long Adds => Volatile.Read(ref _adds);
+    public long Removes => Volatile.Read(ref _removes);
+    public long Expired => Volatile.Read(ref _expired);
+    public long Errors => Volatile.Read(ref _errors);
+    public long Discarded => Volatile.Read(ref _discarded);
+    public long Packets => Volatile.Read(ref _packets);
+    public long Bytes => Volatile.Read(ref _bytes);
+    public long Observations => Volatile.Read(ref _observations);
+    public long Batches => Volatile.Read(ref _batches);
+    public long LastObserveUs => Volatile.Read(ref _lastObserveUs);
+
+    public void Start()
+    {
+        _nextObserveMs = DaemonClock.NowMs() + ObserveIntervalMs;
+        _thread = new Thread(Loop) { Name = "ctfw-offload", IsBackground = true };
+        _thread.Start();
+    }
+
+    private void Loop()
+    {
+        while (!_stop)
+        {
+            _wake.Wait(LoopMs);
+            _wake.Reset();
+            try
+            {
+                long now = DaemonClock.NowMs();
+                RunCommands(now);
+                TakeRequests(now);
+                if (now - _nextObserveMs >= 0)
+                    Observe(now);
+            }
+            catch (Exception e) when (e is ErrnoException or InvalidOperationException or IOException)
+            {
+                // The socket broke or a batch could not be built: say so (rate-limited) and go on;
+                // what is offloaded stays offloaded and is observed again next time.
+                Failed(DaemonClock.NowMs(), $"offload: {e.Message}");
+            }
+        }
+    }
+
+    /// <summary>Runs <paramref name="action"/> on the manager thread and waits for it (control requests).</summary>
+    private bool Call(Action<long> action)
+    {
+        if (_thread is null || _stop)
+            return false;
+        var command = new Command(action);
+        lock (_commands)
+            _commands.Enqueue(command);
+        _wake.Set();
+        return command.Done.Wait(s_commandTimeout);
+    }
+
+    private void RunCommands(long now)
+    {
+        while (true)
+        {
+            Command? c;
+            lock (_commands)
+            {
+                if (!_commands.TryDequeue(out c))
+                    return;
+            }
+            try
+            {
+                c.Run(now);
+            }
+            finally
+            {
+                c.Done.Set();
+            }
+        }
+    }
+
+    /// <summary>
+    /// Takes every flow out of the kernel's sets and waits until it is done (flush, reload). Requests
+    /// that an older ruleset than <paramref name="minGeneration"/> accepted are discarded from then on.
+    /// </summary>
+    public bool RemoveAll(int minGeneration = int.MinValue) => Call(now =>
+    {
+        if (minGeneration > _minGeneration)
+            _minGeneration = minGeneration;
+        TakeRequests(now); // what is queued now was accepted before: handled (or discarded) first
+        RemoveFlows([.. _flows.Values], now);
+    });
+
+    /// <summary>Takes the flows whose ORIGINAL tuple <paramref name="match"/> accepts out of the sets and waits (conntrack -D).</summary>
+    public bool Remove(Func<ConnTuple, bool> match) => Call(now =>
+    {
+        TakeRequests(now);
+        RemoveFlows([.. _flows.Values.Where(t => match(t.Flow.Orig))], now);
+    });
+
+    /// <summary>Reads the counters now (before a listing), so `conntrack -L` shows what the kernel forwarded until now.</summary>
+    public bool Sync() => Call(Observe);
+
+    private void TakeRequests(long now)
+    {
+        _requests.Clear();
+        _hub.Drain(_requests);
+        if (_requests.Count == 0)
+            return;
+        _adding.Clear();
+        _removing.Clear();
+        foreach (OffloadRequest r in _requests)
+        {
+            if (r.Kind == OffloadRequestKind.Add)
+            {
+                if (r.Generation < _minGeneration)
+                {
+                    _engine.AbandonOffload(r.Entry, r.Orig);
+                    _discarded++;
+                    continue;
+                }
+                if (_flows.ContainsKey(r.Orig) || _adding.Exists(t => t.Flow.Orig == r.Orig))
+                    continue;
+                var flow = new OffloadedFlow(r.Entry, r.Orig, now);
+                if (!_engine.BeginOffload(flow, now))
+                    continue;
+                (NftFlowKey o, NftFlowKey rep) = OffloadSets.KeysOf(r.Orig);
+                _adding.Add(new Tracked(flow, o, rep));
+            }
+            else if (_flows.TryGetValue(r.Orig, out Tracked? t) && t.Flow.Entry == r.Entry && !t.Removing)
+            {
+                t.Removing = true;
+                _removing.Add(t);
+            }
+            else
+            {
+                int pending = _adding.FindIndex(a => a.Flow.Orig == r.Orig);
+                if (pending >= 0)
+                {
+                    // Nominated and ended within one turn: never goes in.
+                    _engine.AbandonOffload(_adding[pending].Flow.Entry, r.Orig);
+                    _adding.RemoveAt(pending);
+                }
+            }
+        }
+        Commit(now);
+    }
+
+    /// <summary>Applies <see cref="_adding"/> and <see cref="_removing"/> in one transaction (falling back to smaller ones on an error).</summary>
+    private void Commit(long now)
+    {
+        if (_adding.Count == 0 && _removing.Count == 0)
+            return;
+        int limit = _sets.MaxElementsPerBatch;
+        if (_adding.Count + _removing.Count <= limit && Apply(_adding, _removing, now))
+        {
+            foreach (Tracked t in _adding)
+                Added(t);
+            foreach (Tracked t in _removing)
+                Finish(t, now);
+            return;
+        }
+        // Too many for one transaction, or the kernel refused it (all or nothing): removals first,
+        // in chunks, then each add on its own so one bad flow costs only itself.
+        for (int i = 0; i < _removing.Count; i += limit)
+        {
+            List<Tracked> chunk = _removing.GetRange(i, Math.Min(limit, _removing.Count - i));
+            if (Apply([], chunk, now))
+            {
+                foreach (Tracked t in chunk)
+                    Finish(t, now);
+            }
+            else
+            {
+                foreach (Tracked t in chunk)
+                    t.Removing = false; // retried by the next observation
+            }
+        }
+        foreach (Tracked t in _adding)
+        {
+            if (Apply([t], [], now))
+                Added(t);
+            else
+                _engine.AbandonOffload(t.Flow.Entry, t.Flow.Orig);
+        }
+    }
+
+    private bool Apply(List<Tracked> add, List<Tracked> remove, long now)
+    {
+        _addTuples.Clear();
+        _removeTuples.Clear();
+        foreach (Tracked t in add)
+            _addTuples.Add(t.Flow.Orig);
+        foreach (Tracked t in remove)
+            _removeTuples.Add(t.Flow.Orig);
+        NftBatchResult r = _sets.Apply(_addTuples, _removeTuples);
+        Volatile.Write(ref _batches, _batches + 1);
+        if (r.Committed)
+            return true;
+        Failed(now, $"offload: {r.Message}");
+        return false;
+    }
+
+    private void Added(Tracked t)
+    {
+        _flows[t.Flow.Orig] = t;
+        _byKey[(t.Flow.Orig.Protocol, t.KeyOriginal)] = (t, 0);
+        _byKey[(t.Flow.Orig.Protocol, t.KeyReply)] = (t, 1);
+        Volatile.Write(ref _adds, _adds + 1);
+        Volatile.Write(ref _flowCount, _flows.Count);
+    }
+
+    /// <summary>The flow's elements are gone: forget it, and give the engine back its entry.</summary>
+    private void Finish(Tracked t, long now)
+    {
+        _flows.Remove(t.Flow.Orig);
+        _byKey.Remove((t.Flow.Orig.Protocol, t.KeyOriginal));
+        _byKey.Remove((t.Flow.Orig.Protocol, t.KeyReply));
+        _engine.EndOffload(t.Flow);
+        Volatile.Write(ref _removes, _removes + 1);
+        if (t.Idle)
+            Volatile.Write(ref _expired, _expired + 1);
+        Volatile.Write(ref _flowCount, _flows.Count);
+        _ = now;
+    }
+
+    private void RemoveFlows(List<Tracked> flows, long now)
+    {
+        _adding.Clear();
+        _removing.Clear();
+        foreach (Tracked t in flows)
+        {
+            t.Removing = true;
+            _removing.Add(t);
+        }
+        Commit(now);
+    }
+
+    /// <summary>
+    /// Dumps the four sets and hands each flow's counters and the kernel's last packet to the engine;
+    /// flows that ended or went idle are taken out.
+    /// </summary>
+    private void Observe(long now)
+    {
+        var clock = Stopwatch.StartNew();
+        foreach (Tracked t in _flows.Values)
+            t.SeenOriginal = t.SeenReply = null;
+        foreach ((NftFlowSet set, NftSetDumpResult dump) in _sets.DumpAll())
+        {
+            if (dump.Error != Errno.None)
+            {
+                Failed(now, $"offload: dumping set {set.Name}: {ErrnoException.Describe(dump.Error)}");
+                _nextObserveMs = now + ObserveIntervalMs;
+                return; // nothing is concluded from a partial view
+            }
+            byte protocol = set.Name.StartsWith("tcp", StringComparison.Ordinal) ? Ctfw.Packets.IpProto.Tcp : Ctfw.Packets.IpProto.Udp;
+            foreach (NftElementState e in dump.Elements)
+            {
+                if (!_byKey.TryGetValue((protocol, e.Key), out (Tracked Flow, int Dir) hit))
+                    continue;
+                if (hit.Dir == 0)
+                    hit.Flow.SeenOriginal = e;
+                else
+                    hit.Flow.SeenReply = e;
+            }
+        }
+        long dumpedAt = DaemonClock.NowMs();
+        long hold = dumpedAt + (3 * ObserveIntervalMs) + (2 * clock.ElapsedMilliseconds);
+        _removing.Clear();
+        _adding.Clear();
+        foreach (Tracked t in _flows.Values)
+        {
+            if (t.Removing)
+            {
+                _removing.Add(t); // a removal that failed before: again
+                continue;
+            }
+            long before = t.Flow.Packets0 + t.Flow.Packets1;
+            long bytesBefore = t.Flow.Bytes0 + t.Flow.Bytes1;
+            long timeoutMs = (long)_sets.SetOf(t.Flow.Orig.Protocol, t.Flow.Orig.IsV6).DefaultTimeout.TotalMilliseconds;
+            long last = long.MinValue;
+            (long p0, long b0) = Halved(t.SeenOriginal, dumpedAt, timeoutMs, ref last);
+            (long p1, long b1) = Halved(t.SeenReply, dumpedAt, timeoutMs, ref last);
+            OffloadObservation o;
+            if (t.SeenOriginal is null && t.SeenReply is null)
+                o = OffloadObservation.Ended; // both elements timed out in the kernel (or were removed by someone else)
+            else
+                o = _engine.ObserveOffloaded(t.Flow, p0, b0, p1, b1, last, hold, dumpedAt);
+            _packets += (t.Flow.Packets0 + t.Flow.Packets1) - before;
+            _bytes += (t.Flow.Bytes0 + t.Flow.Bytes1) - bytesBefore;
+            if (o != OffloadObservation.Alive)
+            {
+                t.Idle = o == OffloadObservation.Idle;
+                t.Removing = true;
+                _removing.Add(t);
+            }
+        }
+        Volatile.Write(ref _packets, _packets);
+        Volatile.Write(ref _bytes, _bytes);
+        Commit(now);
+        Volatile.Write(ref _observations, _observations + 1);
+        Volatile.Write(ref _lastObserveUs, (long)clock.Elapsed.TotalMicroseconds);
+        // A large table makes the dump slow: observe less often rather than spend the CPU on it.
+        _nextObserveMs = now + Math.Max(ObserveIntervalMs, 4 * clock.ElapsedMilliseconds);
+    }
+
+    /// <summary>
+    /// An element's counters, halved (the bypass rule's lookup and its update both run the element's
+    /// counter: NftablesLiveTests), and the time of the kernel's last packet: the set's timeout minus
+    /// the time left, before <paramref name="now"/>.
+    /// </summary>
+    private static (long Packets, long Bytes) Halved(NftElementState? element, long now, long timeoutMs, ref long last)
+    {
+        if (element is not { } e)
+            return (0, 0);
+        long at = now - (timeoutMs - (long)e.Expiration.TotalMilliseconds);
+        if (at > last)
+            last = at;
+        return e.HasCounter ? ((long)(e.Packets / 2), (long)(e.Bytes / 2)) : (0, 0);
+    }
+
+    private void Failed(long now, string message)
+    {
+        Volatile.Write(ref _errors, _errors + 1);
+        _errorsSinceLog++;
+        if (now - _lastErrorLogMs < 10_000)
+            return;
+        string more = _errorsSinceLog > 1 ? string.Create(CultureInfo.InvariantCulture, $" ({_errorsSinceLog - 1} more errors since the last report)") : "";
+        _err.WriteLine($"ctfw: WARNING: {message}{more}");
+        _lastErrorLogMs = now;
+        _errorsSinceLog = 0;
+    }
+
+    /// <summary>
+    /// Stops the thread and deletes the table (everything the kernel forwarded past ctfw goes through
+    /// the queue again), then gives every offloaded entry its true deadline back.
+    /// </summary>
+    public void Stop()
+    {
+        if (_stop)
+            return;
+        _stop = true;
+        _wake.Set();
+        _thread?.Join();
+        try
+        {
+            NftBatchResult r = _sets.Remove();
+            if (!r.Committed)
+                _err.WriteLine($"ctfw: removing the offload table failed: {r.Message} (it goes when this process exits)");
+        }
+        catch (ErrnoException e)
+        {
+            _err.WriteLine($"ctfw: removing the offload table failed: {e.Message} (it goes when this process exits)");
+        }
+        long now = DaemonClock.NowMs();
+        foreach (Tracked t in _flows.Values.ToList())
+            Finish(t, now);
+        lock (_commands)
+        {
+            while (_commands.TryDequeue(out Command? c))
+                c.Done.Set();
+        }
+    }
+
+    public void Dispose()
+    {
+        Stop();
+        _sets.Dispose();
+        _wake.Dispose();
+    }
+}

@@ -1,0 +1,227 @@
+using Ctfw.Conntrack;
+using Ctfw.Linux.Firewall;
+using Ctfw.Linux.Nftables;
+using Ctfw.Packets;
+
+namespace Ctfw.Linux.Offload;
+
+/// <summary>What <see cref="OffloadSets.Create"/> puts into the kernel.</summary>
+public sealed record OffloadSetsOptions
+{
+    /// <summary>The inet table, one per run (it carries the pid): a hand-over's two processes never share one.</summary>
+    public required string Table { get; init; }
+
+    /// <summary>The hooks ctfw's NFQUEUE jumps are on; a marking chain goes on each.</summary>
+    public required IReadOnlyList<IptablesHook> Hooks { get; init; }
+
+    /// <summary>The bit(s) ORed into the mark of a packet of an offloaded flow (what the iptables rule accepts).</summary>
+    public required uint Mark { get; init; }
+
+    /// <summary>The TCP sets' timeout: an element lives this long after the last packet the kernel forwarded.</summary>
+    public required TimeSpan TcpTimeout { get; init; }
+
+    /// <summary>The UDP sets' timeout.</summary>
+    public required TimeSpan UdpTimeout { get; init; }
+
+    /// <summary>Elements each set takes (two per flow).</summary>
+    public required uint MaxElements { get; init; }
+
+    /// <summary>Priority of the marking chains: before the filter table (0), where ctfw's jumps are.</summary>
+    public int Priority { get; init; } = -1;
+}
+
+/// <summary>
+/// The kernel's side of offload (docs/OFFLOAD.md): an inet table owned by this process's nf_tables
+/// socket (NFT_TABLE_F_OWNER: the kernel deletes it when the socket closes, so a crash leaves
+/// nothing behind), four flow sets (TCP and UDP × IPv4 and IPv6: the key has no protocol field),
+/// and on each of ctfw's hooks a chain whose rules mark packets of flows in the sets (TCP only
+/// without SYN, FIN and RST) and refresh their element's timeout. One thread at a time (the offload
+/// manager's); setup path and the manager's batches only, never the packet path.
+/// </summary>
+public sealed class OffloadSets : IDisposable
+{
+    private readonly NftablesSocket _socket;
+    private readonly NftBatch _batch;
+    private readonly NftFlowSet[] _sets; // tcp4, tcp6, udp4, udp6
+    private bool _disposed;
+
+    private OffloadSets(OffloadSetsOptions options, NftablesSocket socket, NftFlowSet[] sets)
+    {
+        Options = options;
+        _socket = socket;
+        _sets = sets;
+        _batch = socket.CreateBatch();
+    }
+
+    public OffloadSetsOptions Options { get; }
+
+    public IReadOnlyList<NftFlowSet> Sets => _sets;
+
+    /// <summary>Elements one batch of <see cref="Apply"/> can carry at most.</summary>
+    public int MaxElementsPerBatch => (_socket.Options.MaxOperations - 8) * NftBatch.DefaultElementsPerMessage / 2;
+
+    /// <summary>
+    /// Opens the socket and creates table, sets, chains and rules in one batch (the table of a dead run
+    /// with the same name is deleted first). Throws <see cref="OffloadSetupException"/> with a message
+    /// that says what failed.
+    /// </summary>
+    public static OffloadSets Create(OffloadSetsOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        if (options.Mark == 0)
+            throw new OffloadSetupException("--offload-mark: the mark must have at least one bit set");
+        if (options.Hooks.Count == 0)
+            throw new OffloadSetupException("--offload needs the hooks of --install");
+        NftablesSocket socket;
+        try
+        {
+            socket = NftablesSocket.Open();
+        }
+        catch (ErrnoException e)
+        {
+            throw new OffloadSetupException($"--offload: cannot open an nf_tables socket: {e.Message}");
+        }
+        var sets = new NftFlowSet[4];
+        int i = 0;
+        foreach (byte protocol in (ReadOnlySpan<byte>)[IpProto.Tcp, IpProto.Udp])
+        {
+            foreach (bool v6 in (ReadOnlySpan<bool>)[false, true])
+            {
+                string name = (protocol == IpProto.Tcp ? "tcp" : "udp") + (v6 ? "6" : "4");
+                sets[i++] = new NftFlowSet(options.Table, name, v6, protocol == IpProto.Tcp ? options.TcpTimeout : options.UdpTimeout)
+                {
+                    MaxElements = options.MaxElements,
+                };
+            }
+        }
+        var result = new OffloadSets(options, socket, sets);
+        try
+        {
+            result.Install();
+            return result;
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+    }
+
+    private void Install()
+    {
+        NftBatch b = _batch;
+        b.Clear();
+        b.DeleteTable(Options.Table, idempotent: true);
+        b.AddTable(Options.Table);
+        foreach (NftFlowSet set in _sets)
+            b.AddSet(set);
+        foreach (IptablesHook hook in Options.Hooks)
+        {
+            string chain = ChainName(hook);
+            b.AddBaseChain(Options.Table, chain, HookNumber(hook), Options.Priority);
+            foreach (NftFlowSet set in _sets)
+                b.AddFlowRule(set, chain, set.Name.StartsWith("tcp", StringComparison.Ordinal) ? IpProto.Tcp : IpProto.Udp, refresh: true, Options.Mark);
+        }
+        NftBatchResult r = _socket.Commit(b);
+        if (!r.Committed)
+            throw new OffloadSetupException($"--offload: creating nftables table inet {Options.Table} failed: {r.Message}");
+    }
+
+    public static string ChainName(IptablesHook hook) => hook switch
+    {
+        IptablesHook.Input => "input",
+        IptablesHook.Output => "output",
+        _ => "forward",
+    };
+
+    private static uint HookNumber(IptablesHook hook) => hook switch
+    {
+        IptablesHook.Input => Nftables.Nftables.HookInput,
+        IptablesHook.Output => Nftables.Nftables.HookOutput,
+        _ => Nftables.Nftables.HookForward,
+    };
+
+    /// <summary>The set a flow of <paramref name="protocol"/> goes into.</summary>
+    public NftFlowSet SetOf(byte protocol, bool v6) => _sets[(protocol == IpProto.Tcp ? 0 : 2) + (v6 ? 1 : 0)];
+
+    /// <summary>Both keys of a flow (ORIGINAL and REPLY direction), for <see cref="Apply"/>.</summary>
+    public static (NftFlowKey Original, NftFlowKey Reply) KeysOf(in ConnTuple orig)
+    {
+        orig.TryInvert(out ConnTuple reply);
+        return (NftFlowKey.FromTuple(orig), NftFlowKey.FromTuple(reply));
+    }
+
+    private readonly List<NftElement>[] _adds = [[], [], [], []];
+    private readonly List<NftFlowKey>[] _removes = [[], [], [], []];
+
+    /// <summary>
+    /// One transaction: removes the elements of <paramref name="remove"/> (DESTROY: already gone is no
+    /// error) and adds both elements of each flow of <paramref name="add"/> with the set's timeout. The
+    /// kernel applies it all or nothing.
+    /// </summary>
+    public NftBatchResult Apply(IReadOnlyList<ConnTuple> add, IReadOnlyList<ConnTuple> remove)
+    {
+        ArgumentNullException.ThrowIfNull(add);
+        ArgumentNullException.ThrowIfNull(remove);
+        for (int s = 0; s < 4; s++)
+        {
+            _adds[s].Clear();
+            _removes[s].Clear();
+        }
+        foreach (ConnTuple t in remove)
+        {
+            (NftFlowKey o, NftFlowKey r) = KeysOf(t);
+            List<NftFlowKey> list = _removes[Index(t)];
+            list.Add(o);
+            list.Add(r);
+        }
+        foreach (ConnTuple t in add)
+        {
+            (NftFlowKey o, NftFlowKey r) = KeysOf(t);
+            List<NftElement> list = _adds[Index(t)];
+            list.Add(new NftElement(o));
+            list.Add(new NftElement(r));
+        }
+        NftBatch b = _batch;
+        b.Clear();
+        for (int s = 0; s < 4; s++)
+        {
+            if (_removes[s].Count > 0 && b.DeleteElements(_sets[s], System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_removes[s])) != _removes[s].Count)
+                throw new InvalidOperationException("offload batch too large (removes)");
+        }
+        for (int s = 0; s < 4; s++)
+        {
+            if (_adds[s].Count > 0 && b.AddElements(_sets[s], System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_adds[s])) != _adds[s].Count)
+                throw new InvalidOperationException("offload batch too large (adds)");
+        }
+        return _socket.Commit(b);
+    }
+
+    private static int Index(in ConnTuple t) => (t.Protocol == IpProto.Tcp ? 0 : 2) + (t.IsV6 ? 1 : 0);
+
+    /// <summary>Every element of every set (four dumps).</summary>
+    public IEnumerable<(NftFlowSet Set, NftSetDumpResult Dump)> DumpAll()
+    {
+        foreach (NftFlowSet set in _sets)
+            yield return (set, _socket.DumpElements(set));
+    }
+
+    /// <summary>Deletes the table (and with it sets, chains and elements): the kernel forwards nothing past ctfw any more.</summary>
+    public NftBatchResult Remove()
+    {
+        _batch.Clear();
+        _batch.DeleteTable(Options.Table, idempotent: true);
+        return _socket.Commit(_batch);
+    }
+
+    public void Dispose()
+    {
+        if (_disposed)
+            return;
+        _disposed = true;
+        _socket.Dispose();
+    }
+}
+
+/// <summary>A setup failure of offload, with a message for the operator.</summary>
+public sealed class OffloadSetupException(string message) : Exception(message);
