@@ -236,12 +236,12 @@ public sealed partial class ConntrackEngine
                 flow.LastKernelPacketMs = lastKernelPacketMs;
 
             long truth = TrueDeadline(flow);
-            if (truth - now <= 0)
-                return OffloadObservation.Idle;
+            // Held past its true deadline even when idle: the entry must outlive its elements, which
+            // the manager removes next; EndOffload then puts the true (past) deadline back.
             long deadline = Math.Max(truth, holdUntil);
             Volatile.Write(ref e.Deadline, deadline); // whole store for the lock-free readers
             flow.WrittenDeadline = deadline;
-            return OffloadObservation.Alive;
+            return truth - now <= 0 ? OffloadObservation.Idle : OffloadObservation.Alive;
         }
         finally
         {

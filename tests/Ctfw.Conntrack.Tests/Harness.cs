@@ -19,9 +19,11 @@ internal sealed class Harness : IDisposable
     public ushort ClientPort = 40000;
     public ushort ServerPort = 80;
 
-    public Harness(ConntrackSettings? settings = null, bool v6 = false, RescueOptions? rescue = null)
+    public Harness(ConntrackSettings? settings = null, bool v6 = false, RescueOptions? rescue = null, OffloadPolicy? offload = null)
     {
         Engine = new ConntrackEngine(settings ?? new ConntrackSettings(), Now, hashSeed: 42, rescue: rescue);
+        if (offload != null)
+            Engine.EnableOffload(offload);
         Worker = Engine.CreateWorker();
         V6 = v6;
     }

@@ -21,10 +21,13 @@ internal sealed class Gateway : IDisposable
 
     private readonly StringBuilder _log = new();
 
-    public Gateway(string? rules, ConntrackSettings? settings = null, bool failClosed = false, ShadowMode? shadow = null)
+    public Gateway(string? rules, ConntrackSettings? settings = null, bool failClosed = false, ShadowMode? shadow = null, OffloadPolicy? offload = null, int generation = 0)
     {
         Engine = new ConntrackEngine(settings ?? new ConntrackSettings(), Now, hashSeed: 7);
-        Pipeline = new FirewallPipeline(Engine.CreateWorker(), Config(rules, failClosed, shadow), new FirewallEnvironment
+        if (offload != null)
+            Engine.EnableOffload(offload);
+        FirewallConfig config = Config(rules, failClosed, shadow);
+        Pipeline = new FirewallPipeline(Engine.CreateWorker(), new FirewallConfig { Rules = config.Rules, FailClosed = failClosed, Shadow = shadow, Generation = generation }, new FirewallEnvironment
         {
             Interfaces = new FixedInterfaceNames((Lan, "lan0"), (Wan, "wan0")),
             Log = new LogSink(Lines),
