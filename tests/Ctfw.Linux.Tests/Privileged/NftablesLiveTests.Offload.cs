@@ -61,6 +61,18 @@ public sealed partial class NftablesLiveTests
             foreign.Clear();
             foreign.AddTable("ctfw", owner: true);
             Assert.True(Commit(other, foreign).Committed);
+
+            // An unowned table of that name (e.g. left by `nft -f`) cannot be made owned (EOPNOTSUPP),
+            // but replaced in one transaction: destroy, then create owned.
+            Tool.RunIn(lab.B, "nft", "add", "table", "inet", "left");
+            foreign.Clear();
+            foreign.AddTable("left", owner: true);
+            Assert.Equal(Errno.EOPNOTSUPP, Assert.Single(Commit(other, foreign).Errors).Error);
+            foreign.Clear();
+            foreign.DeleteTable("left");
+            foreign.AddTable("left", owner: true);
+            Assert.True(Commit(other, foreign).Committed);
+            Assert.Contains("flags owner", Tool.RunIn(lab.B, "nft", "list", "table", "inet", "left"), StringComparison.Ordinal);
         }
         finally
         {
