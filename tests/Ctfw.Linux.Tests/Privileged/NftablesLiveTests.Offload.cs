@@ -130,7 +130,7 @@ public sealed partial class NftablesLiveTests
         NftFlowKey gone1 = Key("10.8.0.1", "10.8.0.2", 1, 2), gone2 = Key("10.8.0.1", "10.8.0.2", 3, 4);
         NftFlowKey v6 = Key("fd00::1", "fd00::2", 40000, 443);
         var noSet = new NftFlowSet("ctfw", "nosuch", isV6: false, TimeSpan.FromSeconds(5));
-        (NftGetElementsResult mixed, NftGetElementsResult all, NftGetElementsResult six, NftGetElementsResult none) = InB(lab, () =>
+        (NftGetElementsResult mixed, NftGetElementsResult all, NftGetElementsResult six, NftGetElementsResult none, NftGetElementsResult absent) = InB(lab, () =>
         {
             using NftablesSocket nft = NftablesSocket.Open();
             NftBatch batch = nft.CreateBatch();
@@ -146,10 +146,12 @@ public sealed partial class NftablesLiveTests
             NftGetElementsResult a = nft.GetElements(Set4, keys);
             NftGetElementsResult b = nft.GetElements(Set4, [.. present.Select(e => e.Key)]);
             NftGetElementsResult c = nft.GetElements(Set6, [v6]);
-            return (a, b, c, nft.GetElements(noSet, [gone1, gone2]));
+            NftGetElementsResult d = nft.GetElements(noSet, [gone1, gone2]);
+            // The worst case: no key present, one request per key.
+            return (a, b, c, d, nft.GetElements(Set4, [.. Many(500, firstPort: 20_000).Select(e => e.Key)]));
         });
 
-        foreach (NftGetElementsResult r in (NftGetElementsResult[])[mixed, all, six, none])
+        foreach (NftGetElementsResult r in (NftGetElementsResult[])[mixed, all, six, none, absent])
             output.WriteLine($"{r.Found.Count} found, {r.Missing.Count} missing, error {r.Error}, {r.Requests} requests, {r.Elapsed.TotalMilliseconds:0.0} ms");
         Assert.Equal(Errno.None, mixed.Error);
         Assert.Equal([present[0].Key, present[1].Key, present[2].Key], mixed.Found.Select(e => e.Key));
@@ -167,6 +169,7 @@ public sealed partial class NftablesLiveTests
         Assert.Equal((v6, TimeSpan.FromSeconds(90)), (got6.Key, got6.Timeout));
 
         Assert.Equal((Errno.ENOENT, 0, 0), (none.Error, none.Found.Count, none.Missing.Count)); // the set, not the keys
+        Assert.Equal((Errno.None, 0, 500, 500), (absent.Error, absent.Found.Count, absent.Missing.Count, absent.Requests));
     }
 
     [Fact]
