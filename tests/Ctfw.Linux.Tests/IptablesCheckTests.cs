@@ -137,7 +137,7 @@ public sealed class IptablesCheckTests
     }
 
     [Fact]
-    public void Check_ShadowMarksPartlyDeleted_AppendsTheMissingOnesComparedInPrintedForm()
+    public void Check_ShadowMarksPartlyDeleted_MissingOnePutBackAtItsPlaceComparedInPrintedForm()
     {
         var fake = new FakeIptables();
         var options = new IptablesOptions { Ipv6 = false, Hooks = [IptablesHook.Forward], ShadowMark = new KernelStateMark(KernelStateMark.DefaultShift) };
@@ -152,7 +152,55 @@ public sealed class IptablesCheckTests
 
         Assert.Equal(IptablesCheckOutcome.Repaired, result.Outcome);
         Assert.Single(result.Problems);
-        Assert.Equal(lost, marks[^1]);
+        Assert.Equal(lost, marks[2]); // inserted where it was (-I CTFW 3), not appended
+        Assert.Contains(" -I CTFW 3 ", fake.Commands[^1], StringComparison.Ordinal);
+        Assert.Equal(IptablesCheckOutcome.Intact, installer.Check(repair: true).Outcome);
+    }
+
+    private static readonly IptablesOptions Offload = new() { Hooks = [IptablesHook.Forward], OffloadMark = 0x00800000 };
+
+    [Fact]
+    public void Check_OffloadAccept_ComparedInPrintedForm_PutBackAboveTheQueueRuleWhenDeleted()
+    {
+        var fake = new FakeIptables();
+        IptablesInstaller installer = Installed(fake, Offload);
+        List<string> chain = fake.Table("ip6tables", "filter")["CTFW"];
+        // iptables prints 0x00800000/0x00800000 as 0x800000/0x800000: still intact.
+        Assert.Equal("-A CTFW -m mark --mark 0x800000/0x800000 -m comment --comment \"ctfw:1:1\" -j ACCEPT", chain[0]);
+        Assert.Equal(IptablesCheckOutcome.Intact, installer.Check(repair: true).Outcome);
+        string accept = chain[0], queue = chain[1];
+        chain.RemoveAt(0); // ip6tables -D CTFW 1: every packet is queued again
+
+        IptablesCheckResult result = installer.Check(repair: true);
+
+        Assert.Equal(IptablesCheckOutcome.Repaired, result.Outcome);
+        Assert.Equal(["ip6tables -t filter -A CTFW -m mark --mark 0x00800000/0x00800000 -m comment --comment ctfw:1:1 -j ACCEPT: missing"], result.Problems);
+        Assert.Equal("ip6tables -w 2 -t filter -I CTFW 1 -m mark --mark 0x00800000/0x00800000 -m comment --comment ctfw:1:1 -j ACCEPT", fake.Commands[^1]);
+        Assert.Equal([accept, queue], chain);
+        Assert.Equal(IptablesCheckOutcome.Intact, installer.Check(repair: true).Outcome);
+    }
+
+    [Fact]
+    public void Check_OffloadChainFlushedOrQueueRuleDeleted_AppendedInInstallOrder()
+    {
+        var fake = new FakeIptables();
+        IptablesInstaller installer = Installed(fake, Offload);
+        List<string> chain = fake.Table("iptables", "filter")["CTFW"];
+        List<string> installed = [.. chain];
+        chain.Clear();
+        fake.Table("ip6tables", "filter")["CTFW"].RemoveAt(1); // the queue rule only
+
+        IptablesCheckResult result = installer.Check(repair: true);
+
+        Assert.Equal(IptablesCheckOutcome.Repaired, result.Outcome);
+        Assert.Equal(
+            [
+                "iptables -w 2 -t filter -A CTFW -m mark --mark 0x00800000/0x00800000 -m comment --comment ctfw:1:1 -j ACCEPT",
+                "iptables -w 2 -t filter -A CTFW -m comment --comment ctfw:1:1 -j NFQUEUE --queue-num 0 --queue-bypass",
+                "ip6tables -w 2 -t filter -A CTFW -m comment --comment ctfw:1:1 -j NFQUEUE --queue-num 0 --queue-bypass",
+            ],
+            fake.Commands.Skip(2));
+        Assert.Equal(installed, chain);
         Assert.Equal(IptablesCheckOutcome.Intact, installer.Check(repair: true).Outcome);
     }
 

@@ -291,6 +291,86 @@ public sealed class IptablesInstallerTests
             installer.TakenOver);
     }
 
+    [Fact]
+    public void Install_OffloadMark_AcceptOfMarkedPacketsBeforeTheQueueRule_BothFamilies_RemovedInReverse()
+    {
+        var runner = new FakeRunner();
+
+        IptablesInstaller installer = IptablesInstaller.Install(
+            new IptablesOptions { QueueFirst = 1, Hooks = [IptablesHook.Forward], Match = ["-p", "tcp"], OffloadMark = 0x40000000 }, runner, Tag);
+
+        string[] expected =
+        [
+            "iptables -w -t filter -S",
+            "iptables -w -t mangle -S",
+            "ip6tables -w -t filter -S",
+            "ip6tables -w -t mangle -S",
+            "iptables -w -t filter -N CTFW",
+            "iptables -w -t filter -A CTFW -p tcp -m mark --mark 0x40000000/0x40000000 -m comment --comment ctfw:1:1 -j ACCEPT",
+            "iptables -w -t filter -A CTFW -p tcp -m comment --comment ctfw:1:1 -j NFQUEUE --queue-num 1 --queue-bypass",
+            "iptables -w -t filter -I FORWARD 1 -m comment --comment ctfw:1:1 -j CTFW",
+            "ip6tables -w -t filter -N CTFW",
+            "ip6tables -w -t filter -A CTFW -p tcp -m mark --mark 0x40000000/0x40000000 -m comment --comment ctfw:1:1 -j ACCEPT",
+            "ip6tables -w -t filter -A CTFW -p tcp -m comment --comment ctfw:1:1 -j NFQUEUE --queue-num 1 --queue-bypass",
+            "ip6tables -w -t filter -I FORWARD 1 -m comment --comment ctfw:1:1 -j CTFW",
+        ];
+        Assert.Equal(expected, runner.Commands);
+
+        runner.Commands.Clear();
+        Assert.Empty(installer.Remove());
+        Assert.Equal(
+            [
+                "ip6tables -w -t filter -D FORWARD -m comment --comment ctfw:1:1 -j CTFW",
+                "ip6tables -w -t filter -D CTFW -p tcp -m comment --comment ctfw:1:1 -j NFQUEUE --queue-num 1 --queue-bypass",
+                "ip6tables -w -t filter -D CTFW -p tcp -m mark --mark 0x40000000/0x40000000 -m comment --comment ctfw:1:1 -j ACCEPT",
+                "iptables -w -t filter -D FORWARD -m comment --comment ctfw:1:1 -j CTFW",
+                "iptables -w -t filter -D CTFW -p tcp -m comment --comment ctfw:1:1 -j NFQUEUE --queue-num 1 --queue-bypass",
+                "iptables -w -t filter -D CTFW -p tcp -m mark --mark 0x40000000/0x40000000 -m comment --comment ctfw:1:1 -j ACCEPT",
+                "ip6tables -w -t filter -X CTFW",
+                "iptables -w -t filter -X CTFW",
+            ],
+            runner.Commands);
+    }
+
+    [Theory]
+    [InlineData(0u, null, "at least one bit")]
+    [InlineData(0x01000000u, KernelStateMark.DefaultShift, "overlaps the shadow-mode mark bits 0x0f000000 (bits 0x01000000)")]
+    [InlineData(0x00000030u, 4, "overlaps the shadow-mode mark bits 0x000000f0 (bits 0x00000030)")]
+    public void Options_OffloadMark_ZeroOrOverlappingTheShadowMark_RejectedBeforeAnyCommand(uint mark, int? shift, string message)
+    {
+        var runner = new FakeRunner();
+        var options = new IptablesOptions { OffloadMark = mark, ShadowMark = shift is int s ? new KernelStateMark(s) : null };
+
+        var e = Assert.Throws<ArgumentException>(() => IptablesInstaller.Install(options, runner, Tag));
+
+        Assert.Contains(message, e.Message, StringComparison.Ordinal);
+        Assert.Empty(runner.Commands);
+        // Clear of the shadow bits it is fine.
+        IptablesInstaller.Install(new IptablesOptions { Ipv6 = false, OffloadMark = 0x40000000, ShadowMark = new KernelStateMark(KernelStateMark.DefaultShift) }, runner, Tag);
+        Assert.Contains(runner.Commands, c => c.Contains("--mark 0x40000000/0x40000000", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Install_OffloadAcceptLeftByADeadRun_IsDeletedLikeItsOtherRules_EvenWithoutOffload()
+    {
+        var runner = new FakeRunner();
+        runner.ListOutput["iptables"] = Head +
+            "-N CTFW\n" +
+            "-A INPUT -m comment --comment \"ctfw:999999999:5\" -j CTFW\n" +
+            "-A CTFW -m mark --mark 0x40000000/0x40000000 -m comment --comment \"ctfw:999999999:5\" -j ACCEPT\n" +
+            "-A CTFW -m comment --comment \"ctfw:999999999:5\" -j NFQUEUE --queue-num 0 --queue-bypass\n";
+
+        IptablesInstaller installer = IptablesInstaller.Install(new IptablesOptions { Ipv6 = false, Hooks = [IptablesHook.Input] }, runner, Tag);
+
+        Assert.Equal(
+            [
+                "iptables -t filter -D INPUT -m comment --comment ctfw:999999999:5 -j CTFW",
+                "iptables -t filter -D CTFW -m mark --mark 0x40000000/0x40000000 -m comment --comment ctfw:999999999:5 -j ACCEPT",
+                "iptables -t filter -D CTFW -m comment --comment ctfw:999999999:5 -j NFQUEUE --queue-num 0 --queue-bypass",
+            ],
+            installer.RemovedLeftovers);
+    }
+
     private sealed class FakeRunner : ICommandRunner
     {
         public List<string> Commands { get; } = [];

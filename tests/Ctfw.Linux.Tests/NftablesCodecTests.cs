@@ -253,6 +253,150 @@ public sealed class NftablesCodecTests
         Assert.Equal(Hex(NftRuleUdp6).Length - 8, udp6.Length);
     }
 
+    // nft add table inet ctfw2 '{ flags owner; }'
+    private const string NftNewTableOwner = "28000000000a01000100000000000000010000000a00010063746677320000000800020000000002";
+
+    [Fact]
+    public void WriteNewTable_Owner_FlagsOwnerAsNftSendsIt_PlusAck()
+    {
+        byte[] ours = Written(b => NftablesCodec.WriteNewTable(b, 0, 1, Nftables.Nftables.FamilyInet, "ctfw2", owner: true));
+        Assert.Equal(Dump(WithAck(Hex(NftNewTableOwner))), Dump(ours));
+        var batch = new NftBatch(8192);
+        Assert.True(batch.AddTable("ctfw", owner: true));
+        Assert.Equal("AddTable inet ctfw (owner)", batch.Operations[0].ToString());
+    }
+
+    // The rules above with `meta mark set meta mark or 0x40000000` in place of `meta mark set 0x40000000`:
+    //   [ meta load mark => reg 1 ] [ bitwise reg 1 = ( reg 1 & 0xbfffffff ) ^ 0x40000000 ] [ meta set mark with reg 1 ]
+    private const string NftRuleTcp4MarkOr = "18040000060a010c0100000000000000010000000900010063746677000000000b0002006279706173730000ec03048024000180090001006d6574610000000014000280080002000000001008000100000000012c00018008000100636d700020000280080001000000000108000200000000000c0003800500010006000000340001800c0001007061796c6f6164002400028008000100000000010800020000000002080003000000000d08000400000000014c0001800c00010062697477697365003c00028008000100000000010800020000000001080006000000000008000300000000010c00048005000100070000000c00058005000100000000002c00018008000100636d700020000280080001000000000108000200000000000c000380050001000000000024000180090001006d6574610000000014000280080002000000000f08000100000000012c00018008000100636d700020000280080001000000000108000200000000000c0003800500010002000000340001800c0001007061796c6f6164002400028008000100000000010800020000000001080003000000000c0800040000000004340001800c0001007061796c6f616400240002800800010000000009080002000000000108000300000000100800040000000004340001800c0001007061796c6f61640024000280080001000000000a080002000000000208000300000000000800040000000002340001800c0001007061796c6f61640024000280080001000000000b080002000000000208000300000000020800040000000002300001800b0001006c6f6f6b757000002000028008000200000000010b000100666c6f77733400000800040000000001340001800c0001007061796c6f6164002400028008000100000000010800020000000001080003000000000c0800040000000004340001800c0001007061796c6f616400240002800800010000000009080002000000000108000300000000100800040000000004340001800c0001007061796c6f61640024000280080001000000000a080002000000000208000300000000000800040000000002340001800c0001007061796c6f61640024000280080001000000000b080002000000000208000300000000020800040000000002380001800b00010064796e736574000028000280080004000000000108000300000000010b000100666c6f7773340000080002000000000124000180090001006d6574610000000014000280080002000000000308000100000000014c0001800c00010062697477697365003c00028008000100000000010800020000000001080006000000000008000300000000040c00048008000100ffffffbf0c000580080001000000004024000180090001006d657461000000001400028008000200000000030800030000000001";
+    private const string NftRuleUdp6MarkOr = "64020000060a010c0100000000000000010000000900010063746677000000000b00020062797061737300003802048024000180090001006d6574610000000014000280080002000000001008000100000000012c00018008000100636d700020000280080001000000000108000200000000000c000380050001001100000024000180090001006d6574610000000014000280080002000000000f08000100000000012c00018008000100636d700020000280080001000000000108000200000000000c000380050001000a000000340001800c0001007061796c6f616400240002800800010000000001080002000000000108000300000000080800040000000010340001800c0001007061796c6f616400240002800800010000000002080002000000000108000300000000180800040000000010340001800c0001007061796c6f616400240002800800010000000003080002000000000208000300000000000800040000000002340001800c0001007061796c6f616400240002800800010000000011080002000000000208000300000000020800040000000002300001800b0001006c6f6f6b757000002000028008000200000000010b000100666c6f7773360000080004000000000224000180090001006d6574610000000014000280080002000000000308000100000000014c0001800c00010062697477697365003c00028008000100000000010800020000000001080006000000000008000300000000040c00048008000100ffffffbf0c000580080001000000004024000180090001006d657461000000001400028008000200000000030800030000000001";
+
+    [Fact]
+    public void FlowRule_MarkOr_TcpV4WithRefresh_AndUdpV6WithoutIt_AsNftCompilesThem()
+    {
+        byte[] tcp4 = Written(b => NftFlowRule.Write(b, 0, 1, Set4, "bypass", protocol: 6, refresh: true, mark: 0x40000000, NftMarkMode.Or));
+        byte[] udp6 = Written(b => NftFlowRule.Write(b, 0, 1, Set6, "bypass", protocol: 17, refresh: false, mark: 0x40000000, NftMarkMode.Or));
+        Assert.Equal(Dump(WithoutSetIds(NftRuleTcp4MarkOr)), Dump(tcp4));
+        Assert.Equal(Dump(WithoutSetIds(NftRuleUdp6MarkOr)), Dump(udp6));
+        // The batch passes the mode through; OR-ing nothing is refused.
+        var batch = new NftBatch(8192);
+        Assert.True(batch.AddFlowRule(Set4, "bypass", 6, refresh: true, 0x40000000, NftMarkMode.Or));
+        Assert.Equal(Dump(WithoutSetIds(NftRuleTcp4MarkOr))[40..], Dump(batch.Datagram()[20..^20].ToArray())[40..]); // past nlmsghdr's seq
+        Assert.Throws<ArgumentOutOfRangeException>(() => NftFlowRule.Write(new byte[4096], 0, 1, Set4, "bypass", 6, true, 0, NftMarkMode.Or));
+    }
+
+    // nft flush set inet ctfw flows4
+    private const string NftFlushSet = "2c0000000e0a01000100000000000000010000000b000200666c6f7773340000090001006374667700000000";
+
+    [Fact]
+    public void WriteFlushSet_DelSetElemWithoutElements_AsNftSendsIt_PlusAck()
+    {
+        byte[] ours = Written(b => NftablesCodec.WriteFlushSet(b, 0, 1, Set4));
+        Assert.Equal(Dump(WithAck(Hex(NftFlushSet))), Dump(ours));
+        var batch = new NftBatch(8192);
+        Assert.True(batch.FlushSet(Set4));
+        Assert.Equal((NftOperationKind.FlushSet, "inet ctfw flows4"), (batch.Operations[0].Kind, batch.Operations[0].Subject));
+        Assert.Equal(-1, NftablesCodec.WriteFlushSet(new byte[30], 0, 1, Set4));
+    }
+
+    // nft get element inet ctfw flows4 '{ 10.0.0.1 . 10.0.0.2 . 1234 . 80, 10.0.0.3 . 10.0.0.4 . 5 . 6 }': GETSETELEM
+    // with NLM_F_REQUEST | NLM_F_ACK, no dump. nft numbers the list entries 1, 2 without NLA_F_NESTED and leaves
+    // stale bytes in the table name's padding; ctfw writes NFTA_LIST_ELEM | NLA_F_NESTED each, as in its other element lists.
+    private const string NftGetElems2 = "680000000d0a05000100000000000000010000000b000200666c6f7773340000090001006374667700cc8b2b3c0003801c00018018000180140001000a0000010a00000204d20000005000001c00028018000180140001000a0000030a0000040005000000060000";
+    // ...the kernel's answer (6.18), three datagrams: a NEWSETELEM per element (flags 0), then the ACK (capped).
+    private const string KernelGetAnswer = "900000000c0a00000100000078500000010000150900010063746677000000000b000200666c6f7773340000640003006000010018000100140001000a0000010a00000204d20000005000002c0007000c000100636f756e746572001c0002000c00010000000000000000000c00020000000000000000000c000400000000000000ea600c000500000000000000cc50" +
+        "840000000c0a00000100000078500000010000150900010063746677000000000b000200666c6f7773340000580003005400010018000100140001000a0000030a00000400050000000600002c0007000c000100636f756e746572001c0002000c00010000000000000000000c00020000000000000000000c0005000000000000005720" +
+        "2400000002000001010000007850000000000000680000000d0a05000100000000000000";
+    // ...and to the same request with the first key's port 81 (not in the set): ENOENT at once, the second key not looked
+    // up; nft's socket has NETLINK_EXT_ACK but not CAP_ACK, so the request is echoed, then NLMSGERR_ATTR_OFFS = 0x30: the first key.
+    private const string KernelGetMissing = "8400000002000002010000007c500000feffffff680000000d0a05000100000000000000010000000b000200666c6f7773340000090001006374667700a6449f3c0003801c00018018000180140001000a0000010a00000204d20000005100001c00028018000180140001000a0000030a00000400050000000600000800020030000000";
+
+    [Fact]
+    public void WriteGetElements_AsNftSendsIt_ListEntriesNested_PaddingZeroed()
+    {
+        byte[] nft = Hex(NftGetElems2);
+        nft[41] = nft[42] = nft[43] = 0;          // padding after "ctfw\0"
+        nft[50] = 0x01; nft[51] = 0x80;           // first entry: NFTA_LIST_ELEM | NLA_F_NESTED
+        nft[78] = 0x01; nft[79] = 0x80;           // second entry (was 2)
+        NftFlowKey[] keys = [Key4("10.0.0.1", "10.0.0.2", 1234, 80), Key4("10.0.0.3", "10.0.0.4", 5, 6)];
+        byte[] ours = Written(b => NftablesCodec.WriteGetElements(b, 1, Set4, keys));
+        Assert.Equal(Dump(nft), Dump(ours));
+        // The offset the kernel names for a key, back to its index; the table, the set or a place inside a key are none.
+        Assert.Equal(0, NftablesCodec.GetElementIndexAt(Set4, 2, 0x30));
+        Assert.Equal(1, NftablesCodec.GetElementIndexAt(Set4, 2, 0x30 + 0x1c));
+        Assert.Equal(-1, NftablesCodec.GetElementIndexAt(Set4, 2, 0x30 + (2 * 0x1c)));
+        Assert.Equal(-1, NftablesCodec.GetElementIndexAt(Set4, 2, 0x20));
+        Assert.Equal(-1, NftablesCodec.GetElementIndexAt(Set4, 2, 0x34));
+        Assert.Equal(-1, NftablesCodec.WriteGetElements(new byte[64], 1, Set4, keys));
+        Assert.Throws<ArgumentException>(() => NftablesCodec.WriteGetElements(new byte[4096], 1, Set6, keys));
+    }
+
+    [Fact]
+    public void GetReader_KernelAnswer_TwoElementsThenAck()
+    {
+        var found = new List<NftElementState>();
+        var reader = new NftGetElementsReader(1, found);
+        byte[] answer = Hex(KernelGetAnswer);
+        reader.Read(answer.AsSpan(0, 0x90));
+        Assert.False(reader.Done);
+        reader.Read(answer.AsSpan(0x90));
+        Assert.True(reader.Done);
+        Assert.Equal((Errno.None, 2, (uint?)null, 0), (reader.Error, reader.Answers, reader.ErrorOffset, reader.Unparsed));
+        Assert.Equal(Key4("10.0.0.1", "10.0.0.2", 1234, 80), found[0].Key);
+        Assert.Equal((TimeSpan.FromSeconds(60), TimeSpan.FromMilliseconds(0xcc50), true), (found[0].Timeout, found[0].Expiration, found[0].HasCounter));
+        // An element on the set's default timeout: a get reports no timeout of its own.
+        Assert.Equal((Key4("10.0.0.3", "10.0.0.4", 5, 6), TimeSpan.Zero, TimeSpan.FromMilliseconds(0x5720)), (found[1].Key, found[1].Timeout, found[1].Expiration));
+
+        var other = new NftGetElementsReader(2, []);
+        other.Read(answer);
+        Assert.Equal((false, 0), (other.Done, other.Answers)); // another request's answer
+    }
+
+    [Fact]
+    public void GetReader_MissingKey_EnoentWithTheKeysOffset_EchoedOrCapped()
+    {
+        var reader = new NftGetElementsReader(1, []);
+        reader.Read(Hex(KernelGetMissing));
+        Assert.Equal((true, Errno.ENOENT, (uint?)0x30, 0), (reader.Done, reader.Error, reader.ErrorOffset, reader.Answers));
+        Assert.Equal(0, NftablesCodec.GetElementIndexAt(Set4, 2, reader.ErrorOffset!.Value));
+
+        // ctfw's socket sets NETLINK_CAP_ACK: the request's header only, then the attributes.
+        byte[] capped = CappedError(7, -2, offset: 0x30 + 0x1c);
+        var second = new NftGetElementsReader(7, []);
+        second.Read(capped);
+        Assert.Equal((Errno.ENOENT, (uint?)0x4c), (second.Error, second.ErrorOffset));
+        // Without NLM_F_ACK_TLVS there is no offset to read.
+        capped[6] = 0x00; capped[7] = 0x01;
+        Assert.False(NftablesCodec.TryReadErrorOffset(capped, out _));
+        // Every prefix of either form: never a throw, an offset only when it is all there.
+        foreach (byte[] m in (byte[][])[Hex(KernelGetMissing), CappedError(7, -2, 0x30)])
+        {
+            for (int n = 0; n <= m.Length; n++)
+            {
+                bool read = NftablesCodec.TryReadErrorOffset(m.AsSpan(0, n), out uint at);
+                Assert.Equal(n == m.Length, read && at != 0);
+                new NftGetElementsReader(7, []).Read(m.AsSpan(0, n), truncated: n < m.Length);
+            }
+        }
+    }
+
+    private static byte[] CappedError(uint sequence, int error, uint offset)
+    {
+        byte[] m = new byte[36 + 8];
+        BinaryPrimitives.WriteUInt32LittleEndian(m, (uint)m.Length);
+        BinaryPrimitives.WriteUInt16LittleEndian(m.AsSpan(4), NlMsgHdr.TypeError);
+        BinaryPrimitives.WriteUInt16LittleEndian(m.AsSpan(6), 0x300); // NLM_F_CAPPED | NLM_F_ACK_TLVS
+        BinaryPrimitives.WriteUInt32LittleEndian(m.AsSpan(8), sequence);
+        BinaryPrimitives.WriteInt32LittleEndian(m.AsSpan(16), error);
+        BinaryPrimitives.WriteUInt32LittleEndian(m.AsSpan(20), 0x68);  // the request's header
+        BinaryPrimitives.WriteUInt16LittleEndian(m.AsSpan(24), 0x0a0d);
+        BinaryPrimitives.WriteUInt32LittleEndian(m.AsSpan(28), sequence);
+        BinaryPrimitives.WriteUInt16LittleEndian(m.AsSpan(36), 8);     // NLMSGERR_ATTR_OFFS
+        BinaryPrimitives.WriteUInt16LittleEndian(m.AsSpan(38), 2);
+        BinaryPrimitives.WriteUInt32LittleEndian(m.AsSpan(40), offset);
+        return m;
+    }
+
     // ---- Batches ----
 
     [Fact]
@@ -572,7 +716,9 @@ public sealed class NftablesCodecTests
             ("NLM_F_DUMP", Nftables.Nftables.FlagDump), ("NLM_F_DUMP_INTR", Nftables.Nftables.FlagDumpInterrupted),
             ("NFPROTO_UNSPEC", Nftables.Nftables.FamilyUnspec), ("NFPROTO_INET", Nftables.Nftables.FamilyInet),
             ("NFPROTO_IPV4", Nftables.Nftables.FamilyIpv4), ("NFPROTO_IPV6", Nftables.Nftables.FamilyIpv6),
-            ("NFTA_TABLE_NAME", Nftables.Nftables.TableName), ("NFTA_TABLE_FLAGS", Nftables.Nftables.TableFlags),
+            ("NFTA_TABLE_NAME", Nftables.Nftables.TableName), ("NFTA_TABLE_FLAGS", Nftables.Nftables.TableFlags), ("NFT_TABLE_F_OWNER", Nftables.Nftables.TableFlagOwner),
+            ("NLM_F_CAPPED", Nftables.Nftables.FlagCapped), ("NLM_F_ACK_TLVS", Nftables.Nftables.FlagAckTlvs),
+            ("NETLINK_EXT_ACK", Nftables.Nftables.NetlinkExtAck), ("NLMSGERR_ATTR_OFFS", Nftables.Nftables.ErrorAttrOffset),
             ("NFTA_CHAIN_TABLE", Nftables.Nftables.ChainTable), ("NFTA_CHAIN_NAME", Nftables.Nftables.ChainName), ("NFTA_CHAIN_HOOK", Nftables.Nftables.ChainHook),
             ("NFTA_CHAIN_POLICY", Nftables.Nftables.ChainPolicy), ("NFTA_CHAIN_TYPE", Nftables.Nftables.ChainType),
             ("NFTA_HOOK_HOOKNUM", Nftables.Nftables.HookNumber), ("NFTA_HOOK_PRIORITY", Nftables.Nftables.HookPriority),
@@ -660,7 +806,8 @@ public sealed class NftablesCodecTests
             printf("NFT_MSG_DELFLOWTABLE+6 %d\n", NFT_MSG_DELFLOWTABLE + 6);
             V(NLM_F_REPLACE) V(NLM_F_EXCL) V(NLM_F_CREATE) V(NLM_F_DUMP) V(NLM_F_DUMP_INTR)
             V(NFPROTO_UNSPEC) V(NFPROTO_INET) V(NFPROTO_IPV4) V(NFPROTO_IPV6)
-            V(NFTA_TABLE_NAME) V(NFTA_TABLE_FLAGS)
+            V(NFTA_TABLE_NAME) V(NFTA_TABLE_FLAGS) V(NFT_TABLE_F_OWNER)
+            V(NLM_F_CAPPED) V(NLM_F_ACK_TLVS) V(NETLINK_EXT_ACK) V(NLMSGERR_ATTR_OFFS)
             V(NFTA_CHAIN_TABLE) V(NFTA_CHAIN_NAME) V(NFTA_CHAIN_HOOK) V(NFTA_CHAIN_POLICY) V(NFTA_CHAIN_TYPE)
             V(NFTA_HOOK_HOOKNUM) V(NFTA_HOOK_PRIORITY)
             V(NFTA_SET_TABLE) V(NFTA_SET_NAME) V(NFTA_SET_FLAGS) V(NFTA_SET_KEY_TYPE) V(NFTA_SET_KEY_LEN) V(NFTA_SET_ID)

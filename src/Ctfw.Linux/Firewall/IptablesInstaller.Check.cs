@@ -39,8 +39,11 @@ public readonly record struct IptablesCheckResult(IptablesCheckOutcome Outcome, 
 /// A jump must still be the first rule of its built-in chain: any rule above it can decide the
 /// packet (ACCEPT, or a jump to a chain that accepts) before ctfw sees it, and telling a harmless
 /// rule from a bypass would mean evaluating other people's chains. The rules inside ctfw's own chain
-/// only need to be present: nothing else is in that chain at install, and the shadow-mode marks
-/// are mutually exclusive (one ctstate each, the direction bit separate), so their order is free.
+/// need to be present, and a missing one goes back at its own place among them: the offload ACCEPT
+/// works only above the NFQUEUE rule (the shadow-mode marks are mutually exclusive, one ctstate each,
+/// so their order is free). A reordering of rules that are all present is not looked for: it takes a
+/// delete and a re-insert, and its worst case (ACCEPT below NFQUEUE) only sends offloaded packets
+/// through ctfw again.
 /// </para>
 /// <para>
 /// Repairs go in the install order, so a packet never jumps to a missing or half-filled chain: the
@@ -226,9 +229,25 @@ public sealed partial class IptablesInstaller
             Checked(d.Tool, d.Table, ["-N", _options.Chain]);
             commands++;
         }
+        // Missing rules of ctfw's chain in install order, each at its own place: after this run's rules
+        // that precede it (present, or put back just now), appended when none follows.
         foreach (int i in d.MissingRules)
         {
-            Checked(d.Tool, d.Table, _added[i].Rule);
+            string[] rule = _added[i].Rule;
+            int before = 0, total = 0;
+            for (int j = 0; j < _added.Count; j++)
+            {
+                if (_added[j].Tool != d.Tool || _added[j].Table != d.Table || _added[j].Rule[1] != rule[1])
+                    continue;
+                total++;
+                if (j < i)
+                    before++;
+            }
+            // In the chain now: all but this rule and the missing ones after it.
+            int present = total - d.MissingRules.Count(m => m >= i && _added[m].Rule[1] == rule[1]);
+            Checked(d.Tool, d.Table, before >= present
+                ? rule
+                : ["-I", rule[1], (before + 1).ToString(CultureInfo.InvariantCulture), .. rule[2..]]);
             commands++;
         }
         foreach ((int i, int position) in d.Jumps)

@@ -5,7 +5,8 @@ namespace Ctfw.Linux.Firewall;
 
 /// <summary>
 /// Puts ctfw's NFQUEUE rules into the filter table for IPv4 (iptables) and IPv6 (ip6tables), whichever
-/// backend those binaries use (nf_tables or legacy): a chain <c>CTFW</c> holding the NFQUEUE rule, and
+/// backend those binaries use (nf_tables or legacy): a chain <c>CTFW</c> holding the NFQUEUE rule (with
+/// <see cref="IptablesOptions.OffloadMark"/>, after an ACCEPT of offloaded flows' marked packets), and
 /// a jump to it inserted first in each requested built-in chain. Every rule carries the comment
 /// <c>ctfw:PID:STARTTIME</c>, which is how <see cref="Remove"/> deletes exactly what was added and how
 /// the next <see cref="Install"/> recognises and deletes rules left by a run that crashed (its
@@ -202,6 +203,13 @@ public sealed partial class IptablesInstaller : IDisposable
         }
 
         CreateChain(tool, "filter");
+
+        // Offloaded flows' packets, marked by the nftables bypass chain, are accepted before the queue.
+        if (_options.OffloadMark is uint offload)
+        {
+            string bits = "0x" + offload.ToString("x8", CultureInfo.InvariantCulture);
+            Add(tool, "filter", ["-A", chain, .. _options.Match, "-m", "mark", "--mark", $"{bits}/{bits}", "-m", "comment", "--comment", Tag, "-j", "ACCEPT"]);
+        }
 
         List<string> queueRule = ["-A", chain, .. _options.Match, "-m", "comment", "--comment", Tag, "-j", "NFQUEUE"];
         if (_options.IsBalanced)

@@ -1,3 +1,4 @@
+using System.Globalization;
 using Ctfw.Firewall.Shadow;
 namespace Ctfw.Linux.Firewall;
 
@@ -47,6 +48,14 @@ public sealed record IptablesOptions
     /// </summary>
     public KernelStateMark? ShadowMark { get; init; }
 
+    /// <summary>
+    /// Offload (issue 15): the mark bit(s) ctfw's nftables bypass chain ORs into packets of offloaded
+    /// flows. When set, ctfw's filter chain accepts packets carrying all of them ahead of its NFQUEUE
+    /// rule, <c>-A CTFW [Match] -m mark --mark BITS/BITS -m comment --comment TAG -j ACCEPT</c>, so
+    /// they never cross to userspace. A non-zero mask, clear of <see cref="ShadowMark"/>'s bits.
+    /// </summary>
+    public uint? OffloadMark { get; init; }
+
     /// <summary>ctfw's own chain in the filter table (and in mangle with <see cref="ShadowMark"/>).</summary>
     public string Chain { get; init; } = "CTFW";
 
@@ -64,5 +73,15 @@ public sealed record IptablesOptions
             throw new ArgumentException("--queue-cpu-fanout needs a queue range (--queue-balance)");
         if (string.IsNullOrWhiteSpace(Chain) || Chain.Length > 28 || Chain.Contains(' ', StringComparison.Ordinal))
             throw new ArgumentException($"bad chain name '{Chain}'");
+        if (OffloadMark is uint offload)
+        {
+            if (offload == 0)
+                throw new ArgumentException("the offload mark must have at least one bit set (a mask of 0 would accept every packet without ctfw)");
+            if (ShadowMark is { } shadow && (shadow.Mask & offload) != 0)
+            {
+                throw new ArgumentException(string.Create(CultureInfo.InvariantCulture,
+                    $"the offload mark 0x{offload:x8} overlaps the shadow-mode mark bits 0x{shadow.Mask:x8} (bits 0x{shadow.Mask & offload:x8}): move one of them (--ab-mark-shift)"));
+            }
+        }
     }
 }

@@ -13,6 +13,7 @@ public enum NftOperationKind
     AddElements,
     DeleteElements,
     AddRule,
+    FlushSet,
 }
 
 /// <summary>
@@ -70,10 +71,17 @@ public sealed class NftBatch
         _used = NftablesCodec.WriteBatchDelimiter(_buffer, 0, begin: true, firstSequence);
     }
 
-    public bool AddTable(string table, byte family = Nftables.FamilyInet)
+    /// <summary>
+    /// Creates the table (an existing one is left as it is). With <paramref name="owner"/>
+    /// (NFT_TABLE_F_OWNER) the table belongs to the socket that commits this batch: the kernel deletes it
+    /// with everything in it when that socket closes (a crash included), and refuses changes to it from
+    /// any other socket (EPERM) while reads (dumps, gets) stay open to all.
+    /// </summary>
+    public bool AddTable(string table, byte family = Nftables.FamilyInet, bool owner = false)
     {
         NftFlowSet.CheckName(table, nameof(table));
-        return Append(NftablesCodec.WriteNewTable(Room, _used, NextSequence, family, table), new(NftOperationKind.AddTable, $"{FamilyName(family)} {table}"));
+        return Append(NftablesCodec.WriteNewTable(Room, _used, NextSequence, family, table, owner),
+            new(NftOperationKind.AddTable, $"{FamilyName(family)} {table}{(owner ? " (owner)" : "")}"));
     }
 
     /// <summary>Deletes the table with everything in it; <paramref name="idempotent"/> (DESTROY): a missing table is no error.</summary>
@@ -104,10 +112,10 @@ public sealed class NftBatch
     }
 
     /// <summary>The bypass rule of <see cref="NftFlowRule.Write"/>, appended to <paramref name="chain"/> of the set's table.</summary>
-    public bool AddFlowRule(NftFlowSet set, string chain, byte protocol, bool refresh, uint mark)
+    public bool AddFlowRule(NftFlowSet set, string chain, byte protocol, bool refresh, uint mark, NftMarkMode markMode = NftMarkMode.Set)
     {
         ArgumentNullException.ThrowIfNull(set);
-        return Append(NftFlowRule.Write(Room, _used, NextSequence, set, chain, protocol, refresh, mark),
+        return Append(NftFlowRule.Write(Room, _used, NextSequence, set, chain, protocol, refresh, mark, markMode),
             new(NftOperationKind.AddRule, $"{FamilyName(set.Family)} {set.Table} {chain} ({(protocol == 6 ? "tcp" : $"protocol {protocol}")} @{set.Name})"));
     }
 
@@ -152,6 +160,13 @@ public sealed class NftBatch
             done += count;
         }
         return done;
+    }
+
+    /// <summary>Removes every element of the set in one message (DELSETELEM without elements); ENOENT when the set does not exist.</summary>
+    public bool FlushSet(NftFlowSet set)
+    {
+        ArgumentNullException.ThrowIfNull(set);
+        return Append(NftablesCodec.WriteFlushSet(Room, _used, NextSequence, set), new(NftOperationKind.FlushSet, Subject(set)));
     }
 
     /// <summary>The datagram: the messages and BATCH_END (written here, so the batch can still grow afterwards).</summary>

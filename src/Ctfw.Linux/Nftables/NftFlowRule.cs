@@ -14,13 +14,25 @@ namespace Ctfw.Linux.Nftables;
 //    [ payload load 4b @ network header + 12 => reg 1 ] … + 16 => reg 9, 2b @ transport + 0 => reg 10, + 2 => reg 11
 //    [ lookup reg 1 set flows4 ]
 //    (the four loads again) [ dynset update reg_key 1 set flows4 ]                                                  (with refresh)
-//    [ immediate reg 1 MARK ]  [ meta set mark with reg 1 ]
+//    [ immediate reg 1 MARK ]  [ meta set mark with reg 1 ]                                                        (NftMarkMode.Set)
+//    [ meta load mark => reg 1 ]  [ bitwise reg 1 = ( reg 1 & ~MARK ) ^ MARK ]  [ meta set mark with reg 1 ]        (NftMarkMode.Or:
+//                                                                              `meta mark set meta mark or MARK`)
 //  Each expression is NFTA_LIST_ELEM { NFTA_EXPR_NAME, NFTA_EXPR_DATA { … } } inside NFTA_RULE_EXPRESSIONS.
 //  A concatenation field at 32-bit word k goes to NFT_REG_1 + k/4 when k is a multiple of 4 (16-byte
 //  register), else NFT_REG32_00 + k — nft's choice, so the bytes match its own.
 //  Kernel facts (6.18, NftablesLiveTests): a lookup runs the element's counter, and so does an update,
 //  so with refresh every packet counts twice; the update re-arms the element to the set's default
 //  timeout, not to the element's own.
+
+/// <summary>How the bypass rule writes the packet mark.</summary>
+public enum NftMarkMode
+{
+    /// <summary><c>meta mark set MARK</c>: the whole mark becomes MARK (other bits are lost).</summary>
+    Set,
+
+    /// <summary><c>meta mark set meta mark or MARK</c>: only MARK's bits are set, the others kept (shadow-mode marks, operators' bits).</summary>
+    Or,
+}
 
 /// <summary>Writes the bypass rule (NFT_MSG_NEWRULE, appended) for one family and protocol of a flow set.</summary>
 public static class NftFlowRule
@@ -38,12 +50,18 @@ public static class NftFlowRule
     /// table: packets of <paramref name="protocol"/> (6: TCP, and then only those without FIN, SYN or RST;
     /// 17: UDP) whose tuple is in <paramref name="set"/> get <paramref name="mark"/>; with
     /// <paramref name="refresh"/>, their element is updated (timeout re-armed) from the packet path.
-    /// Returns the end, or -1 when it does not fit.
+    /// <paramref name="markMode"/> Or sets only <paramref name="mark"/>'s bits (then non-zero). Returns the
+    /// end, or -1 when it does not fit.
     /// </summary>
-    public static int Write(Span<byte> d, int offset, uint sequence, NftFlowSet set, string chain, byte protocol, bool refresh, uint mark)
+    public static int Write(Span<byte> d, int offset, uint sequence, NftFlowSet set, string chain, byte protocol, bool refresh, uint mark,
+        NftMarkMode markMode = NftMarkMode.Set)
     {
         ArgumentNullException.ThrowIfNull(set);
         NftFlowSet.CheckName(chain, nameof(chain));
+        if (markMode == NftMarkMode.Or && mark == 0)
+            throw new ArgumentOutOfRangeException(nameof(mark), "OR-ing 0 into the mark changes nothing: give the offload bit(s)");
+        if (markMode is not (NftMarkMode.Set or NftMarkMode.Or))
+            throw new ArgumentOutOfRangeException(nameof(markMode), markMode, "Set or Or");
         if (d.Length - offset < MaxSize + (2 * set.Name.Length) + set.Table.Length + chain.Length)
             return -1;
         var w = new Writer(d, Header(d, offset, sequence, set.Family));
@@ -71,7 +89,18 @@ public static class NftFlowRule
             LoadKey(ref w, set.IsV6);
             w.DynsetUpdate(set.Name);
         }
-        w.Immediate(Nftables.Reg1, mark);
+        if (markMode == NftMarkMode.Or)
+        {
+            w.MetaLoad(Nftables.MetaMark, Nftables.Reg1);
+            Span<byte> keep = stackalloc byte[4], bits = stackalloc byte[4];
+            BinaryPrimitives.WriteUInt32LittleEndian(keep, ~mark); // a mark sits in the register in host order
+            BinaryPrimitives.WriteUInt32LittleEndian(bits, mark);
+            w.Bitwise(Nftables.Reg1, keep, bits);
+        }
+        else
+        {
+            w.Immediate(Nftables.Reg1, mark);
+        }
         w.MetaSet(Nftables.MetaMark, Nftables.Reg1);
 
         w.End(list);

@@ -140,6 +140,88 @@ public sealed class NftSetDumpReader(uint sequence)
     }
 }
 
+/// <summary>
+/// Collects the answer to one GETSETELEM request (not a dump), a datagram at a time: an
+/// NFT_MSG_NEWSETELEM of the request's sequence number for each element found, in key order, then
+/// the NLMSG_ERROR that ends it — 0, or the error that stopped the walk (ENOENT at the first key not
+/// found, with NLMSGERR_ATTR_OFFS naming it; ENOENT for a missing table or set, the offset naming
+/// that). Pure over bytes, never throws.
+/// </summary>
+public sealed class NftGetElementsReader(uint sequence, List<NftElementState> found)
+{
+    private readonly List<NftElementState> _found = found ?? throw new ArgumentNullException(nameof(found));
+
+    public uint Sequence { get; } = sequence;
+
+    /// <summary>Elements this request answered (added to the caller's list).</summary>
+    public int Answers { get; private set; }
+
+    public bool Done { get; private set; }
+
+    public Errno Error { get; private set; }
+
+    /// <summary>NLMSGERR_ATTR_OFFS of the final error: where in the request the kernel stopped; null without one.</summary>
+    public uint? ErrorOffset { get; private set; }
+
+    public int Unparsed { get; private set; }
+
+    public string? FirstUnparsedReason { get; private set; }
+
+    public void Read(ReadOnlySpan<byte> datagram, bool truncated = false)
+    {
+        var reader = new NetlinkMessageReader(datagram, truncated);
+        while (!Done && reader.TryRead(out NlMsgHdr header, out int offset, out int length, out bool cut))
+        {
+            if (header.Sequence != Sequence)
+                continue;
+            ReadOnlySpan<byte> message = datagram.Slice(offset, length);
+            if (header.Type == Nftables.MsgNewSetElem)
+            {
+                int before = _found.Count;
+                if (cut)
+                    Count("cut by the receive buffer");
+                else if (!NftablesCodec.TryParseElements(message, _found, out string? reason))
+                    Count(reason!);
+                Answers += _found.Count - before;
+            }
+            else if (header.Type == NlMsgHdr.TypeError && NftablesCodec.TryReadError(message, out Errno error))
+            {
+                Error = error;
+                ErrorOffset = NftablesCodec.TryReadErrorOffset(message, out uint at) ? at : null;
+                Done = true;
+            }
+        }
+        if (reader.Malformed)
+            Count("message length runs past the datagram");
+    }
+
+    private void Count(string reason)
+    {
+        Unparsed++;
+        FirstUnparsedReason ??= reason;
+    }
+}
+
+/// <summary>
+/// What <see cref="NftablesSocket.GetElements"/> read: the elements found (key, timeout, time left,
+/// counter) and the keys the set does not hold (never added, deleted, or expired). With
+/// <see cref="Error"/> set the lookup stopped there (ENOENT: no such table or set; EPERM …): keys
+/// neither found nor missing were not looked up.
+/// </summary>
+public sealed record NftGetElementsResult(List<NftElementState> Found, List<NftFlowKey> Missing)
+{
+    public Errno Error { get; init; }
+
+    /// <summary>GETSETELEM requests sent: one per group of keys, plus one more after each missing key (the kernel stops at it).</summary>
+    public int Requests { get; init; }
+
+    public int Unparsed { get; init; }
+
+    public string? FirstUnparsedReason { get; init; }
+
+    public TimeSpan Elapsed { get; init; }
+}
+
 /// <summary>A refused operation of a batch: which message, and the kernel's errno.</summary>
 public readonly record struct NftOperationError(int Index, NftOperation Operation, Errno Error)
 {

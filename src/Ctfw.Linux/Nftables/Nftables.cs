@@ -32,6 +32,12 @@ internal static class Nftables
     public const ushort FlagCreate = 0x400;     // NLM_F_CREATE
     public const ushort FlagDump = 0x300;       // NLM_F_DUMP
     public const ushort FlagDumpInterrupted = 0x10;
+    public const ushort FlagCapped = 0x100;     // NLM_F_CAPPED on NLMSG_ERROR: the request's payload is not echoed
+    public const ushort FlagAckTlvs = 0x200;    // NLM_F_ACK_TLVS on NLMSG_ERROR: extended-ack attributes follow
+
+    // Extended acknowledgements (linux/netlink.h): socket option NETLINK_EXT_ACK, and enum nlmsgerr_attrs.
+    public const int NetlinkExtAck = 11;
+    public const ushort ErrorAttrOffset = 2;    // NLMSGERR_ATTR_OFFS: u32, offset of the bad attribute in the request
 
     // Families (NFPROTO_*), carried in nfgen_family.
     public const byte FamilyUnspec = 0;
@@ -42,6 +48,9 @@ internal static class Nftables
     // enum nft_table_attributes
     public const ushort TableName = 1;
     public const ushort TableFlags = 2;
+
+    /// <summary>NFT_TABLE_F_OWNER: the table belongs to the netlink socket that created it (see <see cref="NftBatch.AddTable"/>).</summary>
+    public const uint TableFlagOwner = 0x2;
 
     // enum nft_chain_attributes, enum nft_hook_attributes
     public const ushort ChainTable = 1;

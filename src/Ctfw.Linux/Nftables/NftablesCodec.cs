@@ -45,14 +45,17 @@ public static class NftablesCodec
         return end;
     }
 
-    /// <summary>NFT_MSG_NEWTABLE: creates the table, or leaves an existing one as it is (no NLM_F_EXCL).</summary>
-    public static int WriteNewTable(Span<byte> d, int offset, uint sequence, byte family, string table)
+    /// <summary>
+    /// NFT_MSG_NEWTABLE: creates the table, or leaves an existing one as it is (no NLM_F_EXCL). With
+    /// <paramref name="owner"/>, NFTA_TABLE_FLAGS carries NFT_TABLE_F_OWNER (as <c>nft add table … { flags owner; }</c>).
+    /// </summary>
+    public static int WriteNewTable(Span<byte> d, int offset, uint sequence, byte family, string table, bool owner = false)
     {
         if (d.Length - offset < NetlinkWriter.NfHeaderSize + StringSize(table) + 8)
             return -1;
         int end = Header(d, offset, Nftables.MsgNewTable, Request | Ack, sequence, family);
         end = WriteString(d, end, Nftables.TableName, table);
-        end = NetlinkWriter.WriteUInt32BigEndian(d, end, Nftables.TableFlags, 0);
+        end = NetlinkWriter.WriteUInt32BigEndian(d, end, Nftables.TableFlags, owner ? Nftables.TableFlagOwner : 0);
         NetlinkWriter.Finish(d, offset, end);
         return end;
     }
@@ -190,6 +193,104 @@ public static class NftablesCodec
         EndNest(d, list, end);
         NetlinkWriter.Finish(d, offset, end);
         return end;
+    }
+
+    /// <summary>
+    /// NFT_MSG_DELSETELEM with the table and set only, no element list: the kernel flushes the set
+    /// (<c>nft flush set</c>, whose message this is byte for byte plus NLM_F_ACK). -1 when it does not fit.
+    /// </summary>
+    public static int WriteFlushSet(Span<byte> d, int offset, uint sequence, NftFlowSet set)
+    {
+        ArgumentNullException.ThrowIfNull(set);
+        if (d.Length - offset < NetlinkWriter.NfHeaderSize + StringSize(set.Table) + StringSize(set.Name))
+            return -1;
+        // nft names the set before the table, here too.
+        int end = Header(d, offset, Nftables.MsgDelSetElem, Request | Ack, sequence, set.Family);
+        end = WriteString(d, end, Nftables.ElemListSet, set.Name);
+        end = WriteString(d, end, Nftables.ElemListTable, set.Table);
+        NetlinkWriter.Finish(d, offset, end);
+        return end;
+    }
+
+    /// <summary>
+    /// NFT_MSG_GETSETELEM without NLM_F_DUMP, with NLM_F_ACK (outside a batch): the elements of
+    /// <paramref name="keys"/>. The kernel answers one NEWSETELEM per element in key order and stops at
+    /// the first key it does not find, with ENOENT and (NETLINK_EXT_ACK) the offset of that key's
+    /// attribute (<see cref="GetElementIndexAt"/>). Returns the length, or -1 when the keys do not fit.
+    /// </summary>
+    public static int WriteGetElements(Span<byte> d, uint sequence, NftFlowSet set, ReadOnlySpan<NftFlowKey> keys)
+    {
+        ArgumentNullException.ThrowIfNull(set);
+        int payload = keys.Length * ElementSize(set.IsV6, withTimeout: false);
+        if (payload + NlAttr.Size > ushort.MaxValue || d.Length < ElementMessageOverhead(set) + payload)
+            return -1;
+        int end = Header(d, 0, Nftables.MsgGetSetElem, Request | Ack, sequence, set.Family);
+        end = WriteString(d, end, Nftables.ElemListSet, set.Name);
+        end = WriteString(d, end, Nftables.ElemListTable, set.Table);
+        int list = end;
+        end = BeginNest(d, end, Nftables.ElemListElements);
+        foreach (NftFlowKey key in keys)
+        {
+            if (key.IsV6 != set.IsV6)
+                throw new ArgumentException($"key {key} is not of the set's family", nameof(keys));
+            int item = end;
+            end = BeginNest(d, end, Nftables.ListElem);
+            end = WriteKey(d, end, key);
+            EndNest(d, item, end);
+        }
+        EndNest(d, list, end);
+        NetlinkWriter.Finish(d, 0, end);
+        return end;
+    }
+
+    /// <summary>
+    /// Which key of a <see cref="WriteGetElements"/> request starts at byte <paramref name="offset"/> of
+    /// it (an extended ack's NLMSGERR_ATTR_OFFS); -1 when the offset names no key (the table or set).
+    /// </summary>
+    public static int GetElementIndexAt(NftFlowSet set, int keys, uint offset)
+    {
+        ArgumentNullException.ThrowIfNull(set);
+        int first = ElementMessageOverhead(set);
+        int size = ElementSize(set.IsV6, withTimeout: false);
+        if (offset < (uint)first || (offset - (uint)first) % (uint)size != 0)
+            return -1;
+        uint index = (offset - (uint)first) / (uint)size;
+        return index < (uint)keys ? (int)index : -1;
+    }
+
+    /// <summary>
+    /// NLMSGERR_ATTR_OFFS of an NLMSG_ERROR (sent with NLM_F_ACK_TLVS when the socket set
+    /// NETLINK_EXT_ACK): where in the request the kernel found fault. False when there is none.
+    /// </summary>
+    public static bool TryReadErrorOffset(ReadOnlySpan<byte> message, out uint offset)
+    {
+        offset = 0;
+        if (message.Length < NlMsgHdr.Size + NlMsgErr.Size)
+            return false;
+        NlMsgHdr header = MemoryMarshal.Read<NlMsgHdr>(message);
+        if ((header.Flags & Nftables.FlagAckTlvs) == 0)
+            return false;
+        // The echoed request: its header only when capped, else all of it.
+        int start = NlMsgHdr.Size + NlMsgErr.Size;
+        if ((header.Flags & Nftables.FlagCapped) == 0)
+        {
+            uint echoed = MemoryMarshal.Read<uint>(message[(NlMsgHdr.Size + NlMsgErr.MessageOffset)..]);
+            if (echoed < NlMsgHdr.Size || echoed > (uint)(message.Length - NlMsgHdr.Size - NlMsgErr.MessageOffset))
+                return false;
+            start = NlMsgHdr.Size + NlMsgErr.MessageOffset + NlMsgHdr.Align((int)echoed);
+        }
+        if (start > message.Length)
+            return false;
+        var attributes = new NetlinkAttributeReader(message[start..]);
+        while (attributes.TryRead(out ushort type, out ReadOnlySpan<byte> value))
+        {
+            if (type == Nftables.ErrorAttrOffset && value.Length == sizeof(uint))
+            {
+                offset = MemoryMarshal.Read<uint>(value);
+                return true;
+            }
+        }
+        return false;
     }
 
     /// <summary>NFT_MSG_GETSETELEM with NLM_F_DUMP: every element of the set (outside a batch). Returns its length.</summary>

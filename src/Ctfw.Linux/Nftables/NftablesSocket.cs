@@ -36,7 +36,9 @@ public sealed record NftablesOptions
 /// An nf_tables socket (NETLINK_NETFILTER) in the network namespace of the thread that called
 /// <see cref="Open"/> (<see cref="NetworkNamespace.Run"/> for another): commits batches built with
 /// <see cref="NftBatch"/> in one sendto each and maps every acknowledgement back to its operation,
-/// and dumps a set's elements with their timeouts, expirations and counters. Needs CAP_NET_ADMIN.
+/// dumps a set's elements with their timeouts, expirations and counters, and looks elements up by
+/// key (<see cref="GetElements"/>). A table added with <c>owner</c> belongs to this socket: disposing
+/// it deletes the table (<see cref="NftBatch.AddTable"/>). Needs CAP_NET_ADMIN.
 /// One thread at a time. Setup failures and a broken socket throw <see cref="ErrnoException"/>; what
 /// the kernel answers to a request (EEXIST, ENOENT, EPERM …) comes back in the results.
 /// </summary>
@@ -176,7 +178,105 @@ public sealed class NftablesSocket : IDisposable
         };
     }
 
+    /// <summary>Keys per GETSETELEM request by default (the brief's batches; the 64 KiB nest holds ~1 200 IPv6 keys).</summary>
+    public const int DefaultKeysPerRequest = 256;
+
+    private byte[]? _getRequest;
+
+    /// <summary>
+    /// The elements of <paramref name="keys"/> with their timeout, time left and counter, without a dump:
+    /// GETSETELEM requests of up to <paramref name="perRequest"/> keys. The kernel answers the keys in
+    /// order and stops at the first it does not hold (ENOENT, the extended ack naming the key): that
+    /// key is reported missing and the request goes again from the next one. Expired elements count as
+    /// missing. A missing table or set (or any other refusal) ends the lookup with
+    /// <see cref="NftGetElementsResult.Error"/>. Needs no CAP_NET_ADMIN beyond the socket's; works on
+    /// a table owned by another socket.
+    /// </summary>
+    public NftGetElementsResult GetElements(NftFlowSet set, ReadOnlySpan<NftFlowKey> keys, int perRequest = DefaultKeysPerRequest)
+    {
+        ArgumentNullException.ThrowIfNull(set);
+        ArgumentOutOfRangeException.ThrowIfLessThan(perRequest, 1);
+        var clock = Stopwatch.StartNew();
+        var found = new List<NftElementState>(keys.Length);
+        var missing = new List<NftFlowKey>();
+        _getRequest ??= new byte[ushort.MaxValue + 1024];
+        int requests = 0, unparsed = 0;
+        string? firstUnparsed = null;
+        Errno failure = Errno.None;
+        DiscardPending();
+        SetExtendedAck(true); // the error then says which key was not found, or that the set was not
+        try
+        {
+            int start = 0;
+            while (start < keys.Length)
+            {
+                int count = Math.Min(perRequest, keys.Length - start);
+                int length;
+                while ((length = NftablesCodec.WriteGetElements(_getRequest, ++_sequence, set, keys.Slice(start, count))) < 0 && count > 1)
+                    count /= 2;
+                if (length < 0)
+                    throw new InvalidOperationException($"a GETSETELEM request for one key of {set.Table} {set.Name} does not fit {_getRequest.Length} bytes");
+                requests++;
+                Errno sent = TrySend(_getRequest.AsSpan(0, length));
+                if (sent != Errno.None)
+                    throw new ErrnoException($"sending an element lookup to nf_tables failed: {ErrnoException.Describe(sent)}", sent);
+                var reader = new NftGetElementsReader(_sequence, found);
+                while (!reader.Done)
+                {
+                    Errno error = Receive(out int received, out bool truncated);
+                    if (error == Errno.ENOBUFS)
+                    {
+                        // Answers were dropped: which keys they were is unknown; stop here.
+                        failure = Errno.ENOBUFS;
+                        break;
+                    }
+                    if (error != Errno.None)
+                        throw ReceiveFailure(error, "an element lookup");
+                    reader.Read(_rx.AsSpan(0, received), truncated);
+                }
+                unparsed += reader.Unparsed;
+                firstUnparsed ??= reader.FirstUnparsedReason;
+                if (failure != Errno.None)
+                    break;
+                if (reader.Error == Errno.None)
+                {
+                    start += count;
+                    continue;
+                }
+                int at = reader.Error == Errno.ENOENT && reader.ErrorOffset is uint offset
+                    ? NftablesCodec.GetElementIndexAt(set, count, offset)
+                    : -1;
+                if (at < 0)
+                {
+                    failure = reader.Error; // the table or set, not a key
+                    break;
+                }
+                missing.Add(keys[start + at]);
+                start += at + 1;
+            }
+        }
+        finally
+        {
+            SetExtendedAck(false); // batches keep their 36-byte acknowledgements
+        }
+        return new NftGetElementsResult(found, missing)
+        {
+            Error = failure,
+            Requests = requests,
+            Unparsed = unparsed,
+            FirstUnparsedReason = firstUnparsed,
+            Elapsed = clock.Elapsed,
+        };
+    }
+
     public void Dispose() => _socket.Dispose();
+
+    private unsafe void SetExtendedAck(bool on)
+    {
+        int value = on ? 1 : 0;
+        if (Interop.SetSockOpt(_socket, LibC.SOL_NETLINK, Nftables.NetlinkExtAck, &value, sizeof(int)) != 0)
+            throw ErrnoException.FromLastError("setsockopt(NETLINK_EXT_ACK)");
+    }
 
     /// <summary>Reads acknowledgements, up to <see cref="Interop.Shim.MaxBatch"/> per recvmmsg, until each operation has one or none will come.</summary>
     private unsafe void CollectAcks(NftBatchAckReader acks)

@@ -63,4 +63,37 @@ public sealed class IptablesLiveTests
         Assert.Contains("still running", e.Message, StringComparison.Ordinal);
         Assert.Equal(before, Tool.RunIn(lab.B, "iptables", "-S"));
     }
+
+    [Fact]
+    public void OffloadMark_AcceptListedAboveTheQueueRule_CheckedRepairedAtItsPlace_RemovedCleanly()
+    {
+        using var lab = new NetnsLab();
+        string[] tools = ["iptables", "ip6tables"];
+        Dictionary<string, string> before = tools.ToDictionary(t => t, t => Tool.RunIn(lab.B, t, "-S"));
+
+        IptablesInstaller installer = IptablesInstaller.Install(new IptablesOptions
+        {
+            QueueFirst = 4, Hooks = [IptablesHook.Forward], OffloadMark = 0x00800000, NetworkNamespace = lab.B,
+        });
+        installer.PrepareCheck();
+
+        string[] Chain(string tool) => Tool.RunIn(lab.B, tool, "-S", "CTFW").Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        string accept = $"-A CTFW -m mark --mark 0x800000/0x800000 -m comment --comment \"{installer.Tag}\" -j ACCEPT";
+        string queue = $"-A CTFW -m comment --comment \"{installer.Tag}\" -j NFQUEUE --queue-num 4 --queue-bypass";
+        foreach (string tool in tools)
+            Assert.Equal(["-N CTFW", accept, queue], Chain(tool)); // as iptables prints it: the ACCEPT first
+        Assert.Equal(IptablesCheckOutcome.Intact, installer.Check(repair: true).Outcome);
+
+        // Someone deletes the ACCEPT: the check puts it back above the queue rule.
+        Tool.RunIn(lab.B, "ip6tables", "-D", "CTFW", "1");
+        IptablesCheckResult result = installer.Check(repair: true);
+        Assert.Equal(IptablesCheckOutcome.Repaired, result.Outcome);
+        Assert.Single(result.Problems);
+        Assert.Equal(["-N CTFW", accept, queue], Chain("ip6tables"));
+        Assert.Equal(IptablesCheckOutcome.Intact, installer.Check(repair: true).Outcome);
+
+        Assert.Empty(installer.Remove());
+        foreach (string tool in tools)
+            Assert.Equal(before[tool], Tool.RunIn(lab.B, tool, "-S"));
+    }
 }
