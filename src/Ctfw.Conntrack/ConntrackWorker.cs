@@ -412,8 +412,7 @@ public sealed class ConntrackWorker : IDisposable
             case IpProto.Tcp:
                 r.PreviousTcpState = e.Tcp.State;
                 res = TcpTracker.Packet(ref e, p, dir, now, _s, out reason);
-                if (res == L4Result.Invalid && (status & PrivateStatus.Bypassed) != 0
-                    && reason is InvalidReason.TcpSeqOverUpperBound or InvalidReason.TcpAckOverUpperBound)
+                if ((status & PrivateStatus.Bypassed) != 0 && Relearns(res, reason, p.TcpFlags))
                 {
                     // Offloaded once: the kernel forwarded data ctfw never saw, so a segment ahead of
                     // ctfw's window is what the flow looks like now. Re-learn the windows from it, as
@@ -494,6 +493,21 @@ public sealed class ConntrackWorker : IDisposable
             r.TcpState = TcpState.None;
         }
         return true;
+    }
+
+    /// <summary>
+    /// Whether a segment of a once-offloaded flow that the window check refused is explained by data
+    /// the kernel forwarded unseen: ahead of the window (sequence or acknowledgement over the upper
+    /// bound); or a FIN or RST the window check refused or ignored at all — past 2 GiB of unseen data
+    /// the sequence space wraps and "ahead" may look "behind", and a FIN or RST that ctfw ignores
+    /// would leave a closed connection ESTABLISHED (and offloaded) for the whole timeout.
+    /// </summary>
+    private static bool Relearns(L4Result res, InvalidReason reason, TcpFlags flags)
+    {
+        if (res == L4Result.Invalid && reason is InvalidReason.TcpSeqOverUpperBound or InvalidReason.TcpAckOverUpperBound)
+            return true;
+        return res is L4Result.Invalid or L4Result.Ignore
+            && (flags & (TcpFlags.Fin | TcpFlags.Rst)) != 0 && (flags & TcpFlags.Syn) == 0;
     }
 
     /// <summary>

@@ -126,6 +126,32 @@ public class OffloadTests
         }
     }
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void FinAfterMoreThan2GiBUnseen_WrapsBehindTheWindow_ReLearnsOnlyOnceOffloaded(bool offloaded)
+    {
+        using Harness h = Established(delayMs: 0);
+        Classification r = h.C(Ack | Psh, Cisn + 1, Sisn + 1, len: 100);
+        if (offloaded)
+            h.Worker.Nominate(ref r, 0);
+        h.S(Ack, Sisn + 1, Cisn + 101);
+        // 3 GB forwarded by the kernel: the sequence number wrapped and looks 1.3 GB *behind* ctfw's window.
+        const uint Unseen = 3_000_000_000;
+        Classification fin = h.C(Fin | Ack, unchecked(Cisn + 101 + Unseen), Sisn + 1);
+        if (offloaded)
+        {
+            fin.Is(CtState.Established, O, TcpState.FinWait);
+            Assert.Equal(1, h.Engine.Offload!.Relearned);
+        }
+        else
+        {
+            // The kernel's answer for an old FIN: ignored, the flow stays ESTABLISHED.
+            Assert.True(fin.Ignored);
+            Assert.Equal(TcpState.Established, h.Flow()!.Value.TcpState);
+        }
+    }
+
     [Fact]
     public void SegmentBehindTheWindow_StaysInvalid_EvenOffloaded()
     {

@@ -313,6 +313,7 @@ internal sealed class FirewallDaemon : IDisposable
                         // ctfw's own REJECT answers must not come back to it through OUTPUT.
                         Match = ["-m", "mark", "!", "--mark", "0x" + RawIpSender.Mark.ToString("x8", CultureInfo.InvariantCulture)],
                         ShadowMark = _options.AbMark,
+                        OffloadMark = _options.Offload ? _options.OffloadMark : null,
                     };
                     installer = takeover?.Offer.IptablesTag is { } previousTag
                         ? IptablesInstaller.TakeOver(iptablesOptions, previousTag)

@@ -112,7 +112,7 @@ public sealed class OffloadSets : IDisposable
         NftBatch b = _batch;
         b.Clear();
         b.DeleteTable(Options.Table, idempotent: true);
-        b.AddTable(Options.Table);
+        b.AddTable(Options.Table, owner: true);
         foreach (NftFlowSet set in _sets)
             b.AddSet(set);
         foreach (IptablesHook hook in Options.Hooks)
@@ -120,7 +120,7 @@ public sealed class OffloadSets : IDisposable
             string chain = ChainName(hook);
             b.AddBaseChain(Options.Table, chain, HookNumber(hook), Options.Priority);
             foreach (NftFlowSet set in _sets)
-                b.AddFlowRule(set, chain, set.Name.StartsWith("tcp", StringComparison.Ordinal) ? IpProto.Tcp : IpProto.Udp, refresh: true, Options.Mark);
+                b.AddFlowRule(set, chain, set.Name.StartsWith("tcp", StringComparison.Ordinal) ? IpProto.Tcp : IpProto.Udp, refresh: true, Options.Mark, NftMarkMode.Or);
         }
         NftBatchResult r = _socket.Commit(b);
         if (!r.Committed)
