@@ -332,7 +332,10 @@ internal sealed class OffloadManager : IDisposable
             }
         }
         long dumpedAt = DaemonClock.NowMs();
-        long hold = dumpedAt + (3 * ObserveIntervalMs) + (2 * clock.ElapsedMilliseconds);
+        // A large table makes the dump slow: observe less often rather than spend the CPU on it; the
+        // hold covers three such intervals, so a lookup never finds an entry gone between two.
+        long interval = Math.Max(ObserveIntervalMs, 4 * clock.ElapsedMilliseconds);
+        long hold = dumpedAt + (3 * interval);
         _removing.Clear();
         _adding.Clear();
         foreach (Tracked t in _flows.Values)
@@ -367,8 +370,7 @@ internal sealed class OffloadManager : IDisposable
         Commit(now);
         Volatile.Write(ref _observations, _observations + 1);
         Volatile.Write(ref _lastObserveUs, (long)clock.Elapsed.TotalMicroseconds);
-        // A large table makes the dump slow: observe less often rather than spend the CPU on it.
-        _nextObserveMs = now + Math.Max(ObserveIntervalMs, 4 * clock.ElapsedMilliseconds);
+        _nextObserveMs = now + interval;
     }
 
     /// <summary>
