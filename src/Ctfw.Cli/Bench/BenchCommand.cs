@@ -30,6 +30,9 @@ internal static class BenchCommand
                   cloop   the plain C NFQUEUE accept-all loop (bench/nfq-c-loop), kernel conntrack bypassed
                   ctfw1   ctfw run --rules rules/bench.rules on one queue, kernel conntrack bypassed
                   ctfw2   the same on two queues (two worker threads)
+                  offload ctfw2 with --offload established: packets of established, accepted flows without
+                          SYN/FIN/RST are marked by an nftables chain and forwarded by the kernel without
+                          reaching ctfw (the report counts them, from offload.packets)
                   ctfw1m  (only when named; not in all) ctfw1 with --metrics 127.0.0.1:9469 and /metrics
                           scraped every 100 ms from the gateway namespace: what scraping costs
                 and workloads (client → server, IPv4):
@@ -95,8 +98,8 @@ internal static class BenchCommand
         private readonly Option<int> _copyRange = Opt.Value("--copy-range", "B",
             "NFQUEUE copy range for both the C loop and ctfw (default: whole packets)",
             (string t, out int v) => Opt.TryInt(t, 64, 65535, out v), "bytes 64..65535");
-        private readonly Option<int> _queue = Opt.Value("--queue", "N", "NFQUEUE number (ctfw2 also uses N+1; default 7)",
-            (string t, out int v) => Opt.TryInt(t, 0, 65534, out v), "0..65534 (ctfw2 also uses the next queue)");
+        private readonly Option<int> _queue = Opt.Value("--queue", "N", "NFQUEUE number (ctfw2 and offload also use N+1; default 7)",
+            (string t, out int v) => Opt.TryInt(t, 0, 65534, out v), "0..65534 (ctfw2 and offload also use the next queue)");
         private readonly Option<string> _output = Opt.Text("--output", "FILE", "also write the report to FILE");
 
         public void AddTo(CtfwCommand command)

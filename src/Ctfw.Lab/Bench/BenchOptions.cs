@@ -24,7 +24,7 @@ public sealed record BenchOptions
     /// </summary>
     public int? CopyRange { get; init; }
 
-    /// <summary>The first NFQUEUE number; ctfw2 also uses the next one.</summary>
+    /// <summary>The first NFQUEUE number; ctfw2 and offload also use the next one.</summary>
     public int Queue { get; init; } = 7;
 
     /// <summary>Where the markdown report is also written, or null.</summary>

@@ -9,6 +9,16 @@ public sealed record DaemonProfile
 {
     public long Packets { get; init; }
 
+    /// <summary>
+    /// offload: packets the kernel forwarded without ctfw in the interval (<c>offload.packets</c>, the
+    /// nftables element counters of the offloaded flows); null for the other set-ups, or a daemon
+    /// without the counter.
+    /// </summary>
+    public long? OffloadedPackets { get; init; }
+
+    /// <summary>The share of the packets through the gateway that bypassed ctfw: offloaded ÷ (offloaded + <see cref="Packets"/>).</summary>
+    public double? OffloadedShare => OffloadedPackets is long o && o + Packets > 0 ? (double)o / (o + Packets) : null;
+
     /// <summary>Whole process, from /proc/PID/stat (utime, stime).</summary>
     public double? UserUsPerPacket { get; init; }
     public double? SysUsPerPacket { get; init; }

@@ -207,7 +207,7 @@ public sealed class BenchRunner
         BenchSetup.Plain => [],
         BenchSetup.Kernel => [["iptables-restore", rulesPath]],
         BenchSetup.CLoop => [["iptables-restore", notrackPath], ["iptables-restore", "--noflush", cloopPath]],
-        BenchSetup.Ctfw1 or BenchSetup.Ctfw2 or BenchSetup.Ctfw1Scraped => [["iptables-restore", notrackPath]],
+        BenchSetup.Ctfw1 or BenchSetup.Ctfw2 or BenchSetup.Ctfw1Scraped or BenchSetup.Offload => [["iptables-restore", notrackPath]],
         _ => throw new ArgumentOutOfRangeException(nameof(setup), setup, null),
     };
 
@@ -221,6 +221,7 @@ public sealed class BenchRunner
         BenchSetup.Ctfw1 => [.. ctfw, "run", "--rules", rulesPath, "--queue", Invariant($"{queue}"), "--install", "FORWARD", "--control", controlPath, .. CopyArgs("--copy-range", copyRange)],
         BenchSetup.Ctfw1Scraped => [.. DaemonArgs(BenchSetup.Ctfw1, queue, cloopBinary, ctfw, rulesPath, controlPath, copyRange)!, "--metrics", MetricsScraper.Endpoint],
         BenchSetup.Ctfw2 => [.. ctfw, "run", "--rules", rulesPath, "--queues", Invariant($"{queue}-{queue + 1}"), "--install", "FORWARD", "--control", controlPath, .. CopyArgs("--copy-range", copyRange)],
+        BenchSetup.Offload => [.. DaemonArgs(BenchSetup.Ctfw2, queue, cloopBinary, ctfw, rulesPath, controlPath, copyRange)!, "--offload", "established"],
         _ => throw new ArgumentOutOfRangeException(nameof(setup), setup, null),
     };
 
@@ -382,7 +383,7 @@ public sealed class BenchRunner
         if (daemon is null)
             return new Snapshot(system, null, [], null, []);
         var proc = ProcStats.ReadProcess(daemon.Pid);
-        IReadOnlyDictionary<string, long>? stats = setup is BenchSetup.Ctfw1 or BenchSetup.Ctfw2 or BenchSetup.Ctfw1Scraped ? _host.ReadStats(_host.ControlPath) : null;
+        IReadOnlyDictionary<string, long>? stats = BenchNames.IsCtfw(setup) ? _host.ReadStats(_host.ControlPath) : null;
         CLoopExit? loop = setup == BenchSetup.CLoop ? CLoopSnapshot(daemon) : null;
         List<KernelQueueRow> queues = ProcStats.ParseKernelQueues(
             Tool.Run(checkExit: false, Tool.InNetns(_lab.Gateway, "cat", "/proc/net/netfilter/nfnetlink_queue")).StdOut);
@@ -412,7 +413,7 @@ public sealed class BenchRunner
     /// </summary>
     private DaemonProfile Profile(BenchSetup setup, Snapshot before, Snapshot after, string daemonStdout)
     {
-        IReadOnlyList<int> queues = setup == BenchSetup.Ctfw2 ? [_options.Queue, _options.Queue + 1] : [_options.Queue];
+        IReadOnlyList<int> queues = [.. Enumerable.Range(_options.Queue, BenchNames.QueueCount(setup))];
         long drops = 0;
         foreach (KernelQueueRow row in after.Queues)
         {
@@ -433,6 +434,7 @@ public sealed class BenchRunner
         }
 
         long packets;
+        long? offloaded = null;
         double? syscalls = null, batch = null, allocated = null;
         if (setup == BenchSetup.CLoop)
         {
@@ -449,6 +451,9 @@ public sealed class BenchRunner
         else
         {
             packets = StatsDelta(before, after, "packets") ?? 0;
+            // Forwarded by the kernel without reaching ctfw: the offloaded flows' nftables element counters.
+            if (setup == BenchSetup.Offload)
+                offloaded = StatsDelta(before, after, "offload.packets");
             long? recv = SumQueues(before, after, queues, "recv_calls");
             long? flushes = SumQueues(before, after, queues, "verdict_flushes");
             long? queuePackets = SumQueues(before, after, queues, "packets");
@@ -464,6 +469,7 @@ public sealed class BenchRunner
         return new DaemonProfile
         {
             Packets = packets,
+            OffloadedPackets = offloaded,
             UserUsPerPacket = PerPacket(cpu?.User),
             SysUsPerPacket = PerPacket(cpu?.System),
             WorkerUserUsPerPacket = anyWorker ? PerPacket(workers.User) : null,
@@ -707,8 +713,9 @@ public sealed class BenchRunner
             BenchWorkload.Conn => Invariant($"{m.Value:0} conn/s, {m.Errors} errors"),
             _ => Invariant($"p50 {m.P50Us:0} µs, p99 {m.P99Us:0} µs, max {m.MaxUs:0} µs"),
         };
+        string offloaded = m.Profile?.OffloadedPackets is long o ? Invariant($" + {o} offloaded ({BenchReport.Percent(m.Profile.OffloadedShare)} bypassed ctfw)") : "";
         string profile = m.Profile is { } p
-            ? Invariant($"; {p.Packets} packets, {(p.UserUsPerPacket ?? 0) + (p.SysUsPerPacket ?? 0):0.00} µs CPU/packet, {(p.SyscallsPerPacket is double s ? s.ToString("0.00", CultureInfo.InvariantCulture) : "-")} syscalls/packet, drops {p.KernelQueueDrops?.ToString(CultureInfo.InvariantCulture) ?? "-"}")
+            ? Invariant($"; {p.Packets} packets{offloaded}, {(p.UserUsPerPacket ?? 0) + (p.SysUsPerPacket ?? 0):0.00} µs CPU/packet, {(p.SyscallsPerPacket is double s ? s.ToString("0.00", CultureInfo.InvariantCulture) : "-")} syscalls/packet, drops {p.KernelQueueDrops?.ToString(CultureInfo.InvariantCulture) ?? "-"}")
             : "";
         return Invariant($"{value}{profile} (steal {m.StealPercent:0.0} %)");
     }

@@ -18,6 +18,12 @@ public enum BenchSetup
     /// namespace: what Prometheus scraping costs the packet path. Only when named (not in <c>all</c>).
     /// </summary>
     Ctfw1Scraped,
+    /// <summary>
+    /// ctfw2 with <c>--offload established</c>: packets of established, accepted flows that carry no
+    /// SYN/FIN/RST are marked by an nftables chain and accepted before the NFQUEUE rule, so the kernel
+    /// forwards them without the userspace round trip.
+    /// </summary>
+    Offload,
 }
 
 /// <summary>The traffic of one measurement, client → server over IPv4.</summary>
@@ -42,7 +48,7 @@ public enum BenchWorkload
 /// <summary>Names used on the command line and in the report.</summary>
 public static class BenchNames
 {
-    public static IReadOnlyList<BenchSetup> AllSetups { get; } = [BenchSetup.Plain, BenchSetup.Kernel, BenchSetup.CLoop, BenchSetup.Ctfw1, BenchSetup.Ctfw2];
+    public static IReadOnlyList<BenchSetup> AllSetups { get; } = [BenchSetup.Plain, BenchSetup.Kernel, BenchSetup.CLoop, BenchSetup.Ctfw1, BenchSetup.Ctfw2, BenchSetup.Offload];
 
     /// <summary>Every set-up id the command line accepts: <see cref="AllSetups"/> and ctfw1m.</summary>
     public static IReadOnlyList<BenchSetup> KnownSetups { get; } = [.. AllSetups, BenchSetup.Ctfw1Scraped];
@@ -65,6 +71,7 @@ public static class BenchNames
         BenchSetup.Ctfw1 => "ctfw1",
         BenchSetup.Ctfw2 => "ctfw2",
         BenchSetup.Ctfw1Scraped => "ctfw1m",
+        BenchSetup.Offload => "offload",
         _ => throw new ArgumentOutOfRangeException(nameof(setup), setup, null),
     };
 
@@ -79,7 +86,13 @@ public static class BenchNames
     };
 
     /// <summary>True for the set-ups with an NFQUEUE consumer process whose CPU and syscalls are profiled.</summary>
-    public static bool HasDaemon(BenchSetup setup) => setup is BenchSetup.CLoop or BenchSetup.Ctfw1 or BenchSetup.Ctfw2 or BenchSetup.Ctfw1Scraped;
+    public static bool HasDaemon(BenchSetup setup) => setup is BenchSetup.CLoop || IsCtfw(setup);
+
+    /// <summary>True for the set-ups that run <c>ctfw run</c>: their counters come from its control socket.</summary>
+    public static bool IsCtfw(BenchSetup setup) => setup is BenchSetup.Ctfw1 or BenchSetup.Ctfw2 or BenchSetup.Ctfw1Scraped or BenchSetup.Offload;
+
+    /// <summary>How many NFQUEUE queues the set-up's consumer reads: two for ctfw2 and offload, one otherwise.</summary>
+    public static int QueueCount(BenchSetup setup) => setup is BenchSetup.Ctfw2 or BenchSetup.Offload ? 2 : 1;
 
     /// <summary>Parses a comma list of set-up ids (or <c>all</c>), keeping the canonical order.</summary>
     /// <exception cref="FormatException">An unknown id, or an empty list.</exception>

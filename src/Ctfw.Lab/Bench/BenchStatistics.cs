@@ -34,6 +34,11 @@ public sealed class BenchSummary
     public const double ConnTarget = 0.90;
     public const double LatencyTarget = 1.5;
 
+    /// <summary>Issue 15's targets for ctfw offload: ahead of kernel conntrack on bulk throughput, twice the C loop on TCP.</summary>
+    public const double OffloadKernelTarget = 1.0;
+    public const double OffloadCLoopTcpTarget = 2.0;
+    public const double OffloadConnTarget = 0.90;
+
     private readonly BenchRun _run;
 
     public BenchSummary(BenchRun run) => _run = run;
@@ -85,6 +90,13 @@ public sealed class BenchSummary
             AtLeast($"conn: ctfw ÷ kernel ≥ {ConnTarget:0.00}", BenchWorkload.Conn, BenchSetup.Kernel, ConnTarget),
             Latency(),
         ];
+        if (_run.Options.Setups.Contains(BenchSetup.Offload))
+        {
+            targets.Add(Offload($"tcp: offload ÷ kernel ≥ {OffloadKernelTarget:0.00}", BenchWorkload.Tcp, BenchSetup.Kernel, OffloadKernelTarget));
+            targets.Add(Offload($"tcp: offload ÷ cloop ≥ {OffloadCLoopTcpTarget:0.00}", BenchWorkload.Tcp, BenchSetup.CLoop, OffloadCLoopTcpTarget));
+            targets.Add(Offload($"udp: offload ÷ kernel ≥ {OffloadKernelTarget:0.00}", BenchWorkload.Udp, BenchSetup.Kernel, OffloadKernelTarget));
+            targets.Add(Offload($"conn: offload ÷ kernel ≥ {OffloadConnTarget:0.00}", BenchWorkload.Conn, BenchSetup.Kernel, OffloadConnTarget));
+        }
         targets.AddRange(SoakTargets());
         return targets;
     }
@@ -100,6 +112,23 @@ public sealed class BenchSummary
             return new TargetResult(name, TargetStatus.Unknown, detail + " (not measured)");
         return new TargetResult(name, best >= target ? TargetStatus.Met : TargetStatus.Missed, $"{detail}; best {best:0.00}");
     }
+
+    /// <summary>
+    /// Higher is better: offload ÷ <paramref name="reference"/> must reach <paramref name="target"/>. The
+    /// detail says what share of the gateway's packets bypassed ctfw, so a reader sees the offload happened.
+    /// </summary>
+    private TargetResult Offload(string name, BenchWorkload workload, BenchSetup reference, double target)
+    {
+        double? ratio = Ratio(BenchSetup.Offload, reference, workload);
+        double? share = OffloadedShare(workload);
+        string detail = $"offload {Format(ratio)}; {(share is double s ? (s * 100).ToString("0.0", Inv) + " % of the packets offloaded" : "offloaded packets not counted")}";
+        if (ratio is null)
+            return new TargetResult(name, TargetStatus.Unknown, detail + " (not measured)");
+        return new TargetResult(name, ratio >= target ? TargetStatus.Met : TargetStatus.Missed, detail);
+    }
+
+    /// <summary>Median over reps of the share of packets the offload set-up forwarded without ctfw in <paramref name="workload"/>.</summary>
+    public double? OffloadedShare(BenchWorkload workload) => Of(BenchSetup.Offload, workload, m => m.Profile?.OffloadedShare)?.Median;
 
     /// <summary>Lower is better: the better ctfw's added p99 must be at most 1.5 × the C loop's.</summary>
     private TargetResult Latency()

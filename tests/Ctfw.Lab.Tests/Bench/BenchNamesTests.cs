@@ -74,4 +74,23 @@ public sealed class BenchNamesTests
         Assert.Equal(["/usr/bin/dotnet", "/x/ctfw.dll", "run", "--rules", "/r/bench.rules", "--queues", "7-8", "--install", "FORWARD", "--control", "/run/ctfw/s.sock"],
             BenchRunner.DaemonArgs(BenchSetup.Ctfw2, 7, "/t/nfq_accept", ctfw, "/r/bench.rules", "/run/ctfw/s.sock"));
     }
+
+    [Fact]
+    public void Offload_InAllAfterCtfw2_Ctfw2WithOffloadEstablished()
+    {
+        Assert.Equal(BenchSetup.Offload, BenchNames.AllSetups[^1]);
+        Assert.Equal([BenchSetup.Ctfw2, BenchSetup.Offload], BenchNames.ParseSetups("offload,ctfw2"));
+        Assert.Equal("offload", BenchNames.Of(BenchSetup.Offload));
+        Assert.True(BenchNames.HasDaemon(BenchSetup.Offload));
+        Assert.True(BenchNames.IsCtfw(BenchSetup.Offload));
+        Assert.False(BenchNames.IsCtfw(BenchSetup.CLoop));
+        Assert.Equal(2, BenchNames.QueueCount(BenchSetup.Offload));
+        Assert.Equal(1, BenchNames.QueueCount(BenchSetup.Ctfw1));
+        string[] ctfw = ["/usr/bin/dotnet", "/x/ctfw.dll"];
+        IReadOnlyList<string> ctfw2 = BenchRunner.DaemonArgs(BenchSetup.Ctfw2, 7, "/t/nfq_accept", ctfw, "/r/bench.rules", "/run/ctfw/s.sock", 256)!;
+        Assert.Equal([.. ctfw2, "--offload", "established"],
+            BenchRunner.DaemonArgs(BenchSetup.Offload, 7, "/t/nfq_accept", ctfw, "/r/bench.rules", "/run/ctfw/s.sock", 256));
+        // Kernel conntrack bypassed as for the other ctfw set-ups: ctfw's own conntrack decides what is offloaded.
+        Assert.Equal([["iptables-restore", "N"]], BenchRunner.GatewayCommands(BenchSetup.Offload, "R", "N", "C"));
+    }
 }

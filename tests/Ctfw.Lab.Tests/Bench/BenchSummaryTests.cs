@@ -78,7 +78,7 @@ public sealed class BenchSummaryTests
     public void Targets_KnownRun_MetAndMissedWithTheBetterCtfw()
     {
         var soak = new SoakResult { Duration = TimeSpan.FromSeconds(60), Packets = 1000, Gen0 = 0, Gen1 = 0, Gen2 = 0, WorkerAllocatedBytes = 0 };
-        Dictionary<string, TargetResult> t = new BenchSummary(KnownRun(soak)).Targets().ToDictionary(x => x.Name.Split(':')[0] + (x.Name.Contains("gen2", StringComparison.Ordinal) ? "-gc" : x.Name.Contains("alloc", StringComparison.Ordinal) ? "-alloc" : ""));
+        Dictionary<string, TargetResult> t = new BenchSummary(KnownRun(soak)).Targets().Where(x => !x.Name.Contains("offload", StringComparison.Ordinal)).ToDictionary(x => x.Name.Split(':')[0] + (x.Name.Contains("gen2", StringComparison.Ordinal) ? "-gc" : x.Name.Contains("alloc", StringComparison.Ordinal) ? "-alloc" : ""));
         Assert.Equal(TargetStatus.Met, t["tcp"].Status);
         Assert.Equal("ctfw1 0.87, ctfw2 0.91; best 0.91", t["tcp"].Detail);
         Assert.Equal(TargetStatus.Missed, t["udp"].Status);
@@ -129,15 +129,16 @@ public sealed class BenchSummaryTests
         Assert.StartsWith("# ctfw bench — 2026-12-03 16:40 UTC\n", report, StringComparison.Ordinal);
         Assert.Contains("| kernel | 6.18.44 |", report, StringComparison.Ordinal);
         Assert.Contains("| steal | median 0.5 %, max 0.5 % over 60 measurements |", report, StringComparison.Ordinal);
-        Assert.Contains("| workload | unit | plain | kernel | cloop | ctfw1 | ctfw2 |", report, StringComparison.Ordinal);
+        Assert.Contains("| workload | unit | plain | kernel | cloop | ctfw1 | ctfw2 | offload |", report, StringComparison.Ordinal);
         Assert.Contains("| tcp | Gbit/s | 11.00 [10.00–12.00] | 9.00 [9.00–9.00] | 8.20 [8.00–8.40] | 7.10 [7.00–7.20] | 7.50 [7.40–7.60] |", report, StringComparison.Ordinal);
         Assert.Contains("| udp | kpps | 200.0 [200.0–200.0] |", report, StringComparison.Ordinal);
         Assert.Contains("| added p99 µs | 4 | 100 | 150 | 180 |", report, StringComparison.Ordinal);
-        Assert.Contains("| tcp | 0.87 | 0.91 | 0.79 | 0.83 |", report, StringComparison.Ordinal);
-        Assert.Contains("| lat | 1.50 | 1.80 | 37.50 | 45.00 |", report, StringComparison.Ordinal);
+        Assert.Contains("| workload | ctfw1÷cloop | ctfw2÷cloop | offload÷cloop | ctfw1÷kernel | ctfw2÷kernel | offload÷kernel |", report, StringComparison.Ordinal);
+        Assert.Contains("| tcp | 0.87 | 0.91 | - | 0.79 | 0.83 | - |", report, StringComparison.Ordinal);
+        Assert.Contains("| lat | 1.50 | 1.80 | - | 37.50 | 45.00 | - |", report, StringComparison.Ordinal);
         Assert.Contains("- udp: ctfw ÷ cloop ≥ 0.90: **MISSED** — ctfw1 0.80, ctfw2 0.85; best 0.85", report, StringComparison.Ordinal);
         Assert.Contains("- tcp: ctfw ÷ cloop ≥ 0.90: **met**", report, StringComparison.Ordinal);
-        Assert.Contains("| ctfw1 | tcp | 2000 | 1.000 | 2.000 | - | 0.250 | 8.0 | - | - |", report, StringComparison.Ordinal);
+        Assert.Contains("| ctfw1 | tcp | 2000 | - | 1.000 | 2.000 | - | 0.250 | 8.0 | - | - |", report, StringComparison.Ordinal);
         Assert.Contains("| 2000000 | 0 / 0 / 0 | - | 128 B | 0.00 | - | - / - | 100.0 MiB | 0.0 % |", report, StringComparison.Ordinal);
         Assert.DoesNotContain("## Failures", report, StringComparison.Ordinal);
     }
@@ -150,5 +151,84 @@ public sealed class BenchSummaryTests
         Assert.False(run.Complete);
         Assert.Contains("- ctfw2 conn rep 4: wrk completed no request", BenchReport.Render(run), StringComparison.Ordinal);
         Assert.True(KnownRun().Complete);
+    }
+
+    /// <summary><see cref="KnownRun"/> plus the offload set-up: tcp 9.5 Gbit/s, udp 140 kpps, conn 19 000/s, 9 of every 10 packets offloaded.</summary>
+    private static BenchRun OffloadRun()
+    {
+        BenchRun run = KnownRun();
+        List<BenchMeasurement> m = [.. run.Measurements];
+        foreach ((BenchWorkload w, double v) in ((BenchWorkload, double)[])[(BenchWorkload.Tcp, 9.5), (BenchWorkload.Udp, 140_000), (BenchWorkload.Conn, 19_000), (BenchWorkload.Lat, 150)])
+        {
+            for (int rep = 1; rep <= 3; rep++)
+            {
+                m.Add(new BenchMeasurement(BenchSetup.Offload, w, rep)
+                {
+                    Value = v,
+                    P50Us = w == BenchWorkload.Lat ? v / 4 : null,
+                    P99Us = w == BenchWorkload.Lat ? v : null,
+                    StealPercent = 0.5,
+                    Profile = new DaemonProfile { Packets = 1000 * rep, OffloadedPackets = 9000 * rep, UserUsPerPacket = 1 },
+                });
+            }
+        }
+        return run with { Measurements = m };
+    }
+
+    [Fact]
+    public void Targets_OffloadMeasured_IssueTargetsAgainstKernelAndCLoop()
+    {
+        List<TargetResult> t = [.. new BenchSummary(OffloadRun()).Targets().Where(x => x.Name.Contains("offload", StringComparison.Ordinal))];
+        Assert.Equal(["tcp: offload ÷ kernel ≥ 1.00", "tcp: offload ÷ cloop ≥ 2.00", "udp: offload ÷ kernel ≥ 1.00", "conn: offload ÷ kernel ≥ 0.90"], t.Select(x => x.Name));
+        Assert.Equal([TargetStatus.Met, TargetStatus.Missed, TargetStatus.Missed, TargetStatus.Met], t.Select(x => x.Status));
+        Assert.Equal("offload 1.06; 90.0 % of the packets offloaded", t[0].Detail);   // 9.5 ÷ 9
+        Assert.Equal("offload 1.16; 90.0 % of the packets offloaded", t[1].Detail);   // 9.5 ÷ 8.2
+        Assert.Equal("offload 0.93; 90.0 % of the packets offloaded", t[2].Detail);   // 140 ÷ 150
+        Assert.Equal(0.9, new BenchSummary(OffloadRun()).OffloadedShare(BenchWorkload.Tcp)!.Value, 9);
+    }
+
+    [Fact]
+    public void Targets_OffloadNotSelected_NoOffloadTargets_SelectedButFailed_Unknown()
+    {
+        BenchRun run = OffloadRun();
+        BenchRun without = run with { Options = run.Options with { Setups = [BenchSetup.Kernel, BenchSetup.CLoop, BenchSetup.Ctfw2] } };
+        Assert.DoesNotContain(new BenchSummary(without).Targets(), x => x.Name.Contains("offload", StringComparison.Ordinal));
+
+        List<BenchMeasurement> failed = [.. run.Measurements.Select(x => x.Setup == BenchSetup.Offload ? x with { Failure = "ctfw exited" } : x)];
+        List<TargetResult> t = [.. new BenchSummary(run with { Measurements = failed }).Targets().Where(x => x.Name.Contains("offload", StringComparison.Ordinal))];
+        Assert.Equal(4, t.Count);
+        Assert.All(t, x => Assert.Equal(TargetStatus.Unknown, x.Status));
+        Assert.Equal("offload -; offloaded packets not counted (not measured)", t[0].Detail);
+    }
+
+    [Fact]
+    public void Render_OffloadRun_RatiosTargetsAndOffloadedPackets()
+    {
+        string report = BenchReport.Render(OffloadRun());
+        Assert.Contains("| tcp | Gbit/s | 11.00 [10.00–12.00] | 9.00 [9.00–9.00] | 8.20 [8.00–8.40] | 7.10 [7.00–7.20] | 7.50 [7.40–7.60] | 9.50 [9.50–9.50] |", report, StringComparison.Ordinal);
+        Assert.Contains("| tcp | 0.87 | 0.91 | 1.16 | 0.79 | 0.83 | 1.06 |", report, StringComparison.Ordinal);
+        Assert.Contains("| conn | 0.97 | 0.89 | 1.00 | 0.93 | 0.85 | 0.95 |", report, StringComparison.Ordinal);
+        Assert.Contains("- tcp: offload ÷ cloop ≥ 2.00: **MISSED** — offload 1.16; 90.0 % of the packets offloaded", report, StringComparison.Ordinal);
+        Assert.Contains("| set-up | workload | packets | offloaded | user µs/pkt |", report, StringComparison.Ordinal);
+        // Medians over the reps: 2000 packets seen by ctfw, 18 000 offloaded, 90 % of the gateway's packets.
+        Assert.Contains("| offload | tcp | 2000 | 18000 (90.0 %) | 1.000 |", report, StringComparison.Ordinal);
+        Assert.Contains("| ctfw2 | tcp | - | - | - |", report, StringComparison.Ordinal);
+
+        BenchRun run = OffloadRun();
+        string plain = BenchReport.Render(run with { Options = run.Options with { Setups = [BenchSetup.CLoop, BenchSetup.Ctfw1] } });
+        Assert.DoesNotContain("offloaded", plain, StringComparison.Ordinal);
+        Assert.Contains("| set-up | workload | packets | user µs/pkt |", plain, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Describe_OffloadProfile_ShowsOffloadedPacketsAndShare()
+    {
+        var m = new BenchMeasurement(BenchSetup.Offload, BenchWorkload.Tcp, 1)
+        {
+            Value = 30,
+            Profile = new DaemonProfile { Packets = 250, OffloadedPackets = 750, UserUsPerPacket = 1, SysUsPerPacket = 1 },
+        };
+        Assert.StartsWith("30.00 Gbit/s; 250 packets + 750 offloaded (75.0 % bypassed ctfw), 2.00 µs CPU/packet", BenchRunner.Describe(m), StringComparison.Ordinal);
+        Assert.DoesNotContain("offloaded", BenchRunner.Describe(m with { Profile = m.Profile with { OffloadedPackets = null } }), StringComparison.Ordinal);
     }
 }
