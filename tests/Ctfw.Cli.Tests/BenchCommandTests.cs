@@ -60,7 +60,19 @@ public sealed class BenchCommandTests
         Assert.Equal("flood", BenchNames.Of(BenchWorkload.Flood));
     }
 
+    [Fact]
+    public void TryParse_SetupsOffload_InAllAfterCtfw2AndByName()
+    {
+        BenchOptions? o = BenchCommand.TryParse(["bench", "--setups", "offload", "--workloads", "tcp", "--reps", "1"], out string? error, out _);
+        Assert.Null(error);
+        Assert.Equal([BenchSetup.Offload], o!.Setups);
+        Assert.Equal([BenchSetup.Plain, BenchSetup.Kernel, BenchSetup.CLoop, BenchSetup.Ctfw1, BenchSetup.Ctfw2, BenchSetup.Offload],
+            BenchCommand.TryParse(["bench", "--setups", "all"], out _, out _)!.Setups);
+        Assert.Equal([BenchSetup.Ctfw2, BenchSetup.Offload], BenchCommand.TryParse(["bench", "--setups", "offload,ctfw2"], out _, out _)!.Setups);
+    }
+
     [Theory]
+    [InlineData("--setups", "ctfw1,offloaded", "--setups ctfw1,offloaded: unknown set-up 'offloaded' (known: plain, kernel, cloop, ctfw1, ctfw2, offload, ctfw1m, all)")]
     [InlineData("--reps", "0", "--reps 0: expected 1..100")]
     [InlineData("--reps", "x", "--reps x: expected 1..100")]
     [InlineData("--seconds", "1.5", "--seconds 1.5: expected whole seconds 1..3600")]

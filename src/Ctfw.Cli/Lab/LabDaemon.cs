@@ -47,18 +47,31 @@ internal sealed class LabDaemon : IDisposable
         }
     }
 
-    public static LabDaemon Start(string gatewayNs, string rulesPath, string logPath, CancellationToken cancel)
+    /// <summary>
+    /// The `ctfw run …` arguments of the lab's daemon (after the binary). <paramref name="offload"/>
+    /// adds <c>--offload established</c>: packets of established, accepted flows then pass the gateway
+    /// without reaching ctfw (see <see cref="LabRunner"/> for how they are counted).
+    /// </summary>
+    internal static List<string> RunArgs(string rulesPath, string controlPath, bool offload)
+    {
+        List<string> args = ["run", "--rules", rulesPath, "--install", "FORWARD", "--ab", "kernel", "--control", controlPath, "--queue", "0",
+            // A 2-core machine also runs the traffic programs: give ctfw seconds of slack, not
+            // milliseconds, before the queue overflows (packets the kernel classified but ctfw never
+            // saw would make the two trackers drift apart).
+            "--queue-maxlen", "65536", "--rcvbuf", "268435456"];
+        if (offload)
+            args.AddRange(["--offload", "established"]);
+        return args;
+    }
+
+    public static LabDaemon Start(string gatewayNs, string rulesPath, string logPath, bool offload, CancellationToken cancel)
     {
         string self = Environment.ProcessPath ?? throw new InvalidOperationException("cannot tell where the ctfw binary is");
         List<string> argv = ["nsenter", $"--net=/run/netns/{gatewayNs}", "--", self];
         if (Path.GetFileNameWithoutExtension(self) == "dotnet")
             argv.Add(typeof(LabDaemon).Assembly.Location);
         string controlPath = Path.Combine(ControlPaths.RunDirectory, $"ctfw-lab-{Environment.ProcessId}.sock");
-        argv.AddRange(["run", "--rules", rulesPath, "--install", "FORWARD", "--ab", "kernel", "--control", controlPath, "--queue", "0",
-            // A 2-core machine also runs the traffic programs: give ctfw seconds of slack, not
-            // milliseconds, before the queue overflows (packets the kernel classified but ctfw never
-            // saw would make the two trackers drift apart).
-            "--queue-maxlen", "65536", "--rcvbuf", "268435456"]);
+        argv.AddRange(RunArgs(rulesPath, controlPath, offload));
 
         var psi = new ProcessStartInfo(argv[0])
         {

@@ -7,19 +7,73 @@ using Ctfw.Lab.Traffic;
 
 namespace Ctfw.Cli.Lab;
 
-/// <summary>What `ctfw lab` was asked to do.</summary>
-internal sealed record LabOptions(string RulesPath, string? ScenarioFilter, bool Scenarios, TimeSpan Traffic, int TableChecks, TrafficOptions Load);
+/// <summary>What `ctfw lab` was asked to do; <paramref name="Offload"/> runs ctfw with <c>--offload established</c>.</summary>
+internal sealed record LabOptions(string RulesPath, string? ScenarioFilter, bool Scenarios, TimeSpan Traffic, int TableChecks, TrafficOptions Load, bool Offload = false);
 
 /// <summary>One row of the lab's table.</summary>
-internal sealed record LabRow(string Name, long Sent, long Compared, long Agreed, string? Note = null, long Missed = 0)
+/// <param name="Bypassed">
+/// With <c>--offload</c>: packets of the row the kernel forwarded without ctfw (offloaded flows), which
+/// ctfw cannot compare; counted in <paramref name="Sent"/>. Always 0 without offload.
+/// </param>
+internal sealed record LabRow(string Name, long Sent, long Compared, long Agreed, string? Note = null, long Missed = 0, long Bypassed = 0)
 {
     public long Disagreed => Compared - Agreed;
 
     /// <summary>
-    /// Every packet sent reached ctfw with the kernel's answer, none passed the gateway without
-    /// reaching ctfw (<see cref="Missed"/>: queue overflow, dropped after kernel conntrack saw it), and all of them agreed.
+    /// Every packet sent either reached ctfw with the kernel's answer or was offloaded (forwarded by
+    /// the kernel past ctfw by design), none passed the gateway without reaching ctfw otherwise
+    /// (<see cref="Missed"/>: queue overflow, dropped after kernel conntrack saw it), and every packet
+    /// ctfw compared agreed.
     /// </summary>
-    public bool Passed => Note is null && Missed == 0 && Compared == Agreed && (Sent < 0 || Compared == Sent);
+    public bool Passed => Note is null && Missed == 0 && Compared == Agreed && (Sent < 0 || Compared + Bypassed == Sent);
+}
+
+/// <summary>
+/// Packet counters of ctfw's iptables rules in the gateway (<c>iptables-save -c</c>, IPv4 + IPv6 summed).
+/// </summary>
+/// <param name="Marked">Through the mangle FORWARD jump to ctfw's marking chain: every forwarded packet, kernel conntrack has classified it.</param>
+/// <param name="Queued">Through ctfw's filter NFQUEUE rule: every packet sent to ctfw's queue (received, or lost at a full queue).</param>
+internal readonly record struct KernelCounters(long Marked, long Queued)
+{
+    /// <summary>
+    /// Forwarded without being sent to the queue: with <c>--offload</c>, the offloaded flows' packets,
+    /// which ctfw's chain accepts before its NFQUEUE rule. Meaningful only as a difference of two readings.
+    /// </summary>
+    public long Bypassed => Marked - Queued;
+
+    public static KernelCounters operator -(KernelCounters a, KernelCounters b) => new(a.Marked - b.Marked, a.Queued - b.Queued);
+
+    /// <summary>
+    /// Sums the counters of the lines of one or more <c>iptables-save -c</c> outputs: in *mangle,
+    /// <c>[p:b] -A FORWARD … -j CTFW</c>; in *filter, <c>[p:b] -A CTFW … -j NFQUEUE …</c>.
+    /// </summary>
+    public static KernelCounters Parse(string save)
+    {
+        long marked = 0, queued = 0;
+        string table = "";
+        foreach (string line in save.Split('\n'))
+        {
+            if (line.StartsWith('*'))
+            {
+                table = line[1..].Trim();
+                continue;
+            }
+            // [packets:bytes] -A FORWARD -m comment --comment "ctfw:…" -j CTFW
+            if (!line.StartsWith('[') || Packets(line) is not long n)
+                continue;
+            if (table == "mangle" && line.Contains("-A FORWARD ", StringComparison.Ordinal) && line.EndsWith("-j CTFW", StringComparison.Ordinal))
+                marked += n;
+            else if (table == "filter" && line.Contains("] -A CTFW ", StringComparison.Ordinal) && line.Contains(" -j NFQUEUE", StringComparison.Ordinal))
+                queued += n;
+        }
+        return new KernelCounters(marked, queued);
+    }
+
+    private static long? Packets(string line)
+    {
+        int colon = line.IndexOf(':', StringComparison.Ordinal);
+        return colon > 1 && long.TryParse(line.AsSpan(1, colon - 1), NumberStyles.None, CultureInfo.InvariantCulture, out long n) ? n : null;
+    }
 }
 
 /// <summary>
@@ -43,6 +97,9 @@ internal sealed class LabRunner
     private int _tablesSkipped;
     private TrafficReport? _traffic;
 
+    /// <summary>ctfw's own <c>offload.packets</c> over the run (from its start to just before it stops), for the summary; null without offload.</summary>
+    private long? _offloadStat;
+
     public LabRunner(LabOptions options, TextWriter output, CancellationToken cancel)
     {
         _options = options;
@@ -56,8 +113,10 @@ internal sealed class LabRunner
         string logPath = Path.Combine(Path.GetTempPath(), $"ctfw-lab-{Environment.ProcessId}.log");
         _out.WriteLine("ctfw lab: building client / gateway / server namespaces (IPv4 + IPv6, veth)");
         using var lab = new KernelLab();
-        _out.WriteLine($"ctfw lab: starting `ctfw run --ab kernel --install FORWARD --rules {_options.RulesPath}` in {lab.Gateway} (log: {logPath})");
-        using LabDaemon daemon = LabDaemon.Start(lab.Gateway, _options.RulesPath, logPath, _cancel);
+        string offloadArgs = _options.Offload ? " --offload established" : "";
+        _out.WriteLine($"ctfw lab: starting `ctfw run --ab kernel --install FORWARD --rules {_options.RulesPath}{offloadArgs}` in {lab.Gateway} (log: {logPath})");
+        using LabDaemon daemon = LabDaemon.Start(lab.Gateway, _options.RulesPath, logPath, _options.Offload, _cancel);
+        long offloadStart = _options.Offload ? daemon.Stats().GetValueOrDefault("offload.packets") : 0;
 
         string? interrupted = null;
         try
@@ -74,6 +133,17 @@ internal sealed class LabRunner
         if (_cancel.IsCancellationRequested)
             interrupted = "interrupted";
 
+        if (_options.Offload && !daemon.HasExited)
+        {
+            try
+            {
+                _offloadStat = daemon.Stats().GetValueOrDefault("offload.packets") - offloadStart;
+            }
+            catch (InvalidOperationException)
+            {
+                // Only the summary's cross-check is lost; the kernel's counters are what the rows use.
+            }
+        }
         int daemonExit = daemon.Stop();
         PrintReport(daemon, daemonExit, watch.Elapsed, interrupted);
         bool passed = interrupted is null && daemonExit == 0 && _rows.Count > 0 && _rows.All(r => r.Passed) && _tables.All(t => t.Agree)
@@ -106,6 +176,7 @@ internal sealed class LabRunner
 
         Dictionary<string, long> before = daemon.Stats();
         long packets = before.GetValueOrDefault("verdicts_sent");
+        KernelCounters kernelBefore = _options.Offload ? ReadCounters(lab) : default;
         string? note = null;
         int sent = 0;
         foreach (ScenarioStep step in scenario.Steps)
@@ -122,7 +193,10 @@ internal sealed class LabRunner
             // One packet at a time, as the recorder does: the next one leaves only after ctfw's
             // verdict has reached the kernel, so both trackers see the same order and the kernel
             // has confirmed a NEW entry before the answer arrives (as on a real network).
-            if (!daemon.WaitForVerdicts(packets + sent, s_packetTimeout, _cancel))
+            bool through = _options.Offload
+                ? WaitForPacketOrBypass(lab, daemon, packets, kernelBefore, sent)
+                : daemon.WaitForVerdicts(packets + sent, s_packetTimeout, _cancel);
+            if (!through)
             {
                 _cancel.ThrowIfCancellationRequested();
                 note = $"packet {sent} ({send.Packet.Describe()}) did not reach ctfw within {s_packetTimeout.TotalSeconds} s";
@@ -130,7 +204,37 @@ internal sealed class LabRunner
             }
         }
         Dictionary<string, long> after = daemon.Stats();
-        return new LabRow(scenario.Name, sent, Delta(before, after, "ab.compared"), Delta(before, after, "ab.agreed"), note);
+        long bypassed = _options.Offload ? (ReadCounters(lab) - kernelBefore).Bypassed : 0;
+        return new LabRow(scenario.Name, sent, Delta(before, after, "ab.compared"), Delta(before, after, "ab.agreed"), note, Bypassed: bypassed);
+    }
+
+    /// <summary>
+    /// With offload: waits until the <paramref name="sent"/> packets of this scenario are all accounted
+    /// for, each either judged by ctfw (its verdict sent) or forwarded by the kernel past ctfw's queue
+    /// (offloaded; kernel counters). A bypass counts only if a second reading 2 ms later still shows
+    /// it, so a packet caught between the mangle jump and the NFQUEUE rule is not taken for one.
+    /// </summary>
+    private bool WaitForPacketOrBypass(KernelLab lab, LabDaemon daemon, long verdictsBefore, KernelCounters kernelBefore, int sent)
+    {
+        long Verdicts() => daemon.Stats().GetValueOrDefault("verdicts_sent") - verdictsBefore;
+        bool AccountedWithBypass() => Verdicts() + (ReadCounters(lab) - kernelBefore).Bypassed >= sent;
+
+        var watch = Stopwatch.StartNew();
+        TimeSpan nextKernelCheck = TimeSpan.FromMilliseconds(5);
+        while (!_cancel.IsCancellationRequested && watch.Elapsed <= s_packetTimeout)
+        {
+            if (Verdicts() >= sent)
+                return true;
+            if (watch.Elapsed >= nextKernelCheck)
+            {
+                // iptables-save is two process starts: read the kernel's counters only now and then.
+                nextKernelCheck = watch.Elapsed + TimeSpan.FromMilliseconds(20);
+                if (AccountedWithBypass() && !_cancel.WaitHandle.WaitOne(2) && AccountedWithBypass())
+                    return true;
+            }
+            Thread.Sleep(1);
+        }
+        return false;
     }
 
     private static void FlushBoth(KernelLab lab, LabDaemon daemon)
@@ -152,7 +256,8 @@ internal sealed class LabRunner
 
         _out.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"ctfw lab: real traffic for {_options.Traffic.TotalSeconds:0} s: HTTP connection churn (nginx + wrk), bulk TCP and small-packet UDP (iperf3), ping; IPv4 and IPv6"));
-        long kernelBefore = KernelMarked(lab);
+        KernelCounters countersBefore = ReadCounters(lab);
+        long kernelBefore = ToCtfw(countersBefore);
         Dictionary<string, long> before = daemon.Stats();
         // Packets the kernel classified on the way to the queue minus packets ctfw has finished with
         // (verdict sent): how far behind ctfw is. Zero here (nothing in flight); the table comparison
@@ -197,10 +302,13 @@ internal sealed class LabRunner
         long packets = Delta(before, after, "packets");
         // The mangle jump counts every packet the kernel classified on its way to the queue; what
         // ctfw did not receive was dropped at the full queue or socket buffer (kernel conntrack had
-        // already seen it, so the two trackers saw different traffic).
-        long missed = Math.Max(0, KernelMarked(lab) - kernelBefore - packets);
-        _rows.Add(new LabRow("real traffic", packets, compared, Delta(before, after, "ab.agreed"),
-            _traffic is { Succeeded: true } ? null : "traffic generators failed", missed));
+        // already seen it, so the two trackers saw different traffic). With offload, the NFQUEUE
+        // rule's count takes the mangle jump's place: offloaded packets never go to the queue, by design.
+        KernelCounters countersAfter = ReadCounters(lab);
+        long missed = Math.Max(0, ToCtfw(countersAfter) - kernelBefore - packets);
+        long bypassed = _options.Offload ? Math.Max(0, (countersAfter - countersBefore).Bypassed) : 0;
+        _rows.Add(new LabRow("real traffic", packets + bypassed, compared, Delta(before, after, "ab.agreed"),
+            _traffic is { Succeeded: true } ? null : "traffic generators failed", missed, bypassed));
     }
 
     /// <summary>
@@ -235,7 +343,7 @@ internal sealed class LabRunner
 
     private bool CatchUp(KernelLab lab, LabDaemon daemon, long lagBaseline)
     {
-        long target = KernelMarked(lab) - lagBaseline;
+        long target = ToCtfw(ReadCounters(lab)) - lagBaseline;
         var watch = Stopwatch.StartNew();
         // verdicts_sent, not packets: the packets counter moves when a packet is taken, before its
         // table update, so a listing could still miss the update of the last packet counted.
@@ -256,24 +364,26 @@ internal sealed class LabRunner
         return [.. ConntrackEntry.ParseAll(v4), .. ConntrackEntry.ParseAll(v6)];
     }
 
-    /// <summary>Packets through the mangle FORWARD jump to ctfw's marking chain, IPv4 + IPv6 (iptables-save -c counters).</summary>
-    private static long KernelMarked(KernelLab lab)
+    /// <summary>
+    /// ctfw's rule counters in the gateway, IPv4 + IPv6. Without offload only the mangle table is read
+    /// (the jump count is all the lab needs); with it, mangle and filter in one listing per family.
+    /// </summary>
+    private KernelCounters ReadCounters(KernelLab lab)
     {
-        long total = 0;
+        var sum = new KernelCounters(0, 0);
         foreach (string tool in (string[])["iptables-save", "ip6tables-save"])
         {
-            foreach (string line in lab.InGateway(tool, "-c", "-t", "mangle").Split('\n'))
-            {
-                // [packets:bytes] -A FORWARD -m comment --comment "ctfw:…" -j CTFW
-                if (!line.StartsWith('[') || !line.Contains("-A FORWARD ", StringComparison.Ordinal) || !line.EndsWith("-j CTFW", StringComparison.Ordinal))
-                    continue;
-                int colon = line.IndexOf(':', StringComparison.Ordinal);
-                if (colon > 1 && long.TryParse(line.AsSpan(1, colon - 1), NumberStyles.None, CultureInfo.InvariantCulture, out long n))
-                    total += n;
-            }
+            KernelCounters c = KernelCounters.Parse(_options.Offload ? lab.InGateway(tool, "-c") : lab.InGateway(tool, "-c", "-t", "mangle"));
+            sum = new KernelCounters(sum.Marked + c.Marked, sum.Queued + c.Queued);
         }
-        return total;
+        return sum;
     }
+
+    /// <summary>
+    /// Packets the kernel sent on to ctfw: without offload every packet through the mangle jump;
+    /// with it, those through the NFQUEUE rule (offloaded packets are accepted before it).
+    /// </summary>
+    private long ToCtfw(KernelCounters c) => _options.Offload ? c.Queued : c.Marked;
 
     private int TableMismatches => _tables.Sum(x => x.Mismatches.Count);
 
@@ -289,14 +399,17 @@ internal sealed class LabRunner
         TextWriter w = _out;
         int width = Math.Max(24, _rows.Count == 0 ? 0 : _rows.Max(r => r.Name.Length));
         w.WriteLine();
-        w.WriteLine($"{"scenario".PadRight(width)}  {"packets",9}  {"agreed",9}  {"disagreed",9}");
-        w.WriteLine(new string('-', width + 2 + 9 * 3 + 4));
+        // With offload, a fourth column: packets the kernel forwarded past ctfw (not compared, by design).
+        bool offload = _options.Offload;
+        w.WriteLine($"{"scenario".PadRight(width)}  {"packets",9}  {"agreed",9}  {"disagreed",9}{(offload ? $"  {"offloaded",9}" : "")}");
+        w.WriteLine(new string('-', width + 2 + 9 * 3 + 4 + (offload ? 11 : 0)));
         foreach (LabRow r in _rows)
         {
             string mark = r.Passed ? "" : "   <-- " + (r.Note
                 ?? (r.Missed > 0 ? $"{r.Missed} packets never reached ctfw (queue full): the trackers saw different traffic"
-                : r.Compared != r.Sent && r.Sent >= 0 ? $"{r.Compared} of {r.Sent} compared" : "disagreement"));
-            w.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{r.Name.PadRight(width)}  {r.Compared,9}  {r.Agreed,9}  {r.Disagreed,9}{mark}"));
+                : r.Compared + r.Bypassed != r.Sent && r.Sent >= 0 ? $"{r.Compared} of {r.Sent - r.Bypassed} compared" : "disagreement"));
+            string bypassed = offload ? string.Create(CultureInfo.InvariantCulture, $"  {r.Bypassed,9}") : "";
+            w.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{r.Name.PadRight(width)}  {r.Compared,9}  {r.Agreed,9}  {r.Disagreed,9}{bypassed}{mark}"));
         }
         w.WriteLine();
         if (_traffic is { } t)
@@ -333,9 +446,25 @@ internal sealed class LabRunner
         string tables = _tables.Count == 0 ? "" : string.Create(CultureInfo.InvariantCulture,
             $" (tables: {_tables.Count} comparisons, {_tables.Sum(x => x.KernelStableChecked + x.CtfwStableChecked)} flows checked, {TableMismatches} mismatches, {TableSummary()})");
         string verdict = interrupted is not null ? $"INTERRUPTED ({interrupted})"
-            : failedRows == 0 && _tables.All(x => x.Agree) && daemonExit == 0 && _rows.Count > 0 ? "PASS: every packet agreed with kernel conntrack" + tables
+            : failedRows == 0 && _tables.All(x => x.Agree) && daemonExit == 0 && _rows.Count > 0 ? (offload ? "PASS: every packet ctfw saw agreed with kernel conntrack" : "PASS: every packet agreed with kernel conntrack") + tables
             : $"FAIL: {disagreed} packets disagreed, {failedRows} rows failed, {TableMismatches} table mismatches" + tables;
         w.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"ctfw lab: {_rows.Count(r => r.Name != "real traffic")} scenarios, {scenarioPackets} crafted + {trafficPackets} real packets compared in {elapsed.TotalSeconds:0} s: {verdict}"));
+            $"ctfw lab: {_rows.Count(r => r.Name != "real traffic")} scenarios, {scenarioPackets} crafted + {trafficPackets} real packets compared{OffloadSummary()} in {elapsed.TotalSeconds:0} s: {verdict}"));
+    }
+
+    /// <summary>
+    /// With offload: how many packets passed the gateway without ctfw (kernel rule counters), with
+    /// ctfw's own count beside them (offload.packets, the nftables element counters), so the two can
+    /// be held against each other. Empty without offload.
+    /// </summary>
+    private string OffloadSummary()
+    {
+        if (!_options.Offload)
+            return "";
+        long crafted = _rows.Where(r => r.Name != "real traffic").Sum(r => r.Bypassed);
+        long real = _rows.Where(r => r.Name == "real traffic").Sum(r => r.Bypassed);
+        string stat = _offloadStat is long n ? n.ToString(CultureInfo.InvariantCulture) : "?";
+        return string.Create(CultureInfo.InvariantCulture,
+            $", {crafted} crafted + {real} real packets offloaded (forwarded by the kernel without ctfw; ctfw's offload.packets {stat})");
     }
 }
