@@ -439,6 +439,13 @@ internal sealed class LabRunner
                 w.WriteLine("  " + line);
         }
 
+        if (offload && _rows.Sum(r => r.Bypassed) == 0 && _offloadStat > 0)
+        {
+            // ctfw's nft elements counted packets, yet every one of them still went to its queue.
+            w.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"offload: ctfw's offload.packets counted {_offloadStat} packets of offloaded flows, but none passed the gateway without going to ctfw's queue (iptables counters): the marked packets are not accepted before the NFQUEUE rule"));
+        }
+
         long scenarioPackets = _rows.Where(r => r.Name != "real traffic").Sum(r => r.Compared);
         long trafficPackets = _rows.Where(r => r.Name == "real traffic").Sum(r => r.Compared);
         long disagreed = _rows.Sum(r => r.Disagreed);
