@@ -177,6 +177,7 @@ internal sealed class LabRunner
         Dictionary<string, long> before = daemon.Stats();
         long packets = before.GetValueOrDefault("verdicts_sent");
         KernelCounters kernelBefore = _options.Offload ? ReadCounters(lab) : default;
+        long bypassedSoFar = 0;
         string? note = null;
         int sent = 0;
         foreach (ScenarioStep step in scenario.Steps)
@@ -194,7 +195,7 @@ internal sealed class LabRunner
             // verdict has reached the kernel, so both trackers see the same order and the kernel
             // has confirmed a NEW entry before the answer arrives (as on a real network).
             bool through = _options.Offload
-                ? WaitForPacketOrBypass(lab, daemon, packets, kernelBefore, sent)
+                ? WaitForPacketOrBypass(lab, daemon, packets, kernelBefore, sent, ref bypassedSoFar)
                 : daemon.WaitForVerdicts(packets + sent, s_packetTimeout, _cancel);
             if (!through)
             {
@@ -213,24 +214,33 @@ internal sealed class LabRunner
     /// for, each either judged by ctfw (its verdict sent) or forwarded by the kernel past ctfw's queue
     /// (offloaded; kernel counters). A bypass counts only if a second reading 2 ms later still shows
     /// it, so a packet caught between the mangle jump and the NFQUEUE rule is not taken for one.
+    /// <paramref name="bypassedSoFar"/> carries the scenario's confirmed bypasses from packet to
+    /// packet, so a packet ctfw judges after an offloaded one is seen from ctfw's counters alone.
     /// </summary>
-    private bool WaitForPacketOrBypass(KernelLab lab, LabDaemon daemon, long verdictsBefore, KernelCounters kernelBefore, int sent)
+    private bool WaitForPacketOrBypass(KernelLab lab, LabDaemon daemon, long verdictsBefore, KernelCounters kernelBefore, int sent, ref long bypassedSoFar)
     {
         long Verdicts() => daemon.Stats().GetValueOrDefault("verdicts_sent") - verdictsBefore;
-        bool AccountedWithBypass() => Verdicts() + (ReadCounters(lab) - kernelBefore).Bypassed >= sent;
+        long Bypassed() => (ReadCounters(lab) - kernelBefore).Bypassed;
 
         var watch = Stopwatch.StartNew();
         TimeSpan nextKernelCheck = TimeSpan.FromMilliseconds(5);
         while (!_cancel.IsCancellationRequested && watch.Elapsed <= s_packetTimeout)
         {
-            if (Verdicts() >= sent)
+            if (Verdicts() + bypassedSoFar >= sent)
                 return true;
             if (watch.Elapsed >= nextKernelCheck)
             {
                 // iptables-save is two process starts: read the kernel's counters only now and then.
                 nextKernelCheck = watch.Elapsed + TimeSpan.FromMilliseconds(20);
-                if (AccountedWithBypass() && !_cancel.WaitHandle.WaitOne(2) && AccountedWithBypass())
-                    return true;
+                if (Verdicts() + Bypassed() >= sent && !_cancel.WaitHandle.WaitOne(2))
+                {
+                    long bypassed = Bypassed();
+                    if (Verdicts() + bypassed >= sent)
+                    {
+                        bypassedSoFar = bypassed;
+                        return true;
+                    }
+                }
             }
             Thread.Sleep(1);
         }
