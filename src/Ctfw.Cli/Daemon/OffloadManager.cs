@@ -40,6 +40,7 @@ internal sealed class OffloadManager : IDisposable
     private volatile bool _stop;
     private int _minGeneration;
     private long _nextObserveMs;
+    private long _lastObservedMs = long.MinValue / 2;
     private long _lastErrorLogMs = long.MinValue;
     private long _errorsSinceLog;
 
@@ -165,8 +166,16 @@ internal sealed class OffloadManager : IDisposable
         RemoveFlows([.. _flows.Values.Where(t => match(t.Flow.Orig))], now);
     });
 
-    /// <summary>Reads the counters now (before a listing), so `conntrack -L` shows what the kernel forwarded until now.</summary>
-    public bool Sync() => Call(Observe);
+    /// <summary>
+    /// Reads the counters now (before a listing), so `conntrack -L` shows what the kernel forwarded
+    /// until now — unless they were read in the last 200 ms (`ctfw top` lists every second; a dump
+    /// of a large table is not free).
+    /// </summary>
+    public bool Sync() => Call(now =>
+    {
+        if (now - _lastObservedMs >= 200)
+            Observe(now);
+    });
 
     private void TakeRequests(long now)
     {
@@ -368,6 +377,7 @@ internal sealed class OffloadManager : IDisposable
         Volatile.Write(ref _packets, _packets);
         Volatile.Write(ref _bytes, _bytes);
         Commit(now);
+        _lastObservedMs = now;
         Volatile.Write(ref _observations, _observations + 1);
         Volatile.Write(ref _lastObserveUs, (long)clock.Elapsed.TotalMicroseconds);
         _nextObserveMs = now + interval;
