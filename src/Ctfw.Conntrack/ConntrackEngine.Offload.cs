@@ -219,19 +219,7 @@ public sealed partial class ConntrackEngine
             if (!Offloadable(ref e, Math.Min(now, flow.OwnDeadline - 1)))
                 return OffloadObservation.Ended;
 
-            FlowAcct[]? acct = Volatile.Read(ref Table.Acct); // published once, never replaced
-            if (acct != null)
-            {
-                ref FlowAcct a = ref acct[flow.Entry];
-                a.Packets0 += Math.Max(0, packets0 - flow.Packets0);
-                a.Bytes0 += Math.Max(0, bytes0 - flow.Bytes0);
-                a.Packets1 += Math.Max(0, packets1 - flow.Packets1);
-                a.Bytes1 += Math.Max(0, bytes1 - flow.Bytes1);
-            }
-            flow.Packets0 = Math.Max(flow.Packets0, packets0);
-            flow.Bytes0 = Math.Max(flow.Bytes0, bytes0);
-            flow.Packets1 = Math.Max(flow.Packets1, packets1);
-            flow.Bytes1 = Math.Max(flow.Bytes1, bytes1);
+            AddCounts(flow, packets0, bytes0, packets1, bytes1);
             if (lastKernelPacketMs > flow.LastKernelPacketMs)
                 flow.LastKernelPacketMs = lastKernelPacketMs;
 
@@ -247,6 +235,44 @@ public sealed partial class ConntrackEngine
         {
             Table.Unlock(flow.Entry);
         }
+    }
+
+    /// <summary>
+    /// Manager, right before the flow's elements are removed: the counters read last (halved), so what
+    /// the kernel forwarded since the last observation is counted too. Only while the entry is still
+    /// the flow's (a dead flow's slot may hold another flow by now).
+    /// </summary>
+    public void CountOffloaded(OffloadedFlow flow, long packets0, long bytes0, long packets1, long bytes1)
+    {
+        ArgumentNullException.ThrowIfNull(flow);
+        Table.Lock(flow.Entry);
+        try
+        {
+            if (Table.Entries[flow.Entry].Orig == flow.Orig)
+                AddCounts(flow, packets0, bytes0, packets1, bytes1);
+        }
+        finally
+        {
+            Table.Unlock(flow.Entry);
+        }
+    }
+
+    /// <summary>Adds what the counters grew by since the last call to the flow's accounting. Entry locked.</summary>
+    private void AddCounts(OffloadedFlow flow, long packets0, long bytes0, long packets1, long bytes1)
+    {
+        FlowAcct[]? acct = Volatile.Read(ref Table.Acct); // published once, never replaced
+        if (acct != null)
+        {
+            ref FlowAcct a = ref acct[flow.Entry];
+            a.Packets0 += Math.Max(0, packets0 - flow.Packets0);
+            a.Bytes0 += Math.Max(0, bytes0 - flow.Bytes0);
+            a.Packets1 += Math.Max(0, packets1 - flow.Packets1);
+            a.Bytes1 += Math.Max(0, bytes1 - flow.Bytes1);
+        }
+        flow.Packets0 = Math.Max(flow.Packets0, packets0);
+        flow.Bytes0 = Math.Max(flow.Bytes0, bytes0);
+        flow.Packets1 = Math.Max(flow.Packets1, packets1);
+        flow.Bytes1 = Math.Max(flow.Bytes1, bytes1);
     }
 
     private long TrueDeadline(OffloadedFlow flow)

@@ -269,6 +269,8 @@ internal sealed class OffloadManager : IDisposable
             _addTuples.Add(t.Flow.Orig);
         foreach (Tracked t in remove)
             _removeTuples.Add(t.Flow.Orig);
+        if (remove.Count > 0)
+            CountLast(remove);
         NftBatchResult r = _sets.Apply(_addTuples, _removeTuples);
         Volatile.Write(ref _batches, _batches + 1);
         if (r.Committed)
@@ -284,6 +286,49 @@ internal sealed class OffloadManager : IDisposable
         _byKey[(t.Flow.Orig.Protocol, t.KeyReply)] = (t, 1);
         Volatile.Write(ref _adds, _adds + 1);
         Volatile.Write(ref _flowCount, _flows.Count);
+    }
+
+    /// <summary>
+    /// Reads the counters of flows about to be removed, so the packets the kernel forwarded since the
+    /// last observation are counted (what passes between this read and the removal, microseconds,
+    /// is not). A failed read is reported and the removal goes on: counting never delays it.
+    /// </summary>
+    private void CountLast(List<Tracked> remove)
+    {
+        List<(NftFlowSet Set, NftElementState Element)> found;
+        try
+        {
+            found = _sets.Read(_removeTuples);
+        }
+        catch (ErrnoException e)
+        {
+            Failed(DaemonClock.NowMs(), $"offload: {e.Message} (the last counters of {remove.Count} flows are not counted)");
+            return;
+        }
+        foreach (Tracked t in remove)
+            t.SeenOriginal = t.SeenReply = null;
+        foreach ((NftFlowSet set, NftElementState e) in found)
+        {
+            byte protocol = set.Name.StartsWith("tcp", StringComparison.Ordinal) ? Ctfw.Packets.IpProto.Tcp : Ctfw.Packets.IpProto.Udp;
+            if (!_byKey.TryGetValue((protocol, e.Key), out (Tracked Flow, int Dir) hit))
+                continue;
+            if (hit.Dir == 0)
+                hit.Flow.SeenOriginal = e;
+            else
+                hit.Flow.SeenReply = e;
+        }
+        foreach (Tracked t in remove)
+        {
+            if (t.SeenOriginal is null && t.SeenReply is null)
+                continue;
+            long last = long.MinValue;
+            (long p0, long b0) = Halved(t.SeenOriginal, 0, 0, ref last);
+            (long p1, long b1) = Halved(t.SeenReply, 0, 0, ref last);
+            long before = t.Flow.Packets0 + t.Flow.Packets1, bytesBefore = t.Flow.Bytes0 + t.Flow.Bytes1;
+            _engine.CountOffloaded(t.Flow, p0, b0, p1, b1);
+            Volatile.Write(ref _packets, _packets + (t.Flow.Packets0 + t.Flow.Packets1 - before));
+            Volatile.Write(ref _bytes, _bytes + (t.Flow.Bytes0 + t.Flow.Bytes1 - bytesBefore));
+        }
     }
 
     /// <summary>The flow's elements are gone: forget it, and give the engine back its entry.</summary>

@@ -199,6 +199,37 @@ public sealed class OffloadSets : IDisposable
 
     private static int Index(in ConnTuple t) => (t.Protocol == IpProto.Tcp ? 0 : 2) + (t.IsV6 ? 1 : 0);
 
+    private readonly List<NftFlowKey>[] _lookups = [[], [], [], []];
+
+    /// <summary>
+    /// The elements of both directions of each flow (those still in the kernel), per set: what the
+    /// counters say right before the flows are removed.
+    /// </summary>
+    public List<(NftFlowSet Set, NftElementState Element)> Read(IReadOnlyList<ConnTuple> flows)
+    {
+        ArgumentNullException.ThrowIfNull(flows);
+        for (int i = 0; i < 4; i++)
+            _lookups[i].Clear();
+        foreach (ConnTuple t in flows)
+        {
+            (NftFlowKey o, NftFlowKey r) = KeysOf(t);
+            _lookups[Index(t)].Add(o);
+            _lookups[Index(t)].Add(r);
+        }
+        var found = new List<(NftFlowSet, NftElementState)>();
+        for (int i = 0; i < 4; i++)
+        {
+            if (_lookups[i].Count == 0)
+                continue;
+            NftGetElementsResult r = _socket.GetElements(_sets[i], System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_lookups[i]));
+            if (r.Error != Errno.None)
+                throw new ErrnoException($"reading the elements of set {_sets[i].Name}: {ErrnoException.Describe(r.Error)}", r.Error);
+            foreach (NftElementState e in r.Found)
+                found.Add((_sets[i], e));
+        }
+        return found;
+    }
+
     /// <summary>Every element of every set (four dumps).</summary>
     public IEnumerable<(NftFlowSet Set, NftSetDumpResult Dump)> DumpAll()
     {
