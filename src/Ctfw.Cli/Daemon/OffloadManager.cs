@@ -407,7 +407,9 @@ internal sealed class OffloadManager : IDisposable
             (long p1, long b1) = Halved(t.SeenReply, dumpedAt, timeoutMs, ref last);
             OffloadObservation o;
             if (t.SeenOriginal is null && t.SeenReply is null)
-                o = OffloadObservation.Ended; // both elements timed out in the kernel (or were removed by someone else)
+                // Both elements gone: timed out in the kernel (an idle flow's always do before a dump can call it Idle, the timeouts being
+                // the same) or removed by someone else. Idle when the flow's time is up by the last observation, else simply ctfw's again.
+                o = _engine.ObserveOffloaded(t.Flow, t.Flow.Packets0, t.Flow.Bytes0, t.Flow.Packets1, t.Flow.Bytes1, long.MinValue, hold, dumpedAt) == OffloadObservation.Idle ? OffloadObservation.Idle : OffloadObservation.Ended;
             else
                 o = _engine.ObserveOffloaded(t.Flow, p0, b0, p1, b1, last, hold, dumpedAt);
             _packets += (t.Flow.Packets0 + t.Flow.Packets1) - before;
