@@ -407,9 +407,12 @@ internal sealed class OffloadManager : IDisposable
             (long p1, long b1) = Halved(t.SeenReply, dumpedAt, timeoutMs, ref last);
             OffloadObservation o;
             if (t.SeenOriginal is null && t.SeenReply is null)
-                // Both elements gone: timed out in the kernel (an idle flow's always do before a dump can call it Idle, the timeouts being
-                // the same) or removed by someone else. Idle when the flow's time is up by the last observation, else simply ctfw's again.
-                o = _engine.ObserveOffloaded(t.Flow, t.Flow.Packets0, t.Flow.Bytes0, t.Flow.Packets1, t.Flow.Bytes1, long.MinValue, hold, dumpedAt) == OffloadObservation.Idle ? OffloadObservation.Idle : OffloadObservation.Ended;
+                // Both elements timed out in the kernel (the table is owned: nobody else removes them), which an idle flow's always do
+                // before a dump can call it Idle, the timeouts being the same; and the kernel's last packet is only known to a dump's
+                // precision. So: Idle when ctfw's own time is up too (judged no earlier than the set's timeout after the kernel's last
+                // packet), else the flow is simply ctfw's again (Ended; also when the timeout sysctl was raised since the start).
+                o = _engine.ObserveOffloaded(t.Flow, t.Flow.Packets0, t.Flow.Bytes0, t.Flow.Packets1, t.Flow.Bytes1, long.MinValue, hold,
+                    Math.Max(dumpedAt, t.Flow.LastKernelPacketMs + timeoutMs)) == OffloadObservation.Idle ? OffloadObservation.Idle : OffloadObservation.Ended;
             else
                 o = _engine.ObserveOffloaded(t.Flow, p0, b0, p1, b1, last, hold, dumpedAt);
             _packets += (t.Flow.Packets0 + t.Flow.Packets1) - before;
