@@ -76,6 +76,7 @@ public sealed class OffloadedFlow(int entry, ConnTuple orig, long addedMs)
 public sealed class EngineOffload
 {
     private readonly List<OffloadRing> _rings = [];
+    private OffloadRing[] _ringArray = []; // copy-on-write under _rings' lock: Drain reads it without allocating
     private PaddedLong _relearned;
 
     internal EngineOffload(OffloadPolicy policy) => Policy = policy;
@@ -86,7 +87,10 @@ public sealed class EngineOffload
     {
         var ring = new OffloadRing();
         lock (_rings)
+        {
             _rings.Add(ring);
+            Volatile.Write(ref _ringArray, [.. _rings]); // release: the ring is constructed before Drain sees it
+        }
         return ring;
     }
 
@@ -94,9 +98,7 @@ public sealed class EngineOffload
     public int Drain(List<OffloadRequest> into)
     {
         ArgumentNullException.ThrowIfNull(into);
-        OffloadRing[] rings;
-        lock (_rings)
-            rings = [.. _rings];
+        OffloadRing[] rings = Volatile.Read(ref _ringArray); // acquire: pairs with NewRing's release
         int n = 0;
         foreach (OffloadRing ring in rings)
         {

@@ -19,7 +19,7 @@ namespace Ctfw.Cli.Daemon;
 /// </summary>
 internal sealed class OffloadManager : IDisposable
 {
-    private const int LoopMs = 5;
+    private const int LoopMs = 10;
     private const int ObserveIntervalMs = 1000;
     private static readonly TimeSpan s_commandTimeout = TimeSpan.FromSeconds(10);
 
@@ -35,7 +35,6 @@ internal sealed class OffloadManager : IDisposable
     private readonly List<ConnTuple> _addTuples = [];
     private readonly List<ConnTuple> _removeTuples = [];
     private readonly Queue<Command> _commands = new();
-    private readonly ManualResetEventSlim _wake = new();
     private Thread? _thread;
     private volatile bool _stop;
     private int _minGeneration;
@@ -95,8 +94,8 @@ internal sealed class OffloadManager : IDisposable
     {
         while (!_stop)
         {
-            _wake.Wait(LoopMs);
-            _wake.Reset();
+            // A plain sleep: a ManualResetEventSlim wait spins first, 200 times a second.
+            Thread.Sleep(LoopMs);
             try
             {
                 long now = DaemonClock.NowMs();
@@ -121,8 +120,7 @@ internal sealed class OffloadManager : IDisposable
             return false;
         var command = new Command(action);
         lock (_commands)
-            _commands.Enqueue(command);
-        _wake.Set();
+            _commands.Enqueue(command); // taken within one loop period (10 ms)
         return command.Done.Wait(s_commandTimeout);
     }
 
@@ -469,7 +467,6 @@ internal sealed class OffloadManager : IDisposable
         if (_stop)
             return;
         _stop = true;
-        _wake.Set();
         _thread?.Join();
         try
         {
@@ -495,6 +492,5 @@ internal sealed class OffloadManager : IDisposable
     {
         Stop();
         _sets.Dispose();
-        _wake.Dispose();
     }
 }
