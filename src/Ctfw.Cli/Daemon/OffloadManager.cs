@@ -31,6 +31,7 @@ internal sealed class OffloadManager : IDisposable
     private readonly Dictionary<(byte Protocol, NftFlowKey Key), (Tracked Flow, int Dir)> _byKey = [];
     private readonly List<OffloadRequest> _requests = [];
     private readonly List<Tracked> _adding = [];
+    private readonly HashSet<ConnTuple> _addingTuples = [];
     private readonly List<Tracked> _removing = [];
     private readonly List<ConnTuple> _addTuples = [];
     private readonly List<ConnTuple> _removeTuples = [];
@@ -182,6 +183,7 @@ internal sealed class OffloadManager : IDisposable
         if (_requests.Count == 0)
             return;
         _adding.Clear();
+        _addingTuples.Clear();
         _removing.Clear();
         foreach (OffloadRequest r in _requests)
         {
@@ -193,7 +195,7 @@ internal sealed class OffloadManager : IDisposable
                     _discarded++;
                     continue;
                 }
-                if (_flows.ContainsKey(r.Orig) || _adding.Exists(t => t.Flow.Orig == r.Orig))
+                if (_flows.ContainsKey(r.Orig) || !_addingTuples.Add(r.Orig))
                     continue;
                 var flow = new OffloadedFlow(r.Entry, r.Orig, now);
                 if (!_engine.BeginOffload(flow, now))
@@ -208,7 +210,7 @@ internal sealed class OffloadManager : IDisposable
             }
             else
             {
-                int pending = _adding.FindIndex(a => a.Flow.Orig == r.Orig);
+                int pending = _addingTuples.Contains(r.Orig) ? _adding.FindIndex(a => a.Flow.Orig == r.Orig) : -1;
                 if (pending >= 0)
                 {
                     // Nominated and ended within one turn: never goes in.
@@ -225,7 +227,7 @@ internal sealed class OffloadManager : IDisposable
     {
         if (_adding.Count == 0 && _removing.Count == 0)
             return;
-        int limit = _sets.MaxElementsPerBatch;
+        int limit = _sets.MaxFlowsPerBatch;
         if (_adding.Count + _removing.Count <= limit && Apply(_adding, _removing, now))
         {
             foreach (Tracked t in _adding)
@@ -235,7 +237,8 @@ internal sealed class OffloadManager : IDisposable
             return;
         }
         // Too many for one transaction, or the kernel refused it (all or nothing): removals first,
-        // in chunks, then each add on its own so one bad flow costs only itself.
+        // in chunks, then the adds in chunks, and a refused chunk's adds each on its own, so one bad
+        // flow costs only itself.
         for (int i = 0; i < _removing.Count; i += limit)
         {
             List<Tracked> chunk = _removing.GetRange(i, Math.Min(limit, _removing.Count - i));
@@ -250,12 +253,22 @@ internal sealed class OffloadManager : IDisposable
                     t.Removing = false; // retried by the next observation
             }
         }
-        foreach (Tracked t in _adding)
+        for (int i = 0; i < _adding.Count; i += limit)
         {
-            if (Apply([t], [], now))
-                Added(t);
-            else
-                _engine.AbandonOffload(t.Flow.Entry, t.Flow.Orig);
+            List<Tracked> chunk = _adding.GetRange(i, Math.Min(limit, _adding.Count - i));
+            if (chunk.Count > 1 && Apply(chunk, [], now))
+            {
+                foreach (Tracked t in chunk)
+                    Added(t);
+                continue;
+            }
+            foreach (Tracked t in chunk)
+            {
+                if (Apply([t], [], now))
+                    Added(t);
+                else
+                    _engine.AbandonOffload(t.Flow.Entry, t.Flow.Orig); // its next packet nominates it again
+            }
         }
     }
 
@@ -269,7 +282,17 @@ internal sealed class OffloadManager : IDisposable
             _removeTuples.Add(t.Flow.Orig);
         if (remove.Count > 0)
             CountLast(remove);
-        NftBatchResult r = _sets.Apply(_addTuples, _removeTuples);
+        NftBatchResult r;
+        try
+        {
+            r = _sets.Apply(_addTuples, _removeTuples);
+        }
+        catch (Exception e) when (e is ErrnoException or InvalidOperationException)
+        {
+            // Not sent (the batch did not fit, the socket broke): the caller falls back or retries.
+            Failed(now, $"offload: {e.Message}");
+            return false;
+        }
         Volatile.Write(ref _batches, _batches + 1);
         if (r.Committed)
             return true;

@@ -57,8 +57,12 @@ public sealed class OffloadSets : IDisposable
 
     public IReadOnlyList<NftFlowSet> Sets => _sets;
 
-    /// <summary>Elements one batch of <see cref="Apply"/> can carry at most.</summary>
-    public int MaxElementsPerBatch => (_socket.Options.MaxOperations - 8) * NftBatch.DefaultElementsPerMessage / 2;
+    /// <summary>
+    /// Flows (adds plus removes) one <see cref="Apply"/> carries at most: by the acknowledgements the
+    /// receive buffer holds (one per message of 256 elements) and by the batch's bytes (an IPv6
+    /// element takes about 60, two per flow: 200 bytes a flow leaves room for the message headers).
+    /// </summary>
+    public int MaxFlowsPerBatch => Math.Min((_socket.Options.MaxOperations - 8) * NftBatch.DefaultElementsPerMessage / 2, _socket.Options.MaxBatchBytes / 200);
 
     /// <summary>
     /// Opens the socket and creates table, sets, chains and rules in one batch (the table of a dead run
