@@ -56,6 +56,8 @@ internal static class PrivateStatus
     /// segment ahead of ctfw's window re-learns the windows (ConntrackWorker.Existing). Never cleared.
     /// </summary>
     public const uint Bypassed = 1u << 27;
+    /// <summary>The kernel refused the flow's elements (a full set, say): not nominated again until the offload manager clears it.</summary>
+    public const uint OffloadRefused = 1u << 28;
 
     public const uint Reported = 0xFFFF;
 }

@@ -184,6 +184,35 @@ public sealed partial class ConntrackEngine
         Table.Unlock(entry);
     }
 
+    /// <summary>
+    /// Manager: the kernel would not take the flow's elements. Clears its Offload bit and sets
+    /// OffloadRefused, so its packets (judged by ctfw as usual) do not nominate it again until
+    /// <see cref="ReleaseRefusedOffload"/>.
+    /// </summary>
+    public void RefuseOffload(OffloadedFlow flow)
+    {
+        ArgumentNullException.ThrowIfNull(flow);
+        Table.Lock(flow.Entry);
+        ref ConnEntry e = ref Table.Entries[flow.Entry];
+        if (e.Orig == flow.Orig)
+        {
+            Interlocked.Or(ref e.Status, PrivateStatus.OffloadRefused); // atomic: shares the word with Dying and the lock
+            Interlocked.And(ref e.Status, ~(uint)CtStatus.Offload);
+        }
+        Table.Unlock(flow.Entry);
+    }
+
+    /// <summary>Manager: a refused flow may be nominated again.</summary>
+    public void ReleaseRefusedOffload(OffloadedFlow flow)
+    {
+        ArgumentNullException.ThrowIfNull(flow);
+        Table.Lock(flow.Entry);
+        ref ConnEntry e = ref Table.Entries[flow.Entry];
+        if (e.Orig == flow.Orig)
+            Interlocked.And(ref e.Status, ~PrivateStatus.OffloadRefused); // atomic, as above
+        Table.Unlock(flow.Entry);
+    }
+
     private static bool Offloadable(ref ConnEntry e, long now)
     {
         uint status = Volatile.Read(ref e.Status); // fresh: Dying is set without the lock

@@ -525,7 +525,8 @@ public sealed class ConntrackWorker : IDisposable
                 _offloadRing!.Add(new OffloadRequest(OffloadRequestKind.Remove, idx, e.Orig, 0));
             return;
         }
-        if (res != L4Result.Accept || (status & CtStatus.Assured) == 0 || e.Orig.Zone != 0)
+        if (res != L4Result.Accept || (status & CtStatus.Assured) == 0 || e.Orig.Zone != 0
+            || (Volatile.Read(ref e.Status) & PrivateStatus.OffloadRefused) != 0) // fresh whole read; only a hint
             return;
         if (p.Protocol == IpProto.Tcp)
         {

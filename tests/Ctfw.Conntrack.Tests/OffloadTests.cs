@@ -265,9 +265,22 @@ public class OffloadTests
     }
 
     [Fact]
+    public void RefusedFlow_IsNoCandidate_UntilReleased()
+    {
+        using Harness h = Established(delayMs: 0);
+        OffloadedFlow flow = Offloaded(h);
+        h.Engine.RefuseOffload(flow);
+        Assert.Equal(CtStatus.None, h.Flow()!.Value.Status & CtStatus.Offload); // not listed as offloaded
+        Assert.False(h.C(Ack | Psh, Cisn + 101, Sisn + 1, len: 10).OffloadCandidate);
+        h.Engine.ReleaseRefusedOffload(flow);
+        Assert.True(h.C(Ack | Psh, Cisn + 111, Sisn + 1, len: 10).OffloadCandidate);
+    }
+
+    [Fact]
     public void StateFile_DropsOffload_KeepsBypassed()
     {
         Assert.Equal(0u, StateFile.KeptStatus & (uint)CtStatus.Offload);
+        Assert.Equal(0u, StateFile.KeptStatus & PrivateStatus.OffloadRefused);
         Assert.NotEqual(0u, StateFile.KeptStatus & PrivateStatus.Bypassed);
     }
 

@@ -87,13 +87,20 @@ public sealed class SystemdNotifyLiveTests
         return Encoding.UTF8.GetString(buffer, 0, manager.Receive(buffer));
     }
 
+    /// <summary>
+    /// The next message other than a watchdog ping, within 30 s: the pings come every 200 ms, so the
+    /// socket's own timeout never fires while they do. (A daemon started with SIGHUP ignored — under
+    /// nohup, say — never reloads; the test must fail then, not hang.)
+    /// </summary>
     private static string NextNotWatchdog(Socket manager)
     {
-        while (true)
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (clock.Elapsed < TimeSpan.FromSeconds(30))
         {
             string message = Receive(manager);
             if (message != "WATCHDOG=1")
                 return message;
         }
+        throw new TimeoutException("30 s of watchdog pings and nothing else (was the signal ignored? a parent's nohup makes SIGHUP ignored for the daemon too)");
     }
 }

@@ -256,6 +256,11 @@ internal sealed class FirewallDaemon : IDisposable
                 context.Cancel = true;
                 ThreadPool.QueueUserWorkItem(_ => ReloadAndReport(target));
             }));
+            if (SignalIgnoredAtStart(1))
+            {
+                // Inherited SIG_IGN (nohup): the runtime keeps it ignored, and a SIGHUP would do nothing.
+                _err.WriteLine("ctfw: warning: SIGHUP is ignored in this process (started under nohup?): it will not reload; use `ctfw reload`");
+            }
 
             List<NfqueueKernelCounters?> countersAtResume = [];
             if (takeover is not null)
@@ -558,6 +563,23 @@ internal sealed class FirewallDaemon : IDisposable
         _err.WriteLine(result.Ok ? $"ctfw: reload: {result.Message}" : $"ctfw: reload failed: {result.Message}");
         // A failed reload leaves the old rules in force: the service is as ready as before.
         _notifier.Ready(result.Ok ? $"reloaded: {result.Message}" : $"reload failed, old rules in force: {result.Message}");
+    }
+
+    /// <summary>Whether <paramref name="signal"/> was ignored when the process started (SigIgn in /proc/self/status).</summary>
+    private static bool SignalIgnoredAtStart(int signal)
+    {
+        try
+        {
+            foreach (string line in File.ReadLines("/proc/self/status"))
+            {
+                if (line.StartsWith("SigIgn:", StringComparison.Ordinal))
+                    return ulong.TryParse(line.AsSpan(7).Trim(), NumberStyles.HexNumber, CultureInfo.InvariantCulture, out ulong mask) && (mask & (1UL << (signal - 1))) != 0;
+            }
+        }
+        catch (IOException)
+        {
+        }
+        return false;
     }
 
     private void OnSignal(PosixSignalContext context)

@@ -30,6 +30,8 @@ internal sealed class OffloadManager : IDisposable
     private readonly Dictionary<ConnTuple, Tracked> _flows = [];
     private readonly Dictionary<(byte Protocol, NftFlowKey Key), (Tracked Flow, int Dir)> _byKey = [];
     private readonly List<OffloadRequest> _requests = [];
+    private const int RefusedHoldMs = 10_000;
+    private readonly Queue<(OffloadedFlow Flow, long Until)> _refused = new();
     private readonly List<Tracked> _adding = [];
     private readonly HashSet<ConnTuple> _addingTuples = [];
     private readonly List<Tracked> _removing = [];
@@ -101,6 +103,7 @@ internal sealed class OffloadManager : IDisposable
             {
                 long now = DaemonClock.NowMs();
                 RunCommands(now);
+                ReleaseRefused(now);
                 TakeRequests(now);
                 if (now - _nextObserveMs >= 0)
                     Observe(now);
@@ -267,8 +270,28 @@ internal sealed class OffloadManager : IDisposable
                 if (Apply([t], [], now))
                     Added(t);
                 else
-                    _engine.AbandonOffload(t.Flow.Entry, t.Flow.Orig); // its next packet nominates it again
+                    Refuse(t);
             }
+        }
+    }
+
+    /// <summary>
+    /// A flow the kernel would not take (a full set, say) is not nominated again for
+    /// <see cref="RefusedHoldMs"/> (its packets are judged by ctfw as usual, not one by one sent back
+    /// here); then its next packet tries once more.
+    /// </summary>
+    private void Refuse(Tracked t)
+    {
+        _engine.RefuseOffload(t.Flow);
+        _refused.Enqueue((t.Flow, DaemonClock.NowMs() + RefusedHoldMs));
+    }
+
+    private void ReleaseRefused(long now)
+    {
+        while (_refused.TryPeek(out (OffloadedFlow Flow, long Until) r) && now - r.Until >= 0)
+        {
+            _refused.Dequeue();
+            _engine.ReleaseRefusedOffload(r.Flow);
         }
     }
 
@@ -504,6 +527,7 @@ internal sealed class OffloadManager : IDisposable
         long now = DaemonClock.NowMs();
         foreach (Tracked t in _flows.Values.ToList())
             Finish(t, now);
+        ReleaseRefused(long.MaxValue / 2);
         lock (_commands)
         {
             while (_commands.TryDequeue(out Command? c))
