@@ -75,8 +75,8 @@ public sealed class OffloadedFlow(int entry, ConnTuple orig, long addedMs)
 /// <summary>The engine's side of offload: the workers' request rings and counters.</summary>
 public sealed class EngineOffload
 {
-    private readonly List<OffloadRing> _rings = [];
-    private OffloadRing[] _ringArray = []; // copy-on-write under _rings' lock: Drain reads it without allocating
+    private readonly Lock _ringsLock = new();
+    private OffloadRing[] _ringArray = []; // copy-on-write under _ringsLock: Drain reads it without allocating
     private PaddedLong _relearned;
 
     internal EngineOffload(OffloadPolicy policy) => Policy = policy;
@@ -86,11 +86,8 @@ public sealed class EngineOffload
     internal OffloadRing NewRing()
     {
         var ring = new OffloadRing();
-        lock (_rings)
-        {
-            _rings.Add(ring);
-            Volatile.Write(ref _ringArray, [.. _rings]); // release: the ring is constructed before Drain sees it
-        }
+        lock (_ringsLock)
+            Volatile.Write(ref _ringArray, [.. _ringArray, ring]); // release: the ring is constructed before Drain sees it
         return ring;
     }
 
@@ -112,14 +109,7 @@ public sealed class EngineOffload
     }
 
     /// <summary>Requests dropped because a worker's ring was full (the flow is nominated again by a later packet).</summary>
-    public long Dropped
-    {
-        get
-        {
-            lock (_rings)
-                return _rings.Sum(r => r.Dropped);
-        }
-    }
+    public long Dropped => Volatile.Read(ref _ringArray).Sum(r => r.Dropped); // acquire, as in Drain
 
     /// <summary>Segments of once-offloaded flows whose windows were re-learned (they were ahead of what ctfw had seen).</summary>
     public long Relearned => Volatile.Read(ref _relearned.Value); // statistic: fresh whole read
@@ -147,40 +137,61 @@ public sealed partial class ConntrackEngine
         protocol == IpProto.Tcp ? Settings.TcpTimeout(TcpState.Established) * 1000L : Settings.UdpTimeoutStream * 1000L;
 
     /// <summary>
+    /// Locks entry <paramref name="entry"/> when it still holds the flow of <paramref name="orig"/> and
+    /// returns true (the caller unlocks); false, unlocked, when the slot holds another flow by now.
+    /// The manager's calls hold no epoch: a slot may be reused under them, never freed.
+    /// </summary>
+    private bool LockFlow(int entry, in ConnTuple orig)
+    {
+        if ((uint)entry >= (uint)Table.Entries.Length)
+            return false;
+        Table.Lock(entry);
+        if (Table.Entries[entry].Orig == orig)
+            return true;
+        Table.Unlock(entry);
+        return false;
+    }
+
+    /// <summary>Status bits changed under the entry lock; atomic, since Dying is ORed in without it.</summary>
+    private void SetBits(int entry, uint set, uint clear)
+    {
+        ref uint status = ref Table.Entries[entry].Status;
+        if (set != 0)
+            Interlocked.Or(ref status, set);
+        if (clear != 0)
+            Interlocked.And(ref status, ~clear);
+    }
+
+    /// <summary>
     /// Manager: is the entry of a nominated flow still the flow, live and offloadable? Records its deadline
     /// in <paramref name="flow"/>. False clears the Offload bit when the entry is still the flow's.
     /// </summary>
     public bool BeginOffload(OffloadedFlow flow, long now)
     {
         ArgumentNullException.ThrowIfNull(flow);
-        if ((uint)flow.Entry >= (uint)Table.Entries.Length)
+        if (!LockFlow(flow.Entry, flow.Orig))
             return false;
-        Table.Lock(flow.Entry);
         ref ConnEntry e = ref Table.Entries[flow.Entry];
-        bool same = e.Orig == flow.Orig;
-        bool ok = same && Offloadable(ref e, now);
+        bool ok = e.Deadline - now > 0 && Offloadable(ref e);
         if (ok)
         {
             flow.OwnDeadline = e.Deadline;
             flow.WrittenDeadline = long.MinValue;
         }
-        else if (same)
+        else
         {
-            Interlocked.And(ref e.Status, ~(uint)CtStatus.Offload); // atomic: shares the word with Dying and the lock
+            SetBits(flow.Entry, 0, (uint)CtStatus.Offload);
         }
         Table.Unlock(flow.Entry);
         return ok;
     }
 
-    /// <summary>Manager: a nominated flow whose elements were never added (or are known gone): clears its Offload bit.</summary>
+    /// <summary>Manager: a nominated flow whose elements were never added: clears its Offload bit.</summary>
     public void AbandonOffload(int entry, in ConnTuple orig)
     {
-        if ((uint)entry >= (uint)Table.Entries.Length)
+        if (!LockFlow(entry, orig))
             return;
-        Table.Lock(entry);
-        ref ConnEntry e = ref Table.Entries[entry];
-        if (e.Orig == orig)
-            Interlocked.And(ref e.Status, ~(uint)CtStatus.Offload); // atomic, as above
+        SetBits(entry, 0, (uint)CtStatus.Offload);
         Table.Unlock(entry);
     }
 
@@ -192,13 +203,9 @@ public sealed partial class ConntrackEngine
     public void RefuseOffload(OffloadedFlow flow)
     {
         ArgumentNullException.ThrowIfNull(flow);
-        Table.Lock(flow.Entry);
-        ref ConnEntry e = ref Table.Entries[flow.Entry];
-        if (e.Orig == flow.Orig)
-        {
-            Interlocked.Or(ref e.Status, PrivateStatus.OffloadRefused); // atomic: shares the word with Dying and the lock
-            Interlocked.And(ref e.Status, ~(uint)CtStatus.Offload);
-        }
+        if (!LockFlow(flow.Entry, flow.Orig))
+            return;
+        SetBits(flow.Entry, PrivateStatus.OffloadRefused, (uint)CtStatus.Offload);
         Table.Unlock(flow.Entry);
     }
 
@@ -206,17 +213,17 @@ public sealed partial class ConntrackEngine
     public void ReleaseRefusedOffload(OffloadedFlow flow)
     {
         ArgumentNullException.ThrowIfNull(flow);
-        Table.Lock(flow.Entry);
-        ref ConnEntry e = ref Table.Entries[flow.Entry];
-        if (e.Orig == flow.Orig)
-            Interlocked.And(ref e.Status, ~PrivateStatus.OffloadRefused); // atomic, as above
+        if (!LockFlow(flow.Entry, flow.Orig))
+            return;
+        SetBits(flow.Entry, 0, PrivateStatus.OffloadRefused);
         Table.Unlock(flow.Entry);
     }
 
-    private static bool Offloadable(ref ConnEntry e, long now)
+    /// <summary>Live, ASSURED and (TCP) ESTABLISHED; UDP otherwise. Entry locked.</summary>
+    private static bool Offloadable(ref ConnEntry e)
     {
         uint status = Volatile.Read(ref e.Status); // fresh: Dying is set without the lock
-        if ((status & (uint)CtStatus.Dying) != 0 || e.Deadline - now <= 0 || (status & (uint)CtStatus.Assured) == 0)
+        if ((status & ((uint)CtStatus.Dying | (uint)CtStatus.Assured)) != (uint)CtStatus.Assured)
             return false;
         return e.Orig.Protocol switch
         {
@@ -238,16 +245,16 @@ public sealed partial class ConntrackEngine
         long lastKernelPacketMs, long holdUntil, long now)
     {
         ArgumentNullException.ThrowIfNull(flow);
-        Table.Lock(flow.Entry);
+        if (!LockFlow(flow.Entry, flow.Orig))
+            return OffloadObservation.Ended;
         ref ConnEntry e = ref Table.Entries[flow.Entry];
         try
         {
-            if (e.Orig != flow.Orig || (Volatile.Read(ref e.Status) & (uint)CtStatus.Dying) != 0)
-                return OffloadObservation.Ended;
             long current = e.Deadline;
             if (current != flow.WrittenDeadline)
                 flow.OwnDeadline = current; // a worker refreshed it from a packet ctfw saw
-            if (!Offloadable(ref e, Math.Min(now, flow.OwnDeadline - 1)))
+            // The deadline is not looked at: the manager holds it while the elements exist.
+            if (!Offloadable(ref e))
                 return OffloadObservation.Ended;
 
             AddCounts(flow, packets0, bytes0, packets1, bytes1);
@@ -276,16 +283,10 @@ public sealed partial class ConntrackEngine
     public void CountOffloaded(OffloadedFlow flow, long packets0, long bytes0, long packets1, long bytes1)
     {
         ArgumentNullException.ThrowIfNull(flow);
-        Table.Lock(flow.Entry);
-        try
-        {
-            if (Table.Entries[flow.Entry].Orig == flow.Orig)
-                AddCounts(flow, packets0, bytes0, packets1, bytes1);
-        }
-        finally
-        {
-            Table.Unlock(flow.Entry);
-        }
+        if (!LockFlow(flow.Entry, flow.Orig))
+            return;
+        AddCounts(flow, packets0, bytes0, packets1, bytes1);
+        Table.Unlock(flow.Entry);
     }
 
     /// <summary>Adds what the counters grew by since the last call to the flow's accounting. Entry locked.</summary>
@@ -322,14 +323,12 @@ public sealed partial class ConntrackEngine
     public void EndOffload(OffloadedFlow flow)
     {
         ArgumentNullException.ThrowIfNull(flow);
-        Table.Lock(flow.Entry);
+        if (!LockFlow(flow.Entry, flow.Orig))
+            return;
         ref ConnEntry e = ref Table.Entries[flow.Entry];
-        if (e.Orig == flow.Orig)
-        {
-            if (flow.WrittenDeadline != long.MinValue && e.Deadline == flow.WrittenDeadline)
-                Volatile.Write(ref e.Deadline, TrueDeadline(flow)); // whole store, as above
-            Interlocked.And(ref e.Status, ~(uint)CtStatus.Offload); // atomic, as above
-        }
+        if (flow.WrittenDeadline != long.MinValue && e.Deadline == flow.WrittenDeadline)
+            Volatile.Write(ref e.Deadline, TrueDeadline(flow)); // whole store for the lock-free readers
+        SetBits(flow.Entry, 0, (uint)CtStatus.Offload);
         Table.Unlock(flow.Entry);
     }
 }

@@ -475,9 +475,10 @@ public sealed class ConntrackWorker : IDisposable
         r.Direction = (CtDirection)dir;
         r.Ignored = res == L4Result.Ignore;
         r.TcpState = p.Protocol == IpProto.Tcp ? e.Tcp.State : TcpState.None;
-        r.Status = (CtStatus)(Volatile.Read(ref e.Status) & 0xFFFF); // after the tracker's ORs: fresh read
+        uint after = Volatile.Read(ref e.Status); // after the tracker's ORs: fresh read
+        r.Status = (CtStatus)(after & 0xFFFF);
         if (_offloadRing != null)
-            OffloadCheck(idx, ref e, p, res, now, ref r);
+            OffloadCheck(idx, ref e, p, res, after, now, ref r);
         // UPDATE (IPCT_PROTOINFO, IPCT_REPLY, IPCT_ASSURED): one per packet that changed any of them,
         // never for an entry this packet kills (the kernel delivers nothing for a dying entry).
         if (res != L4Result.AcceptAndKill && _events.Active
@@ -515,18 +516,17 @@ public sealed class ConntrackWorker : IDisposable
     /// packet) is reported for removal at once; a flow that may be offloaded is marked a candidate,
     /// and <see cref="Nominate"/> puts it forward if the packet is accepted.
     /// </summary>
-    private void OffloadCheck(int idx, ref ConnEntry e, in ParsedPacket p, L4Result res, long now, ref Classification r)
+    private void OffloadCheck(int idx, ref ConnEntry e, in ParsedPacket p, L4Result res, uint status, long now, ref Classification r)
     {
-        CtStatus status = r.Status;
-        if ((status & CtStatus.Offload) != 0)
+        if ((status & (uint)CtStatus.Offload) != 0)
         {
             bool ended = res == L4Result.AcceptAndKill || (p.Protocol == IpProto.Tcp && e.Tcp.State != TcpState.Established);
             if (ended)
                 _offloadRing!.Add(new OffloadRequest(OffloadRequestKind.Remove, idx, e.Orig, 0));
             return;
         }
-        if (res != L4Result.Accept || (status & CtStatus.Assured) == 0 || e.Orig.Zone != 0
-            || (Volatile.Read(ref e.Status) & PrivateStatus.OffloadRefused) != 0) // fresh whole read; only a hint
+        if (res != L4Result.Accept || (status & ((uint)CtStatus.Assured | PrivateStatus.OffloadRefused)) != (uint)CtStatus.Assured
+            || e.Orig.Zone != 0)
             return;
         if (p.Protocol == IpProto.Tcp)
         {
@@ -563,9 +563,7 @@ public sealed class ConntrackWorker : IDisposable
                 Interlocked.And(ref e.Status, ~(uint)CtStatus.Offload); // dying: nothing to offload
             return;
         }
-        long dropped = _offloadRing.Dropped;
-        _offloadRing.Add(new OffloadRequest(OffloadRequestKind.Add, idx, e.Orig, generation));
-        if (_offloadRing.Dropped != dropped)
+        if (!_offloadRing.Add(new OffloadRequest(OffloadRequestKind.Add, idx, e.Orig, generation)))
             Interlocked.And(ref e.Status, ~(uint)CtStatus.Offload); // not queued: a later packet tries again
     }
 

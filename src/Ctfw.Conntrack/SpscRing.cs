@@ -33,8 +33,8 @@ internal class SpscRing<T>
     // Benign race: two reads, not a snapshot; off by the records moved in between (statistics and tests).
     public int Count => (int)(Volatile.Read(ref _tail.Value) - Volatile.Read(ref _head.Value));
 
-    /// <summary>Producer: queues one record, or counts it dropped when the ring is full.</summary>
-    public void Add(in T record)
+    /// <summary>Producer: queues one record, or counts it dropped when the ring is full (false).</summary>
+    public bool Add(in T record)
     {
         long tail = _tail.Value;
         // Acquire: the consumer has finished reading a slot before we see the head move past it.
@@ -42,11 +42,12 @@ internal class SpscRing<T>
         {
             // The producer role is the only writer (so not Interlocked); the volatile store keeps it whole for readers.
             Volatile.Write(ref _dropped, _dropped + 1);
-            return;
+            return false;
         }
         _ring[(int)(tail & _mask)] = record;
         // Release: the slot's contents are visible before the consumer can see it is filled.
         Volatile.Write(ref _tail.Value, tail + 1);
+        return true;
     }
 
     /// <summary>Consumer: takes the oldest queued record.</summary>

@@ -236,7 +236,7 @@ internal sealed class OffloadManager : IDisposable
             foreach (Tracked t in _adding)
                 Added(t);
             foreach (Tracked t in _removing)
-                Finish(t, now);
+                Finish(t);
             return;
         }
         // Too many for one transaction, or the kernel refused it (all or nothing): removals first,
@@ -248,7 +248,7 @@ internal sealed class OffloadManager : IDisposable
             if (Apply([], chunk, now))
             {
                 foreach (Tracked t in chunk)
-                    Finish(t, now);
+                    Finish(t);
             }
             else
             {
@@ -352,31 +352,42 @@ internal sealed class OffloadManager : IDisposable
         foreach (Tracked t in remove)
             t.SeenOriginal = t.SeenReply = null;
         foreach ((NftFlowSet set, NftElementState e) in found)
-        {
-            byte protocol = set.Name.StartsWith("tcp", StringComparison.Ordinal) ? Ctfw.Packets.IpProto.Tcp : Ctfw.Packets.IpProto.Udp;
-            if (!_byKey.TryGetValue((protocol, e.Key), out (Tracked Flow, int Dir) hit))
-                continue;
-            if (hit.Dir == 0)
-                hit.Flow.SeenOriginal = e;
-            else
-                hit.Flow.SeenReply = e;
-        }
+            Seen(set, e);
         foreach (Tracked t in remove)
         {
             if (t.SeenOriginal is null && t.SeenReply is null)
                 continue;
-            long last = long.MinValue;
-            (long p0, long b0) = Halved(t.SeenOriginal, 0, 0, ref last);
-            (long p1, long b1) = Halved(t.SeenReply, 0, 0, ref last);
-            long before = t.Flow.Packets0 + t.Flow.Packets1, bytesBefore = t.Flow.Bytes0 + t.Flow.Bytes1;
+            (long p0, long b0) = Halved(t.SeenOriginal);
+            (long p1, long b1) = Halved(t.SeenReply);
+            (long packets, long bytes) = Totals(t);
             _engine.CountOffloaded(t.Flow, p0, b0, p1, b1);
-            Volatile.Write(ref _packets, _packets + (t.Flow.Packets0 + t.Flow.Packets1 - before));
-            Volatile.Write(ref _bytes, _bytes + (t.Flow.Bytes0 + t.Flow.Bytes1 - bytesBefore));
+            Tally(t, packets, bytes);
         }
     }
 
+    /// <summary>Hands an element the kernel listed to the flow and direction it belongs to.</summary>
+    private void Seen(NftFlowSet set, NftElementState e)
+    {
+        if (!_byKey.TryGetValue((_sets.ProtocolOf(set), e.Key), out (Tracked Flow, int Dir) hit))
+            return;
+        if (hit.Dir == 0)
+            hit.Flow.SeenOriginal = e;
+        else
+            hit.Flow.SeenReply = e;
+    }
+
+    private static (long Packets, long Bytes) Totals(Tracked t) => (t.Flow.Packets0 + t.Flow.Packets1, t.Flow.Bytes0 + t.Flow.Bytes1);
+
+    /// <summary>Adds what the flow's counters grew by since <see cref="Totals"/> gave <paramref name="packets"/> and <paramref name="bytes"/>.</summary>
+    private void Tally(Tracked t, long packets, long bytes)
+    {
+        (long p, long b) = Totals(t);
+        Volatile.Write(ref _packets, _packets + (p - packets));
+        Volatile.Write(ref _bytes, _bytes + (b - bytes));
+    }
+
     /// <summary>The flow's elements are gone: forget it, and give the engine back its entry.</summary>
-    private void Finish(Tracked t, long now)
+    private void Finish(Tracked t)
     {
         _flows.Remove(t.Flow.Orig);
         _byKey.Remove((t.Flow.Orig.Protocol, t.KeyOriginal));
@@ -386,7 +397,6 @@ internal sealed class OffloadManager : IDisposable
         if (t.Idle)
             Volatile.Write(ref _expired, _expired + 1);
         Volatile.Write(ref _flowCount, _flows.Count);
-        _ = now;
     }
 
     private void RemoveFlows(List<Tracked> flows, long now)
@@ -418,16 +428,8 @@ internal sealed class OffloadManager : IDisposable
                 _nextObserveMs = now + ObserveIntervalMs;
                 return; // nothing is concluded from a partial view
             }
-            byte protocol = set.Name.StartsWith("tcp", StringComparison.Ordinal) ? Ctfw.Packets.IpProto.Tcp : Ctfw.Packets.IpProto.Udp;
             foreach (NftElementState e in dump.Elements)
-            {
-                if (!_byKey.TryGetValue((protocol, e.Key), out (Tracked Flow, int Dir) hit))
-                    continue;
-                if (hit.Dir == 0)
-                    hit.Flow.SeenOriginal = e;
-                else
-                    hit.Flow.SeenReply = e;
-            }
+                Seen(set, e);
         }
         long dumpedAt = DaemonClock.NowMs();
         // A large table makes the dump slow: observe less often rather than spend the CPU on it; the
@@ -443,12 +445,11 @@ internal sealed class OffloadManager : IDisposable
                 _removing.Add(t); // a removal that failed before: again
                 continue;
             }
-            long before = t.Flow.Packets0 + t.Flow.Packets1;
-            long bytesBefore = t.Flow.Bytes0 + t.Flow.Bytes1;
+            (long packets, long bytes) = Totals(t);
             long timeoutMs = (long)_sets.SetOf(t.Flow.Orig.Protocol, t.Flow.Orig.IsV6).DefaultTimeout.TotalMilliseconds;
-            long last = long.MinValue;
-            (long p0, long b0) = Halved(t.SeenOriginal, dumpedAt, timeoutMs, ref last);
-            (long p1, long b1) = Halved(t.SeenReply, dumpedAt, timeoutMs, ref last);
+            long last = Math.Max(LastPacket(t.SeenOriginal, dumpedAt, timeoutMs), LastPacket(t.SeenReply, dumpedAt, timeoutMs));
+            (long p0, long b0) = Halved(t.SeenOriginal);
+            (long p1, long b1) = Halved(t.SeenReply);
             OffloadObservation o;
             if (t.SeenOriginal is null && t.SeenReply is null)
                 // Both elements timed out in the kernel (the table is owned: nobody else removes them), which an idle flow's always do
@@ -459,8 +460,7 @@ internal sealed class OffloadManager : IDisposable
                     Math.Max(dumpedAt, t.Flow.LastKernelPacketMs + timeoutMs)) == OffloadObservation.Idle ? OffloadObservation.Idle : OffloadObservation.Ended;
             else
                 o = _engine.ObserveOffloaded(t.Flow, p0, b0, p1, b1, last, hold, dumpedAt);
-            _packets += (t.Flow.Packets0 + t.Flow.Packets1) - before;
-            _bytes += (t.Flow.Bytes0 + t.Flow.Bytes1) - bytesBefore;
+            Tally(t, packets, bytes);
             if (o != OffloadObservation.Alive)
             {
                 t.Idle = o == OffloadObservation.Idle;
@@ -468,8 +468,6 @@ internal sealed class OffloadManager : IDisposable
                 _removing.Add(t);
             }
         }
-        Volatile.Write(ref _packets, _packets);
-        Volatile.Write(ref _bytes, _bytes);
         Commit(now);
         _lastObservedMs = now;
         Volatile.Write(ref _observations, _observations + 1);
@@ -478,19 +476,18 @@ internal sealed class OffloadManager : IDisposable
     }
 
     /// <summary>
-    /// An element's counters, halved (the bypass rule's lookup and its update both run the element's
-    /// counter: NftablesLiveTests), and the time of the kernel's last packet: the set's timeout minus
-    /// the time left, before <paramref name="now"/>.
+    /// An element's counters, halved: the bypass rule's lookup and its update both run the element's
+    /// counter (NftablesLiveTests).
     /// </summary>
-    private static (long Packets, long Bytes) Halved(NftElementState? element, long now, long timeoutMs, ref long last)
-    {
-        if (element is not { } e)
-            return (0, 0);
-        long at = now - (timeoutMs - (long)e.Expiration.TotalMilliseconds);
-        if (at > last)
-            last = at;
-        return e.HasCounter ? ((long)(e.Packets / 2), (long)(e.Bytes / 2)) : (0, 0);
-    }
+    private static (long Packets, long Bytes) Halved(NftElementState? element) =>
+        element is { HasCounter: true } e ? ((long)(e.Packets / 2), (long)(e.Bytes / 2)) : (0, 0);
+
+    /// <summary>
+    /// When the kernel last forwarded a packet of the element (engine ms): the set's timeout minus the
+    /// time left, before <paramref name="now"/> (every packet re-arms the element); long.MinValue when absent.
+    /// </summary>
+    private static long LastPacket(NftElementState? element, long now, long timeoutMs) =>
+        element is { } e ? now - (timeoutMs - (long)e.Expiration.TotalMilliseconds) : long.MinValue;
 
     private void Failed(long now, string message)
     {
@@ -526,7 +523,7 @@ internal sealed class OffloadManager : IDisposable
         }
         long now = DaemonClock.NowMs();
         foreach (Tracked t in _flows.Values.ToList())
-            Finish(t, now);
+            Finish(t);
         ReleaseRefused(long.MaxValue / 2);
         lock (_commands)
         {

@@ -181,15 +181,7 @@ public static class NftablesCodec
             return -1;
         ushort type = idempotent ? Nftables.MsgDestroySetElem : Nftables.MsgDelSetElem;
         int end = ElementListHeader(d, offset, type, Request | Ack, sequence, set, out int list);
-        foreach (NftFlowKey key in keys)
-        {
-            if (key.IsV6 != set.IsV6)
-                throw new ArgumentException($"key {key} is not of the set's family", nameof(keys));
-            int item = end;
-            end = BeginNest(d, end, Nftables.ListElem);
-            end = WriteKey(d, end, key);
-            EndNest(d, item, end);
-        }
+        end = WriteKeyElements(d, end, set, keys);
         EndNest(d, list, end);
         NetlinkWriter.Finish(d, offset, end);
         return end;
@@ -229,15 +221,7 @@ public static class NftablesCodec
         end = WriteString(d, end, Nftables.ElemListTable, set.Table);
         int list = end;
         end = BeginNest(d, end, Nftables.ElemListElements);
-        foreach (NftFlowKey key in keys)
-        {
-            if (key.IsV6 != set.IsV6)
-                throw new ArgumentException($"key {key} is not of the set's family", nameof(keys));
-            int item = end;
-            end = BeginNest(d, end, Nftables.ListElem);
-            end = WriteKey(d, end, key);
-            EndNest(d, item, end);
-        }
+        end = WriteKeyElements(d, end, set, keys);
         EndNest(d, list, end);
         NetlinkWriter.Finish(d, 0, end);
         return end;
@@ -493,6 +477,21 @@ public static class NftablesCodec
         end = WriteString(d, end, Nftables.ElemListSet, set.Name);
         list = end;
         return BeginNest(d, end, Nftables.ElemListElements);
+    }
+
+    /// <summary>One NFTA_LIST_ELEM holding only NFTA_SET_ELEM_KEY per key (delete and get).</summary>
+    private static int WriteKeyElements(Span<byte> d, int end, NftFlowSet set, ReadOnlySpan<NftFlowKey> keys)
+    {
+        foreach (NftFlowKey key in keys)
+        {
+            if (key.IsV6 != set.IsV6)
+                throw new ArgumentException($"key {key} is not of the set's family", nameof(keys));
+            int item = end;
+            end = BeginNest(d, end, Nftables.ListElem);
+            end = WriteKey(d, end, key);
+            EndNest(d, item, end);
+        }
+        return end;
     }
 
     private static int WriteKey(Span<byte> d, int offset, in NftFlowKey key)

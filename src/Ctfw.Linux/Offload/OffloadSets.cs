@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using Ctfw.Conntrack;
 using Ctfw.Linux.Firewall;
 using Ctfw.Linux.Nftables;
@@ -86,13 +87,12 @@ public sealed class OffloadSets : IDisposable
             throw new OffloadSetupException($"--offload: cannot open an nf_tables socket: {e.Message}");
         }
         var sets = new NftFlowSet[4];
-        int i = 0;
         foreach (byte protocol in (ReadOnlySpan<byte>)[IpProto.Tcp, IpProto.Udp])
         {
             foreach (bool v6 in (ReadOnlySpan<bool>)[false, true])
             {
                 string name = (protocol == IpProto.Tcp ? "tcp" : "udp") + (v6 ? "6" : "4");
-                sets[i++] = new NftFlowSet(options.Table, name, v6, protocol == IpProto.Tcp ? options.TcpTimeout : options.UdpTimeout)
+                sets[Index(protocol, v6)] = new NftFlowSet(options.Table, name, v6, protocol == IpProto.Tcp ? options.TcpTimeout : options.UdpTimeout)
                 {
                     MaxElements = options.MaxElements,
                 };
@@ -124,7 +124,7 @@ public sealed class OffloadSets : IDisposable
             string chain = ChainName(hook);
             b.AddBaseChain(Options.Table, chain, HookNumber(hook), Options.Priority);
             foreach (NftFlowSet set in _sets)
-                b.AddFlowRule(set, chain, set.Name.StartsWith("tcp", StringComparison.Ordinal) ? IpProto.Tcp : IpProto.Udp, refresh: true, Options.Mark, NftMarkMode.Or);
+                b.AddFlowRule(set, chain, ProtocolOf(set), refresh: true, Options.Mark, NftMarkMode.Or);
         }
         NftBatchResult r = _socket.Commit(b);
         if (!r.Committed)
@@ -145,8 +145,11 @@ public sealed class OffloadSets : IDisposable
         _ => Nftables.Nftables.HookForward,
     };
 
+    /// <summary>The protocol of the flows in <paramref name="set"/> (one of <see cref="Sets"/>).</summary>
+    public byte ProtocolOf(NftFlowSet set) => Array.IndexOf(_sets, set) < Index(IpProto.Udp, false) ? IpProto.Tcp : IpProto.Udp;
+
     /// <summary>The set a flow of <paramref name="protocol"/> goes into.</summary>
-    public NftFlowSet SetOf(byte protocol, bool v6) => _sets[(protocol == IpProto.Tcp ? 0 : 2) + (v6 ? 1 : 0)];
+    public NftFlowSet SetOf(byte protocol, bool v6) => _sets[Index(protocol, v6)];
 
     /// <summary>Both keys of a flow (ORIGINAL and REPLY direction), for <see cref="Apply"/>.</summary>
     public static (NftFlowKey Original, NftFlowKey Reply) KeysOf(in ConnTuple orig)
@@ -155,8 +158,24 @@ public sealed class OffloadSets : IDisposable
         return (NftFlowKey.FromTuple(orig), NftFlowKey.FromTuple(reply));
     }
 
-    private readonly List<NftElement>[] _adds = [[], [], [], []];
-    private readonly List<NftFlowKey>[] _removes = [[], [], [], []];
+    private readonly List<NftFlowKey>[] _addKeys = [[], [], [], []];
+    private readonly List<NftElement> _addElements = [];
+    private readonly List<NftFlowKey>[] _removeKeys = [[], [], [], []];
+    private readonly List<NftFlowKey>[] _lookups = [[], [], [], []];
+
+    /// <summary>Both keys of every flow, sorted into the lists of their sets (in <see cref="Sets"/>' order).</summary>
+    private static void KeysBySet(IReadOnlyList<ConnTuple> flows, List<NftFlowKey>[] into)
+    {
+        foreach (List<NftFlowKey> list in into)
+            list.Clear();
+        foreach (ConnTuple t in flows)
+        {
+            (NftFlowKey o, NftFlowKey r) = KeysOf(t);
+            List<NftFlowKey> list = into[Index(t.Protocol, t.IsV6)];
+            list.Add(o);
+            list.Add(r);
+        }
+    }
 
     /// <summary>
     /// One transaction: removes the elements of <paramref name="remove"/> (DESTROY: already gone is no
@@ -167,43 +186,29 @@ public sealed class OffloadSets : IDisposable
     {
         ArgumentNullException.ThrowIfNull(add);
         ArgumentNullException.ThrowIfNull(remove);
-        for (int s = 0; s < 4; s++)
-        {
-            _adds[s].Clear();
-            _removes[s].Clear();
-        }
-        foreach (ConnTuple t in remove)
-        {
-            (NftFlowKey o, NftFlowKey r) = KeysOf(t);
-            List<NftFlowKey> list = _removes[Index(t)];
-            list.Add(o);
-            list.Add(r);
-        }
-        foreach (ConnTuple t in add)
-        {
-            (NftFlowKey o, NftFlowKey r) = KeysOf(t);
-            List<NftElement> list = _adds[Index(t)];
-            list.Add(new NftElement(o));
-            list.Add(new NftElement(r));
-        }
+        KeysBySet(remove, _removeKeys);
+        KeysBySet(add, _addKeys);
         NftBatch b = _batch;
         b.Clear();
         for (int s = 0; s < 4; s++)
         {
-            if (_removes[s].Count > 0 && b.DeleteElements(_sets[s], System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_removes[s])) != _removes[s].Count)
+            if (_removeKeys[s].Count > 0 && b.DeleteElements(_sets[s], CollectionsMarshal.AsSpan(_removeKeys[s])) != _removeKeys[s].Count)
                 throw new InvalidOperationException("offload batch too large (removes)");
         }
         for (int s = 0; s < 4; s++)
         {
-            if (_adds[s].Count > 0 && b.AddElements(_sets[s], System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_adds[s])) != _adds[s].Count)
+            if (_addKeys[s].Count == 0)
+                continue;
+            _addElements.Clear();
+            foreach (NftFlowKey key in _addKeys[s])
+                _addElements.Add(new NftElement(key)); // the set's timeout
+            if (b.AddElements(_sets[s], CollectionsMarshal.AsSpan(_addElements)) != _addElements.Count)
                 throw new InvalidOperationException("offload batch too large (adds)");
         }
         return _socket.Commit(b);
     }
 
-    private static int Index(in ConnTuple t) => (t.Protocol == IpProto.Tcp ? 0 : 2) + (t.IsV6 ? 1 : 0);
-
-    private readonly List<NftFlowKey>[] _lookups = [[], [], [], []];
+    private static int Index(byte protocol, bool v6) => (protocol == IpProto.Tcp ? 0 : 2) + (v6 ? 1 : 0);
 
     /// <summary>
     /// The elements of both directions of each flow (those still in the kernel), per set: what the
@@ -212,20 +217,13 @@ public sealed class OffloadSets : IDisposable
     public List<(NftFlowSet Set, NftElementState Element)> Read(IReadOnlyList<ConnTuple> flows)
     {
         ArgumentNullException.ThrowIfNull(flows);
-        for (int i = 0; i < 4; i++)
-            _lookups[i].Clear();
-        foreach (ConnTuple t in flows)
-        {
-            (NftFlowKey o, NftFlowKey r) = KeysOf(t);
-            _lookups[Index(t)].Add(o);
-            _lookups[Index(t)].Add(r);
-        }
+        KeysBySet(flows, _lookups);
         var found = new List<(NftFlowSet, NftElementState)>();
         for (int i = 0; i < 4; i++)
         {
             if (_lookups[i].Count == 0)
                 continue;
-            NftGetElementsResult r = _socket.GetElements(_sets[i], System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_lookups[i]));
+            NftGetElementsResult r = _socket.GetElements(_sets[i], CollectionsMarshal.AsSpan(_lookups[i]));
             if (r.Error != Errno.None)
                 throw new ErrnoException($"reading the elements of set {_sets[i].Name}: {ErrnoException.Describe(r.Error)}", r.Error);
             foreach (NftElementState e in r.Found)
