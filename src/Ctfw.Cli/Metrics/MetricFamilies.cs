@@ -67,6 +67,17 @@ internal static class MetricFamilies
     public static readonly MetricFamily OffloadErrors = new("ctfw_offload_errors_total", MetricKind.Counter, "--offload: nf_tables transactions or dumps that failed.");
     public static readonly MetricFamily OffloadDropped = new("ctfw_offload_requests_dropped_total", MetricKind.Counter, "--offload: requests lost to a full worker ring (nominated again by a later packet).");
     public static readonly MetricFamily OffloadRelearned = new("ctfw_offload_relearned_total", MetricKind.Counter, "--offload: segments ahead of ctfw's window that re-learned it (data the kernel forwarded unseen).");
+    public static readonly MetricFamily SyncPeerUp = new("ctfw_sync_peer_up", MetricKind.Gauge, "--sync: 1 while the peer has answered this run's HELLO (it tracks our sequence numbers).");
+    public static readonly MetricFamily SyncExternal = new("ctfw_sync_external_entries", MetricKind.Gauge, "--sync: connections the peer sent, held in the external cache for a commit.");
+    public static readonly MetricFamily SyncMessages = new("ctfw_sync_messages_total", MetricKind.Counter, "--sync: FTFW messages sent to and received from the peer (data and control).", "direction");
+    public static readonly MetricFamily SyncBytes = new("ctfw_sync_bytes_total", MetricKind.Counter, "--sync: UDP payload bytes sent to and received from the peer.", "direction");
+    public static readonly MetricFamily SyncResent = new("ctfw_sync_resent_total", MetricKind.Counter, "--sync: messages sent again because the peer NACKed them.");
+    public static readonly MetricFamily SyncDropped = new("ctfw_sync_dropped_total", MetricKind.Counter,
+        "--sync: what was not synced or not taken: queue_overflow (events the sync queue had no room for; repaired by a bulk send), "
+        + "events_lost (the engine's event rings overflowed; repaired likewise), malformed and unsupported (peer messages dropped), "
+        + "stranger (datagrams from another address than the peer's), lost (gaps in the peer's sequence).", "reason");
+    public static readonly MetricFamily SyncBulkSends = new("ctfw_sync_bulk_sends_total", MetricKind.Counter, "--sync: bulk sends of the whole table (peer's RESYNC, `ctfw sync bulk`, repairs).");
+    public static readonly MetricFamily SyncCommitted = new("ctfw_sync_committed_total", MetricKind.Counter, "--sync: external entries made live by `ctfw sync commit`.");
     public static readonly MetricFamily Entries = new("ctfw_conntrack_entries", MetricKind.Gauge, "Entries in the connection table.");
     public static readonly MetricFamily Max = new("ctfw_conntrack_max", MetricKind.Gauge, "Maximum entries (nf_conntrack_max).");
     public static readonly MetricFamily EarlyDrops = new("ctfw_conntrack_early_drops_total", MetricKind.Counter, "Entries evicted to make room for a new one (early_drop).");
@@ -115,7 +126,12 @@ internal static class MetricFamilies
         LogLines, LogLost, LogPending, LogWriteErrors, IptablesChecks, IptablesCheckFailures, IptablesLosses, IptablesReinstalls, IptablesReinstallFailures,
         SettingsReloads, RulesReloads,
         EventSubscribers, EventsDropped, EventsLost, ControlConnections, ControlActive, ControlRefusals,
+        OffloadFlows, OffloadChanges, OffloadPackets, OffloadBytes, OffloadErrors, OffloadDropped, OffloadRelearned,
+        SyncPeerUp, SyncExternal, SyncMessages, SyncBytes, SyncResent, SyncDropped, SyncBulkSends, SyncCommitted,
     ];
+
+    /// <summary>Every family a stats name can map to (each must be in <see cref="All"/>, or a scrape finds no collector).</summary>
+    internal static IEnumerable<MetricFamily> Mapped => s_exact.Values.Select(t => t.Family).Concat(s_queue.Values.Select(q => q.Family));
 
     private static readonly Dictionary<string, MetricTarget> s_exact = new(StringComparer.Ordinal)
     {
@@ -147,6 +163,21 @@ internal static class MetricFamilies
         ["reset.send_errors"] = new(ResetSendErrors, [], 1),
         ["reset.rate_limited"] = new(ResetRateLimited, [], 1),
         ["reset.feed_overflow"] = new(ResetFeedOverflow, [], 1),
+        ["sync.peer_up"] = new(SyncPeerUp, [], 1),
+        ["sync.external"] = new(SyncExternal, [], 1),
+        ["sync.sent.messages"] = new(SyncMessages, ["sent"], 1),
+        ["sync.received.messages"] = new(SyncMessages, ["received"], 1),
+        ["sync.sent.bytes"] = new(SyncBytes, ["sent"], 1),
+        ["sync.received.bytes"] = new(SyncBytes, ["received"], 1),
+        ["sync.resent"] = new(SyncResent, [], 1),
+        ["sync.queue.overflows"] = new(SyncDropped, ["queue_overflow"], 1),
+        ["sync.events_lost"] = new(SyncDropped, ["events_lost"], 1),
+        ["sync.received.malformed"] = new(SyncDropped, ["malformed"], 1),
+        ["sync.received.unsupported"] = new(SyncDropped, ["unsupported"], 1),
+        ["sync.from_strangers"] = new(SyncDropped, ["stranger"], 1),
+        ["sync.received.lost"] = new(SyncDropped, ["lost"], 1),
+        ["sync.bulk_sends"] = new(SyncBulkSends, [], 1),
+        ["sync.committed"] = new(SyncCommitted, [], 1),
         ["offload.flows"] = new(OffloadFlows, [], 1),
         ["offload.adds"] = new(OffloadChanges, ["add"], 1),
         ["offload.removes"] = new(OffloadChanges, ["remove"], 1),

@@ -127,6 +127,34 @@ public class MetricsRegistryTests
     }
 
     [Fact]
+    public void EveryMappedFamily_IsRegistered()
+    {
+        // A stats name whose family is not in All has no collector: the scrape would fail on it
+        // (the offload families were missing until issue 16).
+        Assert.All(MetricFamilies.Mapped.Distinct(), f => Assert.Contains(f, MetricFamilies.All));
+    }
+
+    [Fact]
+    public async Task Export_OffloadAndSyncCounters_Exported()
+    {
+        FakeSource source = Daemonish();
+        source.Set("offload.flows", 3);
+        source.Set("offload.packets", 1234);
+        source.Set("sync.external", 5);
+        source.Set("sync.sent.messages", 40);
+        source.Set("sync.received.messages", 7);
+        source.Set("sync.from_strangers", 2);
+        var registry = new MetricsRegistry(source);
+        (List<Sample> samples, _, _) = Exposition.Parse(await registry.ExportAsync());
+        Assert.Equal(3, Exposition.Value(samples, "ctfw_offload_flows"));
+        Assert.Equal(1234, Exposition.Value(samples, "ctfw_offload_packets_total"));
+        Assert.Equal(5, Exposition.Value(samples, "ctfw_sync_external_entries"));
+        Assert.Equal(40, Exposition.Value(samples, "ctfw_sync_messages_total", ("direction", "sent")));
+        Assert.Equal(7, Exposition.Value(samples, "ctfw_sync_messages_total", ("direction", "received")));
+        Assert.Equal(2, Exposition.Value(samples, "ctfw_sync_dropped_total", ("reason", "stranger")));
+    }
+
+    [Fact]
     public void Families_FollowPrometheusNaming()
     {
         var names = new HashSet<string>();
