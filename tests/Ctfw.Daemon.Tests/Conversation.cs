@@ -12,19 +12,22 @@ namespace Ctfw.Daemon.Tests;
 /// A long-lived conversation across a <see cref="GatewayLab"/>, the proof that an event in the
 /// firewall's life (restart, kill -9, reload, takeover, switch-over) keeps established connections:
 /// <list type="bullet">
-/// <item>TCP: the client sends "m N\n" every 200 ms on one connection, the server echoes it; every
+/// <item>TCP: the client sends "m N\n" every 200 ms (or the interval given) on one connection, the server echoes it; every
 /// echo must come back, in order, none missing, and neither side may see a reset or an error.</item>
 /// <item>UDP: the client sends one "subscribe" datagram, then the server pushes "p N\n" every 200 ms
 /// to the client's address. Under <see cref="StrictRules"/> those pushes pass only as ESTABLISHED
 /// replies: a firewall that lost the flow's state judges them NEW from outside and drops them.</item>
 /// </list>
-/// IPv4 only. Timeouts here only decide "broken or not"; how long the event took is reported
+/// IPv4 only; between any two namespaces (<see cref="ConversationEnds"/>), a <see cref="GatewayLab"/>'s
+/// client and server by default. Timeouts here only decide "broken or not"; how long the event took is reported
 /// (<see cref="ConversationReport"/>) and recorded (<see cref="RecordGap"/>), never asserted.
 /// </summary>
 internal sealed class Conversation : IAsyncDisposable
 {
-    /// <summary>How often the client sends a TCP message and the server pushes a UDP datagram.</summary>
+    /// <summary>How often the client sends a TCP message and the server pushes a UDP datagram, unless told otherwise.</summary>
     public static readonly TimeSpan Interval = TimeSpan.FromMilliseconds(200);
+
+    private readonly TimeSpan _interval;
 
     /// <summary>Where <see cref="RecordGap"/> writes one file per case, for the integrator to collect.</summary>
     public const string GapDirectory = "/tmp/ctfw-gaps";
@@ -63,10 +66,11 @@ internal sealed class Conversation : IAsyncDisposable
     private double _endMs = double.NaN; // set when StopAsync has drained: reports then end there
     private TaskCompletionSource _progress = NewSignal();
 
-    private Conversation(GatewayLab lab, int tcpPort, int udpPort)
+    private Conversation(ConversationEnds ends, int tcpPort, int udpPort, TimeSpan interval)
     {
-        _tcpServerEndPoint = new IPEndPoint(lab.ServerV4, tcpPort);
-        (_tcpListener, _udpServer) = NetworkNamespace.Run(NetworkNamespace.PathOf(lab.Server), () =>
+        _interval = interval;
+        _tcpServerEndPoint = new IPEndPoint(ends.ServerV4, tcpPort);
+        (_tcpListener, _udpServer) = NetworkNamespace.Run(NetworkNamespace.PathOf(ends.Server), () =>
         {
             var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
             var udp = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
@@ -84,10 +88,10 @@ internal sealed class Conversation : IAsyncDisposable
                 throw;
             }
         });
-        (_tcpClient, _udpClient) = NetworkNamespace.Run(NetworkNamespace.PathOf(lab.Client), () =>
+        (_tcpClient, _udpClient) = NetworkNamespace.Run(NetworkNamespace.PathOf(ends.Client), () =>
             (new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp),
              new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp)));
-        _udpClient.Connect(new IPEndPoint(lab.ServerV4, udpPort));
+        _udpClient.Connect(new IPEndPoint(ends.ServerV4, udpPort));
     }
 
     /// <summary>
@@ -97,16 +101,20 @@ internal sealed class Conversation : IAsyncDisposable
     /// <paramref name="moreRules"/> (lines such as "-A FORWARD …") go after those, before COMMIT.
     /// Meant to run with `--set nf_conntrack_tcp_loose=0`, so that a lost TCP entry is not picked up mid-stream.
     /// </summary>
-    public static string StrictRules(GatewayLab lab, int tcpPort, int udpPort, params string[] moreRules)
+    public static string StrictRules(GatewayLab lab, int tcpPort, int udpPort, params string[] moreRules) =>
+        StrictRules(lab.ClientV4, lab.ServerV4, tcpPort, udpPort, moreRules);
+
+    /// <summary>As <see cref="StrictRules(GatewayLab, int, int, string[])"/>, for any client and server address.</summary>
+    public static string StrictRules(IPAddress clientV4, IPAddress serverV4, int tcpPort, int udpPort, params string[] moreRules)
     {
         var rules = new StringBuilder();
         rules.Append("*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n");
         rules.Append("-A FORWARD -m conntrack --ctstate INVALID -j DROP\n");
         rules.Append("-A FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n");
         rules.Append(CultureInfo.InvariantCulture,
-            $"-A FORWARD -d {lab.ServerV4}/32 -p tcp -m tcp --dport {tcpPort} --tcp-flags FIN,SYN,RST,ACK SYN -m conntrack --ctstate NEW -j ACCEPT\n");
+            $"-A FORWARD -d {serverV4}/32 -p tcp -m tcp --dport {tcpPort} --tcp-flags FIN,SYN,RST,ACK SYN -m conntrack --ctstate NEW -j ACCEPT\n");
         rules.Append(CultureInfo.InvariantCulture,
-            $"-A FORWARD -s {lab.ClientV4}/32 -d {lab.ServerV4}/32 -p udp -m udp --dport {udpPort} -m conntrack --ctstate NEW -j ACCEPT\n");
+            $"-A FORWARD -s {clientV4}/32 -d {serverV4}/32 -p udp -m udp --dport {udpPort} -m conntrack --ctstate NEW -j ACCEPT\n");
         foreach (string rule in moreRules)
             rules.Append(rule).Append('\n');
         rules.Append("COMMIT\n");
@@ -118,9 +126,13 @@ internal sealed class Conversation : IAsyncDisposable
     /// TCP echo and the first UDP push have arrived (the subscription is repeated every second until
     /// then, in case the path was not open yet). Throws <see cref="TimeoutException"/> after 30 s.
     /// </summary>
-    public static async Task<Conversation> StartAsync(GatewayLab lab, int tcpPort, int udpPort, CancellationToken token)
+    public static Task<Conversation> StartAsync(GatewayLab lab, int tcpPort, int udpPort, CancellationToken token) =>
+        StartAsync(new ConversationEnds(lab.Client, lab.Server, lab.ServerV4), tcpPort, udpPort, Interval, token);
+
+    /// <summary>As <see cref="StartAsync(GatewayLab, int, int, CancellationToken)"/>, between any two namespaces, at <paramref name="interval"/>.</summary>
+    public static async Task<Conversation> StartAsync(ConversationEnds ends, int tcpPort, int udpPort, TimeSpan interval, CancellationToken token)
     {
-        var conversation = new Conversation(lab, tcpPort, udpPort);
+        var conversation = new Conversation(ends, tcpPort, udpPort, interval);
         try
         {
             await conversation.OpenAsync(token);
@@ -172,6 +184,12 @@ internal sealed class Conversation : IAsyncDisposable
             throw new TimeoutException($"the conversation did not start within {s_startTimeout.TotalSeconds:F0} s: {Report().Describe()}");
         }
     }
+
+    /// <summary>The client's TCP port (the connection's original source port).</summary>
+    public int TcpClientPort => ((IPEndPoint)_tcpClient.LocalEndPoint!).Port;
+
+    /// <summary>The client's UDP port (the stream's original source port).</summary>
+    public int UdpClientPort => ((IPEndPoint)_udpClient.LocalEndPoint!).Port;
 
     /// <summary>
     /// True once at least <paramref name="tcpMessages"/> more echoes and <paramref name="udpMessages"/>
@@ -413,7 +431,7 @@ internal sealed class Conversation : IAsyncDisposable
     }
 
     // True when the sending stopped during the interval.
-    private bool Pause() => _sending.Token.WaitHandle.WaitOne(Interval);
+    private bool Pause() => _sending.Token.WaitHandle.WaitOne(_interval);
 
     private void TcpSendLoop()
     {
@@ -617,6 +635,9 @@ internal sealed class Conversation : IAsyncDisposable
 
     private double NowMs() => _clock.Elapsed.TotalMilliseconds;
 }
+
+/// <summary>Where a <see cref="Conversation"/> runs: the client's and the server's namespaces and the server's address.</summary>
+internal readonly record struct ConversationEnds(string Client, string Server, IPAddress ServerV4);
 
 /// <summary>
 /// What a <see cref="Conversation"/> saw. TCP messages and UDP pushes are numbered from 1.

@@ -4,7 +4,7 @@ namespace Ctfw.Daemon.Tests;
 
 /// <summary>
 /// The set-up most live tests share: `ctfw run --rules FILE --queue N --install FORWARD --control
-/// SOCKET EXTRA…` in a lab's gateway namespace, with the rules text written to a file of its own
+/// SOCKET EXTRA…` in a lab's gateway namespace (or any namespace), with the rules text written to a file of its own
 /// under the temp directory. Constructed, it is running (its "ctfw: running" line seen). Disposed, it
 /// is ended the way <see cref="CtfwProcess"/> ends a process a failed test leaves behind (SIGTERM,
 /// time to remove its rules, then SIGKILL) and its files are deleted; a test that checks how the
@@ -32,6 +32,16 @@ internal sealed class LiveDaemon : IDisposable
     /// <param name="queue">The NFQUEUE number (each test class its own, so a leftover binding cannot collide).</param>
     /// <param name="extra">More `ctfw run` arguments, after the common ones.</param>
     public LiveDaemon(GatewayLab lab, string name, string rules, ushort queue, params string[] extra)
+        : this(lab.Gateway, name, rules, queue, extra)
+    {
+    }
+
+    /// <param name="netns">The network namespace the daemon runs in.</param>
+    /// <param name="name">Names the files (ctfw-NAME-PID-GUID.rules and .sock), so a leftover says which test left it.</param>
+    /// <param name="rules">The ruleset text, written to <see cref="RulesPath"/>.</param>
+    /// <param name="queue">The NFQUEUE number (each test class its own, so a leftover binding cannot collide).</param>
+    /// <param name="extra">More `ctfw run` arguments, after the common ones.</param>
+    public LiveDaemon(string netns, string name, string rules, ushort queue, params string[] extra)
     {
         string tag = $"{Environment.ProcessId}-{Guid.NewGuid():N}";
         RulesPath = Path.Combine(Path.GetTempPath(), $"ctfw-{name}-{tag}.rules");
@@ -39,7 +49,7 @@ internal sealed class LiveDaemon : IDisposable
         File.WriteAllText(RulesPath, rules);
         try
         {
-            Process = CtfwProcess.Start(lab.Gateway, ["run", "--rules", RulesPath, "--queue", queue.ToString(CultureInfo.InvariantCulture),
+            Process = CtfwProcess.Start(netns, ["run", "--rules", RulesPath, "--queue", queue.ToString(CultureInfo.InvariantCulture),
                 "--install", "FORWARD", "--control", ControlPath, .. extra]);
         }
         catch
