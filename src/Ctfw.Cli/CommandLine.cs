@@ -34,6 +34,7 @@ internal static class CommandLine
         TopCommand.Create(),
         RulesCommand.Create(),
         ReloadCommand.Create(),
+        SyncCommand.Create(),
         CompletionCommand.Create());
 
     /// <summary>A root with these commands plus help and version (tests build one with a single command).</summary>

@@ -99,6 +99,16 @@ internal static class RunCommand
         Option<uint> offloadMark = Opt.Value("--offload-mark", "HEX", "mark bit(s) the kernel ORs into packets of offloaded flows (default 0x40000000)",
             (string t, out uint v) => TryParseMark(t, out v), "a non-zero hexadecimal mark, e.g. 0x40000000");
         Option<int> offloadDelay = Opt.Int("--offload-delay", "MS", "a TCP flow is offloaded once ESTABLISHED this long (0..60000, default 100)", 0, 60_000, "ms");
+        Option<string> sync = Opt.Choice("--sync",
+            "ftfw: keep the table in step with a peer gateway over conntrackd's FTFW protocol (needs --sync-local and --sync-peer; "
+            + "docs/HA.md); off (default)", "off", "ftfw");
+        sync.HelpName = "MODE";
+        Option<string> syncLocal = Opt.Text("--sync-local", "ADDR:PORT", "the address and UDP port ctfw sends from and listens on for the peer's sync messages");
+        Option<string> syncPeer = Opt.Text("--sync-peer", "ADDR:PORT",
+            "the peer gateway (ctfw or conntrackd): sync messages go there, and only this address's are accepted");
+        Option<string> syncInterface = Opt.Text("--sync-interface", "IF", "bind the sync socket to this interface (the dedicated sync link)");
+        Option<bool> syncCommitOnStart = Opt.Flag("--sync-commit-on-start",
+            "at start, ask the peer for its table and make it live once the peer has sent it (a restarted active gateway)");
         var settings = new SettingsOptions(offerLive: false);
 
         install.Completing("INPUT", "OUTPUT", "FORWARD", "INPUT,OUTPUT", "FORWARD,INPUT,OUTPUT");
@@ -134,6 +144,11 @@ internal static class RunCommand
         command.Add(offload, null);
         command.Add(offloadMark, null);
         command.Add(offloadDelay, null);
+        command.Add(sync, null);
+        command.Add(syncLocal, null);
+        command.Add(syncPeer, null);
+        command.Add(syncInterface, null);
+        command.Add(syncCommitOnStart, null);
         settings.AddTo(command, "Conntrack settings");
 
         command.SetAction(r =>
@@ -200,6 +215,24 @@ internal static class RunCommand
             if (offloadOn && abOn && (offloadBits & new KernelStateMark(shift).Mask) != 0)
                 return Program.Fail($"--offload-mark 0x{offloadBits:x8} overlaps the --ab mark bits 0x{new KernelStateMark(shift).Mask:x8}");
 
+            SyncOptions? syncOptions = null;
+            if (r.GetValue(sync) == "ftfw")
+            {
+                if (r.GetValue(syncLocal) is not { } localText || r.GetValue(syncPeer) is not { } peerText)
+                    return Program.Fail("--sync ftfw needs --sync-local ADDR:PORT and --sync-peer ADDR:PORT");
+                if (SyncOptions.ParseEndpoint(localText, "--sync-local", out string? localError) is not { } localEnd)
+                    return Program.Fail(localError!);
+                if (SyncOptions.ParseEndpoint(peerText, "--sync-peer", out string? peerError) is not { } peerEnd)
+                    return Program.Fail(peerError!);
+                if (r.GetValue(syncInterface) is { } dev && (dev.Length is 0 or > 15 || dev.Contains('/', StringComparison.Ordinal) || dev.Any(char.IsWhiteSpace)))
+                    return Program.Fail($"--sync-interface '{dev}': not an interface name");
+                syncOptions = new SyncOptions(localEnd, peerEnd) { Interface = r.GetValue(syncInterface), CommitOnStart = r.GetValue(syncCommitOnStart) };
+            }
+            else if (r.Given(syncLocal) || r.Given(syncPeer) || r.Given(syncInterface) || r.GetValue(syncCommitOnStart))
+            {
+                return Program.Fail("--sync-local, --sync-peer, --sync-interface and --sync-commit-on-start need --sync ftfw");
+            }
+
             if (Program.LoadRules(rulesPath, "started") is not { } ruleset)
                 return 2;
 
@@ -232,6 +265,7 @@ internal static class RunCommand
                 Offload = offloadOn,
                 OffloadMark = offloadBits,
                 OffloadDelayMs = r.Given(offloadDelay) ? r.GetValue(offloadDelay) : 100,
+                Sync = syncOptions,
             };
             // Its own stream on fd 2, not Console.Error: the daemon's log writer may sit in a write for
             // ever when stderr is not read, and must not hold Console.Error's lock while it does.

@@ -155,9 +155,21 @@ internal static class OutputOptions
     };
 }
 
+/// <summary>A permanent listener of the event stream (the state sync), called on the stream's thread.</summary>
+internal interface IConntrackEventSink
+{
+    /// <summary>
+    /// The events drained this round, in order, and how many the producers dropped since the last
+    /// call (full rings): a listener that must not miss any repairs itself when that is not 0. Must
+    /// not block: it runs on the thread that feeds `conntrack -E`.
+    /// </summary>
+    void Deliver(List<ConntrackEvent> batch, long droppedSinceLast);
+}
+
 /// <summary>
-/// Streams conntrack events to `ctfw conntrack -E` subscribers (the `events` request). One thread,
-/// started with the first subscriber and ended with the last, drains the engine's producer rings
+/// Streams conntrack events to `ctfw conntrack -E` subscribers (the `events` request) and to the
+/// state sync's sink (<see cref="AttachSink"/>). One thread, started with the first subscriber or the
+/// sink and ended with the last subscriber when there is no sink, drains the engine's producer rings
 /// (<see cref="ConntrackEvents.TakeAll"/>) every <see cref="DrainIntervalMs"/> ms, formats each event
 /// for each subscriber that wants it, and writes with non-blocking sends: a subscriber that does
 /// not read fills its own bounded backlog (<see cref="BacklogBytes"/>) and then loses events,
@@ -176,6 +188,7 @@ internal sealed class ConntrackEventStream : IDisposable
     private readonly Func<ListingOptions> _acct;
     private readonly Lock _lock = new();
     private readonly List<Subscriber> _subscribers = [];
+    private IConntrackEventSink? _sink;
     private Thread? _thread;
     private bool _disposed;
     private long _lost;
@@ -228,13 +241,37 @@ internal sealed class ConntrackEventStream : IDisposable
             client.Blocking = false;
             _subscribers.Add(new Subscriber(client, filter!, format, mask));
             _events.Subscribe();
-            if (_thread == null)
-            {
-                _thread = new Thread(Run) { IsBackground = true, Name = "ctfw events" };
-                _thread.Start();
-            }
+            StartThread();
         }
         return true;
+    }
+
+    /// <summary>
+    /// Makes <paramref name="sink"/> (the state sync) a permanent listener: from now on the engine
+    /// writes events, and this thread drains them every <see cref="DrainIntervalMs"/> ms whether or
+    /// not a `conntrack -E` client listens. One sink at most.
+    /// </summary>
+    public void AttachSink(IConntrackEventSink sink)
+    {
+        ArgumentNullException.ThrowIfNull(sink);
+        lock (_lock)
+        {
+            if (_sink != null)
+                throw new InvalidOperationException("an event sink is attached already");
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            _sink = sink;
+            _events.Subscribe();
+            StartThread();
+        }
+    }
+
+    private void StartThread()
+    {
+        if (_thread == null)
+        {
+            _thread = new Thread(Run) { IsBackground = true, Name = "ctfw events" };
+            _thread.Start();
+        }
     }
 
     private static void Send(Socket client, string text)
@@ -250,24 +287,28 @@ internal sealed class ConntrackEventStream : IDisposable
         while (true)
         {
             Subscriber[] subs;
+            IConntrackEventSink? sink;
             lock (_lock)
             {
-                if (_disposed || _subscribers.Count == 0)
+                if (_disposed || (_subscribers.Count == 0 && _sink == null))
                 {
                     _thread = null;
                     return;
                 }
                 subs = _subscribers.ToArray();
+                sink = _sink;
             }
             batch.Clear();
             _events.TakeAll(batch);
             long dropped = _events.DroppedTotal;
+            long droppedNow = dropped - droppedSeen;
             if (dropped != droppedSeen)
             {
                 foreach (Subscriber s in subs)
                     s.Lost += dropped - droppedSeen;
                 droppedSeen = dropped;
             }
+            sink?.Deliver(batch, droppedNow);
             ListingOptions acct = _acct();
             foreach (Subscriber s in subs)
             {

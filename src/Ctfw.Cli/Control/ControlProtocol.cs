@@ -17,6 +17,18 @@ internal static class ControlProtocol
     /// <summary>`conntrack -S`: one `cpu=N …` line per worker.</summary>
     public const string CpuStats = "cpu-stats";
 
+    /// <summary>`sync SUB`: the state sync (`ctfw sync`), one sub-request word.</summary>
+    public const string Sync = "sync";
+    public const string SyncStatus = "status";
+    public const string SyncExternal = "external";
+    public const string SyncCommit = "commit";
+    public const string SyncResync = "resync";
+    public const string SyncFlush = "flush";
+    public const string SyncBulk = "bulk";
+
+    /// <summary>Every sync sub-request, in the order help and errors list them.</summary>
+    public static readonly string[] SyncRequests = [SyncStatus, SyncExternal, SyncCommit, SyncResync, SyncFlush, SyncBulk];
+
     /// <summary>Words of a `rules` request: iptables' -v and -x, and -Z after the listing.</summary>
     public const string RulesVerbose = "verbose";
     public const string RulesExact = "exact";
@@ -34,6 +46,7 @@ internal static class ControlProtocol
     {
         Stats or List or Events or CpuStats => true,
         Rules => !args.Contains(RulesZero),
+        Sync => args.Length == 1 && args[0] is SyncStatus or SyncExternal,
         _ => false,
     };
 

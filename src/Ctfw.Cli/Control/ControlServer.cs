@@ -67,6 +67,8 @@ namespace Ctfw.Cli.Control;
 /// `--event-mask MASK`; `ok`, then event lines (and `lost N` lines) until the client closes
 /// (<see cref="ConntrackEventStream"/>, which takes the connection over).</item>
 /// <item>`cpu-stats` — `conntrack -S`: one `cpu=N found=…` line per worker.</item>
+/// <item>`sync SUB` — the state sync (<see cref="ControlProtocol.SyncRequests"/>: status, external, commit,
+/// resync, flush, bulk); body: the answer's lines.</item>
 /// <item>`list` and `delete` also take `--output extended|json`.</item>
 /// </list>
 /// The server answers `ok\n` and the body, or a single `error: MESSAGE\n`, then closes. A client that
@@ -574,11 +576,32 @@ internal sealed class ControlServer : IDisposable
                     foreach (WorkerCounters c in cpus)
                         output.Write(ConntrackListing.FormatCpuStats(c) + "\n");
                     break;
+                case ControlProtocol.Sync:
+                    if (args.Length != 1)
+                    {
+                        WriteError(output, $"sync takes one of {string.Join(", ", ControlProtocol.SyncRequests)}");
+                        break;
+                    }
+                    IReadOnlyList<string>? syncLines;
+                    string? syncError;
+                    lock (_targetLock)
+                        syncLines = _target.SyncRequest(args[0], out syncError);
+                    if (args[0] is not (ControlProtocol.SyncStatus or ControlProtocol.SyncExternal))
+                        LogChange($"sync {Shorten(args[0])}", peer, syncLines is null ? $"failed: {syncError}" : string.Join("; ", syncLines));
+                    if (syncLines is null)
+                    {
+                        WriteError(output, syncError!);
+                        break;
+                    }
+                    output.Write("ok\n");
+                    foreach (string l in syncLines)
+                        output.Write(l + "\n");
+                    break;
                 case "":
                     WriteError(output, "empty request");
                     break;
                 default:
-                    WriteError(output, $"unknown request '{Shorten(verb)}' (expected {ControlProtocol.Stats}, {ControlProtocol.List}, {ControlProtocol.Flush}, {ControlProtocol.Delete}, {ControlProtocol.Events}, {ControlProtocol.CpuStats}, {ControlProtocol.Reload}, {ControlProtocol.ReloadSysctls}, {ControlProtocol.Rules} or {ControlProtocol.ZeroCounters})");
+                    WriteError(output, $"unknown request '{Shorten(verb)}' (expected {ControlProtocol.Stats}, {ControlProtocol.List}, {ControlProtocol.Flush}, {ControlProtocol.Delete}, {ControlProtocol.Events}, {ControlProtocol.CpuStats}, {ControlProtocol.Reload}, {ControlProtocol.ReloadSysctls}, {ControlProtocol.Rules}, {ControlProtocol.Sync} or {ControlProtocol.ZeroCounters})");
                     break;
             }
         }

@@ -40,6 +40,16 @@ internal interface IControlTarget
         return false;
     }
 
+    /// <summary>
+    /// `sync SUB` (<see cref="ControlProtocol.SyncRequests"/>): the answer's lines, or null with
+    /// <paramref name="error"/> (sync off, unknown request).
+    /// </summary>
+    IReadOnlyList<string>? SyncRequest(string sub, out string? error)
+    {
+        error = "state sync is off (start ctfw run with --sync ftfw)";
+        return null;
+    }
+
     /// <summary>`conntrack -S`: each worker's counters (<see cref="WorkerCounters"/>).</summary>
     IReadOnlyList<WorkerCounters> WorkerStatistics() => [];
 

@@ -47,6 +47,41 @@ internal sealed class DaemonControl : IControlTarget, IDisposable
 
     public IReadOnlyList<WorkerCounters> WorkerStatistics() => _engine.WorkerStatistics();
 
+    /// <summary>State sync with the peer gateway (--sync ftfw); null when off.</summary>
+    public SyncService? Sync { get; init; }
+
+    /// <summary>Feeds the sync's event intake from the event stream (it then runs for good).</summary>
+    public void AttachSync(SyncService sync) => _eventStream.AttachSink(sync);
+
+    /// <summary>`ctfw sync SUB`: the body lines, or null with <paramref name="error"/>.</summary>
+    public IReadOnlyList<string>? SyncRequest(string sub, out string? error)
+    {
+        error = null;
+        if (Sync is not { } s)
+        {
+            error = "state sync is off (start ctfw run with --sync ftfw)";
+            return null;
+        }
+        switch (sub)
+        {
+            case ControlProtocol.SyncStatus:
+                return s.Status();
+            case ControlProtocol.SyncExternal:
+                return s.ListExternal();
+            case ControlProtocol.SyncCommit:
+                return [s.Commit()];
+            case ControlProtocol.SyncResync:
+                return [s.RequestResync()];
+            case ControlProtocol.SyncFlush:
+                return [s.Flush()];
+            case ControlProtocol.SyncBulk:
+                return [s.RequestBulk()];
+            default:
+                error = $"unknown sync request '{sub}' (expected {string.Join(", ", ControlProtocol.SyncRequests)})";
+                return null;
+        }
+    }
+
     /// <summary>Ends the event subscriptions (the daemon stops; the control server is closed first).</summary>
     public void Dispose() => _eventStream.Dispose();
 
@@ -316,6 +351,11 @@ internal sealed class DaemonControl : IControlTarget, IDisposable
             Add("offload.batches", o.Batches);
             Add("offload.observations", o.Observations);
             Add("offload.observe_last_us", o.LastObserveUs);
+        }
+        if (Sync is { } sync)
+        {
+            foreach (KeyValuePair<string, long> kv in sync.Stats())
+                Add(kv.Key, kv.Value);
         }
         Add("settings.reloads", SettingsReloads);
         Add("rules.reloads", RulesReloads);

@@ -79,6 +79,9 @@ internal sealed record DaemonOptions(
     /// <summary><c>--offload-delay</c>: how long a TCP flow must have been ESTABLISHED before it is offloaded (ms).</summary>
     public long OffloadDelayMs { get; init; } = 100;
 
+    /// <summary><c>--sync ftfw</c>: state sync with a peer gateway (docs/HA.md); null when off.</summary>
+    public SyncOptions? Sync { get; init; }
+
     /// <summary>Control socket path; null = <see cref="Control.ControlPaths.Default"/> for this pid.</summary>
     public string? ControlPath { get; init; }
 

@@ -129,6 +129,20 @@ internal sealed class FirewallDaemon : IDisposable
                 return SetupFailure(e.Message);
             }
         }
+        SyncService? sync = null;
+        if (_options.Sync is { } syncOptions)
+        {
+            // Before the queues, like offload: an address that cannot be bound stops the start.
+            try
+            {
+                sync = SyncService.Open(engine, syncOptions, _err);
+            }
+            catch (IOException e)
+            {
+                offload?.Dispose();
+                return SetupFailure(e.Message);
+            }
+        }
         List<NfqueueSocket> sockets = [];
         IptablesInstaller? installer = null;
         RawIpSender? reject = null;
@@ -150,11 +164,13 @@ internal sealed class FirewallDaemon : IDisposable
         {
             DisposeAll(sockets);
             offload?.Dispose();
+            sync?.Dispose();
             return SetupFailure(e.Message);
         }
         catch (IOException e)
         {
             offload?.Dispose();
+            sync?.Dispose();
             return SetupFailure($"--takeover: {e.Message}; the running ctfw goes on filtering");
         }
 
@@ -169,6 +185,7 @@ internal sealed class FirewallDaemon : IDisposable
             {
                 takeover.Dispose();
                 offload?.Dispose();
+                sync?.Dispose();
                 return 1;
             }
         }
@@ -186,6 +203,7 @@ internal sealed class FirewallDaemon : IDisposable
             {
                 DisposeAll(sockets);
                 offload?.Dispose();
+                sync?.Dispose();
                 return 1;
             }
         }
@@ -233,6 +251,7 @@ internal sealed class FirewallDaemon : IDisposable
                 StalledAfterMs = _options.StalledAfterMs,
                 AdoptedFromKernel = imported?.Adopted,
                 Offload = offload,
+                Sync = sync,
             };
             _metricsSource.Inner = new DaemonMetricsSource(target);
             handover = new HandoverSource(engine, workers, _options, state, () => installer?.Tag, _err, _shutdown.Set);
@@ -278,6 +297,11 @@ internal sealed class FirewallDaemon : IDisposable
             housekeeper = new Thread(() => Housekeep(engine, resetter)) { Name = "ctfw-housekeeper", IsBackground = true };
             housekeeper.Start();
             offload?.Start();
+            if (sync is not null)
+            {
+                target.AttachSync(sync);
+                sync.Start();
+            }
             state?.Start();
             if (takeover is not null)
             {
@@ -373,6 +397,7 @@ internal sealed class FirewallDaemon : IDisposable
             control?.Dispose();
             _metrics?.Dispose();
             target?.Dispose(); // after the control server: no new event subscriber comes
+            sync?.Dispose();
             // The offload table goes first: from now on every packet of an offloaded flow comes to the
             // queue again, while the workers still judge them.
             offload?.Dispose();

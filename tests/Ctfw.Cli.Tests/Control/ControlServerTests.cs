@@ -145,13 +145,16 @@ public sealed class ControlServerTests : IDisposable
     }
 
     [Theory]
-    [InlineData("frobnicate\n", "error: unknown request 'frobnicate' (expected stats, list, flush, delete, events, cpu-stats, reload, reload-sysctls, rules or zero-counters)\n")]
+    [InlineData("frobnicate\n", "error: unknown request 'frobnicate' (expected stats, list, flush, delete, events, cpu-stats, reload, reload-sysctls, rules, sync or zero-counters)\n")]
     [InlineData("\n", "error: empty request\n")]
     [InlineData("stats\textra\n", "error: stats takes no arguments\n")]
     [InlineData("flush now\n", "error: flush takes no arguments\n")]
     [InlineData("zero-counters all\n", "error: zero-counters takes no arguments\n")]
     [InlineData("rules\tverbose\tfast\n", "error: unknown rules argument 'fast' (expected verbose, exact or zero)\n")]
-    [InlineData("STATS\n", "error: unknown request 'STATS' (expected stats, list, flush, delete, events, cpu-stats, reload, reload-sysctls, rules or zero-counters)\n")]
+    [InlineData("sync\n", "error: sync takes one of status, external, commit, resync, flush, bulk\n")]
+    [InlineData("sync\tstatus\tnow\n", "error: sync takes one of status, external, commit, resync, flush, bulk\n")]
+    [InlineData("sync\tcommit\n", "error: state sync is off (start ctfw run with --sync ftfw)\n")]
+    [InlineData("STATS\n", "error: unknown request 'STATS' (expected stats, list, flush, delete, events, cpu-stats, reload, reload-sysctls, rules, sync or zero-counters)\n")]
     public void BadRequest_ErrorLine_ServerKeepsServing(string request, string answer)
     {
         _target.Counters.Add(new("packets", 7));

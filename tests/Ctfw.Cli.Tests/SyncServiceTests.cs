@@ -1,0 +1,253 @@
+using System.Net;
+using System.Net.Sockets;
+using Ctfw.Cli.Daemon;
+using Ctfw.Conntrack;
+using Ctfw.Packets;
+using static Ctfw.Packets.TcpFlags;
+
+namespace Ctfw.Cli.Tests;
+
+/// <summary>
+/// Two <see cref="SyncService"/>s over loopback UDP, each with its own engine (ctfw ↔ ctfw without
+/// namespaces): what the active one's table does reaches the other's external cache in conntrackd's
+/// FTFW protocol, and a commit makes it live so mid-stream packets are ESTABLISHED under tcp_loose=0.
+/// </summary>
+public sealed class SyncServiceTests : IDisposable
+{
+    private static readonly IpAddress Client = IpAddress.FromV4(0x0A630102); // 10.99.1.2
+    private static readonly IpAddress Server = IpAddress.FromV4(0x0A630202); // 10.99.2.2
+    private static readonly TimeSpan s_wait = TimeSpan.FromSeconds(30);
+
+    private readonly byte[] _buf = new byte[2048];
+    private readonly Side _a;
+    private readonly Side _b;
+
+    public SyncServiceTests()
+    {
+        (int portA, int portB) = (FreePort(), FreePort());
+        _a = new Side(portA, portB);
+        _b = new Side(portB, portA);
+    }
+
+    public void Dispose()
+    {
+        _a.Dispose();
+        _b.Dispose();
+    }
+
+    private static int FreePort()
+    {
+        using var s = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        s.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        return ((IPEndPoint)s.LocalEndPoint!).Port;
+    }
+
+    private static ConntrackSettings StrictSettings()
+    {
+        var s = new ConntrackSettings();
+        Assert.Null(s.SetAssignment("nf_conntrack_tcp_loose=0"));
+        return s;
+    }
+
+    private sealed class Side : IDisposable
+    {
+        public readonly ConntrackEngine Engine;
+        public readonly ConntrackWorker Worker;
+        public readonly SyncService Sync;
+        public readonly StringWriter Log = new();
+        public long Offset;
+
+        public Side(int localPort, int peerPort)
+        {
+            Engine = new ConntrackEngine(StrictSettings(), DaemonClock.NowMs());
+            Worker = Engine.CreateWorker();
+            var options = new SyncOptions(new IPEndPoint(IPAddress.Loopback, localPort), new IPEndPoint(IPAddress.Loopback, peerPort));
+            Sync = SyncService.Open(Engine, options, Log);
+            Sync.Clock = () => DaemonClock.NowMs() + Offset;
+        }
+
+        public void Dispose() => Sync.Dispose();
+    }
+
+    private Classification Tcp(Side side, bool fromClient, TcpFlags flags, uint seq, uint ack, int len = 0)
+    {
+        var spec = new TcpSpec
+        {
+            Src = fromClient ? Client : Server,
+            Dst = fromClient ? Server : Client,
+            SrcPort = fromClient ? (ushort)40000 : (ushort)80,
+            DstPort = fromClient ? (ushort)80 : (ushort)40000,
+            Seq = seq,
+            Ack = ack,
+            Flags = flags,
+            Window = 64240,
+            PayloadLength = len,
+        };
+        int n = PacketBuilder.Tcp(_buf, spec);
+        long now = DaemonClock.NowMs();
+        side.Worker.Enter();
+        side.Worker.Process(_buf.AsSpan(0, n), now, new PacketContext { VerifyChecksums = true }, out Classification r);
+        side.Worker.Exit();
+        side.Engine.Maintain(now);
+        return r;
+    }
+
+    /// <summary>A's events this far, handed to A's sync as the daemon's event stream does.</summary>
+    private static void Pump(Side side)
+    {
+        var batch = new List<ConntrackEvent>();
+        side.Engine.Events.TakeAll(batch);
+        side.Sync.Deliver(batch, 0);
+    }
+
+    private void Handshake(Side side)
+    {
+        Assert.Equal(CtState.New, Tcp(side, true, Syn, 1000, 0).State);
+        Assert.Equal(CtState.Established, Tcp(side, false, Syn | Ack, 5000, 1001).State);
+        Assert.Equal(CtState.Established, Tcp(side, true, Ack, 1001, 5001).State);
+        Assert.Equal(CtState.Established, Tcp(side, true, Ack | Psh, 1001, 5001, len: 100).State);
+    }
+
+    private void WaitFor(Func<bool> done, string what)
+    {
+        DateTime until = DateTime.UtcNow + s_wait;
+        while (!done())
+        {
+            if (DateTime.UtcNow > until)
+            {
+                Assert.Fail($"not within {s_wait.TotalSeconds} s: {what}\nA: {string.Join(", ", _a.Sync.Status())}\nB: {string.Join(", ", _b.Sync.Status())}\n"
+                    + $"B external: {string.Join("; ", _b.Sync.ListExternal())}");
+            }
+            Thread.Sleep(20);
+        }
+    }
+
+    private static long Stat(Side side, string name) => side.Sync.Stats().Single(kv => kv.Key == name).Value;
+
+    [Fact]
+    public void FlowOnA_ReachesBsExternalCache_AndCommitMakesItLive_MidStreamEstablishedUnderStrictLoose()
+    {
+        _a.Engine.Events.Subscribe();
+        _a.Sync.Start();
+        _b.Sync.Start();
+        Handshake(_a);
+        Pump(_a);
+        WaitFor(() => _b.Sync.ExternalCount == 1, "B's external cache holds A's connection");
+        string line = Assert.Single(_b.Sync.ListExternal());
+        Assert.Contains("ESTABLISHED", line, StringComparison.Ordinal);
+        Assert.Contains("src=10.99.1.2 dst=10.99.2.2 sport=40000 dport=80", line, StringComparison.Ordinal);
+        Assert.Contains("[ASSURED]", line, StringComparison.Ordinal);
+
+        // Before the commit B has no entry: with tcp_loose=0 a mid-stream segment is INVALID there
+        // (the fail-over without sync). Not sent through the worker, so B's table stays empty.
+        Assert.Equal(0, _b.Engine.Count);
+        Assert.Equal("committed 1 of 1", _b.Sync.Commit());
+        Assert.Equal(1, _b.Engine.Count);
+        Assert.Equal(CtState.Established, Tcp(_b, false, Ack | Psh, 5001, 1101, len: 200).State);
+        Assert.Equal(CtState.Established, Tcp(_b, true, Ack, 1101, 5201).State);
+        Assert.Contains("role: active (committed)", _b.Sync.Status());
+        Assert.True(Stat(_a, "sync.peer_up") == 1 || Stat(_b, "sync.received.messages") > 0);
+    }
+
+    [Fact]
+    public void WithoutCommit_MidStreamSegmentOnB_IsInvalid()
+    {
+        // The control case of the test above: the same segment on B with nothing committed.
+        Classification r = Tcp(_b, false, Ack | Psh, 5001, 1101, len: 200);
+        Assert.Equal(CtState.Invalid, r.State);
+    }
+
+    [Fact]
+    public void DestroyOnA_RemovesTheEntryFromBsExternalCache()
+    {
+        _a.Engine.Events.Subscribe();
+        _a.Sync.Start();
+        _b.Sync.Start();
+        Handshake(_a);
+        Pump(_a);
+        WaitFor(() => _b.Sync.ExternalCount == 1, "B's external cache holds A's connection");
+        // An RST moves the entry to CLOSE (it lives its 10 s): an update.
+        Assert.Equal(CtState.Established, Tcp(_a, true, Rst | Ack, 1101, 5001).State);
+        Pump(_a);
+        WaitFor(() => _b.Sync.ListExternal() is [var l] && l.Contains(" CLOSE ", StringComparison.Ordinal), "B's copy in CLOSE");
+        // Its death (here `conntrack -D`) is a DESTROY: B forgets it.
+        Assert.Single(_a.Engine.Kill(DaemonClock.NowMs(), _ => true));
+        Pump(_a);
+        WaitFor(() => _b.Sync.ExternalCount == 0, "A's DESTROY removes it from B's external cache");
+        Assert.True(Stat(_b, "sync.received_connections") >= 2);
+    }
+
+    [Fact]
+    public void Commit_EntryWhoseTimeRanOut_IsLeftOut()
+    {
+        _a.Engine.Events.Subscribe();
+        _a.Sync.Start();
+        _b.Sync.Start();
+        Assert.Equal(CtState.New, Tcp(_a, true, Syn, 1000, 0).State); // SYN_SENT: 120 s
+        Pump(_a);
+        WaitFor(() => _b.Sync.ExternalCount == 1, "B's external cache holds the SYN_SENT entry");
+        _b.Offset = 121_000;
+        Assert.Equal("committed 0 of 1; 1 had no time left", _b.Sync.Commit());
+        Assert.Equal(0, _b.Engine.Count);
+    }
+
+    [Fact]
+    public void DatagramFromAnotherAddress_IsDroppedAndCounted()
+    {
+        _b.Sync.Start();
+        using var stranger = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        stranger.Bind(new IPEndPoint(IPAddress.Parse("127.0.0.2"), 0));
+        stranger.SendTo(new byte[] { 0x10, 0x00, 0x00, 0x08, 0, 0, 0, 1 }, _b.Sync.LocalEndPoint);
+        WaitFor(() => Stat(_b, "sync.from_strangers") == 1, "the stranger's datagram counted");
+        Assert.Equal(0, Stat(_b, "sync.received.datagrams"));
+    }
+
+    [Fact]
+    public void MalformedDatagramFromThePeer_IsCountedNeverThrown()
+    {
+        _b.Sync.Start();
+        using var peer = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        peer.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        // Version 1, CT_NEW, length 40 claimed in a 10-byte datagram; then a wrong version; then a
+        // CT_NEW whose only attribute says 200 bytes.
+        peer.SendTo(new byte[] { 0x10, 0x20, 0x00, 0x28, 0, 0, 0, 1, 0, 0 }, _b.Sync.LocalEndPoint);
+        peer.SendTo(new byte[] { 0x20, 0x20, 0x00, 0x08, 0, 0, 0, 2 }, _b.Sync.LocalEndPoint);
+        peer.SendTo(new byte[] { 0x10, 0x20, 0x00, 0x10, 0, 0, 0, 3, 0x00, 0xC8, 0x00, 0x00, 1, 2, 3, 4 }, _b.Sync.LocalEndPoint);
+        WaitFor(() => Stat(_b, "sync.received.malformed") >= 3, "three malformed datagrams counted");
+        Assert.Equal(0, _b.Sync.ExternalCount);
+        Assert.True(_b.Sync.Stats().Any(), "the service still answers");
+    }
+
+    [Fact]
+    public void IntakeOverflow_IsCounted_AndRepairedByABulkSendOfTheWholeTable()
+    {
+        _a.Engine.Events.Subscribe();
+        Handshake(_a);
+        // Events that never fit: more than the intake holds, none of them sent yet (the thread is not running).
+        var flood = new List<ConntrackEvent>(SyncService.QueueLimit + 10);
+        _a.Engine.Events.TakeAll(flood);
+        ConntrackEvent one = flood[0];
+        while (flood.Count < SyncService.QueueLimit + 10)
+            flood.Add(one);
+        _a.Sync.Deliver(flood, 0);
+        Assert.True(Stat(_a, "sync.queue.overflows") >= 1);
+        _a.Sync.Start();
+        _b.Sync.Start();
+        WaitFor(() => Stat(_a, "sync.bulk_sends") >= 1 && Stat(_a, "sync.bulk_entries") >= 1, "a bulk send of A's table");
+        WaitFor(() => _b.Sync.ExternalCount == 1 && _b.Sync.ListExternal()[0].Contains("ESTABLISHED", StringComparison.Ordinal),
+            "B holds A's connection as it is now");
+    }
+
+    [Fact]
+    public void ResyncFromB_MakesASendItsWholeTable()
+    {
+        Handshake(_a); // no subscriber: no events, the entry reaches B only through the resync
+        _a.Sync.Start();
+        _b.Sync.Start();
+        Assert.StartsWith("resync requested", _b.Sync.RequestResync(), StringComparison.Ordinal);
+        WaitFor(() => _b.Sync.ExternalCount == 1, "A's table reaches B after B's RESYNC");
+        Assert.Contains("role: backup (resync asked)", _b.Sync.Status());
+        Assert.StartsWith("1 external entries flushed", _b.Sync.Flush(), StringComparison.Ordinal);
+        Assert.Equal(0, _b.Sync.ExternalCount);
+    }
+}
