@@ -57,11 +57,14 @@ public sealed class SyncServiceTests : IDisposable
         public readonly StringWriter Log = new();
         public long Offset;
 
-        public Side(int localPort, int peerPort)
+        public Side(int localPort, int peerPort, bool commitOnStart = false)
         {
             Engine = new ConntrackEngine(StrictSettings(), DaemonClock.NowMs());
             Worker = Engine.CreateWorker();
-            var options = new SyncOptions(new IPEndPoint(IPAddress.Loopback, localPort), new IPEndPoint(IPAddress.Loopback, peerPort));
+            var options = new SyncOptions(new IPEndPoint(IPAddress.Loopback, localPort), new IPEndPoint(IPAddress.Loopback, peerPort))
+            {
+                CommitOnStart = commitOnStart,
+            };
             Sync = SyncService.Open(Engine, options, Log);
             Sync.Clock = () => DaemonClock.NowMs() + Offset;
         }
@@ -249,5 +252,27 @@ public sealed class SyncServiceTests : IDisposable
         Assert.Contains("role: backup (resync asked)", _b.Sync.Status());
         Assert.StartsWith("1 external entries flushed", _b.Sync.Flush(), StringComparison.Ordinal);
         Assert.Equal(0, _b.Sync.ExternalCount);
+    }
+
+    [Fact]
+    public void CommitOnStart_AsksThePeerForItsTable_AndMakesItLive()
+    {
+        Handshake(_a); // A's table, no events: only a resync can bring it over
+        _a.Sync.Start();
+        int portB = _b.Sync.LocalEndPoint.Port;
+        _b.Dispose();
+        using var restarted = new Side(portB, _a.Sync.LocalEndPoint.Port, commitOnStart: true);
+        restarted.Sync.Start();
+        WaitFor(() => restarted.Engine.Count == 1, "the restarted side commits A's table once A has gone quiet");
+        Assert.Contains("committed 1 of 1", restarted.Log.ToString(), StringComparison.Ordinal);
+        Assert.Equal(CtState.Established, Tcp(restarted, false, Ack | Psh, 5001, 1101, len: 200).State);
+    }
+
+    [Fact]
+    public void SecondSocketOnTheSameAddress_Binds_ForAnUpgradeThatOverlapsTheOldProcess()
+    {
+        var options = new SyncOptions(_a.Sync.LocalEndPoint, new IPEndPoint(IPAddress.Loopback, 9));
+        using SyncService second = SyncService.Open(_a.Engine, options, TextWriter.Null);
+        Assert.Equal(_a.Sync.LocalEndPoint, second.LocalEndPoint);
     }
 }

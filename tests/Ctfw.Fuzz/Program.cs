@@ -4,6 +4,8 @@ using Ctfw.Cli.Control;
 using Ctfw.Cli.Daemon;
 using Ctfw.Packets;
 using Ctfw.Rules;
+using Ctfw.Conntrack;
+using Ctfw.Linux.Sync;
 using SharpFuzz;
 
 namespace Ctfw.Fuzz;
@@ -21,6 +23,7 @@ internal static class Program
         ("capture", Capture),
         ("rules", Rules),
         ("control", Control),
+        ("sync", Sync),
     ];
 
     private static readonly UTF8Encoding s_utf8 = new(encoderShouldEmitUTF8Identifier: false);
@@ -89,5 +92,41 @@ internal static class Program
         string[] words = line.Contains('\t', StringComparison.Ordinal) ? line.Split('\t') : line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
         ConntrackFilter.Parse(words.Length == 0 ? words : words[1..], out _);
         HandoverOffer.Parse(line, out _);
+    }
+
+    /// <summary>
+    /// A datagram from the sync peer (conntrackd's FTFW), as <see cref="SyncService"/> hands it to its
+    /// session: the session twice (fresh, then after a HELLO exchange state), and the message codec on
+    /// the datagram as one message. What it accepts is encoded again (the bulk path).
+    /// </summary>
+    private static void Sync(byte[] input)
+    {
+        var session = new FtfwSession(new FtfwOptions { InitialSequence = 1, QueueLimit = 64 });
+        var sink = new NullSink();
+        var receiver = new ReEncode();
+        session.Receive(input, 1000, receiver, sink);
+        session.Receive(input, 2000, receiver, sink);
+        session.Tick(3000, sink);
+        session.Flush(3000, sink);
+        if (SyncCodec.TryReadConnection(input, out SyncMessageType type, out KernelConnection c) == SyncParse.Ok)
+            receiver.OnConnection(type, c);
+    }
+
+    private sealed class NullSink : IDatagramSink
+    {
+        public void Send(ReadOnlySpan<byte> datagram)
+        {
+        }
+    }
+
+    private sealed class ReEncode : ISyncReceiver
+    {
+        private readonly byte[] _buffer = new byte[2048];
+
+        public void OnConnection(SyncMessageType type, in KernelConnection connection) => SyncCodec.WriteConnection(_buffer, type, connection);
+
+        public void OnResyncRequest()
+        {
+        }
     }
 }

@@ -101,6 +101,7 @@ internal sealed class SyncService : IDisposable, IConntrackEventSink, ISyncRecei
     // What the notify script last said: 1 after `sync commit` (a gateway becoming the active one), 0 after
     // `sync resync` (becoming the backup), -1 before either.
     private int _active = -1;
+    private int _disposed;
 
     private SyncService(ConntrackEngine engine, SyncOptions options, Socket socket, TextWriter err)
     {
@@ -120,6 +121,9 @@ internal sealed class SyncService : IDisposable, IConntrackEventSink, ISyncRecei
         var socket = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
         try
         {
+            // SO_REUSEPORT (15): an upgrade (`--takeover`) binds the same address while the old
+            // process still holds it, for the moment until that one exits.
+            socket.SetRawSocketOption(1, 15, BitConverter.GetBytes(1));
             if (options.Interface is { } device)
             {
                 // SO_BINDTODEVICE (25) at SOL_SOCKET (1): the name, NUL-terminated.
@@ -135,7 +139,23 @@ internal sealed class SyncService : IDisposable, IConntrackEventSink, ISyncRecei
             string where = options.Interface is null ? options.Local.ToString() : $"{options.Local} on {options.Interface}";
             throw new IOException($"--sync-local {where}: {e.Message}", e);
         }
+        if (options.Interface is { } dev && ReadMtu(dev) is int mtu && mtu != options.Mtu)
+            options = options with { Mtu = mtu };
         return new SyncService(engine, options, socket, err);
+    }
+
+    /// <summary>The interface's MTU from sysfs (the namespace's own), or null when it cannot be read.</summary>
+    private static int? ReadMtu(string device)
+    {
+        try
+        {
+            string text = File.ReadAllText($"/sys/class/net/{device}/mtu").Trim();
+            return int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out int mtu) && mtu >= 576 ? mtu : null;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
     }
 
     public SyncOptions Options => _options;
@@ -522,6 +542,8 @@ internal sealed class SyncService : IDisposable, IConntrackEventSink, ISyncRecei
 
     public void Dispose()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+            return;
         _stop.Set();
         if (_thread.IsAlive)
             _thread.Join(TimeSpan.FromSeconds(2));
