@@ -47,6 +47,9 @@ public sealed partial class ConntrackdInteropLiveTests(ITestOutputHelper output)
             Entry(Tuple("10.200.0.1", "10.200.0.3", IpProto.Udp, 5353, 53), Replied, 120),
             Entry(Tuple("fd00:200::1", "fd00:200::2", IpProto.Udp, 5354, 53), Replied, 120),
             Entry(Tuple("10.200.0.1", "10.200.0.4", IpProto.Icmp, 0x1234, 8 << 8), CtStatus.SeenReply | CtStatus.Confirmed, 30),
+            // ZONE (1.4.7's newest attribute), MARK and both window scales are taken too.
+            Entry(Tuple("10.200.0.1", "10.200.0.5", IpProto.Udp, 5355, 53, zone: 7), Replied, 120, mark: 0x2a),
+            Entry(Tuple("10.200.0.1", "10.200.0.6", IpProto.Tcp, 40001, 443), Replied, 3000, TcpState.Established) with { WindowScaleOriginal = 7, WindowScaleReply = 9 },
         ];
         foreach (KernelConnection e in entries)
             Assert.True(peer.Session.Enqueue(SyncMessageType.New, e));
@@ -55,7 +58,8 @@ public sealed partial class ConntrackdInteropLiveTests(ITestOutputHelper output)
         {
             external = peer.Client("-e");
             return external.Contains("sport=40000", StringComparison.Ordinal) && external.Contains("id=4660", StringComparison.Ordinal)
-                && external.Contains("sport=5354", StringComparison.Ordinal) && external.Contains("sport=5353", StringComparison.Ordinal);
+                && external.Contains("sport=5354", StringComparison.Ordinal) && external.Contains("sport=5353", StringComparison.Ordinal)
+                && external.Contains("sport=5355", StringComparison.Ordinal) && external.Contains("sport=40001", StringComparison.Ordinal);
         });
         output.WriteLine(external);
         Assert.True(cached, $"external cache:\n{external}\nlog:\n{peer.Log}");
@@ -63,7 +67,7 @@ public sealed partial class ConntrackdInteropLiveTests(ITestOutputHelper output)
 
         peer.Client("-c");
         string kernel = "";
-        Assert.True(peer.Run(receiver, () => (kernel = peer.KernelTable()).Split('\n').Count(l => l.Contains("10.200.0.", StringComparison.Ordinal) || l.Contains("fd00:200::", StringComparison.Ordinal)) == 3 + 1));
+        Assert.True(peer.Run(receiver, () => (kernel = peer.KernelTable()).Split('\n').Count(l => l.Contains("10.200.0.", StringComparison.Ordinal) || l.Contains("fd00:200::", StringComparison.Ordinal)) == entries.Length));
         output.WriteLine(kernel);
         foreach (KernelConnection e in entries)
         {
@@ -73,6 +77,8 @@ public sealed partial class ConntrackdInteropLiveTests(ITestOutputHelper output)
             Assert.Equal(e.Reply, reply);
             if (e.Original.Protocol == IpProto.Tcp)
                 Assert.Contains(" ESTABLISHED ", line, StringComparison.Ordinal);
+            Assert.Contains($" mark={e.Mark} ", line, StringComparison.Ordinal);
+            Assert.Equal(e.Original.Zone != 0, line.Contains($" zone={e.Original.Zone} ", StringComparison.Ordinal));
         }
         FtfwCounters c = peer.Session.Counters;
         Assert.Equal((0L, 0L, 0L), (c.Malformed, c.NacksReceived, c.QueueOverflows));
