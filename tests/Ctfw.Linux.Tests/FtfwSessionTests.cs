@@ -276,6 +276,7 @@ public sealed class FtfwSessionTests
         Assert.Equal(1, s.Counters.Dropped(SyncError.BadFlags));
         Assert.Equal(1, s.Counters.Dropped(SyncError.BadAckRange));
         Assert.Equal(7, s.Counters.Malformed);
+        Assert.Equal([("truncated", 2L), ("bad-length", 2L), ("bad-version", 1L), ("bad-flags", 1L), ("bad-ack-range", 1L)], s.Counters.DropsByReason());
         Assert.False(s.Counters.PeerSeen);
         Assert.Empty(r.Connections);
     }

@@ -114,6 +114,18 @@ public sealed class FtfwCounters
     /// <summary>Drops for one reason (malformed or unsupported).</summary>
     public long Dropped(SyncError reason) => (uint)reason < (uint)_drops.Length ? _drops[(int)reason] : 0;
 
+    /// <summary>The non-zero drop counters by name (<see cref="SyncWire.Reason"/>), for status output; allocates.</summary>
+    public IReadOnlyList<(string Reason, long Count)> DropsByReason()
+    {
+        var list = new List<(string, long)>();
+        for (int i = 1; i < _drops.Length; i++)
+        {
+            if (_drops[i] != 0)
+                list.Add((SyncWire.Reason((SyncError)i), _drops[i]));
+        }
+        return list;
+    }
+
     internal void Drop(SyncError reason, bool malformed)
     {
         _drops[(int)reason]++;

@@ -411,6 +411,9 @@ public static class SyncCodec
         return SyncParse.Ok;
     }
 
+    /// <summary>The counter name of a refusal reason (same as <see cref="SyncWire.Reason"/>).</summary>
+    public static string Reason(SyncError error) => SyncWire.Reason(error);
+
     /// <summary>Header checks shared with the session: complete header, length = span, version 1.</summary>
     public static SyncError CheckHeader(ReadOnlySpan<byte> message)
     {

@@ -108,7 +108,7 @@ internal static partial class SyncTestKit
 
     /// <summary>
     /// One line of <c>conntrack -L</c> as the kernel printed it: the ORIGINAL and REPLY tuples (the first
-    /// and second src/dst/sport/dport or type/code/id groups).
+    /// and second src/dst/sport/dport or type/code/id groups), with the entry's zone.
     /// </summary>
     public static (ConnTuple Original, ConnTuple Reply) ParseConntrackLine(string line)
     {
@@ -135,11 +135,12 @@ internal static partial class SyncTestKit
                 b = (ushort)((int.Parse(values["type"][i], System.Globalization.CultureInfo.InvariantCulture) << 8)
                     | int.Parse(values["code"][i], System.Globalization.CultureInfo.InvariantCulture));
             }
-            return Tuple(values["src"][i], values["dst"][i], proto, a, b);
+            ushort zone = values.TryGetValue("zone", out List<string>? z) ? ushort.Parse(z[0], System.Globalization.CultureInfo.InvariantCulture) : (ushort)0;
+            return Tuple(values["src"][i], values["dst"][i], proto, a, b, zone);
         }
         return (T(0), T(1));
     }
 
-    [GeneratedRegex(@"\b(src|dst|sport|dport|type|code|id)=([0-9a-fA-F.:]+)")]
+    [GeneratedRegex(@"\b(src|dst|sport|dport|type|code|id|zone)=([0-9a-fA-F.:]+)")]
     private static partial Regex KeyValue();
 }
