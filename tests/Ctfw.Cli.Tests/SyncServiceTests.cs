@@ -244,14 +244,16 @@ public sealed class SyncServiceTests : IDisposable
     [Fact]
     public void ResyncFromB_MakesASendItsWholeTable()
     {
-        Handshake(_a); // no subscriber: no events, the entry reaches B only through the resync
+        Handshake(_a); // no subscriber: no events, the entry reaches B only through bulk sends
         _a.Sync.Start();
         _b.Sync.Start();
-        Assert.StartsWith("resync requested", _b.Sync.RequestResync(), StringComparison.Ordinal);
-        WaitFor(() => _b.Sync.ExternalCount == 1, "A's table reaches B after B's RESYNC");
-        Assert.Contains("role: backup (resync asked)", _b.Sync.Status());
+        WaitFor(() => _b.Sync.ExternalCount == 1, "A's table reaches B after B's HELLO");
         Assert.StartsWith("1 external entries flushed", _b.Sync.Flush(), StringComparison.Ordinal);
         Assert.Equal(0, _b.Sync.ExternalCount);
+        Assert.StartsWith("resync requested", _b.Sync.RequestResync(), StringComparison.Ordinal);
+        WaitFor(() => _b.Sync.ExternalCount == 1, "A's table reaches B again after B's RESYNC");
+        Assert.Equal(1, Stat(_a, "sync.received.resyncs"));
+        Assert.Contains("role: backup (resync asked)", _b.Sync.Status());
     }
 
     [Fact]
@@ -274,5 +276,17 @@ public sealed class SyncServiceTests : IDisposable
         var options = new SyncOptions(_a.Sync.LocalEndPoint, new IPEndPoint(IPAddress.Loopback, 9));
         using SyncService second = SyncService.Open(_a.Engine, options, TextWriter.Null);
         Assert.Equal(_a.Sync.LocalEndPoint, second.LocalEndPoint);
+    }
+
+    [Fact]
+    public void PeerThatStartsLater_GetsTheWholeTableWithoutAsking()
+    {
+        Handshake(_a); // no events: only a bulk brings it over
+        _a.Sync.Start();
+        Thread.Sleep(200);
+        Assert.Equal(0, _b.Sync.ExternalCount);
+        _b.Sync.Start(); // its HELLO makes A send its table
+        WaitFor(() => _b.Sync.ExternalCount == 1, "A's table reaches B once B says HELLO");
+        Assert.Equal(1, Stat(_a, "sync.peer_starts"));
     }
 }

@@ -154,6 +154,49 @@ public sealed class FtfwSessionTests
     }
 
     [Fact]
+    public void LostMessage_SupersededByALaterOneAboutTheSameConnection_NotResent_PeerKeepsTheNewerState()
+    {
+        // SYN_SENT is lost, ESTABLISHED arrives: resending SYN_SENT now would overwrite the newer
+        // state at the peer (the stale-resend reorder the loopback sync test found).
+        var p = new Pair();
+        Handshake(p);
+        KernelConnection older = Conn(1) with { TcpState = TcpState.SynSent, Status = CtStatus.Confirmed };
+        KernelConnection newer = Conn(1);
+        p.AtoB.Lose = (_, d) => SyncWire.TypeOf(d) == (byte)SyncMessageType.New;
+        p.A.Enqueue(SyncMessageType.New, older);
+        p.A.Flush(p.Now, p.AtoB);
+        p.AtoB.Lose = null;
+        p.A.Enqueue(SyncMessageType.Update, newer);
+        p.A.Flush(p.Now, p.AtoB);
+        p.Pump();                                        // B sees the gap and NACKs it
+        p.Tick(1000);
+        p.Tick(1000);
+        Assert.True(p.A.Counters.NacksReceived >= 1);
+        Assert.Equal(1, p.A.Counters.Superseded);
+        Assert.Equal(0, p.A.Counters.Resent);
+        Assert.Equal(newer, Assert.Single(p.BReceived.Connections).Connection);
+    }
+
+    [Fact]
+    public void LostMessage_AboutAnotherConnection_StillResent()
+    {
+        var p = new Pair();
+        Handshake(p);
+        p.AtoB.Lose = (_, d) => SyncWire.TypeOf(d) == (byte)SyncMessageType.New;
+        p.A.Enqueue(SyncMessageType.New, Conn(1));
+        p.A.Flush(p.Now, p.AtoB);
+        p.AtoB.Lose = null;
+        p.A.Enqueue(SyncMessageType.Update, Conn(2));
+        p.A.Flush(p.Now, p.AtoB);
+        p.Pump();
+        p.Tick(1000);
+        p.Tick(1000);
+        Assert.Equal(0, p.A.Counters.Superseded);
+        Assert.Equal(1, p.A.Counters.Resent);
+        Assert.Equal([Conn(2), Conn(1)], p.BReceived.Connections.Select(c => c.Connection));
+    }
+
+    [Fact]
     public void LastDatagramLost_NoticedAtTheNextMessage_TimerAliveCarriesIt()
     {
         var p = new Pair();

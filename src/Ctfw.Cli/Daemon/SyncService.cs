@@ -54,6 +54,9 @@ internal sealed class SyncService : IDisposable, IConntrackEventSink, ISyncRecei
     /// <summary>Messages handed to the session per round (~5 ms): paces a bulk send to what a peer's socket buffer takes.</summary>
     private const int MessagesPerRound = 1024;
 
+    /// <summary>HELLOs within this long of the last bulk they caused are one restart of the peer.</summary>
+    private const long HelloBulkIntervalMs = 5_000;
+
     /// <summary>How long the thread waits for a datagram before it looks at its queue and timers again.</summary>
     private const int PollMicroseconds = 5_000;
 
@@ -102,6 +105,9 @@ internal sealed class SyncService : IDisposable, IConntrackEventSink, ISyncRecei
     // `sync resync` (becoming the backup), -1 before either.
     private int _active = -1;
     private int _disposed;
+    private long _hellosSeen;
+    private long _lastHelloBulkMs = long.MinValue / 2;
+    private long _peerRestarts;
 
     private SyncService(ConntrackEngine engine, SyncOptions options, Socket socket, TextWriter err)
     {
@@ -232,6 +238,19 @@ internal sealed class SyncService : IDisposable, IConntrackEventSink, ISyncRecei
                     _session.RequestResync(this);
                 if (_session.TakeNeedsBulk())
                     Interlocked.Exchange(ref _bulkRequested, 1);
+                if (_session.Counters.PeerHellos != _hellosSeen)
+                {
+                    // The peer (re)started: its external cache is empty and it dropped our unacknowledged
+                    // messages. Send it the whole table (conntrackd leaves this to the notify script's
+                    // RESYNC; one bulk per restart, however many HELLOs it repeats until our HELLO_BACK).
+                    _hellosSeen = _session.Counters.PeerHellos;
+                    if (now - _lastHelloBulkMs >= HelloBulkIntervalMs)
+                    {
+                        _lastHelloBulkMs = now;
+                        Interlocked.Increment(ref _peerRestarts);
+                        Interlocked.Exchange(ref _bulkRequested, 1);
+                    }
+                }
                 if (Interlocked.Exchange(ref _bulkRequested, 0) != 0)
                     BeginBulk(now);
                 ContinueBulk(TakeQueue(MessagesPerRound));
@@ -494,6 +513,7 @@ internal sealed class SyncService : IDisposable, IConntrackEventSink, ISyncRecei
         yield return new("sync.from_strangers", Interlocked.Read(ref _fromStrangers));
         yield return new("sync.send_errors", Interlocked.Read(ref _sendErrors));
         yield return new("sync.bulk_sends", Interlocked.Read(ref _bulkSends));
+        yield return new("sync.peer_starts", Interlocked.Read(ref _peerRestarts));
         yield return new("sync.bulk_entries", Interlocked.Read(ref _bulkEntries));
         yield return new("sync.commits", Interlocked.Read(ref _commits));
         yield return new("sync.committed", Interlocked.Read(ref _committed));
@@ -506,6 +526,7 @@ internal sealed class SyncService : IDisposable, IConntrackEventSink, ISyncRecei
         yield return new("sync.sent.alives", c.AlivesSent);
         yield return new("sync.sent.resyncs", c.ResyncsSent);
         yield return new("sync.resent", c.Resent);
+        yield return new("sync.superseded", c.Superseded);
         yield return new("sync.resend_purged", c.ResendPurged);
         yield return new("sync.pending", _session.Pending);
         yield return new("sync.unacknowledged", _session.Unacknowledged);

@@ -40,6 +40,13 @@ public sealed class FtfwSession
     private readonly byte[] _slots;
     private readonly ushort[] _slotLength;
     private readonly uint[] _slotSeq;
+    // The connection a data slot speaks of, and per connection the sequence number of the last
+    // message sent about it: a NACKed message that a later one has superseded is not sent again
+    // (it would arrive after the newer state and overwrite it at the peer). conntrackd gets the same
+    // by rebuilding resent messages from the entry's current state.
+    private readonly ConnTuple[] _slotKey;
+    private readonly bool[] _slotHasKey;
+    private readonly Dictionary<ConnTuple, uint> _lastSent;
     private readonly int[] _free;
     private int _freeCount;
 
@@ -96,6 +103,9 @@ public sealed class FtfwSession
         _slots = new byte[capacity * SlotSize];
         _slotLength = new ushort[capacity];
         _slotSeq = new uint[capacity];
+        _slotKey = new ConnTuple[capacity];
+        _slotHasKey = new bool[capacity];
+        _lastSent = new Dictionary<ConnTuple, uint>(capacity);
         _free = new int[capacity];
         for (int i = 0; i < capacity; i++)
             _free[i] = capacity - 1 - i;
@@ -154,6 +164,8 @@ public sealed class FtfwSession
             return false;
         }
         _slotLength[slot] = (ushort)n;
+        _slotKey[slot] = c.Original;
+        _slotHasKey[slot] = true;
         TxAdd(slot);
         return true;
     }
@@ -219,6 +231,8 @@ public sealed class FtfwSession
         m[1] = flags;
         BinaryPrimitives.WriteUInt32BigEndian(m[4..], seq);
         _slotSeq[slot] = seq;
+        if (_slotHasKey[slot])
+            _lastSent[_slotKey[slot]] = seq;
 
         if (_datagramLength + len > _datagram.Length)
             SendDatagram(sink);
@@ -258,6 +272,7 @@ public sealed class FtfwSession
             BinaryPrimitives.WriteUInt32BigEndian(m[12..], to);
         }
         _slotLength[slot] = (ushort)len;
+        _slotHasKey[slot] = false;
         TxAdd(slot);
         if ((flags & SyncWire.FlagAck) != 0)
             Counters.AcksSent++;
@@ -285,6 +300,7 @@ public sealed class FtfwSession
             _purgedAny = true;
             _lastPurgedSeq = _slotSeq[slot];
             Counters.ResendPurged++;
+            Forget(slot);
             return slot;
         }
         return -1;
@@ -346,17 +362,37 @@ public sealed class FtfwSession
                 break;
             _rs[pos] = Hole;
             _rsLive--;
-            if (resend)
+            if (resend && !Superseded(slot))
             {
                 TxAdd(slot);
                 Counters.Resent++;
             }
             else
             {
-                _free[_freeCount++] = slot;
+                if (resend)
+                    Counters.Superseded++;
+                Release(slot);
             }
         }
         RsTrimHead();
+    }
+
+    /// <summary>A later message about the same connection has been sent since this one.</summary>
+    private bool Superseded(int slot) =>
+        _slotHasKey[slot] && _lastSent.TryGetValue(_slotKey[slot], out uint last) && last != _slotSeq[slot];
+
+    /// <summary>The slot's message leaves the resend queue: if it was the last sent about its connection, forget that.</summary>
+    private void Forget(int slot)
+    {
+        if (_slotHasKey[slot] && _lastSent.TryGetValue(_slotKey[slot], out uint last) && last == _slotSeq[slot])
+            _lastSent.Remove(_slotKey[slot]);
+        _slotHasKey[slot] = false;
+    }
+
+    private void Release(int slot)
+    {
+        Forget(slot);
+        _free[_freeCount++] = slot;
     }
 
     private void RsClear()
@@ -366,7 +402,7 @@ public sealed class FtfwSession
         {
             int slot = _rs[(_rsHead + i) % length];
             if (slot != Hole)
-                _free[_freeCount++] = slot;
+                Release(slot);
         }
         _rsHead = 0;
         _rsCount = 0;

@@ -81,6 +81,9 @@ public sealed class FtfwCounters
     /// <summary>Enqueue refused: the entry cannot be said in conntrackd's terms (see <see cref="SyncCodec.WriteConnection"/>).</summary>
     public long Unrepresentable { get; internal set; }
 
+    /// <summary>NACKed messages not sent again because a later message about the same connection had been sent.</summary>
+    public long Superseded { get; internal set; }
+
     /// <summary>Unacknowledged messages dropped from the resend queue to make room.</summary>
     public long ResendPurged { get; internal set; }
 
