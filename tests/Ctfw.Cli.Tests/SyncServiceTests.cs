@@ -289,4 +289,42 @@ public sealed class SyncServiceTests : IDisposable
         WaitFor(() => _b.Sync.ExternalCount == 1, "A's table reaches B once B says HELLO");
         Assert.Equal(1, Stat(_a, "sync.peer_starts"));
     }
+
+    [Fact]
+    public void ConnectionDestroyedWhileABulkIsUnderWay_IsNotBroughtBackByTheBulksCopy()
+    {
+        // A's sync is driven round by round: the bulk spans several rounds, and the connection the
+        // bulk would send last dies after the first. The peer must end without it.
+        _b.Sync.Start();
+        WaitFor(() => { _a.Sync.Round(1000); return Stat(_a, "sync.peer_up") == 1 && Stat(_b, "sync.peer_up") == 1; }, "the HELLO exchange");
+        for (int i = 0; i < 20; i++)
+            _a.Sync.Round(1000); // the bulk B's HELLO asked for (of an empty table) is done
+        const int flows = 3000;
+        for (int i = 0; i < flows; i++)
+            Udp(_a, (ushort)(20000 + i));
+        _a.Engine.Events.Subscribe(); // from now on: only the DESTROY below is an event
+        ConnTuple last = _a.Engine.ExportConnections(DaemonClock.NowMs())[^1].Original;
+        _a.Sync.RequestBulk();
+        _a.Sync.Round(0);
+        Assert.True(Stat(_a, "sync.bulk_entries") is > 0 and < flows, "the bulk is under way");
+        Assert.Single(_a.Engine.Kill(DaemonClock.NowMs(), f => f.Original.Equals(last)));
+        Pump(_a);
+        WaitFor(() => { _a.Sync.Round(1000); return Stat(_a, "sync.queue") == 0 && Stat(_a, "sync.pending") == 0 && _b.Sync.ExternalCount >= flows - 1; },
+            "the bulk and the DESTROY sent");
+        for (int i = 0; i < 50; i++)
+            _a.Sync.Round(1000);
+        Assert.Equal(flows - 1, _b.Sync.ExternalCount);
+        Assert.DoesNotContain(_b.Sync.ListExternal(), l => l.Contains($"sport={last.SrcId} ", StringComparison.Ordinal));
+    }
+
+    private void Udp(Side side, ushort sport)
+    {
+        int n = PacketBuilder.Udp(_buf, false, Client, Server, sport, 53, 10);
+        long now = DaemonClock.NowMs();
+        side.Worker.Enter();
+        side.Worker.Process(_buf.AsSpan(0, n), now, new PacketContext { VerifyChecksums = true }, out Classification r);
+        side.Worker.Exit();
+        side.Engine.Maintain(now);
+        Assert.Equal(CtState.New, r.State);
+    }
 }

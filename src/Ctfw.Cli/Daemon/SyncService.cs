@@ -99,6 +99,8 @@ internal sealed class SyncService : IDisposable, IConntrackEventSink, ISyncRecei
     private int _bulkRequested;
     private int _resyncRequested;
     private List<KernelConnection>? _bulk;
+    private readonly HashSet<ConnTuple> _changedDuringBulk = [];
+    private int _queuedBeforeBulk;
     private int _bulkIndex;
     private long _startResyncAtMs = -1;
     // What the notify script last said: 1 after `sync commit` (a gateway becoming the active one), 0 after
@@ -231,33 +233,7 @@ internal sealed class SyncService : IDisposable, IConntrackEventSink, ISyncRecei
         {
             try
             {
-                if (_socket.Poll(PollMicroseconds, SelectMode.SelectRead))
-                    ReceiveAll();
-                long now = Clock();
-                if (Interlocked.Exchange(ref _resyncRequested, 0) != 0)
-                    _session.RequestResync(this);
-                if (_session.TakeNeedsBulk())
-                    Interlocked.Exchange(ref _bulkRequested, 1);
-                if (_session.Counters.PeerHellos != _hellosSeen)
-                {
-                    // The peer (re)started: its external cache is empty and it dropped our unacknowledged
-                    // messages. Send it the whole table (conntrackd leaves this to the notify script's
-                    // RESYNC; one bulk per restart, however many HELLOs it repeats until our HELLO_BACK).
-                    _hellosSeen = _session.Counters.PeerHellos;
-                    if (now - _lastHelloBulkMs >= HelloBulkIntervalMs)
-                    {
-                        _lastHelloBulkMs = now;
-                        Interlocked.Increment(ref _peerRestarts);
-                        Interlocked.Exchange(ref _bulkRequested, 1);
-                    }
-                }
-                if (Interlocked.Exchange(ref _bulkRequested, 0) != 0)
-                    BeginBulk(now);
-                ContinueBulk(TakeQueue(MessagesPerRound));
-                _session.Flush(now, this);
-                _session.Tick(now, this);
-                if (_startResyncAtMs >= 0)
-                    MaybeCommitAtStart(now);
+                Round(PollMicroseconds);
             }
             catch (Exception e) when (e is SocketException or ObjectDisposedException)
             {
@@ -267,6 +243,42 @@ internal sealed class SyncService : IDisposable, IConntrackEventSink, ISyncRecei
                 _stop.Wait(100);
             }
         }
+    }
+
+    /// <summary>
+    /// One round of the sync thread: wait up to <paramref name="pollMicroseconds"/> for datagrams and
+    /// take them, act on requests, move queued and bulk messages into the session, send, run its
+    /// timers. Tests call it directly instead of <see cref="Start"/> to pace a bulk send.
+    /// </summary>
+    internal void Round(int pollMicroseconds)
+    {
+        if (_socket.Poll(pollMicroseconds, SelectMode.SelectRead))
+            ReceiveAll();
+        long now = Clock();
+        if (Interlocked.Exchange(ref _resyncRequested, 0) != 0)
+            _session.RequestResync(this);
+        if (_session.TakeNeedsBulk())
+            Interlocked.Exchange(ref _bulkRequested, 1);
+        if (_session.Counters.PeerHellos != _hellosSeen)
+        {
+            // The peer (re)started: its external cache is empty and it dropped our unacknowledged
+            // messages. Send it the whole table (conntrackd leaves this to the notify script's
+            // RESYNC; one bulk per restart, however many HELLOs it repeats until our HELLO_BACK).
+            _hellosSeen = _session.Counters.PeerHellos;
+            if (now - _lastHelloBulkMs >= HelloBulkIntervalMs)
+            {
+                _lastHelloBulkMs = now;
+                Interlocked.Increment(ref _peerRestarts);
+                Interlocked.Exchange(ref _bulkRequested, 1);
+            }
+        }
+        if (Interlocked.Exchange(ref _bulkRequested, 0) != 0)
+            BeginBulk(now);
+        ContinueBulk(TakeQueue(MessagesPerRound));
+        _session.Flush(now, this);
+        _session.Tick(now, this);
+        if (_startResyncAtMs >= 0)
+            MaybeCommitAtStart(now);
     }
 
     private void ReceiveAll()
@@ -306,6 +318,10 @@ internal sealed class SyncService : IDisposable, IConntrackEventSink, ISyncRecei
         {
             Interlocked.Decrement(ref _queued);
             _session.Enqueue(item.Type, item.Connection);
+            // A change queued after the bulk's snapshot is newer than the snapshot's copy of the same
+            // connection; one queued before it is older (the snapshot's copy goes after it).
+            if (_bulk is not null && --_queuedBeforeBulk < 0)
+                _changedDuringBulk.Add(item.Connection.Original);
             budget--;
         }
         return budget;
@@ -313,8 +329,10 @@ internal sealed class SyncService : IDisposable, IConntrackEventSink, ISyncRecei
 
     private void BeginBulk(long now)
     {
+        _queuedBeforeBulk = Volatile.Read(ref _queued);
         _bulk = _engine.ExportConnections(now);
         _bulkIndex = 0;
+        _changedDuringBulk.Clear();
         Interlocked.Increment(ref _bulkSends);
     }
 
@@ -328,10 +346,13 @@ internal sealed class SyncService : IDisposable, IConntrackEventSink, ISyncRecei
             if (budget-- <= 0 || _session.Pending >= _session.Options.QueueLimit)
                 return;
             KernelConnection c = _bulk[_bulkIndex++];
+            if (_changedDuringBulk.Contains(c.Original))
+                continue; // sent already, as it is now (a DESTROY must not be followed by the snapshot's copy)
             _session.Enqueue(SyncMessageType.New, c with { Status = c.Status & SyncedStatus });
             Interlocked.Increment(ref _bulkEntries);
         }
         _bulk = null;
+        _changedDuringBulk.Clear();
     }
 
     private void MaybeCommitAtStart(long now)
