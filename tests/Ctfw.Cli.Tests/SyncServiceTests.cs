@@ -125,7 +125,9 @@ public sealed class SyncServiceTests : IDisposable
         }
     }
 
-    private static long Stat(Side side, string name) => side.Sync.Stats().Single(kv => kv.Key == name).Value;
+    private static long Stat(Side side, string name) => Stat(side.Sync, name);
+
+    private static long Stat(SyncService sync, string name) => sync.Stats().Single(kv => kv.Key == name).Value;
 
     [Fact]
     public void FlowOnA_ReachesBsExternalCache_AndCommitMakesItLive_MidStreamEstablishedUnderStrictLoose()
@@ -315,6 +317,24 @@ public sealed class SyncServiceTests : IDisposable
             _a.Sync.Round(1000);
         Assert.Equal(flows - 1, _b.Sync.ExternalCount);
         Assert.DoesNotContain(_b.Sync.ListExternal(), l => l.Contains($"sport={last.SrcId} ", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void PeerSendingMoreThanTheTableHolds_RestCountedNotKept()
+    {
+        var settings = new ConntrackSettings();
+        Assert.Null(settings.SetAssignment("nf_conntrack_max=5"));
+        var engine = new ConntrackEngine(settings, DaemonClock.NowMs());
+        using SyncService sync = SyncService.Open(engine, new SyncOptions(new IPEndPoint(IPAddress.Loopback, 0), new IPEndPoint(IPAddress.Loopback, 9)), TextWriter.Null);
+        for (int i = 0; i < 8; i++)
+        {
+            var o = new ConnTuple { Src = Client, Dst = Server, SrcId = (ushort)(30000 + i), DstId = 53, Protocol = IpProto.Udp, IpVersion = 4 };
+            o.TryInvert(out ConnTuple r);
+            sync.OnConnection(Ctfw.Linux.Sync.SyncMessageType.New, new KernelConnection { Original = o, Reply = r, TimeoutSeconds = 30 });
+        }
+        Assert.Equal(5, sync.ExternalCount);
+        Assert.Equal(3, Stat(sync, "sync.external_full"));
+        Assert.Equal("committed 5 of 5", sync.Commit());
     }
 
     private void Udp(Side side, ushort sport)

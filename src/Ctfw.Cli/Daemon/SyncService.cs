@@ -110,6 +110,7 @@ internal sealed class SyncService : IDisposable, IConntrackEventSink, ISyncRecei
     private long _hellosSeen;
     private long _lastHelloBulkMs = long.MinValue / 2;
     private long _peerRestarts;
+    private long _externalFull;
 
     private SyncService(ConntrackEngine engine, SyncOptions options, Socket socket, TextWriter err)
     {
@@ -388,9 +389,18 @@ internal sealed class SyncService : IDisposable, IConntrackEventSink, ISyncRecei
         lock (_cacheLock)
         {
             if (type == SyncMessageType.Delete)
+            {
                 _external.Remove(c.Original);
-            else
+            }
+            else if (_external.Count < ExternalLimit || _external.ContainsKey(c.Original))
+            {
                 _external[c.Original] = new External(c, now);
+            }
+            else
+            {
+                // A peer that sends more than a table can hold: the rest is counted, not kept.
+                Interlocked.Increment(ref _externalFull);
+            }
         }
     }
 
@@ -512,6 +522,9 @@ internal sealed class SyncService : IDisposable, IConntrackEventSink, ISyncRecei
         return lines;
     }
 
+    /// <summary>The external cache holds at most what the table may (nf_conntrack_max): more could never be committed.</summary>
+    private int ExternalLimit => Math.Max(1, _engine.Settings.Max);
+
     /// <summary>Entries in the external cache now.</summary>
     public int ExternalCount
     {
@@ -531,6 +544,7 @@ internal sealed class SyncService : IDisposable, IConntrackEventSink, ISyncRecei
         yield return new("sync.queue.overflows", Interlocked.Read(ref _queueOverflows));
         yield return new("sync.events_lost", Interlocked.Read(ref _eventsLost));
         yield return new("sync.received_connections", Interlocked.Read(ref _received));
+        yield return new("sync.external_full", Interlocked.Read(ref _externalFull));
         yield return new("sync.from_strangers", Interlocked.Read(ref _fromStrangers));
         yield return new("sync.send_errors", Interlocked.Read(ref _sendErrors));
         yield return new("sync.bulk_sends", Interlocked.Read(ref _bulkSends));

@@ -75,7 +75,7 @@ internal static class MetricFamilies
     public static readonly MetricFamily SyncDropped = new("ctfw_sync_dropped_total", MetricKind.Counter,
         "--sync: what was not synced or not taken: queue_overflow (events the sync queue had no room for; repaired by a bulk send), "
         + "events_lost (the engine's event rings overflowed; repaired likewise), malformed and unsupported (peer messages dropped), "
-        + "stranger (datagrams from another address than the peer's), lost (gaps in the peer's sequence).", "reason");
+        + "stranger (datagrams from another address than the peer's), external_full (peer entries beyond nf_conntrack_max), lost (gaps in the peer's sequence).", "reason");
     public static readonly MetricFamily SyncBulkSends = new("ctfw_sync_bulk_sends_total", MetricKind.Counter, "--sync: bulk sends of the whole table (peer's RESYNC, `ctfw sync bulk`, repairs).");
     public static readonly MetricFamily SyncCommitted = new("ctfw_sync_committed_total", MetricKind.Counter, "--sync: external entries made live by `ctfw sync commit`.");
     public static readonly MetricFamily Entries = new("ctfw_conntrack_entries", MetricKind.Gauge, "Entries in the connection table.");
@@ -175,6 +175,7 @@ internal static class MetricFamilies
         ["sync.received.malformed"] = new(SyncDropped, ["malformed"], 1),
         ["sync.received.unsupported"] = new(SyncDropped, ["unsupported"], 1),
         ["sync.from_strangers"] = new(SyncDropped, ["stranger"], 1),
+        ["sync.external_full"] = new(SyncDropped, ["external_full"], 1),
         ["sync.received.lost"] = new(SyncDropped, ["lost"], 1),
         ["sync.bulk_sends"] = new(SyncBulkSends, [], 1),
         ["sync.committed"] = new(SyncCommitted, [], 1),
