@@ -78,6 +78,12 @@ public sealed class FailoverLiveTests(ITestOutputHelper output)
         output.WriteLine($"{pairing}: promotion (routes moved, notify script done) took {promotion.TotalMilliseconds:F0} ms; "
             + $"notify output: {promoted.StdOut.Trim()} {promoted.StdErr.Trim()}");
         Conversation.RecordGap(output, $"failover-{Slug(gatewayA.Kind)}-to-{Slug(gatewayB.Kind)}", report);
+        foreach (string line in gatewayB.Log().Split('\n'))
+        {
+            if (line.Contains("ommit", StringComparison.Ordinal) || line.Contains("flush", StringComparison.OrdinalIgnoreCase))
+                output.WriteLine("B: " + line.Trim());
+        }
+        output.WriteLine($"B's external cache after the promotion: {gatewayB.ExternalCache().Split('\n', StringSplitOptions.RemoveEmptyEntries).Length} entries");
         string context = $"{pairing}: {report.Describe()}\nB: {gatewayB.SyncStatus()}\n{gatewayA.Log()}\n{gatewayB.Log()}";
         Assert.True(progressed, "no progress through B after the fail-over: " + context);
         Assert.Null(report.TcpError);
