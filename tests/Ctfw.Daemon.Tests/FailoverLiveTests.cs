@@ -91,6 +91,61 @@ public sealed class FailoverLiveTests(ITestOutputHelper output)
             $"lost more than the pushes {firstMaybeLost}..{lastMaybeLost} sent during the promotion: " + context);
     }
 
+    /// <summary>
+    /// The same fail-over driven by keepalived itself, configured from contrib/keepalived/keepalived.conf:
+    /// client and server route through the virtual addresses; keepalived makes A master (its notify
+    /// script runs `primary`, B's `backup`); stopping keepalived on A hands both addresses to B,
+    /// whose notify script promotes it.
+    /// </summary>
+    [Theory(Timeout = 120_000)]
+    [InlineData(HaFirewall.Kernel, HaFirewall.Kernel)]
+    [InlineData(HaFirewall.Ctfw, HaFirewall.Ctfw)]
+    public async Task FailOver_ByKeepalived_ConversationSurvives(HaFirewall a, HaFirewall b)
+    {
+        using var lab = new FailoverLab();
+        string rules = Conversation.StrictRules(lab.ClientV4, lab.ServerV4, TcpPort, UdpPort);
+        using HaGateway gatewayB = HaGateway.Start(b, sync: true, lab, lab.B, lab.A, rules, QueueB);
+        using HaGateway gatewayA = HaGateway.Start(a, sync: true, lab, lab.A, lab.B, rules, QueueA);
+        string pairing = $"{gatewayA.Kind} -> {gatewayB.Kind}, keepalived";
+        lab.RouteViaVirtualAddresses();
+        using var keepalivedB = new KeepalivedInstance(lab, gatewayB, preferred: false);
+        using var keepalivedA = new KeepalivedInstance(lab, gatewayA, preferred: true);
+        // Both start as backup; the higher priority wins the election after about three advertisement intervals.
+        Assert.True(keepalivedA.WaitForNotify("primary", TimeSpan.FromSeconds(20)) == 0,
+            $"{pairing}: A never became master, or its notify script failed:\n{gatewayA.NotifyLog()}\n{keepalivedA.Log}");
+        Assert.True(keepalivedB.WaitForNotify("backup", TimeSpan.FromSeconds(5)) == 0,
+            $"{pairing}: B's backup notify:\n{gatewayB.NotifyLog()}\n{keepalivedB.Log}");
+
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(90));
+        await using Conversation talk = await Conversation.StartAsync(
+            new ConversationEnds(lab.Client, lab.Server, lab.ServerV4), TcpPort, UdpPort, s_interval, cts.Token);
+        Assert.True(await talk.WaitForProgressAsync(10, 10, TimeSpan.FromSeconds(10)), $"{pairing}, through A: {talk.Report().Describe()}");
+        Assert.NotNull(gatewayB.WaitForExternal(lab.ClientV4, talk.TcpClientPort, "ESTABLISHED", TimeSpan.FromSeconds(10)));
+        Assert.NotNull(gatewayB.WaitForExternal(lab.ClientV4, talk.UdpClientPort, "udp", TimeSpan.FromSeconds(10)));
+
+        talk.MarkEvent();
+        int firstMaybeLost = talk.Report().UdpPushed + 1;
+        var clock = Stopwatch.StartNew();
+        Assert.True(keepalivedA.Stop(), "keepalived on A did not stop: " + keepalivedA.Log);
+        int? promoted = keepalivedB.WaitForNotify("primary", TimeSpan.FromSeconds(20));
+        TimeSpan promotion = clock.Elapsed;
+        int lastMaybeLost = talk.Report().UdpPushed + 1;
+        Assert.True(promoted == 0, $"{pairing}: B's primary notify: {promoted}\n{gatewayB.NotifyLog()}\n{keepalivedB.Log}");
+
+        bool progressed = await talk.WaitForProgressAsync(40, 40, TimeSpan.FromSeconds(20));
+        ConversationReport report = await talk.StopAsync();
+        output.WriteLine($"{pairing}: from stopping keepalived on A to the end of B's notify script: {promotion.TotalMilliseconds:F0} ms");
+        Conversation.RecordGap(output, $"failover-keepalived-{Slug(gatewayA.Kind)}-to-{Slug(gatewayB.Kind)}", report);
+        string context = $"{pairing}: {report.Describe()}\nB notify: {gatewayB.NotifyLog()}\n{gatewayA.Log()}\n{gatewayB.Log()}";
+        Assert.True(progressed, "no progress through B after the fail-over: " + context);
+        // keepalived moved the addresses: both hosts now send to B's MACs (B announced them).
+        Assert.Equal(lab.B, lab.NextHopOf(clientSide: true));
+        Assert.Equal(lab.B, lab.NextHopOf(clientSide: false));
+        Assert.Null(report.TcpError);
+        Assert.True(report.IntactExceptUdp(firstMaybeLost, lastMaybeLost),
+            $"lost more than the pushes {firstMaybeLost}..{lastMaybeLost} sent during the promotion: " + context);
+    }
+
     [Theory(Timeout = 120_000)]
     [InlineData(HaFirewall.Kernel)]
     [InlineData(HaFirewall.Ctfw)]

@@ -84,6 +84,42 @@ internal abstract class HaGateway : IDisposable
     /// <summary>Runs `ctfw-notify.sh … backup` in the gateway's namespace (keepalived's notify_backup); its result.</summary>
     public ToolResult Demote() => Notify("backup");
 
+    /// <summary>
+    /// A script for keepalived's notify lines: runs ctfw-notify.sh with this gateway's options and
+    /// the state keepalived passes, and appends its output and "notify STATE exit N" to <see cref="NotifyLogPath"/>.
+    /// </summary>
+    public string NotifyWrapper()
+    {
+        (string[] options, Dictionary<string, string> environment) = NotifyArguments();
+        string script = Path.Combine(AppContext.BaseDirectory, "ctfw-notify.sh");
+        string path = FilePath("notify.sh");
+        var text = new StringBuilder("#!/bin/sh\n");
+        text.Append("env");
+        foreach ((string key, string value) in environment)
+            text.Append(CultureInfo.InvariantCulture, $" {key}={Quote(value)}");
+        text.Append(CultureInfo.InvariantCulture, $" sh {Quote(script)}");
+        foreach (string option in options)
+            text.Append(' ').Append(Quote(option));
+        text.Append(CultureInfo.InvariantCulture, $" \"$@\" >> {Quote(NotifyLogPath)} 2>&1\n");
+        text.Append("status=$?\n");
+        text.Append(CultureInfo.InvariantCulture, $"echo \"notify $* exit $status\" >> {Quote(NotifyLogPath)}\n");
+        text.Append("exit $status\n");
+        File.WriteAllText(path, text.ToString());
+        if (!OperatingSystem.IsLinux())
+            throw new PlatformNotSupportedException("keepalived runs on Linux");
+        File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute
+            | UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
+        return path;
+    }
+
+    /// <summary>Where <see cref="NotifyWrapper"/>'s script logs.</summary>
+    public string NotifyLogPath => FilePath("notify.log");
+
+    /// <summary>What the notify script logged so far (empty before its first run).</summary>
+    public string NotifyLog() => File.Exists(NotifyLogPath) ? File.ReadAllText(NotifyLogPath) : "";
+
+    private static string Quote(string word) => "'" + word.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
+
     private ToolResult Notify(string state)
     {
         (string[] options, Dictionary<string, string> environment) = NotifyArguments();
