@@ -198,17 +198,25 @@ public sealed class FailoverLiveTests(ITestOutputHelper output)
         using var server = new ClosingServer(lab.Server, TcpPort);
         var target = new IPEndPoint(lab.ServerV4, TcpPort);
 
-        // Lag, one connection at a time.
+        // Lag, one connection at a time, seen two ways: B's external cache polled from here, and on
+        // A's wire (tcpdump in A: the SYN coming in on a0, the first sync datagram after it leaving on sync0).
         List<double> lags = [];
         List<double> polls = [];
+        List<int> ports = [];
+        using ChildProcess capture = CtfwProcess.StartCommand(Tool.InNetns(lab.A.Namespace,
+            "tcpdump", "-i", "any", "-n", "-tt", "-l", "-U",
+            $"(tcp dst port {TcpPort} and tcp[tcpflags] & (tcp-syn|tcp-ack) == tcp-syn) or (udp dst port {HaGateway.SyncPort} and src host {lab.A.Sync})"));
+        Assert.True(capture.WaitForLine(OutputStream.StdErr, "listening on", TimeSpan.FromSeconds(10)), capture.StdErr);
         for (int i = 0; i < 20; i++)
         {
+            await Task.Delay(100); // the last connection's closing updates are on the wire before this one starts
             var poll = Stopwatch.StartNew();
             _ = gatewayB.ExternalCache();
             polls.Add(poll.Elapsed.TotalMilliseconds);
             using Socket socket = Netns.Run(lab.Client, () => new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp));
             socket.Bind(new IPEndPoint(lab.ClientV4, 0));
             int port = ((IPEndPoint)socket.LocalEndPoint!).Port;
+            ports.Add(port);
             var clock = Stopwatch.StartNew();
             await socket.ConnectAsync(target);
             TimeSpan? seen = gatewayB.WaitForExternal(lab.ClientV4, port, null, TimeSpan.FromSeconds(10));
@@ -217,6 +225,11 @@ public sealed class FailoverLiveTests(ITestOutputHelper output)
         }
         lags.Sort();
         polls.Sort();
+        await Task.Delay(200);
+        capture.Signal(ChildProcess.SigInt);
+        capture.WaitForExit(TimeSpan.FromSeconds(5));
+        List<double> wire = WireLags(capture.StdOut, ports);
+        Assert.True(wire.Count == ports.Count, $"{pairing}: the capture on A shows {wire.Count} of {ports.Count} connections followed by a sync datagram:\n{capture.StdOut}");
 
         // Traffic, at 1 000 new connections per second for 5 s.
         await Task.Delay(TimeSpan.FromSeconds(2)); // the lag phase's closes and acks settle
@@ -233,7 +246,8 @@ public sealed class FailoverLiveTests(ITestOutputHelper output)
         string figures = string.Create(CultureInfo.InvariantCulture,
             $"""
             pairing: {pairing}
-            sync lag (connect through A to B's external cache, 20 connections): median {lags[lags.Count / 2]:F1} ms, max {lags[^1]:F1} ms (one poll of B's external cache: median {polls[polls.Count / 2]:F1} ms)
+            sync lag on A's wire (SYN in on {lab.A.ClientInterface} to the first sync datagram after it out on {FailoverLab.SyncInterface}, 20 connections): median {wire[wire.Count / 2]:F2} ms, max {wire[^1]:F2} ms
+            sync lag to B's external cache (connect through A until a poll of B's cache shows it): median {lags[lags.Count / 2]:F1} ms, max {lags[^1]:F1} ms (one poll of B's external cache: median {polls[polls.Count / 2]:F1} ms)
             sync traffic: {opened} connections in {seconds:F1} s ({rate:F0}/s, {failed} failed), {bytes} bytes and {packets} packets on the sync link (both ways), {perConnection:F0} bytes per connection = {perConnection * 1000 / 1024:F0} KiB/s per 1 000 new connections/s
             """);
         output.WriteLine(figures);
@@ -243,6 +257,47 @@ public sealed class FailoverLiveTests(ITestOutputHelper output)
         Assert.True(rate > 500, $"{pairing}: only {rate:F0} new connections/s reached: {figures}");
         Assert.True(failed <= opened / 100, $"{pairing}: {failed} connections failed: {figures}");
         Assert.True(bytes > opened * 50L, $"{pairing}: {bytes} bytes on the sync link cannot carry {opened} connections: {figures}");
+    }
+
+    /// <summary>
+    /// From tcpdump lines (`-i any -n -tt`) of SYNs to the test port and sync datagrams: per client
+    /// port, the time from its first SYN to the first sync datagram after it that carries more than
+    /// an ACK or ALIVE (UDP length above 16), in ms, sorted.
+    /// </summary>
+    private static List<double> WireLags(string tcpdump, List<int> ports)
+    {
+        List<(double Time, int SynPort, int SyncLength)> events = [];
+        foreach (string line in tcpdump.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        {
+            string[] f = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            if (f.Length < 6 || !double.TryParse(f[0], NumberStyles.Float, CultureInfo.InvariantCulture, out double t))
+                continue;
+            int ip = Array.IndexOf(f, "IP");
+            if (ip < 0 || ip + 3 >= f.Length)
+                continue;
+            int length = line.IndexOf("UDP, length ", StringComparison.Ordinal);
+            if (length >= 0)
+            {
+                events.Add((t, 0, int.Parse(line.AsSpan(length + "UDP, length ".Length).TrimEnd(), CultureInfo.InvariantCulture)));
+            }
+            else if (line.Contains("Flags [S]", StringComparison.Ordinal))
+            {
+                string source = f[ip + 1];
+                events.Add((t, int.Parse(source.AsSpan(source.LastIndexOf('.') + 1), CultureInfo.InvariantCulture), 0));
+            }
+        }
+        List<double> lags = [];
+        foreach (int port in ports)
+        {
+            int syn = events.FindIndex(e => e.SynPort == port);
+            if (syn < 0)
+                continue;
+            int sync = events.FindIndex(syn, e => e.SynPort == 0 && e.SyncLength > 16);
+            if (sync >= 0)
+                lags.Add((events[sync].Time - events[syn].Time) * 1000);
+        }
+        lags.Sort();
+        return lags;
     }
 
     /// <summary>
