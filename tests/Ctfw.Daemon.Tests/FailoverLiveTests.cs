@@ -29,7 +29,7 @@ public sealed class FailoverLiveTests(ITestOutputHelper output)
     private const ushort QueueA = 40;
     private const ushort QueueB = 41;
 
-    /// <summary>Where <see cref="Measure"/> writes its figures, one file per pairing, for the coordinator to quote.</summary>
+    /// <summary>Where <see cref="Sync_NewConnections_LagAndTrafficMeasured"/> writes its figures, one file per pairing, for the coordinator to quote.</summary>
     public const string FigureDirectory = "/tmp/ctfw-ha-figures";
 
     /// <summary>Connections the sync lag is measured on (few: a poll of ctfw's external cache is a `ctfw sync external` run, ~0.2 s).</summary>
@@ -193,7 +193,7 @@ public sealed class FailoverLiveTests(ITestOutputHelper output)
     [InlineData(HaFirewall.Ctfw, HaFirewall.Kernel)]
     [InlineData(HaFirewall.Kernel, HaFirewall.Ctfw)]
     [InlineData(HaFirewall.Ctfw, HaFirewall.Ctfw)]
-    public async Task Measure_SyncLagAndTraffic(HaFirewall a, HaFirewall b)
+    public async Task Sync_NewConnections_LagAndTrafficMeasured(HaFirewall a, HaFirewall b)
     {
         using var lab = new FailoverLab();
         string rules = Conversation.StrictRules(lab.ClientV4, lab.ServerV4, TcpPort, UdpPort);
