@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Text;
+using Ctfw.Cli.Control;
 
 namespace Ctfw.Daemon.Tests;
 
@@ -347,12 +348,18 @@ internal sealed class CtfwGateway : HaGateway
     public ToolResult CtfwSync(params string[] args) =>
         CtfwProcess.Run(TimeSpan.FromSeconds(30), ["sync", .. args, "--control", _daemon.ControlPath]);
 
+    /// <summary>
+    /// What `ctfw sync external` prints (the daemon's answer, verbatim), asked over the control
+    /// socket from here: a poll then costs a request, not a .NET start, which keeps the sync-lag
+    /// measurement's resolution near conntrackd's `-e`.
+    /// </summary>
     public override string ExternalCache()
     {
         if (!Sync)
             return "";
-        ToolResult r = CtfwSync("external");
-        return r.ExitCode == 0 ? r.StdOut : throw new InvalidOperationException("ctfw sync external: " + Describe(r));
+        return ControlClient.TryRequest(_daemon.ControlPath, ControlProtocol.Sync + "\t" + ControlProtocol.SyncExternal, out string body, out string? error)
+            ? body
+            : throw new InvalidOperationException("sync external: " + error);
     }
 
     public override string SyncStatus() => Sync ? CtfwSync("status").StdOut : "";
