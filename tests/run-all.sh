@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test tier on a fresh machine of this kind (Debian + .NET SDK):
-#   1. installs what the tests need (apt: iproute2, iputils-ping, iptables, nftables, tcpdump, conntrack, conntrackd, ethtool, gcc,
+#   1. installs what the tests need (apt: iproute2, iputils-ping, iptables, nftables, tcpdump, conntrack, conntrackd, keepalived, ethtool, gcc,
 #      and for the lab's real traffic nginx, wrk, iperf3),
 #   2. builds the solution (warnings are errors),
 #   3. unit tier: packet parsing, capture files, conntrack core, CLI/replay of kernel recordings,
@@ -16,7 +16,7 @@ unset CTFW_ARTIFACTS
 
 need_apt=()
 for tool in ip:iproute2 ping:iputils-ping iptables:iptables nft:nftables tcpdump:tcpdump conntrack:conntrack ethtool:ethtool cc:gcc nsenter:util-linux \
-            iperf3:iperf3 nginx:nginx wrk:wrk setpriv:util-linux conntrackd:conntrackd; do
+            iperf3:iperf3 nginx:nginx wrk:wrk setpriv:util-linux conntrackd:conntrackd keepalived:keepalived; do
     command -v "${tool%%:*}" >/dev/null 2>&1 || need_apt+=("${tool#*:}")
 done
 # Headers the C NFQUEUE loop of `ctfw bench` (bench/nfq-c-loop) compiles against.

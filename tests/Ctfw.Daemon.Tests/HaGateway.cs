@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Text;
+using Ctfw.Cli.Control;
 
 namespace Ctfw.Daemon.Tests;
 
@@ -83,6 +84,42 @@ internal abstract class HaGateway : IDisposable
 
     /// <summary>Runs `ctfw-notify.sh … backup` in the gateway's namespace (keepalived's notify_backup); its result.</summary>
     public ToolResult Demote() => Notify("backup");
+
+    /// <summary>
+    /// A script for keepalived's notify lines: runs ctfw-notify.sh with this gateway's options and
+    /// the state keepalived passes, and appends its output and "notify STATE exit N" to <see cref="NotifyLogPath"/>.
+    /// </summary>
+    public string NotifyWrapper()
+    {
+        (string[] options, Dictionary<string, string> environment) = NotifyArguments();
+        string script = Path.Combine(AppContext.BaseDirectory, "ctfw-notify.sh");
+        string path = FilePath("notify.sh");
+        var text = new StringBuilder("#!/bin/sh\n");
+        text.Append("env");
+        foreach ((string key, string value) in environment)
+            text.Append(CultureInfo.InvariantCulture, $" {key}={Quote(value)}");
+        text.Append(CultureInfo.InvariantCulture, $" sh {Quote(script)}");
+        foreach (string option in options)
+            text.Append(' ').Append(Quote(option));
+        text.Append(CultureInfo.InvariantCulture, $" \"$@\" >> {Quote(NotifyLogPath)} 2>&1\n");
+        text.Append("status=$?\n");
+        text.Append(CultureInfo.InvariantCulture, $"echo \"notify $* exit $status\" >> {Quote(NotifyLogPath)}\n");
+        text.Append("exit $status\n");
+        File.WriteAllText(path, text.ToString());
+        if (!OperatingSystem.IsLinux())
+            throw new PlatformNotSupportedException("keepalived runs on Linux");
+        File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute
+            | UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
+        return path;
+    }
+
+    /// <summary>Where <see cref="NotifyWrapper"/>'s script logs.</summary>
+    public string NotifyLogPath => FilePath("notify.log");
+
+    /// <summary>What the notify script logged so far (empty before its first run).</summary>
+    public string NotifyLog() => File.Exists(NotifyLogPath) ? File.ReadAllText(NotifyLogPath) : "";
+
+    private static string Quote(string word) => "'" + word.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
 
     private ToolResult Notify(string state)
     {
@@ -244,9 +281,12 @@ internal sealed class KernelGateway : HaGateway
             """;
     }
 
-    /// <summary>`conntrackd -C CONFIG ARGS` in the gateway's namespace, whatever its exit status.</summary>
-    public ToolResult Conntrackd(params string[] args) =>
-        Tool.Run(checkExit: false, Tool.InNetns(Self.Namespace, ["conntrackd", "-C", ConfigPath, .. args]));
+    /// <summary>
+    /// `conntrackd -C CONFIG ARGS`, whatever its exit status. A client command only talks to the
+    /// daemon's UNIX socket (the daemon does the work in its namespace), so it runs here, without the
+    /// cost of nsenter: the sync-lag measurement polls with it.
+    /// </summary>
+    public ToolResult Conntrackd(params string[] args) => Tool.Run(checkExit: false, ["conntrackd", "-C", ConfigPath, .. args]);
 
     public override string ExternalCache()
     {
@@ -308,12 +348,18 @@ internal sealed class CtfwGateway : HaGateway
     public ToolResult CtfwSync(params string[] args) =>
         CtfwProcess.Run(TimeSpan.FromSeconds(30), ["sync", .. args, "--control", _daemon.ControlPath]);
 
+    /// <summary>
+    /// What `ctfw sync external` prints (the daemon's answer, verbatim), asked over the control
+    /// socket from here: a poll then costs a request, not a .NET start, which keeps the sync-lag
+    /// measurement's resolution near conntrackd's `-e`.
+    /// </summary>
     public override string ExternalCache()
     {
         if (!Sync)
             return "";
-        ToolResult r = CtfwSync("external");
-        return r.ExitCode == 0 ? r.StdOut : throw new InvalidOperationException("ctfw sync external: " + Describe(r));
+        return ControlClient.TryRequest(_daemon.ControlPath, ControlProtocol.Sync + "\t" + ControlProtocol.SyncExternal, out string body, out string? error)
+            ? body
+            : throw new InvalidOperationException("sync external: " + error);
     }
 
     public override string SyncStatus() => Sync ? CtfwSync("status").StdOut : "";

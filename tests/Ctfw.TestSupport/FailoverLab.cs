@@ -15,7 +15,9 @@ namespace Ctfw.TestSupport;
 /// the client-side segment (10.84.N.0/24: client .2, A .11, B .12), brs the server-side one
 /// (10.85.N.0/24: server .2, A .11, B .12), so A and B share both. A dedicated veth pair sync0
 /// (10.86.N.0/30: A .1, B .2) links the gateways for state sync. Client and server route through A;
-/// <see cref="FailOver"/> moves both next hops to B, as VRRP moving the virtual address would. Both
+/// <see cref="FailOver"/> moves both next hops to B, as VRRP moving the virtual address would; or,
+/// after <see cref="RouteViaVirtualAddresses"/>, they route through the .1 addresses that a real
+/// keepalived in the gateways moves. Both
 /// gateways forward. Its life is <see cref="NamespaceLab"/>'s (ctfwf-PID-N-{c,a,b,s,w}): Dispose, a
 /// failed build and the process's exit delete the namespaces, and with them the veths, bridges,
 /// rules and every process still inside (a conntrackd, a ctfw).
@@ -33,6 +35,8 @@ public sealed class FailoverLab : NamespaceLab
         int n = (Number - 1) % 200 + 1;
         ClientV4 = Address(84, n, 2);
         ServerV4 = Address(85, n, 2);
+        VirtualClientSide = Address(84, n, 1);
+        VirtualServerSide = Address(85, n, 1);
         A = new GatewayAddresses(Namespaces[1], Address(84, n, 11), Address(85, n, 11), Address(86, n, 1), "a0", "a1");
         B = new GatewayAddresses(Namespaces[2], Address(84, n, 12), Address(85, n, 12), Address(86, n, 2), "b0", "b1");
         BuildOrDispose(Build);
@@ -53,14 +57,20 @@ public sealed class FailoverLab : NamespaceLab
     public IPAddress ClientV4 { get; }
     public IPAddress ServerV4 { get; }
 
+    /// <summary>The virtual (VRRP) address on the client side, which no gateway holds until keepalived gives it one.</summary>
+    public IPAddress VirtualClientSide { get; }
+
+    /// <summary>The virtual (VRRP) address on the server side.</summary>
+    public IPAddress VirtualServerSide { get; }
+
     /// <summary>The gateway client and server route through first.</summary>
     public GatewayAddresses A { get; }
 
     /// <summary>The standby, which <see cref="FailOver"/> makes the next hop.</summary>
     public GatewayAddresses B { get; }
 
-    /// <summary>The gateway client and server route through now.</summary>
-    public GatewayAddresses Active { get; private set; } = null!;
+    /// <summary>The gateway client and server route through now; null once they route through the virtual addresses.</summary>
+    public GatewayAddresses? Active { get; private set; }
 
     /// <summary>
     /// Makes B the next hop of client and server (the routes change and their neighbour entries are
@@ -68,6 +78,38 @@ public sealed class FailoverLab : NamespaceLab
     /// The gateways themselves are not touched: promoting B's firewall is the caller's step.
     /// </summary>
     public void FailOver() => Route(B);
+
+    /// <summary>
+    /// Makes client and server route through <see cref="VirtualClientSide"/> and <see cref="VirtualServerSide"/>:
+    /// whichever gateway keepalived makes master (it adds the addresses and announces them) forwards.
+    /// </summary>
+    public void RouteViaVirtualAddresses()
+    {
+        Tool.Run("ip", "-n", Client, "route", "replace", "default", "via", VirtualClientSide.ToString());
+        Tool.Run("ip", "-n", Server, "route", "replace", "default", "via", VirtualServerSide.ToString());
+        Active = null;
+    }
+
+    /// <summary>
+    /// Which gateway the client (<paramref name="clientSide"/>) or the server sends its routed packets
+    /// to: the one whose MAC its neighbour entry for the virtual address holds; null when there is no
+    /// entry or the MAC is neither gateway's.
+    /// </summary>
+    public GatewayAddresses? NextHopOf(bool clientSide)
+    {
+        string host = clientSide ? Client : Server;
+        IPAddress virtualAddress = clientSide ? VirtualClientSide : VirtualServerSide;
+        string neighbour = Tool.Run("ip", "-n", host, "neigh", "show", virtualAddress.ToString());
+        foreach (GatewayAddresses g in (GatewayAddresses[])[A, B])
+        {
+            string dev = clientSide ? g.ClientInterface : g.ServerInterface;
+            string link = Tool.Run("ip", "-n", g.Namespace, "-o", "link", "show", "dev", dev);
+            string mac = link[(link.IndexOf("link/ether ", StringComparison.Ordinal) + "link/ether ".Length)..].Split(' ')[0];
+            if (neighbour.Contains("lladdr " + mac + " ", StringComparison.Ordinal))
+                return g;
+        }
+        return null;
+    }
 
     /// <summary>The kernel's counters of gateway <paramref name="g"/>'s sync veth so far.</summary>
     public static SyncLinkCounters SyncCounters(GatewayAddresses g)
