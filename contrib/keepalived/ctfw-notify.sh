@@ -8,7 +8,7 @@
 #
 # primary: commit the external cache (the peer's connections) into the live table, flush the caches,
 #          (conntrackd: re-read the kernel table,) send a bulk update to the peer.
-#          ctfw:       ctfw sync commit; ctfw sync flush; ctfw sync bulk
+#          ctfw:       ctfw sync commit flush bulk (one call)
 #          conntrackd: conntrackd -c; -f; -R; -B
 # backup:  ask the new primary for a full resync.
 #          ctfw:       ctfw sync resync
@@ -85,9 +85,8 @@ conntrackd() {
 
 case "$mode:$1" in
     ctfw:primary)
-        step ctfw commit
-        step ctfw flush
-        step ctfw bulk
+        # One call (one .NET start): commit, then flush and bulk, stopping at the first failure.
+        step ctfw commit flush bulk
         ;;
     ctfw:backup | ctfw:fault)
         step ctfw resync

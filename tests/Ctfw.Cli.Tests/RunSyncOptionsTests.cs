@@ -42,6 +42,14 @@ public sealed class RunSyncOptionsTests
     }
 
     [Fact]
+    public void Sync_SeveralActions_EachChecked_BeforeAnyIsSent()
+    {
+        var (code, _, err) = ConsoleCapture.Run(["sync", "commit", "promote", "--control", "/nonexistent/ctfw.sock"]);
+        Assert.Equal(2, code);
+        Assert.Contains("sync promote: expected one of", err, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Sync_NoDaemonAtTheSocket_Exit1WithReason()
     {
         string path = Path.Combine(Path.GetTempPath(), $"ctfw-sync-none-{Guid.NewGuid():N}.sock");

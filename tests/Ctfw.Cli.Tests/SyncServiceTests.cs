@@ -54,7 +54,8 @@ public sealed class SyncServiceTests : IDisposable
         public readonly ConntrackEngine Engine;
         public readonly ConntrackWorker Worker;
         public readonly SyncService Sync;
-        public readonly StringWriter Log = new();
+        private readonly StringWriter _log = new();
+        private readonly TextWriter _logWriter;
         public long Offset;
 
         public Side(int localPort, int peerPort, bool commitOnStart = false)
@@ -65,8 +66,19 @@ public sealed class SyncServiceTests : IDisposable
             {
                 CommitOnStart = commitOnStart,
             };
-            Sync = SyncService.Open(Engine, options, Log);
+            _logWriter = TextWriter.Synchronized(_log);
+            Sync = SyncService.Open(Engine, options, _logWriter);
             Sync.Clock = () => DaemonClock.NowMs() + Offset;
+        }
+
+        /// <summary>What the sync thread logged so far (read under the synchronized writer's lock).</summary>
+        public string Log
+        {
+            get
+            {
+                lock (_logWriter)
+                    return _log.ToString();
+            }
         }
 
         public void Dispose() => Sync.Dispose();
@@ -267,8 +279,8 @@ public sealed class SyncServiceTests : IDisposable
         _b.Dispose();
         using var restarted = new Side(portB, _a.Sync.LocalEndPoint.Port, commitOnStart: true);
         restarted.Sync.Start();
-        WaitFor(() => restarted.Engine.Count == 1, "the restarted side commits A's table once A has gone quiet");
-        Assert.Contains("committed 1 of 1", restarted.Log.ToString(), StringComparison.Ordinal);
+        WaitFor(() => restarted.Log.Contains("committed 1 of 1", StringComparison.Ordinal), "the restarted side commits A's table once A has gone quiet");
+        Assert.Equal(1, restarted.Engine.Count);
         Assert.Equal(CtState.Established, Tcp(restarted, false, Ack | Psh, 5001, 1101, len: 200).State);
     }
 

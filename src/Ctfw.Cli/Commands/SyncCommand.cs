@@ -13,7 +13,7 @@ internal static class SyncCommand
     public static CtfwCommand Create()
     {
         var command = new CtfwCommand("sync", "the state sync with the peer gateway: status, external, commit, resync, flush, bulk",
-            "status|external|commit|resync|flush|bulk [--pid N | --control PATH]")
+            "ACTION... [--pid N | --control PATH]")
         {
             Details = """
                 Talks to a running `ctfw run --sync ftfw` (docs/HA.md):
@@ -24,8 +24,9 @@ internal static class SyncCommand
                   resync    ask the peer to send its whole table again (conntrackd -n)
                   flush     forget the external cache (conntrackd -f)
                   bulk      send this gateway's whole table to the peer (conntrackd -B)
-                A gateway that becomes the active one runs commit, flush, bulk; one that becomes the
-                backup runs resync (contrib/keepalived/ctfw-notify.sh).
+                Several actions run one after the other in one call, stopping at the first that fails:
+                a gateway that becomes the active one runs `ctfw sync commit flush bulk`, one that
+                becomes the backup `ctfw sync resync` (contrib/keepalived/ctfw-notify.sh).
                 """,
             ExitCodes =
             [
@@ -34,27 +35,33 @@ internal static class SyncCommand
                 (CommandLine.UsageExit, "usage error, or several daemons are running and none was chosen"),
             ],
         };
-        var action = new Argument<string>("ACTION") { Arity = ArgumentArity.ExactlyOne };
+        var action = new Argument<string[]>("ACTION") { Arity = ArgumentArity.OneOrMore };
         action.CompletionSources.Add(ControlProtocol.SyncRequests);
         command.Arguments.Add(action);
         var instance = new InstanceOptions();
         instance.AddTo(command);
         command.SetAction(r =>
         {
-            string sub = r.GetValue(action) ?? "";
-            if (Array.IndexOf(ControlProtocol.SyncRequests, sub) < 0)
-                return Program.Fail($"sync {sub}: expected one of {string.Join(", ", ControlProtocol.SyncRequests)}");
+            string[] subs = r.GetValue(action) ?? [];
+            foreach (string sub in subs)
+            {
+                if (Array.IndexOf(ControlProtocol.SyncRequests, sub) < 0)
+                    return Program.Fail($"sync {sub}: expected one of {string.Join(", ", ControlProtocol.SyncRequests)}");
+            }
             if (instance.Read(r) is { } usage)
                 return Program.Fail(usage);
             string? path = instance.Resolve(out string? error, out int exitCode);
             if (path == null)
                 return StatsCommand.Failed(error!, exitCode);
-            if (!ControlClient.TryRequest(path, ControlProtocol.Sync + "\t" + sub, out string body, out error))
+            foreach (string sub in subs)
             {
-                Console.Error.WriteLine($"ctfw: sync {sub}: {error}");
-                return 1;
+                if (!ControlClient.TryRequest(path, ControlProtocol.Sync + "\t" + sub, out string body, out error))
+                {
+                    Console.Error.WriteLine($"ctfw: sync {sub}: {error}");
+                    return 1;
+                }
+                Console.Out.Write(body);
             }
-            Console.Out.Write(body);
             return 0;
         });
         return command;
