@@ -243,15 +243,21 @@ public sealed class SyncServiceTests : IDisposable
         // Events that never fit: more than the intake holds, none of them sent yet (the thread is not running).
         var flood = new List<ConntrackEvent>(SyncService.QueueLimit + 10);
         _a.Engine.Events.TakeAll(flood);
+        // Each about another connection (changes of one connection in one batch would travel as one).
         ConntrackEvent one = flood[0];
-        while (flood.Count < SyncService.QueueLimit + 10)
-            flood.Add(one);
+        for (int i = 0; flood.Count < SyncService.QueueLimit + 10; i++)
+        {
+            ConnTuple t = one.Flow.Original;
+            t.SrcId = (ushort)(1 + (i % 60000));
+            t.DstId = (ushort)(1000 + (i / 60000));
+            flood.Add(one with { Flow = one.Flow with { Original = t } });
+        }
         _a.Sync.Deliver(flood, 0);
         Assert.True(Stat(_a, "sync.queue.overflows") >= 1);
         _a.Sync.Start();
         _b.Sync.Start();
         WaitFor(() => Stat(_a, "sync.bulk_sends") >= 1 && Stat(_a, "sync.bulk_entries") >= 1, "a bulk send of A's table");
-        WaitFor(() => _b.Sync.ExternalCount == 1 && _b.Sync.ListExternal()[0].Contains("ESTABLISHED", StringComparison.Ordinal),
+        WaitFor(() => _b.Sync.ListExternal().Any(l => l.Contains("ESTABLISHED src=10.99.1.2 dst=10.99.2.2 sport=40000 dport=80 ", StringComparison.Ordinal)),
             "B holds A's connection as it is now");
     }
 
@@ -347,6 +353,25 @@ public sealed class SyncServiceTests : IDisposable
         Assert.Equal(5, sync.ExternalCount);
         Assert.Equal(3, Stat(sync, "sync.external_full"));
         Assert.Equal("committed 5 of 5", sync.Commit());
+    }
+
+    [Fact]
+    public void ChangesOfOneConnectionInOneDrain_TravelAsOneMessage_BornAndDeadNotAtAll()
+    {
+        _a.Engine.Events.Subscribe();
+        _a.Sync.Start();
+        _b.Sync.Start();
+        WaitFor(() => Stat(_a, "sync.peer_up") == 1, "the HELLO exchange");
+        Handshake(_a);                                   // NEW and two UPDATEs in one drain
+        Udp(_a, 33333);
+        Assert.Single(_a.Engine.Kill(DaemonClock.NowMs(), f => f.Original.SrcId == 33333)); // NEW and DESTROY
+        Pump(_a);
+        WaitFor(() => _b.Sync.ExternalCount == 1, "the TCP connection reaches B");
+        Thread.Sleep(200);
+        Assert.Equal(1, Stat(_b, "sync.received_connections"));
+        Assert.Equal(1, _b.Sync.ExternalCount);
+        Assert.Contains("ESTABLISHED", Assert.Single(_b.Sync.ListExternal()), StringComparison.Ordinal);
+        Assert.True(Stat(_a, "sync.coalesced") >= 3, $"coalesced {Stat(_a, "sync.coalesced")}");
     }
 
     private void Udp(Side side, ushort sport)

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.InteropServices;
 using System.Text;
 using Ctfw.Cli.Control;
 using Ctfw.Conntrack;
@@ -111,6 +112,9 @@ internal sealed class SyncService : IDisposable, IConntrackEventSink, ISyncRecei
     private long _lastHelloBulkMs = long.MinValue / 2;
     private long _peerRestarts;
     private long _externalFull;
+    private long _coalesced;
+    // Deliver's (the event stream thread's): per connection, its last event in the batch and whether the first was NEW.
+    private readonly Dictionary<ConnTuple, (int Last, bool FirstNew)> _batchIndex = [];
 
     private SyncService(ConntrackEngine engine, SyncOptions options, Socket socket, TextWriter err)
     {
@@ -196,8 +200,24 @@ internal sealed class SyncService : IDisposable, IConntrackEventSink, ISyncRecei
             Interlocked.Add(ref _eventsLost, droppedSinceLast);
             Interlocked.Exchange(ref _bulkRequested, 1);
         }
-        foreach (ConntrackEvent e in batch)
+        // Several changes of one connection in one drain (10 ms) travel as one message with the last
+        // state, as conntrackd sends a queued entry's state at the time it sends; a connection born and
+        // dead in the same drain is not sent at all.
+        _batchIndex.Clear();
+        for (int i = 0; i < batch.Count; i++)
         {
+            ref (int Last, bool FirstNew) slot = ref CollectionsMarshal.GetValueRefOrAddDefault(_batchIndex, batch[i].Flow.Original, out bool seen);
+            if (!seen)
+                slot.FirstNew = batch[i].Kind == ConntrackEventKind.New;
+            slot.Last = i;
+        }
+        int sent = 0;
+        for (int i = 0; i < batch.Count; i++)
+        {
+            ConntrackEvent e = batch[i];
+            (int last, bool firstNew) = _batchIndex[e.Flow.Original];
+            if (last != i || (firstNew && e.Kind == ConntrackEventKind.Destroy))
+                continue;
             if (Volatile.Read(ref _queued) >= QueueLimit)
             {
                 Interlocked.Increment(ref _queueOverflows);
@@ -206,13 +226,17 @@ internal sealed class SyncService : IDisposable, IConntrackEventSink, ISyncRecei
             }
             SyncMessageType type = e.Kind switch
             {
-                ConntrackEventKind.New => SyncMessageType.New,
                 ConntrackEventKind.Destroy => SyncMessageType.Delete,
+                _ when firstNew => SyncMessageType.New,
+                ConntrackEventKind.New => SyncMessageType.New,
                 _ => SyncMessageType.Update,
             };
             _queue.Enqueue(new Outgoing(type, ToConnection(e.Flow)));
             Interlocked.Increment(ref _queued);
+            sent++;
         }
+        Interlocked.Add(ref _coalesced, batch.Count - sent);
+        _batchIndex.Clear();
     }
 
     /// <summary>What the peer gets for one of our flows: tuples, the status bits it can use, state, time left (rounded up).</summary>
@@ -543,6 +567,7 @@ internal sealed class SyncService : IDisposable, IConntrackEventSink, ISyncRecei
         yield return new("sync.queue", Volatile.Read(ref _queued));
         yield return new("sync.queue.overflows", Interlocked.Read(ref _queueOverflows));
         yield return new("sync.events_lost", Interlocked.Read(ref _eventsLost));
+        yield return new("sync.coalesced", Interlocked.Read(ref _coalesced));
         yield return new("sync.received_connections", Interlocked.Read(ref _received));
         yield return new("sync.external_full", Interlocked.Read(ref _externalFull));
         yield return new("sync.from_strangers", Interlocked.Read(ref _fromStrangers));
