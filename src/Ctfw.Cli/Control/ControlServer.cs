@@ -171,6 +171,7 @@ internal sealed class ControlServer : IDisposable
         if (group is not null && !string.IsNullOrEmpty(dir))
             OpenDirectoryToGroup(dir, group);
         RemoveStale(path);
+        int swept = ControlPaths.TryParsePid(path, out _) && !string.IsNullOrEmpty(dir) ? SweepDead(dir, path) : 0;
 
         var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         bool bound = false;
@@ -199,9 +200,52 @@ internal sealed class ControlServer : IDisposable
                 TryDelete(path);
             throw new IOException($"cannot listen on control socket {path}: {e.Message}", e);
         }
-        var server = new ControlServer(path, listener, target, access, log);
+        var server = new ControlServer(path, listener, target, access, log) { SweptStale = swept };
         server._acceptor.Start();
         return server;
+    }
+
+    /// <summary>Sockets of dead daemons removed from the run directory when this one started (<see cref="SweepDead"/>).</summary>
+    public int SweptStale { get; private init; }
+
+    /// <summary>
+    /// With a default-named socket (`ctfw-PID.sock`), the run directory's other `ctfw-PID.sock` files
+    /// whose daemon is gone: its pid has no /proc entry and nothing answers on it. Each goes only if
+    /// <see cref="RemoveStale"/> would remove it (a socket of this uid); the rest stay, silently.
+    /// Without this, every daemon that was killed leaves its socket for ever (no later run has its pid).
+    /// </summary>
+    internal static int SweepDead(string dir, string own)
+    {
+        string[] files;
+        try
+        {
+            files = Directory.GetFiles(dir, "ctfw-*.sock");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return 0;
+        }
+        int removed = 0;
+        foreach (string file in files)
+        {
+            if (file == own || !ControlPaths.TryParsePid(file, out int pid)
+                || Directory.Exists(string.Create(CultureInfo.InvariantCulture, $"/proc/{pid}")))
+                continue;
+            try
+            {
+                if (UnixIdentity.TryLstat(file, out _) == Errno.None)
+                {
+                    RemoveStale(file);
+                    if (UnixIdentity.TryLstat(file, out _) == Errno.ENOENT)
+                        removed++;
+                }
+            }
+            catch (IOException)
+            {
+                // Another uid's, not a socket, or in use after all: not ours to remove.
+            }
+        }
+        return removed;
     }
 
     /// <summary>

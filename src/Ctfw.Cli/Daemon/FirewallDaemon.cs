@@ -487,7 +487,10 @@ internal sealed class FirewallDaemon : IDisposable
         {
             ControlAccess access = ControlAccess.Resolve(_options.ControlGroup, _options.ControlAdminGroup, out string? groupError)
                 ?? throw new IOException(groupError);
-            return ControlServer.Start(_options.ControlPath ?? ControlPaths.Default(Environment.ProcessId), target, access, _err.WriteLine);
+            ControlServer server = ControlServer.Start(_options.ControlPath ?? ControlPaths.Default(Environment.ProcessId), target, access, _err.WriteLine);
+            if (server.SweptStale > 0)
+                _err.WriteLine($"ctfw: removed {server.SweptStale} control socket(s) of ctfw runs no longer running from {Path.GetDirectoryName(server.Path)}");
+            return server;
         }
         catch (IOException e)
         {

@@ -144,6 +144,40 @@ public sealed class ControlServerTests : IDisposable
         Assert.Equal(2, _target.Reloads);
     }
 
+    [Fact]
+    public void Start_DefaultNamedSocket_RemovesSocketsOfDeadDaemonsInItsDirectory_KeepsTheRest()
+    {
+        string dead = _dir.File("ctfw-999999999.sock");      // no such pid: a killed daemon's
+        string alive = _dir.File("ctfw-2.sock");             // a live pid (kthreadd here): left alone
+        string notSocket = _dir.File("ctfw-999999998.sock"); // not a socket: not ours to judge
+        MakeStaleSocket(dead);
+        MakeStaleSocket(alive);
+        File.WriteAllText(notSocket, "x");
+        Assert.True(File.Exists(dead));
+
+        using var server = ControlServer.Start(SocketPath, _target);
+        Assert.Equal(1, server.SweptStale);
+        Assert.False(File.Exists(dead));
+        Assert.True(File.Exists(alive));
+        Assert.True(File.Exists(notSocket));
+    }
+
+    /// <summary>A socket file nobody listens on, as a killed daemon leaves it (.NET unlinks a socket it bound when closed, so mknod).</summary>
+    private static void MakeStaleSocket(string path) => Assert.Equal(0, Mknod(path, 0xC000 | 0x180, 0)); // S_IFSOCK | 0600
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "mknod", SetLastError = true)]
+    private static extern int Mknod([System.Runtime.InteropServices.MarshalAs(System.Runtime.InteropServices.UnmanagedType.LPUTF8Str)] string path, uint mode, ulong dev);
+
+    [Fact]
+    public void Start_SocketWithAnotherName_SweepsNothing()
+    {
+        string dead = _dir.File("ctfw-999999999.sock");
+        MakeStaleSocket(dead);
+        using var server = ControlServer.Start(_dir.File("gateway.sock"), _target);
+        Assert.Equal(0, server.SweptStale);
+        Assert.True(File.Exists(dead));
+    }
+
     [Theory]
     [InlineData("frobnicate\n", "error: unknown request 'frobnicate' (expected stats, list, flush, delete, events, cpu-stats, reload, reload-sysctls, rules, sync or zero-counters)\n")]
     [InlineData("\n", "error: empty request\n")]
