@@ -291,7 +291,7 @@ public sealed class JumpWatchTests : IDisposable
     }
 
     [Fact]
-    public void CheckOnce_RepairRefused_CountsARepairFailureEachTimeThenRepairsWhenAllowed()
+    public void CheckOnce_RepairRefused_CountsEachFailedRepair_AlertsOnceAMinute_ThenSaysWhenItWorks()
     {
         using JumpWatch watch = Watch(RulesLostAction.Reinstall);
         _iptables.Flush("filter");
@@ -319,25 +319,33 @@ public sealed class JumpWatchTests : IDisposable
         Assert.Equal(2, watch.Reinstalls);
         long reinstallsBefore = watch.Reinstalls;
 
-        // Each check that finds the jump still missing retries; each failure is counted and written.
-        watch.CheckOnce();
+        // Each check that finds the jump still missing retries: each failure is counted, the loss
+        // once; the alert is not repeated each second, only once a minute.
+        CheckTimes(watch, 60);
 
-        Assert.Equal(2, watch.Losses);
-        Assert.Equal(2, watch.RepairFailures);
+        Assert.Equal(1, watch.Losses);
+        Assert.Equal(61, watch.RepairFailures);
         Assert.Equal(2, Lines.Length);
-        Assert.StartsWith($"ctfw: ALERT: the NFQUEUE rules of this run were removed or moved by someone else: iptables -t filter {Jump}: missing; reinstalling them FAILED", Lines[1], StringComparison.Ordinal);
+        Assert.StartsWith($"ctfw: ALERT: the NFQUEUE rules of this run are still missing: iptables -t filter {Jump}: missing; reinstalling them has FAILED 60 times", Lines[1], StringComparison.Ordinal);
 
         _iptables.Fail = null;
         watch.CheckOnce();
         watch.CheckOnce();
 
-        Assert.Equal(4, watch.Checks);
-        Assert.Equal(3, watch.Losses);
-        Assert.Equal(2, watch.RepairFailures);
+        Assert.Equal(63, watch.Checks);
+        Assert.Equal(1, watch.Losses);
+        Assert.Equal(61, watch.RepairFailures);
         Assert.Equal(reinstallsBefore + 1, watch.Reinstalls);
         Assert.Equal(3, Lines.Length);
-        Assert.EndsWith("Reinstalled (1 commands)", Lines[2], StringComparison.Ordinal);
+        Assert.Equal("ctfw: the NFQUEUE rules of this run are back after 61 failed attempt(s): reinstalled (1 commands)", Lines[2]);
         Assert.Equal([Jump], Forward);
+
+        // A later loss is a new one, alerted at once.
+        _iptables.Flush("filter");
+        watch.CheckOnce();
+        Assert.Equal(2, watch.Losses);
+        Assert.Equal(4, Lines.Length);
+        Assert.EndsWith("Reinstalled (3 commands)", Lines[3], StringComparison.Ordinal);
     }
 
     [Fact]

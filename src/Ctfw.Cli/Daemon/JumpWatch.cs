@@ -137,9 +137,31 @@ internal sealed class JumpWatch : IDisposable
     }
 
     private int _lostInARow;
+    // Repairs failed in a row (this loss's attempts): the first is alerted, then once a minute.
+    private int _repairFailingInARow;
 
     private void Lost(IptablesCheckResult result)
     {
+        if (result.Outcome == IptablesCheckOutcome.RepairFailed && _repairFailingInARow > 0)
+        {
+            // The same loss, its repair refused again: counted as a failed repair, not a new loss.
+            Interlocked.Increment(ref _repairFailures);
+            Interlocked.Add(ref _reinstalls, result.Reinstalled);
+            if (_repairFailingInARow++ % 60 == 0)
+            {
+                _err.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"ctfw: ALERT: the NFQUEUE rules of this run are still missing: {string.Join("; ", result.Problems)}; reinstalling them has FAILED {_repairFailingInARow - 1} times ({result.Error}); packets pass unjudged. Retrying every {IntervalMs / 1000} s"));
+            }
+            return;
+        }
+        if (result.Outcome == IptablesCheckOutcome.Repaired && _repairFailingInARow > 0)
+        {
+            Interlocked.Add(ref _reinstalls, result.Reinstalled);
+            _err.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"ctfw: the NFQUEUE rules of this run are back after {_repairFailingInARow} failed attempt(s): reinstalled ({result.Reinstalled} commands)"));
+            _repairFailingInARow = 0;
+            return;
+        }
         if (_action == RulesLostAction.Warn && _lostInARow > 0)
         {
             // The same loss seen again: counted once.
@@ -158,6 +180,7 @@ internal sealed class JumpWatch : IDisposable
                 break;
             case IptablesCheckOutcome.RepairFailed:
                 Interlocked.Increment(ref _repairFailures);
+                _repairFailingInARow = 1;
                 _err.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"ctfw: ALERT: the NFQUEUE rules of this run were removed or moved by someone else: {what}; reinstalling them FAILED ({result.Error}); packets pass unjudged. Retrying every {IntervalMs / 1000} s"));
                 break;
