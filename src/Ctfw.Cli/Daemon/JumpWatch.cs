@@ -60,7 +60,7 @@ internal sealed class JumpWatch : IDisposable
 
     public long CheckFailures => Interlocked.Read(ref _checkFailures);
 
-    /// <summary>Checks that found rules missing or displaced.</summary>
+    /// <summary>Losses of the rules: checks that found them missing or displaced (a repair refused again and again is one loss).</summary>
     public long Losses => Interlocked.Read(ref _losses);
 
     /// <summary>Commands run to put rules back (chains created, rules appended, jumps inserted or moved).</summary>
