@@ -47,7 +47,10 @@ public readonly record struct KernelConnection
     /// td_maxack is valid, DATA_UNACKNOWLEDGED that td_end is ahead of the peer's ACK) or live only in
     /// last_flags; an entry created from a dump starts with zero windows, so they would be false.
     /// </summary>
-    public const byte PortableTcpFlags = 0x01 | 0x02 | 0x04 | 0x08;
+    public const byte PortableTcpFlags = 0x01 | 0x02 | 0x04 | TcpFlagBeLiberal;
+
+    /// <summary>IP_CT_TCP_FLAG_BE_LIBERAL (<c>TcpSideFlags.BeLiberal</c>): the direction's window checks are relaxed (a synced entry's, whose windows are unknown).</summary>
+    public const byte TcpFlagBeLiberal = 0x08;
 }
 
 /// <summary>

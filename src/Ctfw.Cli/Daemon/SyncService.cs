@@ -70,9 +70,6 @@ internal sealed class SyncService : IDisposable, IConntrackEventSink, ISyncRecei
     /// <summary>The status bits that travel: what the peer's table can take (no offload, NAT or helper bits).</summary>
     private const CtStatus SyncedStatus = CtStatus.Expected | CtStatus.SeenReply | CtStatus.Assured | CtStatus.Confirmed;
 
-    /// <summary>IP_CT_TCP_FLAG_BE_LIBERAL: a committed TCP entry's windows are not checked (the protocol carries none).</summary>
-    private const byte BeLiberal = 0x08;
-
     private readonly ConntrackEngine _engine;
     private readonly SyncOptions _options;
     private readonly Socket _socket;
@@ -95,8 +92,6 @@ internal sealed class SyncService : IDisposable, IConntrackEventSink, ISyncRecei
     private long _bulkEntries;
     private long _commits;
     private long _committed;
-    private long _received;
-    private long _lastReceivedMs = long.MinValue;
     private int _bulkRequested;
     private int _resyncRequested;
     private List<KernelConnection>? _bulk;
@@ -170,8 +165,6 @@ internal sealed class SyncService : IDisposable, IConntrackEventSink, ISyncRecei
             return null;
         }
     }
-
-    public SyncOptions Options => _options;
 
     /// <summary>The clock (ms) of the engine's entries; the daemon's, or a test's.</summary>
     internal Func<long> Clock { get; set; } = DaemonClock.NowMs;
@@ -316,9 +309,7 @@ internal sealed class SyncService : IDisposable, IConntrackEventSink, ISyncRecei
                 Interlocked.Increment(ref _fromStrangers);
                 continue;
             }
-            long now = Clock();
-            Volatile.Write(ref _lastReceivedMs, now);
-            _session.Receive(_receiveBuffer.AsSpan(0, n), now, this, this);
+            _session.Receive(_receiveBuffer.AsSpan(0, n), Clock(), this, this);
         }
     }
 
@@ -382,8 +373,9 @@ internal sealed class SyncService : IDisposable, IConntrackEventSink, ISyncRecei
 
     private void MaybeCommitAtStart(long now)
     {
-        long last = Volatile.Read(ref _lastReceivedMs);
-        bool quiet = Volatile.Read(ref _received) > 0 && last != long.MinValue && now - last >= StartQuietMs;
+        // The session's own record of the peer (this thread's): a connection came, and nothing for a while.
+        FtfwCounters peer = _session.Counters;
+        bool quiet = peer.ConnectionsReceived > 0 && now - peer.LastReceiveMs >= StartQuietMs;
         if (!quiet && now - _startResyncAtMs < StartLimitMs)
             return;
         _startResyncAtMs = -1;
@@ -408,7 +400,6 @@ internal sealed class SyncService : IDisposable, IConntrackEventSink, ISyncRecei
 
     public void OnConnection(SyncMessageType type, in KernelConnection c)
     {
-        Interlocked.Increment(ref _received);
         long now = Clock();
         lock (_cacheLock)
         {
@@ -484,7 +475,7 @@ internal sealed class SyncService : IDisposable, IConntrackEventSink, ISyncRecei
                 }
                 KernelConnection c = x.Connection with { TimeoutSeconds = (uint)((leftMs + 999) / 1000) };
                 if (c.Original.Protocol == IpProto.Tcp)
-                    c = c with { TcpFlagsOriginal = (byte)(c.TcpFlagsOriginal | BeLiberal), TcpFlagsReply = (byte)(c.TcpFlagsReply | BeLiberal) };
+                    c = c with { TcpFlagsOriginal = (byte)(c.TcpFlagsOriginal | KernelConnection.TcpFlagBeLiberal), TcpFlagsReply = (byte)(c.TcpFlagsReply | KernelConnection.TcpFlagBeLiberal) };
                 live.Add(c);
             }
         }
@@ -568,7 +559,7 @@ internal sealed class SyncService : IDisposable, IConntrackEventSink, ISyncRecei
         yield return new("sync.queue.overflows", Interlocked.Read(ref _queueOverflows));
         yield return new("sync.events_lost", Interlocked.Read(ref _eventsLost));
         yield return new("sync.coalesced", Interlocked.Read(ref _coalesced));
-        yield return new("sync.received_connections", Interlocked.Read(ref _received));
+        yield return new("sync.received_connections", c.ConnectionsReceived);
         yield return new("sync.external_full", Interlocked.Read(ref _externalFull));
         yield return new("sync.from_strangers", Interlocked.Read(ref _fromStrangers));
         yield return new("sync.send_errors", Interlocked.Read(ref _sendErrors));
