@@ -83,7 +83,7 @@ public sealed class ConntrackWorker : IDisposable
     public void ProcessParsed(ReadOnlySpan<byte> packet, in ParsedPacket p, InvalidReason parseResult, long now, in PacketContext ctx, out Classification r)
     {
         if (Prepare(packet, p, parseResult, now, ctx, out r, out ConnTuple t))
-            Track(t, _table.Hash(t), p, now, ctx, ref r);
+            Track(packet, t, _table.Hash(t), p, now, ctx, ref r);
     }
 
     /// <summary>Most packets one <see cref="ProcessBatch"/> pass handles; larger batches go in chunks.</summary>
@@ -133,7 +133,10 @@ public sealed class ConntrackWorker : IDisposable
             for (int i = 0; i < n; i++)
             {
                 if (_batchTrack[i])
-                    Track(_batchTuples[i], _batchHashes[i], _batchParsed[i], now, ctx, ref results[start + i]);
+                {
+                    PacketSlice ps = packets[start + i]; // checked in the first pass
+                    Track(buffer.Slice(ps.Offset, ps.Length), _batchTuples[i], _batchHashes[i], _batchParsed[i], now, ctx, ref results[start + i]);
+                }
             }
         }
     }
@@ -193,14 +196,14 @@ public sealed class ConntrackWorker : IDisposable
     }
 
     /// <summary>Lookup, then the existing-entry or new-entry path (nf_conntrack_in steps 5–9).</summary>
-    private void Track(in ConnTuple t, ulong hash, in ParsedPacket p, long now, in PacketContext ctx, ref Classification r)
+    private void Track(ReadOnlySpan<byte> packet, in ConnTuple t, ulong hash, in ParsedPacket p, long now, in PacketContext ctx, ref Classification r)
     {
         for (int attempt = 0; attempt < 4; attempt++)
         {
             int idx = _table.Lookup(t, hash, now, out int dir);
             if (idx < 0)
             {
-                if (New(t, hash, p, now, ctx, ref r))
+                if (New(packet, t, hash, p, now, ctx, ref r))
                     return;
                 continue; // a rescue lost a race with another worker: look again
             }
@@ -216,7 +219,7 @@ public sealed class ConntrackWorker : IDisposable
                 continue; // died or expired between lookup and lock: look again
             }
             _stats.Found++;
-            if (Existing(idx, ref e, dir, p, now, ref r))
+            if (Existing(packet, idx, ref e, dir, p, now, ref r))
                 return;
             // Repeat: a SYN reopened a closed connection; the old entry is gone, classify afresh.
             if (!_table.Kill(idx, _ring, now))
@@ -231,17 +234,21 @@ public sealed class ConntrackWorker : IDisposable
     }
 
     /// <summary>
-    /// For a TCP packet rejected before lookup (checksum, flags): report the state of the flow it
+    /// For a TCP or SCTP packet rejected before lookup (checksum, flags): report the state of the flow it
     /// belongs to, unchanged, as `conntrack -L` would show it. Reads one byte without the lock.
     /// </summary>
     private void ReportTcpState(in ParsedPacket p, long now, in PacketContext ctx, ref Classification r)
     {
-        if (p.Protocol != IpProto.Tcp)
+        if (p.Protocol is not (IpProto.Tcp or IpProto.Sctp))
             return;
         ConnTuple t = ConnTuple.From(p, ctx.Zone);
         int idx = _table.Lookup(t, _table.Hash(t), now, out _);
-        if (idx >= 0)
+        if (idx < 0)
+            return;
+        if (p.Protocol == IpProto.Tcp)
             r.TcpState = r.PreviousTcpState = _table.Entries[idx].Tcp.State;
+        else
+            r.SctpState = r.PreviousSctpState = _table.Entries[idx].Sctp.State;
     }
 
     /// <summary>
@@ -313,6 +320,7 @@ public sealed class ConntrackWorker : IDisposable
             IpProto.Tcp => InvalidReason.TcpBadChecksum,
             IpProto.Udp => InvalidReason.UdpBadChecksum,
             IpProto.Icmp or IpProto.Icmpv6 => InvalidReason.IcmpBadChecksum,
+            IpProto.Sctp => InvalidReason.SctpBadChecksum,
             _ => InvalidReason.None,
         };
         if (bad == InvalidReason.None || Checksums.VerifyTransport(packet, p) != ChecksumResult.Invalid)
@@ -400,7 +408,7 @@ public sealed class ConntrackWorker : IDisposable
     }
 
     /// <summary>A packet of an existing, locked entry. Unlocks. Returns false for "repeat as new".</summary>
-    private bool Existing(int idx, ref ConnEntry e, int dir, in ParsedPacket p, long now, ref Classification r)
+    private bool Existing(ReadOnlySpan<byte> packet, int idx, ref ConnEntry e, int dir, in ParsedPacket p, long now, ref Classification r)
     {
         // Locked, but Status also takes lock-free ORs (Kill's Dying): each read of it here is a fresh
         // read of the whole word, and each change is an atomic OR/AND, never a store of a saved word.
@@ -437,6 +445,11 @@ public sealed class ConntrackWorker : IDisposable
                 GrePacket(ref e, status, now);
                 res = L4Result.Accept;
                 break;
+            case IpProto.Sctp:
+                r.PreviousSctpState = e.Sctp.State;
+                res = SctpTracker.Packet(ref e, SctpTracker.Transport(packet, p), dir, isNew: false, now, _s, out reason);
+                r.SctpState = e.Sctp.State;
+                break;
             default:
                 Refresh(ref e, now, PlainTimeout(p.Protocol));
                 res = L4Result.Accept;
@@ -452,7 +465,8 @@ public sealed class ConntrackWorker : IDisposable
             Account(idx, dir, p.IpTotalLength);
         if (res == L4Result.Invalid)
         {
-            r.TcpState = e.Tcp.State;
+            if (p.Protocol == IpProto.Tcp)
+                r.TcpState = e.Tcp.State;
             r.Status = (CtStatus)(Volatile.Read(ref e.Status) & 0xFFFF); // fresh read, as above
             _table.Unlock(idx);
             Invalid(ref r, reason);
@@ -482,7 +496,8 @@ public sealed class ConntrackWorker : IDisposable
         // UPDATE (IPCT_PROTOINFO, IPCT_REPLY, IPCT_ASSURED): one per packet that changed any of them,
         // never for an entry this packet kills (the kernel delivers nothing for a dying entry).
         if (res != L4Result.AcceptAndKill && _events.Active
-            && ((((uint)r.Status ^ status) & (uint)(CtStatus.SeenReply | CtStatus.Assured)) != 0 || r.TcpState != r.PreviousTcpState))
+            && ((((uint)r.Status ^ status) & (uint)(CtStatus.SeenReply | CtStatus.Assured)) != 0 || r.TcpState != r.PreviousTcpState
+                || r.SctpState != r.PreviousSctpState))
             _events.Emit(_ring, _table, idx, ConntrackEventKind.Update, now);
         _table.Unlock(idx);
 
@@ -568,7 +583,7 @@ public sealed class ConntrackWorker : IDisposable
     }
 
     /// <summary>The packet found no entry. Returns false when the lookup must be repeated (a rescue lost a race).</summary>
-    private bool New(in ConnTuple t, ulong hash, in ParsedPacket p, long now, in PacketContext ctx, ref Classification r)
+    private bool New(ReadOnlySpan<byte> packet, in ConnTuple t, ulong hash, in ParsedPacket p, long now, in PacketContext ctx, ref Classification r)
     {
         if (p.Protocol == IpProto.Tcp)
         {
@@ -637,6 +652,16 @@ public sealed class ConntrackWorker : IDisposable
                 break;
             case IpProto.Gre:
                 GrePacket(ref e, 0, now);
+                _table.Ages[idx].StateSinceMs = now;
+                break;
+            case IpProto.Sctp:
+                if (SctpTracker.Packet(ref e, SctpTracker.Transport(packet, p), 0, isNew: true, now, _s, out InvalidReason sctpReason) == L4Result.Invalid)
+                {
+                    _table.Free(idx);
+                    Invalid(ref r, sctpReason);
+                    return true;
+                }
+                r.SctpState = e.Sctp.State;
                 _table.Ages[idx].StateSinceMs = now;
                 break;
             default:

@@ -47,10 +47,22 @@ public static class Checksums
             case IpProto.Icmp when l4.Length >= 8:
                 acc = 0;
                 break;
+            case IpProto.Sctp when l4.Length >= 12:
+                return SctpCrcOk(l4) ? ChecksumResult.Valid : ChecksumResult.Invalid;
             default:
                 return ChecksumResult.NotVerifiable;
         }
         return Fold(Accumulate(l4, acc)) == 0xFFFF ? ChecksumResult.Valid : ChecksumResult.Invalid;
+    }
+
+    /// <summary>SCTP's CRC32c over the whole packet with its checksum field taken as zero (RFC 9260 §6.8).</summary>
+    private static bool SctpCrcOk(ReadOnlySpan<byte> sctp)
+    {
+        ReadOnlySpan<byte> zero = [0, 0, 0, 0];
+        uint crc = Crc32C.Compute(0, sctp[..8]);
+        crc = Crc32C.Compute(crc, zero);
+        crc = Crc32C.Compute(crc, sctp[12..]);
+        return crc == BinaryPrimitives.ReadUInt32LittleEndian(sctp[8..]);
     }
 
     /// <summary>The value to store in a checksum field (already complemented), big-endian numeric.</summary>

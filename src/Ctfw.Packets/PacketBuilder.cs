@@ -123,6 +123,52 @@ public static class PacketBuilder
         return h + l4Length;
     }
 
+    /// <summary>
+    /// SCTP packet (RFC 9260 §3): the 12-byte common header with <paramref name="vtag"/>, then
+    /// <paramref name="chunks"/> as given (see <see cref="SctpChunk"/>), then the CRC32c.
+    /// </summary>
+    /// <remarks>
+    /// <code>
+    ///  0                   1                   2                   3
+    ///  0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
+    /// +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+    /// |     Source Port Number        |     Destination Port Number   |
+    /// |                      Verification Tag                         |
+    /// |                           Checksum                            |
+    /// +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+    /// </code>
+    /// </remarks>
+    public static int Sctp(Span<byte> buffer, bool v6, IpAddress src, IpAddress dst, ushort sport, ushort dport,
+        uint vtag, ReadOnlySpan<byte> chunks, byte ttl = DefaultTtl)
+    {
+        int l4Length = 12 + chunks.Length;
+        int h = WriteIpHeader(buffer, v6, src, dst, IpProto.Sctp, l4Length, ttl);
+        Span<byte> sctp = buffer.Slice(h, l4Length);
+        BinaryPrimitives.WriteUInt16BigEndian(sctp, sport);
+        BinaryPrimitives.WriteUInt16BigEndian(sctp[2..], dport);
+        BinaryPrimitives.WriteUInt32BigEndian(sctp[4..], vtag);
+        BinaryPrimitives.WriteUInt32LittleEndian(sctp[8..], 0);
+        chunks.CopyTo(sctp[12..]);
+        BinaryPrimitives.WriteUInt32LittleEndian(sctp[8..], Crc32C.Compute(0, sctp));
+        return h + l4Length;
+    }
+
+    /// <summary>
+    /// One SCTP chunk (type, flags, length, value) into <paramref name="buffer"/>, zero-padded to 4
+    /// bytes; returns the bytes written (the length field holds the unpadded length).
+    /// </summary>
+    public static int SctpChunk(Span<byte> buffer, byte type, byte flags, ReadOnlySpan<byte> value)
+    {
+        int length = 4 + value.Length;
+        int padded = (length + 3) & ~3;
+        buffer[0] = type;
+        buffer[1] = flags;
+        BinaryPrimitives.WriteUInt16BigEndian(buffer[2..], (ushort)length);
+        value.CopyTo(buffer[4..]);
+        buffer[length..padded].Clear();
+        return padded;
+    }
+
     /// <summary>IPv4 ICMP message with the id/sequence layout of echo (RFC 792); other types reuse bytes 4-7.</summary>
     public static int Icmp(Span<byte> buffer, IpAddress src, IpAddress dst, byte type, byte code, ushort id, ushort seq,
         int payloadLength = 0, byte ttl = DefaultTtl) =>

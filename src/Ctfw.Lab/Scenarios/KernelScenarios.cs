@@ -92,6 +92,12 @@ public static partial class KernelScenarios
         TcpOverlappingSegments(),
         TcpRstWithData(),
         TcpOneSidedMidstream(),
+        // SCTP (issue 17)
+        SctpAssociationLifecycle(),
+        SctpStrayInitThenData(),
+        SctpInvalidChunks(),
+        SctpHeartbeatPaths(),
+        Sctp6Association(),
     ]);
 
     /// <summary>Every scenario, in recording order.</summary>
