@@ -182,6 +182,15 @@ public sealed class ConntrackWorker : IDisposable
             ReportTcpState(p, now, ctx, ref r);
             return Decided(ref r);
         }
+        else if (proto == IpProto.UdpLite)
+        {
+            InvalidReason bad = UdpLiteError(packet, p, ctx);
+            if (bad != InvalidReason.None)
+            {
+                Invalid(ref r, bad);
+                return Decided(ref r);
+            }
+        }
         t = ConnTuple.From(p, ctx.Zone);
         return true;
     }
@@ -327,6 +336,30 @@ public sealed class ConntrackWorker : IDisposable
             return true;
         Invalid(ref r, bad);
         return false;
+    }
+
+    /// <summary>
+    /// udplite_error: an 8-byte header, a checksum coverage of 0 (all) or 8..length, a non-zero
+    /// checksum, and (where checksums are verified) a correct one over the covered bytes. The kernel
+    /// runs it in the tracker, but it looks at nothing of the entry, so it can run before the lookup.
+    /// </summary>
+    private InvalidReason UdpLiteError(ReadOnlySpan<byte> packet, in ParsedPacket p, in PacketContext ctx)
+    {
+        int length = p.L4Length;
+        int start = p.L3HeaderLength;
+        if (length < 8 || packet.Length - start < 8)
+            return InvalidReason.UdpLiteShortPacket;
+        ReadOnlySpan<byte> udp = packet.Slice(start, 8);
+        int coverage = (udp[4] << 8) | udp[5];
+        if (coverage == 0)
+            coverage = length;
+        else if (coverage < 8 || coverage > length)
+            return InvalidReason.UdpLiteBadCoverage;
+        if (udp[6] == 0 && udp[7] == 0)
+            return InvalidReason.UdpLiteNoChecksum;
+        if (ctx.VerifyChecksums && _s.Checksum && Checksums.VerifyUdpLite(packet, p, coverage) == ChecksumResult.Invalid)
+            return InvalidReason.UdpLiteBadChecksum;
+        return InvalidReason.None;
     }
 
     /// <summary>

@@ -69,6 +69,12 @@ public enum InvalidReason : byte
     SctpInitAckTag,          // INIT_ACK whose initiate tag is not the one the INIT announced, or a collision
     SctpHeartbeatVtag,       // HEARTBEAT/HEARTBEAT_ACK with a vtag the entry does not know, not accepted as a new path
     SctpInvalidTransition,   // state table gives sIV
+
+    // UDP-Lite (udplite_error)
+    UdpLiteShortPacket,      // fewer than 8 bytes of header
+    UdpLiteBadCoverage,      // checksum coverage 1..7 or beyond the datagram
+    UdpLiteNoChecksum,       // checksum 0: UDP-Lite mandates one
+    UdpLiteBadChecksum,
 }
 
 public static class InvalidReasons
@@ -120,6 +126,10 @@ public static class InvalidReasons
         "sctp-init-ack-tag",
         "sctp-heartbeat-vtag",
         "sctp-invalid-transition",
+        "udplite-short-packet",
+        "udplite-bad-coverage",
+        "udplite-no-checksum",
+        "udplite-bad-checksum",
     ];
 
     public static int Count => s_names.Length;

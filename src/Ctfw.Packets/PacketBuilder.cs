@@ -124,6 +124,30 @@ public static class PacketBuilder
     }
 
     /// <summary>
+    /// UDP-Lite datagram (RFC 3828, protocol 136): the UDP header with the checksum coverage in place of
+    /// the length (<paramref name="coverage"/> 0 = the whole datagram), checksummed over the pseudo-header
+    /// (protocol 136, the datagram's full length) and the covered bytes. <paramref name="pseudoHeaderProtocol"/>
+    /// 17 builds the checksum the Linux conntrack verifies instead (see <see cref="Checksums.VerifyUdpLite"/>).
+    /// </summary>
+    public static int UdpLite(Span<byte> buffer, bool v6, IpAddress src, IpAddress dst, ushort sport, ushort dport,
+        int payloadLength, ushort coverage = 0, byte payloadFill = 0, byte ttl = DefaultTtl, byte pseudoHeaderProtocol = IpProto.UdpLite)
+    {
+        int l4Length = 8 + payloadLength;
+        int h = WriteIpHeader(buffer, v6, src, dst, IpProto.UdpLite, l4Length, ttl);
+        Span<byte> udp = buffer.Slice(h, l4Length);
+        BinaryPrimitives.WriteUInt16BigEndian(udp, sport);
+        BinaryPrimitives.WriteUInt16BigEndian(udp[2..], dport);
+        BinaryPrimitives.WriteUInt16BigEndian(udp[4..], coverage);
+        BinaryPrimitives.WriteUInt16BigEndian(udp[6..], 0);
+        udp[8..].Fill(payloadFill);
+        int covered = coverage == 0 ? l4Length : Math.Clamp((int)coverage, 0, l4Length);
+        ulong acc = Checksums.PseudoHeader(buffer, v6, pseudoHeaderProtocol, l4Length);
+        ushort sum = (ushort)~Checksums.Fold(Checksums.Accumulate(udp[..covered], acc));
+        BinaryPrimitives.WriteUInt16BigEndian(udp[6..], sum == 0 ? (ushort)0xFFFF : sum); // zero means "none", which UDP-Lite forbids
+        return h + l4Length;
+    }
+
+    /// <summary>
     /// SCTP packet (RFC 9260 §3): the 12-byte common header with <paramref name="vtag"/>, then
     /// <paramref name="chunks"/> as given (see <see cref="SctpChunk"/>), then the CRC32c.
     /// </summary>

@@ -5,7 +5,7 @@ using static Ctfw.Lab.Scenarios.SctpStates;
 
 namespace Ctfw.Lab.Scenarios;
 
-// SCTP (issue 17). kernel-conntrack.md leaves SCTP's state machine out of scope, so the "spec" verdict
+// SCTP and UDP-Lite (issue 17). kernel-conntrack.md leaves SCTP's state machine out of scope, so the "spec" verdict
 // of each packet is what nf_conntrack_proto_sctp.c (6.18) gives by reading it: per-chunk state table,
 // do_basic_checks, the out-of-the-blue rules of sctp_new, the §8.5 verification-tag checks.
 // Tags: a packet carries the tag its receiver chose (the receiver's Initiate Tag).
@@ -99,4 +99,28 @@ public static partial class KernelScenarios
             .Send(new SctpPacket(Server, true, 2905, 40030, ClientTag, [Chunk(CookieAck)]), EstReply(Established))
             .Send(new SctpPacket(Client, true, 40030, 2905, ServerTag, [Chunk(Data, 0x03)]), EstOrig(Established))
             .Send(new SctpPacket(Client, true, 40030, 2905, ClientTag, [Chunk(Abort, 0x01)]), EstOrig(Closed)));
+
+    private const string UdpLitePseudoHeader =
+        "Linux conntrack checks UDP-Lite's checksum with protocol 17 in the pseudo-header (udplite_error passes " +
+        "IPPROTO_UDP to nf_checksum_partial), not RFC 3828's 136: a correctly checksummed datagram is 'bad checksum'";
+
+    private static KernelScenario UdpLiteNewReply() => Scenario("udplite_new_reply",
+        "UDP-Lite (protocol 136) is tracked like UDP with UDP's timeouts (no sysctls of its own): NEW, then " +
+        "ESTABLISHED both ways, partial checksum coverage allowed. udplite_error makes INVALID a checksum of 0 " +
+        "(mandatory), a coverage of 1..7 or beyond the datagram, and a wrong checksum; IPv6 the same. The kernel " +
+        "verifies the checksum under a pseudo-header with protocol 17, so datagrams checksummed as RFC 3828 says " +
+        "(protocol 136) are INVALID at a gateway that verifies checksums; the others here are checksummed with 17.",
+        s => s
+            .Send(new UdpLitePacket(Client, false, 40040, 5060, 32) { RfcChecksum = true }, NewOrig(), Invalid(), UdpLitePseudoHeader)
+            .Send(new UdpLitePacket(Client, false, 40040, 5060, 32), NewOrig())
+            .Send(new UdpLitePacket(Server, false, 5060, 40040, 32, Coverage: 8), EstReply())
+            .Send(new UdpLitePacket(Client, false, 40040, 5060, 32) { ZeroChecksum = true }, Invalid())
+            .Send(new UdpLitePacket(Client, false, 40040, 5060, 32, Coverage: 4), Invalid())
+            .Send(new UdpLitePacket(Client, false, 40040, 5060, 32, Coverage: 41), Invalid())
+            .Send(new UdpLitePacket(Client, false, 40040, 5060, 32, Coverage: 20) { BadChecksum = true }, Invalid())
+            .Send(new UdpLitePacket(Client, false, 40040, 5060, 32, Coverage: 20), EstOrig())
+            .Send(new UdpLitePacket(Client, true, 40041, 5060, 32) { RfcChecksum = true }, NewOrig(), Invalid(), UdpLitePseudoHeader)
+            .Send(new UdpLitePacket(Client, true, 40041, 5060, 32), NewOrig())
+            .Send(new UdpLitePacket(Server, true, 5060, 40041, 32, Coverage: 12), EstReply())
+            .Send(new UdpLitePacket(Server, true, 5060, 40041, 32) { BadChecksum = true }, Invalid()));
 }

@@ -98,6 +98,7 @@ public static partial class KernelScenarios
         SctpInvalidChunks(),
         SctpHeartbeatPaths(),
         Sctp6Association(),
+        UdpLiteNewReply(),
     ]);
 
     /// <summary>Every scenario, in recording order.</summary>

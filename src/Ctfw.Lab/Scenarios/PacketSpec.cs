@@ -313,3 +313,35 @@ public sealed record SctpPacket(Side From, bool V6, ushort SrcPort, ushort DstPo
         string.Create(CultureInfo.InvariantCulture,
             $"{Arrow} {Family} sctp {SrcPort}>{DstPort} vtag 0x{Vtag:x8} {(Chunks.Count == 0 ? "no chunks" : string.Join(' ', Chunks))}{(BadChecksum ? " BAD-CRC" : "")}");
 }
+
+/// <summary>A UDP-Lite datagram (protocol 136); <see cref="Coverage"/> 0 = the whole datagram.</summary>
+public sealed record UdpLitePacket(Side From, bool V6, ushort SrcPort, ushort DstPort, int PayloadLength, ushort Coverage = 0) : PacketSpec(From, V6)
+{
+    /// <summary>Corrupt the checksum after building.</summary>
+    public bool BadChecksum { get; init; }
+
+    /// <summary>Send checksum 0, which UDP-Lite does not allow.</summary>
+    public bool ZeroChecksum { get; init; }
+
+    /// <summary>
+    /// Checksum with protocol 136 in the pseudo-header, as RFC 3828 and Linux's own UDP-Lite sockets
+    /// do; otherwise with 17, as Linux conntrack verifies it.
+    /// </summary>
+    public bool RfcChecksum { get; init; }
+
+    public override int Build(Span<byte> buffer)
+    {
+        int length = PacketBuilder.UdpLite(buffer, V6, Src, Dst, SrcPort, DstPort, PayloadLength, Coverage, payloadFill: 0x6C,
+            pseudoHeaderProtocol: RfcChecksum ? IpProto.UdpLite : IpProto.Udp);
+        int checksum = (V6 ? 40 : 20) + 6;
+        if (ZeroChecksum)
+            buffer.Slice(checksum, 2).Clear();
+        if (BadChecksum)
+            buffer[checksum + 1] ^= 0x5A;
+        return length;
+    }
+
+    public override string Describe() =>
+        string.Create(CultureInfo.InvariantCulture,
+            $"{Arrow} {Family} udplite {SrcPort}>{DstPort} len {PayloadLength} cscov {Coverage}{(RfcChecksum ? " csum-proto 136" : " csum-proto 17")}{(BadChecksum ? " BAD-CSUM" : "")}{(ZeroChecksum ? " csum 0" : "")}");
+}
