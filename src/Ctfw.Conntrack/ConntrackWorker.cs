@@ -470,8 +470,11 @@ public sealed class ConntrackWorker : IDisposable
                 }
                 break;
             case IpProto.Udp:
-            case IpProto.UdpLite:
                 UdpPacket(ref e, status, now);
+                res = L4Result.Accept;
+                break;
+            case IpProto.UdpLite:
+                UdpLitePacket(ref e, status, now);
                 res = L4Result.Accept;
                 break;
             case IpProto.Gre:
@@ -679,8 +682,11 @@ public sealed class ConntrackWorker : IDisposable
                 TrackAges(idx, ref e, 0, p, TcpState.None, now);
                 break;
             case IpProto.Udp:
-            case IpProto.UdpLite:
                 UdpPacket(ref e, 0, now);
+                _table.Ages[idx].StateSinceMs = now;
+                break;
+            case IpProto.UdpLite:
+                UdpLitePacket(ref e, 0, now);
                 _table.Ages[idx].StateSinceMs = now;
                 break;
             case IpProto.Gre:
@@ -1080,6 +1086,23 @@ public sealed class ConntrackWorker : IDisposable
         {
             Refresh(ref e, now, _s.UdpTimeout);
         }
+    }
+
+    /// <summary>
+    /// nf_conntrack_udplite_packet: UDP's timeouts, but without UDP's 2 s stream rule — the first
+    /// packet after a reply already gets the stream timeout and ASSURED (recorded on 6.18:
+    /// udplite_new_reply #8, 0.2 s after the entry was made).
+    /// </summary>
+    private void UdpLitePacket(ref ConnEntry e, uint status, long now)
+    {
+        if ((status & (uint)CtStatus.SeenReply) == 0)
+        {
+            Refresh(ref e, now, _s.UdpTimeout);
+            return;
+        }
+        Refresh(ref e, now, _s.UdpTimeoutStream);
+        if ((status & (uint)CtStatus.Assured) == 0)
+            Interlocked.Or(ref e.Status, (uint)CtStatus.Assured); // atomic: shares the word with Dying and the lock
     }
 
     /// <summary>GRE without PPTP keys: 30 s until a reply, then 180 s and ASSURED.</summary>

@@ -105,8 +105,9 @@ public static partial class KernelScenarios
         "IPPROTO_UDP to nf_checksum_partial), not RFC 3828's 136: a correctly checksummed datagram is 'bad checksum'";
 
     private static KernelScenario UdpLiteNewReply() => Scenario("udplite_new_reply",
-        "UDP-Lite (protocol 136) is tracked like UDP with UDP's timeouts (no sysctls of its own): NEW, then " +
-        "ESTABLISHED both ways, partial checksum coverage allowed. udplite_error makes INVALID a checksum of 0 " +
+        "UDP-Lite (protocol 136) is tracked with UDP's timeouts (no sysctls of its own) but without UDP's 2 s " +
+        "stream rule: the first packet after the reply gets the stream timeout and ASSURED (see the .diag.tsv). " +
+        "NEW, then ESTABLISHED both ways, partial checksum coverage allowed. udplite_error makes INVALID a checksum of 0 " +
         "(mandatory), a coverage of 1..7 or beyond the datagram, and a wrong checksum; IPv6 the same. The kernel " +
         "verifies the checksum under a pseudo-header with protocol 17, so datagrams checksummed as RFC 3828 says " +
         "(protocol 136) are INVALID at a gateway that verifies checksums; the others here are checksummed with 17.",
