@@ -13,6 +13,10 @@ public struct Classification
     /// when the packet found no entry or is not TCP.
     /// </summary>
     public TcpState PreviousTcpState;
+    /// <summary>SCTP state of the packet's entry after the packet (for INVALID: as the packet left it); <see cref="SctpState.None"/> otherwise.</summary>
+    public SctpState SctpState;
+    /// <summary>SCTP state of the packet's entry before the packet; <see cref="SctpState.None"/> when it had none.</summary>
+    public SctpState PreviousSctpState;
     public Ctfw.Packets.InvalidReason Reason;
     /// <summary>The TCP tracker accepted the packet without changing state or timeout ("ignored").</summary>
     public bool Ignored;

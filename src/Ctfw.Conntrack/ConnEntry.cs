@@ -12,7 +12,7 @@ namespace Ctfw.Conntrack;
 ///  52  NextOrig, NextReply (4+4)  hash-chain links of the two directions (ConnTable.Link encoding)
 ///  60  TimerNext, TimerPrev (4+4) timer-wheel list links (housekeeper-owned)
 ///  68  AuxNext (4)                free stack / kill stack / arm stack link (one at a time)
-///  72  Tcp (56)                   TCP window-tracking state, or UDP stream_ts overlaid at 72
+///  72  Tcp (56)                   TCP window-tracking state; or UDP stream_ts, or SCTP state (12), overlaid at 72
 /// </code>
 /// Fields other than Status and Deadline are written only while the entry is locked, or before it is
 /// published (unconfirmed), or by the housekeeper after it is unlinked.
@@ -40,6 +40,8 @@ internal struct ConnEntry
     [FieldOffset(72)] public TcpConn Tcp;
     /// <summary>UDP/GRE: the time (ms) after which a replied flow counts as a stream (§7).</summary>
     [FieldOffset(72)] public long StreamTs;
+    /// <summary>SCTP: `struct ip_ct_sctp` (state, vtags, init flags).</summary>
+    [FieldOffset(72)] public SctpConn Sctp;
 }
 
 /// <summary>ctfw-private <see cref="ConnEntry.Status"/> bits below the lock (see <see cref="ConnEntry"/>).</summary>
@@ -143,4 +145,21 @@ internal static class TcpSideFlags
     public const byte MaxAckSet = 0x20;
     public const byte ExpChallengeAck = 0x40;
     public const byte SimultaneousOpen = 0x80;
+}
+
+/// <summary>
+/// `struct ip_ct_sctp`: the state, each direction's verification tag as the packets carry it (the
+/// tag a packet of that direction must show), whether each side has sent an INIT, and the
+/// HEARTBEAT vtag-failure flag with the direction that raised it. 12 bytes, overlaid on <see cref="TcpConn"/>.
+/// </summary>
+[StructLayout(LayoutKind.Sequential, Pack = 4)]
+internal struct SctpConn
+{
+    public uint Vtag0;
+    public uint Vtag1;
+    public SctpState State;
+    public byte Flags;
+    public byte LastDir;
+    /// <summary>Bit 0: ORIGINAL sent an INIT; bit 1: REPLY did (the kernel's init[2]).</summary>
+    public byte Init;
 }

@@ -26,7 +26,7 @@ public struct ConnTuple : IEquatable<ConnTuple>
 
     /// <summary>Protocols whose tuple carries ports (the kernel's port-based trackers we model).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static bool HasPorts(byte protocol) => protocol is IpProto.Tcp or IpProto.Udp or IpProto.UdpLite;
+    public static bool HasPorts(byte protocol) => protocol is IpProto.Tcp or IpProto.Udp or IpProto.UdpLite or IpProto.Sctp;
 
     /// <summary>The tuple of a parsed packet as it was sent (nf_ct_get_tuple).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -113,7 +113,7 @@ public struct ConnTuple : IEquatable<ConnTuple>
 
     public override readonly string ToString()
     {
-        string proto = Protocol switch { IpProto.Tcp => "tcp", IpProto.Udp => "udp", IpProto.Icmp => "icmp", IpProto.Icmpv6 => "icmpv6", _ => Protocol.ToString(System.Globalization.CultureInfo.InvariantCulture) };
+        string proto = Protocol switch { IpProto.Tcp => "tcp", IpProto.Udp => "udp", IpProto.Icmp => "icmp", IpProto.Icmpv6 => "icmpv6", IpProto.Sctp => "sctp", IpProto.UdpLite => "udplite", _ => Protocol.ToString(System.Globalization.CultureInfo.InvariantCulture) };
         return $"{proto} {Src.Format(IsV6)}:{SrcId} -> {Dst.Format(IsV6)}:{DstId}";
     }
 }

@@ -358,6 +358,8 @@ public sealed partial class ConntrackEngine
             if (relearn)
                 ForgetWindows(ref e.Tcp);
         }
+        else if (t.Protocol == IpProto.Sctp)
+            e.Sctp = StateFile.ReadSctp(r[56..]);
         else
             e.StreamTs = now + BinaryPrimitives.ReadInt64LittleEndian(r[56..]) - downtime;
         e.NextOrig = 0;

@@ -298,6 +298,9 @@ public readonly record struct FlowInfo(ConnTuple Original, ConnTuple Reply, CtSt
     /// <summary>The REPLY sender has sent a FIN that conntrack accepted.</summary>
     public bool FinSeenReply { get; init; }
 
+    /// <summary>The SCTP state (`conntrack -L` prints it after the timeout); <see cref="SctpState.None"/> for other protocols.</summary>
+    public SctpState SctpState { get; init; }
+
     /// <summary>Brought back by a late FIN/RST after expiry, or opened by loose rescue (`[RESCUED]` in listings).</summary>
     public bool Rescued { get; init; }
 
@@ -356,6 +359,8 @@ public readonly record struct FlowInfo(ConnTuple Original, ConnTuple Reply, CtSt
             FinSeenOriginal = tcp && (status & PrivateStatus.FinSeen0) != 0,
             FinSeenReply = tcp && (status & (PrivateStatus.FinSeen0 << 1)) != 0,
             Rescued = (status & (uint)CtStatus.Rescued) != 0,
+            // Benign race: one byte read without the entry lock, as the TCP state above.
+            SctpState = orig.Protocol == Packets.IpProto.Sctp ? e.Sctp.State : SctpState.None,
             // Benign race: each counter is one whole aligned 64-bit read (x64/arm64); the four may be a packet apart.
             HasAccounting = counted != null,
             PacketsOriginal = Volatile.Read(ref acct.Packets0),

@@ -23,6 +23,7 @@ internal struct EventRecord
     /// <summary>Reported status bits (kernel bits 0–15 and Rescued).</summary>
     public uint Status;
     public TcpState TcpState;
+    public SctpState SctpState;
     public ConntrackEventKind Kind;
     public bool Userspace;
     /// <summary><see cref="Acct"/> holds counters (accounting was on); otherwise it is zero and means none.</summary>
@@ -185,6 +186,7 @@ public sealed class ConntrackEvents
         var flow = new FlowInfo(r.Orig, reply, (CtStatus)(r.Status & PrivateStatus.Reported), r.TcpState, r.TimeoutMs)
         {
             Rescued = (r.Status & (uint)CtStatus.Rescued) != 0,
+            SctpState = r.SctpState,
             HasAccounting = r.Counted,
             PacketsOriginal = r.Acct.Packets0,
             BytesOriginal = r.Acct.Bytes0,
@@ -224,6 +226,7 @@ public sealed class ConntrackEvents
         }
         r.Status = Volatile.Read(ref e.Status) & (PrivateStatus.Reported | (uint)CtStatus.Rescued) & ~hideStatus;
         r.TcpState = e.Orig.Protocol == IpProto.Tcp ? e.Tcp.State : TcpState.None;
+        r.SctpState = e.Orig.Protocol == IpProto.Sctp ? e.Sctp.State : SctpState.None;
         r.Kind = kind;
         r.Userspace = userspace;
         ring.Add(r);

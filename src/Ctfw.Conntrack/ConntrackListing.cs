@@ -101,6 +101,8 @@ public static class ConntrackListing
             sb.Append(CultureInfo.InvariantCulture, $"{timeoutSeconds} ");
         if (proto == IpProto.Tcp)
             sb.Append(f.TcpState.Name()).Append(' ');
+        else if (proto == IpProto.Sctp)
+            sb.Append(f.SctpState.Name()).Append(' ');
         AppendTuple(sb, f.Original);
         if (counters)
             sb.Append(CultureInfo.InvariantCulture, $"packets={f.PacketsOriginal} bytes={f.BytesOriginal} ");
@@ -141,6 +143,8 @@ public static class ConntrackListing
             w.WriteNumber("timeout_ms", f.TimeoutMs);
             if (proto == IpProto.Tcp)
                 w.WriteString("state", f.TcpState.Name());
+            else if (proto == IpProto.Sctp)
+                w.WriteString("state", f.SctpState.Name());
             w.WritePropertyName("original");
             WriteTuple(w, f.Original, f.HasAccounting, f.PacketsOriginal, f.BytesOriginal);
             w.WritePropertyName("reply");

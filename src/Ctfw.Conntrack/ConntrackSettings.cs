@@ -58,6 +58,25 @@ public sealed class ConntrackSettings
     public int GreTimeout { get; private set; } = 30;
     public int GreTimeoutStream { get; private set; } = 180;
 
+    /// <summary>
+    /// Indexed by <see cref="SctpState"/>, seconds (nf_conntrack_sctp_timeout_*). NONE has no sysctl:
+    /// the kernel gives it CLOSED's default (a first packet always leaves a real state anyway).
+    /// </summary>
+    internal readonly int[] SctpTimeouts =
+    [
+        10,   // NONE
+        10,   // CLOSED
+        3,    // COOKIE_WAIT
+        3,    // COOKIE_ECHOED
+        210,  // ESTABLISHED
+        3,    // SHUTDOWN_SENT
+        3,    // SHUTDOWN_RECD
+        3,    // SHUTDOWN_ACK_SENT
+        30,   // HEARTBEAT_SENT
+    ];
+
+    public int SctpTimeout(SctpState state) => SctpTimeouts[(int)state];
+
     public int TcpTimeout(TcpState state) => TcpTimeouts[(int)state];
 
     private enum Kind { Bool, Seconds, Count }
@@ -91,6 +110,14 @@ public sealed class ConntrackSettings
         ["nf_conntrack_generic_timeout"] = new(Kind.Seconds, (s, v) => s.GenericTimeout = v),
         ["nf_conntrack_gre_timeout"] = new(Kind.Seconds, (s, v) => s.GreTimeout = v),
         ["nf_conntrack_gre_timeout_stream"] = new(Kind.Seconds, (s, v) => s.GreTimeoutStream = v),
+        ["nf_conntrack_sctp_timeout_closed"] = SctpSlot(SctpState.Closed),
+        ["nf_conntrack_sctp_timeout_cookie_wait"] = SctpSlot(SctpState.CookieWait),
+        ["nf_conntrack_sctp_timeout_cookie_echoed"] = SctpSlot(SctpState.CookieEchoed),
+        ["nf_conntrack_sctp_timeout_established"] = SctpSlot(SctpState.Established),
+        ["nf_conntrack_sctp_timeout_shutdown_sent"] = SctpSlot(SctpState.ShutdownSent),
+        ["nf_conntrack_sctp_timeout_shutdown_recd"] = SctpSlot(SctpState.ShutdownRecd),
+        ["nf_conntrack_sctp_timeout_shutdown_ack_sent"] = SctpSlot(SctpState.ShutdownAckSent),
+        ["nf_conntrack_sctp_timeout_heartbeat_sent"] = SctpSlot(SctpState.HeartbeatSent),
     };
 
     /// <summary>
@@ -104,11 +131,8 @@ public sealed class ConntrackSettings
         "nf_conntrack_expect_max", "nf_conntrack_helper", "nf_conntrack_timestamp",
         "nf_conntrack_frag6_high_thresh", "nf_conntrack_frag6_low_thresh", "nf_conntrack_frag6_timeout",
         "nf_hooks_lwtunnel", "nf_flowtable_tcp_timeout", "nf_flowtable_udp_timeout",
-        "nf_conntrack_sctp_timeout_closed", "nf_conntrack_sctp_timeout_cookie_echoed",
-        "nf_conntrack_sctp_timeout_cookie_wait", "nf_conntrack_sctp_timeout_established",
-        "nf_conntrack_sctp_timeout_heartbeat_acked", "nf_conntrack_sctp_timeout_heartbeat_sent",
-        "nf_conntrack_sctp_timeout_shutdown_ack_sent", "nf_conntrack_sctp_timeout_shutdown_recd",
-        "nf_conntrack_sctp_timeout_shutdown_sent",
+        // Kernels before 6.3 (HEARTBEAT_ACKED state, removed since): accepted so their dumps load.
+        "nf_conntrack_sctp_timeout_heartbeat_acked",
         "nf_conntrack_dccp_loose", "nf_conntrack_dccp_timeout_closereq", "nf_conntrack_dccp_timeout_closing",
         "nf_conntrack_dccp_timeout_open", "nf_conntrack_dccp_timeout_partopen", "nf_conntrack_dccp_timeout_request",
         "nf_conntrack_dccp_timeout_respond", "nf_conntrack_dccp_timeout_timewait",
@@ -116,6 +140,8 @@ public sealed class ConntrackSettings
     };
 
     private static Knob TcpSlot(TcpState slot) => new(Kind.Seconds, (s, v) => s.TcpTimeouts[(int)slot] = v);
+
+    private static Knob SctpSlot(SctpState slot) => new(Kind.Seconds, (s, v) => s.SctpTimeouts[(int)slot] = v);
 
     public static IEnumerable<string> KnownNames => s_knobs.Keys;
 
@@ -240,6 +266,14 @@ public sealed class ConntrackSettings
         "nf_conntrack_generic_timeout" => GenericTimeout,
         "nf_conntrack_gre_timeout" => GreTimeout,
         "nf_conntrack_gre_timeout_stream" => GreTimeoutStream,
+        "nf_conntrack_sctp_timeout_closed" => SctpTimeouts[(int)SctpState.Closed],
+        "nf_conntrack_sctp_timeout_cookie_wait" => SctpTimeouts[(int)SctpState.CookieWait],
+        "nf_conntrack_sctp_timeout_cookie_echoed" => SctpTimeouts[(int)SctpState.CookieEchoed],
+        "nf_conntrack_sctp_timeout_established" => SctpTimeouts[(int)SctpState.Established],
+        "nf_conntrack_sctp_timeout_shutdown_sent" => SctpTimeouts[(int)SctpState.ShutdownSent],
+        "nf_conntrack_sctp_timeout_shutdown_recd" => SctpTimeouts[(int)SctpState.ShutdownRecd],
+        "nf_conntrack_sctp_timeout_shutdown_ack_sent" => SctpTimeouts[(int)SctpState.ShutdownAckSent],
+        "nf_conntrack_sctp_timeout_heartbeat_sent" => SctpTimeouts[(int)SctpState.HeartbeatSent],
         _ => throw new ArgumentException($"unknown sysctl {name}", nameof(name)),
     };
 }

@@ -83,7 +83,7 @@ public sealed class ConntrackWorker : IDisposable
     public void ProcessParsed(ReadOnlySpan<byte> packet, in ParsedPacket p, InvalidReason parseResult, long now, in PacketContext ctx, out Classification r)
     {
         if (Prepare(packet, p, parseResult, now, ctx, out r, out ConnTuple t))
-            Track(t, _table.Hash(t), p, now, ctx, ref r);
+            Track(packet, t, _table.Hash(t), p, now, ctx, ref r);
     }
 
     /// <summary>Most packets one <see cref="ProcessBatch"/> pass handles; larger batches go in chunks.</summary>
@@ -133,7 +133,10 @@ public sealed class ConntrackWorker : IDisposable
             for (int i = 0; i < n; i++)
             {
                 if (_batchTrack[i])
-                    Track(_batchTuples[i], _batchHashes[i], _batchParsed[i], now, ctx, ref results[start + i]);
+                {
+                    PacketSlice ps = packets[start + i]; // checked in the first pass
+                    Track(buffer.Slice(ps.Offset, ps.Length), _batchTuples[i], _batchHashes[i], _batchParsed[i], now, ctx, ref results[start + i]);
+                }
             }
         }
     }
@@ -179,6 +182,15 @@ public sealed class ConntrackWorker : IDisposable
             ReportTcpState(p, now, ctx, ref r);
             return Decided(ref r);
         }
+        else if (proto == IpProto.UdpLite)
+        {
+            InvalidReason bad = UdpLiteError(packet, p, ctx);
+            if (bad != InvalidReason.None)
+            {
+                Invalid(ref r, bad);
+                return Decided(ref r);
+            }
+        }
         t = ConnTuple.From(p, ctx.Zone);
         return true;
     }
@@ -193,14 +205,14 @@ public sealed class ConntrackWorker : IDisposable
     }
 
     /// <summary>Lookup, then the existing-entry or new-entry path (nf_conntrack_in steps 5–9).</summary>
-    private void Track(in ConnTuple t, ulong hash, in ParsedPacket p, long now, in PacketContext ctx, ref Classification r)
+    private void Track(ReadOnlySpan<byte> packet, in ConnTuple t, ulong hash, in ParsedPacket p, long now, in PacketContext ctx, ref Classification r)
     {
         for (int attempt = 0; attempt < 4; attempt++)
         {
             int idx = _table.Lookup(t, hash, now, out int dir);
             if (idx < 0)
             {
-                if (New(t, hash, p, now, ctx, ref r))
+                if (New(packet, t, hash, p, now, ctx, ref r))
                     return;
                 continue; // a rescue lost a race with another worker: look again
             }
@@ -216,7 +228,7 @@ public sealed class ConntrackWorker : IDisposable
                 continue; // died or expired between lookup and lock: look again
             }
             _stats.Found++;
-            if (Existing(idx, ref e, dir, p, now, ref r))
+            if (Existing(packet, idx, ref e, dir, p, now, ref r))
                 return;
             // Repeat: a SYN reopened a closed connection; the old entry is gone, classify afresh.
             if (!_table.Kill(idx, _ring, now))
@@ -231,17 +243,21 @@ public sealed class ConntrackWorker : IDisposable
     }
 
     /// <summary>
-    /// For a TCP packet rejected before lookup (checksum, flags): report the state of the flow it
+    /// For a TCP or SCTP packet rejected before lookup (checksum, flags): report the state of the flow it
     /// belongs to, unchanged, as `conntrack -L` would show it. Reads one byte without the lock.
     /// </summary>
     private void ReportTcpState(in ParsedPacket p, long now, in PacketContext ctx, ref Classification r)
     {
-        if (p.Protocol != IpProto.Tcp)
+        if (p.Protocol is not (IpProto.Tcp or IpProto.Sctp))
             return;
         ConnTuple t = ConnTuple.From(p, ctx.Zone);
         int idx = _table.Lookup(t, _table.Hash(t), now, out _);
-        if (idx >= 0)
+        if (idx < 0)
+            return;
+        if (p.Protocol == IpProto.Tcp)
             r.TcpState = r.PreviousTcpState = _table.Entries[idx].Tcp.State;
+        else
+            r.SctpState = r.PreviousSctpState = _table.Entries[idx].Sctp.State;
     }
 
     /// <summary>
@@ -313,12 +329,37 @@ public sealed class ConntrackWorker : IDisposable
             IpProto.Tcp => InvalidReason.TcpBadChecksum,
             IpProto.Udp => InvalidReason.UdpBadChecksum,
             IpProto.Icmp or IpProto.Icmpv6 => InvalidReason.IcmpBadChecksum,
+            IpProto.Sctp => InvalidReason.SctpBadChecksum,
             _ => InvalidReason.None,
         };
         if (bad == InvalidReason.None || Checksums.VerifyTransport(packet, p) != ChecksumResult.Invalid)
             return true;
         Invalid(ref r, bad);
         return false;
+    }
+
+    /// <summary>
+    /// udplite_error: an 8-byte header, a checksum coverage of 0 (all) or 8..length, a non-zero
+    /// checksum, and (where checksums are verified) a correct one over the covered bytes. The kernel
+    /// runs it in the tracker, but it looks at nothing of the entry, so it can run before the lookup.
+    /// </summary>
+    private InvalidReason UdpLiteError(ReadOnlySpan<byte> packet, in ParsedPacket p, in PacketContext ctx)
+    {
+        int length = p.L4Length;
+        int start = p.L3HeaderLength;
+        if (length < 8 || packet.Length - start < 8)
+            return InvalidReason.UdpLiteShortPacket;
+        ReadOnlySpan<byte> udp = packet.Slice(start, 8);
+        int coverage = (udp[4] << 8) | udp[5];
+        if (coverage == 0)
+            coverage = length;
+        else if (coverage < 8 || coverage > length)
+            return InvalidReason.UdpLiteBadCoverage;
+        if (udp[6] == 0 && udp[7] == 0)
+            return InvalidReason.UdpLiteNoChecksum;
+        if (ctx.VerifyChecksums && _s.Checksum && Checksums.VerifyUdpLite(packet, p, coverage) == ChecksumResult.Invalid)
+            return InvalidReason.UdpLiteBadChecksum;
+        return InvalidReason.None;
     }
 
     /// <summary>
@@ -400,7 +441,7 @@ public sealed class ConntrackWorker : IDisposable
     }
 
     /// <summary>A packet of an existing, locked entry. Unlocks. Returns false for "repeat as new".</summary>
-    private bool Existing(int idx, ref ConnEntry e, int dir, in ParsedPacket p, long now, ref Classification r)
+    private bool Existing(ReadOnlySpan<byte> packet, int idx, ref ConnEntry e, int dir, in ParsedPacket p, long now, ref Classification r)
     {
         // Locked, but Status also takes lock-free ORs (Kill's Dying): each read of it here is a fresh
         // read of the whole word, and each change is an atomic OR/AND, never a store of a saved word.
@@ -429,13 +470,21 @@ public sealed class ConntrackWorker : IDisposable
                 }
                 break;
             case IpProto.Udp:
-            case IpProto.UdpLite:
                 UdpPacket(ref e, status, now);
+                res = L4Result.Accept;
+                break;
+            case IpProto.UdpLite:
+                UdpLitePacket(ref e, status, now);
                 res = L4Result.Accept;
                 break;
             case IpProto.Gre:
                 GrePacket(ref e, status, now);
                 res = L4Result.Accept;
+                break;
+            case IpProto.Sctp:
+                r.PreviousSctpState = e.Sctp.State;
+                res = SctpTracker.Packet(ref e, SctpTracker.Transport(packet, p), dir, isNew: false, now, _s, out reason);
+                r.SctpState = e.Sctp.State;
                 break;
             default:
                 Refresh(ref e, now, PlainTimeout(p.Protocol));
@@ -452,7 +501,8 @@ public sealed class ConntrackWorker : IDisposable
             Account(idx, dir, p.IpTotalLength);
         if (res == L4Result.Invalid)
         {
-            r.TcpState = e.Tcp.State;
+            if (p.Protocol == IpProto.Tcp)
+                r.TcpState = e.Tcp.State;
             r.Status = (CtStatus)(Volatile.Read(ref e.Status) & 0xFFFF); // fresh read, as above
             _table.Unlock(idx);
             Invalid(ref r, reason);
@@ -482,7 +532,8 @@ public sealed class ConntrackWorker : IDisposable
         // UPDATE (IPCT_PROTOINFO, IPCT_REPLY, IPCT_ASSURED): one per packet that changed any of them,
         // never for an entry this packet kills (the kernel delivers nothing for a dying entry).
         if (res != L4Result.AcceptAndKill && _events.Active
-            && ((((uint)r.Status ^ status) & (uint)(CtStatus.SeenReply | CtStatus.Assured)) != 0 || r.TcpState != r.PreviousTcpState))
+            && ((((uint)r.Status ^ status) & (uint)(CtStatus.SeenReply | CtStatus.Assured)) != 0 || r.TcpState != r.PreviousTcpState
+                || r.SctpState != r.PreviousSctpState))
             _events.Emit(_ring, _table, idx, ConntrackEventKind.Update, now);
         _table.Unlock(idx);
 
@@ -568,7 +619,7 @@ public sealed class ConntrackWorker : IDisposable
     }
 
     /// <summary>The packet found no entry. Returns false when the lookup must be repeated (a rescue lost a race).</summary>
-    private bool New(in ConnTuple t, ulong hash, in ParsedPacket p, long now, in PacketContext ctx, ref Classification r)
+    private bool New(ReadOnlySpan<byte> packet, in ConnTuple t, ulong hash, in ParsedPacket p, long now, in PacketContext ctx, ref Classification r)
     {
         if (p.Protocol == IpProto.Tcp)
         {
@@ -631,12 +682,25 @@ public sealed class ConntrackWorker : IDisposable
                 TrackAges(idx, ref e, 0, p, TcpState.None, now);
                 break;
             case IpProto.Udp:
-            case IpProto.UdpLite:
                 UdpPacket(ref e, 0, now);
+                _table.Ages[idx].StateSinceMs = now;
+                break;
+            case IpProto.UdpLite:
+                UdpLitePacket(ref e, 0, now);
                 _table.Ages[idx].StateSinceMs = now;
                 break;
             case IpProto.Gre:
                 GrePacket(ref e, 0, now);
+                _table.Ages[idx].StateSinceMs = now;
+                break;
+            case IpProto.Sctp:
+                if (SctpTracker.Packet(ref e, SctpTracker.Transport(packet, p), 0, isNew: true, now, _s, out InvalidReason sctpReason) == L4Result.Invalid)
+                {
+                    _table.Free(idx);
+                    Invalid(ref r, sctpReason);
+                    return true;
+                }
+                r.SctpState = e.Sctp.State;
                 _table.Ages[idx].StateSinceMs = now;
                 break;
             default:
@@ -1022,6 +1086,23 @@ public sealed class ConntrackWorker : IDisposable
         {
             Refresh(ref e, now, _s.UdpTimeout);
         }
+    }
+
+    /// <summary>
+    /// nf_conntrack_udplite_packet: UDP's timeouts, but without UDP's 2 s stream rule — the first
+    /// packet after a reply already gets the stream timeout and ASSURED (recorded on 6.18:
+    /// udplite_new_reply #8, 0.2 s after the entry was made).
+    /// </summary>
+    private void UdpLitePacket(ref ConnEntry e, uint status, long now)
+    {
+        if ((status & (uint)CtStatus.SeenReply) == 0)
+        {
+            Refresh(ref e, now, _s.UdpTimeout);
+            return;
+        }
+        Refresh(ref e, now, _s.UdpTimeoutStream);
+        if ((status & (uint)CtStatus.Assured) == 0)
+            Interlocked.Or(ref e.Status, (uint)CtStatus.Assured); // atomic: shares the word with Dying and the lock
     }
 
     /// <summary>GRE without PPTP keys: 30 s until a reply, then 180 s and ASSURED.</summary>

@@ -43,6 +43,22 @@ public enum TcpState : byte
     Unack = 13,    // timeout slot only
 }
 
+/// <summary>`enum sctp_conntrack` as the running kernel (6.18) has it: HEARTBEAT_ACKED is gone since 6.3.</summary>
+public enum SctpState : byte
+{
+    None = 0,
+    Closed = 1,
+    CookieWait = 2,
+    CookieEchoed = 3,
+    Established = 4,
+    ShutdownSent = 5,
+    ShutdownRecd = 6,
+    ShutdownAckSent = 7,
+    HeartbeatSent = 8,
+    /// <summary>"sIV" in the transition table.</summary>
+    Max = 9,
+}
+
 /// <summary>`enum ip_conntrack_status` bits we keep (§1.6), plus ctfw-private bits above 16.</summary>
 [Flags]
 public enum CtStatus : uint
@@ -106,6 +122,32 @@ public static class CtNames
         TcpState.TimeWait => "TIME_WAIT",
         TcpState.Close => "CLOSE",
         TcpState.SynSent2 => "SYN_SENT2",
+        _ => "-",
+    };
+
+    /// <summary>The kernel's `sctp_conntrack_names` (as `conntrack -L` prints them).</summary>
+    public static string Name(this SctpState s) => s switch
+    {
+        SctpState.None => "NONE",
+        SctpState.Closed => "CLOSED",
+        SctpState.CookieWait => "COOKIE_WAIT",
+        SctpState.CookieEchoed => "COOKIE_ECHOED",
+        SctpState.Established => "ESTABLISHED",
+        SctpState.ShutdownSent => "SHUTDOWN_SENT",
+        SctpState.ShutdownRecd => "SHUTDOWN_RECD",
+        SctpState.ShutdownAckSent => "SHUTDOWN_ACK_SENT",
+        SctpState.HeartbeatSent => "HEARTBEAT_SENT",
+        _ => "-",
+    };
+
+    /// <summary>
+    /// The protocol state `conntrack -L` prints for the packet's entry: the TCP or SCTP state name,
+    /// or <c>-</c> when the protocol has none or the packet has no entry.
+    /// </summary>
+    public static string ProtocolStateName(this in Classification r) => r.Protocol switch
+    {
+        Ctfw.Packets.IpProto.Tcp when r.TcpState != TcpState.None => r.TcpState.Name(),
+        Ctfw.Packets.IpProto.Sctp when r.SctpState != SctpState.None => r.SctpState.Name(),
         _ => "-",
     };
 

@@ -1,5 +1,4 @@
 using System.Buffers.Binary;
-using System.Runtime.Intrinsics.X86;
 using Ctfw.Packets;
 
 namespace Ctfw.Conntrack;
@@ -41,7 +40,8 @@ namespace Ctfw.Conntrack;
 ///       the private Rescued, LooseRescue,
 ///       ZeroWindow and FinSeen bits)
 ///   52  u32 zero
-///   56  TCP state (56, below), or for other protocols i64 stream_ts − write time (UDP/GRE) and zeros
+///   56  TCP state (56, below); SCTP: u32 vtag ORIGINAL, u32 vtag REPLY, u8 state, flags, last dir, init bits, zeros;
+///       other protocols: i64 stream_ts − write time (UDP/GRE) and zeros
 ///  112  i64 ms since the state changed (FlowAge.StateSinceMs)
 ///  120  i64 ms since ORIGINAL's zero window began (valid while its status bit is set)
 ///  128  i64 ms since REPLY's zero window began
@@ -154,6 +154,30 @@ internal static class StateFile
         b[55] = c.Flags1;
     }
 
+    /// <summary>
+    /// SCTP entries (in the 56 bytes a TCP entry's ip_ct_tcp takes): vtag ORIGINAL, vtag REPLY, then
+    /// state, flags, last direction and init bits one byte each; the rest zero.
+    /// </summary>
+    public static void WriteSctp(Span<byte> b, in SctpConn c)
+    {
+        BinaryPrimitives.WriteUInt32LittleEndian(b, c.Vtag0);
+        BinaryPrimitives.WriteUInt32LittleEndian(b[4..], c.Vtag1);
+        b[8] = (byte)c.State;
+        b[9] = c.Flags;
+        b[10] = c.LastDir;
+        b[11] = c.Init;
+    }
+
+    public static SctpConn ReadSctp(ReadOnlySpan<byte> b) => new()
+    {
+        Vtag0 = BinaryPrimitives.ReadUInt32LittleEndian(b),
+        Vtag1 = BinaryPrimitives.ReadUInt32LittleEndian(b[4..]),
+        State = (SctpState)b[8],
+        Flags = b[9],
+        LastDir = b[10],
+        Init = b[11],
+    };
+
     public static TcpConn ReadTcp(ReadOnlySpan<byte> b)
     {
         TcpConn c = default;
@@ -204,6 +228,8 @@ internal static class StateFile
         BinaryPrimitives.WriteUInt32LittleEndian(b[48..], e.Status & KeptStatus);
         if (e.Orig.Protocol == IpProto.Tcp)
             WriteTcp(b[56..], e.Tcp);
+        else if (e.Orig.Protocol == IpProto.Sctp)
+            WriteSctp(b[56..], e.Sctp);
         else
             BinaryPrimitives.WriteInt64LittleEndian(b[56..], e.StreamTs - now);
         BinaryPrimitives.WriteInt64LittleEndian(b[112..], now - age.StateSinceMs);
@@ -231,6 +257,12 @@ internal static class StateFile
             return "reserved entry field is not zero";
         if (b[36] == IpProto.Tcp)
             return CheckTcp(b[56..]);
+        if (b[36] == IpProto.Sctp)
+        {
+            if (b[64] >= (byte)SctpState.Max || b[67] > 3 || b.Slice(68, 44).ContainsAnyExcept((byte)0))
+                return "SCTP state out of range";
+            return null;
+        }
         return b.Slice(64, 48).ContainsAnyExcept((byte)0) ? "non-TCP entry has TCP state" : null;
     }
 
@@ -264,47 +296,6 @@ internal static class StateFile
         if (b[48] > 1 || b[49] > TcpTracker.IdxNone || b[52] > 14 || b[54] > 14)
             return "TCP last direction, index or window scale out of range";
         return null;
-    }
-}
-
-/// <summary>CRC-32C (Castagnoli, reflected polynomial 0x82F63B78): SSE4.2's crc32 instruction, else a table.</summary>
-internal static class Crc32C
-{
-    private static readonly uint[] s_table = BuildTable();
-
-    private static uint[] BuildTable()
-    {
-        var t = new uint[256];
-        for (uint i = 0; i < 256; i++)
-        {
-            uint c = i;
-            for (int k = 0; k < 8; k++)
-                c = (c & 1) != 0 ? (c >> 1) ^ 0x82F63B78u : c >> 1;
-            t[i] = c;
-        }
-        return t;
-    }
-
-    /// <summary>Continues <paramref name="crc"/> (0 to start; the result of a previous call to go on) over <paramref name="data"/>.</summary>
-    public static uint Compute(uint crc, ReadOnlySpan<byte> data)
-    {
-        uint c = ~crc;
-        if (Sse42.X64.IsSupported)
-        {
-            ulong c64 = c;
-            while (data.Length >= 8)
-            {
-                c64 = Sse42.X64.Crc32(c64, BinaryPrimitives.ReadUInt64LittleEndian(data));
-                data = data[8..];
-            }
-            c = (uint)c64;
-            foreach (byte x in data)
-                c = Sse42.Crc32(c, x);
-            return ~c;
-        }
-        foreach (byte x in data)
-            c = s_table[(byte)(c ^ x)] ^ (c >> 8);
-        return ~c;
     }
 }
 

@@ -47,10 +47,39 @@ public static class Checksums
             case IpProto.Icmp when l4.Length >= 8:
                 acc = 0;
                 break;
+            case IpProto.Sctp when l4.Length >= 12:
+                return SctpCrcOk(l4) ? ChecksumResult.Valid : ChecksumResult.Invalid;
             default:
                 return ChecksumResult.NotVerifiable;
         }
         return Fold(Accumulate(l4, acc)) == 0xFFFF ? ChecksumResult.Valid : ChecksumResult.Invalid;
+    }
+
+    /// <summary>
+    /// UDP-Lite's checksum as Linux conntrack checks it (udplite_error): the datagram's full length
+    /// and the first <paramref name="coverage"/> bytes, under a pseudo-header with protocol 17, not the
+    /// 136 of RFC 3828 §3.1 — udplite_error hands IPPROTO_UDP to nf_checksum_partial. Measured on 6.18
+    /// (udplite_new_reply): a datagram checksummed as the RFC says is INVALID ("bad checksum"), the
+    /// same datagram checksummed with 17 passes.
+    /// </summary>
+    public static ChecksumResult VerifyUdpLite(ReadOnlySpan<byte> packet, in ParsedPacket p, int coverage)
+    {
+        const byte kernelPseudoProtocol = IpProto.Udp;
+        int end = p.L3HeaderLength + p.L4Length;
+        if (p.L4Length < 8 || end > packet.Length || p.CapturedLength < end || coverage > p.L4Length)
+            return ChecksumResult.NotVerifiable;
+        ulong acc = PseudoHeader(packet, p.IsV6, kernelPseudoProtocol, p.L4Length);
+        return Fold(Accumulate(packet.Slice(p.L3HeaderLength, coverage), acc)) == 0xFFFF ? ChecksumResult.Valid : ChecksumResult.Invalid;
+    }
+
+    /// <summary>SCTP's CRC32c over the whole packet with its checksum field taken as zero (RFC 9260 §6.8).</summary>
+    private static bool SctpCrcOk(ReadOnlySpan<byte> sctp)
+    {
+        ReadOnlySpan<byte> zero = [0, 0, 0, 0];
+        uint crc = Crc32C.Compute(0, sctp[..8]);
+        crc = Crc32C.Compute(crc, zero);
+        crc = Crc32C.Compute(crc, sctp[12..]);
+        return crc == BinaryPrimitives.ReadUInt32LittleEndian(sctp[8..]);
     }
 
     /// <summary>The value to store in a checksum field (already complemented), big-endian numeric.</summary>

@@ -57,6 +57,24 @@ public enum InvalidReason : byte
 
     // ctfw beyond the kernel (opt-in rescue, docs/RESCUE.md); never produced with rescue off.
     RescueOutOfWindow,       // late FIN/RST for an expired flow whose tombstone's windows it does not fit
+
+    // SCTP (nf_conntrack_proto_sctp.c)
+    SctpShortPacket,         // fewer than the 12-byte common header
+    SctpBadChecksum,         // CRC32c wrong (PRE_ROUTING, nf_conntrack_checksum = 1)
+    SctpBadChunks,           // do_basic_checks: no chunk, a zero-length chunk, INIT/INIT_ACK/SHUTDOWN_COMPLETE not alone, COOKIE_ECHO/ACK not first
+    SctpOotbNew,             // first packet of a flow carries ABORT, SHUTDOWN_COMPLETE or COOKIE_ACK (§8.4)
+    SctpInvalidNew,          // sctp_new: a chunk that cannot start an entry (DATA, SACK, …), INIT with a vtag, INIT truncated
+    SctpVtagMismatch,        // vtag is not the one this direction must carry (§8.5), incl. the ABORT/SHUTDOWN_COMPLETE T-bit and COOKIE_ECHO rules
+    SctpInitVtagNotZero,     // INIT on an existing entry with a non-zero vtag (§8.5.1 A)
+    SctpInitAckTag,          // INIT_ACK whose initiate tag is not the one the INIT announced, or a collision
+    SctpHeartbeatVtag,       // HEARTBEAT/HEARTBEAT_ACK with a vtag the entry does not know, not accepted as a new path
+    SctpInvalidTransition,   // state table gives sIV
+
+    // UDP-Lite (udplite_error)
+    UdpLiteShortPacket,      // fewer than 8 bytes of header
+    UdpLiteBadCoverage,      // checksum coverage 1..7 or beyond the datagram
+    UdpLiteNoChecksum,       // checksum 0: UDP-Lite mandates one
+    UdpLiteBadChecksum,
 }
 
 public static class InvalidReasons
@@ -98,6 +116,20 @@ public static class InvalidReasons
         "reopen-race",
         "insert-clash",
         "rescue-out-of-window",
+        "sctp-short-packet",
+        "sctp-bad-checksum",
+        "sctp-bad-chunks",
+        "sctp-ootb-new",
+        "sctp-invalid-new",
+        "sctp-vtag-mismatch",
+        "sctp-init-vtag-not-zero",
+        "sctp-init-ack-tag",
+        "sctp-heartbeat-vtag",
+        "sctp-invalid-transition",
+        "udplite-short-packet",
+        "udplite-bad-coverage",
+        "udplite-no-checksum",
+        "udplite-bad-checksum",
     ];
 
     public static int Count => s_names.Length;

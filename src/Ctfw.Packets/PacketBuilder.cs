@@ -123,6 +123,76 @@ public static class PacketBuilder
         return h + l4Length;
     }
 
+    /// <summary>
+    /// UDP-Lite datagram (RFC 3828, protocol 136): the UDP header with the checksum coverage in place of
+    /// the length (<paramref name="coverage"/> 0 = the whole datagram), checksummed over the pseudo-header
+    /// (protocol 136, the datagram's full length) and the covered bytes. <paramref name="pseudoHeaderProtocol"/>
+    /// 17 builds the checksum the Linux conntrack verifies instead (see <see cref="Checksums.VerifyUdpLite"/>).
+    /// </summary>
+    public static int UdpLite(Span<byte> buffer, bool v6, IpAddress src, IpAddress dst, ushort sport, ushort dport,
+        int payloadLength, ushort coverage = 0, byte payloadFill = 0, byte ttl = DefaultTtl, byte pseudoHeaderProtocol = IpProto.UdpLite)
+    {
+        int l4Length = 8 + payloadLength;
+        int h = WriteIpHeader(buffer, v6, src, dst, IpProto.UdpLite, l4Length, ttl);
+        Span<byte> udp = buffer.Slice(h, l4Length);
+        BinaryPrimitives.WriteUInt16BigEndian(udp, sport);
+        BinaryPrimitives.WriteUInt16BigEndian(udp[2..], dport);
+        BinaryPrimitives.WriteUInt16BigEndian(udp[4..], coverage);
+        BinaryPrimitives.WriteUInt16BigEndian(udp[6..], 0);
+        udp[8..].Fill(payloadFill);
+        int covered = coverage == 0 ? l4Length : Math.Clamp((int)coverage, 0, l4Length);
+        ulong acc = Checksums.PseudoHeader(buffer, v6, pseudoHeaderProtocol, l4Length);
+        ushort sum = (ushort)~Checksums.Fold(Checksums.Accumulate(udp[..covered], acc));
+        BinaryPrimitives.WriteUInt16BigEndian(udp[6..], sum == 0 ? (ushort)0xFFFF : sum); // zero means "none", which UDP-Lite forbids
+        return h + l4Length;
+    }
+
+    /// <summary>
+    /// SCTP packet (RFC 9260 §3): the 12-byte common header with <paramref name="vtag"/>, then
+    /// <paramref name="chunks"/> as given (see <see cref="SctpChunk"/>), then the CRC32c.
+    /// </summary>
+    /// <remarks>
+    /// <code>
+    ///  0                   1                   2                   3
+    ///  0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
+    /// +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+    /// |     Source Port Number        |     Destination Port Number   |
+    /// |                      Verification Tag                         |
+    /// |                           Checksum                            |
+    /// +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+    /// </code>
+    /// </remarks>
+    public static int Sctp(Span<byte> buffer, bool v6, IpAddress src, IpAddress dst, ushort sport, ushort dport,
+        uint vtag, ReadOnlySpan<byte> chunks, byte ttl = DefaultTtl)
+    {
+        int l4Length = 12 + chunks.Length;
+        int h = WriteIpHeader(buffer, v6, src, dst, IpProto.Sctp, l4Length, ttl);
+        Span<byte> sctp = buffer.Slice(h, l4Length);
+        BinaryPrimitives.WriteUInt16BigEndian(sctp, sport);
+        BinaryPrimitives.WriteUInt16BigEndian(sctp[2..], dport);
+        BinaryPrimitives.WriteUInt32BigEndian(sctp[4..], vtag);
+        BinaryPrimitives.WriteUInt32LittleEndian(sctp[8..], 0);
+        chunks.CopyTo(sctp[12..]);
+        BinaryPrimitives.WriteUInt32LittleEndian(sctp[8..], Crc32C.Compute(0, sctp));
+        return h + l4Length;
+    }
+
+    /// <summary>
+    /// One SCTP chunk (type, flags, length, value) into <paramref name="buffer"/>, zero-padded to 4
+    /// bytes; returns the bytes written (the length field holds the unpadded length).
+    /// </summary>
+    public static int SctpChunk(Span<byte> buffer, byte type, byte flags, ReadOnlySpan<byte> value)
+    {
+        int length = 4 + value.Length;
+        int padded = (length + 3) & ~3;
+        buffer[0] = type;
+        buffer[1] = flags;
+        BinaryPrimitives.WriteUInt16BigEndian(buffer[2..], (ushort)length);
+        value.CopyTo(buffer[4..]);
+        buffer[length..padded].Clear();
+        return padded;
+    }
+
     /// <summary>IPv4 ICMP message with the id/sequence layout of echo (RFC 792); other types reuse bytes 4-7.</summary>
     public static int Icmp(Span<byte> buffer, IpAddress src, IpAddress dst, byte type, byte code, ushort id, ushort seq,
         int payloadLength = 0, byte ttl = DefaultTtl) =>

@@ -362,7 +362,7 @@ public class IcmpTrackerTests
     [InlineData(false, IpProto.Esp)]
     [InlineData(false, 253)]
     [InlineData(true, IpProto.Esp)]
-    [InlineData(false, IpProto.Sctp)]   // no SCTP state machine here: generic timeouts
+    [InlineData(false, 33)]             // DCCP: no DCCP state machine here, generic timeouts (SCTP has its own: SctpTrackerTests)
     public void Generic_NewThenReply_Established600sNeverAssured(bool v6, byte protocol)
     {
         using var h = new Harness(v6: v6);

@@ -106,7 +106,7 @@ internal sealed class Replayer : IDisposable
             _byReason[(int)r.Reason]++;
         if (_out == null)
             return;
-        string tcp = r.Protocol == IpProto.Tcp && r.TcpState != TcpState.None ? r.TcpState.Name() : "-";
+        string tcp = r.ProtocolStateName();
         // A rescued packet has no INVALID reason; the column says why it is ESTABLISHED instead.
         string reason = r.Rescued ? "rescued" : r.Reason.Name();
         string verdict = "", rule = "";

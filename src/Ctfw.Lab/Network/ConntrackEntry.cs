@@ -6,7 +6,7 @@ namespace Ctfw.Lab.Network;
 
 /// <summary>
 /// The identifying fields of a packet as conntrack's tuple sees them: addresses, protocol, and
-/// ports (TCP/UDP) or type/code/id (ICMP/ICMPv6 queries). Other protocols: addresses only.
+/// ports (TCP/UDP/SCTP/UDP-Lite) or type/code/id (ICMP/ICMPv6 queries). Other protocols: addresses only.
 /// </summary>
 public readonly record struct FlowKey(byte Protocol, IPAddress Src, IPAddress Dst, int SrcPort, int DstPort, int IcmpType, int IcmpCode, int IcmpId)
 {
@@ -23,7 +23,7 @@ public readonly record struct FlowKey(byte Protocol, IPAddress Src, IPAddress Ds
         ReadOnlySpan<byte> l4 = packet[l3..];
         return proto switch
         {
-            6 or 17 when l4.Length >= 4 => new FlowKey(proto, src, dst,
+            6 or 17 or 132 or 136 when l4.Length >= 4 => new FlowKey(proto, src, dst,
                 BinaryPrimitives.ReadUInt16BigEndian(l4), BinaryPrimitives.ReadUInt16BigEndian(l4[2..]), None, None, None),
             1 or 58 when l4.Length >= 8 => new FlowKey(proto, src, dst, None, None, l4[0], l4[1], BinaryPrimitives.ReadUInt16BigEndian(l4[4..])),
             _ => new FlowKey(proto, src, dst, None, None, None, None, None),

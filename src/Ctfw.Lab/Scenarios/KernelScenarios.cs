@@ -92,6 +92,13 @@ public static partial class KernelScenarios
         TcpOverlappingSegments(),
         TcpRstWithData(),
         TcpOneSidedMidstream(),
+        // SCTP (issue 17)
+        SctpAssociationLifecycle(),
+        SctpStrayInitThenData(),
+        SctpInvalidChunks(),
+        SctpHeartbeatPaths(),
+        Sctp6Association(),
+        UdpLiteNewReply(),
     ]);
 
     /// <summary>Every scenario, in recording order.</summary>

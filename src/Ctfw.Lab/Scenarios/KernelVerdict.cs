@@ -53,3 +53,22 @@ public sealed record KernelVerdict(string CtState, string Direction, string TcpS
     public bool SameClassification(KernelVerdict other) =>
         CtState == other.CtState && Direction == other.Direction && TcpState == other.TcpState;
 }
+
+/// <summary>
+/// The kernel's <c>sctp_conntrack_names</c> (6.18), as <c>conntrack -L</c> prints them; they go in the
+/// same column as the TCP state (the entry's protocol state).
+/// </summary>
+public static class SctpStates
+{
+    public const string Closed = "CLOSED";
+    public const string CookieWait = "COOKIE_WAIT";
+    public const string CookieEchoed = "COOKIE_ECHOED";
+    public const string Established = "ESTABLISHED";
+    public const string ShutdownSent = "SHUTDOWN_SENT";
+    public const string ShutdownRecd = "SHUTDOWN_RECD";
+    public const string ShutdownAckSent = "SHUTDOWN_ACK_SENT";
+    public const string HeartbeatSent = "HEARTBEAT_SENT";
+
+    public static readonly IReadOnlyList<string> All =
+        [Closed, CookieWait, CookieEchoed, Established, ShutdownSent, ShutdownRecd, ShutdownAckSent, HeartbeatSent];
+}

@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using System.Globalization;
 using System.Text;
 using Ctfw.Lab.Network;
@@ -184,4 +185,163 @@ public sealed record GenericPacket(Side From, bool V6, byte Protocol, int Payloa
 
     public override string Describe() =>
         string.Create(CultureInfo.InvariantCulture, $"{Arrow} {Family} proto {Protocol} len {PayloadLength}");
+}
+
+/// <summary>
+/// One SCTP chunk of an <see cref="SctpPacket"/>. The value is what the type needs to look real:
+/// INIT / INIT ACK the 16-byte fixed part with <see cref="InitTag"/>, DATA a 12-byte header and 4
+/// bytes, SACK 12 bytes, SHUTDOWN the cumulative TSN, HEARTBEAT (ACK) a heartbeat-info parameter,
+/// COOKIE ECHO an 8-byte cookie; the rest (ABORT, COOKIE ACK, SHUTDOWN ACK / COMPLETE) none.
+/// <see cref="ZeroLength"/> writes 0 in the length field (a malformed chunk).
+/// </summary>
+public sealed record SctpChunk(byte Type, byte Flags = 0, uint InitTag = 0)
+{
+    public bool ZeroLength { get; init; }
+
+    public int Write(Span<byte> buffer)
+    {
+        Span<byte> value = stackalloc byte[16];
+        int n;
+        switch (Type)
+        {
+            case SctpChunkTypes.Init or SctpChunkTypes.InitAck:
+                BinaryPrimitives.WriteUInt32BigEndian(value, InitTag);
+                BinaryPrimitives.WriteUInt32BigEndian(value[4..], 65536); // a_rwnd
+                BinaryPrimitives.WriteUInt16BigEndian(value[8..], 10);    // outbound streams
+                BinaryPrimitives.WriteUInt16BigEndian(value[10..], 10);   // inbound streams
+                BinaryPrimitives.WriteUInt32BigEndian(value[12..], InitTag ^ 0x5A5A5A5Au); // initial TSN
+                n = 16;
+                break;
+            case SctpChunkTypes.Data:
+                BinaryPrimitives.WriteUInt32BigEndian(value, 1000); // TSN
+                BinaryPrimitives.WriteUInt32BigEndian(value[8..], 46); // PPID: Diameter
+                value[12..16].Fill(0x64);
+                n = 16;
+                break;
+            case SctpChunkTypes.Sack:
+                BinaryPrimitives.WriteUInt32BigEndian(value, 1000);
+                BinaryPrimitives.WriteUInt32BigEndian(value[4..], 65536);
+                n = 12;
+                break;
+            case SctpChunkTypes.Shutdown:
+                BinaryPrimitives.WriteUInt32BigEndian(value, 1000);
+                n = 4;
+                break;
+            case SctpChunkTypes.Heartbeat or SctpChunkTypes.HeartbeatAck:
+                BinaryPrimitives.WriteUInt16BigEndian(value, 1); // heartbeat info
+                BinaryPrimitives.WriteUInt16BigEndian(value[2..], 8);
+                BinaryPrimitives.WriteUInt32BigEndian(value[4..], 0x48424231);
+                n = 8;
+                break;
+            case SctpChunkTypes.CookieEcho:
+                value[..8].Fill(0xC0);
+                n = 8;
+                break;
+            default:
+                n = 0;
+                break;
+        }
+        int written = PacketBuilder.SctpChunk(buffer, Type, Flags, value[..n]);
+        if (ZeroLength)
+            BinaryPrimitives.WriteUInt16BigEndian(buffer[2..], 0);
+        return written;
+    }
+
+    public override string ToString()
+    {
+        string name = SctpChunkTypes.Name(Type);
+        string t = (Flags & 1) != 0 && Type is SctpChunkTypes.Abort or SctpChunkTypes.ShutdownComplete ? " T" : "";
+        string tag = Type is SctpChunkTypes.Init or SctpChunkTypes.InitAck
+            ? string.Create(CultureInfo.InvariantCulture, $" tag 0x{InitTag:x8}") : "";
+        return $"[{name}{t}{tag}{(ZeroLength ? " len 0" : "")}]";
+    }
+}
+
+/// <summary>SCTP chunk types (RFC 9260 §3.2) the scenarios send.</summary>
+public static class SctpChunkTypes
+{
+    public const byte Data = 0;
+    public const byte Init = 1;
+    public const byte InitAck = 2;
+    public const byte Sack = 3;
+    public const byte Heartbeat = 4;
+    public const byte HeartbeatAck = 5;
+    public const byte Abort = 6;
+    public const byte Shutdown = 7;
+    public const byte ShutdownAck = 8;
+    public const byte CookieEcho = 10;
+    public const byte CookieAck = 11;
+    public const byte ShutdownComplete = 14;
+
+    public static string Name(byte type) => type switch
+    {
+        Data => "DATA",
+        Init => "INIT",
+        InitAck => "INIT_ACK",
+        Sack => "SACK",
+        Heartbeat => "HEARTBEAT",
+        HeartbeatAck => "HEARTBEAT_ACK",
+        Abort => "ABORT",
+        Shutdown => "SHUTDOWN",
+        ShutdownAck => "SHUTDOWN_ACK",
+        CookieEcho => "COOKIE_ECHO",
+        CookieAck => "COOKIE_ACK",
+        ShutdownComplete => "SHUTDOWN_COMPLETE",
+        _ => string.Create(CultureInfo.InvariantCulture, $"type {type}"),
+    };
+}
+
+/// <summary>An SCTP packet: common header with <see cref="Vtag"/>, the chunks in order, CRC32c.</summary>
+public sealed record SctpPacket(Side From, bool V6, ushort SrcPort, ushort DstPort, uint Vtag, IReadOnlyList<SctpChunk> Chunks) : PacketSpec(From, V6)
+{
+    /// <summary>Corrupt the CRC32c after building.</summary>
+    public bool BadChecksum { get; init; }
+
+    public override int Build(Span<byte> buffer)
+    {
+        Span<byte> chunks = stackalloc byte[MaxLength];
+        int n = 0;
+        foreach (SctpChunk c in Chunks)
+            n += c.Write(chunks[n..]);
+        int length = PacketBuilder.Sctp(buffer, V6, Src, Dst, SrcPort, DstPort, Vtag, chunks[..n]);
+        if (BadChecksum)
+            buffer[(V6 ? 40 : 20) + 8] ^= 0x5A;
+        return length;
+    }
+
+    public override string Describe() =>
+        string.Create(CultureInfo.InvariantCulture,
+            $"{Arrow} {Family} sctp {SrcPort}>{DstPort} vtag 0x{Vtag:x8} {(Chunks.Count == 0 ? "no chunks" : string.Join(' ', Chunks))}{(BadChecksum ? " BAD-CRC" : "")}");
+}
+
+/// <summary>A UDP-Lite datagram (protocol 136); <see cref="Coverage"/> 0 = the whole datagram.</summary>
+public sealed record UdpLitePacket(Side From, bool V6, ushort SrcPort, ushort DstPort, int PayloadLength, ushort Coverage = 0) : PacketSpec(From, V6)
+{
+    /// <summary>Corrupt the checksum after building.</summary>
+    public bool BadChecksum { get; init; }
+
+    /// <summary>Send checksum 0, which UDP-Lite does not allow.</summary>
+    public bool ZeroChecksum { get; init; }
+
+    /// <summary>
+    /// Checksum with protocol 136 in the pseudo-header, as RFC 3828 and Linux's own UDP-Lite sockets
+    /// do; otherwise with 17, as Linux conntrack verifies it.
+    /// </summary>
+    public bool RfcChecksum { get; init; }
+
+    public override int Build(Span<byte> buffer)
+    {
+        int length = PacketBuilder.UdpLite(buffer, V6, Src, Dst, SrcPort, DstPort, PayloadLength, Coverage, payloadFill: 0x6C,
+            pseudoHeaderProtocol: RfcChecksum ? IpProto.UdpLite : IpProto.Udp);
+        int checksum = (V6 ? 40 : 20) + 6;
+        if (ZeroChecksum)
+            buffer.Slice(checksum, 2).Clear();
+        if (BadChecksum)
+            buffer[checksum + 1] ^= 0x5A;
+        return length;
+    }
+
+    public override string Describe() =>
+        string.Create(CultureInfo.InvariantCulture,
+            $"{Arrow} {Family} udplite {SrcPort}>{DstPort} len {PayloadLength} cscov {Coverage}{(RfcChecksum ? " csum-proto 136" : " csum-proto 17")}{(BadChecksum ? " BAD-CSUM" : "")}{(ZeroChecksum ? " csum 0" : "")}");
 }

@@ -27,7 +27,7 @@ public static class CtfwVerdicts
             worker.Process(p.Packet, now, PacketContext.Forwarded, out Classification r);
             worker.Exit();
             engine.Maintain(now);
-            string tcp = r.Protocol == IpProto.Tcp && r.TcpState != TcpState.None ? r.TcpState.Name() : "-";
+            string tcp = r.ProtocolStateName();
             result.Add(new KernelVerdict(r.State.Name(), r.Direction.Name(), tcp, r.Reason.Name()));
         }
         worker?.Dispose();

@@ -207,7 +207,7 @@ public sealed class KernelRecorder
         ConntrackEntry.ParseAll(_lab.InGateway("conntrack", "-L", "-f", v6 ? "ipv6" : "ipv4"));
 
     /// <summary>
-    /// TCP state (or <c>-</c>) and the raw table line of the entry the packet belongs to. For an ICMP
+    /// TCP or SCTP state (or <c>-</c>) and the raw table line of the entry the packet belongs to. For an ICMP
     /// error the line is that of the flow it quotes (its TCP state column stays <c>-</c>: the packet is not TCP).
     /// </summary>
     private (string TcpState, string Line) LookUp(byte[] packet)
@@ -219,8 +219,9 @@ public sealed class KernelRecorder
         ConntrackEntry? entry = ListTable(v6).FirstOrDefault(e => e.Matches(key));
         if (entry is null)
             return (TcpStates.None, "-");
-        bool tcp = packet[v6 ? 6 : 9] == 6;
-        return (tcp && entry.TcpState is not null ? entry.TcpState : TcpStates.None, entry.Line);
+        // TCP and SCTP entries carry a state name (conntrack -L prints it after the timeout).
+        bool stateful = packet[v6 ? 6 : 9] is 6 or 132;
+        return (stateful && entry.TcpState is not null ? entry.TcpState : TcpStates.None, entry.Line);
     }
 
     private sealed record NflogRecord(long TimestampNanoseconds, byte[] Packet, string Prefix);

@@ -12,11 +12,11 @@ public sealed record KernelRow(int Index, KernelVerdict Verdict)
     {
         string[] c = line.Split('\t');
         if (c.Length != 5 || !int.TryParse(c[0], NumberStyles.None, CultureInfo.InvariantCulture, out int index))
-            throw new FormatException($"not a kernel tsv row (index, ctstate, direction, tcp state, reason): '{line}'");
+            throw new FormatException($"not a kernel tsv row (index, ctstate, direction, TCP or SCTP state, reason): '{line}'");
         if (!CtStates.All.Contains(c[1]) || c[2] is not (CtDirections.Original or CtDirections.Reply or CtDirections.None)
-            || !TcpStates.All.Contains(c[3]))
+            || !(TcpStates.All.Contains(c[3]) || SctpStates.All.Contains(c[3])))
         {
-            throw new FormatException($"unknown ctstate, direction or TCP state in '{line}'");
+            throw new FormatException($"unknown ctstate, direction or TCP/SCTP state in '{line}'");
         }
         return new KernelRow(index, new KernelVerdict(c[1], c[2], c[3], c[4]));
     }

@@ -159,6 +159,15 @@ internal sealed class SecondOpinion
             Exclude("ipv6 chain of 2+ extension headers: PacketDotNet 1.4.8 does not advance through the chain");
             return;
         }
+        else if (ip is IPv6Packet && p.Protocol == ShimProtocol)
+        {
+            // Shim6 (140) is an extension header to PacketDotNet; the kernel's ipv6_skip_exthdr, and so
+            // conntrack and ctfw, take it as the upper-layer protocol. (A bit flip of an SCTP recording
+            // made one.)
+            Check("ipv6 total length", p.IpTotalLength, IPv6Fields.HeaderLength + ((IPv6Packet)ip).PayloadLength);
+            Exclude("ipv6 next header 140 (Shim6): an extension header to PacketDotNet, the protocol to the kernel");
+            return;
+        }
         else if (ip is IPv6Packet v6)
         {
             Check("protocol after the extension headers", p.Protocol, (byte)ip.Protocol);
@@ -346,6 +355,8 @@ internal sealed class SecondOpinion
             Exclude("inner ports: quoted L4 header shorter than PacketDotNet decodes");
         }
     }
+
+    private const byte ShimProtocol = 140;
 
     private void Corroborate(byte[] original, InvalidReason reason, in ParsedPacket p, IPPacket? ip, Packet? l4)
     {

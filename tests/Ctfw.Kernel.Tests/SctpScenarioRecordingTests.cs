@@ -1,0 +1,20 @@
+using Xunit.Abstractions;
+
+namespace Ctfw.Kernel.Tests;
+
+/// <summary>
+/// Privileged tier, for the SCTP and UDP-Lite scenarios of issue 17: records them through the live kernel as
+/// <see cref="KernelRecordingTests"/> records the corpus; ctfw and the stored recordings must agree
+/// with the kernel on every packet (ctstate, direction and the SCTP state of the entry).
+/// With <c>CTFW_RECORD=1</c> their files go to <c>tests/data/kernel</c>.
+/// </summary>
+[Trait("Tier", "Privileged")]
+[Collection(KernelDataCollection.Name)]
+public sealed class SctpScenarioRecordingTests(ITestOutputHelper output)
+{
+    public static readonly IReadOnlyList<string> Names =
+        ["sctp_association_lifecycle", "sctp_stray_init_then_data", "sctp_invalid_chunks", "sctp_heartbeat_paths", "sctp6_association", "udplite_new_reply"];
+
+    [Fact]
+    public void SctpScenarios_RecordedLive_MatchCtfwAndStoredRecordings() => ScenarioSubset.RecordAndCompare(Names, output);
+}
