@@ -9,7 +9,7 @@ namespace Ctfw.Conntrack;
 /// batch and <see cref="Exit"/> after it (the epoch that keeps entries from being reused under us).
 /// Nothing here allocates, throws on bad input, or blocks.
 /// </summary>
-public sealed class ConntrackWorker : IDisposable
+public sealed partial class ConntrackWorker : IDisposable
 {
     private readonly ConntrackEngine _engine;
     private readonly ConnTable _table;
@@ -83,7 +83,7 @@ public sealed class ConntrackWorker : IDisposable
     public void ProcessParsed(ReadOnlySpan<byte> packet, in ParsedPacket p, InvalidReason parseResult, long now, in PacketContext ctx, out Classification r)
     {
         if (Prepare(packet, p, parseResult, now, ctx, out r, out ConnTuple t))
-            Track(t, _table.Hash(t), p, now, ctx, ref r);
+            Track(packet, t, _table.Hash(t), p, now, ctx, ref r);
     }
 
     /// <summary>Most packets one <see cref="ProcessBatch"/> pass handles; larger batches go in chunks.</summary>
@@ -111,10 +111,7 @@ public sealed class ConntrackWorker : IDisposable
             int n = Math.Min(MaxBatch, packets.Length - start);
             for (int i = 0; i < n; i++)
             {
-                PacketSlice ps = packets[start + i];
-                ReadOnlySpan<byte> pkt = (uint)ps.Offset <= (uint)buffer.Length && (uint)ps.Length <= (uint)(buffer.Length - ps.Offset)
-                    ? buffer.Slice(ps.Offset, ps.Length)
-                    : default;
+                ReadOnlySpan<byte> pkt = Slice(buffer, packets[start + i]);
                 InvalidReason parseResult = PacketParser.Parse(pkt, out _batchParsed[i]);
                 bool track = Prepare(pkt, _batchParsed[i], parseResult, now, ctx, out results[start + i], out _batchTuples[i]);
                 _batchTrack[i] = track;
@@ -133,10 +130,15 @@ public sealed class ConntrackWorker : IDisposable
             for (int i = 0; i < n; i++)
             {
                 if (_batchTrack[i])
-                    Track(_batchTuples[i], _batchHashes[i], _batchParsed[i], now, ctx, ref results[start + i]);
+                    Track(Slice(buffer, packets[start + i]), _batchTuples[i], _batchHashes[i], _batchParsed[i], now, ctx, ref results[start + i]);
             }
         }
     }
+
+    private static ReadOnlySpan<byte> Slice(ReadOnlySpan<byte> buffer, PacketSlice ps) =>
+        (uint)ps.Offset <= (uint)buffer.Length && (uint)ps.Length <= (uint)(buffer.Length - ps.Offset)
+            ? buffer.Slice(ps.Offset, ps.Length)
+            : default;
 
     /// <summary>
     /// Everything before the table lookup on a parsed packet: parse result, checksum, ICMP errors
@@ -193,14 +195,14 @@ public sealed class ConntrackWorker : IDisposable
     }
 
     /// <summary>Lookup, then the existing-entry or new-entry path (nf_conntrack_in steps 5–9).</summary>
-    private void Track(in ConnTuple t, ulong hash, in ParsedPacket p, long now, in PacketContext ctx, ref Classification r)
+    private void Track(ReadOnlySpan<byte> packet, in ConnTuple t, ulong hash, in ParsedPacket p, long now, in PacketContext ctx, ref Classification r)
     {
         for (int attempt = 0; attempt < 4; attempt++)
         {
             int idx = _table.Lookup(t, hash, now, out int dir);
             if (idx < 0)
             {
-                if (New(t, hash, p, now, ctx, ref r))
+                if (New(packet, t, hash, p, now, ctx, ref r))
                     return;
                 continue; // a rescue lost a race with another worker: look again
             }
@@ -216,7 +218,7 @@ public sealed class ConntrackWorker : IDisposable
                 continue; // died or expired between lookup and lock: look again
             }
             _stats.Found++;
-            if (Existing(idx, ref e, dir, p, now, ref r))
+            if (Existing(packet, idx, ref e, dir, p, now, ref r))
                 return;
             // Repeat: a SYN reopened a closed connection; the old entry is gone, classify afresh.
             if (!_table.Kill(idx, _ring, now))
@@ -400,7 +402,7 @@ public sealed class ConntrackWorker : IDisposable
     }
 
     /// <summary>A packet of an existing, locked entry. Unlocks. Returns false for "repeat as new".</summary>
-    private bool Existing(int idx, ref ConnEntry e, int dir, in ParsedPacket p, long now, ref Classification r)
+    private bool Existing(ReadOnlySpan<byte> packet, int idx, ref ConnEntry e, int dir, in ParsedPacket p, long now, ref Classification r)
     {
         // Locked, but Status also takes lock-free ORs (Kill's Dying): each read of it here is a fresh
         // read of the whole word, and each change is an atomic OR/AND, never a store of a saved word.
@@ -477,6 +479,8 @@ public sealed class ConntrackWorker : IDisposable
         r.TcpState = p.Protocol == IpProto.Tcp ? e.Tcp.State : TcpState.None;
         uint after = Volatile.Read(ref e.Status); // after the tracker's ORs: fresh read
         r.Status = (CtStatus)(after & 0xFFFF);
+        if (_table.Helpers is { } helpers && helpers[idx].Helper != CtHelper.None) // benign race: set once, never cleared
+            RunHelper(packet, idx, ref e, ref helpers[idx], dir, p, now, ref r);
         if (_offloadRing != null)
             OffloadCheck(idx, ref e, p, res, after, now, ref r);
         // UPDATE (IPCT_PROTOINFO, IPCT_REPLY, IPCT_ASSURED): one per packet that changed any of them,
@@ -568,7 +572,7 @@ public sealed class ConntrackWorker : IDisposable
     }
 
     /// <summary>The packet found no entry. Returns false when the lookup must be repeated (a rescue lost a race).</summary>
-    private bool New(in ConnTuple t, ulong hash, in ParsedPacket p, long now, in PacketContext ctx, ref Classification r)
+    private bool New(ReadOnlySpan<byte> packet, in ConnTuple t, ulong hash, in ParsedPacket p, long now, in PacketContext ctx, ref Classification r)
     {
         if (p.Protocol == IpProto.Tcp)
         {
@@ -608,7 +612,7 @@ public sealed class ConntrackWorker : IDisposable
         _table.PrefetchSide(idx);
         ref ConnEntry e = ref _table.Entries[idx];
         e.Orig = t;
-        e.Status = 0;
+        e.Status = _table.Helpers is { } helpers ? StartHelper(t, idx, ref helpers[idx], p, ctx, now) : 0; // benign race, as in Existing
         e.Deadline = now;
         e.Tcp = default;
         e.NextOrig = 0;
@@ -647,9 +651,14 @@ public sealed class ConntrackWorker : IDisposable
 
         _table.Ages[idx].CreatedMs = now; // the line the switch above wrote StateSinceMs on
         StartAccounting(idx, 0, p.IpTotalLength);
-        r.State = CtState.New;
+        r.State = (e.Status & (uint)CtStatus.Expected) != 0 ? CtState.Related : CtState.New;
         r.Direction = CtDirection.Original;
         r.Status = (CtStatus)(e.Status & 0xFFFF);
+        if (_table.Helpers is { } h && h[idx].Helper == CtHelper.Tftp && !TftpNew(packet, idx, ref e, p, now, ref r))
+        {
+            _table.Free(idx);
+            return true;
+        }
         if (ctx.DeferConfirm)
         {
             r.PendingEntry = idx;

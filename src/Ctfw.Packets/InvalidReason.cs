@@ -57,6 +57,10 @@ public enum InvalidReason : byte
 
     // ctfw beyond the kernel (opt-in rescue, docs/RESCUE.md); never produced with rescue off.
     RescueOutOfWindow,       // late FIN/RST for an expired flow whose tombstone's windows it does not fit
+
+    // Not INVALID: a conntrack helper dropped the packet (nf_conntrack_ftp/tftp returning NF_DROP).
+    HelperPartial,           // FTP: a PORT/EPRT/227/229 cut short at the end of the segment
+    HelperExpectFailed,      // the expectation could not be added (another master's clash, table full)
 }
 
 public static class InvalidReasons
@@ -98,6 +102,8 @@ public static class InvalidReasons
         "reopen-race",
         "insert-clash",
         "rescue-out-of-window",
+        "helper-partial",
+        "helper-expect-failed",
     ];
 
     public static int Count => s_names.Length;
