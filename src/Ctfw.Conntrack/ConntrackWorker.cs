@@ -479,9 +479,11 @@ public sealed partial class ConntrackWorker : IDisposable
         r.TcpState = p.Protocol == IpProto.Tcp ? e.Tcp.State : TcpState.None;
         uint after = Volatile.Read(ref e.Status); // after the tracker's ORs: fresh read
         r.Status = (CtStatus)(after & 0xFFFF);
-        if (_table.Helpers is { } helpers && helpers[idx].Helper != CtHelper.None) // benign race: set once, never cleared
-            RunHelper(packet, idx, ref e, ref helpers[idx], dir, p, now, ref r);
-        if (_offloadRing != null)
+        bool helped = _table.Helpers is { } helpers && helpers[idx].Helper != CtHelper.None; // benign race: set once, never cleared
+        if (helped)
+            RunHelper(packet, idx, ref e, ref _table.Helpers![idx], dir, p, now, ref r);
+        // A flow with a helper is never offloaded (the kernel's flowtable refuses them): the helper must see its packets.
+        if (_offloadRing != null && !helped)
             OffloadCheck(idx, ref e, p, res, after, now, ref r);
         // UPDATE (IPCT_PROTOINFO, IPCT_REPLY, IPCT_ASSURED): one per packet that changed any of them,
         // never for an entry this packet kills (the kernel delivers nothing for a dying entry).
