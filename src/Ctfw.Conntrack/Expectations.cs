@@ -40,10 +40,10 @@ internal sealed class Expectations
         public ConnTuple Tuple;      // SrcId is 0: the mask leaves the source port out
         public ConnTuple MasterOrig;
         public long Deadline;
-        public long Created;         // order of creation, for "evict the oldest"
         public int Master;
         public uint MasterGeneration;
         public int Next;             // bucket chain or free list: index + 1, 0 ends
+        public int MasterNext;       // the master's list, newest first: index + 1, 0 ends
         public CtHelper Helper;
         public bool Used;
     }
@@ -51,9 +51,11 @@ internal sealed class Expectations
     private readonly ConnTable _table;
     private readonly Slot[] _slots;
     private readonly int[] _buckets;   // index + 1
+    // Per entry index: the newest expectation of the master there (index + 1). Valid only while that
+    // slot is used by the same master and generation (HeadOf): a reused master slot starts empty.
+    private readonly int[] _heads;
     private int _free;                 // free list head, index + 1
     private int _count;
-    private long _serial;
     private int _lock;
 
     public Expectations(ConnTable table, int capacity)
@@ -62,6 +64,7 @@ internal sealed class Expectations
         _table = table;
         _slots = new Slot[capacity];
         _buckets = new int[(int)Math.Max(16, System.Numerics.BitOperations.RoundUpToPowerOf2((uint)capacity))];
+        _heads = new int[table.Entries.Length];
         for (int i = 0; i < capacity; i++)
             _slots[i].Next = i + 2 <= capacity ? i + 2 : 0;
         _free = 1;
@@ -158,7 +161,7 @@ internal sealed class Expectations
         return found;
     }
 
-    /// <summary>Removes slot <paramref name="cur"/> (index + 1) from bucket <paramref name="b"/> after <paramref name="prev"/>. Locked.</summary>
+    /// <summary>Removes slot <paramref name="cur"/> (index + 1) from bucket <paramref name="b"/> after <paramref name="prev"/>, and from its master's list. Locked.</summary>
     private void Unlink(int b, int prev, int cur)
     {
         ref Slot s = ref _slots[cur - 1];
@@ -166,6 +169,18 @@ internal sealed class Expectations
             _buckets[b] = s.Next;
         else
             _slots[prev - 1].Next = s.Next;
+        int before = 0;
+        for (int m = HeadOf(s.Master, s.MasterGeneration); m != 0; before = m, m = _slots[m - 1].MasterNext)
+        {
+            if (m == cur)
+            {
+                if (before == 0)
+                    _heads[s.Master] = s.MasterNext;
+                else
+                    _slots[before - 1].MasterNext = s.MasterNext;
+                break;
+            }
+        }
         s.Used = false;
         s.Next = _free;
         _free = cur;
@@ -225,13 +240,14 @@ internal sealed class Expectations
             n.Tuple = t;
             n.MasterOrig = masterOrig;
             n.Deadline = now + (timeoutSeconds * 1000L);
-            n.Created = ++_serial;
             n.Master = master;
             n.MasterGeneration = generation;
             n.Helper = helper;
             n.Used = true;
             n.Next = _buckets[b];
             _buckets[b] = idx;
+            n.MasterNext = HeadOf(master, generation);
+            _heads[master] = idx;
             Volatile.Write(ref _count, _count + 1); // after the slot is linked: TryTake's fast path may now walk
             return ExpectResult.Added;
         }
@@ -241,23 +257,27 @@ internal sealed class Expectations
         }
     }
 
-    /// <summary>Live expectations of one master, and the oldest of them (index + 1, or −1). Locked; scans the pool (helpers add rarely).</summary>
+    /// <summary>The newest expectation of <paramref name="master"/> at <paramref name="generation"/> (index + 1), or 0. Locked.</summary>
+    private int HeadOf(int master, uint generation)
+    {
+        int h = _heads[master];
+        if (h == 0)
+            return 0;
+        ref Slot s = ref _slots[h - 1];
+        return s.Used && s.Master == master && s.MasterGeneration == generation ? h : 0;
+    }
+
+    /// <summary>Unexpired expectations of one master, and the oldest of them (index + 1, or −1). Locked; walks the master's own list.</summary>
     private int CountOf(int master, uint generation, long now, out int oldest)
     {
         int n = 0;
         oldest = -1;
-        long oldestSerial = long.MaxValue;
-        for (int i = 0; i < _slots.Length; i++)
+        for (int m = HeadOf(master, generation); m != 0; m = _slots[m - 1].MasterNext)
         {
-            ref Slot s = ref _slots[i];
-            if (!s.Used || s.Master != master || s.MasterGeneration != generation || s.Deadline - now <= 0)
+            if (_slots[m - 1].Deadline - now <= 0)
                 continue;
             n++;
-            if (s.Created < oldestSerial)
-            {
-                oldestSerial = s.Created;
-                oldest = i + 1;
-            }
+            oldest = m; // newest first: the last one met is the oldest
         }
         return n;
     }
