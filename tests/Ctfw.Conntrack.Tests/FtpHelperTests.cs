@@ -327,6 +327,24 @@ public class FtpHelperTests
     }
 
     [Fact]
+    public void SameExpectationFromAnotherMaster_IsAClash_AndDrops()
+    {
+        using var s = new FtpSession();
+        s.Open();
+        s.Server("227 Entering Passive Mode (10,99,2,2,195,80).\r\n").Is(CtState.Established, CtDirection.Reply, TcpState.Established);
+        // A second control connection from the same client announces the same port.
+        s.H.ClientPort = 40001;
+        s.ClientSeq = 1000;
+        s.ServerSeq = 5000;
+        s.Open();
+        Classification r = s.Server("227 Entering Passive Mode (10,99,2,2,195,80).\r\n");
+        Assert.Equal(CtState.Dropped, r.State);
+        Assert.Equal(InvalidReason.HelperExpectFailed, r.Reason);
+        ExpectationInfo e = Assert.Single(s.H.Engine.ListExpectations(s.H.Now));
+        Assert.Equal(40000, e.Master.SrcId);
+    }
+
+    [Fact]
     public void HelperPath_AllocatesNothing()
     {
         using var s = new FtpSession();
