@@ -58,6 +58,12 @@ public readonly struct PacketContext
     /// Set by the firewall pipeline (daemon and replay), which confirms on ACCEPT and aborts on DROP/REJECT.
     /// </summary>
     public bool DeferConfirm { get; init; }
+    /// <summary>
+    /// The helper the raw table's `CT --helper` target gives a new connection (its template); ignored
+    /// for packets of existing entries, for protocols the helper does not serve, and until
+    /// <see cref="ConntrackEngine.EnableHelpers"/> ran.
+    /// </summary>
+    public CtHelper Helper { get; init; }
 
     public static PacketContext Forwarded => new() { VerifyChecksums = true };
 }

@@ -35,6 +35,11 @@ internal sealed class ConnTable
     /// nf_conntrack_acct is first on (<see cref="EnableAccounting"/>), then kept for good.
     /// </summary>
     internal FlowAcct[]? Acct;
+    /// <summary>
+    /// Helper state of each entry, same index (see <see cref="HelperSlot"/>); null until a ruleset
+    /// assigns helpers (<see cref="ConntrackEngine.EnableHelpers"/>), then kept for good.
+    /// </summary>
+    internal HelperSlot[]? Helpers;
     private readonly int[] _buckets;
     private readonly int _bucketShift;
     private readonly TupleHasher _hasher;
@@ -321,6 +326,8 @@ internal sealed class ConnTable
         int idx = PopFree();
         if (idx < 0 && TryReclaimNow())
             idx = PopFree();
+        if (idx >= 0 && Helpers is { } helpers) // benign race: set once off this path, never cleared
+            ResetHelper(ref helpers[idx]);
         if (idx < 0)
         {
             if (stats != null)
@@ -330,6 +337,15 @@ internal sealed class ConnTable
             Interlocked.Increment(ref _allocFailures.Value);
         }
         return idx;
+    }
+
+    /// <summary>A reused slot's helper state starts empty, under a new generation (expectations of the old occupant die).</summary>
+    private static void ResetHelper(ref HelperSlot h)
+    {
+        uint generation = h.Generation + 1;
+        h = default;
+        // Release: an expectation walk that reads the new generation also reads the cleared state.
+        Volatile.Write(ref h.Generation, generation);
     }
 
     /// <summary>

@@ -58,6 +58,31 @@ public sealed partial class ConntrackEngine
         return Settings.CopyRuntimeValuesFrom(fresh);
     }
 
+    /// <summary>
+    /// Turns conntrack helpers on (a ruleset with `CT --helper`): allocates the per-entry helper state
+    /// and the expectation table once; later calls do nothing. Until then <see cref="PacketContext.Helper"/>
+    /// is ignored. Not on the packet path.
+    /// </summary>
+    public void EnableHelpers()
+    {
+        lock (_readerLock)
+        {
+            if (Volatile.Read(ref Table.Helpers) != null)
+                return;
+            // The expectation table first: a worker that sees Helpers non-null finds it.
+            Volatile.Write(ref _expectations, new Expectations(Table, Expectations.DefaultCapacity(Table.BucketCount)));
+            Volatile.Write(ref Table.Helpers, new HelperSlot[Table.Entries.Length]);
+        }
+    }
+
+    private Expectations? _expectations;
+
+    /// <summary>The expectation table, once <see cref="EnableHelpers"/> ran.</summary>
+    internal Expectations? Expectations => Volatile.Read(ref _expectations);
+
+    /// <summary>The live expectations (`conntrack -L expect`); empty without helpers.</summary>
+    public List<ExpectationInfo> ListExpectations(long now) => Expectations?.Snapshot(now) ?? [];
+
     /// <summary>Whether packets are being counted (the accounting array exists: nf_conntrack_acct has been on).</summary>
     public bool Accounting => Volatile.Read(ref Table.Acct) != null; // fresh read of what EnableAccounting published
 

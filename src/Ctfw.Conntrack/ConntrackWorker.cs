@@ -9,7 +9,7 @@ namespace Ctfw.Conntrack;
 /// batch and <see cref="Exit"/> after it (the epoch that keeps entries from being reused under us).
 /// Nothing here allocates, throws on bad input, or blocks.
 /// </summary>
-public sealed class ConntrackWorker : IDisposable
+public sealed partial class ConntrackWorker : IDisposable
 {
     private readonly ConntrackEngine _engine;
     private readonly ConnTable _table;
@@ -111,10 +111,7 @@ public sealed class ConntrackWorker : IDisposable
             int n = Math.Min(MaxBatch, packets.Length - start);
             for (int i = 0; i < n; i++)
             {
-                PacketSlice ps = packets[start + i];
-                ReadOnlySpan<byte> pkt = (uint)ps.Offset <= (uint)buffer.Length && (uint)ps.Length <= (uint)(buffer.Length - ps.Offset)
-                    ? buffer.Slice(ps.Offset, ps.Length)
-                    : default;
+                ReadOnlySpan<byte> pkt = Slice(buffer, packets[start + i]);
                 InvalidReason parseResult = PacketParser.Parse(pkt, out _batchParsed[i]);
                 bool track = Prepare(pkt, _batchParsed[i], parseResult, now, ctx, out results[start + i], out _batchTuples[i]);
                 _batchTrack[i] = track;
@@ -133,13 +130,15 @@ public sealed class ConntrackWorker : IDisposable
             for (int i = 0; i < n; i++)
             {
                 if (_batchTrack[i])
-                {
-                    PacketSlice ps = packets[start + i]; // checked in the first pass
-                    Track(buffer.Slice(ps.Offset, ps.Length), _batchTuples[i], _batchHashes[i], _batchParsed[i], now, ctx, ref results[start + i]);
-                }
+                    Track(Slice(buffer, packets[start + i]), _batchTuples[i], _batchHashes[i], _batchParsed[i], now, ctx, ref results[start + i]);
             }
         }
     }
+
+    private static ReadOnlySpan<byte> Slice(ReadOnlySpan<byte> buffer, PacketSlice ps) =>
+        (uint)ps.Offset <= (uint)buffer.Length && (uint)ps.Length <= (uint)(buffer.Length - ps.Offset)
+            ? buffer.Slice(ps.Offset, ps.Length)
+            : default;
 
     /// <summary>
     /// Everything before the table lookup on a parsed packet: parse result, checksum, ICMP errors
@@ -527,7 +526,11 @@ public sealed class ConntrackWorker : IDisposable
         r.TcpState = p.Protocol == IpProto.Tcp ? e.Tcp.State : TcpState.None;
         uint after = Volatile.Read(ref e.Status); // after the tracker's ORs: fresh read
         r.Status = (CtStatus)(after & 0xFFFF);
-        if (_offloadRing != null)
+        bool helped = _table.Helpers is { } helpers && helpers[idx].Helper != CtHelper.None; // benign race: set once, never cleared
+        if (helped)
+            RunHelper(packet, idx, ref e, ref _table.Helpers![idx], dir, p, now, ref r);
+        // A flow with a helper is never offloaded (the kernel's flowtable refuses them): the helper must see its packets.
+        if (_offloadRing != null && !helped)
             OffloadCheck(idx, ref e, p, res, after, now, ref r);
         // UPDATE (IPCT_PROTOINFO, IPCT_REPLY, IPCT_ASSURED): one per packet that changed any of them,
         // never for an entry this packet kills (the kernel delivers nothing for a dying entry).
@@ -659,7 +662,7 @@ public sealed class ConntrackWorker : IDisposable
         _table.PrefetchSide(idx);
         ref ConnEntry e = ref _table.Entries[idx];
         e.Orig = t;
-        e.Status = 0;
+        e.Status = _table.Helpers is { } helpers ? StartHelper(t, idx, ref helpers[idx], p, ctx, now) : 0; // benign race, as in Existing
         e.Deadline = now;
         e.Tcp = default;
         e.NextOrig = 0;
@@ -711,9 +714,14 @@ public sealed class ConntrackWorker : IDisposable
 
         _table.Ages[idx].CreatedMs = now; // the line the switch above wrote StateSinceMs on
         StartAccounting(idx, 0, p.IpTotalLength);
-        r.State = CtState.New;
+        r.State = (e.Status & (uint)CtStatus.Expected) != 0 ? CtState.Related : CtState.New;
         r.Direction = CtDirection.Original;
         r.Status = (CtStatus)(e.Status & 0xFFFF);
+        if (_table.Helpers is { } h && h[idx].Helper == CtHelper.Tftp && !TftpNew(packet, idx, ref e, p, now, ref r))
+        {
+            _table.Free(idx);
+            return true;
+        }
         if (ctx.DeferConfirm)
         {
             r.PendingEntry = idx;

@@ -75,6 +75,9 @@ public enum InvalidReason : byte
     UdpLiteBadCoverage,      // checksum coverage 1..7 or beyond the datagram
     UdpLiteNoChecksum,       // checksum 0: UDP-Lite mandates one
     UdpLiteBadChecksum,
+    // Not INVALID: a conntrack helper dropped the packet (nf_conntrack_ftp/tftp returning NF_DROP).
+    HelperPartial,           // FTP: a PORT/EPRT/227/229 cut short at the end of the segment
+    HelperExpectFailed,      // the expectation could not be added (another master's clash, table full)
 }
 
 public static class InvalidReasons
@@ -130,6 +133,8 @@ public static class InvalidReasons
         "udplite-bad-coverage",
         "udplite-no-checksum",
         "udplite-bad-checksum",
+        "helper-partial",
+        "helper-expect-failed",
     ];
 
     public static int Count => s_names.Length;
