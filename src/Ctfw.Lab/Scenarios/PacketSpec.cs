@@ -191,7 +191,8 @@ public sealed record GenericPacket(Side From, bool V6, byte Protocol, int Payloa
 /// One SCTP chunk of an <see cref="SctpPacket"/>. The value is what the type needs to look real:
 /// INIT / INIT ACK the 16-byte fixed part with <see cref="InitTag"/>, DATA a 12-byte header and 4
 /// bytes, SACK 12 bytes, SHUTDOWN the cumulative TSN, HEARTBEAT (ACK) a heartbeat-info parameter,
-/// COOKIE ECHO an 8-byte cookie; the rest (ABORT, COOKIE ACK, SHUTDOWN ACK / COMPLETE) none.
+/// COOKIE ECHO an 8-byte cookie, I-DATA as DATA, ECNE / CWR / (I-)FORWARD TSN / ASCONF (ACK) a TSN or
+/// serial number, ERROR one cause; the rest (ABORT, COOKIE ACK, SHUTDOWN ACK / COMPLETE, AUTH, …) none.
 /// <see cref="ZeroLength"/> writes 0 in the length field (a malformed chunk); <see cref="ValueBytes"/>
 /// cuts the value short (the length field says so), <see cref="LengthField"/> claims another length
 /// than the bytes written (a chunk running past the end of the packet).
