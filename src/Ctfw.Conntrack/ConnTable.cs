@@ -59,6 +59,11 @@ internal sealed class ConnTable
     private PaddedLong _slotShortages;
     private PaddedLong _insertFailed;
     private PaddedLong _reclaimsOnDemand;
+    private PaddedLong _gcEarlyDrops;
+    // 1 from a table-full drop until the housekeeper's next pass: the kernel's conntrack_gc_work.early_drop.
+    private PaddedInt _gcEarlyDropMode;
+    // Where the next early-drop pass starts (the kernel's gc next_bucket). Housekeeper only, under the remover flag.
+    private int _gcCursor;
     // 1 while one thread removes: unlinks, works the timer wheel and the retired ring, reclaims. The
     // housekeeper waits for it; an allocating worker only tries (it never waits on the packet path).
     private PaddedInt _remover;
@@ -145,6 +150,9 @@ internal sealed class ConnTable
     /// <summary>Confirms refused because a live entry already held the tuple (insert clash; the
     /// packet is then dropped for TCP/ICMP, or joins the entry for UDP and the rest).</summary>
     public long InsertFailed => Volatile.Read(ref _insertFailed.Value);
+
+    /// <summary>Entries killed by the housekeeper's early-drop pass (<see cref="GcEarlyDrop"/>); not in <see cref="EarlyDrops"/>, as in the kernel.</summary>
+    public long GcEarlyDrops => Volatile.Read(ref _gcEarlyDrops.Value);
 
     /// <summary>Times an allocating worker unlinked and reclaimed killed entries itself.</summary>
     public long ReclaimsOnDemand => Volatile.Read(ref _reclaimsOnDemand.Value);
@@ -376,11 +384,25 @@ internal sealed class ConnTable
                 continue;
             }
             if (rounds++ == EarlyDropRounds)
-                return false;
+                return RefuseFull();
             // Nothing to evict may still have freed places: expired entries met on the way are reaped.
             if (!EarlyDrop(hash, now, events, stats) && Volatile.Read(ref _count.Value) >= Max)
-                return false;
+                return RefuseFull();
         }
+    }
+
+    /// <summary>
+    /// A new flow is refused for want of room: the housekeeper's next pass early-drops (§3.3 step 3),
+    /// as __nf_conntrack_alloc sets conntrack_gc_work.early_drop. Returns false for the caller.
+    /// </summary>
+    private bool RefuseFull()
+    {
+        // Read first: under a flood every refused packet gets here, and a store each time would bounce
+        // the line between workers. Release store of a flag that orders nothing else; a set racing
+        // the housekeeper's clear only shifts the pass by one tick (the kernel's flag is a plain bool).
+        if (Volatile.Read(ref _gcEarlyDropMode.Value) == 0)
+            Volatile.Write(ref _gcEarlyDropMode.Value, 1);
+        return false;
     }
 
     /// <summary>
@@ -698,6 +720,91 @@ internal sealed class ConnTable
         return false;
     }
 
+    /// <summary>Buckets the early-drop pass scans per hold of the remover flag (as <see cref="ExpiryChunk"/>).</summary>
+    private const int GcEarlyDropBucketChunk = 4096;
+
+    /// <summary>
+    /// Most entries one early-drop pass kills: the kernel's gc_worker stops a run once it has
+    /// reaped or killed more than GC_SCAN_EXPIRED_MAX (64000 / HZ; 64 at HZ = 1000) and then leaves
+    /// early-drop mode.
+    /// </summary>
+    internal const int GcEarlyDropMax = 65;
+
+    /// <summary>
+    /// The kernel GC's early-drop mode (§3.3 step 3; gc_worker with gc_work->early_drop): after a new
+    /// flow was refused for a full table, scan the buckets from where the last pass stopped and kill
+    /// every confirmed, live, not offloaded entry that <see cref="CanGcEarlyDrop"/> allows, while the
+    /// table holds at least 95 % of nf_conntrack_max (integer: max / 100 * 95, so never below 100).
+    /// At most <see cref="GcEarlyDropMax"/> kills and one sweep of the table per pass. Housekeeper only.
+    /// </summary>
+    internal int GcEarlyDrop(long now)
+    {
+        int threshold = Max / 100 * 95;
+        if (threshold == 0)
+            return 0;
+        int mask = _buckets.Length - 1;
+        int kills = 0;
+        int scanned = 0;
+        while (scanned < _buckets.Length && kills < GcEarlyDropMax && Volatile.Read(ref _count.Value) >= threshold)
+        {
+            // Under the remover flag no chain is unlinked and no entry recycled while we walk.
+            AcquireRemover();
+            try
+            {
+                EventRing? ring = Events is { Active: true } hub ? hub.Housekeeper : null; // the remover's ring
+                for (int n = 0; n < GcEarlyDropBucketChunk && scanned < _buckets.Length; n++, scanned++)
+                {
+                    int bucket = _gcCursor;
+                    _gcCursor = (bucket + 1) & mask;
+                    // Chain walk with acquire reads, as in Lookup (workers insert at heads meanwhile).
+                    int link = Volatile.Read(ref _buckets[bucket]);
+                    while (link != 0 && kills < GcEarlyDropMax && Volatile.Read(ref _count.Value) >= threshold)
+                    {
+                        int idx = (link - 1) >> 1;
+                        int d = (link - 1) & 1;
+                        ref ConnEntry e = ref Entries[idx];
+                        link = d == 0 ? Volatile.Read(ref e.NextOrig) : Volatile.Read(ref e.NextReply);
+                        // An entry is met once per direction; the ORIGINAL link alone visits each once.
+                        if (d != 0)
+                            continue;
+                        uint st = Volatile.Read(ref e.Status);
+                        if ((st & (uint)(CtStatus.Dying | CtStatus.Offload)) != 0 || (st & (uint)CtStatus.Confirmed) == 0
+                            || IsExpired(Volatile.Read(ref e.Deadline), now))
+                            continue; // expired ones are the timer wheel's
+                        if (CanGcEarlyDrop(ref e, st) && Kill(idx, ring, now))
+                        {
+                            kills++;
+                            Interlocked.Increment(ref _gcEarlyDrops.Value); // statistic, read from other threads
+                        }
+                    }
+                }
+            }
+            finally
+            {
+                ReleaseRemover();
+            }
+        }
+        return kills;
+    }
+
+    /// <summary>
+    /// gc_worker_can_early_drop: an unassured entry, or an assured one whose protocol says it may go
+    /// (tcp_can_early_drop: the closing states; sctp_can_early_drop: SHUTDOWN_SENT, SHUTDOWN_RECD,
+    /// SHUTDOWN_ACK_SENT). Benign race: the state byte is read without the entry lock, as the
+    /// kernel reads it; a packet moving it on just after makes the kill one state late or early.
+    /// </summary>
+    internal static bool CanGcEarlyDrop(ref ConnEntry e, uint status)
+    {
+        if ((status & (uint)CtStatus.Assured) == 0)
+            return true;
+        return e.Orig.Protocol switch
+        {
+            Packets.IpProto.Tcp => TcpTracker.CanEarlyDrop(e.Tcp.State),
+            Packets.IpProto.Sctp => SctpTracker.CanEarlyDrop(e.Sctp.State),
+            _ => false,
+        };
+    }
+
     /// <summary>Entries the housekeeper expires per hold of the remover flag: a worker that needs
     /// entries back waits at most this many expiries' time before it can reclaim them itself.</summary>
     private const int ExpiryChunk = 256;
@@ -749,6 +856,12 @@ internal sealed class ConnTable
                 ReleaseRemover();
             }
         }
+
+        // A table-full drop since the last pass: one early-drop pass over the table, as the kernel's
+        // GC runs one in early-drop mode and then clears the mode. Exchange: a drop that sets the flag
+        // again after this reads it gets a pass of its own on the next call.
+        if (Volatile.Read(ref _gcEarlyDropMode.Value) != 0 && Interlocked.Exchange(ref _gcEarlyDropMode.Value, 0) != 0)
+            GcEarlyDrop(now);
 
         AcquireRemover();
         try

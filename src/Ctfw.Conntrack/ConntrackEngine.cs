@@ -177,6 +177,9 @@ public sealed partial class ConntrackEngine
 
     public long EarlyDrops => Table.EarlyDrops;
 
+    /// <summary>Entries killed by the housekeeper's early-drop pass after a table-full drop (§3.3 step 3).</summary>
+    public long GcEarlyDrops => Table.GcEarlyDrops;
+
     public long AllocFailures => Table.AllocFailures;
 
     /// <summary>New flows refused because the table was full and nothing near their bucket could be early-dropped.</summary>

@@ -387,6 +387,13 @@ internal static class SctpTracker
         return true;
     }
 
+    /// <summary>
+    /// sctp_can_early_drop: an ASSURED association that is shutting down may still be killed by the
+    /// GC's early-drop pass when the table is full (<see cref="ConnTable.GcEarlyDrop"/>).
+    /// </summary>
+    public static bool CanEarlyDrop(SctpState s) =>
+        s is SctpState.ShutdownSent or SctpState.ShutdownRecd or SctpState.ShutdownAckSent;
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static uint Vtag(ref SctpConn c, int dir) => dir == 0 ? c.Vtag0 : c.Vtag1;
 

@@ -6,11 +6,11 @@ namespace Ctfw.Conntrack.Tests;
 /// <summary>
 /// SCTP tracking (nf_conntrack_proto_sctp.c) beyond what the kernel recordings show packet by packet:
 /// timeouts per state and their sysctls, the INIT retransmit that does not renew, listings as
-/// conntrack-tools prints them, the state file, and 0 B per packet.
+/// conntrack-tools prints them, the state file, early drop at a full table, and 0 B per packet.
 /// </summary>
 public class SctpTrackerTests
 {
-    private const byte Init = 1, InitAck = 2, Data = 0, Sack = 3, CookieEcho = 10, CookieAck = 11, Abort = 6;
+    private const byte Init = 1, InitAck = 2, Data = 0, Sack = 3, CookieEcho = 10, CookieAck = 11, Abort = 6, Shutdown = 7, ShutdownAck = 8;
     private const uint ClientTag = 0x11111111, ServerTag = 0x22222222;
 
     private static byte[] Packet(bool fromClient, ushort clientPort, uint vtag, byte type, uint initTag = 0, bool v6 = false)
@@ -162,6 +162,95 @@ public class SctpTrackerTests
         Assert.Equal(SctpState.Established, Only(b).SctpState);
         Assert.Equal(CtState.Established, b.Send(Packet(true, 40005, ServerTag, Data)).State);
         Assert.Equal(CtState.Invalid, b.Send(Packet(true, 40005, ClientTag, Data)).State);
+    }
+
+    /// <summary>
+    /// Fills a table of nf_conntrack_max = <paramref name="max"/> with ASSURED associations, one fifth each
+    /// ESTABLISHED, SHUTDOWN_SENT, SHUTDOWN_RECD, SHUTDOWN_ACK_SENT and CLOSED (after ABORT).
+    /// </summary>
+    private static Harness FullOfAssociations(int max)
+    {
+        var h = new Harness(Harness.With($"nf_conntrack_max={max}"));
+        for (int i = 0; i < max; i++)
+        {
+            ushort port = (ushort)(20000 + i);
+            foreach (byte[] p in Handshake(port))
+                h.Send(p);
+            switch (i % 5)
+            {
+                case 1:
+                    h.Send(Packet(true, port, ServerTag, Shutdown));
+                    break;
+                case 2:
+                    h.Send(Packet(false, port, ClientTag, Shutdown));
+                    break;
+                case 3:
+                    h.Send(Packet(true, port, ServerTag, Shutdown));
+                    h.Send(Packet(false, port, ClientTag, ShutdownAck));
+                    break;
+                case 4:
+                    h.Send(Packet(true, port, ServerTag, Abort));
+                    break;
+            }
+        }
+        List<FlowInfo> flows = h.Engine.Snapshot(h.Now);
+        Assert.Equal(max, flows.Count);
+        Assert.All(flows, f => Assert.True((f.Status & CtStatus.Assured) != 0));
+        return h;
+    }
+
+    private static int InState(Harness h, SctpState s) => h.Engine.Snapshot(h.Now).Count(f => f.SctpState == s);
+
+    [Fact]
+    public void TableFull_AssuredAssociationsShuttingDown_HousekeeperEarlyDropsOnlyThose()
+    {
+        // 100 entries, all ASSURED: the packet path's early drop finds nothing and refuses the new
+        // flow; that puts the housekeeper's next pass (run by Send) in early-drop mode, which kills
+        // what sctp_can_early_drop allows until the table is below 95 % (100, 99, …, 95: six kills).
+        using Harness h = FullOfAssociations(100);
+        byte[] init = Packet(true, 30000, 0, Init, ClientTag);
+        Classification refused = h.Send(init);
+        Assert.Equal(CtState.Dropped, refused.State);
+        Assert.Equal(InvalidReason.TableFull, refused.Reason);
+
+        Assert.Equal(6, h.Engine.GcEarlyDrops);
+        Assert.Equal(0, h.Engine.EarlyDrops);
+        Assert.Equal(94, h.Engine.Count);
+        Assert.Equal(20, InState(h, SctpState.Established));
+        Assert.Equal(20, InState(h, SctpState.Closed)); // ASSURED and CLOSED (aborted): not droppable
+        Assert.Equal(60 - 6, InState(h, SctpState.ShutdownSent) + InState(h, SctpState.ShutdownRecd) + InState(h, SctpState.ShutdownAckSent));
+
+        Assert.Equal(CtState.New, h.Send(init).State);
+        Assert.Equal(6, h.Engine.GcEarlyDrops); // room again: no new pass
+    }
+
+    [Fact]
+    public void TableFull_MaxBelow100_NoHousekeeperEarlyDrop()
+    {
+        // The kernel's threshold is nf_conntrack_max / 100 * 95 in integers: 0 below 100, and 0 means off.
+        using Harness h = FullOfAssociations(60);
+        Assert.Equal(CtState.Dropped, h.Send(Packet(true, 30000, 0, Init, ClientTag)).State);
+        Assert.Equal(0, h.Engine.GcEarlyDrops);
+        Assert.Equal(60, h.Engine.Count);
+    }
+
+    [Theory]
+    [InlineData(SctpState.None, false)]
+    [InlineData(SctpState.Closed, false)]
+    [InlineData(SctpState.CookieWait, false)]
+    [InlineData(SctpState.CookieEchoed, false)]
+    [InlineData(SctpState.Established, false)]
+    [InlineData(SctpState.ShutdownSent, true)]
+    [InlineData(SctpState.ShutdownRecd, true)]
+    [InlineData(SctpState.ShutdownAckSent, true)]
+    [InlineData(SctpState.HeartbeatSent, false)]
+    public void CanGcEarlyDrop_Sctp_AssuredOnlyWhenShuttingDown_UnassuredAlways(SctpState state, bool assuredDroppable)
+    {
+        var e = new ConnEntry { Orig = new ConnTuple { Protocol = IpProto.Sctp } };
+        e.Sctp.State = state;
+        Assert.Equal(assuredDroppable, SctpTracker.CanEarlyDrop(state));
+        Assert.Equal(assuredDroppable, ConnTable.CanGcEarlyDrop(ref e, (uint)(CtStatus.Confirmed | CtStatus.Assured)));
+        Assert.True(ConnTable.CanGcEarlyDrop(ref e, (uint)CtStatus.Confirmed));
     }
 
     private static List<byte[]> Associations(ushort firstPort, int count)

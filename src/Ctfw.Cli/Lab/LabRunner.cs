@@ -170,7 +170,7 @@ internal sealed class LabRunner
     {
         // Same start for both trackers: this scenario's sysctls in the gateway (ctfw re-reads them
         // there), and empty tables.
-        lab.SetGatewaySysctls(scenario.EffectiveSysctls);
+        lab.SetGatewaySysctls(scenario.GatewaySysctls);
         daemon.Request(ControlProtocol.ReloadSysctls);
         FlushBoth(lab, daemon);
 
@@ -260,7 +260,7 @@ internal sealed class LabRunner
         // Real programs talk for real: the endpoints' stacks answer again, timeouts are the kernel's defaults.
         TrafficMix.Unmute(lab.Client);
         TrafficMix.Unmute(lab.Server);
-        lab.SetGatewaySysctls(ConntrackSysctls.Defaults);
+        lab.SetGatewaySysctls(ConntrackSysctls.All);
         daemon.Request(ControlProtocol.ReloadSysctls);
         FlushBoth(lab, daemon);
 

@@ -71,9 +71,19 @@ public sealed class KernelScenario
 
     public IReadOnlyList<SendStep> Packets { get; }
 
-    /// <summary>Every sysctl the recorder sets for this scenario: the defaults with this scenario's overrides.</summary>
+    /// <summary>
+    /// The sysctls of this scenario's <c>.sysctl</c> file: <see cref="ConntrackSysctls.Defaults"/> with this
+    /// scenario's overrides, then <see cref="ConntrackSysctls.SctpDefaults"/> (overridden) only when it overrides one of them.
+    /// </summary>
     public IReadOnlyList<KeyValuePair<string, string>> EffectiveSysctls =>
-        [.. ConntrackSysctls.Defaults.Select(d => Sysctls.TryGetValue(d.Key, out string? v) ? new KeyValuePair<string, string>(d.Key, v) : d)];
+        [.. Override(ConntrackSysctls.Defaults),
+         .. ConntrackSysctls.SctpDefaults.Any(d => Sysctls.ContainsKey(d.Key)) ? Override(ConntrackSysctls.SctpDefaults) : []];
+
+    /// <summary>Every sysctl the recorder and the lab set before this scenario: all managed ones, with this scenario's overrides.</summary>
+    public IReadOnlyList<KeyValuePair<string, string>> GatewaySysctls => [.. Override(ConntrackSysctls.All)];
+
+    private IEnumerable<KeyValuePair<string, string>> Override(IEnumerable<KeyValuePair<string, string>> defaults) =>
+        defaults.Select(d => Sysctls.TryGetValue(d.Key, out string? v) ? new KeyValuePair<string, string>(d.Key, v) : d);
 
     public TimeSpan TotalSleep => TimeSpan.FromTicks(Steps.OfType<SleepStep>().Sum(s => s.Duration.Ticks));
 
@@ -90,7 +100,7 @@ public sealed class ScenarioBuilder
     /// <summary>Overrides one conntrack sysctl (kernel name without <c>net.netfilter.</c>) for this scenario.</summary>
     public ScenarioBuilder Sysctl(string name, int value)
     {
-        if (!ConntrackSysctls.Defaults.Any(d => d.Key == name))
+        if (!ConntrackSysctls.All.Any(d => d.Key == name))
             throw new ArgumentException($"{name} is not one of the sysctls the recorder manages", nameof(name));
         _sysctls[name] = value.ToString(CultureInfo.InvariantCulture);
         return this;
@@ -168,4 +178,24 @@ public static class ConntrackSysctls
         new("nf_conntrack_icmpv6_timeout", "30"),
         new("nf_conntrack_generic_timeout", "600"),
     ];
+
+    /// <summary>
+    /// SCTP's per-state timeouts (nf_conntrack_proto_sctp.c, 6.18 defaults). Set before every scenario
+    /// like <see cref="Defaults"/>, but written to a <c>.sysctl</c> file only by scenarios that override one:
+    /// the recordings made before they were managed ran under these defaults and do not list them.
+    /// </summary>
+    public static readonly IReadOnlyList<KeyValuePair<string, string>> SctpDefaults =
+    [
+        new("nf_conntrack_sctp_timeout_closed", "10"),
+        new("nf_conntrack_sctp_timeout_cookie_wait", "3"),
+        new("nf_conntrack_sctp_timeout_cookie_echoed", "3"),
+        new("nf_conntrack_sctp_timeout_established", "210"),
+        new("nf_conntrack_sctp_timeout_shutdown_sent", "3"),
+        new("nf_conntrack_sctp_timeout_shutdown_recd", "3"),
+        new("nf_conntrack_sctp_timeout_shutdown_ack_sent", "3"),
+        new("nf_conntrack_sctp_timeout_heartbeat_sent", "30"),
+    ];
+
+    /// <summary>Every sysctl the recorder manages, with the kernel's defaults.</summary>
+    public static readonly IReadOnlyList<KeyValuePair<string, string>> All = [.. Defaults, .. SctpDefaults];
 }

@@ -99,6 +99,17 @@ public static partial class KernelScenarios
         SctpHeartbeatPaths(),
         Sctp6Association(),
         UdpLiteNewReply(),
+        SctpOtherChunkTypes(),
+        SctpInitCollision(),
+        SctpShutdownCollision(),
+        SctpChunksInOtherStates(),
+        SctpCookieEchoVtag(),
+        SctpAbortTBit(),
+        SctpMultihomingSecondaryPath(),
+        SctpTruncatedAndCrc(),
+        SctpBadCrcUnchecked(),
+        SctpTimeoutsPerState(),
+        UdpLiteTimeouts(),
     ]);
 
     /// <summary>Every scenario, in recording order.</summary>

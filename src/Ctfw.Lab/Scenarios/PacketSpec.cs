@@ -191,12 +191,21 @@ public sealed record GenericPacket(Side From, bool V6, byte Protocol, int Payloa
 /// One SCTP chunk of an <see cref="SctpPacket"/>. The value is what the type needs to look real:
 /// INIT / INIT ACK the 16-byte fixed part with <see cref="InitTag"/>, DATA a 12-byte header and 4
 /// bytes, SACK 12 bytes, SHUTDOWN the cumulative TSN, HEARTBEAT (ACK) a heartbeat-info parameter,
-/// COOKIE ECHO an 8-byte cookie; the rest (ABORT, COOKIE ACK, SHUTDOWN ACK / COMPLETE) none.
-/// <see cref="ZeroLength"/> writes 0 in the length field (a malformed chunk).
+/// COOKIE ECHO an 8-byte cookie, I-DATA as DATA, ECNE / CWR / (I-)FORWARD TSN / ASCONF (ACK) a TSN or
+/// serial number, ERROR one cause; the rest (ABORT, COOKIE ACK, SHUTDOWN ACK / COMPLETE, AUTH, …) none.
+/// <see cref="ZeroLength"/> writes 0 in the length field (a malformed chunk); <see cref="ValueBytes"/>
+/// cuts the value short (the length field says so), <see cref="LengthField"/> claims another length
+/// than the bytes written (a chunk running past the end of the packet).
 /// </summary>
 public sealed record SctpChunk(byte Type, byte Flags = 0, uint InitTag = 0)
 {
     public bool ZeroLength { get; init; }
+
+    /// <summary>Keep only this many bytes of the value (null: all).</summary>
+    public int? ValueBytes { get; init; }
+
+    /// <summary>Write this in the length field instead of the true length (null: the true length).</summary>
+    public ushort? LengthField { get; init; }
 
     public int Write(Span<byte> buffer)
     {
@@ -237,13 +246,32 @@ public sealed record SctpChunk(byte Type, byte Flags = 0, uint InitTag = 0)
                 value[..8].Fill(0xC0);
                 n = 8;
                 break;
+            case SctpChunkTypes.IData:
+                BinaryPrimitives.WriteUInt32BigEndian(value, 1000); // TSN; stream, MID, PPID 0
+                value[12..16].Fill(0x64);
+                n = 16;
+                break;
+            case SctpChunkTypes.Ecne or SctpChunkTypes.Cwr or SctpChunkTypes.ForwardTsn or SctpChunkTypes.IForwardTsn
+                or SctpChunkTypes.Asconf or SctpChunkTypes.AsconfAck:
+                BinaryPrimitives.WriteUInt32BigEndian(value, 1000); // a TSN, or the ASCONF serial number
+                n = 4;
+                break;
+            case SctpChunkTypes.Error:
+                BinaryPrimitives.WriteUInt16BigEndian(value, 1); // cause: invalid stream identifier
+                BinaryPrimitives.WriteUInt16BigEndian(value[2..], 8);
+                n = 8;
+                break;
             default:
                 n = 0;
                 break;
         }
+        if (ValueBytes is int cut)
+            n = Math.Min(n, cut);
         int written = PacketBuilder.SctpChunk(buffer, Type, Flags, value[..n]);
         if (ZeroLength)
             BinaryPrimitives.WriteUInt16BigEndian(buffer[2..], 0);
+        if (LengthField is ushort claimed)
+            BinaryPrimitives.WriteUInt16BigEndian(buffer[2..], claimed);
         return written;
     }
 
@@ -253,7 +281,9 @@ public sealed record SctpChunk(byte Type, byte Flags = 0, uint InitTag = 0)
         string t = (Flags & 1) != 0 && Type is SctpChunkTypes.Abort or SctpChunkTypes.ShutdownComplete ? " T" : "";
         string tag = Type is SctpChunkTypes.Init or SctpChunkTypes.InitAck
             ? string.Create(CultureInfo.InvariantCulture, $" tag 0x{InitTag:x8}") : "";
-        return $"[{name}{t}{tag}{(ZeroLength ? " len 0" : "")}]";
+        string cut = ValueBytes is int v ? string.Create(CultureInfo.InvariantCulture, $" value cut to {v}") : "";
+        string claimed = LengthField is ushort l ? string.Create(CultureInfo.InvariantCulture, $" len field {l}") : "";
+        return $"[{name}{t}{tag}{(ZeroLength ? " len 0" : "")}{cut}{claimed}]";
     }
 }
 
@@ -269,9 +299,20 @@ public static class SctpChunkTypes
     public const byte Abort = 6;
     public const byte Shutdown = 7;
     public const byte ShutdownAck = 8;
+    public const byte Error = 9;
     public const byte CookieEcho = 10;
     public const byte CookieAck = 11;
+    public const byte Ecne = 12;
+    public const byte Cwr = 13;
     public const byte ShutdownComplete = 14;
+    public const byte Auth = 15;         // RFC 4895
+    public const byte IData = 64;        // RFC 8260
+    public const byte AsconfAck = 128;   // RFC 5061
+    public const byte Reconf = 130;      // RFC 6525
+    public const byte Pad = 132;         // RFC 4820
+    public const byte ForwardTsn = 192;  // RFC 3758
+    public const byte Asconf = 193;      // RFC 5061
+    public const byte IForwardTsn = 194; // RFC 8260
 
     public static string Name(byte type) => type switch
     {
@@ -284,9 +325,20 @@ public static class SctpChunkTypes
         Abort => "ABORT",
         Shutdown => "SHUTDOWN",
         ShutdownAck => "SHUTDOWN_ACK",
+        Error => "ERROR",
         CookieEcho => "COOKIE_ECHO",
         CookieAck => "COOKIE_ACK",
+        Ecne => "ECNE",
+        Cwr => "CWR",
         ShutdownComplete => "SHUTDOWN_COMPLETE",
+        Auth => "AUTH",
+        IData => "I_DATA",
+        AsconfAck => "ASCONF_ACK",
+        Reconf => "RECONF",
+        Pad => "PAD",
+        ForwardTsn => "FORWARD_TSN",
+        Asconf => "ASCONF",
+        IForwardTsn => "I_FORWARD_TSN",
         _ => string.Create(CultureInfo.InvariantCulture, $"type {type}"),
     };
 }

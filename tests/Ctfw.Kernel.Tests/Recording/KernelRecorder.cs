@@ -104,7 +104,7 @@ public sealed class KernelRecorder
     private ScenarioRecording RecordOnce(KernelScenario scenario)
     {
         // 1. Sysctls: every managed one, so a scenario never inherits the previous one's timeouts.
-        _lab.SetGatewaySysctls([.. scenario.EffectiveSysctls, new("nf_conntrack_log_invalid", "255")]);
+        _lab.SetGatewaySysctls([.. scenario.GatewaySysctls, new("nf_conntrack_log_invalid", "255")]);
 
         // 2. Empty table.
         _lab.InGateway("conntrack", "-F", "-f", "ipv4");
