@@ -18,6 +18,12 @@ public struct Classification
     /// <summary>SCTP state of the packet's entry before the packet; <see cref="SctpState.None"/> when it had none.</summary>
     public SctpState PreviousSctpState;
     public Ctfw.Packets.InvalidReason Reason;
+    /// <summary>
+    /// When a conntrack helper dropped the packet (<see cref="State"/> is <see cref="CtState.Dropped"/>, <see cref="Reason"/>
+    /// a helper's): the ctstate the packet had before, which is what the kernel's filter rules see (its helpers run at
+    /// confirm, after the FORWARD and INPUT hooks). <see cref="CtState.Invalid"/> (0) otherwise.
+    /// </summary>
+    public CtState StateBeforeHelperDrop;
     /// <summary>The TCP tracker accepted the packet without changing state or timeout ("ignored").</summary>
     public bool Ignored;
     public byte Protocol;

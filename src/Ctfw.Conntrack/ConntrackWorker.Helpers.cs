@@ -105,6 +105,7 @@ public sealed partial class ConntrackWorker
     /// <summary>A helper's NF_DROP: the tracker's update stands, the packet does not pass.</summary>
     private static void HelperDrop(ref Classification r, InvalidReason reason)
     {
+        r.StateBeforeHelperDrop = r.State;
         r.State = CtState.Dropped;
         r.Reason = reason;
     }

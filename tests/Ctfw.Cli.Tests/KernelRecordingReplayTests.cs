@@ -23,9 +23,32 @@ public class KernelRecordingReplayTests
         if (Directory.Exists(DataDirectory))
         {
             foreach (string pcap in Directory.EnumerateFiles(DataDirectory, "*.pcap").Order(StringComparer.Ordinal))
-                data.Add(Path.GetFileNameWithoutExtension(pcap));
+            {
+                string name = Path.GetFileNameWithoutExtension(pcap);
+                if (!NeedsHelpers(name))
+                    data.Add(name);
+            }
         }
         return data;
+    }
+
+    /// <summary>
+    /// Recordings made with the lab's helper assignment in force on some packet (FTP to 21, TFTP to 69:
+    /// <see cref="Ctfw.Lab.Network.LabHelpers"/>). `ctfw replay` assigns helpers only through a ruleset's raw table, so
+    /// these are replayed with the assignment by Ctfw.Kernel.Tests' StoredRecordingTests (CtfwVerdicts) instead.
+    /// </summary>
+    public static bool NeedsHelpers(string name) =>
+        Ctfw.Lab.Scenarios.KernelScenarios.All.FirstOrDefault(s => s.Name == name) is { } scenario
+        && scenario.Packets.Any(p => Ctfw.Lab.Network.LabHelpers.Select(p.Packet.ToBytes()) != CtHelper.None);
+
+    [Fact]
+    public void Recordings_WithHelperAssignment_AreTheFtpAndTftpOnesOnly()
+    {
+        string[] helped = [.. Directory.EnumerateFiles(DataDirectory, "*.pcap").Select(Path.GetFileNameWithoutExtension)
+            .Where(n => NeedsHelpers(n!)).Order(StringComparer.Ordinal)!];
+        Assert.NotEmpty(helped);
+        Assert.All(helped, n => Assert.Matches("^(ftp|tftp)", n));
+        Assert.DoesNotContain("ftp_without_helper", helped);
     }
 
     [Fact]

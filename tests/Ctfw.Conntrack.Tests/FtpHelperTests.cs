@@ -231,6 +231,36 @@ public class FtpHelperTests
     }
 
     [Fact]
+    public void HelperDrop_Partial_KeepsTheStateTheKernelsRulesSee()
+    {
+        // The kernel's helpers run at confirm, after FORWARD: its rules saw the dropped segment ESTABLISHED (the
+        // recorded ftp_split_command and ftp6_eprt show it), so the classification keeps that state next to DROPPED.
+        using var s = new FtpSession();
+        s.Open();
+        Classification r = s.Segment(true, "PO", s.ClientSeq);
+        Assert.Equal(CtState.Dropped, r.State);
+        Assert.Equal(InvalidReason.HelperPartial, r.Reason);
+        Assert.Equal(CtState.Established, r.StateBeforeHelperDrop);
+        Assert.Equal(CtDirection.Original, r.Direction);
+        Assert.Equal(TcpState.Established, r.TcpState);
+        r = s.Segment(false, "229 Entering Extended Passive Mode (|||0|)\r\n", s.ServerSeq);
+        Assert.Equal(CtState.Dropped, r.State);
+        Assert.Equal(CtState.Established, r.StateBeforeHelperDrop);
+        Assert.Equal(CtDirection.Reply, r.Direction);
+    }
+
+    [Fact]
+    public void Port_AddressOctetAbove255_IsOredIntoTheAddress()
+    {
+        // try_rfc959 ORs the shifted numbers unchecked: 10,99,1,258 is 10.99.1.2 (0x100 | 0x102), the client itself
+        // (recorded live: ftp_foreign_address).
+        using var s = new FtpSession();
+        s.Open();
+        s.Client("PORT 10,99,1,258,4,1\r\n").Is(CtState.Established, CtDirection.Original, TcpState.Established);
+        Related(s.DataSyn(fromServer: true, 20, 1025));
+    }
+
+    [Fact]
     public void PrefixOfPattern_AloneInSegment_Drops()
     {
         using var s = new FtpSession();

@@ -62,8 +62,8 @@ public sealed class KernelRecordingTests(ITestOutputHelper output)
                 IReadOnlyList<KernelVerdict> ours = CtfwVerdicts.Classify(live);
                 for (int i = 0; i < live.Rows.Count; i++)
                 {
-                    if (!live.Rows[i].Verdict.SameClassification(ours[i]))
-                        diff.AppendLine(CultureInfo.InvariantCulture, $"{live.Name} #{i + 1}: kernel {live.Rows[i].Verdict}, ctfw {ours[i]} ({ours[i].Reason})");
+                    if (CtfwVerdicts.Disagreement(live, ours, i) is { } differs)
+                        diff.AppendLine(CultureInfo.InvariantCulture, $"{live.Name} #{i + 1}: {differs}");
                 }
 
                 if (!ScenarioRecording.Exists(stored, live.Name))

@@ -54,6 +54,23 @@ public sealed class RecorderPartsTests
     }
 
     [Fact]
+    public void ConntrackEntry_FtpMasterAndRelatedDataConnection_EachPacketFindsItsOwnEntry()
+    {
+        // As recorded in ftp_split_command: the master carries helper=ftp, the data connection (opened by the
+        // server from port 20) is an ordinary entry whose ORIGINAL tuple is the server's.
+        string listing =
+            "tcp      6 299 ESTABLISHED src=10.99.1.2 dst=10.99.2.2 sport=40106 dport=21 src=10.99.2.2 dst=10.99.1.2 sport=21 dport=40106 [ASSURED] mark=0 helper=ftp use=1\n" +
+            "tcp      6 119 SYN_SENT src=10.99.2.2 dst=10.99.1.2 sport=20 dport=40006 [UNREPLIED] src=10.99.1.2 dst=10.99.2.2 sport=40006 dport=20 mark=0 use=1\n";
+        IReadOnlyList<ConntrackEntry> entries = ConntrackEntry.ParseAll(listing);
+        Assert.Equal(2, entries.Count);
+        var data = new TcpFlow(false, 40006, 20, 1, 2);
+        var control = new TcpFlow(false, 40106, 21, 3, 4);
+        Assert.Equal("SYN_SENT", Assert.Single(entries, e => e.Matches(FlowKey.FromPacket(data.Syn(Side.Server).ToBytes()))).TcpState);
+        Assert.Equal("SYN_SENT", Assert.Single(entries, e => e.Matches(FlowKey.FromPacket(data.SynAck(Side.Client).ToBytes()))).TcpState);
+        Assert.Equal("ESTABLISHED", Assert.Single(entries, e => e.Matches(FlowKey.FromPacket(control.Syn().ToBytes()))).TcpState);
+    }
+
+    [Fact]
     public void FlowKey_TcpSegment_TakesPortsAndAddresses()
     {
         var f = new TcpFlow(true, 40201, 443, 1, 2);

@@ -40,8 +40,8 @@ internal static class ScenarioSubset
                 {
                     output.WriteLine(string.Create(CultureInfo.InvariantCulture,
                         $"{r.Name} #{i + 1}: kernel {r.Rows[i].Verdict}, spec {scenario.Packets[i].Spec}, ctfw {ours[i]} ({r.Diagnostics[i].KernelLog})"));
-                    if (!r.Rows[i].Verdict.SameClassification(ours[i]))
-                        diff.AppendLine(CultureInfo.InvariantCulture, $"{r.Name} #{i + 1}: kernel {r.Rows[i].Verdict}, ctfw {ours[i]} ({ours[i].Reason})");
+                    if (CtfwVerdicts.Disagreement(r, ours, i) is { } differs)
+                        diff.AppendLine(CultureInfo.InvariantCulture, $"{r.Name} #{i + 1}: {differs}");
                     if (!KernelData.RecordMode && ScenarioRecording.Exists(stored, r.Name))
                     {
                         KernelVerdict kept = ScenarioRecording.Load(stored, r.Name).Rows[i].Verdict;

@@ -22,10 +22,10 @@ public sealed class StoredRecordingTests
     }
 
     [Fact]
-    public void Catalog_Scenarios_AtLeast34WithUniqueFileNames()
+    public void Catalog_Scenarios_AtLeast99WithUniqueFileNames()
     {
         IReadOnlyList<KernelScenario> all = KernelScenarios.All;
-        Assert.True(all.Count >= 34, $"only {all.Count} scenarios");
+        Assert.True(all.Count >= 99, $"only {all.Count} scenarios");
         Assert.Equal(all.Count, all.Select(s => s.Name).Distinct(StringComparer.Ordinal).Count());
         Assert.All(all, s => Assert.Matches("^[a-z0-9_]+$", s.Name));
         Assert.All(all, s => Assert.NotEmpty(s.Packets));
@@ -52,6 +52,47 @@ public sealed class StoredRecordingTests
         Assert.True(r.Packets.Zip(r.Packets.Skip(1)).All(p => p.First.TimestampNanoseconds <= p.Second.TimestampNanoseconds),
             "timestamps go backwards");
         Assert.Equal(scenario.EffectiveSysctls, r.Sysctls);
+    }
+
+    /// <summary>
+    /// ctfw's classifier, with the lab's helper assignment (<see cref="LabHelpers"/>), on every stored packet: the
+    /// kernel's ctstate, direction and protocol state, and a helper drop exactly where the kernel's helper logged one.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(ScenarioNames))]
+    public void StoredRecording_Scenario_CtfwAgreesWithKernelPerPacket(string name)
+    {
+        ScenarioRecording r = ScenarioRecording.Load(KernelData.Directory, name);
+        IReadOnlyList<KernelVerdict> ours = CtfwVerdicts.Classify(r);
+        Assert.Equal(r.Rows.Count, ours.Count);
+        var diff = new StringBuilder();
+        for (int i = 0; i < r.Rows.Count; i++)
+        {
+            if (CtfwVerdicts.Disagreement(r, ours, i) is { } differs)
+                diff.AppendLine(CultureInfo.InvariantCulture, $"#{i + 1}: {differs}");
+        }
+        Assert.True(diff.Length == 0, $"{name}: ctfw disagrees with the stored kernel verdicts:\n{diff}");
+    }
+
+    [Fact]
+    public void HelperRecordings_KernelLoggedHelperDrops_CtfwDropsTheSamePackets()
+    {
+        // The helper-drop comparison must have something to compare: the FTP corpus holds partial commands.
+        int drops = 0;
+        foreach (string name in HelperScenarioRecordingTests.Names)
+        {
+            ScenarioRecording r = ScenarioRecording.Load(KernelData.Directory, name);
+            IReadOnlyList<KernelVerdict> ours = CtfwVerdicts.Classify(r);
+            for (int i = 0; i < r.Rows.Count; i++)
+            {
+                if (CtfwVerdicts.KernelHelperDrop(r.Diagnostics[i]))
+                {
+                    drops++;
+                    Assert.True(CtfwVerdicts.HelperDropped(ours[i]), $"{name} #{i + 1}: the kernel's helper dropped it, ctfw's did not");
+                }
+            }
+        }
+        Assert.True(drops >= 3, $"only {drops} helper drops in the stored FTP/TFTP recordings");
     }
 
     [Theory]

@@ -11,6 +11,7 @@ namespace Ctfw.Lab.Network;
 /// directly there, rules and sysctls are per namespace), so deleting the three namespaces undoes
 /// all of it; <see cref="Dispose"/> does that, and so does a failed constructor. Namespaces left by
 /// a crashed run (<c>ctfwk-&lt;pid&gt;-*</c> whose pid is gone; see <see cref="NamespaceLab"/>) are removed when a new lab starts.
+/// The gateway assigns the conntrack helpers of <see cref="LabHelpers"/> (raw-table <c>CT --helper</c> rules).
 /// </summary>
 public sealed class KernelLab : NamespaceLab
 {
@@ -88,6 +89,8 @@ public sealed class KernelLab : NamespaceLab
             "net.ipv6.conf.all.forwarding=1",
             "net.ipv4.conf.all.rp_filter=0",
             "net.ipv4.conf.all.send_redirects=0");
+        // The lab's conntrack helpers, in the gateway's kernel for the lab's whole life.
+        LabHelpers.Install(Gateway);
 
         Mute(Client);
         Mute(Server);

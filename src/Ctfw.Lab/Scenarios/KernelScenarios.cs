@@ -110,6 +110,18 @@ public static partial class KernelScenarios
         SctpBadCrcUnchecked(),
         SctpTimeoutsPerState(),
         UdpLiteTimeouts(),
+        // FTP and TFTP with and without helpers (issue 17)
+        FtpActivePort(),
+        FtpPassivePasv(),
+        FtpEpsv(),
+        Ftp6Eprt(),
+        FtpSplitCommand(),
+        FtpForeignAddress(),
+        FtpSecondPortReplaces(),
+        FtpWrongSource(),
+        FtpWithoutHelper(),
+        TftpRrqWrq(),
+        TftpWithoutExpectation(),
     ]);
 
     /// <summary>Every scenario, in recording order.</summary>

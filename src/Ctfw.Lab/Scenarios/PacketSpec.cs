@@ -15,7 +15,10 @@ public abstract record PacketSpec(Side From, bool V6)
 {
     public const int MaxLength = 1500;
 
-    public IpAddress Src => LabAddresses.Of(From, V6);
+    public IpAddress Src => SrcAddress ?? LabAddresses.Of(From, V6);
+
+    /// <summary>A source address other than <see cref="From"/>'s (spoofed; still sent from <see cref="From"/>'s namespace), for packets from a stranger.</summary>
+    public IpAddress? SrcAddress { get; init; }
     public IpAddress Dst => LabAddresses.Peer(From, V6);
 
     /// <summary>Writes the complete IP packet (checksums correct unless the spec asks otherwise); returns its length.</summary>
@@ -55,6 +58,11 @@ public sealed record TcpPacket(Side From, bool V6) : PacketSpec(From, V6)
     public IReadOnlyList<uint> Sack { get; init; } = [];
     /// <summary>Corrupt the TCP checksum after building (kernel-conntrack.md §4.2 step 3).</summary>
     public bool BadChecksum { get; init; }
+    /// <summary>
+    /// The payload as text (one byte per character, e.g. an FTP command), in place of
+    /// <see cref="PayloadLength"/> filler bytes; its length must be <see cref="PayloadLength"/>.
+    /// </summary>
+    public string? Text { get; init; }
 
     public override int Build(Span<byte> buffer)
     {
@@ -80,6 +88,8 @@ public sealed record TcpPacket(Side From, bool V6) : PacketSpec(From, V6)
         };
         uint[] sack = [.. Sack];
         int length = PacketBuilder.Tcp(buffer, spec, sack);
+        if (Text is not null)
+            PayloadText.Write(buffer[..length], Text, PayloadLength);
         if (BadChecksum)
             buffer[(V6 ? 40 : 20) + 17] ^= 0x5A; // low byte of the TCP checksum
         return length;
@@ -106,6 +116,8 @@ public sealed record TcpPacket(Side From, bool V6) : PacketSpec(From, V6)
         if (o.Count > 0)
             sb.Append(" <").Append(string.Join(',', o)).Append('>');
         sb.Append(CultureInfo.InvariantCulture, $" len {PayloadLength}");
+        if (Text is not null)
+            sb.Append(' ').Append(PayloadText.Quote(Text));
         if (BadChecksum)
             sb.Append(" BAD-CSUM");
         return sb.ToString();
@@ -136,9 +148,14 @@ public sealed record UdpPacket(Side From, bool V6, ushort SrcPort, ushort DstPor
     /// <summary>Send checksum 0 ("none"): legal for IPv4, not for IPv6 (RFC 8200 §8.1).</summary>
     public bool ZeroChecksum { get; init; }
 
+    /// <summary>The payload as text (one byte per character, e.g. a TFTP request), in place of <see cref="PayloadLength"/> filler bytes; same length.</summary>
+    public string? Text { get; init; }
+
     public override int Build(Span<byte> buffer)
     {
         int length = PacketBuilder.Udp(buffer, V6, Src, Dst, SrcPort, DstPort, PayloadLength, payloadFill: 0x75);
+        if (Text is not null)
+            PayloadText.Write(buffer[..length], Text, PayloadLength);
         int checksum = (V6 ? 40 : 20) + 6;
         if (ZeroChecksum)
             buffer.Slice(checksum, 2).Clear();
@@ -148,7 +165,42 @@ public sealed record UdpPacket(Side From, bool V6, ushort SrcPort, ushort DstPor
     }
 
     public override string Describe() =>
-        string.Create(CultureInfo.InvariantCulture, $"{Arrow} {Family} udp {SrcPort}>{DstPort} len {PayloadLength}{(BadChecksum ? " BAD-CSUM" : "")}{(ZeroChecksum ? " csum 0" : "")}");
+        string.Create(CultureInfo.InvariantCulture, $"{Arrow} {Family} udp {SrcPort}>{DstPort} len {PayloadLength}{(Text is null ? "" : " " + PayloadText.Quote(Text))}{(BadChecksum ? " BAD-CSUM" : "")}{(ZeroChecksum ? " csum 0" : "")}");
+}
+
+/// <summary>Text payloads of <see cref="TcpPacket"/> and <see cref="UdpPacket"/>.</summary>
+internal static class PayloadText
+{
+    /// <summary>Puts <paramref name="text"/> at the end of the built <paramref name="packet"/> and recomputes its transport checksum.</summary>
+    public static void Write(Span<byte> packet, string text, int payloadLength)
+    {
+        if (text.Length != payloadLength)
+            throw new ArgumentException($"payload text is {text.Length} bytes, PayloadLength {payloadLength}", nameof(text));
+        Span<byte> payload = packet[^payloadLength..];
+        for (int i = 0; i < text.Length; i++)
+            payload[i] = text[i] <= 0xFF ? (byte)text[i] : throw new ArgumentException("payload text must be single-byte characters", nameof(text));
+        PacketParser.Parse(packet, out ParsedPacket p);
+        PacketBuilder.RewriteTransportChecksum(packet, p);
+    }
+
+    /// <summary>The text as a C-like quoted string: "PORT 10,99,1,2,156,64\r\n".</summary>
+    public static string Quote(string text)
+    {
+        var sb = new StringBuilder("\"");
+        foreach (char c in text)
+        {
+            sb.Append(c switch
+            {
+                '\r' => "\\r",
+                '\n' => "\\n",
+                '"' => "\\\"",
+                '\\' => "\\\\",
+                >= ' ' and < (char)0x7F => c.ToString(),
+                _ => string.Create(CultureInfo.InvariantCulture, $"\\x{(int)c:x2}"),
+            });
+        }
+        return sb.Append('"').ToString();
+    }
 }
 
 /// <summary>An ICMP or ICMPv6 message with the echo layout (type, code, id, sequence), e.g. echo request/reply.</summary>

@@ -101,6 +101,12 @@ public sealed class TcpFlow
         return p;
     }
 
+    /// <summary>
+    /// Data with PSH/ACK carrying <paramref name="text"/> (e.g. an FTP command with its CRLF), at the
+    /// sender's next sequence number (advances it), or at <paramref name="seq"/> (a resend; does not).
+    /// </summary>
+    public TcpPacket Text(Side from, string text, uint? seq = null) => Data(from, text.Length, seq) with { Text = text };
+
     /// <summary>FIN/ACK at the sender's next sequence number; the FIN consumes one sequence number.</summary>
     public TcpPacket Fin(Side from, uint? ack = null)
     {
