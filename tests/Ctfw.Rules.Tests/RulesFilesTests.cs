@@ -45,7 +45,7 @@ public class RulesFilesTests
     public void AcceptAll_AcceptsEverythingOnEveryHook()
     {
         Ruleset rs = LoadFile("accept-all.rules");
-        foreach (Hook hook in Enum.GetValues<Hook>())
+        foreach (Hook hook in (Hook[])[Hook.Input, Hook.Forward, Hook.Output])
         {
             Assert.Equal(Verdict.Accept, T.Eval(rs, T.Tcp(), hook, CtState.Invalid).Verdict);
             Assert.Equal(Verdict.Accept, T.Eval(rs, T.Udp(v6: true), hook).Verdict);
@@ -146,7 +146,7 @@ public class RulesFilesTests
         CtState[] states = [CtState.New, CtState.Established, CtState.Related, CtState.Invalid, CtState.Untracked];
         Span<int> a = stackalloc int[8], b = stackalloc int[8];
         int compared = 0;
-        foreach (Hook hook in Enum.GetValues<Hook>())
+        foreach (Hook hook in (Hook[])[Hook.Input, Hook.Forward, Hook.Output])
         foreach (TestPacket p in packets)
         foreach (CtState state in states)
         foreach (string inIf in new[] { "eth0", "lo" })
