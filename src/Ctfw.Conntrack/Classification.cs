@@ -45,6 +45,12 @@ public struct Classification
     public bool OffloadCandidate;
     /// <summary>The packet's entry when <see cref="OffloadCandidate"/> is set; otherwise meaningless.</summary>
     public int Entry;
+    /// <summary>
+    /// The helper of the entry's master, what `-m helper` (xt_helper) reads: for an expected
+    /// connection (an FTP data or TFTP answer connection), its master's helper; <see cref="CtHelper.None"/>
+    /// for a connection without a master, and without an entry.
+    /// </summary>
+    public CtHelper MasterHelper;
 }
 
 /// <summary>Per-packet facts that do not come from the packet bytes.</summary>

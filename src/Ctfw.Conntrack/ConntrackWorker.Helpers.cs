@@ -19,6 +19,8 @@ public sealed partial class ConntrackWorker
             h.HasMaster = true;
             h.Master = master;
             h.MasterGeneration = generation;
+            // TryTake found the master live at this generation: its helper is the one that expected us.
+            h.MasterHelper = _table.Helpers![master].Helper;
             return (uint)CtStatus.Expected;
         }
         CtHelper helper = ctx.Helper;

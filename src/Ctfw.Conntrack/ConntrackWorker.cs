@@ -49,6 +49,12 @@ public sealed partial class ConntrackWorker : IDisposable
     public void Enter() => _table.Epochs.Enter(_epochSlot);
 
     /// <summary>
+    /// <see cref="ConntrackEngine.EnableHelpers"/> of this worker's engine, for a caller that holds
+    /// only the worker (the firewall pipeline, given a ruleset that assigns helpers). Not on the packet path.
+    /// </summary>
+    public void EnableHelpers() => _engine.EnableHelpers();
+
+    /// <summary>
     /// Leaves the batch. Entries this batch killed (early drops, RSTs) are unlinked and, with no other
     /// worker inside, reusable at once: this worker holds no index any more. Never waits: when the
     /// housekeeper is removing at the moment, it takes them instead.
@@ -526,9 +532,15 @@ public sealed partial class ConntrackWorker : IDisposable
         r.TcpState = p.Protocol == IpProto.Tcp ? e.Tcp.State : TcpState.None;
         uint after = Volatile.Read(ref e.Status); // after the tracker's ORs: fresh read
         r.Status = (CtStatus)(after & 0xFFFF);
-        bool helped = _table.Helpers is { } helpers && helpers[idx].Helper != CtHelper.None; // benign race: set once, never cleared
-        if (helped)
-            RunHelper(packet, idx, ref e, ref _table.Helpers![idx], dir, p, now, ref r);
+        bool helped = false;
+        if (_table.Helpers is { } helpers) // benign race: set once, never cleared
+        {
+            ref HelperSlot slot = ref helpers[idx];
+            r.MasterHelper = slot.MasterHelper; // written before the entry was published
+            helped = slot.Helper != CtHelper.None;
+            if (helped)
+                RunHelper(packet, idx, ref e, ref slot, dir, p, now, ref r);
+        }
         // A flow with a helper is never offloaded (the kernel's flowtable refuses them): the helper must see its packets.
         if (_offloadRing != null && !helped)
             OffloadCheck(idx, ref e, p, res, after, now, ref r);
@@ -717,10 +729,14 @@ public sealed partial class ConntrackWorker : IDisposable
         r.State = (e.Status & (uint)CtStatus.Expected) != 0 ? CtState.Related : CtState.New;
         r.Direction = CtDirection.Original;
         r.Status = (CtStatus)(e.Status & 0xFFFF);
-        if (_table.Helpers is { } h && h[idx].Helper == CtHelper.Tftp && !TftpNew(packet, idx, ref e, p, now, ref r))
+        if (_table.Helpers is { } h)
         {
-            _table.Free(idx);
-            return true;
+            r.MasterHelper = h[idx].MasterHelper;
+            if (h[idx].Helper == CtHelper.Tftp && !TftpNew(packet, idx, ref e, p, now, ref r))
+            {
+                _table.Free(idx);
+                return true;
+            }
         }
         if (ctx.DeferConfirm)
         {

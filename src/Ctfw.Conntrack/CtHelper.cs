@@ -64,6 +64,8 @@ internal struct HelperSlot
     /// <summary>How many of <see cref="Nl0"/>/<see cref="Nl1"/> hold a value in each direction (seq_aft_nl_num).</summary>
     public byte NlCount0;
     public byte NlCount1;
+    /// <summary>An expected connection: its master's helper, kept as the kernel's ct->master reference keeps it readable (xt_helper).</summary>
+    public CtHelper MasterHelper;
     /// <summary>FTP: sequence numbers just after a segment that ended in '\n' (seq_aft_nl), two per direction.</summary>
     public uint Nl0A, Nl0B, Nl1A, Nl1B;
     /// <summary>An expected connection (<see cref="HasMaster"/>): its master's index and generation.</summary>

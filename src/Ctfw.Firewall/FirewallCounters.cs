@@ -26,7 +26,10 @@ public sealed class FirewallCounters
     public readonly long[] InvalidReasons = new long[Ctfw.Packets.InvalidReasons.Count];
     public long Packets;
     public long Accepted;
+    /// <summary>All drops, the raw table's included.</summary>
     public long Dropped;
+    /// <summary>Drops by the raw table (before conntrack: these packets were never tracked).</summary>
+    public long RawDropped;
     public long Rejected;
     public long RejectsSent;
     public long RejectSendErrors;
@@ -48,6 +51,7 @@ public sealed class FirewallCounters
         Packets += other.Packets;
         Accepted += other.Accepted;
         Dropped += other.Dropped;
+        RawDropped += other.RawDropped;
         Rejected += other.Rejected;
         RejectsSent += other.RejectsSent;
         RejectSendErrors += other.RejectSendErrors;

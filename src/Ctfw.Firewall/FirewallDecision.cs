@@ -42,11 +42,16 @@ public struct FirewallDecision
 {
     public FirewallVerdict Verdict;
     public DecisionCause Cause;
-    /// <summary>Index in <see cref="Ruleset.Rules"/> of the deciding rule; −1 for a policy or no rule.</summary>
+    /// <summary>
+    /// Index of the deciding rule in its table's rules (<see cref="Ruleset.Rules"/>, or
+    /// <see cref="RawTable.Rules"/> when <see cref="Table"/> is raw); −1 for a policy or no rule.
+    /// </summary>
     public int Rule;
     /// <summary>The built-in chain the packet entered (its policy decided when <see cref="Cause"/> is Policy).</summary>
     public Hook Chain;
-    /// <summary>The hook had a filter chain, so <see cref="Chain"/> means something.</summary>
+    /// <summary>The table that decided: raw for a packet the raw table dropped (never tracked), else filter.</summary>
+    public RuleTable Table;
+    /// <summary>The hook had a chain that decided (filter, or a raw DROP), so <see cref="Chain"/> means something.</summary>
     public bool Filtered;
     /// <summary>Conntrack's classification (after confirm or abort).</summary>
     public Classification Conntrack;
@@ -62,6 +67,19 @@ public struct FirewallDecision
     /// <summary><c>CHAIN:N</c> (1-based position in its chain, as <c>iptables -L --line-numbers</c>) or <c>CHAIN:policy</c>; "-" when no chain decided.</summary>
     public readonly string Describe(Ruleset rules)
     {
+        if (Table == RuleTable.Raw && rules.Raw is { } raw)
+        {
+            // raw:PREROUTING:1, raw:OUTPUT:policy, raw:PREROUTING:2:hotdrop
+            string what = Cause switch
+            {
+                DecisionCause.Rule when (uint)Rule < (uint)raw.Rules.Count => RuleName(raw.Chains, raw.Rules, Rule),
+                DecisionCause.HotDrop when (uint)Rule < (uint)raw.Rules.Count => RuleName(raw.Chains, raw.Rules, Rule) + ":hotdrop",
+                DecisionCause.Policy => $"{ChainName(Chain)}:policy",
+                DecisionCause.RulesOverflow => "rules-overflow",
+                _ => "-",
+            };
+            return "raw:" + what;
+        }
         if (Cause == DecisionCause.Rule && (uint)Rule < (uint)rules.Rules.Count)
             return RuleName(rules, Rule);
         if (Cause == DecisionCause.Policy && Filtered)
@@ -80,10 +98,12 @@ public struct FirewallDecision
     }
 
     /// <summary><c>CHAIN:N</c> for rule <paramref name="index"/>: N counts the chain's rules from 1, as <c>iptables -L --line-numbers</c>.</summary>
-    public static string RuleName(Ruleset rules, int index)
+    public static string RuleName(Ruleset rules, int index) => RuleName(rules.Chains, rules.Rules, index);
+
+    private static string RuleName(IReadOnlyList<ChainInfo> chains, IReadOnlyList<RuleInfo> rules, int index)
     {
-        RuleInfo rule = rules.Rules[index];
-        foreach (ChainInfo chain in rules.Chains)
+        RuleInfo rule = rules[index];
+        foreach (ChainInfo chain in chains)
         {
             if (chain.Name == rule.Chain)
                 return $"{chain.Name}:{index - chain.FirstRule + 1}";
@@ -96,6 +116,7 @@ public struct FirewallDecision
         Hook.Input => "INPUT",
         Hook.Forward => "FORWARD",
         Hook.Output => "OUTPUT",
+        Hook.PreRouting => "PREROUTING",
         _ => "?",
     };
 }

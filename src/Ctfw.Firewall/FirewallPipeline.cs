@@ -9,7 +9,9 @@ namespace Ctfw.Firewall;
 
 /// <summary>
 /// The per-packet decision, the same for the NFQUEUE daemon, replay, the lab, benches and tests:
-/// parse once → track (a NEW entry left pending) → compare with the kernel's answer (shadow mode) →
+/// parse once → the raw table, when the ruleset has one with rules (PREROUTING for packets that
+/// arrive, OUTPUT for local ones: a DROP ends here, untracked; `CT --helper` picks the helper a new
+/// connection gets) → track (a NEW entry left pending) → compare with the kernel's answer (shadow mode) →
 /// evaluate the ruleset of the packet's hook (LOG lines on the way) → confirm the pending entry on
 /// ACCEPT, abort it on DROP/REJECT (the kernel inserts an entry only when its first packet is
 /// accepted) → build the REJECT answer. One pipeline per worker thread: it owns a
@@ -38,6 +40,9 @@ public sealed class FirewallPipeline : IDisposable
     // The active config's parts, copied at the start of each batch so the packet path reads them
     // without going through the config object.
     private Ruleset? _rules;
+    // The ruleset's raw table, null when it has none or one that passes every packet unchanged
+    // (then the packet path does not even build its facts).
+    private RawTable? _raw;
     private ShadowMode? _shadow;
     private bool _failClosed;
     private int _generation;
@@ -59,6 +64,7 @@ public sealed class FirewallPipeline : IDisposable
         _icmpSources = _environment.IcmpSources;
         _log = _environment.Log;
         _rescueLog = _environment.RescueLog;
+        EnableHelpersFor(config);
         _pending = config;
         Activate(config);
     }
@@ -80,7 +86,16 @@ public sealed class FirewallPipeline : IDisposable
     public void Reconfigure(FirewallConfig config)
     {
         ArgumentNullException.ThrowIfNull(config);
+        // Before the config is published: the first packet that meets its CT rules finds helpers on.
+        EnableHelpersFor(config);
         _pending = config;
+    }
+
+    /// <summary>A ruleset whose raw table assigns helpers needs conntrack's helper state (allocated once, then kept).</summary>
+    private void EnableHelpersFor(FirewallConfig config)
+    {
+        if (config.Rules is { Helpers.Count: > 0 })
+            _conntrack.EnableHelpers();
     }
 
     /// <summary>Starts a batch: takes up a configuration given to <see cref="Reconfigure"/> and enters the conntrack epoch.</summary>
@@ -98,6 +113,7 @@ public sealed class FirewallPipeline : IDisposable
     {
         _active = config;
         _rules = config.Rules;
+        _raw = config.Rules?.Raw is { PassThrough: false } raw ? raw : null;
         _shadow = config.Shadow;
         _failClosed = config.FailClosed;
         _generation = config.Generation;
@@ -154,6 +170,7 @@ public sealed class FirewallPipeline : IDisposable
         d.Cause = DecisionCause.Rule;
         d.Rule = -1;
         d.Chain = Hook.Input;
+        d.Table = RuleTable.Filter;
         d.Filtered = false;
         d.Disagreed = false;
         d.ReplyLength = 0;
@@ -176,7 +193,22 @@ public sealed class FirewallPipeline : IDisposable
         // The bytes are the datagram: NFQUEUE hands over the skb's network data, and replay cuts
         // captured link-layer padding off first (Ctfw.Capture.CapturedDatagram).
         InvalidReason parseResult = PacketParser.Parse(bytes, out ParsedPacket p);
-        var context = new PacketContext { DeferConfirm = true, VerifyChecksums = meta.VerifyChecksums, Zone = meta.Zone };
+        // The rules never see the mark bits shadow mode owns.
+        uint mark = meta.Mark;
+        if (_shadow is { } owner)
+            mark &= ~owner.Mark.Mask;
+        IfName inName = IfName.None, outName = IfName.None;
+        bool named = false;
+        CtHelper helper = CtHelper.None;
+        if (_raw is { } raw)
+        {
+            inName = _interfaces?.Lookup(meta.InInterface, now) ?? IfName.None;
+            outName = _interfaces?.Lookup(meta.OutInterface, now) ?? IfName.None;
+            named = true;
+            if (RawDrops(raw, bytes, in p, parseResult, in meta, inName, outName, mark, ref d, out helper))
+                return;
+        }
+        var context = new PacketContext { DeferConfirm = true, VerifyChecksums = meta.VerifyChecksums, Zone = meta.Zone, Helper = helper };
         _conntrack.ProcessParsed(bytes, p, parseResult, now, context, out d.Conntrack);
         ref Classification ct = ref d.Conntrack;
         c.States[(int)ct.State]++;
@@ -187,12 +219,10 @@ public sealed class FirewallPipeline : IDisposable
         // kernel's ctstate unless ctfw enforces, and never see the mark bits shadow mode owns.
         CtState ruleState = ct.State;
         CtDirection ruleDirection = ct.Direction;
-        uint mark = meta.Mark;
         CtState kernelState = CtState.Invalid;
         CtDirection kernelDirection = CtDirection.None;
         if (_shadow is { } shadow)
         {
-            mark &= ~shadow.Mark.Mask;
             if (shadow.Mark.TryDecode(meta.Mark, out kernelState, out kernelDirection))
             {
                 c.AbCompared++;
@@ -235,13 +265,19 @@ public sealed class FirewallPipeline : IDisposable
         d.Chain = hook;
         d.Filtered = true;
 
+        if (!named)
+        {
+            inName = _interfaces?.Lookup(meta.InInterface, now) ?? IfName.None;
+            outName = _interfaces?.Lookup(meta.OutInterface, now) ?? IfName.None;
+        }
         var facts = new PacketFacts(hook, in p, bytes, parseResult)
         {
-            In = _interfaces?.Lookup(meta.InInterface, now) ?? IfName.None,
-            Out = _interfaces?.Lookup(meta.OutInterface, now) ?? IfName.None,
+            In = inName,
+            Out = outName,
             State = ruleState,
             Direction = ruleDirection,
             Status = ct.Status,
+            MasterHelper = ct.MasterHelper,
             Mark = mark,
             Length = meta.OriginalLength,
         };
@@ -297,6 +333,45 @@ public sealed class FirewallPipeline : IDisposable
                 d.Verdict = FirewallVerdict.Drop;
                 return;
         }
+    }
+
+    /// <summary>
+    /// The raw table, before conntrack: PREROUTING for a packet that arrived (it has an input
+    /// interface, or was taken at PRE_ROUTING, INPUT or FORWARD), OUTPUT for a locally generated one.
+    /// A DROP decides here, as the kernel drops in raw: counted, never tracked. Otherwise
+    /// <paramref name="helper"/> is what the first `CT --helper` gave the packet.
+    /// </summary>
+    private bool RawDrops(RawTable raw, ReadOnlySpan<byte> bytes, in ParsedPacket p, InvalidReason parseResult, in PacketMeta meta,
+        IfName inName, IfName outName, uint mark, ref FirewallDecision d, out CtHelper helper)
+    {
+        bool local = meta.Hook == PacketHook.Output || (meta.Hook == PacketHook.PostRouting && meta.InInterface == 0);
+        Hook hook = local ? Hook.Output : Hook.PreRouting;
+        var facts = new PacketFacts(hook, in p, bytes, parseResult)
+        {
+            // Not routed yet at PRE_ROUTING: no output interface; a local packet has no input one.
+            In = local ? IfName.None : inName,
+            Out = local ? outName : IfName.None,
+            Mark = mark,
+            Length = meta.OriginalLength,
+        };
+        RawVerdict verdict = raw.Evaluate(facts);
+        helper = verdict.Helper;
+        if (verdict.Verdict == Verdict.Accept)
+            return false;
+        FirewallCounters c = Counters;
+        c.Dropped++;
+        c.RawDropped++;
+        d.Verdict = FirewallVerdict.Drop;
+        d.Cause = (DecisionCause)verdict.Reason; // same values (see DecisionCause)
+        d.Rule = verdict.Rule;
+        d.Chain = hook;
+        d.Table = RuleTable.Raw;
+        d.Filtered = true;
+        d.Conntrack = default;
+        d.Conntrack.State = CtState.Invalid;
+        d.Conntrack.PendingEntry = -1;
+        d.RuleState = CtState.Invalid;
+        return true;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -42,4 +42,26 @@ public static class LiveSysctls
         }
         return applied == 0 ? $"{directory}: no nf_conntrack_* sysctls found" : null;
     }
+
+    /// <summary>
+    /// A one-line warning when <paramref name="directory"/> has nf_conntrack_helper set to 1 (kernels
+    /// before 6.0 have the knob; 6.x has none): the kernel then gives helpers to connections by port
+    /// on its own, which ctfw does not do. Null when the knob is absent, 0, or unreadable.
+    /// </summary>
+    public static string? AutoHelperWarning(string directory = Directory)
+    {
+        string text;
+        try
+        {
+            text = File.ReadAllText(Path.Combine(directory, "nf_conntrack_helper")).Trim();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+        return text == "1"
+            ? "nf_conntrack_helper=1: the kernel assigns conntrack helpers by port on its own; ctfw does not (only the raw table's "
+              + "`CT --helper` rules assign them), so connections the kernel calls RELATED may be NEW to ctfw"
+            : null;
+    }
 }

@@ -36,6 +36,11 @@ public readonly ref struct PacketFacts
     /// <summary>From conntrack. The default, INVALID, is what an untracked-by-mistake packet would see.</summary>
     public CtState State { get; init; }
     public CtDirection Direction { get; init; }
+    /// <summary>
+    /// The helper of the connection's master (<see cref="Classification.MasterHelper"/>), read by
+    /// `-m helper`; <see cref="CtHelper.None"/> when the connection has no master or the master no helper.
+    /// </summary>
+    public CtHelper MasterHelper { get; init; }
     /// <summary>Conntrack status bits; only the kernel's IPS_SRC_NAT (bit 4) and IPS_DST_NAT (bit 5) are read, for --ctstate SNAT/DNAT.</summary>
     public CtStatus Status { get; init; }
     /// <summary>skb->mark with the bits shadow mode owns cleared: matched by -m mark, printed by LOG as MARK= when not zero.</summary>

@@ -1,3 +1,5 @@
+using Ctfw.Conntrack;
+
 namespace Ctfw.Rules;
 
 /// <summary>
@@ -7,8 +9,10 @@ namespace Ctfw.Rules;
 public sealed class RuleInfo
 {
     internal RuleInfo(int index, string chain, int line, string text, RuleTarget target, string? targetChain,
-        RejectWith rejectWith, LogOptions? log, RuleFamily family, string? comment)
+        RejectWith rejectWith, LogOptions? log, RuleFamily family, string? comment, RuleTable table = RuleTable.Filter, CtHelper helper = CtHelper.None)
     {
+        Table = table;
+        Helper = helper;
         Index = index;
         Chain = chain;
         Line = line;
@@ -21,7 +25,10 @@ public sealed class RuleInfo
         Comment = comment;
     }
 
-    /// <summary>Position in <see cref="Ruleset.Rules"/> (and in verdicts' <see cref="RuleVerdict.Rule"/>).</summary>
+    /// <summary>
+    /// Position in its table's rules: <see cref="Ruleset.Rules"/> (and verdicts' <see cref="RuleVerdict.Rule"/>)
+    /// for the filter table, <see cref="RawTable.Rules"/> for the raw table.
+    /// </summary>
     public int Index { get; }
     public string Chain { get; }
     /// <summary>Line of the rules file.</summary>
@@ -37,15 +44,19 @@ public sealed class RuleInfo
     public LogOptions? Log { get; }
     public RuleFamily Family { get; }
     public string? Comment { get; }
+    public RuleTable Table { get; }
+    /// <summary>For <see cref="RuleTarget.Ct"/>: the helper `--helper` names.</summary>
+    public CtHelper Helper { get; }
 
-    public override string ToString() => $"-A {Chain} {Text}";
+    public override string ToString() => Table == RuleTable.Raw ? $"-t raw -A {Chain} {Text}" : $"-A {Chain} {Text}";
 }
 
 /// <summary>A chain of the loaded ruleset.</summary>
 public sealed class ChainInfo
 {
-    internal ChainInfo(string name, Hook? builtin, Verdict? policy, int firstRule, int ruleCount, int line)
+    internal ChainInfo(string name, Hook? builtin, Verdict? policy, int firstRule, int ruleCount, int line, RuleTable table = RuleTable.Filter)
     {
+        Table = table;
         Name = name;
         Builtin = builtin;
         Policy = policy;
@@ -59,9 +70,10 @@ public sealed class ChainInfo
     public Hook? Builtin { get; }
     /// <summary>ACCEPT or DROP for built-in chains; null for user chains.</summary>
     public Verdict? Policy { get; }
-    /// <summary>The chain's rules are <see cref="Ruleset.Rules"/>[FirstRule .. FirstRule + RuleCount).</summary>
+    /// <summary>The chain's rules are its table's rules (<see cref="Ruleset.Rules"/>, <see cref="RawTable.Rules"/>)[FirstRule .. FirstRule + RuleCount).</summary>
     public int FirstRule { get; }
     public int RuleCount { get; }
-    /// <summary>Line of the declaration; for undeclared built-ins, the *filter line.</summary>
+    /// <summary>Line of the declaration; for undeclared built-ins, the table's line (*filter, *raw).</summary>
     public int Line { get; }
+    public RuleTable Table { get; }
 }

@@ -11,7 +11,9 @@ namespace Ctfw.Rules;
 /// <c>exact</c> (<c>-x</c>). Without <c>verbose</c> (<c>iptables -L -n</c> without <c>-v</c>) the
 /// counters and the in/out columns are left out, as iptables leaves them out. Rules for both
 /// families show <c>any</c> for an unset address, since one ctfw ruleset stands for both iptables
-/// and ip6tables.
+/// and ip6tables. A ruleset with a raw table lists it after the filter table, each under a
+/// <c>Table: NAME</c> line (what <c>iptables -t raw -L</c> shows); without one the listing is the
+/// filter table's alone, as before raw tables existed.
 /// </summary>
 public static class RuleListing
 {
@@ -19,14 +21,29 @@ public static class RuleListing
     {
         ArgumentNullException.ThrowIfNull(rules);
         var sb = new StringBuilder();
+        if (rules.Raw is not { } raw)
+        {
+            FormatTable(sb, rules.Chains, rules.Rules, rules.GetPolicyCounters, rules.GetCounters, exact, verbose);
+            return sb.ToString();
+        }
+        sb.Append("Table: filter\n");
+        FormatTable(sb, rules.Chains, rules.Rules, rules.GetPolicyCounters, rules.GetCounters, exact, verbose);
+        sb.Append("\nTable: raw\n");
+        FormatTable(sb, raw.Chains, raw.Rules, raw.GetPolicyCounters, raw.GetCounters, exact, verbose);
+        return sb.ToString();
+    }
+
+    private static void FormatTable(StringBuilder sb, IReadOnlyList<ChainInfo> chains, IReadOnlyList<RuleInfo> rules,
+        Func<Hook, PacketCounters> policyCounters, Func<int, PacketCounters> counters, bool exact, bool verbose)
+    {
         var references = new Dictionary<string, int>(StringComparer.Ordinal);
-        foreach (RuleInfo rule in rules.Rules)
+        foreach (RuleInfo rule in rules)
         {
             if (rule.TargetChain is { } target)
                 references[target] = references.GetValueOrDefault(target) + 1;
         }
         bool first = true;
-        foreach (ChainInfo chain in rules.Chains)
+        foreach (ChainInfo chain in chains)
         {
             if (!first)
                 sb.Append('\n');
@@ -36,7 +53,7 @@ public static class RuleListing
                 string policy = chain.Policy == Verdict.Accept ? "ACCEPT" : "DROP";
                 if (verbose)
                 {
-                    PacketCounters pc = rules.GetPolicyCounters(hook);
+                    PacketCounters pc = policyCounters(hook);
                     sb.Append(CultureInfo.InvariantCulture, $"Chain {chain.Name} (policy {policy} {pc.Packets} packets, {pc.Bytes} bytes)\n");
                 }
                 else
@@ -55,10 +72,10 @@ public static class RuleListing
                 sb.Append("target     prot opt source               destination\n");
             for (int i = chain.FirstRule; i < chain.FirstRule + chain.RuleCount; i++)
             {
-                var line = Parse(rules.Rules[i]);
+                var line = Parse(rules[i]);
                 if (verbose)
                 {
-                    PacketCounters c = rules.GetCounters(i);
+                    PacketCounters c = counters(i);
                     if (exact)
                         sb.Append(CultureInfo.InvariantCulture, $"{c.Packets,8} {c.Bytes,10} ");
                     else
@@ -75,7 +92,6 @@ public static class RuleListing
                 sb.Append('\n');
             }
         }
-        return sb.ToString();
     }
 
     /// <summary>iptables' print_num: up to 99999 as is in 5 columns, beyond that 4 digits and K, M, G or T.</summary>

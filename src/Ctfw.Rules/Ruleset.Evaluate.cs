@@ -49,7 +49,7 @@ public sealed partial class Ruleset
         for (int budget = _table.MaxSteps + 1; budget > 0; budget--)
         {
             ref readonly CompiledRule r = ref entries[pc];
-            if (!Matches(in r, in facts, in p, ref ctx))
+            if (!Matches(in r, _table, in facts, in p, ref ctx))
             {
                 if (ctx.HotDrop)
                     return new RuleVerdict(Verdict.Drop, RejectWith.Default, r.RuleIndex, logs, VerdictReason.HotDrop);
@@ -99,7 +99,7 @@ public sealed partial class Ruleset
     }
 
     /// <summary>Packets the kernel drops in ip_rcv/ip6_rcv, before any hook: no usable IP header.</summary>
-    private static bool IsFilterable(in ParsedPacket p, InvalidReason parse) =>
+    internal static bool IsFilterable(in ParsedPacket p, InvalidReason parse) =>
         p.IpVersion is 4 or 6
         && parse is not (InvalidReason.Truncated or InvalidReason.BadIpVersion or InvalidReason.BadIpv4HeaderLength
             or InvalidReason.BadIpv4TotalLength or InvalidReason.BadIpv6PayloadLength);
@@ -113,7 +113,7 @@ public sealed partial class Ruleset
         _ => CtStateMask.Invalid,
     };
 
-    private struct MatchContext
+    internal struct MatchContext
     {
         public RuleFamily Family;
         public int L4Available;
@@ -131,8 +131,8 @@ public sealed partial class Ruleset
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static bool InRange(ushort port, ushort min, ushort max) => port >= min && port <= max;
 
-    /// <summary>ip_packet_match / ip6_packet_match, then each match in order (xt_tcpudp, xt_icmp, xt_multiport, xt_state, xt_conntrack).</summary>
-    private bool Matches(in CompiledRule r, in PacketFacts facts, in ParsedPacket p, ref MatchContext ctx)
+    /// <summary>ip_packet_match / ip6_packet_match, then each match in order (xt_tcpudp, xt_icmp, xt_multiport, xt_state, xt_conntrack, xt_mark, xt_helper).</summary>
+    internal static bool Matches(in CompiledRule r, CompiledTable table, in PacketFacts facts, in ParsedPacket p, ref MatchContext ctx)
     {
         if ((r.Family & ctx.Family) == 0)
             return false;
@@ -162,16 +162,16 @@ public sealed partial class Ruleset
                 return false;
         }
 
-        CompiledMatch[] matches = _table.Matches;
+        CompiledMatch[] matches = table.Matches;
         for (int i = r.MatchStart; i < r.MatchEnd; i++)
         {
-            if (!Match(in matches[i], in facts, in p, ref ctx))
+            if (!Match(in matches[i], table, in facts, in p, ref ctx))
                 return false;
         }
         return true;
     }
 
-    private bool Match(in CompiledMatch m, in PacketFacts facts, in ParsedPacket p, ref MatchContext ctx)
+    private static bool Match(in CompiledMatch m, CompiledTable table, in PacketFacts facts, in ParsedPacket p, ref MatchContext ctx)
     {
         MatchFlags f = m.Flags;
         bool invert = (f & MatchFlags.Invert) != 0;
@@ -221,7 +221,7 @@ public sealed partial class Ruleset
                     ctx.HotDrop = true;
                     return false;
                 }
-                return MultiportMatch(in m, p.SrcPort, p.DstPort) != invert;
+                return MultiportMatch(in m, table.Ports, p.SrcPort, p.DstPort) != invert;
             case MatchKind.State:
                 return ((m.States & ctx.StateBit) != 0) != invert;
             case MatchKind.Mark:
@@ -251,6 +251,15 @@ public sealed partial class Ruleset
                     return false;
                 return true;
             }
+            case MatchKind.Helper:
+            {
+                // xt_helper's helper_mt: without an entry, or without a master with a helper, the
+                // match is its inversion alone; a master's own packets have no master.
+                CtHelper helper = facts.MasterHelper;
+                if (!ctx.HasConntrack || helper == CtHelper.None)
+                    return invert;
+                return ((m.HelperMask >> (int)helper & 1) != 0) != invert;
+            }
             default:
                 return true;
         }
@@ -267,9 +276,8 @@ public sealed partial class Ruleset
         return true;
     }
 
-    private bool MultiportMatch(in CompiledMatch m, ushort sport, ushort dport)
+    private static bool MultiportMatch(in CompiledMatch m, PortRange[] ports, ushort sport, ushort dport)
     {
-        PortRange[] ports = _table.Ports;
         for (int i = m.PortsStart; i < m.PortsEnd; i++)
         {
             PortRange range = ports[i];

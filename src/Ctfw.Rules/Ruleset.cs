@@ -1,12 +1,14 @@
 using System.Globalization;
 using System.Text;
+using Ctfw.Conntrack;
 using Ctfw.Rules.Compilation;
 using Ctfw.Rules.Parsing;
 
 namespace Ctfw.Rules;
 
 /// <summary>
-/// A loaded filter table: iptables-save text parsed, checked and compiled into flat arrays once,
+/// A loaded filter table (and raw table, <see cref="Raw"/>, when the file has one): iptables-save
+/// text parsed, checked and compiled into flat arrays once,
 /// then evaluated per packet by any number of threads at once (<see cref="Evaluate(in PacketFacts, Span{int})"/>,
 /// in Ruleset.Evaluate.cs). Immutable except for its counters. To change rules, load a new Ruleset
 /// and swap the reference; evaluations in flight finish on the old one.
@@ -16,10 +18,11 @@ public sealed partial class Ruleset
     private readonly CompiledTable _table;
     private readonly CounterShards _counters;
 
-    private Ruleset(string fileName, CompiledTable table, IReadOnlyList<RuleError> warnings)
+    private Ruleset(string fileName, CompiledTable table, CompiledTable? raw, IReadOnlyList<RuleError> warnings)
     {
         FileName = fileName;
         _table = table;
+        Raw = raw is null ? null : new RawTable(raw);
         Warnings = warnings;
         _counters = new CounterShards(table.InitialCounters.Length);
         for (int i = 0; i < table.InitialCounters.Length; i++)
@@ -28,7 +31,13 @@ public sealed partial class Ruleset
 
     /// <summary>The name errors and dumps use for the source.</summary>
     public string FileName { get; }
-    /// <summary>Every rule, chain by chain (built-ins INPUT, FORWARD, OUTPUT first, then user chains as declared).</summary>
+    /// <summary>The `*raw` table; null when the file has none.</summary>
+    public RawTable? Raw { get; }
+
+    /// <summary>The helpers the raw table's `CT --helper` rules assign (none without a raw table): conntrack needs them enabled.</summary>
+    public IReadOnlyList<CtHelper> Helpers => Raw?.Helpers ?? [];
+
+    /// <summary>Every filter rule, chain by chain (built-ins INPUT, FORWARD, OUTPUT first, then user chains as declared).</summary>
     public IReadOnlyList<RuleInfo> Rules => _table.Rules;
     public IReadOnlyList<ChainInfo> Chains => _table.Chains;
     /// <summary>Things iptables also accepts silently but that change what was written (e.g. a log prefix over 29 characters).</summary>
@@ -39,7 +48,8 @@ public sealed partial class Ruleset
     public int MaxStepsPerPacket => _table.MaxSteps;
 
     /// <summary>
-    /// Parses and compiles <paramref name="text"/> (iptables-save syntax, the filter table). On failure
+    /// Parses and compiles <paramref name="text"/> (iptables-save syntax: a `*filter` table, and
+    /// optionally a `*raw` one). On failure
     /// <paramref name="ruleset"/> is null and <paramref name="errors"/> lists every problem found, each
     /// as "fileName:line:col: message". Never throws for bad input.
     /// </summary>
@@ -56,14 +66,15 @@ public sealed partial class Ruleset
             return false;
         }
         var compileErrors = new List<RuleError>();
+        CompiledTable? raw = parser.Raw is { } rawDraft ? RulesetCompiler.Compile(rawDraft, fileName, compileErrors) : null;
         CompiledTable? compiled = RulesetCompiler.Compile(table, fileName, compileErrors);
-        if (compiled is null)
+        if (compiled is null || compileErrors.Count > 0)
         {
             errors = compileErrors;
             return false;
         }
         errors = [];
-        ruleset = new Ruleset(fileName, compiled, parser.Warnings);
+        ruleset = new Ruleset(fileName, compiled, raw, parser.Warnings);
         return true;
     }
 
@@ -139,9 +150,30 @@ public sealed partial class Ruleset
     public int CarryCountersFrom(Ruleset previous)
     {
         ArgumentNullException.ThrowIfNull(previous);
+        int carried = Carry(previous.Rules, previous.GetCounters, Rules, _counters);
+        foreach (Hook hook in (Hook[])[Hook.Input, Hook.Forward, Hook.Output])
+        {
+            PacketCounters c = previous.GetPolicyCounters(hook);
+            _counters.Seed(_table.Rules.Length + (int)hook, c.Packets, c.Bytes);
+        }
+        // The raw table's counters carry within the raw table (its OUTPUT is not the filter's).
+        if (Raw is { } raw && previous.Raw is { } before)
+        {
+            carried += Carry(before.Rules, before.GetCounters, raw.Rules, raw.Counters);
+            foreach (Hook hook in (Hook[])[Hook.PreRouting, Hook.Output])
+            {
+                PacketCounters c = before.GetPolicyCounters(hook);
+                raw.Counters.Seed(raw.Rules.Count + (int)hook, c.Packets, c.Bytes);
+            }
+        }
+        return carried;
+    }
+
+    private static int Carry(IReadOnlyList<RuleInfo> from, Func<int, PacketCounters> counters, IReadOnlyList<RuleInfo> to, CounterShards into)
+    {
         var old = new Dictionary<(string Chain, string Text, int Occurrence), int>();
         var seen = new Dictionary<(string Chain, string Text), int>();
-        foreach (RuleInfo rule in previous.Rules)
+        foreach (RuleInfo rule in from)
         {
             int n = seen.GetValueOrDefault((rule.Chain, rule.Text));
             seen[(rule.Chain, rule.Text)] = n + 1;
@@ -149,51 +181,61 @@ public sealed partial class Ruleset
         }
         seen.Clear();
         int carried = 0;
-        foreach (RuleInfo rule in Rules)
+        foreach (RuleInfo rule in to)
         {
             int n = seen.GetValueOrDefault((rule.Chain, rule.Text));
             seen[(rule.Chain, rule.Text)] = n + 1;
             if (old.TryGetValue((rule.Chain, rule.Text, n), out int before))
             {
-                PacketCounters c = previous.GetCounters(before);
-                _counters.Seed(rule.Index, c.Packets, c.Bytes);
+                PacketCounters c = counters(before);
+                into.Seed(rule.Index, c.Packets, c.Bytes);
                 carried++;
             }
-        }
-        foreach (Hook hook in (Hook[])[Hook.Input, Hook.Forward, Hook.Output])
-        {
-            PacketCounters c = previous.GetPolicyCounters(hook);
-            _counters.Seed(_table.Rules.Length + (int)hook, c.Packets, c.Bytes);
         }
         return carried;
     }
 
-    /// <summary>`iptables -Z`: zeroes every counter.</summary>
-    public void ZeroCounters() => _counters.Reset();
+    /// <summary>`iptables -Z`: zeroes every counter (the raw table's too).</summary>
+    public void ZeroCounters()
+    {
+        _counters.Reset();
+        Raw?.Counters.Reset();
+    }
 
-    /// <summary>The ruleset in iptables-save form (with `[packets:bytes]` counters as `iptables-save -c` when asked).</summary>
+    /// <summary>
+    /// The ruleset in iptables-save form (with `[packets:bytes]` counters as `iptables-save -c` when
+    /// asked): the raw table first when there is one, as packets meet it first.
+    /// </summary>
     public string Save(bool withCounters = false)
     {
         var sb = new StringBuilder();
         sb.Append("# ctfw ruleset from ").Append(FileName).Append('\n');
-        sb.Append("*filter\n");
-        foreach (ChainInfo chain in _table.Chains)
+        if (Raw is { } raw)
+            SaveTable(sb, "raw", raw.Chains, raw.Rules, raw.GetPolicyCounters, raw.GetCounters, withCounters);
+        SaveTable(sb, "filter", Chains, Rules, GetPolicyCounters, GetCounters, withCounters);
+        return sb.ToString();
+    }
+
+    private static void SaveTable(StringBuilder sb, string name, IReadOnlyList<ChainInfo> chains, IReadOnlyList<RuleInfo> rules,
+        Func<Hook, PacketCounters> policyCounters, Func<int, PacketCounters> counters, bool withCounters)
+    {
+        sb.Append('*').Append(name).Append('\n');
+        foreach (ChainInfo chain in chains)
         {
-            PacketCounters c = chain.Builtin is Hook h ? GetPolicyCounters(h) : default;
+            PacketCounters c = chain.Builtin is Hook h ? policyCounters(h) : default;
             sb.Append(':').Append(chain.Name).Append(' ')
               .Append(chain.Policy switch { Verdict.Accept => "ACCEPT", Verdict.Drop => "DROP", _ => "-" })
               .Append(withCounters ? $" [{c.Packets}:{c.Bytes}]" : " [0:0]").Append('\n');
         }
-        foreach (RuleInfo rule in _table.Rules)
+        foreach (RuleInfo rule in rules)
         {
             if (withCounters)
             {
-                PacketCounters c = GetCounters(rule.Index);
+                PacketCounters c = counters(rule.Index);
                 sb.Append('[').Append(c.Packets).Append(':').Append(c.Bytes).Append("] ");
             }
             sb.Append("-A ").Append(rule.Chain).Append(rule.Text.Length > 0 ? " " : "").Append(rule.Text).Append('\n');
         }
         sb.Append("COMMIT\n");
-        return sb.ToString();
     }
 }

@@ -1,11 +1,24 @@
 namespace Ctfw.Rules;
 
-/// <summary>The filter table's hooks, i.e. its built-in chains.</summary>
+/// <summary>
+/// The hooks the tables' built-in chains sit on: the filter table's INPUT, FORWARD and OUTPUT, the
+/// raw table's PREROUTING and OUTPUT (raw OUTPUT and filter OUTPUT are the same hook, in two tables).
+/// </summary>
 public enum Hook : byte
 {
     Input = 0,
     Forward = 1,
     Output = 2,
+    PreRouting = 3,
+}
+
+/// <summary>The iptables tables a ruleset can hold.</summary>
+public enum RuleTable : byte
+{
+    /// <summary>`*filter`: INPUT, FORWARD, OUTPUT, after conntrack.</summary>
+    Filter = 0,
+    /// <summary>`*raw`: PREROUTING, OUTPUT, before conntrack; assigns conntrack helpers (`CT --helper`).</summary>
+    Raw = 1,
 }
 
 /// <summary>What happens to the packet.</summary>
@@ -66,6 +79,12 @@ public enum RuleTarget : byte
     Jump,
     /// <summary>-g USER: continue in a user chain; its end returns to this chain's caller.</summary>
     Goto,
+    /// <summary>
+    /// Raw table `CT --helper NAME`: the connection this packet creates gets the helper. Continues
+    /// with the next rule (xt_CT returns XT_CONTINUE); the first CT a packet meets wins, as xt_CT
+    /// ignores a packet that already carries a template.
+    /// </summary>
+    Ct,
 }
 
 public static class RejectWithNames

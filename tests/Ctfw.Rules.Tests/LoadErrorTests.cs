@@ -5,7 +5,7 @@ namespace Ctfw.Rules.Tests;
 /// <summary>One test per class of load error, asserting the whole message with its file:line:col.</summary>
 public class LoadErrorTests
 {
-    private const string Supported = "comment, conntrack, icmp, icmp6, mark, multiport, state, tcp, udp";
+    private const string Supported = "comment, conntrack, helper, icmp, icmp6, mark, multiport, state, tcp, udp";
 
     [Fact]
     public void Load_UnknownMatch_NamesItAndListsTheSupportedOnes() =>
@@ -132,7 +132,7 @@ public class LoadErrorTests
     public void Load_RuleAfterCommit_IsRejected()
     {
         IReadOnlyList<RuleError> errors = T.Errors("*filter\nCOMMIT\n  -A INPUT -j ACCEPT\n");
-        Assert.Equal("rules.v4:3:3: rule after COMMIT; expected '*filter' to open the table first", Assert.Single(errors).ToString());
+        Assert.Equal("rules.v4:3:3: rule after COMMIT; expected '*filter' (or '*raw') to open the table first", Assert.Single(errors).ToString());
     }
 
     [Fact]
@@ -160,11 +160,11 @@ public class LoadErrorTests
     [Theory]
     [InlineData("nat")]
     [InlineData("mangle")]
-    [InlineData("raw")]
-    public void Load_OtherTable_SaysOnlyFilterIsSupported(string table)
+    [InlineData("security")]
+    public void Load_OtherTable_SaysOnlyFilterAndRawAreSupported(string table)
     {
-        IReadOnlyList<RuleError> errors = T.Errors($"*{table}\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -j ACCEPT\nCOMMIT\n");
-        Assert.Equal($"rules.v4:1:1: table '{table}' is not supported; only '*filter' is (ctfw filters packets, it does not NAT, mangle or untrack)",
+        IReadOnlyList<RuleError> errors = T.Errors($"*{table}\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -j ACCEPT\nCOMMIT\n*filter\nCOMMIT\n");
+        Assert.Equal($"rules.v4:1:1: table '{table}' is not supported; only '*filter' and '*raw' are (ctfw filters packets and assigns conntrack helpers; it does not NAT or mangle)",
             Assert.Single(errors).ToString());
     }
 

@@ -176,10 +176,12 @@ internal sealed class Replayer : IDisposable
     private static int RuleWidth(Ruleset rules)
     {
         int width = "rules-overflow".Length;
-        foreach (ChainInfo chain in rules.Chains)
+        foreach (ChainInfo chain in rules.Raw is { } raw ? rules.Chains.Concat(raw.Chains) : rules.Chains)
         {
             int digits = chain.RuleCount.ToString(CultureInfo.InvariantCulture).Length;
-            width = Math.Max(width, chain.Name.Length + 1 + Math.Max("policy".Length, digits + ":hotdrop".Length));
+            // A raw table's drops are named raw:CHAIN:N (FirewallDecision.Describe).
+            int prefix = chain.Table == RuleTable.Raw ? "raw:".Length : 0;
+            width = Math.Max(width, prefix + chain.Name.Length + 1 + Math.Max("policy".Length, digits + ":hotdrop".Length));
         }
         return width;
     }

@@ -237,6 +237,8 @@ internal sealed class FirewallDaemon : IDisposable
                 resetter = new ExpiryResetter(resets);
             }
 
+            if (LiveSysctls.AutoHelperWarning() is { } helperWarning)
+                _err.WriteLine($"ctfw: warning: {helperWarning}");
             var config = new FirewallConfig { Rules = _options.Rules, Shadow = shadow, FailClosed = _options.FailClosed };
             foreach (NfqueueSocket socket in sockets)
             {

@@ -14,6 +14,8 @@ internal enum RuleOp : byte
     Return,
     Jump,
     Goto,
+    /// <summary>Raw table `CT --helper`: set the packet's helper unless a CT already did, and go on.</summary>
+    Ct,
     /// <summary>End of a built-in chain (the kernel's "underflow" entry).</summary>
     PolicyAccept,
     PolicyDrop,
@@ -52,6 +54,8 @@ internal struct CompiledRule
     public byte Protocol;
     public RuleOp Op;
     public RejectWith RejectWith;
+    /// <summary>Ct: the helper it assigns.</summary>
+    public Ctfw.Conntrack.CtHelper Helper;
     /// <summary>Jump/Goto: entry index of the target chain's first entry.</summary>
     public int Target;
     /// <summary>[MatchStart, MatchEnd) in the match array.</summary>
@@ -96,4 +100,6 @@ internal struct CompiledMatch
     public CtStateMask States;
     /// <summary>-m mark: matches when (mark &amp; MarkMask) == Mark (xt_mark; Mark is not masked, as the kernel's is not).</summary>
     public uint Mark, MarkMask;
+    /// <summary>-m helper: one bit per <see cref="Ctfw.Conntrack.CtHelper"/> value the match accepts for the master's helper.</summary>
+    public byte HelperMask;
 }

@@ -9,13 +9,16 @@ internal sealed class CompiledTable
     public required CompiledRule[] Entries { get; init; }
     public required CompiledMatch[] Matches { get; init; }
     public required PortRange[] Ports { get; init; }
-    /// <summary>Per hook: the first entry of the built-in chain.</summary>
+    /// <summary>Per hook (<see cref="Hook"/> value): the first entry of the built-in chain; only the table's own hooks are set.</summary>
     public required int[] HookEntry { get; init; }
     /// <summary>Per hook: the chain's end entry (its policy), where RETURN with an empty stack goes.</summary>
     public required int[] Underflow { get; init; }
     public required RuleInfo[] Rules { get; init; }
     public required ChainInfo[] Chains { get; init; }
     public required (long Packets, long Bytes)[] InitialCounters { get; init; }
+    public RuleTable Kind { get; init; }
+    /// <summary>The table has no rule and every built-in chain's policy is ACCEPT: evaluating it changes nothing.</summary>
+    public bool PassThrough { get; init; }
     public int MaxCallDepth { get; init; }
     public int MaxSteps { get; init; }
 }
@@ -84,8 +87,8 @@ internal static class RulesetCompiler
             maxSteps = Math.Max(maxSteps, Steps(table, chain, steps));
         }
 
-        // ---- layout: built-ins first, then user chains in declaration order ----
-        var ordered = table.Chains.Where(c => c.Builtin is not null).OrderBy(c => c.Builtin)
+        // ---- layout: built-ins first (in the table's order: they were created first), then user chains in declaration order ----
+        var ordered = table.Chains.Where(c => c.Builtin is not null)
             .Concat(table.Chains.Where(c => c.Builtin is null)).ToList();
         var entries = new List<CompiledRule>();
         var matches = new List<CompiledMatch>();
@@ -95,8 +98,9 @@ internal static class RulesetCompiler
         var counters = new List<(long, long)>();
         var chainStart = new Dictionary<string, int>(StringComparer.Ordinal);
         var fixups = new List<(int Entry, string Chain)>();
-        int[] hookEntry = new int[3], underflow = new int[3];
-        var policyCounters = new (long, long)[3];
+        const int hooks = (int)Hook.PreRouting + 1;
+        int[] hookEntry = new int[hooks], underflow = new int[hooks];
+        var policyCounters = new (long, long)[hooks];
 
         foreach (ChainDraft chain in ordered)
         {
@@ -128,7 +132,7 @@ internal static class RulesetCompiler
                             fixups.Add((entries.Count, draft.JumpChain));
                         entries.Add(r);
                         rules.Add(new RuleInfo(rules.Count, chain.Name, draft.Line, Text(draft, src, dst), draft.Target,
-                            draft.JumpChain, draft.RejectWith, draft.Log, draft.Family, draft.Comments.FirstOrDefault()));
+                            draft.JumpChain, draft.RejectWith, draft.Log, draft.Family, draft.Comments.FirstOrDefault(), table.Kind, draft.Helper));
                         counters.Add(((long)draft.Packets, (long)draft.Bytes));
                     }
                 }
@@ -142,7 +146,7 @@ internal static class RulesetCompiler
                 policyCounters[(int)hook] = ((long)chain.Packets, (long)chain.Bytes);
             }
             entries.Add(end);
-            chains.Add(new ChainInfo(chain.Name, chain.Builtin, chain.Builtin is null ? null : chain.Policy, firstRule, rules.Count - firstRule, chain.Line));
+            chains.Add(new ChainInfo(chain.Name, chain.Builtin, chain.Builtin is null ? null : chain.Policy, firstRule, rules.Count - firstRule, chain.Line, table.Kind));
         }
 
         CompiledRule[] array = entries.ToArray();
@@ -166,6 +170,8 @@ internal static class RulesetCompiler
             Chains = chains.ToArray(),
             InitialCounters = counters.ToArray(),
             MaxCallDepth = maxDepth,
+            Kind = table.Kind,
+            PassThrough = rules.Count == 0 && table.Chains.All(c => c.Builtin is null || c.Policy == Verdict.Accept),
             MaxSteps = (int)Math.Min(maxSteps, int.MaxValue - 1),
         };
     }
@@ -215,6 +221,7 @@ internal static class RulesetCompiler
             c |= HeaderChecks.Fragment | (d.FragmentInvert ? HeaderChecks.FragmentInvert : 0);
         r.Checks = c;
         r.RejectWith = d.RejectWith;
+        r.Helper = d.Helper;
         r.Op = d.Target switch
         {
             RuleTarget.Accept => RuleOp.Accept,
@@ -224,6 +231,7 @@ internal static class RulesetCompiler
             RuleTarget.Return => RuleOp.Return,
             RuleTarget.Jump => RuleOp.Jump,
             RuleTarget.Goto => RuleOp.Goto,
+            RuleTarget.Ct => RuleOp.Ct,
             _ => RuleOp.Continue,
         };
         return r;
@@ -274,6 +282,11 @@ internal static class RulesetCompiler
                 if (m.MarkInvert)
                     f |= MatchFlags.Invert;
                 (c.Mark, c.MarkMask) = (m.Mark, m.MarkMask);
+                break;
+            case MatchKind.Helper:
+                if (m.HelperInvert)
+                    f |= MatchFlags.Invert;
+                c.HelperMask = RulesetParser.HelperMask(m.HelperName);
                 break;
         }
         c.Flags = f;

@@ -14,6 +14,7 @@ internal enum MatchKind : byte
     Conntrack,
     Comment,
     Mark,
+    Helper,
 }
 
 internal enum MultiportMode : byte
@@ -61,6 +62,10 @@ internal sealed class MatchDraft
     /// <summary>`-m mark [!] --mark VALUE[/MASK]`: (skb->mark &amp; MASK) == VALUE, as xt_mark.</summary>
     public bool HasMark, MarkInvert;
     public uint Mark, MarkMask;
+
+    /// <summary>`-m helper [!] --helper NAME`: the helper of the connection's master (xt_helper).</summary>
+    public bool HasHelper, HelperInvert;
+    public string HelperName = "";
 }
 
 /// <summary>A rule line as parsed, before addresses are expanded and jumps resolved.</summary>
@@ -98,6 +103,11 @@ internal sealed class RuleDraft
     public RejectWith RejectWith;
     public Token RejectToken;
     public LogOptions? Log;
+    /// <summary>`-j CT --helper NAME` (raw table).</summary>
+    public CtHelper Helper;
+    /// <summary>The protocol the helper serves (tcp for ftp, udp for tftp).</summary>
+    public byte HelperProtocol;
+    public Token HelperToken;
     public HashSet<string> TargetOptions { get; } = new(StringComparer.Ordinal);
 
     public IEnumerable<string> Comments => Matches.Where(m => m.Comment is not null).Select(m => m.Comment!);
@@ -127,9 +137,10 @@ internal sealed class ChainDraft
     public List<RuleDraft> Rules { get; } = [];
 }
 
-/// <summary>The parse of one *filter table.</summary>
+/// <summary>The parse of one table (*filter or *raw).</summary>
 internal sealed class TableDraft
 {
+    public RuleTable Kind { get; init; }
     public List<ChainDraft> Chains { get; } = [];
     public Dictionary<string, ChainDraft> ByName { get; } = new(StringComparer.Ordinal);
     public int Line { get; init; }

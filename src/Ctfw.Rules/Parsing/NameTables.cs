@@ -155,14 +155,15 @@ internal static class NameTables
         ("NONE", 0x00),
     ];
 
-    public const string SupportedMatches = "comment, conntrack, icmp, icmp6, mark, multiport, state, tcp, udp";
+    public const string SupportedMatches = "comment, conntrack, helper, icmp, icmp6, mark, multiport, state, tcp, udp";
     public const string SupportedTargets = "ACCEPT, DROP, LOG, REJECT, RETURN or a user-defined chain";
+    public const string SupportedRawTargets = "ACCEPT, DROP, RETURN, CT --helper ftp|tftp or a user-defined chain";
 
     /// <summary>Real iptables matches ctfw does not implement: named so the error says "not supported" rather than "unknown".</summary>
     public static readonly HashSet<string> UnsupportedMatches = new(StringComparer.Ordinal)
     {
         "addrtype", "ah", "bpf", "cgroup", "cluster", "connbytes", "connlabel", "connlimit", "connmark", "cpu",
-        "dccp", "devgroup", "dscp", "dst", "ecn", "esp", "eui64", "frag", "hashlimit", "hbh", "helper", "hl",
+        "dccp", "devgroup", "dscp", "dst", "ecn", "esp", "eui64", "frag", "hashlimit", "hbh", "hl",
         "ipcomp", "iprange", "ipv6header", "ipvs", "length", "limit", "mac", "mh", "nfacct", "osf",
         "owner", "physdev", "pkttype", "policy", "quota", "rateest", "realm", "recent", "rpfilter", "rt", "sctp",
         "set", "socket", "statistic", "string", "tcpmss", "time", "tos", "ttl", "u32", "udplite",

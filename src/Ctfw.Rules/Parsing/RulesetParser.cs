@@ -19,6 +19,8 @@ internal sealed class RulesetParser
     private readonly List<RuleError> _warnings = [];
     private readonly List<Token> _tokens = [];
     private int _line;
+    /// <summary>The table of the rule being parsed.</summary>
+    private RuleTable _kind;
     /// <summary>Compiled rules the table will hold so far: each rule's source × destination pairs.</summary>
     private long _expandedRules;
     /// <summary>Set when the table went over <see cref="RulesetLimits.MaxRules"/>: every later rule would too.</summary>
@@ -29,10 +31,14 @@ internal sealed class RulesetParser
     public List<RuleError> Errors => _errors;
     public List<RuleError> Warnings => _warnings;
 
+    /// <summary>The `*raw` table of the last <see cref="Parse"/>, if the file has one.</summary>
+    public TableDraft? Raw { get; private set; }
+
+    /// <summary>Parses the file; returns its `*filter` table (and sets <see cref="Raw"/>), or null on errors.</summary>
     public TableDraft? Parse(string text)
     {
-        TableDraft? table = null;
-        bool open = false, skipping = false;
+        TableDraft? table = null, raw = null, current = null;
+        bool skipping = false;
         string openName = "";
         int openLine = 0, openColumn = 1;
         // Line by line over the text, not Split: a big file is not held twice.
@@ -59,7 +65,7 @@ internal sealed class RulesetParser
             if (head.Text.StartsWith('*'))
             {
                 string name = head.Text[1..];
-                if (open || skipping)
+                if (current is not null || skipping)
                 {
                     Error(head.Column, $"'*{name}' inside table '{openName}' (opened at line {openLine}); expected COMMIT first");
                     continue;
@@ -69,20 +75,24 @@ internal sealed class RulesetParser
                 openName = name;
                 openLine = _line;
                 openColumn = head.Column;
-                if (name != "filter")
+                TableDraft? existing = name switch { "filter" => table, "raw" => raw, _ => null };
+                if (name is not ("filter" or "raw"))
                 {
-                    Error(head.Column, $"table '{name}' is not supported; only '*filter' is (ctfw filters packets, it does not NAT, mangle or untrack)");
+                    Error(head.Column, $"table '{name}' is not supported; only '*filter' and '*raw' are (ctfw filters packets and assigns conntrack helpers; it does not NAT or mangle)");
                     skipping = true;
                 }
-                else if (table is not null)
+                else if (existing is not null)
                 {
-                    Error(head.Column, $"table 'filter' appears twice (first at line {table.Line})");
+                    Error(head.Column, $"table '{name}' appears twice (first at line {existing.Line})");
                     skipping = true;
+                }
+                else if (name == "filter")
+                {
+                    current = table = NewTable(RuleTable.Filter, _line);
                 }
                 else
                 {
-                    table = NewFilterTable(_line);
-                    open = true;
+                    current = raw = NewTable(RuleTable.Raw, _line);
                 }
                 continue;
             }
@@ -91,37 +101,48 @@ internal sealed class RulesetParser
             {
                 if (_tokens.Count > 1)
                     Error(_tokens[1].Column, $"unexpected '{_tokens[1].Text}' after COMMIT");
-                if (!open && !skipping)
-                    Error(head.Column, "COMMIT without an open table; expected '*filter' before it");
-                open = skipping = false;
+                if (current is null && !skipping)
+                    Error(head.Column, "COMMIT without an open table; expected '*filter' (or '*raw') before it");
+                current = null;
+                skipping = false;
                 continue;
             }
             if (skipping)
                 continue;
-            if (!open)
+            if (current is null)
             {
-                Error(head.Column, table is null
+                Error(head.Column, table is null && raw is null
                     ? "rule outside a table; expected '*filter' first"
-                    : "rule after COMMIT; expected '*filter' to open the table first");
+                    : "rule after COMMIT; expected '*filter' (or '*raw') to open the table first");
                 continue;
             }
             if (head.Text.StartsWith(':'))
-                ParseChainDeclaration(table!);
+                ParseChainDeclaration(current);
             else
-                ParseCommand(table!);
+                ParseCommand(current);
         }
 
-        if ((open || skipping) && _errors.Count < MaxErrors && !_stop)
+        if ((current is not null || skipping) && _errors.Count < MaxErrors && !_stop)
             ErrorAt(openLine, openColumn, $"missing COMMIT: table '{openName}' is still open at the end of the file");
         if (table is null && _errors.Count == 0)
-            ErrorAt(1, 1, "no '*filter' table; expected '*filter', chain declarations (:INPUT ACCEPT [0:0]), rules (-A ...) and COMMIT");
+        {
+            ErrorAt(raw?.Line ?? 1, 1, raw is null
+                ? "no '*filter' table; expected '*filter', chain declarations (:INPUT ACCEPT [0:0]), rules (-A ...) and COMMIT"
+                : "no '*filter' table; a file with '*raw' needs one too (an empty '*filter' with COMMIT accepts everything)");
+        }
+        Raw = _errors.Count == 0 ? raw : null;
         return _errors.Count == 0 ? table : null;
     }
 
-    private static TableDraft NewFilterTable(int line)
+    /// <summary>The table's built-in chains, in iptables' order.</summary>
+    private static (string Name, Hook Hook)[] Builtins(RuleTable kind) => kind == RuleTable.Raw
+        ? [("PREROUTING", Hook.PreRouting), ("OUTPUT", Hook.Output)]
+        : [("INPUT", Hook.Input), ("FORWARD", Hook.Forward), ("OUTPUT", Hook.Output)];
+
+    private static TableDraft NewTable(RuleTable kind, int line)
     {
-        var table = new TableDraft { Line = line };
-        foreach ((string name, Hook hook) in new[] { ("INPUT", Hook.Input), ("FORWARD", Hook.Forward), ("OUTPUT", Hook.Output) })
+        var table = new TableDraft { Kind = kind, Line = line };
+        foreach ((string name, Hook hook) in Builtins(kind))
         {
             var chain = new ChainDraft(name, hook, line, 1);
             table.Chains.Add(chain);
@@ -130,13 +151,17 @@ internal sealed class RulesetParser
         return table;
     }
 
-    private static Hook? BuiltinHook(string name) => name switch
+    private static Hook? BuiltinHook(RuleTable kind, string name)
     {
-        "INPUT" => Hook.Input,
-        "FORWARD" => Hook.Forward,
-        "OUTPUT" => Hook.Output,
-        _ => null,
-    };
+        foreach ((string n, Hook hook) in Builtins(kind))
+        {
+            if (n == name)
+                return hook;
+        }
+        return null;
+    }
+
+    private static string BuiltinNames(RuleTable kind) => kind == RuleTable.Raw ? "PREROUTING and OUTPUT" : "INPUT, FORWARD and OUTPUT";
 
     // ---- :CHAIN POLICY [p:b] ----
 
@@ -170,7 +195,7 @@ internal sealed class RulesetParser
 
     private void DeclareChain(TableDraft table, string name, int column, Token policy, ulong packets, ulong bytes)
     {
-        Hook? builtin = BuiltinHook(name);
+        Hook? builtin = BuiltinHook(table.Kind, name);
         if (table.ByName.TryGetValue(name, out ChainDraft? existing) && (existing.Builtin is null || existing.Declared))
         {
             Error(column, $"duplicate chain '{name}' (first declared at line {existing.Line})");
@@ -198,7 +223,7 @@ internal sealed class RulesetParser
             return;
         if (policy.Text != "-")
         {
-            Error(policy.Column, $"user chain '{name}' cannot have a policy ('{policy.Text}'); expected '-' (only INPUT, FORWARD and OUTPUT have policies)");
+            Error(policy.Column, $"user chain '{name}' cannot have a policy ('{policy.Text}'); expected '-' (only {BuiltinNames(table.Kind)} have policies)");
             return;
         }
         var user = new ChainDraft(name, null, _line, column) { Declared = true };
@@ -224,6 +249,7 @@ internal sealed class RulesetParser
 
     private void ParseCommand(TableDraft table)
     {
+        _kind = table.Kind;
         int i = 0;
         ulong packets = 0, bytes = 0;
         if (_tokens[0].Text.StartsWith('['))
@@ -304,7 +330,7 @@ internal sealed class RulesetParser
                     Error(extra.Column, $"unexpected '{extra.Text}' after -N {name.Text}");
                     return;
                 }
-                if (BuiltinHook(name.Text) is not null)
+                if (BuiltinHook(table.Kind, name.Text) is not null)
                 {
                     Error(name.Column, $"chain '{name.Text}' is built in; -N creates user chains");
                     return;
@@ -321,7 +347,7 @@ internal sealed class RulesetParser
                 }
                 if (!table.ByName.TryGetValue(name.Text, out ChainDraft? chain) || chain.Builtin is null)
                 {
-                    Error(name.Column, $"-P needs a built-in chain (INPUT, FORWARD or OUTPUT), not '{name.Text}'");
+                    Error(name.Column, $"-P needs a built-in chain ({BuiltinNames(table.Kind).Replace(" and ", " or ", StringComparison.Ordinal)}), not '{name.Text}'");
                     return;
                 }
                 if (policy.Text is not ("ACCEPT" or "DROP"))
@@ -395,6 +421,7 @@ internal sealed class RulesetParser
                 MatchKind.Conntrack when !m.HasState && !m.HasDirection => "--ctstate or --ctdir",
                 MatchKind.Comment when m.Comment is null => "'--comment'",
                 MatchKind.Mark when !m.HasMark => "'--mark'",
+                MatchKind.Helper when !m.HasHelper => "'--helper'",
                 _ => null,
             };
             if (missing is not null)
@@ -408,6 +435,13 @@ internal sealed class RulesetParser
             Error(rule.RejectToken.Column, "'--reject-with tcp-reset' needs '-p tcp' (a TCP reset answers TCP only)");
             return false;
         }
+        if (rule.Target == RuleTarget.Ct && !ValidateCt(rule))
+            return false;
+        if (rule.HasOut && chain.Builtin == Hook.PreRouting)
+        {
+            Error(rule.OutToken.Column, "'-o' cannot be used in chain PREROUTING; packets are not routed yet there");
+            return false;
+        }
         if (rule.HasIn && chain.Builtin == Hook.Output)
         {
             Error(rule.InToken.Column, "'-i' cannot be used in chain OUTPUT; locally generated packets have no input interface");
@@ -419,6 +453,43 @@ internal sealed class RulesetParser
             return false;
         }
         return true;
+    }
+
+    /// <summary>xt_ct_tg_check / xt_ct_set_helper: a helper needs the rule's protocol, not negated, and one the helper serves.</summary>
+    private bool ValidateCt(RuleDraft rule)
+    {
+        if (rule.Helper == CtHelper.None)
+        {
+            Error(rule.TargetToken.Column, "'-j CT' needs '--helper ftp' or '--helper tftp' (ctfw's CT only assigns helpers)");
+            return false;
+        }
+        string name = CtHelpers.Name(rule.Helper)!;
+        string serves = rule.HelperProtocol == IpProto.Tcp ? "tcp" : "udp";
+        if (!rule.HasProtocol || rule.ProtocolInvert || rule.Protocol == 0)
+        {
+            Error(rule.HelperToken.Column, $"helper '{name}' needs '-p {serves}' in the rule (the kernel refuses a helper without a protocol, or with a negated one)");
+            return false;
+        }
+        if (rule.Protocol != rule.HelperProtocol)
+        {
+            Error(rule.HelperToken.Column, $"helper '{name}' serves {serves} only; this rule is for protocol {rule.Protocol} (the kernel has no '{name}' helper for it)");
+            return false;
+        }
+        return true;
+    }
+
+    /// <summary>The helpers `-m helper --helper NAME` matches, one bit per <see cref="CtHelper"/>: xt_helper compares the first strlen(helper) characters, so NAME matches a helper it starts with; "" matches any.</summary>
+    internal static byte HelperMask(string name)
+    {
+        if (name.Length == 0)
+            return (1 << (int)CtHelper.Ftp) | (1 << (int)CtHelper.Tftp);
+        byte mask = 0;
+        foreach (CtHelper h in (CtHelper[])[CtHelper.Ftp, CtHelper.Tftp])
+        {
+            if (name.StartsWith(CtHelpers.Name(h)!, StringComparison.Ordinal))
+                mask |= (byte)(1 << (int)h);
+        }
+        return mask;
     }
 
     private bool ParseOption(RuleDraft rule, ChainDraft chain, List<Token> options, ref int k, Token option, bool negated)
@@ -549,6 +620,19 @@ internal sealed class RulesetParser
             rule.JumpChain = name;
             return true;
         }
+        if (_kind == RuleTable.Raw)
+        {
+            switch (name)
+            {
+                case "REJECT" or "LOG":
+                    return Fail(target, $"target '{name}' cannot be used in the raw table; expected one of {NameTables.SupportedRawTargets} ({name} belongs in '*filter')");
+                case "CT":
+                    rule.Target = RuleTarget.Ct;
+                    return true;
+                case "NOTRACK":
+                    return Fail(target, $"target 'NOTRACK' is not supported (ctfw tracks every packet); expected one of {NameTables.SupportedRawTargets}");
+            }
+        }
         switch (name)
         {
             case "ACCEPT":
@@ -567,9 +651,12 @@ internal sealed class RulesetParser
                 rule.Target = RuleTarget.Log;
                 rule.Log = new LogOptions();
                 return true;
+            case "CT" or "NOTRACK":
+                return Fail(target, $"target '{name}' belongs in the raw table, not in '*filter'; ctfw's raw table takes "
+                    + "'-j CT --helper ftp|tftp', e.g. '*raw' ... '-A PREROUTING -p tcp --dport 21 -j CT --helper ftp'");
         }
         if (NameTables.UnsupportedTargets.Contains(name) || name.Length == 0)
-            return Fail(target, $"unknown target '{name}'; expected one of {NameTables.SupportedTargets}");
+            return Fail(target, $"unknown target '{name}'; expected one of {(_kind == RuleTable.Raw ? NameTables.SupportedRawTargets : NameTables.SupportedTargets)}");
         rule.Target = RuleTarget.Jump;
         rule.JumpChain = name;
         return true;
@@ -588,8 +675,14 @@ internal sealed class RulesetParser
             "conntrack" => MatchKind.Conntrack,
             "comment" => MatchKind.Comment,
             "mark" => MatchKind.Mark,
+            "helper" => MatchKind.Helper,
             _ => null,
         };
+        if (_kind == RuleTable.Raw && kind is MatchKind.State or MatchKind.Conntrack or MatchKind.Helper)
+        {
+            return Fail(name, $"match '{name.Text}' cannot be used in the raw table: raw runs before conntrack, so no packet has a "
+                + "connection (or a state, or a helper) there yet; match it in '*filter'");
+        }
         if (kind is not MatchKind k)
         {
             return Fail(name, NameTables.UnsupportedMatches.Contains(name.Text)
@@ -636,6 +729,7 @@ internal sealed class RulesetParser
         MatchKind.Conntrack => option is "--ctstate" or "--ctdir",
         MatchKind.Comment => option is "--comment",
         MatchKind.Mark => option is "--mark",
+        MatchKind.Helper => option is "--helper",
         _ => false,
     };
 
@@ -643,7 +737,14 @@ internal sealed class RulesetParser
     {
         RuleTarget.Log => option is "--log-prefix" or "--log-level" or "--log-tcp-sequence" or "--log-tcp-options" or "--log-ip-options",
         RuleTarget.Reject => option is "--reject-with",
+        // Every option of libxt_CT, so the unsupported ones get their own message.
+        RuleTarget.Ct => option is "--helper" || s_unsupportedCtOptions.Contains(option),
         _ => false,
+    };
+
+    private static readonly HashSet<string> s_unsupportedCtOptions = new(StringComparer.Ordinal)
+    {
+        "--notrack", "--zone", "--zone-orig", "--zone-reply", "--ctevents", "--expevents", "--timeout",
     };
 
     private static readonly HashSet<string> s_unsupportedOptions = new(StringComparer.Ordinal)
@@ -693,6 +794,7 @@ internal sealed class RulesetParser
             "--ctstate" or "--ctdir" => "'-m conntrack'",
             "--comment" => "'-m comment'",
             "--mark" => "'-m mark'",
+            "--helper" => _kind == RuleTable.Raw ? "'-j CT'" : "'-m helper'",
             "--log-prefix" or "--log-level" or "--log-tcp-sequence" or "--log-tcp-options" or "--log-ip-options" => "'-j LOG'",
             "--reject-with" => "'-j REJECT'",
             _ => null,
@@ -806,6 +908,23 @@ internal sealed class RulesetParser
                 m.MarkInvert = negated;
                 return true;
             }
+            case "--helper":
+            {
+                if (!Value(options, ref k, option, out value))
+                    return false;
+                // xt_helper_info.name is 30 bytes with its NUL.
+                if (value.Text.Length > 29)
+                    return Fail(value, $"helper name is {value.Text.Length} characters long; 29 at most");
+                m.HasHelper = true;
+                m.HelperInvert = negated;
+                m.HelperName = value.Text;
+                if (value.Text.Length > 0 && HelperMask(value.Text) == 0)
+                {
+                    Warning(value.Column, $"no connection can have helper '{value.Text}': ctfw's helpers are {CtHelpers.Known}, "
+                        + $"so this match {(negated ? "always matches a connection with a master" : "never matches")}");
+                }
+                return true;
+            }
             case "--comment":
             {
                 if (!NoNegation(negated, option) || !Value(options, ref k, option, out value))
@@ -864,6 +983,19 @@ internal sealed class RulesetParser
             case "--log-ip-options":
                 rule.Log = rule.Log! with { Flags = rule.Log.Flags | LogFlags.IpOptions };
                 return true;
+            case "--helper":
+            {
+                if (!Value(options, ref k, option, out value))
+                    return false;
+                if (!CtHelpers.TryParse(value.Text, out CtHelper helper, out byte protocol))
+                    return Fail(value, $"unknown helper '{value.Text}'; ctfw has {CtHelpers.Known}");
+                rule.Helper = helper;
+                rule.HelperProtocol = protocol;
+                rule.HelperToken = value;
+                return true;
+            }
+            case "--notrack" or "--zone" or "--zone-orig" or "--zone-reply" or "--ctevents" or "--expevents" or "--timeout":
+                return Fail(option, $"CT option '{option.Text}' is not supported; ctfw's CT takes only --helper ftp or --helper tftp");
             case "--reject-with":
             {
                 if (!Value(options, ref k, option, out value))
