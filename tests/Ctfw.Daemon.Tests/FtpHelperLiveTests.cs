@@ -14,6 +14,7 @@ namespace Ctfw.Daemon.Tests;
 /// </summary>
 [Trait("Tier", "Privileged")]
 [Collection(PrivilegedCollection.Name)]
+[System.Runtime.Versioning.SupportedOSPlatform("linux")]
 public sealed class FtpHelperLiveTests : IDisposable
 {
     private const string Filter = """
@@ -138,7 +139,7 @@ public sealed class FtpHelperLiveTests : IDisposable
             Assert.True(ctfw.WaitForLine(OutputStream.StdErr, "ctfw: running", TimeSpan.FromSeconds(30)), ctfw.StdErr);
 
             // The control connection gets through (login works), the data connection does not.
-            foreach ((string mode, string[] options) in (ReadOnlySpan<(string, string[])>)[s_modesV4[0], s_modesV4[3]])
+            foreach ((string mode, string[] options) in new[] { s_modesV4[0], s_modesV4[3] })
             {
                 (int exit, string error) = await Fetch(lab, FtpUrl(lab.ServerV4), [.. options, "--connect-timeout", "4", "--max-time", "8"], TimeSpan.FromSeconds(30));
                 Assert.True(exit != 0, $"FTP {mode} passed without a helper: the data connection should have been NEW and dropped ({error})");
