@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Coverage-guided fuzzing of what ctfw reads from others: afl-fuzz (afl++) drives tests/Ctfw.Fuzz,
 # whose assemblies SharpFuzz instruments, from the seeds in tests/Ctfw.Fuzz/corpus/TARGET.
-#   tests/fuzz.sh TARGET|all SECONDS      targets: packet capture rules control sync
+#   tests/fuzz.sh TARGET|all SECONDS      targets: packet capture rules control sync track
 # Installs afl++ (apt, as root) and the sharpfuzz tool (dotnet tool, into the work directory) when
 # missing. Exits non-zero when afl found a crash (an exception escaping a parser): the inputs are
 # kept under $CTFW_FUZZ_DIR/out/TARGET/default/crashes, with the command that reproduces them.
 # Work directory: $CTFW_FUZZ_DIR, default /tmp/ctfw-fuzz-PATH-OF-THE-CHECKOUT. docs/FUZZING.md has the long run.
 set -uo pipefail
 root="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)"
-targets=(packet capture rules control sync)
+targets=(packet capture rules control sync track)
 [[ $# -eq 2 && $2 =~ ^[0-9]+$ ]] || { echo "usage: $0 TARGET|all SECONDS  (targets: ${targets[*]})"; exit 2; }
 if [[ $1 != all ]]; then
     [[ " ${targets[*]} " == *" $1 "* ]] || { echo "unknown target '$1' (targets: ${targets[*]})"; exit 2; }
@@ -37,7 +37,7 @@ CTFW_ARTIFACTS="$work/artifacts" dotnet build "$root/tests/Ctfw.Fuzz" -c Release
     || { echo "fuzz: build failed; see $work/build.log"; grep -E "error" "$work/build.log" | sort -u | head -5; exit 1; }
 bin="$work/bin"
 rm -rf "$bin" && cp -r "$work/artifacts/bin/Ctfw.Fuzz/release" "$bin"
-for assembly in Ctfw.Packets.dll Ctfw.Capture.dll Ctfw.Rules.dll Ctfw.Linux.dll ctfw.dll; do
+for assembly in Ctfw.Packets.dll Ctfw.Capture.dll Ctfw.Conntrack.dll Ctfw.Rules.dll Ctfw.Linux.dll ctfw.dll; do
     "$sharpfuzz" "$bin/$assembly" >>"$work/instrument.log" 2>&1 \
         || { echo "fuzz: sharpfuzz could not instrument $assembly; see $work/instrument.log"; tail -3 "$work/instrument.log"; exit 1; }
 done

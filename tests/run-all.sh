@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test tier on a fresh machine of this kind (Debian + .NET SDK):
 #   1. installs what the tests need (apt: iproute2, iputils-ping, iptables, nftables, tcpdump, conntrack, conntrackd, keepalived, ethtool, gcc,
-#      and for the lab's real traffic nginx, wrk, iperf3),
+#      and for the lab's real traffic nginx, wrk, iperf3; for the FTP/TFTP helper tests vsftpd and tftpd-hpa,
+#      installed with their services held back so nothing listens in the host namespace),
 #   2. builds the solution (warnings are errors),
 #   3. unit tier: packet parsing, capture files, conntrack core, CLI/replay of kernel recordings,
 #      then the functional tier: the firewall pipeline in process behind an in-memory queue (no root),
@@ -16,7 +17,8 @@ unset CTFW_ARTIFACTS
 
 need_apt=()
 for tool in ip:iproute2 ping:iputils-ping iptables:iptables nft:nftables tcpdump:tcpdump conntrack:conntrack ethtool:ethtool cc:gcc nsenter:util-linux \
-            iperf3:iperf3 nginx:nginx wrk:wrk setpriv:util-linux conntrackd:conntrackd keepalived:keepalived; do
+            iperf3:iperf3 nginx:nginx wrk:wrk setpriv:util-linux conntrackd:conntrackd keepalived:keepalived \
+            vsftpd:vsftpd in.tftpd:tftpd-hpa; do
     command -v "${tool%%:*}" >/dev/null 2>&1 || need_apt+=("${tool#*:}")
 done
 # Headers the C NFQUEUE loop of `ctfw bench` (bench/nfq-c-loop) compiles against.
@@ -26,8 +28,14 @@ done
 if [[ ${#need_apt[@]} -gt 0 ]]; then
     if [[ $(id -u) -eq 0 ]]; then
         echo "== installing: ${need_apt[*]}"
-        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}") >/tmp/ctfw-apt.log 2>&1 \
-            || { echo "apt-get install failed; see /tmp/ctfw-apt.log"; tail -5 /tmp/ctfw-apt.log; exit 1; }
+        # Servers (vsftpd, tftpd-hpa, nginx…) are for tests that start them inside namespaces: a
+        # policy-rc.d that refuses keeps their packages from starting them in the host namespace.
+        policy=""
+        [[ -e /usr/sbin/policy-rc.d ]] || { printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && policy=1; }
+        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}") >/tmp/ctfw-apt.log 2>&1
+        apt_rc=$?
+        [[ -n "$policy" ]] && rm -f /usr/sbin/policy-rc.d
+        [[ $apt_rc -eq 0 ]] || { echo "apt-get install failed; see /tmp/ctfw-apt.log"; tail -5 /tmp/ctfw-apt.log; exit 1; }
     else
         echo "== not root: cannot install ${need_apt[*]}; the privileged tier will be skipped"
     fi

@@ -24,6 +24,7 @@ internal static class Program
         ("rules", Rules),
         ("control", Control),
         ("sync", Sync),
+        ("track", Track),
     ];
 
     private static readonly UTF8Encoding s_utf8 = new(encoderShouldEmitUTF8Identifier: false);
@@ -110,6 +111,42 @@ internal static class Program
         session.Flush(3000, sink);
         if (SyncCodec.TryReadConnection(input, out SyncMessageType type, out KernelConnection c) == SyncParse.Ok)
             receiver.OnConnection(type, c);
+    }
+
+    /// <summary>
+    /// The tracker with helpers on: the input is a sequence of packets, each behind a 3-byte header
+    /// (byte 0: bits 0-1 the raw table's helper for it — none, ftp, tftp —, bits 2-6 how many 100 ms
+    /// pass before it, bit 7 checksums not verified; bytes 1-2 its length, big endian). Every protocol tracker, the FTP/TFTP readers
+    /// and the expectation table see the bytes; listings are formatted as `conntrack -L` would.
+    /// </summary>
+    private static void Track(byte[] input)
+    {
+        // A small table: cheap to make per input, and a fuzzed run that fills it meets early drop.
+        var settings = new ConntrackSettings();
+        _ = settings.Set("nf_conntrack_max", "64");
+        var engine = new ConntrackEngine(settings, 1_000, maxWorkers: 1);
+        engine.EnableHelpers();
+        using ConntrackWorker worker = engine.CreateWorker();
+        long now = 1_000;
+        ReadOnlySpan<byte> rest = input;
+        while (rest.Length >= 3)
+        {
+            byte head = rest[0];
+            int length = Math.Min((rest[1] << 8) | rest[2], rest.Length - 3);
+            ReadOnlySpan<byte> packet = rest.Slice(3, length);
+            rest = rest[(3 + length)..];
+            now += ((head >> 2) & 0x1F) * 100;
+            var ctx = new PacketContext { VerifyChecksums = (head & 0x80) == 0, Helper = (head & 3) == 3 ? CtHelper.None : (CtHelper)(head & 3) };
+            worker.Enter();
+            worker.Process(packet, now, ctx, out _);
+            worker.Exit();
+            engine.Maintain(now);
+        }
+        foreach (FlowInfo flow in engine.Snapshot(now))
+            _ = ConntrackListing.Format(flow);
+        foreach (ExpectationInfo expectation in engine.ListExpectations(now))
+            _ = expectation.ToString();
+        _ = engine.ExportConnections(now);
     }
 
     private sealed class NullSink : IDatagramSink
