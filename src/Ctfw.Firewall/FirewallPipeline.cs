@@ -225,16 +225,21 @@ public sealed class FirewallPipeline : IDisposable
         {
             if (shadow.Mark.TryDecode(meta.Mark, out kernelState, out kernelDirection))
             {
+                // A helper's drop happens in the kernel after the filter table, at confirm: the
+                // kernel's mark carries the state the packet had before it, so compare with that.
+                CtState compared = ct.State == CtState.Dropped && ct.Reason is InvalidReason.HelperPartial or InvalidReason.HelperExpectFailed
+                    ? ct.StateBeforeHelperDrop
+                    : ct.State;
                 c.AbCompared++;
-                c.AbMatrix[(int)kernelState * FirewallCounters.CtfwStates + (int)ct.State]++;
-                if (kernelState == ct.State && kernelDirection == ct.Direction)
+                c.AbMatrix[(int)kernelState * FirewallCounters.CtfwStates + (int)compared]++;
+                if (kernelState == compared && kernelDirection == ct.Direction)
                 {
                     c.AbAgreed++;
                 }
                 else
                 {
                     d.Disagreed = true;
-                    if (kernelState == ct.State)
+                    if (kernelState == compared)
                         c.AbDirectionMismatch++;
                 }
                 if (!shadow.EnforceCtfw)

@@ -1,6 +1,8 @@
 using System.Text;
 using Ctfw.Conntrack;
 using Ctfw.Firewall;
+using Ctfw.Firewall.Logging;
+using Ctfw.Firewall.Shadow;
 using Ctfw.Packets;
 using Ctfw.Rules;
 
@@ -107,6 +109,36 @@ public sealed class RawPipelineTests
         Assert.Equal(CtState.New, refused.State);
         Assert.Equal(FirewallVerdict.Drop, refused.Verdict);
         Assert.Equal("FORWARD:policy", refused.Decision.Describe(plain.Pipeline.Config.Rules!));
+    }
+
+    [Fact]
+    public void ShadowMode_HelperDropsSplitCommand_ComparedWithTheStateBeforeTheDrop()
+    {
+        // The kernel's FTP helper drops a PORT cut short at the end of the segment at confirm, after
+        // the filter table: its mark says ESTABLISHED. ctfw drops it in the tracker (helper-partial);
+        // shadow mode compares the state the packet had before the drop, so the two agree.
+        var mark = new KernelStateMark(KernelStateMark.DefaultShift);
+        var shadow = new ShadowMode(mark, EnforceCtfw: false, new AbLog(new LogQueue(64)));
+        using var gw = new Gateway(RawHelpers + Filter, shadow: shadow);
+        uint c = 1001, s = 5001;
+        var packets = new List<(byte[] Bytes, CtState State, CtDirection Dir)>();
+        byte[][] hs = Gateway.Handshake(ClientPort, 21);
+        packets.Add((hs[0], CtState.New, CtDirection.Original));
+        packets.Add((hs[1], CtState.Established, CtDirection.Reply));
+        packets.Add((hs[2], CtState.Established, CtDirection.Original));
+        packets.Add((Segment(false, 21, s, c, "220 x\r\n"), CtState.Established, CtDirection.Reply));
+        packets.Add((Segment(true, 21, c, s + 7, "USER a\r\n"), CtState.Established, CtDirection.Original));
+        packets.Add((Segment(true, 21, c + 8, s + 7, "PORT 198,51,"), CtState.Established, CtDirection.Original));
+        foreach ((byte[] bytes, CtState state, CtDirection dir) in packets)
+            gw.Queue.Enqueue(bytes, Gateway.ForwardMeta(bytes, mark.Encode(state, dir)));
+        var o = gw.Queue.Run(gw.Pipeline, gw.Now);
+        Assert.Equal(CtState.Dropped, o[^1].State);
+        Assert.Equal(InvalidReason.HelperPartial, o[^1].Decision.Conntrack.Reason);
+        // Not enforcing: the rules see the kernel's answer and accept; the kernel's own helper drops it at confirm.
+        Assert.Equal(FirewallVerdict.Accept, o[^1].Verdict);
+        Assert.False(o[^1].Decision.Disagreed);
+        Assert.Equal(packets.Count, gw.Pipeline.Counters.AbCompared);
+        Assert.Equal(packets.Count, gw.Pipeline.Counters.AbAgreed);
     }
 
     [Fact]
