@@ -199,8 +199,15 @@ public class ConntrackEventTests
             Assert.Equal(packets.Count + 500, drained.Count); // 500 NEW, 500 UPDATE, 500 DESTROY
             return allocated;
         }
-        for (int i = 0; i < 3; i++)
-            Run();
-        Assert.Equal(0, Run());
+        // Tier-0 code may box where the optimised tier does not, and under load the background
+        // tier-up can lag the warm-up runs (seen: 4400 B once in a dozen loaded runs, never with
+        // tiered compilation off). Give it time to settle; a path that really allocates still fails.
+        long allocated = Run();
+        for (int i = 0; i < 30 && allocated != 0; i++)
+        {
+            Thread.Sleep(100);
+            allocated = Run();
+        }
+        Assert.Equal(0, allocated);
     }
 }
