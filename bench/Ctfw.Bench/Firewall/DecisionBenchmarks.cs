@@ -22,7 +22,8 @@ namespace Ctfw.Bench.Firewall;
 /// transport's fields directly. The ratio Pipeline ÷ Composition is the cost of the refactor.</item>
 /// </list>
 /// Cases: an ESTABLISHED packet of one of 1 000 or 100 000 flows (<see cref="EstablishedTrace"/>:
-/// client data and server ACKs, accepted by the second rule); a NEW TCP SYN of a fresh tuple accepted
+/// client data and server ACKs, accepted by the second rule), the latter also with a raw table of two
+/// `CT --helper` rules (ftp on TCP 21, tftp on UDP 69) that the packets walk without matching; a NEW TCP SYN of a fresh tuple accepted
 /// by the last rule of the NEW chain (entry created and confirmed); a NEW SYN that no rule accepts
 /// (policy DROP, entry aborted). The NEW cases take each SYN from a pool of distinct tuples, one per
 /// packet of an iteration; after each iteration the table is flushed and checked (every accepted SYN
@@ -37,11 +38,11 @@ public class DecisionBenchmarks
 {
     private const int Batch = 1024;
 
-    public enum DecisionCase { Established1k, Established100k, NewAccepted, NewDropped }
+    public enum DecisionCase { Established1k, Established100k, Established100kRaw, NewAccepted, NewDropped }
 
     private DecisionFixture _f = null!;
 
-    [Params(DecisionCase.Established1k, DecisionCase.Established100k, DecisionCase.NewAccepted, DecisionCase.NewDropped)]
+    [Params(DecisionCase.Established1k, DecisionCase.Established100k, DecisionCase.Established100kRaw, DecisionCase.NewAccepted, DecisionCase.NewDropped)]
     public DecisionCase Case { get; set; }
 
     [GlobalSetup]
@@ -49,6 +50,7 @@ public class DecisionBenchmarks
     {
         DecisionCase.Established1k => DecisionFixture.Established(1_000),
         DecisionCase.Established100k => DecisionFixture.Established(100_000),
+        DecisionCase.Established100kRaw => DecisionFixture.Established(new EstablishedTrace(100_000), raw: true),
         DecisionCase.NewAccepted => DecisionFixture.New(accepted: true, DecisionFixture.InvocationsPerIteration * Batch),
         _ => DecisionFixture.New(accepted: false, DecisionFixture.InvocationsPerIteration * Batch),
     };
@@ -106,7 +108,7 @@ internal sealed class DecisionFixture : IDisposable
     public long Unexpected;
 
     private DecisionFixture(ConntrackEngine engine, ConntrackWorker worker, EstablishedTrace? trace, byte[] buffer, Slot[] slots,
-        FirewallVerdict verdict, CtState state, bool createsEntries)
+        FirewallVerdict verdict, CtState state, bool createsEntries, bool raw = false)
     {
         Engine = engine;
         _trace = trace;
@@ -115,7 +117,7 @@ internal sealed class DecisionFixture : IDisposable
         _expectVerdict = verdict;
         _expectState = state;
         _createsEntries = createsEntries;
-        Ruleset rules = RulesFixture.LoadGateway();
+        Ruleset rules = RulesFixture.LoadGateway(raw);
         var names = new FixedInterfaceNames((Lan, "eth1"), (Wan, "eth0"));
         _pipeline = new FirewallPipeline(worker, new FirewallConfig { Rules = rules }, new FirewallEnvironment { Interfaces = names });
         _composition = new Composition(worker, rules, names);
@@ -127,11 +129,13 @@ internal sealed class DecisionFixture : IDisposable
     public static DecisionFixture Established(int flows) => Established(new EstablishedTrace(flows));
 
     /// <summary>Decides on <paramref name="trace"/>'s packets (shares its cursor and clock with its own replay).</summary>
-    public static DecisionFixture Established(EstablishedTrace trace)
+    /// <paramref name="raw"/>: the ruleset also has the raw table assigning the FTP and TFTP helpers, which these packets
+    /// (not to port 21 or 69) walk before conntrack without getting a helper.
+    public static DecisionFixture Established(EstablishedTrace trace, bool raw = false)
     {
         if (trace.Cursor == 0)
             trace.ValidateRound(verifyChecksums: false);
-        var f = new DecisionFixture(trace.Engine, trace.Worker, trace, trace.Buffer, trace.Slots, FirewallVerdict.Accept, CtState.Established, createsEntries: false);
+        var f = new DecisionFixture(trace.Engine, trace.Worker, trace, trace.Buffer, trace.Slots, FirewallVerdict.Accept, CtState.Established, createsEntries: false, raw);
         f.CheckOnePacket();
         return f;
     }

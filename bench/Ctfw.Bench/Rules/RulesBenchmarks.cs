@@ -89,9 +89,21 @@ internal sealed class RulesFixture
     /// eth1 to eth0 into FWD_NEW (<see cref="RulesBenchmarks.NewRules"/> TCP port rules, 1000 upwards).
     /// Shared with the whole-decision benchmarks.
     /// </summary>
-    public static Ruleset LoadGateway()
+    public static Ruleset LoadGateway(bool raw = false)
     {
         var text = new StringBuilder();
+        if (raw)
+        {
+            text.Append("""
+                *raw
+                :PREROUTING ACCEPT [0:0]
+                :OUTPUT ACCEPT [0:0]
+                -A PREROUTING -p tcp -m tcp --dport 21 -j CT --helper ftp
+                -A PREROUTING -p udp -m udp --dport 69 -j CT --helper tftp
+                COMMIT
+
+                """);
+        }
         text.Append("""
             *filter
             :INPUT ACCEPT [0:0]
