@@ -240,6 +240,11 @@ internal sealed class SyncService : IDisposable, IConntrackEventSink, ISyncRecei
         Status = f.Status & SyncedStatus,
         TcpState = f.Original.Protocol == IpProto.Tcp ? f.TcpState : TcpState.None,
         TimeoutSeconds = (uint)Math.Clamp((f.TimeoutMs + 999) / 1000, 1, uint.MaxValue),
+        SctpState = f.SctpState,
+        SctpVtagOriginal = f.SctpVtagOriginal,
+        SctpVtagReply = f.SctpVtagReply,
+        Helper = CtHelpers.Name(f.Helper),
+        Master = f.Master,
     };
 
     // ---- the sync thread ----
