@@ -28,7 +28,7 @@ namespace Ctfw.Linux.Netlink;
 /// </summary>
 public static class CtnetlinkCodec
 {
-    /// <summary>No create message is longer (the longest, an IPv6 TCP entry with a zone, a mark, a helper and a master, takes 344 bytes).</summary>
+    /// <summary>No create message is longer (the longest, an IPv6 TCP entry with a zone, a mark, a 15-character helper name and a master, takes 352 bytes).</summary>
     public const int MaxCreateSize = 384;
 
     /// <summary>CTA_HELP_NAME's limit (NF_CT_HELPER_NAME_LEN, NUL included): a longer name is not sent.</summary>

@@ -454,11 +454,8 @@ public static class SyncCodec
             return SyncParse.Malformed;
         }
         o.Zone = zone;
-        if (haveMaster && (!haveMasterProto || master.IpVersion != o.IpVersion))
-        {
-            error = SyncError.FamilyMismatch;
-            return SyncParse.Malformed;
-        }
+        // conntrackd takes each MASTER_* attribute alone; a master is only of use whole and of the entry's family.
+        haveMaster &= haveMasterProto && master.IpVersion == o.IpVersion;
         master.Zone = zone;
         if (!o.TryInvert(out ConnTuple r))
         {
