@@ -26,7 +26,7 @@ internal static class ConntrackCommand
     public static CtfwCommand Create()
     {
         var command = new CtfwCommand("conntrack", "list, count, delete or flush the connection table of a running `ctfw run`",
-            "[-L|-C|-D|-F|-E|-S] [expect] [FILTER]... [-o FMT] [-e EVENTS] [--pid N|--control PATH]")
+            "[-L|-C|-D|-F|-E|-S] [expect] [FILTER]... [-o FMT] [-e EVENTS] [--pid N]")
         {
             Details = "The connection table of a running `ctfw run`, as conntrack-tools shows the kernel's: entries on\n"
                 + "stdout, the count line on stderr. Every FILTER given must match. `-L expect`, `-C expect` and\n"
@@ -102,6 +102,8 @@ internal static class ConntrackCommand
                     break;
                 case "expect" or "expectation":
                     return ExecuteExpect(chosen, filter, extra, instance);
+                case string other when other.StartsWith('-'):
+                    return Program.Fail($"unknown option '{other}' for conntrack");
                 case string other:
                     return Program.Fail($"unknown table '{other}' (expected conntrack or expect)");
             }
