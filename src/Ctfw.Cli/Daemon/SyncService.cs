@@ -534,7 +534,14 @@ internal sealed class SyncService : IDisposable, IConntrackEventSink, ISyncRecei
             {
                 KernelConnection c = x.Connection;
                 long leftMs = Math.Max(0, (TimeoutOf(c) * 1000L) - (now - x.ReceivedMs));
-                var flow = new FlowInfo(c.Original, c.Reply, c.Status, c.TcpState, leftMs);
+                var flow = new FlowInfo(c.Original, c.Reply, c.Status, c.TcpState, leftMs)
+                {
+                    SctpState = c.SctpState,
+                    SctpVtagOriginal = c.SctpVtagOriginal,
+                    SctpVtagReply = c.SctpVtagReply,
+                    Helper = c.Helper is { } name && CtHelpers.TryParse(name, out CtHelper helper, out _) ? helper : CtHelper.None,
+                    Master = c.Master,
+                };
                 lines.Add(ConntrackListing.Format(flow));
             }
         }
