@@ -250,7 +250,7 @@ public sealed partial class ConntrackEngine
             e.Sctp.Vtag0 = c.SctpVtagOriginal;
             e.Sctp.Vtag1 = c.SctpVtagReply;
         }
-        bool helperKept = AdoptHelper(idx, c);
+        bool helperKept = AdoptHelper(idx, c, now);
         e.NextOrig = 0;
         e.NextReply = 0;
         e.TimerNext = -1;
@@ -280,7 +280,7 @@ public sealed partial class ConntrackEngine
     /// into its helper slot (the entry is not yet published). False when it had a helper that does not
     /// carry over (the name is unknown here, or only the HELPER status bit said there was one).
     /// </summary>
-    private bool AdoptHelper(int idx, in KernelConnection c)
+    private bool AdoptHelper(int idx, in KernelConnection c, long now)
     {
         HelperSlot[]? helpers = Table.Helpers; // allocated by Adopt before this chunk when any entry needs it
         bool had = c.Helper != null || (c.Status & KernelStatus.Helper) != 0;
@@ -288,7 +288,14 @@ public sealed partial class ConntrackEngine
             return !had;
         ref HelperSlot h = ref helpers[idx];
         if (c.Master is { } master && (c.Status & CtStatus.Expected) != 0)
+        {
             h.MasterOrig = master;
+            // The master's helper (what `-m helper` matches on a related packet), when the master is
+            // here already: ctnetlink does not carry it, and masters are exported first.
+            int m = Table.Lookup(master, Table.Hash(master), now, out _);
+            if (m >= 0)
+                h.MasterHelper = helpers[m].Helper;
+        }
         if (c.Helper is { } name && CtHelpers.TryParse(name, out CtHelper helper, out byte protocol) && protocol == c.Original.Protocol)
         {
             h.Helper = helper;

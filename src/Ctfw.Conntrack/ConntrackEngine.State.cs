@@ -345,7 +345,7 @@ public sealed partial class ConntrackEngine
     private bool InsertRestored(ReadOnlySpan<byte> r, long now, long left, long downtime, bool relearn)
     {
         ConnTuple t = StateFile.ReadTuple(r);
-        bool helped = r.Length >= StateFile.EntrySize && (r[136] != 0 || r[144 + 37] != 0);
+        bool helped = r.Length >= StateFile.EntrySize && (r[136] != 0 || r[137] != 0 || r[144 + 37] != 0);
         // Before Allocate, which then resets the new entry's helper slot. Not under the reader lock: a
         // restore runs into a fresh engine before workers do, and EnableHelpers locks it itself.
         if (helped && Volatile.Read(ref Table.Helpers) == null)
@@ -357,6 +357,7 @@ public sealed partial class ConntrackEngine
         {
             ref HelperSlot h = ref Table.Helpers![idx];
             h.Helper = (CtHelper)r[136];
+            h.MasterHelper = (CtHelper)r[137];
             if (r[144 + 37] != 0)
                 h.MasterOrig = StateFile.ReadTuple(r[144..]);
         }

@@ -45,7 +45,8 @@ namespace Ctfw.Conntrack;
 ///  112  i64 ms since the state changed (FlowAge.StateSinceMs)
 ///  120  i64 ms since ORIGINAL's zero window began (valid while its status bit is set)
 ///  128  i64 ms since REPLY's zero window began
-///  136  u8 conntrack helper (CtHelper: 0 none, 1 ftp, 2 tftp), 7 zero bytes      (version 2 on)
+///  136  u8 conntrack helper (CtHelper: 0 none, 1 ftp, 2 tftp), u8 an expected entry's master's
+///       helper (the same numbers), 6 zero bytes                                (version 2 on)
 ///  144  tuple (40): an expected entry's master's ORIGINAL tuple; all zero when none (version 2 on)
 ///
 /// Tuple (40): u64 src hi, u64 src lo, u64 dst hi, u64 dst lo, u16 src id, u16 dst id, u8 protocol,
@@ -240,6 +241,7 @@ internal static class StateFile
         BinaryPrimitives.WriteInt64LittleEndian(b[120..], now - age.ZeroWindowSince0);
         BinaryPrimitives.WriteInt64LittleEndian(b[128..], now - age.ZeroWindowSince1);
         b[136] = (byte)helper.Helper;
+        b[137] = (byte)helper.MasterHelper;
         if (helper.MasterOrig.IpVersion != 0)
             WriteTuple(b[144..], helper.MasterOrig);
     }
@@ -259,8 +261,8 @@ internal static class StateFile
             return tuple;
         if (b.Length >= EntrySize)
         {
-            if (b[136] > (byte)CtHelper.Tftp || b.Slice(137, 7).ContainsAnyExcept((byte)0))
-                return $"helper {b[136]} unknown";
+            if (b[136] > (byte)CtHelper.Tftp || b[137] > (byte)CtHelper.Tftp || b.Slice(138, 6).ContainsAnyExcept((byte)0))
+                return $"helper {b[136]}/{b[137]} unknown";
             if (b[144 + 37] != 0 && CheckTuple(b[144..]) is { } master)
                 return "master: " + master;
             if (b[144 + 37] == 0 && b.Slice(144, 40).ContainsAnyExcept((byte)0))

@@ -115,6 +115,9 @@ public partial class FtpHelperTests
         Assert.Equal(CtHelper.Ftp, control.Helper);
         Assert.Equal(control.Original, flows.Single(f => f.Original.DstId == 50000).Master);
         Assert.True((flows.Single(f => f.Original.DstId == 50000).Status & CtStatus.Expected) != 0);
+        // The related entry still knows its master's helper (what `-m helper --helper ftp` matches).
+        int data = restored.Engine.Table.Lookup(flows.Single(f => f.Original.DstId == 50000).Original, restored.Engine.Table.Hash(flows.Single(f => f.Original.DstId == 50000).Original), restored.Now, out _);
+        Assert.Equal(CtHelper.Ftp, restored.Engine.Table.Helpers![data].MasterHelper);
     }
 
     [Fact]

@@ -422,15 +422,22 @@ public class KernelAdoptTests
             TcpState = TcpState.SynSent,
             Master = master.Original,
         };
-        // Offered before its master: the export still puts the master first.
-        Assert.Equal(2, Adopt(h, data, master).Adopted);
+        // Offered after its master (as ExportConnections orders them): it learns the master's helper.
+        Assert.Equal(2, Adopt(h, master, data).Adopted);
+        int idx = h.Engine.Table.Lookup(dataTuple, h.Engine.Table.Hash(dataTuple), h.Now, out _);
+        Assert.Equal(CtHelper.Ftp, h.Engine.Table.Helpers![idx].MasterHelper);
         FlowInfo related = h.Engine.Snapshot(h.Now).Single(f => f.Original == dataTuple);
         Assert.Equal(master.Original, related.Master);
         Assert.Contains(" master-src=", ConntrackListing.Format(related), StringComparison.Ordinal);
         List<KernelConnection> exported = h.Engine.ExportConnections(h.Now);
-        Assert.Equal([master.Original, dataTuple], exported.Select(c => c.Original));
+        Assert.Equal([master.Original, dataTuple], exported.Select(c => c.Original)); // masters first, whatever the bucket order
         Assert.Equal(master.Original, exported[1].Master);
         Assert.Null(exported[0].Master);
+
+        // Offered the other way round: the export still lists the master first.
+        using var h2 = new Harness();
+        Assert.Equal(2, Adopt(h2, data, master).Adopted);
+        Assert.Equal([master.Original, dataTuple], h2.Engine.ExportConnections(h2.Now).Select(c => c.Original));
     }
 
     [Fact]
