@@ -14,7 +14,7 @@ public readonly record struct AdoptResult(int Adopted, string Message)
     /// <summary>Left out: NAT'ed (REPLY tuple not the inverse of ORIGINAL, or NAT / sequence-adjust status bits); ctfw does no NAT.</summary>
     public int Nat { get; init; }
 
-    /// <summary>Left out: protocols ctfw does not track the way the kernel did (SCTP, DCCP, GRE with keys, ICMP type without an inverse).</summary>
+    /// <summary>Left out: protocols ctfw does not track the way the kernel did (DCCP, GRE with keys, ICMP type without an inverse).</summary>
     public int UnsupportedProtocol { get; init; }
 
     /// <summary>Left out: no time left (CTA_TIMEOUT 0, or absent).</summary>
@@ -26,7 +26,7 @@ public readonly record struct AdoptResult(int Adopted, string Message)
     /// <summary>Left out: a live entry already holds the ORIGINAL or REPLY tuple (offered twice, or created by a packet meanwhile).</summary>
     public int Duplicates { get; init; }
 
-    /// <summary>Adopted, but the conntrack helper they had does not carry over (ctfw runs none).</summary>
+    /// <summary>Adopted, but the conntrack helper they had does not carry over (not one of ctfw's helpers, or not for that protocol).</summary>
     public int HelpersDropped { get; init; }
 
     /// <summary>Adopted, but their non-zero connmark does not carry over (ctfw keeps none).</summary>
@@ -77,6 +77,9 @@ public sealed partial class ConntrackEngine
                 chunk.Add(source.Current);
             if (chunk.Count == 0)
                 break;
+            // A helped or expected entry needs the helper state (as the kernel's helper extension); outside the reader lock.
+            if (Volatile.Read(ref Table.Helpers) == null && chunk.Exists(static c => c.Helper != null || c.Master != null))
+                EnableHelpers();
             lock (_readerLock)
             {
                 Table.Epochs.Enter(_readerSlot);
@@ -98,12 +101,15 @@ public sealed partial class ConntrackEngine
     /// Every live entry as ctnetlink would show it, copied under its lock as <see cref="WriteState"/>
     /// copies (a moving cut, safe while workers classify): both tuples, the kernel status bits
     /// (CONFIRMED, SEEN_REPLY, ASSURED, EXPECTED), the time left rounded up to whole seconds (at least 1:
-    /// a created entry must not die before the next packet could refresh it), and for TCP the state,
-    /// both window scales and the portable flags (<see cref="KernelConnection.PortableTcpFlags"/>).
+    /// a created entry must not die before the next packet could refresh it), for TCP the state,
+    /// both window scales and the portable flags (<see cref="KernelConnection.PortableTcpFlags"/>), for
+    /// SCTP the state and both verification tags, the helper's name and an expected entry's master.
+    /// Expected entries come last: the kernel creates one only when its master is already there.
     /// </summary>
     public List<KernelConnection> ExportConnections(long nowMs)
     {
         var list = new List<KernelConnection>(Table.Count);
+        List<KernelConnection>? expected = null;
         var picked = new List<int>(KernelChunk * 2);
         int bucket = 0;
         int buckets = Table.BucketCount;
@@ -120,7 +126,7 @@ public sealed partial class ConntrackEngine
                     foreach (int idx in picked)
                     {
                         if (TryExport(idx, nowMs, out KernelConnection c))
-                            list.Add(c);
+                            (c.Master == null ? list : (expected ??= [])).Add(c);
                     }
                 }
                 finally
@@ -129,6 +135,8 @@ public sealed partial class ConntrackEngine
                 }
             }
         }
+        if (expected != null)
+            list.AddRange(expected);
         return list;
     }
 
@@ -141,7 +149,12 @@ public sealed partial class ConntrackEngine
         ConnTuple orig = e.Orig;
         long deadline = e.Deadline;
         TcpConn tcp = e.Tcp;
+        SctpConn sctp = e.Sctp;
         Table.Unlock(idx);
+        // Written before the entry was published: settled values.
+        HelperSlot[]? helpers = Volatile.Read(ref Table.Helpers);
+        CtHelper helper = helpers != null ? helpers[idx].Helper : CtHelper.None;
+        ConnTuple? master = helpers != null && helpers[idx].MasterOrig.IpVersion != 0 ? helpers[idx].MasterOrig : null;
         long left = deadline - now;
         if ((status & (uint)CtStatus.Dying) != 0 || left <= 0)
         {
@@ -150,8 +163,14 @@ public sealed partial class ConntrackEngine
         }
         orig.TryInvert(out ConnTuple reply); // a confirmed entry always has an inverse (checked at its creation)
         bool isTcp = orig.Protocol == IpProto.Tcp;
+        bool isSctp = orig.Protocol == IpProto.Sctp;
         connection = new KernelConnection
         {
+            Helper = CtHelpers.Name(helper),
+            Master = master,
+            SctpState = isSctp ? sctp.State : SctpState.None,
+            SctpVtagOriginal = isSctp ? sctp.Vtag0 : 0,
+            SctpVtagReply = isSctp ? sctp.Vtag1 : 0,
             Original = orig,
             Reply = reply,
             Status = (CtStatus)(status & PrivateStatus.Reported),
@@ -224,6 +243,14 @@ public sealed partial class ConntrackEngine
             // ASSURED: long past its first 2 s. Otherwise its age is unknown: taken as new.
             e.StreamTs = (c.Status & CtStatus.Assured) != 0 ? now - 1 : now + 2000;
         }
+        else if (t.Protocol == IpProto.Sctp)
+        {
+            // What nlattr_to_sctp sets: the state and both tags; init[] and the heartbeat flag start clear.
+            e.Sctp.State = c.SctpState;
+            e.Sctp.Vtag0 = c.SctpVtagOriginal;
+            e.Sctp.Vtag1 = c.SctpVtagReply;
+        }
+        bool helperKept = AdoptHelper(idx, c, now);
         e.NextOrig = 0;
         e.NextReply = 0;
         e.TimerNext = -1;
@@ -242,10 +269,39 @@ public sealed partial class ConntrackEngine
             return;
         }
         tally.Adopted++;
-        if (c.Helper != null || (c.Status & KernelStatus.Helper) != 0)
+        if (!helperKept)
             tally.HelpersDropped++;
         if (c.Mark != 0)
             tally.MarksDropped++;
+    }
+
+    /// <summary>
+    /// An adopted entry's helper (by name, when ctfw has it for the entry's protocol) and master tuple,
+    /// into its helper slot (the entry is not yet published). False when it had a helper that does not
+    /// carry over (the name is unknown here, or only the HELPER status bit said there was one).
+    /// </summary>
+    private bool AdoptHelper(int idx, in KernelConnection c, long now)
+    {
+        HelperSlot[]? helpers = Table.Helpers; // allocated by Adopt before this chunk when any entry needs it
+        bool had = c.Helper != null || (c.Status & KernelStatus.Helper) != 0;
+        if (helpers == null)
+            return !had;
+        ref HelperSlot h = ref helpers[idx];
+        if (c.Master is { } master && (c.Status & CtStatus.Expected) != 0)
+        {
+            h.MasterOrig = master;
+            // The master's helper (what `-m helper` matches on a related packet), when the master is
+            // here already: ctnetlink does not carry it, and masters are exported first.
+            int m = Table.Lookup(master, Table.Hash(master), now, out _);
+            if (m >= 0)
+                h.MasterHelper = helpers[m].Helper;
+        }
+        if (c.Helper is { } name && CtHelpers.TryParse(name, out CtHelper helper, out byte protocol) && protocol == c.Original.Protocol)
+        {
+            h.Helper = helper;
+            return true;
+        }
+        return !had;
     }
 
     /// <summary>The kernel bits an adopted entry keeps, plus ctfw's FIN-seen bits derived from the TCP state.</summary>
@@ -328,8 +384,15 @@ public sealed partial class ConntrackEngine
                     return AdoptCheck.Unrepresentable;
                 }
                 break;
-            case IpProto.Sctp or DccpProtocol:
-                return AdoptCheck.Protocol; // the kernel's own state machines; ctfw tracks them as generic, without ports
+            case IpProto.Sctp:
+                if (c.SctpState is SctpState.None or >= SctpState.Max)
+                {
+                    why = $"SCTP state {(byte)c.SctpState}";
+                    return AdoptCheck.Unrepresentable;
+                }
+                break;
+            case DccpProtocol:
+                return AdoptCheck.Protocol; // the kernel's own state machine; ctfw tracks DCCP as generic, without ports
             default:
                 // Generic protocols have no L4 ids in either table; GRE only without keys (no PPTP helper).
                 if (o.SrcId != 0 || o.DstId != 0)

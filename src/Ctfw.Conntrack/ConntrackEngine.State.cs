@@ -125,10 +125,12 @@ public sealed partial class ConntrackEngine
         uint status = Volatile.Read(ref e.Status);
         ConnEntry copy = e;
         FlowAge age = Table.Ages[idx];
+        HelperSlot[]? helpers = Volatile.Read(ref Table.Helpers);
+        HelperSlot helper = helpers != null ? helpers[idx] : default;
         Table.Unlock(idx);
         if ((status & (uint)CtStatus.Dying) != 0 || copy.Deadline - now <= 0)
             return false;
-        StateFile.WriteEntry(record, copy, age, now);
+        StateFile.WriteEntry(record, copy, age, helper, now);
         return true;
     }
 
@@ -236,20 +238,20 @@ public sealed partial class ConntrackEngine
         var counts = new ApplyCounts();
         while (reader.Next(out uint kind, out int count, out ReadOnlySpan<byte> payload))
         {
-            ApplyBlock(kind, count, payload, now, downtime, relearn, ref counts);
+            ApplyBlock(kind, count, payload, reader.EntrySize, now, downtime, relearn, ref counts);
             restored = counts.Restored;
         }
         return counts.Result(downtime);
     }
 
-    private void ApplyBlock(uint kind, int count, ReadOnlySpan<byte> payload, long now, long downtime, bool relearn, ref ApplyCounts c)
+    private void ApplyBlock(uint kind, int count, ReadOnlySpan<byte> payload, int entrySize, long now, long downtime, bool relearn, ref ApplyCounts c)
     {
         TombstoneStore? store = Table.Tombstones;
         for (int i = 0; i < count; i++)
         {
             if (kind == StateFile.KindEntries)
             {
-                ReadOnlySpan<byte> r = payload.Slice(i * StateFile.EntrySize, StateFile.EntrySize);
+                ReadOnlySpan<byte> r = payload.Slice(i * entrySize, entrySize);
                 long left = BinaryPrimitives.ReadInt64LittleEndian(r[40..]) - downtime;
                 if (left <= 0)
                     c.Expired++;
@@ -308,7 +310,7 @@ public sealed partial class ConntrackEngine
                     break;
                 if (kind == StateFile.KindEntries)
                 {
-                    ApplyBlock(kind, count, payload, nowMs, downtime, relearn: false, ref counts);
+                    ApplyBlock(kind, count, payload, reader.EntrySize, nowMs, downtime, relearn: false, ref counts);
                     entries += count;
                 }
                 else
@@ -327,7 +329,7 @@ public sealed partial class ConntrackEngine
                 return false;
             }
             foreach ((int count, byte[] payload) in pendingTombstones)
-                ApplyBlock(StateFile.KindTombstones, count, payload, nowMs, downtime, relearn: false, ref counts);
+                ApplyBlock(StateFile.KindTombstones, count, payload, reader.EntrySize, nowMs, downtime, relearn: false, ref counts);
             result = counts.Result(downtime);
             return true;
         }
@@ -343,9 +345,22 @@ public sealed partial class ConntrackEngine
     private bool InsertRestored(ReadOnlySpan<byte> r, long now, long left, long downtime, bool relearn)
     {
         ConnTuple t = StateFile.ReadTuple(r);
+        bool helped = r.Length >= StateFile.EntrySize && (r[136] != 0 || r[137] != 0 || r[144 + 37] != 0);
+        // Before Allocate, which then resets the new entry's helper slot. Not under the reader lock: a
+        // restore runs into a fresh engine before workers do, and EnableHelpers locks it itself.
+        if (helped && Volatile.Read(ref Table.Helpers) == null)
+            EnableHelpers();
         int idx = Table.Allocate(Table.Hash(t), now); // below max (checked), so no early drop
         if (idx < 0)
             return false;
+        if (helped)
+        {
+            ref HelperSlot h = ref Table.Helpers![idx];
+            h.Helper = (CtHelper)r[136];
+            h.MasterHelper = (CtHelper)r[137];
+            if (r[144 + 37] != 0)
+                h.MasterOrig = StateFile.ReadTuple(r[144..]);
+        }
         ref ConnEntry e = ref Table.Entries[idx];
         // Private to this thread until TryInsert links it (its CAS publishes everything below).
         e.Orig = t;
@@ -406,6 +421,9 @@ public sealed partial class ConntrackEngine
         private readonly byte[] _blockHeader = new byte[StateFile.BlockHeaderSize];
         private byte[] _payload = new byte[StateFile.RecordsPerBlock * StateFile.EntrySize];
 
+        /// <summary>The entry record size of the file's version (<see cref="StateFile.EntrySizeV1"/> for version 1), known after the header.</summary>
+        public int EntrySize { get; private set; } = StateFile.EntrySize;
+
         public StateRestoreResult Check(out long writtenAt)
         {
             if (ReadHeader(out writtenAt) is { } badHeader)
@@ -447,7 +465,7 @@ public sealed partial class ConntrackEngine
                     return Fail(StateRestoreStatus.Damaged, "bytes after the end block");
                 return null;
             }
-            int size = kind == StateFile.KindEntries ? StateFile.EntrySize : StateFile.TombstoneSize;
+            int size = kind == StateFile.KindEntries ? EntrySize : StateFile.TombstoneSize;
             for (int i = 0; i < count; i++)
             {
                 ReadOnlySpan<byte> r = payload.Slice(i * size, size);
@@ -476,11 +494,14 @@ public sealed partial class ConntrackEngine
                 return Fail(StateRestoreStatus.NewerVersion, $"format version {version} is newer than this ctfw reads ({StateFile.Version})");
             if (BinaryPrimitives.ReadUInt32LittleEndian(h[60..]) != Crc32C.Compute(0, h[..60]))
                 return Fail(StateRestoreStatus.Damaged, "header checksum mismatch");
-            if (version != StateFile.Version
+            // Version 1 is version 2 without the helper fields at the end of each entry record.
+            int entrySize = version == 1 ? StateFile.EntrySizeV1 : StateFile.EntrySize;
+            if (version < 1
                 || BinaryPrimitives.ReadUInt16LittleEndian(h[10..]) != StateFile.HeaderSize
-                || BinaryPrimitives.ReadUInt16LittleEndian(h[12..]) != StateFile.EntrySize
+                || BinaryPrimitives.ReadUInt16LittleEndian(h[12..]) != entrySize
                 || BinaryPrimitives.ReadUInt16LittleEndian(h[14..]) != StateFile.TombstoneSize)
                 return Fail(StateRestoreStatus.Damaged, $"unsupported header (version {version}, sizes)");
+            EntrySize = entrySize;
             writtenAt = BinaryPrimitives.ReadInt64LittleEndian(h[16..]);
             return null;
         }
@@ -507,7 +528,7 @@ public sealed partial class ConntrackEngine
             uint length = BinaryPrimitives.ReadUInt32LittleEndian(_blockHeader.AsSpan(8));
             uint expected = kind switch
             {
-                StateFile.KindEntries => n * (ulong)StateFile.EntrySize <= StateFile.MaxPayload ? n * StateFile.EntrySize : uint.MaxValue,
+                StateFile.KindEntries => n * (ulong)EntrySize <= StateFile.MaxPayload ? n * (uint)EntrySize : uint.MaxValue,
                 StateFile.KindTombstones => n * (ulong)StateFile.TombstoneSize <= StateFile.MaxPayload ? n * StateFile.TombstoneSize : uint.MaxValue,
                 StateFile.KindEnd => n == 0 ? StateFile.EndPayloadSize : uint.MaxValue,
                 _ => uint.MaxValue,

@@ -83,6 +83,9 @@ public sealed partial class ConntrackEngine
     /// <summary>The live expectations (`conntrack -L expect`); empty without helpers.</summary>
     public List<ExpectationInfo> ListExpectations(long now) => Expectations?.Snapshot(now) ?? [];
 
+    /// <summary>Removes every expectation (`conntrack -F expect`); returns how many were live. Their masters keep their helpers.</summary>
+    public int FlushExpectations(long now) => Expectations?.Clear(now) ?? 0;
+
     /// <summary>Whether packets are being counted (the accounting array exists: nf_conntrack_acct has been on).</summary>
     public bool Accounting => Volatile.Read(ref Table.Acct) != null; // fresh read of what EnableAccounting published
 
@@ -329,6 +332,18 @@ public readonly record struct FlowInfo(ConnTuple Original, ConnTuple Reply, CtSt
     /// <summary>The SCTP state (`conntrack -L` prints it after the timeout); <see cref="SctpState.None"/> for other protocols.</summary>
     public SctpState SctpState { get; init; }
 
+    /// <summary>SCTP: the verification tag ORIGINAL's packets carry (CTA_PROTOINFO_SCTP_VTAG_ORIGINAL); 0 for other protocols.</summary>
+    public uint SctpVtagOriginal { get; init; }
+
+    /// <summary>SCTP: the verification tag REPLY's packets carry.</summary>
+    public uint SctpVtagReply { get; init; }
+
+    /// <summary>The conntrack helper attached to the entry (`helper=ftp` in listings, CTA_HELP); <see cref="CtHelper.None"/> for most.</summary>
+    public CtHelper Helper { get; init; }
+
+    /// <summary>An expected (RELATED) entry's master: its ORIGINAL tuple (CTA_TUPLE_MASTER); null for others.</summary>
+    public ConnTuple? Master { get; init; }
+
     /// <summary>Brought back by a late FIN/RST after expiry, or opened by loose rescue (`[RESCUED]` in listings).</summary>
     public bool Rescued { get; init; }
 
@@ -373,6 +388,12 @@ public readonly record struct FlowInfo(ConnTuple Original, ConnTuple Reply, CtSt
             acct.Bytes1 = Volatile.Read(ref a.Bytes1);
         }
         bool tcp = orig.Protocol == Packets.IpProto.Tcp;
+        bool sctp = orig.Protocol == Packets.IpProto.Sctp;
+        // Benign race: written before the entry was published and only then (helper, master), or a
+        // byte and two words the tracker rewrites under the entry lock (SCTP), read without it.
+        HelperSlot[]? helpers = Volatile.Read(ref table.Helpers);
+        CtHelper helper = helpers != null ? helpers[idx].Helper : CtHelper.None;
+        ConnTuple? master = helpers != null && helpers[idx].MasterOrig.IpVersion != 0 ? helpers[idx].MasterOrig : null;
         return new FlowInfo(orig, reply, (CtStatus)(status & PrivateStatus.Reported),
             tcp ? e.Tcp.State : TcpState.None,
             Math.Max(0, Volatile.Read(ref e.Deadline) - now))
@@ -388,7 +409,11 @@ public readonly record struct FlowInfo(ConnTuple Original, ConnTuple Reply, CtSt
             FinSeenReply = tcp && (status & (PrivateStatus.FinSeen0 << 1)) != 0,
             Rescued = (status & (uint)CtStatus.Rescued) != 0,
             // Benign race: one byte read without the entry lock, as the TCP state above.
-            SctpState = orig.Protocol == Packets.IpProto.Sctp ? e.Sctp.State : SctpState.None,
+            SctpState = sctp ? e.Sctp.State : SctpState.None,
+            SctpVtagOriginal = sctp ? Volatile.Read(ref e.Sctp.Vtag0) : 0,
+            SctpVtagReply = sctp ? Volatile.Read(ref e.Sctp.Vtag1) : 0,
+            Helper = helper,
+            Master = master,
             // Benign race: each counter is one whole aligned 64-bit read (x64/arm64); the four may be a packet apart.
             HasAccounting = counted != null,
             PacketsOriginal = Volatile.Read(ref acct.Packets0),

@@ -22,6 +22,11 @@ internal struct EventRecord
     public FlowAcct Acct;
     /// <summary>Reported status bits (kernel bits 0–15 and Rescued).</summary>
     public uint Status;
+    public uint SctpVtag0;
+    public uint SctpVtag1;
+    /// <summary>An expected entry's master (ORIGINAL tuple); IpVersion 0 when none.</summary>
+    public ConnTuple Master;
+    public CtHelper Helper;
     public TcpState TcpState;
     public SctpState SctpState;
     public ConntrackEventKind Kind;
@@ -187,6 +192,10 @@ public sealed class ConntrackEvents
         {
             Rescued = (r.Status & (uint)CtStatus.Rescued) != 0,
             SctpState = r.SctpState,
+            SctpVtagOriginal = r.SctpVtag0,
+            SctpVtagReply = r.SctpVtag1,
+            Helper = r.Helper,
+            Master = r.Master.IpVersion != 0 ? r.Master : null,
             HasAccounting = r.Counted,
             PacketsOriginal = r.Acct.Packets0,
             BytesOriginal = r.Acct.Bytes0,
@@ -226,7 +235,14 @@ public sealed class ConntrackEvents
         }
         r.Status = Volatile.Read(ref e.Status) & (PrivateStatus.Reported | (uint)CtStatus.Rescued) & ~hideStatus;
         r.TcpState = e.Orig.Protocol == IpProto.Tcp ? e.Tcp.State : TcpState.None;
-        r.SctpState = e.Orig.Protocol == IpProto.Sctp ? e.Sctp.State : SctpState.None;
+        bool sctp = e.Orig.Protocol == IpProto.Sctp;
+        r.SctpState = sctp ? e.Sctp.State : SctpState.None;
+        r.SctpVtag0 = sctp ? e.Sctp.Vtag0 : 0;
+        r.SctpVtag1 = sctp ? e.Sctp.Vtag1 : 0;
+        // Written before the entry was published (helper, master): plain reads of settled values.
+        HelperSlot[]? helpers = table.Helpers;
+        r.Helper = helpers != null ? helpers[idx].Helper : CtHelper.None;
+        r.Master = helpers != null ? helpers[idx].MasterOrig : default;
         r.Kind = kind;
         r.Userspace = userspace;
         ring.Add(r);

@@ -33,7 +33,11 @@ public enum ConntrackEventKind : byte
 /// </summary>
 public static class ConntrackListing
 {
-    /// <summary>`conntrack -L` (`tcp      6 431999 ESTABLISHED src=… [ASSURED] mark=0 use=1`).</summary>
+    /// <summary>
+    /// `conntrack -L` (`tcp      6 431999 ESTABLISHED src=… [ASSURED] mark=0 use=1`); a helped entry
+    /// has `helper=ftp` before `use=1`, as conntrack prints it. An expected entry's master, which
+    /// conntrack does not print, ends the line as ctfw's own extra (<see cref="AppendMaster"/>).
+    /// </summary>
     public static string Format(in FlowInfo f, ListingOptions options = ListingOptions.None)
     {
         var sb = new StringBuilder(200);
@@ -41,8 +45,25 @@ public static class ConntrackListing
         sb.Append("mark=0 ");
         if (f.Original.Zone != 0)
             sb.Append(CultureInfo.InvariantCulture, $"zone={f.Original.Zone} ");
+        if (CtHelpers.Name(f.Helper) is { } helper)
+            sb.Append("helper=").Append(helper).Append(' ');
         sb.Append("use=1");
+        AppendMaster(sb, f);
         return sb.ToString();
+    }
+
+    /// <summary>
+    /// ctfw's extra for an expected (RELATED) entry, at the end of its `-L`/`-E` line (where the
+    /// `--half-closed` annotations go too): ` master-src=… master-dst=… master-sport=… master-dport=…`,
+    /// the master's ORIGINAL tuple (the kernel's CTA_TUPLE_MASTER, which conntrack does not print).
+    /// </summary>
+    private static void AppendMaster(StringBuilder sb, in FlowInfo f)
+    {
+        if (f.Master is not { } m)
+            return;
+        sb.Append(' ');
+        AppendTuple(sb, m, "master-");
+        sb.Length--;
     }
 
     /// <summary>
@@ -64,9 +85,13 @@ public static class ConntrackListing
         AppendEntry(sb, f, options, f.TimeoutMs / 1000, skipZeroTimeout: true, counters);
         if (f.Original.Zone != 0)
             sb.Append(CultureInfo.InvariantCulture, $"zone={f.Original.Zone} ");
+        // The kernel's NEW/UPDATE messages carry CTA_HELP for a helped entry, its DESTROY does not.
+        if (kind != ConntrackEventKind.Destroy && CtHelpers.Name(f.Helper) is { } helper)
+            sb.Append("helper=").Append(helper).Append(' ');
         if (userspace)
             sb.Append("[USERSPACE] ");
         sb.Length--; // the last space
+        AppendMaster(sb, f);
         return sb.ToString();
     }
 
@@ -154,6 +179,18 @@ public static class ConntrackListing
             w.WriteBoolean("assured", (f.Status & CtStatus.Assured) != 0);
             w.WriteBoolean("rescued", f.Rescued);
             w.WriteNumber("zone", f.Original.Zone);
+            if (CtHelpers.Name(f.Helper) is { } helper)
+                w.WriteString("helper", helper);
+            if (f.Master is { } master)
+            {
+                w.WritePropertyName("master");
+                WriteTuple(w, master, false, 0, 0);
+            }
+            if (proto == IpProto.Sctp)
+            {
+                w.WriteNumber("vtag_original", f.SctpVtagOriginal);
+                w.WriteNumber("vtag_reply", f.SctpVtagReply);
+            }
             if (kind == ConntrackEventKind.Destroy)
                 w.WriteBoolean("userspace", userspace);
             if (nowMs is { } now)
@@ -204,20 +241,88 @@ public static class ConntrackListing
         w.WriteEndObject();
     }
 
-    private static void AppendTuple(StringBuilder sb, in ConnTuple t)
+    private static void AppendTuple(StringBuilder sb, in ConnTuple t, string prefix = "")
     {
-        sb.Append("src=").Append(t.Src.Format(t.IsV6)).Append(" dst=").Append(t.Dst.Format(t.IsV6)).Append(' ');
+        AppendAddresses(sb, t, prefix, prefix);
+        AppendIds(sb, t, prefix);
+    }
+
+    /// <summary>`src=… dst=… ` with the key prefixes libnetfilter_conntrack's __snprintf_address takes (`mask-`, `master-`).</summary>
+    private static void AppendAddresses(StringBuilder sb, in ConnTuple t, string srcPrefix, string dstPrefix) =>
+        sb.Append(srcPrefix).Append("src=").Append(t.Src.Format(t.IsV6)).Append(' ').Append(dstPrefix).Append("dst=").Append(t.Dst.Format(t.IsV6)).Append(' ');
+
+    private static void AppendIds(StringBuilder sb, in ConnTuple t, string prefix)
+    {
         switch (t.Protocol)
         {
             case IpProto.Tcp or IpProto.Udp or IpProto.UdpLite or IpProto.Sctp:
-                sb.Append(CultureInfo.InvariantCulture, $"sport={t.SrcId} dport={t.DstId} ");
+                sb.Append(CultureInfo.InvariantCulture, $"{prefix}sport={t.SrcId} {prefix}dport={t.DstId} ");
                 break;
             case IpProto.Icmp or IpProto.Icmpv6:
-                sb.Append(CultureInfo.InvariantCulture, $"type={t.DstId >> 8} code={t.DstId & 0xFF} id={t.SrcId} ");
+                sb.Append(CultureInfo.InvariantCulture, $"{prefix}type={t.DstId >> 8} {prefix}code={t.DstId & 0xFF} {prefix}id={t.SrcId} ");
                 break;
             case IpProto.Gre:
-                sb.Append(CultureInfo.InvariantCulture, $"srckey=0x{t.SrcId:x} dstkey=0x{t.DstId:x} ");
+                sb.Append(CultureInfo.InvariantCulture, $"{prefix}srckey=0x{t.SrcId:x} {prefix}dstkey=0x{t.DstId:x} ");
                 break;
         }
+    }
+
+    /// <summary>
+    /// `conntrack -L expect` (libnetfilter_conntrack's expect snprintf, default format, as the kernel
+    /// dumps an FTP/TFTP expectation): whole seconds left, `proto=N`, the expected tuple (source port
+    /// 0: any), the mask (addresses exact, `sport=0 dport=65535`), the master's ORIGINAL tuple,
+    /// `class=0` and `helper=NAME`. The kernel's dump has no zone, and these expectations no flags.
+    /// <code>300 proto=6 src=10.0.0.2 dst=10.0.0.1 sport=0 dport=50000 mask-src=255.255.255.255 mask-dst=255.255.255.255 sport=0 dport=65535 master-src=10.0.0.1 master-dst=10.0.0.2 sport=40000 dport=21 class=0 helper=ftp</code>
+    /// </summary>
+    public static string FormatExpectation(in ExpectationInfo x)
+    {
+        var sb = new StringBuilder(260);
+        ConnTuple t = x.Tuple;
+        sb.Append(CultureInfo.InvariantCulture, $"{x.TimeoutMs / 1000} proto={t.Protocol} ");
+        AppendAddresses(sb, t, "", "");
+        AppendIds(sb, t, "");
+        ConnTuple mask = default;
+        mask.IpVersion = t.IpVersion;
+        mask.Protocol = t.Protocol;
+        mask.Src = t.IsV6 ? new IpAddress(ulong.MaxValue, ulong.MaxValue) : IpAddress.FromV4(uint.MaxValue);
+        mask.Dst = mask.Src;
+        mask.SrcId = 0;
+        mask.DstId = ushort.MaxValue;
+        AppendAddresses(sb, mask, "mask-", "mask-");
+        AppendIds(sb, mask, "");
+        AppendAddresses(sb, x.Master, "master-", "master-");
+        AppendIds(sb, x.Master, "");
+        sb.Append("class=0 ");
+        if (CtHelpers.Name(x.Helper) is { } helper)
+            sb.Append("helper=").Append(helper);
+        else
+            sb.Length--;
+        return sb.ToString();
+    }
+
+    /// <summary>`conntrack -L expect -o json`-style object (ctfw's own schema, docs/OPERATIONS.md).</summary>
+    public static string FormatExpectationJson(in ExpectationInfo x)
+    {
+        var buffer = new ArrayBufferWriter<byte>(384);
+        using (var w = new Utf8JsonWriter(buffer))
+        {
+            w.WriteStartObject();
+            ConnTuple t = x.Tuple;
+            w.WriteString("family", t.IsV6 ? "ipv6" : "ipv4");
+            w.WriteString("protocol", ProtocolName(t.Protocol));
+            w.WriteNumber("protonum", t.Protocol);
+            w.WriteNumber("timeout", x.TimeoutMs / 1000);
+            w.WriteNumber("timeout_ms", x.TimeoutMs);
+            w.WritePropertyName("expected");
+            WriteTuple(w, t, false, 0, 0);
+            w.WritePropertyName("master");
+            WriteTuple(w, x.Master, false, 0, 0);
+            w.WriteNumber("class", 0);
+            if (CtHelpers.Name(x.Helper) is { } helper)
+                w.WriteString("helper", helper);
+            w.WriteNumber("zone", t.Zone);
+            w.WriteEndObject();
+        }
+        return Encoding.UTF8.GetString(buffer.WrittenSpan);
     }
 }

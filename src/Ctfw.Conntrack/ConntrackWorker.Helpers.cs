@@ -21,6 +21,8 @@ public sealed partial class ConntrackWorker
             h.MasterGeneration = generation;
             // TryTake found the master live at this generation: its helper is the one that expected us.
             h.MasterHelper = _table.Helpers![master].Helper;
+            // TryTake saw the master live in this worker's epoch: its slot is not reused before we leave it.
+            h.MasterOrig = _table.Entries[master].Orig;
             return (uint)CtStatus.Expected;
         }
         CtHelper helper = ctx.Helper;

@@ -72,4 +72,10 @@ internal struct HelperSlot
     public int Master;
     public uint MasterGeneration;
     public bool HasMaster;
+    /// <summary>
+    /// The master's ORIGINAL tuple (the kernel's ct->master, kept for the entry's life: `-o json`'s
+    /// master, CTA_TUPLE_MASTER, the state file); IpVersion 0 when there is none. Also set for an
+    /// adopted or restored expected entry, whose master has no index here.
+    /// </summary>
+    public ConnTuple MasterOrig;
 }

@@ -316,6 +316,30 @@ internal sealed class Expectations
         }
     }
 
+    /// <summary>Removes every expectation (`conntrack -F expect`) and returns how many were live. Off the packet path.</summary>
+    public int Clear(long now)
+    {
+        int live = 0;
+        Lock();
+        try
+        {
+            for (int b = 0; b < _buckets.Length; b++)
+            {
+                while (_buckets[b] != 0)
+                {
+                    if (!Dead(_slots[_buckets[b] - 1], now))
+                        live++;
+                    Unlink(b, 0, _buckets[b]);
+                }
+            }
+        }
+        finally
+        {
+            Unlock();
+        }
+        return live;
+    }
+
     /// <summary>The live expectations (for `conntrack -L expect`); off the packet path, allocates.</summary>
     public List<ExpectationInfo> Snapshot(long now)
     {

@@ -41,6 +41,18 @@ public readonly record struct KernelConnection
     /// <summary>CTA_HELP_NAME: the conntrack helper attached to the entry (e.g. "ftp"), or null.</summary>
     public string? Helper { get; init; }
 
+    /// <summary>CTA_TUPLE_MASTER: an expected entry's master (its ORIGINAL tuple), or null.</summary>
+    public ConnTuple? Master { get; init; }
+
+    /// <summary>CTA_PROTOINFO_SCTP_STATE (the 6.x numbering, <see cref="Conntrack.SctpState"/>); None for other protocols.</summary>
+    public SctpState SctpState { get; init; }
+
+    /// <summary>CTA_PROTOINFO_SCTP_VTAG_ORIGINAL: the verification tag of ORIGINAL's packets.</summary>
+    public uint SctpVtagOriginal { get; init; }
+
+    /// <summary>CTA_PROTOINFO_SCTP_VTAG_REPLY.</summary>
+    public uint SctpVtagReply { get; init; }
+
     /// <summary>
     /// The per-direction TCP flags that mean the same in any table: WINDOW_SCALE, SACK_PERM, CLOSE_INIT
     /// and BE_LIBERAL. The others describe window values ctnetlink does not carry (MAXACK_SET says

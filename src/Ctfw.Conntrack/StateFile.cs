@@ -6,7 +6,7 @@ namespace Ctfw.Conntrack;
 /// <summary>
 /// The state file: the whole table and the rescue tombstones, written by
 /// <see cref="ConntrackEngine.WriteState"/> and read back by <see cref="ConntrackEngine.RestoreState"/>.
-/// Format version 1. Every integer is little-endian (BinaryPrimitives), every layout fixed; no
+/// Format version 2 (version 1, without the helper fields, is still read). Every integer is little-endian (BinaryPrimitives), every layout fixed; no
 /// reflection. Times on the engine's clock are never stored as such (that clock restarts with the
 /// process): deadlines are stored as the time left and ages as the time elapsed, both relative to
 /// the write, plus the wall-clock time of the write, so a restore subtracts the time it was down.
@@ -15,9 +15,9 @@ namespace Ctfw.Conntrack;
 ///
 /// Header (64 bytes)
 ///    0  magic "CTFWSTAT" (8)
-///    8  u16 format version (1)    a reader refuses a newer one (StateRestoreStatus.NewerVersion)
+///    8  u16 format version (2)    a reader refuses a newer one (StateRestoreStatus.NewerVersion)
 ///   10  u16 header size (64)
-///   12  u16 entry record size (136)
+///   12  u16 entry record size (184; 136 in version 1)
 ///   14  u16 tombstone record size (104)
 ///   16  i64 wall clock at the write, UTC Unix ms
 ///   24  i64 engine clock at the write, ms (informational)
@@ -33,7 +33,7 @@ namespace Ctfw.Conntrack;
 /// End payload (16): u64 entries in the file, u64 tombstones in the file (must equal the blocks' sums);
 /// nothing may follow it.
 ///
-/// Entry record (136)                       Tombstone record (104)
+/// Entry record (184)                       Tombstone record (104)
 ///    0  tuple (40, below)                      0  tuple (40)
 ///   40  i64 timeout left at the write, ms     40  i64 expired this long before the write, ms
 ///   48  u32 status (kernel bits 0–15 and      48  TCP state (56, below)
@@ -45,6 +45,9 @@ namespace Ctfw.Conntrack;
 ///  112  i64 ms since the state changed (FlowAge.StateSinceMs)
 ///  120  i64 ms since ORIGINAL's zero window began (valid while its status bit is set)
 ///  128  i64 ms since REPLY's zero window began
+///  136  u8 conntrack helper (CtHelper: 0 none, 1 ftp, 2 tftp), u8 an expected entry's master's
+///       helper (the same numbers), 6 zero bytes                                (version 2 on)
+///  144  tuple (40): an expected entry's master's ORIGINAL tuple; all zero when none (version 2 on)
 ///
 /// Tuple (40): u64 src hi, u64 src lo, u64 dst hi, u64 dst lo, u16 src id, u16 dst id, u8 protocol,
 ///             u8 ip version (4 or 6), u16 zone
@@ -59,10 +62,12 @@ namespace Ctfw.Conntrack;
 /// </summary>
 internal static class StateFile
 {
-    public const ushort Version = 1;
+    public const ushort Version = 2;
     public const int HeaderSize = 64;
     public const int BlockHeaderSize = 16;
-    public const int EntrySize = 136;
+    public const int EntrySize = 184;
+    /// <summary>Version 1's entry record: the same fields up to the helper.</summary>
+    public const int EntrySizeV1 = 136;
     public const int TombstoneSize = 104;
     public const int EndPayloadSize = 16;
     public const uint KindEntries = 1, KindTombstones = 2, KindEnd = 3;
@@ -220,7 +225,7 @@ internal static class StateFile
     /// Encodes an entry copied under its lock. <paramref name="e"/>'s deadline and times are on the
     /// engine clock; they are stored relative to <paramref name="now"/>.
     /// </summary>
-    public static void WriteEntry(Span<byte> b, in ConnEntry e, in FlowAge age, long now)
+    public static void WriteEntry(Span<byte> b, in ConnEntry e, in FlowAge age, in HelperSlot helper, long now)
     {
         b[..EntrySize].Clear();
         WriteTuple(b, e.Orig);
@@ -235,6 +240,10 @@ internal static class StateFile
         BinaryPrimitives.WriteInt64LittleEndian(b[112..], now - age.StateSinceMs);
         BinaryPrimitives.WriteInt64LittleEndian(b[120..], now - age.ZeroWindowSince0);
         BinaryPrimitives.WriteInt64LittleEndian(b[128..], now - age.ZeroWindowSince1);
+        b[136] = (byte)helper.Helper;
+        b[137] = (byte)helper.MasterHelper;
+        if (helper.MasterOrig.IpVersion != 0)
+            WriteTuple(b[144..], helper.MasterOrig);
     }
 
     public static void WriteTombstone(Span<byte> b, in Tombstone t, long now)
@@ -244,12 +253,21 @@ internal static class StateFile
         WriteTcp(b[48..], t.Tcp);
     }
 
-    /// <summary>Checks what a record must satisfy to be inserted; null when it does, else what is wrong.</summary>
+    /// <summary>Checks what a record (<see cref="EntrySize"/> or <see cref="EntrySizeV1"/> bytes) must satisfy to be inserted; null when it does, else what is wrong.</summary>
     public static string? CheckEntry(ReadOnlySpan<byte> b)
     {
         string? tuple = CheckTuple(b);
         if (tuple != null)
             return tuple;
+        if (b.Length >= EntrySize)
+        {
+            if (b[136] > (byte)CtHelper.Tftp || b[137] > (byte)CtHelper.Tftp || b.Slice(138, 6).ContainsAnyExcept((byte)0))
+                return $"helper {b[136]}/{b[137]} unknown";
+            if (b[144 + 37] != 0 && CheckTuple(b[144..]) is { } master)
+                return "master: " + master;
+            if (b[144 + 37] == 0 && b.Slice(144, 40).ContainsAnyExcept((byte)0))
+                return "master tuple without an IP version";
+        }
         uint status = BinaryPrimitives.ReadUInt32LittleEndian(b[48..]);
         if ((status & ~KeptStatus) != 0)
             return $"status 0x{status:x} has bits a state file does not carry";

@@ -166,6 +166,61 @@ public sealed class SyncServiceTests : IDisposable
         Assert.True(Stat(_a, "sync.peer_up") == 1 || Stat(_b, "sync.received.messages") > 0);
     }
 
+    /// <summary>One SCTP packet between 10.99.1.2:40000 and 10.99.2.2:3868 through <paramref name="side"/>'s worker.</summary>
+    private Classification Sctp(Side side, bool fromClient, uint vtag, byte type, uint initTag = 0)
+    {
+        Span<byte> value = stackalloc byte[16];
+        value.Clear();
+        int n = 0;
+        if (type is 1 or 2) // INIT, INIT ACK: initiate tag, a_rwnd, streams, TSN
+        {
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(value, initTag);
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(value[4..], 65536);
+            n = 16;
+        }
+        else if (type == 10) // COOKIE ECHO
+        {
+            n = 8;
+        }
+        else if (type == 0) // DATA: TSN, stream, sequence, PPID (B and E flags: one whole message)
+        {
+            n = 16;
+        }
+        Span<byte> chunk = stackalloc byte[32];
+        int c = PacketBuilder.SctpChunk(chunk, type, type == 0 ? (byte)3 : (byte)0, value[..n]);
+        int len = fromClient
+            ? PacketBuilder.Sctp(_buf, false, Client, Server, 40000, 3868, vtag, chunk[..c])
+            : PacketBuilder.Sctp(_buf, false, Server, Client, 3868, 40000, vtag, chunk[..c]);
+        long now = DaemonClock.NowMs();
+        side.Worker.Enter();
+        side.Worker.Process(_buf.AsSpan(0, len), now, new PacketContext { VerifyChecksums = true }, out Classification r);
+        side.Worker.Exit();
+        side.Engine.Maintain(now);
+        return r;
+    }
+
+    [Fact]
+    public void SctpAssociationOnA_CommittedOnB_StateAndVtagsKept_BsNextPacketsMatchTheTags()
+    {
+        const uint ClientTag = 0x0C11E47A, ServerTag = 0x5E7BE7A6;
+        _a.Engine.Events.Subscribe();
+        _a.Sync.Start();
+        _b.Sync.Start();
+        Assert.Equal(CtState.New, Sctp(_a, true, 0, 1, ClientTag).State);             // INIT
+        Assert.Equal(CtState.Established, Sctp(_a, false, ClientTag, 2, ServerTag).State); // INIT ACK
+        Sctp(_a, true, ServerTag, 10);                                                  // COOKIE ECHO
+        Assert.Equal(SctpState.Established, Sctp(_a, false, ClientTag, 11).SctpState);  // COOKIE ACK
+        Pump(_a);
+        WaitFor(() => _b.Sync.ListExternal() is [var l] && l.Contains(" ESTABLISHED ", StringComparison.Ordinal), "B's external cache holds the association ESTABLISHED");
+        Assert.Equal("committed 1 of 1", _b.Sync.Commit());
+        FlowInfo f = Assert.Single(_b.Engine.Snapshot(DaemonClock.NowMs()));
+        Assert.Equal((SctpState.Established, ServerTag, ClientTag), (f.SctpState, f.SctpVtagOriginal, f.SctpVtagReply));
+        // DATA with the tag A saw passes on B; with another tag it is INVALID there, as it would be on A.
+        Assert.Equal(CtState.Established, Sctp(_b, true, ServerTag, 0).State);
+        Assert.Equal(CtState.Invalid, Sctp(_b, true, ServerTag ^ 1, 0).State);
+        Assert.Equal(CtState.Invalid, Sctp(_a, true, ServerTag ^ 1, 0).State);
+    }
+
     [Fact]
     public void WithoutCommit_MidStreamSegmentOnB_IsInvalid()
     {

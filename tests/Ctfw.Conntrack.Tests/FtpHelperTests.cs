@@ -9,7 +9,7 @@ namespace Ctfw.Conntrack.Tests;
 /// PORT/EPRT command or a 227/229 reply announces is RELATED (status EXPECTED) with the control
 /// connection as master, under the kernel's rules for where in a segment a command is read.
 /// </summary>
-public class FtpHelperTests
+public partial class FtpHelperTests
 {
     /// <summary>Client 10.99.1.2:40000 (or fd99:1::2) talks to the server's port 21.</summary>
     private sealed class FtpSession : IDisposable

@@ -303,7 +303,8 @@ public class KernelAdoptTests
         { "directional-zone", 1 },
         { "ip-version-5", 1 },
         { "icmp-reply-type", 1 },
-        { "sctp", 2 },
+        { "sctp-state-none", 1 },
+        { "sctp-state-9", 1 },
         { "dccp", 2 },
         { "gre-keys", 2 },
         { "icmp-no-inverse", 2 },
@@ -332,7 +333,8 @@ public class KernelAdoptTests
             "directional-zone" => Tcp(h) with { Original = Tcp(h).Original with { Zone = 5 } },
             "ip-version-5" => Tcp(h) with { Original = Tcp(h).Original with { IpVersion = 5 }, Reply = Tcp(h).Reply with { IpVersion = 5 } },
             "icmp-reply-type" => Plain(h, IpProto.Icmp, 7, 0 << 8, CtStatus.Confirmed),
-            "sctp" => Plain(h, IpProto.Sctp, 5000, 5001, Replied),
+            "sctp-state-none" => Plain(h, IpProto.Sctp, 5000, 5001, Replied),
+            "sctp-state-9" => Plain(h, IpProto.Sctp, 5000, 5001, Replied) with { SctpState = SctpState.Max },
             "dccp" => Plain(h, 33, 5000, 5001, Replied),
             "gre-keys" => Plain(h, IpProto.Gre, 0x10, 0x20, Replied),
             "icmp-no-inverse" => new KernelConnection { Original = h.Tuple(IpProto.Icmp, 7, 9 << 8), Reply = h.Tuple(IpProto.Icmp, 7, 9 << 8), TimeoutSeconds = 30 },
@@ -350,16 +352,92 @@ public class KernelAdoptTests
     }
 
     [Fact]
-    public void HelperAndMark_AdoptedWithoutThem_Counted()
+    public void UnknownHelperAndMark_AdoptedWithoutThem_Counted()
     {
         using var h = new Harness();
-        KernelConnection ftp = Tcp(h) with { Helper = "ftp", Mark = 0x42, Status = Replied | KernelStatus.Helper };
-        AdoptResult r = Adopt(h, ftp);
+        KernelConnection sip = Tcp(h) with { Helper = "sip", Mark = 0x42, Status = Replied | KernelStatus.Helper };
+        AdoptResult r = Adopt(h, sip);
         Assert.Equal(1, r.Adopted);
         Assert.Equal(1, r.HelpersDropped);
         Assert.Equal(1, r.MarksDropped);
         Assert.Equal(Replied, h.Flow()!.Value.Status);
+        Assert.Equal(CtHelper.None, h.Flow()!.Value.Helper);
         Assert.Contains("1 lost their helper, 1 their mark", r.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void FtpHelper_Adopted_KeptListedAndExported()
+    {
+        using var h = new Harness();
+        AdoptResult r = Adopt(h, Tcp(h) with { Helper = "ftp", Status = Replied | KernelStatus.Helper });
+        Assert.Equal(1, r.Adopted);
+        Assert.Equal(0, r.HelpersDropped);
+        FlowInfo f = h.Flow()!.Value;
+        Assert.Equal(CtHelper.Ftp, f.Helper);
+        Assert.EndsWith(" [ASSURED] mark=0 helper=ftp use=1", ConntrackListing.Format(f), StringComparison.Ordinal);
+        Assert.Equal("ftp", Assert.Single(h.Engine.ExportConnections(h.Now)).Helper);
+    }
+
+    [Fact]
+    public void FtpHelper_OnUdp_Dropped()
+    {
+        using var h = new Harness();
+        AdoptResult r = Adopt(h, Plain(h, IpProto.Udp, 1000, 21, Replied) with { Helper = "ftp" });
+        Assert.Equal(1, r.HelpersDropped);
+        Assert.Equal(CtHelper.None, h.Engine.Snapshot(h.Now)[0].Helper);
+    }
+
+    [Fact]
+    public void Sctp_Adopted_StateAndVtagsKeptAndExported()
+    {
+        using var h = new Harness();
+        KernelConnection c = Plain(h, IpProto.Sctp, 5000, 5001, Replied, timeout: 210) with
+        {
+            SctpState = SctpState.Established,
+            SctpVtagOriginal = 0x11223344,
+            SctpVtagReply = 0xA1B2C3D4,
+        };
+        Assert.Equal(1, Adopt(h, c).Adopted);
+        FlowInfo f = Assert.Single(h.Engine.Snapshot(h.Now));
+        Assert.Equal(SctpState.Established, f.SctpState);
+        Assert.Equal(0x11223344u, f.SctpVtagOriginal);
+        Assert.Equal(0xA1B2C3D4u, f.SctpVtagReply);
+        KernelConnection back = Assert.Single(h.Engine.ExportConnections(h.Now));
+        Assert.Equal((c.SctpState, c.SctpVtagOriginal, c.SctpVtagReply), (back.SctpState, back.SctpVtagOriginal, back.SctpVtagReply));
+    }
+
+    [Fact]
+    public void Expected_WithMaster_MasterKeptAndExportedAfterIt()
+    {
+        using var h = new Harness();
+        KernelConnection master = Tcp(h) with { Helper = "ftp" };
+        ConnTuple dataTuple = h.Tuple(IpProto.Tcp, 20, 50000);
+        dataTuple.TryInvert(out ConnTuple dataReply);
+        var data = new KernelConnection
+        {
+            Original = dataTuple,
+            Reply = dataReply,
+            Status = CtStatus.Expected | CtStatus.Confirmed,
+            TimeoutSeconds = 120,
+            TcpState = TcpState.SynSent,
+            Master = master.Original,
+        };
+        // Offered after its master (as ExportConnections orders them): it learns the master's helper.
+        Assert.Equal(2, Adopt(h, master, data).Adopted);
+        int idx = h.Engine.Table.Lookup(dataTuple, h.Engine.Table.Hash(dataTuple), h.Now, out _);
+        Assert.Equal(CtHelper.Ftp, h.Engine.Table.Helpers![idx].MasterHelper);
+        FlowInfo related = h.Engine.Snapshot(h.Now).Single(f => f.Original == dataTuple);
+        Assert.Equal(master.Original, related.Master);
+        Assert.Contains(" master-src=", ConntrackListing.Format(related), StringComparison.Ordinal);
+        List<KernelConnection> exported = h.Engine.ExportConnections(h.Now);
+        Assert.Equal([master.Original, dataTuple], exported.Select(c => c.Original)); // masters first, whatever the bucket order
+        Assert.Equal(master.Original, exported[1].Master);
+        Assert.Null(exported[0].Master);
+
+        // Offered the other way round: the export still lists the master first.
+        using var h2 = new Harness();
+        Assert.Equal(2, Adopt(h2, data, master).Adopted);
+        Assert.Equal([master.Original, dataTuple], h2.Engine.ExportConnections(h2.Now).Select(c => c.Original));
     }
 
     [Fact]

@@ -53,7 +53,8 @@ public sealed class CtnetlinkCodecTests
 
     private const CtStatus Replied = CtStatus.SeenReply | CtStatus.Assured | CtStatus.Confirmed;
 
-    public static TheoryData<string> Kinds => new() { "tcp4", "tcp6-zone-mark", "udp4", "udplite6", "icmp4", "icmp6", "gre4", "esp6", "tcp4-synsent2" };
+    public static TheoryData<string> Kinds => new() { "tcp4", "tcp6-zone-mark", "udp4", "udplite6", "icmp4", "icmp6", "gre4", "esp6", "tcp4-synsent2",
+        "sctp4", "sctp6-zone", "tcp4-ftp", "tcp4-expected", "udp6-expected-zone" };
 
     private static KernelConnection Sample(string kind) => kind switch
     {
@@ -67,6 +68,11 @@ public sealed class CtnetlinkCodecTests
         "gre4" => Entry(Tuple(IpProto.Gre, false, 0, 0), Replied, 179),
         "esp6" => Entry(Tuple(IpProto.Esp, true, 0, 0), CtStatus.SeenReply | CtStatus.Confirmed, 600),
         "tcp4-synsent2" => Entry(Tuple(IpProto.Tcp, false, 1, 2), CtStatus.Confirmed, 120, TcpState.SynSent2),
+        "sctp4" => Entry(Tuple(IpProto.Sctp, false, 5000, 5001), Replied, 210) with { SctpState = SctpState.Established, SctpVtagOriginal = 0x11223344, SctpVtagReply = 0xA1B2C3D4 },
+        "sctp6-zone" => Entry(Tuple(IpProto.Sctp, true, 5000, 5001, zone: 4), CtStatus.Confirmed, 3) with { SctpState = SctpState.CookieWait, SctpVtagOriginal = 0, SctpVtagReply = 0xFFFFFFFF },
+        "tcp4-ftp" => Entry(Tuple(IpProto.Tcp, false, 40000, 21), Replied, 300, TcpState.Established) with { Helper = "ftp" },
+        "tcp4-expected" => Entry(Tuple(IpProto.Tcp, false, 20, 50000), CtStatus.Expected | CtStatus.Confirmed, 120, TcpState.SynSent) with { Master = Tuple(IpProto.Tcp, false, 40000, 21) },
+        "udp6-expected-zone" => Entry(Tuple(IpProto.Udp, true, 69, 1234, zone: 9), CtStatus.Expected | CtStatus.Confirmed, 30) with { Master = Tuple(IpProto.Udp, true, 1234, 69, zone: 9) },
         _ => throw new ArgumentOutOfRangeException(nameof(kind)),
     };
 
@@ -106,7 +112,39 @@ public sealed class CtnetlinkCodecTests
         Assert.Equal(c.WindowScaleReply, back.WindowScaleReply);
         Assert.Equal(c.TcpFlagsOriginal & KernelConnection.PortableTcpFlags, back.TcpFlagsOriginal);
         Assert.Equal(c.TcpFlagsReply & KernelConnection.PortableTcpFlags, back.TcpFlagsReply);
-        Assert.Null(back.Helper);
+        Assert.Equal(c.Helper, back.Helper);
+        Assert.Equal(c.Master, back.Master);
+        Assert.Equal((c.SctpState, c.SctpVtagOriginal, c.SctpVtagReply), (back.SctpState, back.SctpVtagOriginal, back.SctpVtagReply));
+    }
+
+    [Fact]
+    public void WriteCreate_Sctp_ProtoInfoAsNlattrToSctpReadsIt()
+    {
+        byte[] message = Create(Sample("sctp4"));
+        // CTA_PROTOINFO (nested) { CTA_PROTOINFO_SCTP (nested) { STATE u8 4, VTAG_ORIGINAL be32, VTAG_REPLY be32 } }
+        string hex = Convert.ToHexString(message);
+        Assert.Contains("20000480" + "1C000380" + "0500010004000000" + "0800020011223344" + "08000300A1B2C3D4", hex, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void WriteCreate_HelperAndMaster_HelpNestAndTupleMaster()
+    {
+        string hex = Convert.ToHexString(Create(Sample("tcp4-ftp")));
+        // CTA_HELP (5, nested) { CTA_HELP_NAME "ftp\0" }
+        Assert.Contains("0C000580" + "0800010066747000", hex, StringComparison.Ordinal);
+        hex = Convert.ToHexString(Create(Sample("tcp4-expected")));
+        // CTA_TUPLE_MASTER (14, nested) { CTA_TUPLE_IP { 10.0.0.1 → 10.0.0.2 } CTA_TUPLE_PROTO { 6, 40000 → 21 } }
+        Assert.Contains("34000E80" + "14000180" + "08000100" + "0A000001" + "08000200" + "0A000002" + "1C000280" + "0500010006000000" + "060002009C400000" + "0600030000150000", hex, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void WriteCreate_LargestWithHelperAndMaster_FitsMaxCreateSize()
+    {
+        KernelConnection c = Sample("tcp6-zone-mark") with { Helper = "fifteen-chars-x", Master = Tuple(IpProto.Tcp, true, 1, 2, zone: 7) };
+        byte[] message = Create(c);
+        Assert.Equal(352, message.Length);
+        Assert.True(CtnetlinkCodec.TryParseConnection(message, out KernelConnection back, out string? reason), reason);
+        Assert.Equal((c.Helper, c.Master), (back.Helper, back.Master));
     }
 
     [Fact]
@@ -125,7 +163,8 @@ public sealed class CtnetlinkCodecTests
 
     private static int IndexOf(byte[] haystack, byte[] needle) => haystack.AsSpan().IndexOf(needle);
 
-    public static TheoryData<string> Refusals => new() { "ip-version", "protocols-differ", "directional-zone", "no-time", "tcp-state-none", "tcp-state-10", "wscale-15", "icmp4-in-v6" };
+    public static TheoryData<string> Refusals => new() { "ip-version", "protocols-differ", "directional-zone", "no-time", "tcp-state-none", "tcp-state-10", "wscale-15", "icmp4-in-v6",
+        "sctp-state-none", "sctp-state-9", "helper-16-chars", "helper-empty", "master-v6-of-v4" };
 
     [Theory]
     [MemberData(nameof(Refusals))]
@@ -142,6 +181,11 @@ public sealed class CtnetlinkCodecTests
             "tcp-state-10" => tcp with { TcpState = TcpState.Max },
             "wscale-15" => tcp with { WindowScaleReply = 15 },
             "icmp4-in-v6" => Entry(Tuple(IpProto.Icmp, true, 1, 8 << 8), CtStatus.Confirmed, 30),
+            "sctp-state-none" => Sample("sctp4") with { SctpState = SctpState.None },
+            "sctp-state-9" => Sample("sctp4") with { SctpState = SctpState.Max },
+            "helper-16-chars" => tcp with { Helper = "sixteen-chars-xx" },
+            "helper-empty" => tcp with { Helper = "" },
+            "master-v6-of-v4" => tcp with { Master = Tuple(IpProto.Tcp, true, 1, 21) },
             _ => throw new ArgumentOutOfRangeException(nameof(what)),
         };
         var buffer = new byte[CtnetlinkCodec.MaxCreateSize];

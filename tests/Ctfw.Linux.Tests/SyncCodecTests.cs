@@ -14,7 +14,8 @@ public sealed class SyncCodecTests
 {
     private const CtStatus Replied = CtStatus.SeenReply | CtStatus.Assured | CtStatus.Confirmed;
 
-    public static TheoryData<string> Shapes => ["tcp4", "tcp6", "udp4", "udp6", "icmp", "icmpv6", "gre", "sctp", "zone", "mark", "helper", "snat4", "dnat4", "snat6", "scales"];
+    public static TheoryData<string> Shapes => ["tcp4", "tcp6", "udp4", "udp6", "icmp", "icmpv6", "gre", "sctp", "zone", "mark", "helper", "snat4", "dnat4", "snat6", "scales",
+        "sctp-established", "sctp6-zone", "expected4", "expected6-zone"];
 
     private static KernelConnection Shape(string name) => name switch
     {
@@ -33,6 +34,14 @@ public sealed class SyncCodecTests
         "dnat4" => Nat(Entry(Tuple("10.1.0.1", "192.0.2.8", IpProto.Tcp, 40005, 80), Replied | KernelStatus.DstNat, 300, TcpState.Established), src: "10.2.0.9", srcPort: 8080),
         "snat6" => Nat(Entry(Tuple("fd01::1", "2001:db8::1", IpProto.Tcp, 40006, 443), Replied, 300, TcpState.Established), dst: "2001:db8:ffff::1"),
         "scales" => Entry(Tuple("10.1.0.1", "10.1.0.2", IpProto.Tcp, 40007, 80), Replied, 300, TcpState.Established) with { WindowScaleOriginal = 7, WindowScaleReply = 10 },
+        "sctp-established" => Entry(Tuple("10.1.0.1", "10.1.0.5", IpProto.Sctp, 5000, 5001), Replied, 210) with
+            { SctpState = SctpState.Established, SctpVtagOriginal = 0x11223344, SctpVtagReply = 0xA1B2C3D4 },
+        "sctp6-zone" => Entry(Tuple("fd01::1", "fd01::5", IpProto.Sctp, 5000, 5001, zone: 3), CtStatus.Confirmed, 3) with
+            { SctpState = SctpState.CookieEchoed, SctpVtagOriginal = 1, SctpVtagReply = 0 },
+        "expected4" => Entry(Tuple("10.1.0.2", "10.1.0.1", IpProto.Tcp, 20, 50000), CtStatus.Expected | CtStatus.Confirmed, 120, TcpState.SynSent) with
+            { Master = Tuple("10.1.0.1", "10.1.0.2", IpProto.Tcp, 40003, 21) },
+        "expected6-zone" => Entry(Tuple("fd01::2", "fd01::1", IpProto.Udp, 69, 1234, zone: 5), CtStatus.Expected | CtStatus.Confirmed, 30) with
+            { Master = Tuple("fd01::1", "fd01::2", IpProto.Udp, 1234, 69, zone: 5) },
         _ => throw new ArgumentOutOfRangeException(nameof(name)),
     };
 
@@ -124,6 +133,60 @@ public sealed class SyncCodecTests
         int full = SyncCodec.WriteConnection(buffer, SyncMessageType.New, udp);
         for (int size = 0; size < full; size++)
             Assert.Equal(0, SyncCodec.WriteConnection(buffer[..size], SyncMessageType.New, udp));
+    }
+
+    [Fact]
+    public void Write_SctpAndMaster_AttributesAsConntrackdBuildsThem()
+    {
+        Span<byte> buffer = stackalloc byte[SyncCodec.MaxMessageSize];
+        int n = SyncCodec.WriteConnection(buffer, SyncMessageType.New, Shape("sctp-established"));
+        string hex = Convert.ToHexString(buffer[..n]);
+        // PORT, then SCTP_STATE 4, SCTP_VTAG_ORIG and _REPL in network order (build_l4proto_sctp, ct_build_u32).
+        Assert.Contains("0008000313881389" + "0005001104000000" + "0008001211223344" + "00080013A1B2C3D4", hex, StringComparison.Ordinal);
+        n = SyncCodec.WriteConnection(buffer, SyncMessageType.New, Shape("expected4"));
+        hex = Convert.ToHexString(buffer[..n]);
+        // After TIMEOUT: MASTER_IPV4 (10.1.0.1 → 10.1.0.2), MASTER_L4PROTO 6, MASTER_PORT 40003 → 21.
+        Assert.Contains("00080006" + "00000078" + "000C0008" + "0A0100010A010002" + "0005000A06000000" + "0008000B9C430015", hex, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Read_MasterWithoutItsProtocol_AcceptedWithoutMaster()
+    {
+        byte[] m = Message(0, 0,
+            (SyncCodec.AttrIpv4, [10, 1, 0, 1, 10, 1, 0, 2]),
+            (SyncCodec.AttrL4Proto, [17]),
+            (SyncCodec.AttrPort, [0, 69, 4, 210]),
+            (SyncCodec.AttrMasterIpv4, [10, 1, 0, 2, 10, 1, 0, 1]));
+        Assert.Equal(SyncParse.Ok, SyncCodec.TryReadConnection(m, out _, out KernelConnection c));
+        Assert.Null(c.Master);
+        m = Message(0, 0,
+            (SyncCodec.AttrIpv4, [10, 1, 0, 1, 10, 1, 0, 2]),
+            (SyncCodec.AttrL4Proto, [17]),
+            (SyncCodec.AttrPort, [0, 69, 4, 210]),
+            (SyncCodec.AttrMasterIpv4, [10, 1, 0, 2, 10, 1, 0, 1]),
+            (SyncCodec.AttrMasterL4Proto, [17]));
+        Assert.Equal(SyncParse.Ok, SyncCodec.TryReadConnection(m, out _, out c));
+        Assert.Equal(Tuple("10.1.0.2", "10.1.0.1", IpProto.Udp, 0, 0), c.Master);
+    }
+
+    [Fact]
+    public void Write_LargestWithMaster_FitsMaxMessageSize()
+    {
+        KernelConnection c = Nat(Shape("snat6"), src: "2001:db8:eeee::2", srcPort: 1, dstPort: 2) with
+        {
+            Helper = "netbios-ns",
+            WindowScaleOriginal = 1,
+            Mark = 1,
+            Master = Tuple("fd01::9", "2001:db8::1", IpProto.Tcp, 1, 21),
+        };
+        ConnTuple o = c.Original, r = c.Reply, m = c.Master!.Value;
+        o.Zone = r.Zone = m.Zone = 9;
+        c = c with { Original = o, Reply = r, Master = m };
+        Span<byte> buffer = stackalloc byte[SyncCodec.MaxMessageSize];
+        int n = SyncCodec.WriteConnection(buffer, SyncMessageType.Update, c);
+        Assert.Equal(188 + 36 + 8 + 8, n);
+        Assert.Equal(SyncParse.Ok, SyncCodec.TryReadConnection(buffer[..n], out _, out KernelConnection back));
+        Assert.Equal(c, back);
     }
 
     [Fact]
@@ -238,6 +301,7 @@ public sealed class SyncCodecTests
         Assert.Equal(SyncMessageType.Update, type);
         Assert.Equal(Tuple("10.0.0.1", "10.0.0.2", IpProto.Udp, 40000, 53), c.Original);
         Assert.Equal(Tuple("10.0.0.2", "10.0.0.1", IpProto.Udp, 53, 40000), c.Reply);
+        Assert.Null(c.Master); // MASTER_IPV4 without MASTER_L4PROTO
     }
 
     [Fact]

@@ -26,10 +26,11 @@ internal static class ConntrackCommand
     public static CtfwCommand Create()
     {
         var command = new CtfwCommand("conntrack", "list, count, delete or flush the connection table of a running `ctfw run`",
-            "[-L|-C|-D|-F|-E|-S] [FILTER]... [-o FMT] [-e EVENTS] [--pid N|--control PATH]")
+            "[-L|-C|-D|-F|-E|-S] [expect] [FILTER]... [-o FMT] [-e EVENTS] [--pid N]")
         {
             Details = "The connection table of a running `ctfw run`, as conntrack-tools shows the kernel's: entries on\n"
-                + "stdout, the count line on stderr. Every FILTER given must match.",
+                + "stdout, the count line on stderr. Every FILTER given must match. `-L expect`, `-C expect` and\n"
+                + "`-F expect` work on the expectation table (what FTP/TFTP helpers announced) instead.",
             ExitCodes = StatsCommand.ControlExitCodes,
         };
         (Option<bool> Option, Mode Mode)[] modes =
@@ -53,6 +54,12 @@ internal static class ConntrackCommand
         command.Add(eventMask, "Output");
         var instance = new InstanceOptions();
         instance.AddTo(command);
+        var table = new Argument<string?>("TABLE")
+        {
+            Arity = ArgumentArity.ZeroOrOne,
+            Description = "conntrack (the default) or expect: the expectation table, for -L, -C and -F",
+        };
+        command.Add(table);
 
         command.SetAction(r =>
         {
@@ -89,9 +96,53 @@ internal static class ConntrackCommand
                     return Program.Fail(badMask);
                 extra.AddRange([OutputOptions.EventMaskOption, mask]);
             }
+            switch (r.GetValue(table))
+            {
+                case null or "conntrack":
+                    break;
+                case "expect" or "expectation":
+                    return ExecuteExpect(chosen, filter, extra, instance);
+                case string other when other.StartsWith('-'):
+                    return Program.Fail($"unknown option '{other}' for conntrack");
+                case string other:
+                    return Program.Fail($"unknown table '{other}' (expected conntrack or expect)");
+            }
             return Execute(chosen, filter, extra, instance);
         });
         return command;
+    }
+
+    /// <summary>`-L expect`, `-C expect`, `-F expect`: the expectation table, as conntrack-tools shows the kernel's.</summary>
+    private static int ExecuteExpect(Mode mode, ConntrackFilter filter, List<string> extra, InstanceOptions instance)
+    {
+        if (mode is not (Mode.List or Mode.Count or Mode.Flush))
+            return Program.Fail("the expect table takes -L, -C and -F");
+        if (!filter.IsEmpty)
+            return Program.Fail("the expect table takes no filters");
+        if (extra.Count > 1 && extra[1] != "json")
+            return Program.Fail("-L expect takes -o json only");
+        string? path = instance.Resolve(out string? error, out int exitCode);
+        if (path == null)
+            return StatsCommand.Failed(error!, exitCode);
+        if (mode == Mode.Flush)
+        {
+            if (!ControlClient.TryRequest(path, ControlProtocol.FlushExpect, out string flushed, out error))
+                return StatsCommand.Failed(error!, 1);
+            Console.Error.WriteLine($"ctfw conntrack: expectation table has been emptied ({flushed.Trim()} expectations).");
+            return 0;
+        }
+        string request = extra.Count > 0 ? ControlProtocol.ListExpect + "\t" + string.Join('\t', extra) : ControlProtocol.ListExpect;
+        if (!ControlClient.TryRequest(path, request, out string body, out error))
+            return StatsCommand.Failed(error!, 1);
+        int shown = Lines(body);
+        if (mode == Mode.Count)
+        {
+            Console.Out.WriteLine(shown.ToString(CultureInfo.InvariantCulture));
+            return 0;
+        }
+        Console.Out.Write(body);
+        Console.Error.WriteLine($"ctfw conntrack: {shown} expectations have been shown.");
+        return 0;
     }
 
     private static int Execute(Mode mode, ConntrackFilter filter, List<string> extra, InstanceOptions instance)

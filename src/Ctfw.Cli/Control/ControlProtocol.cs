@@ -16,6 +16,10 @@ internal static class ControlProtocol
     public const string Events = "events";
     /// <summary>`conntrack -S`: one `cpu=N …` line per worker.</summary>
     public const string CpuStats = "cpu-stats";
+    /// <summary>`conntrack -L expect`: one line per live expectation (`--output json` allowed).</summary>
+    public const string ListExpect = "list-expect";
+    /// <summary>`conntrack -F expect`: removes every expectation; body: how many.</summary>
+    public const string FlushExpect = "flush-expect";
 
     /// <summary>`sync SUB`: the state sync (`ctfw sync`), one sub-request word.</summary>
     public const string Sync = "sync";
@@ -44,7 +48,7 @@ internal static class ControlProtocol
     /// </summary>
     public static bool IsReadOnly(string verb, ReadOnlySpan<string> args) => verb switch
     {
-        Stats or List or Events or CpuStats => true,
+        Stats or List or Events or CpuStats or ListExpect => true,
         Rules => !args.Contains(RulesZero),
         Sync => args.Length == 1 && args[0] is SyncStatus or SyncExternal,
         _ => false,

@@ -67,6 +67,9 @@ namespace Ctfw.Cli.Control;
 /// `--event-mask MASK`; `ok`, then event lines (and `lost N` lines) until the client closes
 /// (<see cref="ConntrackEventStream"/>, which takes the connection over).</item>
 /// <item>`cpu-stats` — `conntrack -S`: one `cpu=N found=…` line per worker.</item>
+/// <item>`list-expect [--output json]` — `conntrack -L expect`: one line per live expectation
+/// (<see cref="ConntrackListing.FormatExpectation"/>).</item>
+/// <item>`flush-expect` — `conntrack -F expect`: body: one line, the number of expectations removed.</item>
 /// <item>`sync SUB` — the state sync (<see cref="ControlProtocol.SyncRequests"/>: status, external, commit,
 /// resync, flush, bulk); body: the answer's lines.</item>
 /// <item>`list` and `delete` also take `--output extended|json`.</item>
@@ -557,7 +560,7 @@ internal sealed class ControlServer : IDisposable
     {
         string verb = words.Length == 0 ? "" : words[0];
         ReadOnlySpan<string> args = words.AsSpan(Math.Min(1, words.Length));
-        if ((verb is ControlProtocol.Stats or ControlProtocol.Flush or ControlProtocol.ReloadSysctls or ControlProtocol.ZeroCounters or ControlProtocol.CpuStats) && args.Length > 0)
+        if ((verb is ControlProtocol.Stats or ControlProtocol.Flush or ControlProtocol.ReloadSysctls or ControlProtocol.ZeroCounters or ControlProtocol.CpuStats or ControlProtocol.FlushExpect) && args.Length > 0)
         {
             WriteError(output, $"{verb} takes no arguments");
             return;
@@ -620,6 +623,16 @@ internal sealed class ControlServer : IDisposable
                     foreach (WorkerCounters c in cpus)
                         output.Write(ConntrackListing.FormatCpuStats(c) + "\n");
                     break;
+                case ControlProtocol.ListExpect:
+                    ListExpectations(output, args.ToArray());
+                    break;
+                case ControlProtocol.FlushExpect:
+                    int expectations;
+                    lock (_targetLock)
+                        expectations = _target.FlushExpectations();
+                    LogChange(verb, peer, string.Create(CultureInfo.InvariantCulture, $"{expectations} expectations removed"));
+                    output.Write(string.Create(CultureInfo.InvariantCulture, $"ok\n{expectations}\n"));
+                    break;
                 case ControlProtocol.Sync:
                     if (args.Length != 1)
                     {
@@ -645,7 +658,7 @@ internal sealed class ControlServer : IDisposable
                     WriteError(output, "empty request");
                     break;
                 default:
-                    WriteError(output, $"unknown request '{Shorten(verb)}' (expected {ControlProtocol.Stats}, {ControlProtocol.List}, {ControlProtocol.Flush}, {ControlProtocol.Delete}, {ControlProtocol.Events}, {ControlProtocol.CpuStats}, {ControlProtocol.Reload}, {ControlProtocol.ReloadSysctls}, {ControlProtocol.Rules}, {ControlProtocol.Sync} or {ControlProtocol.ZeroCounters})");
+                    WriteError(output, $"unknown request '{Shorten(verb)}' (expected {ControlProtocol.Stats}, {ControlProtocol.List}, {ControlProtocol.Flush}, {ControlProtocol.Delete}, {ControlProtocol.Events}, {ControlProtocol.CpuStats}, {ControlProtocol.ListExpect}, {ControlProtocol.FlushExpect}, {ControlProtocol.Reload}, {ControlProtocol.ReloadSysctls}, {ControlProtocol.Rules}, {ControlProtocol.Sync} or {ControlProtocol.ZeroCounters})");
                     break;
             }
         }
@@ -744,6 +757,34 @@ internal sealed class ControlServer : IDisposable
                     output.Write(filter.Annotate(flow, nowMs));
                 output.Write('\n');
             }
+        }
+    }
+
+    private void ListExpectations(StreamWriter output, string[] args)
+    {
+        if (OutputOptions.Split(args, allowMask: false, out OutputFormat format, out _, out string[] rest) is string outputError)
+        {
+            WriteError(output, outputError);
+            return;
+        }
+        if (rest.Length > 0)
+        {
+            WriteError(output, $"{ControlProtocol.ListExpect} takes no filters ('{Shorten(rest[0])}')");
+            return;
+        }
+        if (format == OutputFormat.Extended)
+        {
+            WriteError(output, "expectations have no extended format (-o json only)");
+            return;
+        }
+        List<ExpectationInfo> expectations;
+        lock (_targetLock)
+            expectations = _target.Expectations();
+        output.Write("ok\n");
+        foreach (ExpectationInfo x in expectations)
+        {
+            output.Write(format == OutputFormat.Json ? ConntrackListing.FormatExpectationJson(x) : ConntrackListing.FormatExpectation(x));
+            output.Write('\n');
         }
     }
 

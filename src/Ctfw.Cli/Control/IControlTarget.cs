@@ -50,6 +50,12 @@ internal interface IControlTarget
         return null;
     }
 
+    /// <summary>`conntrack -L expect`: the live expectations (<see cref="ConntrackEngine.ListExpectations"/>).</summary>
+    List<ExpectationInfo> Expectations() => [];
+
+    /// <summary>`conntrack -F expect`: removes every expectation; returns how many there were.</summary>
+    int FlushExpectations() => 0;
+
     /// <summary>`conntrack -S`: each worker's counters (<see cref="WorkerCounters"/>).</summary>
     IReadOnlyList<WorkerCounters> WorkerStatistics() => [];
 

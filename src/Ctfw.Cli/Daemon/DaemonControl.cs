@@ -373,6 +373,10 @@ internal sealed class DaemonControl : IControlTarget, IDisposable
         return _engine.Snapshot(nowMs);
     }
 
+    public List<ExpectationInfo> Expectations() => _engine.ListExpectations(DaemonClock.NowMs());
+
+    public int FlushExpectations() => _engine.FlushExpectations(DaemonClock.NowMs());
+
     public int Flush()
     {
         // The kernel stops forwarding past ctfw before the entries go (docs/OFFLOAD.md).

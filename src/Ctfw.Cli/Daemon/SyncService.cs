@@ -240,6 +240,11 @@ internal sealed class SyncService : IDisposable, IConntrackEventSink, ISyncRecei
         Status = f.Status & SyncedStatus,
         TcpState = f.Original.Protocol == IpProto.Tcp ? f.TcpState : TcpState.None,
         TimeoutSeconds = (uint)Math.Clamp((f.TimeoutMs + 999) / 1000, 1, uint.MaxValue),
+        SctpState = f.SctpState,
+        SctpVtagOriginal = f.SctpVtagOriginal,
+        SctpVtagReply = f.SctpVtagReply,
+        Helper = CtHelpers.Name(f.Helper),
+        Master = f.Master,
     };
 
     // ---- the sync thread ----
@@ -529,7 +534,14 @@ internal sealed class SyncService : IDisposable, IConntrackEventSink, ISyncRecei
             {
                 KernelConnection c = x.Connection;
                 long leftMs = Math.Max(0, (TimeoutOf(c) * 1000L) - (now - x.ReceivedMs));
-                var flow = new FlowInfo(c.Original, c.Reply, c.Status, c.TcpState, leftMs);
+                var flow = new FlowInfo(c.Original, c.Reply, c.Status, c.TcpState, leftMs)
+                {
+                    SctpState = c.SctpState,
+                    SctpVtagOriginal = c.SctpVtagOriginal,
+                    SctpVtagReply = c.SctpVtagReply,
+                    Helper = c.Helper is { } name && CtHelpers.TryParse(name, out CtHelper helper, out _) ? helper : CtHelper.None,
+                    Master = c.Master,
+                };
                 lines.Add(ConntrackListing.Format(flow));
             }
         }

@@ -27,6 +27,7 @@ internal static class Ctnetlink
     public const ushort Help = 5;
     public const ushort Timeout = 7;
     public const ushort Mark = 8;
+    public const ushort TupleMaster = 14;
     public const ushort Zone = 18;
 
     // enum ctattr_tuple
@@ -58,6 +59,15 @@ internal static class Ctnetlink
     public const ushort TcpWscaleReply = 3;
     public const ushort TcpFlagsOriginal = 4;
     public const ushort TcpFlagsReply = 5;
+
+    // enum ctattr_protoinfo (SCTP), enum ctattr_protoinfo_sctp
+    public const ushort ProtoInfoSctp = 3;
+    public const ushort SctpState = 1;
+    public const ushort SctpVtagOriginal = 2;
+    public const ushort SctpVtagReply = 3;
+
+    /// <summary>SCTP_CONNTRACK_HEARTBEAT_SENT: the largest state 6.x uses (9, HEARTBEAT_ACKED, is "no longer used").</summary>
+    public const byte MaxSctpState = 8;
 
     // enum ctattr_help
     public const ushort HelpName = 1;

@@ -13,9 +13,11 @@ namespace Ctfw.Linux.Netlink;
 //                              │                              ICMP[V6]_ID (be16), ICMP[V6]_TYPE (u8), ICMP[V6]_CODE (u8)
 //                              └─ CTA_TUPLE_ZONE (be16, a directional zone only)
 //    CTA_ZONE (be16) · CTA_STATUS (be32) · CTA_TIMEOUT (be32 s) · CTA_MARK (be32)
-//    CTA_PROTOINFO (nested) ── CTA_PROTOINFO_TCP (nested) ── STATE (u8), WSCALE_ORIGINAL/REPLY (u8),
-//                                                             FLAGS_ORIGINAL/REPLY ({u8 flags, u8 mask})
+//    CTA_PROTOINFO (nested) ─┬─ CTA_PROTOINFO_TCP (nested) ── STATE (u8), WSCALE_ORIGINAL/REPLY (u8),
+//                            │                                FLAGS_ORIGINAL/REPLY ({u8 flags, u8 mask})
+//                            └─ CTA_PROTOINFO_SCTP (nested) ── STATE (u8), VTAG_ORIGINAL/REPLY (be32)
 //    CTA_HELP (nested) ── CTA_HELP_NAME (NUL-terminated string)
+//    CTA_TUPLE_MASTER (nested, as a tuple): an expected entry's master's ORIGINAL tuple
 //    … counters, timestamps, id, use, labels, secctx, seqadj, synproxy, unknown ids: skipped
 //  Every attribute is a 4-byte nlattr header (host order) and its payload, padded to 4 bytes.
 
@@ -26,8 +28,11 @@ namespace Ctfw.Linux.Netlink;
 /// </summary>
 public static class CtnetlinkCodec
 {
-    /// <summary>No create message is longer (the longest, an IPv6 TCP entry with a zone and a mark, takes 252 bytes).</summary>
-    public const int MaxCreateSize = 256;
+    /// <summary>No create message is longer (the longest, an IPv6 TCP entry with a zone, a mark, a 15-character helper name and a master, takes 352 bytes).</summary>
+    public const int MaxCreateSize = 384;
+
+    /// <summary>CTA_HELP_NAME's limit (NF_CT_HELPER_NAME_LEN, NUL included): a longer name is not sent.</summary>
+    private const int MaxHelperName = 16;
 
     /// <summary>Length of the dump and flush requests (headers only).</summary>
     public const int RequestSize = NetlinkWriter.NfHeaderSize;
@@ -107,6 +112,34 @@ public static class CtnetlinkCodec
             EndNest(destination, tcp, end);
             EndNest(destination, info, end);
         }
+        else if (o.Protocol == IpProto.Sctp)
+        {
+            // nlattr_to_sctp wants all three or answers EINVAL.
+            int info = end;
+            end = BeginNest(destination, end, Ctnetlink.ProtoInfo);
+            int sctp = end;
+            end = BeginNest(destination, end, Ctnetlink.ProtoInfoSctp);
+            end = WriteByte(destination, end, Ctnetlink.SctpState, (byte)connection.SctpState);
+            end = NetlinkWriter.WriteUInt32BigEndian(destination, end, Ctnetlink.SctpVtagOriginal, connection.SctpVtagOriginal);
+            end = NetlinkWriter.WriteUInt32BigEndian(destination, end, Ctnetlink.SctpVtagReply, connection.SctpVtagReply);
+            EndNest(destination, sctp, end);
+            EndNest(destination, info, end);
+        }
+        if (connection.Helper is { } helper)
+        {
+            // The kernel attaches the helper by name (loading nf_conntrack_NAME if it can), or refuses with EOPNOTSUPP.
+            int help = end;
+            end = BeginNest(destination, end, Ctnetlink.Help);
+            int p = NetlinkWriter.WriteAttributeHeader(destination, end, Ctnetlink.HelpName, helper.Length + 1);
+            for (int i = 0; i < helper.Length; i++)
+                destination[p + i] = (byte)helper[i];
+            destination[p + helper.Length] = 0;
+            end = NetlinkWriter.Pad(destination, p + helper.Length + 1);
+            EndNest(destination, help, end);
+        }
+        // The master must be in the kernel's table already (ENOENT otherwise); the kernel sets EXPECTED itself.
+        if (connection.Master is { } master)
+            end = WriteTuple(destination, end, Ctnetlink.TupleMaster, master);
         NetlinkWriter.Finish(destination, 0, end);
         return end;
     }
@@ -132,6 +165,12 @@ public static class CtnetlinkCodec
             if (c.WindowScaleOriginal > Ctnetlink.MaxWindowScale || c.WindowScaleReply > Ctnetlink.MaxWindowScale)
                 return $"TCP window scale {c.WindowScaleOriginal}/{c.WindowScaleReply} above {Ctnetlink.MaxWindowScale}";
         }
+        if (o.Protocol == IpProto.Sctp && (c.SctpState is SctpState.None || (byte)c.SctpState > Ctnetlink.MaxSctpState))
+            return $"SCTP state {(byte)c.SctpState}";
+        if (c.Helper is { } helper && (helper.Length is 0 or >= MaxHelperName || !System.Text.Ascii.IsValid(helper) || helper.Contains('\0')))
+            return $"helper name '{helper}'";
+        if (c.Master is { } master && (master.IpVersion != o.IpVersion || master.Zone != o.Zone))
+            return "master of another family or zone";
         return null;
     }
 
@@ -169,6 +208,9 @@ public static class CtnetlinkCodec
         uint status = 0, timeout = 0, mark = 0;
         var tcp = new TcpInfo();
         string? helper = null;
+        ConnTuple master = default;
+        bool haveMaster = false;
+        int masterZone = -1;
         var attributes = new NetlinkAttributeReader(message[NetlinkWriter.NfHeaderSize..(int)header.Length]);
         while (attributes.TryRead(out ushort type, out ReadOnlySpan<byte> value))
         {
@@ -218,6 +260,14 @@ public static class CtnetlinkCodec
                 case Ctnetlink.Help:
                     helper = ParseHelper(value);
                     break;
+                case Ctnetlink.TupleMaster:
+                    if (!TryParseTuple(value, version, out master, out masterZone, out reason))
+                    {
+                        reason = "CTA_TUPLE_MASTER: " + reason;
+                        return false;
+                    }
+                    haveMaster = true;
+                    break;
             }
         }
         if (attributes.Malformed)
@@ -239,6 +289,10 @@ public static class CtnetlinkCodec
         orig.Zone = (ushort)(origZone >= 0 ? origZone : zone);
         reply.Zone = (ushort)(replyZone >= 0 ? replyZone : zone);
         bool isTcp = orig.Protocol == IpProto.Tcp;
+        bool isSctp = orig.Protocol == IpProto.Sctp;
+        // The kernel dumps the master without a zone: it is the entry's.
+        if (haveMaster)
+            master.Zone = (ushort)(masterZone >= 0 ? masterZone : zone);
         connection = new KernelConnection
         {
             Original = orig,
@@ -252,6 +306,10 @@ public static class CtnetlinkCodec
             TcpFlagsOriginal = isTcp ? tcp.FlagsOriginal : (byte)0,
             TcpFlagsReply = isTcp ? tcp.FlagsReply : (byte)0,
             Helper = helper,
+            Master = haveMaster ? master : null,
+            SctpState = isSctp ? (SctpState)tcp.SctpState : SctpState.None,
+            SctpVtagOriginal = isSctp ? tcp.VtagOriginal : 0,
+            SctpVtagReply = isSctp ? tcp.VtagReply : 0,
         };
         reason = null;
         return true;
@@ -268,9 +326,11 @@ public static class CtnetlinkCodec
         return true;
     }
 
+    /// <summary>CTA_PROTOINFO's fields: TCP's, and SCTP's state and verification tags.</summary>
     private struct TcpInfo
     {
-        public byte State, ScaleOriginal, ScaleReply, FlagsOriginal, FlagsReply;
+        public byte State, ScaleOriginal, ScaleReply, FlagsOriginal, FlagsReply, SctpState;
+        public uint VtagOriginal, VtagReply;
     }
 
     private static bool TryParseTuple(ReadOnlySpan<byte> nest, byte version, out ConnTuple tuple, out int zone, out string? reason)
@@ -412,8 +472,14 @@ public static class CtnetlinkCodec
         var info = new NetlinkAttributeReader(nest);
         while (info.TryRead(out ushort type, out ReadOnlySpan<byte> value))
         {
+            if (type == Ctnetlink.ProtoInfoSctp)
+            {
+                if (!TryParseSctp(value, ref tcp, out reason))
+                    return false;
+                continue;
+            }
             if (type != Ctnetlink.ProtoInfoTcp)
-                continue; // DCCP, SCTP: not tracked here
+                continue; // DCCP: not tracked here
             var fields = new NetlinkAttributeReader(value);
             while (fields.TryRead(out ushort field, out ReadOnlySpan<byte> v))
             {
@@ -455,6 +521,34 @@ public static class CtnetlinkCodec
         }
         reason = null;
         return true;
+    }
+
+    private static bool TryParseSctp(ReadOnlySpan<byte> nest, ref TcpInfo info, out string? reason)
+    {
+        var fields = new NetlinkAttributeReader(nest);
+        while (fields.TryRead(out ushort field, out ReadOnlySpan<byte> v))
+        {
+            int need = field == Ctnetlink.SctpState ? 1 : 4;
+            if (field is >= Ctnetlink.SctpState and <= Ctnetlink.SctpVtagReply && v.Length < need)
+            {
+                reason = $"CTA_PROTOINFO_SCTP attribute {field} of {v.Length} bytes";
+                return false;
+            }
+            switch (field)
+            {
+                case Ctnetlink.SctpState:
+                    info.SctpState = v[0];
+                    break;
+                case Ctnetlink.SctpVtagOriginal:
+                    info.VtagOriginal = BinaryPrimitives.ReadUInt32BigEndian(v);
+                    break;
+                case Ctnetlink.SctpVtagReply:
+                    info.VtagReply = BinaryPrimitives.ReadUInt32BigEndian(v);
+                    break;
+            }
+        }
+        reason = fields.Malformed ? "CTA_PROTOINFO_SCTP runs past its nest" : null;
+        return reason == null;
     }
 
     /// <summary>CTA_HELP_NAME up to its NUL; null when absent or empty (an empty name means "no helper").</summary>

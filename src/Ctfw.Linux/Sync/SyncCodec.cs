@@ -15,9 +15,11 @@ namespace Ctfw.Linux.Sync;
 /// </code>
 /// Every length is exact per type (the receiver drops the whole message otherwise) and types ≥ 33 are
 /// unknown to 1.4.7, so only these are written, in build.c's order: IPV4|IPV6, STATUS, L4PROTO, then
-/// PORT + TCP_STATE (+ WSCALE when either scale is set) or ICMP_TYPE/CODE/ID, TIMEOUT (when non-zero),
-/// MARK (when non-zero), SNAT/DNAT/SPAT/DPAT when the reply tuple is not the inverse of the original
-/// one, HELPER_NAME, ZONE (when non-zero).
+/// PORT + TCP_STATE (+ WSCALE when either scale is set), PORT + SCTP_STATE + SCTP_VTAG_ORIG/REPL
+/// (network order, as ct_build_u32 sends them), or ICMP_TYPE/CODE/ID, TIMEOUT (when non-zero),
+/// MARK (when non-zero), MASTER_IPV4|IPV6 + MASTER_L4PROTO (+ MASTER_PORT) for an expected entry,
+/// SNAT/DNAT/SPAT/DPAT when the reply tuple is not the inverse of the original one, HELPER_NAME,
+/// ZONE (when non-zero). The master has no zone of its own on the wire: it is the entry's.
 /// <para>
 /// Byte-order trap: conntrackd applies htons() to SPAT_PORT, DPAT_PORT and ICMP_ID values that are
 /// already in network order, so on the wire they are in the sender's host order. Every deployed
@@ -37,10 +39,17 @@ public static class SyncCodec
     public const int AttrStatus = 5;
     public const int AttrTimeout = 6;
     public const int AttrMark = 7;
+    public const int AttrMasterIpv4 = 8;
+    public const int AttrMasterIpv6 = 9;
+    public const int AttrMasterL4Proto = 10;
+    public const int AttrMasterPort = 11;
     public const int AttrSnatIpv4 = 12;
     public const int AttrDnatIpv4 = 13;
     public const int AttrSpatPort = 14;
     public const int AttrDpatPort = 15;
+    public const int AttrSctpState = 17;
+    public const int AttrSctpVtagOrig = 18;
+    public const int AttrSctpVtagRepl = 19;
     public const int AttrIcmpType = 22;
     public const int AttrIcmpCode = 23;
     public const int AttrIcmpId = 24;
@@ -55,8 +64,8 @@ public static class SyncCodec
     /// <summary>NTA_MAX of conntrackd 1.4.7: an attribute type at or above it makes the receiver drop the message.</summary>
     public const int AttrMax = 33;
 
-    /// <summary>The largest message <see cref="WriteConnection"/> produces (IPv6, TCP, both NATs, helper, zone).</summary>
-    public const int MaxMessageSize = 192;
+    /// <summary>The largest message <see cref="WriteConnection"/> produces (IPv6, TCP, both NATs, a master, helper, zone: 244 bytes).</summary>
+    public const int MaxMessageSize = 256;
 
     /// <summary>HELPER_NAME: conntrackd caps nta_len at NFCT_HELPER_NAME_MAX (16), so at most 11 characters + NUL.</summary>
     private const int MaxHelperAttrLength = 16;
@@ -133,6 +142,12 @@ public static class SyncCodec
                     w.U8(AttrTcpWscaleRepl, c.WindowScaleReply);
                 }
             }
+            else if (o.Protocol == IpProto.Sctp && c.SctpState != SctpState.None)
+            {
+                w.U8(AttrSctpState, (byte)c.SctpState);
+                w.U32(AttrSctpVtagOrig, c.SctpVtagOriginal);
+                w.U32(AttrSctpVtagRepl, c.SctpVtagReply);
+            }
         }
         else if (icmp)
         {
@@ -145,6 +160,36 @@ public static class SyncCodec
             w.U32(AttrTimeout, c.TimeoutSeconds);
         if (c.Mark != 0)
             w.U32(AttrMark, c.Mark);
+
+        if (c.Master is { } m)
+        {
+            if (m.IpVersion != o.IpVersion)
+                return 0;
+            Span<byte> a = w.Put(v6 ? AttrMasterIpv6 : AttrMasterIpv4, v6 ? 32 : 8);
+            if (!a.IsEmpty)
+            {
+                if (v6)
+                {
+                    m.Src.WriteV6(a);
+                    m.Dst.WriteV6(a[16..]);
+                }
+                else
+                {
+                    BinaryPrimitives.WriteUInt32BigEndian(a, m.Src.V4);
+                    BinaryPrimitives.WriteUInt32BigEndian(a[4..], m.Dst.V4);
+                }
+            }
+            w.U8(AttrMasterL4Proto, m.Protocol);
+            if (ConnTuple.HasPorts(m.Protocol))
+            {
+                Span<byte> p = w.Put(AttrMasterPort, 4);
+                if (!p.IsEmpty)
+                {
+                    BinaryPrimitives.WriteUInt16BigEndian(p, m.SrcId);
+                    BinaryPrimitives.WriteUInt16BigEndian(p[2..], m.DstId);
+                }
+            }
+        }
 
         if (!o.TryInvert(out ConnTuple inverse))
             inverse = r;   // ICMP types with no inverse: nothing to compare, no NAT said.
@@ -250,6 +295,10 @@ public static class SyncCodec
         byte tcpState = 0, wsOrig = 0, wsRepl = 0;
         ushort zone = 0;
         string? helper = null;
+        byte sctpState = 0;
+        uint vtagOrig = 0, vtagRepl = 0;
+        ConnTuple master = default;
+        bool haveMaster = false, haveMasterProto = false;
 
         ReadOnlySpan<byte> rest = message[SyncWire.HeaderSize..];
         // parse.c: attributes are read while more than a bare TLV header remains; a shorter tail is ignored.
@@ -339,8 +388,31 @@ public static class SyncCodec
                 case AttrTcpWscaleRepl: wsRepl = v[0]; break;
                 case AttrHelperName: helper = ReadHelper(v); break;
                 case AttrZone: zone = BinaryPrimitives.ReadUInt16BigEndian(v); break;
+                case AttrSctpState: sctpState = v[0]; break;
+                case AttrSctpVtagOrig: vtagOrig = BinaryPrimitives.ReadUInt32BigEndian(v); break;
+                case AttrSctpVtagRepl: vtagRepl = BinaryPrimitives.ReadUInt32BigEndian(v); break;
+                case AttrMasterIpv4:
+                    master.Src = IpAddress.FromV4(v);
+                    master.Dst = IpAddress.FromV4(v[4..]);
+                    master.IpVersion = 4;
+                    haveMaster = true;
+                    break;
+                case AttrMasterIpv6:
+                    master.Src = IpAddress.FromV6(v);
+                    master.Dst = IpAddress.FromV6(v[16..]);
+                    master.IpVersion = 6;
+                    haveMaster = true;
+                    break;
+                case AttrMasterL4Proto:
+                    master.Protocol = v[0];
+                    haveMasterProto = true;
+                    break;
+                case AttrMasterPort:
+                    master.SrcId = BinaryPrimitives.ReadUInt16BigEndian(v);
+                    master.DstId = BinaryPrimitives.ReadUInt16BigEndian(v[2..]);
+                    break;
                 default:
-                    // MASTER_*, NAT_SEQ_ADJ, SCTP/DCCP state, LABELS, SYNPROXY: valid, not kept by ctfw.
+                    // NAT_SEQ_ADJ, DCCP state, LABELS, SYNPROXY: valid, not kept by ctfw.
                     break;
             }
             int step = (len + 3) & ~3;
@@ -382,6 +454,9 @@ public static class SyncCodec
             return SyncParse.Malformed;
         }
         o.Zone = zone;
+        // conntrackd takes each MASTER_* attribute alone; a master is only of use whole and of the entry's family.
+        haveMaster &= haveMasterProto && master.IpVersion == o.IpVersion;
+        master.Zone = zone;
         if (!o.TryInvert(out ConnTuple r))
         {
             error = SyncError.NotInvertible;
@@ -407,6 +482,10 @@ public static class SyncCodec
             WindowScaleOriginal = wsOrig,
             WindowScaleReply = wsRepl,
             Helper = helper,
+            Master = haveMaster ? master : null,
+            SctpState = o.Protocol == IpProto.Sctp ? (SctpState)sctpState : SctpState.None,
+            SctpVtagOriginal = o.Protocol == IpProto.Sctp ? vtagOrig : 0,
+            SctpVtagReply = o.Protocol == IpProto.Sctp ? vtagRepl : 0,
         };
         return SyncParse.Ok;
     }

@@ -65,6 +65,39 @@ public sealed class ControlCommandTests : IDisposable
     }
 
     [Fact]
+    public void ConntrackListExpect_LinesOnStdout_CountOnStderr_CountAndFlush()
+    {
+        _target.ExpectationList.Add(ControlServerTests.FtpExpectation());
+        using ControlServer own = StartOwn();
+        var (code, output, err) = Run("conntrack", "-L", "expect");
+        Assert.Equal(0, code);
+        Assert.StartsWith("299 proto=6 src=10.0.0.1 dst=10.0.0.2 sport=0 dport=50000 mask-src=", output, StringComparison.Ordinal);
+        Assert.EndsWith(" class=0 helper=ftp\n", output, StringComparison.Ordinal);
+        Assert.Equal("ctfw conntrack: 1 expectations have been shown.\n", err);
+        (code, output, _) = Run("conntrack", "-L", "expect", "-o", "json");
+        Assert.Equal(0, code);
+        Assert.StartsWith("{\"family\":\"ipv4\"", output, StringComparison.Ordinal);
+        (code, output, _) = Run("conntrack", "-C", "expect");
+        Assert.Equal((0, "1\n"), (code, output));
+        (code, _, err) = Run("conntrack", "-F", "expect");
+        Assert.Equal(0, code);
+        Assert.Equal("ctfw conntrack: expectation table has been emptied (1 expectations).\n", err);
+        Assert.Empty(_target.ExpectationList);
+    }
+
+    [Theory]
+    [InlineData("ctfw: the expect table takes -L, -C and -F\n", "conntrack", "-E", "expect")]
+    [InlineData("ctfw: the expect table takes no filters\n", "conntrack", "-L", "expect", "-p", "tcp")]
+    [InlineData("ctfw: -L expect takes -o json only\n", "conntrack", "-L", "expect", "-o", "extended")]
+    [InlineData("ctfw: unknown table 'expectations' (expected conntrack or expect)\n", "conntrack", "-L", "expectations")]
+    public void ConntrackExpect_BadUse_OneLineWhy(string message, params string[] args)
+    {
+        var (code, _, err) = Run(args);
+        Assert.NotEqual(0, code);
+        Assert.Equal(message, err);
+    }
+
+    [Fact]
     public void FindRunning_LiveAndDead_DeadLeftInPlace()
     {
         // Readers never delete: `ctfw stats` run by anyone leaves a dead daemon's socket for the next `ctfw run` on it.
@@ -202,7 +235,7 @@ public sealed class ControlCommandTests : IDisposable
     [InlineData("use one of -L, -C, -D and -F", "conntrack", "-L", "-F")]
     [InlineData("-F empties the whole table; filters apply to -L and -C", "conntrack", "-F", "-p", "tcp")]
     [InlineData("unknown option '--frob' for conntrack", "conntrack", "--frob")]
-    [InlineData("unknown option 'tcp' for conntrack", "conntrack", "-L", "tcp")]
+    [InlineData("unknown table 'tcp' (expected conntrack or expect)", "conntrack", "-L", "tcp")]
     [InlineData("-p tcpx: expected", "conntrack", "-p", "tcpx")]
     [InlineData("option --dport needs a value", "conntrack", "--dport")]
     [InlineData("--state is a TCP state and cannot match udp entries", "conntrack", "-p", "udp", "--state", "ESTABLISHED")]

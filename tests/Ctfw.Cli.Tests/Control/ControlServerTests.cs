@@ -4,6 +4,7 @@ using System.Runtime.Versioning;
 using System.Text;
 using Ctfw.Cli.Control;
 using Ctfw.Conntrack;
+using Ctfw.Packets;
 
 namespace Ctfw.Cli.Tests.Control;
 
@@ -81,6 +82,31 @@ public sealed class ControlServerTests : IDisposable
         string body = Request(SocketPath, "list");
         Assert.Equal(ConntrackListing.Format(tcp) + "\n" + ConntrackListing.Format(udp) + "\n", body);
         Assert.StartsWith("tcp      6 431999 ESTABLISHED src=10.0.0.1 dst=10.0.0.2 sport=40000 dport=80 src=10.0.0.2 dst=10.0.0.1 sport=80 dport=40000 [ASSURED]", body);
+    }
+
+    internal static ExpectationInfo FtpExpectation(long timeoutMs = 299_500)
+    {
+        Assert.True(IpAddress.TryParse("10.0.0.1", out IpAddress client, out _));
+        Assert.True(IpAddress.TryParse("10.0.0.2", out IpAddress server, out _));
+        var expected = new ConnTuple { Src = client, Dst = server, SrcId = 0, DstId = 50000, Protocol = IpProto.Tcp, IpVersion = 4 };
+        var master = new ConnTuple { Src = client, Dst = server, SrcId = 40000, DstId = 21, Protocol = IpProto.Tcp, IpVersion = 4 };
+        return new ExpectationInfo(expected, master, CtHelper.Ftp, timeoutMs);
+    }
+
+    [Fact]
+    public void ListExpect_ConntrackToolsLines_JsonAndFlush()
+    {
+        _target.ExpectationList.Add(FtpExpectation());
+        using var server = ControlServer.Start(SocketPath, _target);
+        Assert.Equal("299 proto=6 src=10.0.0.1 dst=10.0.0.2 sport=0 dport=50000 mask-src=255.255.255.255 mask-dst=255.255.255.255 sport=0 dport=65535 "
+            + "master-src=10.0.0.1 master-dst=10.0.0.2 sport=40000 dport=21 class=0 helper=ftp\n", Request(SocketPath, ControlProtocol.ListExpect));
+        Assert.StartsWith("{\"family\":\"ipv4\",\"protocol\":\"tcp\"", Request(SocketPath, "list-expect\t--output\tjson"), StringComparison.Ordinal);
+        Assert.Equal("error: list-expect takes no filters ('-p')\n", RawExchange(SocketPath, "list-expect\t-p\ttcp\n"u8.ToArray()));
+        Assert.Equal("error: expectations have no extended format (-o json only)\n", RawExchange(SocketPath, "list-expect\t--output\textended\n"u8.ToArray()));
+        Assert.Equal("1\n", Request(SocketPath, ControlProtocol.FlushExpect));
+        Assert.Equal("", Request(SocketPath, ControlProtocol.ListExpect));
+        Assert.True(ControlProtocol.IsReadOnly(ControlProtocol.ListExpect, []));
+        Assert.False(ControlProtocol.IsReadOnly(ControlProtocol.FlushExpect, []));
     }
 
     [Fact]
@@ -179,7 +205,7 @@ public sealed class ControlServerTests : IDisposable
     }
 
     [Theory]
-    [InlineData("frobnicate\n", "error: unknown request 'frobnicate' (expected stats, list, flush, delete, events, cpu-stats, reload, reload-sysctls, rules, sync or zero-counters)\n")]
+    [InlineData("frobnicate\n", "error: unknown request 'frobnicate' (expected stats, list, flush, delete, events, cpu-stats, list-expect, flush-expect, reload, reload-sysctls, rules, sync or zero-counters)\n")]
     [InlineData("\n", "error: empty request\n")]
     [InlineData("stats\textra\n", "error: stats takes no arguments\n")]
     [InlineData("flush now\n", "error: flush takes no arguments\n")]
@@ -188,7 +214,7 @@ public sealed class ControlServerTests : IDisposable
     [InlineData("sync\n", "error: sync takes one of status, external, commit, resync, flush, bulk\n")]
     [InlineData("sync\tstatus\tnow\n", "error: sync takes one of status, external, commit, resync, flush, bulk\n")]
     [InlineData("sync\tcommit\n", "error: state sync is off (start ctfw run with --sync ftfw)\n")]
-    [InlineData("STATS\n", "error: unknown request 'STATS' (expected stats, list, flush, delete, events, cpu-stats, reload, reload-sysctls, rules, sync or zero-counters)\n")]
+    [InlineData("STATS\n", "error: unknown request 'STATS' (expected stats, list, flush, delete, events, cpu-stats, list-expect, flush-expect, reload, reload-sysctls, rules, sync or zero-counters)\n")]
     public void BadRequest_ErrorLine_ServerKeepsServing(string request, string answer)
     {
         _target.Counters.Add(new("packets", 7));

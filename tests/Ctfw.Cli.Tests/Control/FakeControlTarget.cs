@@ -50,6 +50,25 @@ internal sealed class FakeControlTarget : IControlTarget
         return false;
     }
 
+    /// <summary>What `list-expect` lists; `flush-expect` empties it.</summary>
+    public List<ExpectationInfo> ExpectationList { get; } = [];
+
+    public List<ExpectationInfo> Expectations()
+    {
+        lock (_lock)
+            return [.. ExpectationList];
+    }
+
+    public int FlushExpectations()
+    {
+        lock (_lock)
+        {
+            int n = ExpectationList.Count;
+            ExpectationList.Clear();
+            return n;
+        }
+    }
+
     /// <summary>What `cpu-stats` lists.</summary>
     public List<WorkerCounters> Workers { get; } = [];
 
