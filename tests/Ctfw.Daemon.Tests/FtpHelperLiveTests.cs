@@ -115,6 +115,15 @@ public sealed class FtpHelperLiveTests : IDisposable
             Assert.True(stats.GetValueOrDefault("state.RELATED") >= 8, $"RELATED packets: {stats.GetValueOrDefault("state.RELATED")}");
             Assert.Equal(0, stats.GetValueOrDefault("verdict.drop"));
 
+            // ctfw's table still holds the closed connections (TIME_WAIT): the control connections
+            // with their helper, the data connections with their master (the control connection).
+            ToolResult list = CtfwProcess.Run(TimeSpan.FromSeconds(30), "conntrack", "-L", "--control", Control);
+            Assert.True(list.ExitCode == 0, list.StdErr);
+            string[] lines = list.StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            Assert.Contains(lines, l => l.Contains("dport=21 ", StringComparison.Ordinal) && l.Contains(" helper=ftp ", StringComparison.Ordinal));
+            Assert.Contains(lines, l => l.Contains("master-dport=21", StringComparison.Ordinal) && !l.Contains("dport=21 ", StringComparison.Ordinal));
+            Assert.Contains(lines, l => l.StartsWith("udp", StringComparison.Ordinal) && l.Contains("master-dport=69", StringComparison.Ordinal));
+
             ctfw.Signal(ChildProcess.SigTerm);
             Assert.Equal(0, ctfw.WaitForExit(TimeSpan.FromSeconds(20)));
         }
