@@ -60,6 +60,12 @@ internal static class PrivateStatus
     public const uint Bypassed = 1u << 27;
     /// <summary>The kernel refused the flow's elements (a full set, say): not nominated again until the offload manager clears it.</summary>
     public const uint OffloadRefused = 1u << 28;
+    /// <summary>
+    /// The entry's helper slot matters on the packet path: it has a helper, or a master whose helper
+    /// `-m helper` reads. Set before the entry is published, never cleared; packets of other entries
+    /// then never touch the helper array (one cold cache line each on a big table).
+    /// </summary>
+    public const uint Helped = 1u << 29;
 
     public const uint Reported = 0xFFFF;
 }

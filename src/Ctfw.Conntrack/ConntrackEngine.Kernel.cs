@@ -251,6 +251,8 @@ public sealed partial class ConntrackEngine
             e.Sctp.Vtag1 = c.SctpVtagReply;
         }
         bool helperKept = AdoptHelper(idx, c, now);
+        if (Table.Helpers is { } adopted && (adopted[idx].Helper != CtHelper.None || adopted[idx].MasterHelper != CtHelper.None))
+            e.Status |= PrivateStatus.Helped; // not yet published: a plain OR
         e.NextOrig = 0;
         e.NextReply = 0;
         e.TimerNext = -1;

@@ -364,7 +364,9 @@ public sealed partial class ConntrackEngine
         ref ConnEntry e = ref Table.Entries[idx];
         // Private to this thread until TryInsert links it (its CAS publishes everything below).
         e.Orig = t;
-        e.Status = BinaryPrimitives.ReadUInt32LittleEndian(r[48..]);
+        e.Status = BinaryPrimitives.ReadUInt32LittleEndian(r[48..]) & ~PrivateStatus.Helped;
+        if (helped && (Table.Helpers![idx].Helper != CtHelper.None || Table.Helpers[idx].MasterHelper != CtHelper.None))
+            e.Status |= PrivateStatus.Helped;
         e.Deadline = now + left;
         e.Tcp = default;
         if (t.Protocol == IpProto.Tcp)

@@ -23,12 +23,15 @@ public sealed partial class ConntrackWorker
             h.MasterHelper = _table.Helpers![master].Helper;
             // TryTake saw the master live in this worker's epoch: its slot is not reused before we leave it.
             h.MasterOrig = _table.Entries[master].Orig;
-            return (uint)CtStatus.Expected;
+            return (uint)CtStatus.Expected | PrivateStatus.Helped;
         }
         CtHelper helper = ctx.Helper;
         if (helper != CtHelper.None
             && (helper == CtHelper.Ftp ? p.Protocol == IpProto.Tcp : p.Protocol == IpProto.Udp))
+        {
             h.Helper = helper;
+            return PrivateStatus.Helped;
+        }
         return 0;
     }
 

@@ -533,7 +533,7 @@ public sealed partial class ConntrackWorker : IDisposable
         uint after = Volatile.Read(ref e.Status); // after the tracker's ORs: fresh read
         r.Status = (CtStatus)(after & 0xFFFF);
         bool helped = false;
-        if (_table.Helpers is { } helpers) // benign race: set once, never cleared
+        if ((after & PrivateStatus.Helped) != 0 && _table.Helpers is { } helpers) // set before publication, with the slot
         {
             ref HelperSlot slot = ref helpers[idx];
             r.MasterHelper = slot.MasterHelper; // written before the entry was published
@@ -729,7 +729,7 @@ public sealed partial class ConntrackWorker : IDisposable
         r.State = (e.Status & (uint)CtStatus.Expected) != 0 ? CtState.Related : CtState.New;
         r.Direction = CtDirection.Original;
         r.Status = (CtStatus)(e.Status & 0xFFFF);
-        if (_table.Helpers is { } h)
+        if ((e.Status & PrivateStatus.Helped) != 0 && _table.Helpers is { } h)
         {
             r.MasterHelper = h[idx].MasterHelper;
             if (h[idx].Helper == CtHelper.Tftp && !TftpNew(packet, idx, ref e, p, now, ref r))
