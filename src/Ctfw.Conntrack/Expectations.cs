@@ -129,36 +129,41 @@ internal sealed class Expectations
             return false;
         int b = Bucket(t);
         Lock();
-        int prev = 0;
-        int cur = _buckets[b];
         bool found = false;
+        int cur = FindLive(b, t, now, out int prev);
+        // The kernel gives up here (NULL) when the master is unconfirmed, the expectation stays.
+        if (cur != 0 && MasterLive(_slots[cur - 1], now, needConfirmed: true))
+        {
+            master = _slots[cur - 1].Master;
+            masterGeneration = _slots[cur - 1].MasterGeneration;
+            Unlink(b, prev, cur);
+            found = true;
+        }
+        Unlock();
+        return found;
+    }
+
+    /// <summary>
+    /// The first live expectation in bucket <paramref name="b"/> that <paramref name="t"/> matches
+    /// (index + 1, and the slot before it in the chain), or 0; dead ones met on the way are unlinked. Locked.
+    /// </summary>
+    private int FindLive(int b, in ConnTuple t, long now, out int prev)
+    {
+        prev = 0;
+        int cur = _buckets[b];
         while (cur != 0)
         {
             ref Slot s = ref _slots[cur - 1];
             int next = s.Next;
             if (Dead(s, now))
-            {
                 Unlink(b, prev, cur);
-                cur = next;
-                continue;
-            }
-            if (Matches(s.Tuple, t))
-            {
-                // The kernel gives up here (NULL) when the master is unconfirmed, the expectation stays.
-                if (MasterLive(s, now, needConfirmed: true))
-                {
-                    master = s.Master;
-                    masterGeneration = s.MasterGeneration;
-                    Unlink(b, prev, cur);
-                    found = true;
-                }
-                break;
-            }
-            prev = cur;
+            else if (Matches(s.Tuple, t))
+                return cur;
+            else
+                prev = cur;
             cur = next;
         }
-        Unlock();
-        return found;
+        return 0;
     }
 
     /// <summary>Removes slot <paramref name="cur"/> (index + 1) from bucket <paramref name="b"/> after <paramref name="prev"/>, and from its master's list. Locked.</summary>
@@ -202,28 +207,11 @@ internal sealed class Expectations
         Lock();
         try
         {
-            int prev = 0;
-            int cur = _buckets[b];
-            while (cur != 0)
+            for (int cur; (cur = FindLive(b, t, now, out int prev)) != 0;)
             {
-                ref Slot s = ref _slots[cur - 1];
-                int next = s.Next;
-                if (Dead(s, now))
-                {
-                    Unlink(b, prev, cur);
-                    cur = next;
-                    continue;
-                }
-                if (Matches(s.Tuple, t))
-                {
-                    if (s.Master != master || s.MasterGeneration != generation)
-                        return ExpectResult.Clash;
-                    Unlink(b, prev, cur); // same master, same tuple: the new one replaces it
-                    cur = next;
-                    continue;
-                }
-                prev = cur;
-                cur = next;
+                if (_slots[cur - 1].Master != master || _slots[cur - 1].MasterGeneration != generation)
+                    return ExpectResult.Clash;
+                Unlink(b, prev, cur); // same master, same tuple: the new one replaces it
             }
             if (maxExpected > 0)
             {

@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Runtime.CompilerServices;
 using Ctfw.Packets;
+using static Ctfw.Packets.SctpChunkTypes;
 
 namespace Ctfw.Conntrack;
 
@@ -27,20 +28,6 @@ internal static class SctpTracker
 {
     public const int CommonHeaderLength = 12;
     private const int InitFixedLength = 16;
-
-    // Chunk types (RFC 9260 §3.2) that the tracker looks at.
-    public const byte Data = 0;
-    public const byte Init = 1;
-    public const byte InitAck = 2;
-    public const byte Heartbeat = 4;
-    public const byte HeartbeatAck = 5;
-    public const byte Abort = 6;
-    public const byte Shutdown = 7;
-    public const byte ShutdownAck = 8;
-    public const byte Error = 9;
-    public const byte CookieEcho = 10;
-    public const byte CookieAck = 11;
-    public const byte ShutdownComplete = 14;
 
     /// <summary>The T bit of ABORT and SHUTDOWN COMPLETE: the sender reflected the peer's tag.</summary>
     private const byte FlagT = 0x01;

@@ -1,6 +1,6 @@
 using static Ctfw.Lab.Network.Side;
 using static Ctfw.Lab.Scenarios.Expect;
-using static Ctfw.Lab.Scenarios.SctpChunkTypes;
+using static Ctfw.Packets.SctpChunkTypes;
 using static Ctfw.Lab.Scenarios.SctpStates;
 
 namespace Ctfw.Lab.Scenarios;

@@ -325,16 +325,8 @@ public static class SyncCodec
             ReadOnlySpan<byte> v = rest.Slice(4, len - 4);
             switch (attr)
             {
-                case AttrIpv4:
-                    o.Src = IpAddress.FromV4(v);
-                    o.Dst = IpAddress.FromV4(v[4..]);
-                    o.IpVersion = 4;
-                    haveAddress = true;
-                    break;
-                case AttrIpv6:
-                    o.Src = IpAddress.FromV6(v);
-                    o.Dst = IpAddress.FromV6(v[16..]);
-                    o.IpVersion = 6;
+                case AttrIpv4 or AttrIpv6:
+                    ReadAddresses(ref o, v, attr == AttrIpv6);
                     haveAddress = true;
                     break;
                 case AttrL4Proto:
@@ -342,8 +334,7 @@ public static class SyncCodec
                     haveProto = true;
                     break;
                 case AttrPort:
-                    o.SrcId = BinaryPrimitives.ReadUInt16BigEndian(v);
-                    o.DstId = BinaryPrimitives.ReadUInt16BigEndian(v[2..]);
+                    ReadPorts(ref o, v);
                     havePorts = true;
                     break;
                 case AttrTcpState: tcpState = v[0]; break;
@@ -391,16 +382,8 @@ public static class SyncCodec
                 case AttrSctpState: sctpState = v[0]; break;
                 case AttrSctpVtagOrig: vtagOrig = BinaryPrimitives.ReadUInt32BigEndian(v); break;
                 case AttrSctpVtagRepl: vtagRepl = BinaryPrimitives.ReadUInt32BigEndian(v); break;
-                case AttrMasterIpv4:
-                    master.Src = IpAddress.FromV4(v);
-                    master.Dst = IpAddress.FromV4(v[4..]);
-                    master.IpVersion = 4;
-                    haveMaster = true;
-                    break;
-                case AttrMasterIpv6:
-                    master.Src = IpAddress.FromV6(v);
-                    master.Dst = IpAddress.FromV6(v[16..]);
-                    master.IpVersion = 6;
+                case AttrMasterIpv4 or AttrMasterIpv6:
+                    ReadAddresses(ref master, v, attr == AttrMasterIpv6);
                     haveMaster = true;
                     break;
                 case AttrMasterL4Proto:
@@ -408,8 +391,7 @@ public static class SyncCodec
                     haveMasterProto = true;
                     break;
                 case AttrMasterPort:
-                    master.SrcId = BinaryPrimitives.ReadUInt16BigEndian(v);
-                    master.DstId = BinaryPrimitives.ReadUInt16BigEndian(v[2..]);
+                    ReadPorts(ref master, v);
                     break;
                 default:
                     // NAT_SEQ_ADJ, DCCP state, LABELS, SYNPROXY: valid, not kept by ctfw.
@@ -503,6 +485,21 @@ public static class SyncCodec
         if (SyncWire.VersionOf(message) != SyncWire.Version)
             return SyncError.BadVersion;
         return SyncError.None;
+    }
+
+    /// <summary>An IPV4/IPV6 (or MASTER_IPV4/IPV6) attribute: source then destination address.</summary>
+    private static void ReadAddresses(ref ConnTuple t, ReadOnlySpan<byte> v, bool v6)
+    {
+        t.Src = v6 ? IpAddress.FromV6(v) : IpAddress.FromV4(v);
+        t.Dst = v6 ? IpAddress.FromV6(v[16..]) : IpAddress.FromV4(v[4..]);
+        t.IpVersion = (byte)(v6 ? 6 : 4);
+    }
+
+    /// <summary>A PORT (or MASTER_PORT) attribute: source then destination port.</summary>
+    private static void ReadPorts(ref ConnTuple t, ReadOnlySpan<byte> v)
+    {
+        t.SrcId = BinaryPrimitives.ReadUInt16BigEndian(v);
+        t.DstId = BinaryPrimitives.ReadUInt16BigEndian(v[2..]);
     }
 
     private static string? ReadHelper(ReadOnlySpan<byte> v)
